@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs every system package the build, the tests, the demo and the benchmarks need.
+# Debian/Ubuntu, as root. Safe to run again.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps.sh: must run as root (apt-get install)" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
+    iproute2 ethtool iptables iputils-ping procps psmisc \
+    curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump \
+    python3 python3-scapy
+
+# The BPF C code includes <asm/types.h>; on Debian that lives under the multiarch dir.
+arch_inc="/usr/include/$(gcc -dumpmachine)"
+if [ -d "$arch_inc/asm" ] && [ ! -e /usr/include/asm ]; then
+    ln -s "$arch_inc/asm" /usr/include/asm
+fi
+
+rustup component add rustfmt clippy >/dev/null 2>&1 || true

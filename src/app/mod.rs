@@ -1,0 +1,206 @@
+//! Applications: what runs on top of an established connection.
+//!
+//! The engine calls an [`App`] on connection events and hands it an [`Io`] through which it
+//! writes (into the connection's send buffer), half-closes, closes or aborts. The app keeps its
+//! per-connection state in [`App::State`], stored inside the engine's connection entry.
+//!
+//! Flow control reaches the app both ways: [`App::on_data`] returns how many bytes it consumed
+//! (the rest stays in the receive buffer and shrinks the advertised window, and is offered again
+//! later), and [`Io::write`] accepts only what fits in the send buffer ([`App::on_writable`]
+//! tells when there is room again).
+
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use crate::tcp::{ConnId, FourTuple};
+use crate::time::Instant;
+
+/// How far the application has shut its side of the connection. Only ever escalates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Shutdown {
+    /// Both directions open.
+    #[default]
+    Open,
+    /// Half-close: send a FIN after the queued data, keep receiving (`shutdown(SHUT_WR)`).
+    Write,
+    /// Close: send a FIN after the queued data; data that still arrives is refused.
+    Close,
+    /// Abort: send a RST now and drop everything queued.
+    Abort,
+}
+
+/// Why a connection ended, as told to [`App::on_closed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both FINs were exchanged and acknowledged (or we are in TIME-WAIT).
+    Normal,
+    /// The peer reset the connection.
+    Reset,
+    /// The peer refused our active open with a RST.
+    Refused,
+    /// The retransmission retry limit was reached; we sent a RST.
+    TimedOut,
+    /// Keepalive probes went unanswered; we sent a RST.
+    KeepaliveTimeout,
+    /// We aborted (the app asked for it, or it closed with unread data arriving).
+    Aborted,
+}
+
+/// The application's handle on one connection during a callback.
+#[derive(Debug)]
+pub struct Io<'a> {
+    id: ConnId,
+    tuple: FourTuple,
+    now: Instant,
+    send: &'a mut VecDeque<u8>,
+    send_capacity: usize,
+    shutdown: &'a mut Shutdown,
+}
+
+impl<'a> Io<'a> {
+    /// A handle over a connection's send buffer (of at most `send_capacity` bytes) and its
+    /// shutdown state. The engine builds these; so can tests of an app.
+    pub fn new(
+        id: ConnId,
+        tuple: FourTuple,
+        now: Instant,
+        send: &'a mut VecDeque<u8>,
+        send_capacity: usize,
+        shutdown: &'a mut Shutdown,
+    ) -> Io<'a> {
+        Io {
+            id,
+            tuple,
+            now,
+            send,
+            send_capacity,
+            shutdown,
+        }
+    }
+
+    /// The connection this callback is about.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// The connection's addresses and ports.
+    pub fn tuple(&self) -> FourTuple {
+        self.tuple
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> IpAddr {
+        self.tuple.remote_addr
+    }
+
+    /// The engine's `now` for this event.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
+    /// Free space in the send buffer, in bytes (zero once the app has shut down writing).
+    pub fn send_space(&self) -> usize {
+        if *self.shutdown != Shutdown::Open {
+            return 0;
+        }
+        self.send_capacity.saturating_sub(self.send.len())
+    }
+
+    /// Queues as much of `data` as fits in the send buffer and returns how much that was.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.send_space());
+        self.send.extend(&data[..n]);
+        n
+    }
+
+    /// Half-close: a FIN follows the queued data; the app keeps receiving.
+    pub fn shutdown_write(&mut self) {
+        self.escalate(Shutdown::Write);
+    }
+
+    /// Close: a FIN follows the queued data; data arriving afterwards is refused.
+    pub fn close(&mut self) {
+        self.escalate(Shutdown::Close);
+    }
+
+    /// Abort: a RST is sent and queued data is dropped.
+    pub fn abort(&mut self) {
+        self.escalate(Shutdown::Abort);
+    }
+
+    /// How far the app has shut the connection so far.
+    pub fn shutdown(&self) -> Shutdown {
+        *self.shutdown
+    }
+
+    fn escalate(&mut self, to: Shutdown) {
+        *self.shutdown = (*self.shutdown).max(to);
+    }
+}
+
+/// An application served by the engine. One instance per engine (per worker); per-connection
+/// state lives in [`App::State`].
+pub trait App {
+    /// Per-connection state, created with `Default` when a connection is established.
+    type State: Default;
+
+    /// The connection is established (accepted from a listener, or our active open completed).
+    fn on_connected(&mut self, state: &mut Self::State, io: &mut Io<'_>) {
+        let _ = (state, io);
+    }
+
+    /// In-order data arrived. Returns how many bytes of `data` were consumed; the rest stays in
+    /// the receive buffer (shrinking the window) and is offered again with later data or when
+    /// the connection becomes writable.
+    fn on_data(&mut self, state: &mut Self::State, io: &mut Io<'_>, data: &[u8]) -> usize;
+
+    /// The peer sent a FIN and every byte before it was consumed.
+    fn on_peer_closed(&mut self, state: &mut Self::State, io: &mut Io<'_>) {
+        let _ = state;
+        io.close();
+    }
+
+    /// The send buffer has room again after being full.
+    fn on_writable(&mut self, state: &mut Self::State, io: &mut Io<'_>) {
+        let _ = (state, io);
+    }
+
+    /// The connection is gone (or in TIME-WAIT); the state is dropped after this returns.
+    fn on_closed(&mut self, state: &mut Self::State, reason: CloseReason) {
+        let _ = (state, reason);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn tuple() -> FourTuple {
+        FourTuple {
+            local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            local_port: 80,
+            remote_port: 40000,
+        }
+    }
+
+    #[test]
+    fn write_takes_only_what_fits_and_nothing_after_shutdown() {
+        let mut buf = VecDeque::new();
+        let mut sd = Shutdown::Open;
+        let mut io = Io::new(ConnId(0), tuple(), Instant::ZERO, &mut buf, 4, &mut sd);
+        assert_eq!(io.write(b"abcdef"), 4);
+        assert_eq!(io.write(b"x"), 0);
+        io.shutdown_write();
+        assert_eq!(io.send_space(), 0);
+        io.abort();
+        io.close();
+        assert_eq!(
+            io.shutdown(),
+            Shutdown::Abort,
+            "shutdown never de-escalates"
+        );
+        assert_eq!(buf.iter().copied().collect::<Vec<_>>(), b"abcd");
+    }
+}

@@ -1,0 +1,1 @@
+//! Counters, drop reasons and latency histograms.
