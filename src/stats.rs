@@ -1,1 +1,290 @@
-//! Counters, drop reasons and latency histograms.
+//! Counters, drop reasons and per-state connection counts.
+//!
+//! Every frame the engine does not act on is counted under a [`DropReason`]; every state has a
+//! live count (like `ss -s`). A worker's [`Stats`] is plain data: the worker sends copies to the
+//! control thread, which [`Stats::merge`]s them.
+
+use std::fmt;
+
+use crate::tcp::State;
+
+macro_rules! drop_reasons {
+    ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
+        /// Why a received frame was dropped without being acted on.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum DropReason {
+            $($(#[doc = $doc])* $name,)*
+        }
+
+        impl DropReason {
+            /// Every reason, in counter order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$name,)*];
+
+            /// A short snake_case label for reports.
+            pub fn label(self) -> &'static str {
+                match self {
+                    $(DropReason::$name => $label,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    /// Shorter than its headers or length fields say.
+    Truncated => "truncated",
+    /// IPv4 header or TCP checksum wrong.
+    BadChecksum => "bad_checksum",
+    /// IPv4 IHL or TCP data offset impossible.
+    BadHeaderLength => "bad_header_length",
+    /// IP length field inconsistent with the frame.
+    BadLength => "bad_length",
+    /// IP version field wrong.
+    BadVersion => "bad_version",
+    /// A TCP option with an illegal length.
+    BadOptionLength => "bad_option_length",
+    /// IPv4 with options.
+    IpOptions => "ip_options",
+    /// An IPv4 fragment.
+    Fragment => "fragment",
+    /// Not TCP (or IPv6 with extension headers).
+    NotTcp => "not_tcp",
+    /// Not IPv4 or IPv6.
+    UnsupportedEtherType => "ethertype",
+    /// TCP to an address or port we do not serve.
+    NotServed => "not_served",
+    /// SYN and FIN together.
+    SynFin => "syn_fin",
+    /// SYN and RST together.
+    SynRst => "syn_rst",
+    /// Flag combination no TCP sends (no SYN/ACK/RST, e.g. NULL or FIN-only scans).
+    BadFlags => "bad_flags",
+    /// A broadcast or multicast source or destination address.
+    BadAddress => "bad_address",
+    /// ACK that matched no connection and failed the SYN-cookie check.
+    BadCookie => "bad_cookie",
+    /// SYN-cookie ACK from an expired time slot.
+    ExpiredCookie => "expired_cookie",
+    /// Segment outside the receive window (answered by an ACK unless it was a RST).
+    OutOfWindow => "out_of_window",
+    /// Rejected by PAWS (RFC 7323 §5): timestamp older than TS.Recent.
+    Paws => "paws",
+    /// ACK for data we never sent.
+    AckTooHigh => "ack_too_high",
+    /// ACK older than the window (RFC 5961 §5).
+    AckTooOld => "ack_too_old",
+    /// RST in the window but not exactly at RCV.NXT (a challenge ACK may have been sent).
+    RstNotExact => "rst_not_exact",
+    /// RST that matched no connection (never answered).
+    RstNoConnection => "rst_no_connection",
+    /// Segment without ACK in a synchronized state.
+    NoAck => "no_ack",
+    /// Our RST for a segment that matched no connection was suppressed by the rate limit.
+    RstRateLimited => "rst_rate_limited",
+    /// A challenge ACK was suppressed by its per-connection rate limit.
+    ChallengeAckRateLimited => "challenge_ack_rate_limited",
+    /// SYN refused: the connection table is full.
+    TableFull => "table_full",
+    /// SYN refused: half-open budget full and SYN cookies are off.
+    HalfOpenFull => "half_open_full",
+    /// SYN for a TIME-WAIT 4-tuple that is not newer than the old connection (RFC 6191).
+    TimeWaitOldSyn => "time_wait_old_syn",
+    /// Data that arrived after the app closed, or beyond the receive buffer.
+    NoRoom => "no_room",
+    /// No TX frame was free for a reply.
+    TxFull => "tx_full",
+}
+
+/// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of
+/// listeners).
+pub const STATE_COUNT: usize = 11;
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])* $name:ident,)*) => {
+        /// One engine's counters. Plain data: copy it, merge it, print it.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        pub struct Stats {
+            $($(#[doc = $doc])* pub $name: u64,)*
+            /// Frames dropped, by reason (indexed like [`DropReason::ALL`]).
+            pub drops: [u64; DropReason::ALL.len()],
+            /// Live connections per state (indexed by [`State::index`]).
+            pub states: [u64; STATE_COUNT],
+        }
+
+        impl Default for Stats {
+            fn default() -> Stats {
+                Stats {
+                    $($name: 0,)*
+                    drops: [0; DropReason::ALL.len()],
+                    states: [0; STATE_COUNT],
+                }
+            }
+        }
+
+        impl Stats {
+            /// Adds another engine's counters and gauges into this one.
+            pub fn merge(&mut self, other: &Stats) {
+                $(self.$name += other.$name;)*
+                for (a, b) in self.drops.iter_mut().zip(other.drops.iter()) {
+                    *a += b;
+                }
+                for (a, b) in self.states.iter_mut().zip(other.states.iter()) {
+                    *a += b;
+                }
+            }
+
+            /// Every named counter as (name, value), for JSON and text reports.
+            pub fn counters(&self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames handed to the engine.
+    rx_frames,
+    /// Frames the engine transmitted.
+    tx_frames,
+    /// Payload bytes received in order.
+    rx_bytes,
+    /// Payload bytes transmitted (first transmissions and retransmissions).
+    tx_bytes,
+    /// SYNs received on a served port.
+    syns_received,
+    /// SYN-ACKs sent (including retransmissions and cookie SYN-ACKs).
+    synacks_sent,
+    /// SYN-ACKs that carried a SYN cookie.
+    cookies_sent,
+    /// ACKs that completed a handshake by a valid SYN cookie.
+    cookies_validated,
+    /// Connections established by passive open.
+    passive_opens,
+    /// Connections established by active open.
+    active_opens,
+    /// Active opens that failed (refused or timed out).
+    failed_opens,
+    /// RSTs we sent.
+    resets_sent,
+    /// RSTs that reset one of our connections.
+    resets_received,
+    /// Challenge ACKs sent (RFC 5961).
+    challenge_acks,
+    /// Segments retransmitted on a retransmission timeout.
+    rto_retransmits,
+    /// Segments retransmitted by fast retransmit / NewReno recovery.
+    fast_retransmits,
+    /// Connections aborted after the retry limit.
+    timeouts,
+    /// Connections aborted after unanswered keepalive probes.
+    keepalive_timeouts,
+    /// Keepalive probes sent.
+    keepalive_probes,
+    /// Zero-window probes sent.
+    window_probes,
+    /// TIME-WAIT entries recycled by a newer SYN (RFC 6191).
+    time_wait_recycled,
+    /// TIME-WAIT entries evicted because the table was full.
+    time_wait_evicted,
+    /// Connections closed by FIN-WAIT-2 timeout.
+    fin_wait2_timeouts,
+    /// Half-open connections dropped after the SYN-ACK retry limit.
+    syn_recv_timeouts,
+    /// Out-of-order segments kept for reassembly.
+    ooo_segments,
+}
+
+impl Stats {
+    /// Counts one dropped frame.
+    pub fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+    }
+
+    /// How many frames were dropped for `reason`.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// All drops added up.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Live connections in `state`.
+    pub fn in_state(&self, state: State) -> u64 {
+        self.states[state.index()]
+    }
+}
+
+/// One line, like `ss -s`: connections by state (non-zero only), then drops by reason.
+impl fmt::Display for Stats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conns")?;
+        let mut any = false;
+        for state in State::ALL {
+            let n = self.in_state(*state);
+            if n > 0 {
+                write!(f, " {}={}", state.label(), n)?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, " none")?;
+        }
+        write!(
+            f,
+            " | syn={} synack={} cookies={}/{} est={}+{} rst_out={} rst_in={} rexmit={}+{}",
+            self.syns_received,
+            self.synacks_sent,
+            self.cookies_sent,
+            self.cookies_validated,
+            self.passive_opens,
+            self.active_opens,
+            self.resets_sent,
+            self.resets_received,
+            self.rto_retransmits,
+            self.fast_retransmits,
+        )?;
+        write!(f, " | drops={}", self.total_drops())?;
+        for reason in DropReason::ALL {
+            let n = self.dropped(*reason);
+            if n > 0 {
+                write!(f, " {}={}", reason.label(), n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_adds_counters_drops_and_state_gauges() {
+        let mut a = Stats {
+            rx_frames: 3,
+            ..Stats::default()
+        };
+        a.drop(DropReason::BadChecksum);
+        a.states[State::Established.index()] = 2;
+        let mut b = a.clone();
+        b.drop(DropReason::Fragment);
+        a.merge(&b);
+        assert_eq!(a.rx_frames, 6);
+        assert_eq!(a.dropped(DropReason::BadChecksum), 2);
+        assert_eq!(a.dropped(DropReason::Fragment), 1);
+        assert_eq!(a.in_state(State::Established), 4);
+        assert_eq!(a.total_drops(), 3);
+    }
+
+    #[test]
+    fn display_names_live_states_and_nonzero_drop_reasons() {
+        let mut s = Stats::default();
+        s.states[State::TimeWait.index()] = 7;
+        s.drop(DropReason::SynFin);
+        let line = s.to_string();
+        assert!(line.starts_with("conns time_wait=7 |"), "{line}");
+        assert!(line.ends_with("drops=1 syn_fin=1"), "{line}");
+    }
+}

@@ -9,9 +9,11 @@
 //! come in, frames go out through [`crate::tx::Tx`].
 
 pub mod seq;
+pub mod state;
 pub mod tuple;
 
 pub use seq::SeqNumber;
+pub use state::State;
 pub use tuple::FourTuple;
 
 /// Names one connection inside one engine (a slot in its connection table).
