@@ -8,10 +8,12 @@
 //! Nothing below this module touches a socket, a clock, a thread or a ring: frames and `now`
 //! come in, frames go out through [`crate::tx::Tx`].
 
+pub mod config;
 pub mod seq;
 pub mod state;
 pub mod tuple;
 
+pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;

@@ -1,0 +1,139 @@
+//! Engine configuration: Linux defaults wherever a number is needed.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// When to answer SYNs with SYN cookies (RFC 4987) instead of keeping half-open state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SynCookieMode {
+    /// Every SYN gets a cookie; no state is kept before the third ACK.
+    Always,
+    /// Half-open state until [`Config::max_half_open`] is reached, cookies beyond (as Linux).
+    #[default]
+    Auto,
+    /// Never; SYNs beyond the half-open budget are dropped.
+    Never,
+}
+
+/// RFC 1122 §4.2.3.6 keepalive settings (Linux: 7200 s / 75 s / 9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe.
+    pub idle: Duration,
+    /// Time between unanswered probes.
+    pub interval: Duration,
+    /// Unanswered probes before the connection is aborted.
+    pub count: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive {
+            idle: Duration::from_secs(7200),
+            interval: Duration::from_secs(75),
+            count: 9,
+        }
+    }
+}
+
+/// An address and port we accept connections on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listener {
+    /// The local address, or `None` for any address that reaches this engine.
+    pub addr: Option<IpAddr>,
+    /// The local port.
+    pub port: u16,
+    /// Keepalive for connections accepted here (off when `None`).
+    pub keepalive: Option<Keepalive>,
+}
+
+/// Everything an [`Engine`](crate::tcp::Engine) needs to know up front.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Our Ethernet address (source of every frame we send).
+    pub local_mac: [u8; 6],
+    /// Where we accept connections.
+    pub listeners: Vec<Listener>,
+    /// SYN-cookie policy.
+    pub syncookies: SynCookieMode,
+    /// Half-open (SYN-RECEIVED) connections kept before cookies (or drops) take over.
+    pub max_half_open: usize,
+    /// Connections in the table (all states but TIME-WAIT).
+    pub max_connections: usize,
+    /// TIME-WAIT entries kept (Linux `tcp_max_tw_buckets`).
+    pub max_time_wait: usize,
+    /// TIME-WAIT duration, 2MSL (Linux: 60 s).
+    pub time_wait: Duration,
+    /// FIN-WAIT-2 timeout (Linux `tcp_fin_timeout`: 60 s).
+    pub fin_wait2_timeout: Duration,
+    /// The MSS we announce (link MTU minus IP and TCP headers).
+    pub mss: u16,
+    /// Receive buffer per connection, bytes (the most we advertise).
+    pub recv_buffer: u32,
+    /// Send buffer per connection, bytes.
+    pub send_buffer: u32,
+    /// The window scale we offer (Linux: 7).
+    pub window_scale: u8,
+    /// Send and accept RFC 7323 timestamps.
+    pub timestamps: bool,
+    /// Offer SACK-permitted.
+    pub sack: bool,
+    /// Initial retransmission timeout (RFC 6298: 1 s).
+    pub rto_initial: Duration,
+    /// Lower bound of the RTO (Linux: 200 ms).
+    pub rto_min: Duration,
+    /// Upper bound of the RTO (Linux: 120 s).
+    pub rto_max: Duration,
+    /// Retransmissions of data or FIN before the connection is aborted (Linux `tcp_retries2`).
+    pub retries: u8,
+    /// Retransmissions of our SYN (Linux `tcp_syn_retries`).
+    pub syn_retries: u8,
+    /// Retransmissions of our SYN-ACK (Linux `tcp_synack_retries`).
+    pub synack_retries: u8,
+    /// Delayed-ACK timeout (Linux: 40 ms minimum, RFC 1122: at most 500 ms).
+    pub delayed_ack: Duration,
+    /// Initial congestion window in segments (RFC 6928).
+    pub initial_window: u32,
+    /// RSTs per second we send for segments matching no connection.
+    pub rst_per_second: u32,
+    /// Challenge ACKs per second per connection (RFC 5961 §7).
+    pub challenge_acks_per_second: u32,
+    /// IPv4 TTL / IPv6 hop limit of our packets.
+    pub ttl: u8,
+    /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
+    /// from a CSPRNG: the engine creates no randomness of its own.
+    pub secret: [u8; 32],
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            local_mac: [0; 6],
+            listeners: Vec::new(),
+            syncookies: SynCookieMode::Auto,
+            max_half_open: 4096,
+            max_connections: 1 << 20,
+            max_time_wait: 262_144,
+            time_wait: Duration::from_secs(60),
+            fin_wait2_timeout: Duration::from_secs(60),
+            mss: 1460,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            window_scale: 7,
+            timestamps: true,
+            sack: true,
+            rto_initial: Duration::from_secs(1),
+            rto_min: Duration::from_millis(200),
+            rto_max: Duration::from_secs(120),
+            retries: 15,
+            syn_retries: 6,
+            synack_retries: 5,
+            delayed_ack: Duration::from_millis(40),
+            initial_window: 10,
+            rst_per_second: 1000,
+            challenge_acks_per_second: 10,
+            ttl: 64,
+            secret: [0; 32],
+        }
+    }
+}
