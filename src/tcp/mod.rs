@@ -8,6 +8,10 @@
 //! Nothing below this module touches a socket, a clock, a thread or a ring: frames and `now`
 //! come in, frames go out through [`crate::tx::Tx`].
 
+pub mod conn_table;
+pub mod hash;
+pub mod isn;
+pub mod rate_limit;
 pub mod seq;
 pub mod tuple;
 
