@@ -13,6 +13,7 @@ pub mod hash;
 pub mod isn;
 pub mod rate_limit;
 pub mod seq;
+pub mod syncookie;
 pub mod tuple;
 
 pub use seq::SeqNumber;
