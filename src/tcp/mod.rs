@@ -14,6 +14,7 @@ pub mod isn;
 pub mod rate_limit;
 pub mod seq;
 pub mod syncookie;
+pub mod time_wait;
 pub mod timer_wheel;
 pub mod tuple;
 
