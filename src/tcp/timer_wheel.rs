@@ -347,7 +347,7 @@ mod tests {
             let mut deadlines: Vec<u64> = Vec::new();
             let mut fired: Vec<bool> = Vec::new();
             let mut first_poll_past: Vec<Option<u64>> = Vec::new();
-            let mut poll = |w: &mut TimerWheel<usize>, now: u64, deadlines: &[u64],
+            let poll = |w: &mut TimerWheel<usize>, now: u64, deadlines: &[u64],
                             fired: &mut [bool], first: &mut [Option<u64>]|
              -> Result<(), TestCaseError> {
                 let mut got = Vec::new();
