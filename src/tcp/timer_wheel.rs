@@ -318,6 +318,23 @@ mod tests {
         assert!(drain_at(&mut w, Instant::from_secs(1 << 30)).is_empty());
     }
 
+    #[test]
+    fn a_wrapped_top_level_timer_does_not_hide_an_earlier_one() {
+        // Found by the property test: the top level's current slot holds next-rotation
+        // timers and must be searched last.
+        let mut w = TimerWheel::new(Instant::ZERO);
+        w.insert(Instant::from_micros(262_143_001), 'a');
+        assert!(drain_at(&mut w, Instant::from_millis(1)).is_empty());
+        w.insert(Instant::from_micros(16_777_215_001), 'b');
+        assert_eq!(w.next_deadline(), Some(Instant::from_millis(262_144)));
+        assert_eq!(drain_at(&mut w, Instant::from_millis(262_144)), vec!['a']);
+        assert_eq!(w.next_deadline(), Some(Instant::from_millis(16_777_216)));
+        assert_eq!(
+            drain_at(&mut w, Instant::from_millis(16_777_216)),
+            vec!['b']
+        );
+    }
+
     #[derive(Debug, Clone)]
     enum Op {
         Insert(i64),
