@@ -9,8 +9,15 @@
 //! come in, frames go out through [`crate::tx::Tx`].
 
 pub mod config;
+pub mod conn_table;
+pub mod hash;
+pub mod isn;
+pub mod rate_limit;
 pub mod seq;
 pub mod state;
+pub mod syncookie;
+pub mod time_wait;
+pub mod timer_wheel;
 pub mod tuple;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
