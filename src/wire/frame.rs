@@ -160,8 +160,8 @@ mod tests {
 
     const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
     const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
-    const CLIENT_MAC: [u8; 6] = [0x02, 0x37, 0x33, 0x38, 0xc3, 0xc7];
-    const SERVER_MAC: [u8; 6] = [0xb6, 0x68, 0x0c, 0x86, 0xb7, 0x38];
+    const CLIENT_MAC: [u8; 6] = [0xee, 0x3f, 0xc7, 0x60, 0xa1, 0x68];
+    const SERVER_MAC: [u8; 6] = [0xfe, 0x8a, 0xa8, 0x78, 0x6b, 0x1e];
 
     #[test]
     fn curl_syn_parses_to_its_fields() {
@@ -172,22 +172,33 @@ mod tests {
         assert_eq!((f.ip.src(), f.ip.dst()), (CLIENT.into(), SERVER.into()));
         let IpRepr::V4(ip) = f.ip else { panic!("IPv4") };
         assert_eq!((ip.ttl, ip.protocol, ip.payload_len), (64, 6, 40));
-        assert_eq!((f.tcp.src_port, f.tcp.dst_port), (47956, 8080));
-        assert_eq!(f.tcp.seq, SeqNumber(2107889073));
+        assert_eq!((f.tcp.src_port, f.tcp.dst_port), (57296, 8080));
+        assert_eq!(f.tcp.seq, SeqNumber(2657006917));
         assert_eq!(f.tcp.flags, Flags::SYN);
         assert_eq!(f.tcp.window, 64240);
         assert_eq!(
             f.tcp.options,
             Options {
                 mss: Some(1460),
-                window_scale: Some(10),
+                window_scale: Some(7),
                 sack_permitted: true,
-                timestamp: Some((22161308, 0)),
+                timestamp: Some((3370480142, 0)),
                 ..Options::default()
             }
         );
         assert!(f.tcp.payload.is_empty());
         assert_eq!(f.tcp.segment_len(), 1);
+    }
+
+    #[test]
+    fn captured_kernel_frames_have_valid_ip_and_tcp_checksums() {
+        for frame in [&CURL_SYN[..], &KERNEL_SYN_ACK[..], &CURL_GET_DATA[..]] {
+            let ip = ipv4::Packet::new_checked(&frame[14..]).unwrap();
+            assert!(ip.verify_checksum());
+            let (src, dst) = (ip.src_addr().into(), ip.dst_addr().into());
+            let segment = tcp::Packet::new_checked(ip.payload()).unwrap();
+            assert!(segment.verify_checksum(src, dst));
+        }
     }
 
     #[test]
@@ -198,7 +209,7 @@ mod tests {
         let mut buf = [0xa5; 74];
         f.emit(&mut buf);
         let mut ip = ipv4::Packet::new_unchecked(&mut buf[14..34]);
-        ip.set_ident(0x981c);
+        ip.set_ident(0x0116);
         ip.fill_checksum();
         assert_eq!(buf, CURL_SYN);
     }
@@ -207,9 +218,9 @@ mod tests {
     fn kernel_syn_ack_parses_and_re_emits_byte_for_byte() {
         let f = TcpFrame::parse(&KERNEL_SYN_ACK).unwrap();
         assert_eq!(f.tcp.flags, Flags::SYN | Flags::ACK);
-        assert_eq!(f.tcp.ack, SeqNumber(2107889073) + 1u32);
+        assert_eq!(f.tcp.ack, SeqNumber(2657006917) + 1u32);
         assert_eq!(f.tcp.options.mss, Some(1460));
-        assert_eq!(f.tcp.options.timestamp, Some((873155160, 22161308)));
+        assert_eq!(f.tcp.options.timestamp, Some((2285608436, 3370480142)));
         let mut buf = [0xa5; 74];
         f.emit(&mut buf);
         assert_eq!(
@@ -222,10 +233,10 @@ mod tests {
     fn curl_data_segment_carries_the_request() {
         let f = TcpFrame::parse(&CURL_GET_DATA).unwrap();
         assert_eq!(f.tcp.flags, Flags::PSH | Flags::ACK);
-        assert_eq!(f.tcp.seq, SeqNumber(2107889074));
-        assert_eq!(f.tcp.ack, SeqNumber(488282910));
-        assert_eq!(f.tcp.window, 63);
-        assert_eq!(f.tcp.options.timestamp, Some((22161309, 873155160)));
+        assert_eq!(f.tcp.seq, SeqNumber(2657006918));
+        assert_eq!(f.tcp.ack, SeqNumber(2435742527));
+        assert_eq!(f.tcp.window, 502);
+        assert_eq!(f.tcp.options.timestamp, Some((3370480143, 2285608436)));
         assert_eq!(f.tcp.options.mss, None);
         assert_eq!(f.tcp.payload.len(), 88);
         assert!(f.tcp.payload.starts_with(b"GET /index.html HTTP/1.1\r\n"));

@@ -301,11 +301,16 @@ mod tests {
         }
     }
 
-    /// The kernel's SYN-ACK IPv4 header from `captured.rs` (ident 0, DF, TTL 64).
-    const KERNEL_HEADER: [u8; 20] = [
-        0x45, 0x00, 0x00, 0x3c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x06, 0x26, 0x20, 0x0a, 0x4d, 0x00,
-        0x02, 0x0a, 0x4d, 0x00, 0x01,
-    ];
+    /// The IPv4 header of the kernel's SYN-ACK in `captured.rs` (ident 0, DF, TTL 64).
+    const KERNEL_HEADER: [u8; 20] = {
+        let mut h = [0; 20];
+        let mut i = 0;
+        while i < 20 {
+            h[i] = crate::wire::captured::KERNEL_SYN_ACK[14 + i];
+            i += 1;
+        }
+        h
+    };
 
     fn with_len(header: &[u8]) -> Vec<u8> {
         let mut v = header.to_vec();

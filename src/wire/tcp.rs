@@ -542,25 +542,25 @@ pub(crate) mod tests {
     const DST: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1));
 
     /// The TCP part of the kernel's SYN-ACK in `captured.rs`.
-    const KERNEL_SYN_ACK_TCP: [u8; 40] = [
-        0x1f, 0x90, 0xbb, 0x54, 0x1d, 0x1a, 0x9b, 0x1d, 0x7d, 0xa3, 0xd5, 0xb2, 0xa0, 0x12, 0xfe,
-        0x88, 0xa7, 0x03, 0x00, 0x00, 0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a, 0x34, 0x0b,
-        0x4a, 0x58, 0x01, 0x52, 0x27, 0x9c, 0x01, 0x03, 0x03, 0x0a,
-    ];
+    fn kernel_syn_ack_tcp() -> [u8; 40] {
+        let mut tcp = [0; 40];
+        tcp.copy_from_slice(&crate::wire::captured::KERNEL_SYN_ACK[34..]);
+        tcp
+    }
 
     fn kernel_syn_ack_repr() -> Repr<'static> {
         Repr {
             src_port: 8080,
-            dst_port: 47956,
-            seq: SeqNumber(488282909),
-            ack: SeqNumber(2107889074),
+            dst_port: 57296,
+            seq: SeqNumber(2435742526),
+            ack: SeqNumber(2657006918),
             flags: Flags::SYN | Flags::ACK,
             window: 65160,
             options: Options {
                 mss: Some(1460),
-                window_scale: Some(10),
+                window_scale: Some(7),
                 sack_permitted: true,
-                timestamp: Some((873155160, 22161308)),
+                timestamp: Some((2285608436, 3370480142)),
                 ..Options::default()
             },
             payload: &[],
@@ -572,21 +572,23 @@ pub(crate) mod tests {
         let repr = kernel_syn_ack_repr();
         let mut buf = [0xa5; 40];
         repr.emit(&mut buf, SRC, DST);
-        assert_eq!(buf, KERNEL_SYN_ACK_TCP);
+        assert_eq!(buf, kernel_syn_ack_tcp());
     }
 
     #[test]
     fn kernel_syn_ack_parses_to_its_fields() {
-        let p = Packet::new_checked(&KERNEL_SYN_ACK_TCP[..]).unwrap();
+        let tcp = kernel_syn_ack_tcp();
+        let p = Packet::new_checked(&tcp[..]).unwrap();
         assert!(p.verify_checksum(SRC, DST));
         assert_eq!(Repr::parse(&p, SRC, DST), Ok(kernel_syn_ack_repr()));
         assert_eq!(p.urgent_at(), 0);
-        assert_eq!(p.checksum(), 0xa703);
+        assert_eq!(p.checksum(), 0x7433);
     }
 
     #[test]
     fn checksum_with_the_wrong_addresses_fails() {
-        let p = Packet::new_checked(&KERNEL_SYN_ACK_TCP[..]).unwrap();
+        let tcp = kernel_syn_ack_tcp();
+        let p = Packet::new_checked(&tcp[..]).unwrap();
         assert_eq!(
             Repr::parse(&p, DST, SRC).map(|_| ()),
             Ok(()),
@@ -598,7 +600,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_flipped_payload_bit_is_a_bad_checksum() {
-        let mut buf = KERNEL_SYN_ACK_TCP;
+        let mut buf = kernel_syn_ack_tcp();
         buf[39] ^= 0x10;
         let p = Packet::new_checked(&buf[..]).unwrap();
         assert_eq!(Repr::parse(&p, SRC, DST), Err(Error::BadChecksum));
@@ -606,7 +608,7 @@ pub(crate) mod tests {
 
     #[test]
     fn data_offset_below_five_is_a_bad_header_length() {
-        let mut buf = KERNEL_SYN_ACK_TCP;
+        let mut buf = kernel_syn_ack_tcp();
         buf[12] = 0x40;
         assert_eq!(
             Packet::new_checked(&buf[..]).err(),
@@ -616,7 +618,7 @@ pub(crate) mod tests {
 
     #[test]
     fn data_offset_beyond_the_segment_is_a_bad_header_length() {
-        let mut buf = KERNEL_SYN_ACK_TCP;
+        let mut buf = kernel_syn_ack_tcp();
         buf[12] = 0xb0;
         assert_eq!(
             Packet::new_checked(&buf[..]).err(),
@@ -804,7 +806,7 @@ pub(crate) mod tests {
 
     #[test]
     fn mss_option_with_length_three_in_a_segment_is_rejected() {
-        let mut buf = KERNEL_SYN_ACK_TCP;
+        let mut buf = kernel_syn_ack_tcp();
         buf[21] = 3;
         let mut p = Packet::new_unchecked(&mut buf[..]);
         p.fill_checksum(SRC, DST);
