@@ -8,6 +8,10 @@ use std::fmt;
 
 use crate::tcp::State;
 
+mod latency;
+
+pub use latency::{Latencies, LatencyKind, hgrm, svg};
+
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
         /// Why a received frame was dropped without being acted on.
