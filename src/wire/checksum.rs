@@ -26,11 +26,22 @@ pub fn sum(data: &[u8]) -> u32 {
         acc_b += (b >> 32) + (b & 0xffff_ffff);
     }
     let mut acc = acc_a + acc_b;
-    let mut words = chunks.remainder().chunks_exact(2);
-    for w in &mut words {
-        acc += u64::from(u16::from_ne_bytes([w[0], w[1]]));
+    // The tail (< 16 bytes) in at most one step each of 8, 4, 2 and 1 bytes.
+    let mut rest = chunks.remainder();
+    if let [b0, b1, b2, b3, b4, b5, b6, b7, tail @ ..] = rest {
+        let w = u64::from_ne_bytes([*b0, *b1, *b2, *b3, *b4, *b5, *b6, *b7]);
+        acc += (w >> 32) + (w & 0xffff_ffff);
+        rest = tail;
     }
-    if let [last] = words.remainder() {
+    if let [b0, b1, b2, b3, tail @ ..] = rest {
+        acc += u64::from(u32::from_ne_bytes([*b0, *b1, *b2, *b3]));
+        rest = tail;
+    }
+    if let [b0, b1, tail @ ..] = rest {
+        acc += u64::from(u16::from_ne_bytes([*b0, *b1]));
+        rest = tail;
+    }
+    if let [last] = rest {
         acc += u64::from(u16::from_ne_bytes([*last, 0]));
     }
     // The folded native-endian sum is the byte swap of the big-endian one (RFC 1071 §2(B)).

@@ -121,7 +121,8 @@ impl<'a> TcpFrame<'a> {
     }
 
     /// Writes the whole frame into `buf[..self.buffer_len()]`: the IP payload length comes
-    /// from the TCP repr (`ip`'s `payload_len` is ignored); IPv4 and TCP checksums are filled.
+    /// from the TCP repr (`ip`'s `payload_len` is ignored) and the EtherType from the IP
+    /// version (`eth.ethertype` is ignored); IPv4 and TCP checksums are filled.
     ///
     /// Panics if `buf` is shorter than [`TcpFrame::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) {

@@ -319,6 +319,60 @@ impl Options {
     /// "If a Window Scale option is received with a shift.cnt value larger than 14, the TCP
     /// SHOULD log the error but MUST use 14 instead of the specified value").
     pub fn parse(bytes: &[u8]) -> Result<Options, Error> {
+        // Fast paths for the two layouts Linux sends on the hot path; they give exactly what
+        // the general loop below would.
+        match *bytes {
+            // Data segment / ACK: NOP NOP TS.
+            [1, 1, 8, 10, v0, v1, v2, v3, e0, e1, e2, e3] => {
+                return Ok(Options {
+                    timestamp: Some((
+                        u32::from_be_bytes([v0, v1, v2, v3]),
+                        u32::from_be_bytes([e0, e1, e2, e3]),
+                    )),
+                    ..Options::default()
+                });
+            }
+            // SYN: MSS, SACK-permitted, TS, NOP, WS.
+            [
+                2,
+                4,
+                m0,
+                m1,
+                4,
+                2,
+                8,
+                10,
+                v0,
+                v1,
+                v2,
+                v3,
+                e0,
+                e1,
+                e2,
+                e3,
+                1,
+                3,
+                3,
+                shift,
+            ] => {
+                return Ok(Options {
+                    mss: Some(u16::from_be_bytes([m0, m1])),
+                    window_scale: Some(shift.min(MAX_WINDOW_SCALE)),
+                    sack_permitted: true,
+                    timestamp: Some((
+                        u32::from_be_bytes([v0, v1, v2, v3]),
+                        u32::from_be_bytes([e0, e1, e2, e3]),
+                    )),
+                    ..Options::default()
+                });
+            }
+            _ => {}
+        }
+        Self::parse_general(bytes)
+    }
+
+    /// The option-by-option parser behind [`Options::parse`].
+    fn parse_general(bytes: &[u8]) -> Result<Options, Error> {
         let mut opts = Options::default();
         let mut rest = bytes;
         while let Some((&kind, after_kind)) = rest.split_first() {
@@ -415,41 +469,51 @@ impl Options {
     /// Panics if `buf` is shorter than [`Options::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) -> usize {
         let mut at = 0;
-        let mut put = |bytes: &[u8]| {
-            buf[at..at + bytes.len()].copy_from_slice(bytes);
-            at += bytes.len();
-        };
         if let Some(mss) = self.mss {
             let [hi, lo] = mss.to_be_bytes();
-            put(&[kind::MSS, 4, hi, lo]);
+            put(buf, &mut at, [kind::MSS, 4, hi, lo]);
         }
         match (self.sack_permitted, self.timestamp) {
             (sack_permitted, Some((val, ecr))) => {
-                if sack_permitted {
-                    put(&[kind::SACK_PERMITTED, 2]);
+                let [v0, v1, v2, v3] = val.to_be_bytes();
+                let [e0, e1, e2, e3] = ecr.to_be_bytes();
+                let (k0, k1) = if sack_permitted {
+                    (kind::SACK_PERMITTED, 2)
                 } else {
-                    put(&[kind::NOP, kind::NOP]);
-                }
-                put(&[kind::TIMESTAMP, 10]);
-                put(&val.to_be_bytes());
-                put(&ecr.to_be_bytes());
+                    (kind::NOP, kind::NOP)
+                };
+                let ts = [k0, k1, kind::TIMESTAMP, 10, v0, v1, v2, v3, e0, e1, e2, e3];
+                put(buf, &mut at, ts);
             }
-            (true, None) => put(&[kind::NOP, kind::NOP, kind::SACK_PERMITTED, 2]),
+            (true, None) => put(
+                buf,
+                &mut at,
+                [kind::NOP, kind::NOP, kind::SACK_PERMITTED, 2],
+            ),
             (false, None) => {}
         }
         if let Some(shift) = self.window_scale {
-            put(&[kind::NOP, kind::WINDOW_SCALE, 3, shift]);
+            put(buf, &mut at, [kind::NOP, kind::WINDOW_SCALE, 3, shift]);
         }
         let blocks = self.sack_blocks_emitted();
         if blocks > 0 {
-            put(&[kind::NOP, kind::NOP, kind::SACK, (2 + 8 * blocks) as u8]);
+            let len = (2 + 8 * blocks) as u8;
+            put(buf, &mut at, [kind::NOP, kind::NOP, kind::SACK, len]);
             for (left, right) in &self.sack_blocks[..blocks] {
-                put(&left.0.to_be_bytes());
-                put(&right.0.to_be_bytes());
+                put(buf, &mut at, left.0.to_be_bytes());
+                put(buf, &mut at, right.0.to_be_bytes());
             }
         }
         at
     }
+}
+
+/// Copies a fixed-size chunk to `buf[*at..]` and moves `at` past it (fixed size: plain stores,
+/// no `memcpy` call).
+#[inline(always)]
+fn put<const N: usize>(buf: &mut [u8], at: &mut usize, bytes: [u8; N]) {
+    buf[*at..*at + N].copy_from_slice(&bytes);
+    *at += N;
 }
 
 /// A TCP segment as the engine sees it.
@@ -901,6 +965,17 @@ pub(crate) mod tests {
             let p = Packet::new_checked(&buf[..]).unwrap();
             prop_assert_eq!(p.header_len(), r.header_len());
             prop_assert_eq!(Repr::parse(&p, src, dst), Ok(r));
+        }
+
+        #[test]
+        fn fast_paths_agree_with_the_general_parser(o in arb_options(), ws in any::<u8>()) {
+            let mut buf = [0u8; 40];
+            let n = o.emit(&mut buf);
+            prop_assert_eq!(Options::parse(&buf[..n]), Options::parse_general(&buf[..n]));
+            let syn = Options { mss: Some(1460), sack_permitted: true, timestamp: o.timestamp.or(Some((1, 2))), window_scale: Some(ws), ..Options::default() };
+            let n = syn.emit(&mut buf);
+            prop_assert_eq!(n, 20);
+            prop_assert_eq!(Options::parse(&buf[..n]), Options::parse_general(&buf[..n]));
         }
 
         #[test]
