@@ -153,7 +153,11 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
     }
     for v in h.iter_quantiles(5) {
         let q = v.quantile_iterated_to();
-        let inv = if q < 1.0 { 1.0 / (1.0 - q) } else { f64::INFINITY };
+        let inv = if q < 1.0 {
+            1.0 / (1.0 - q)
+        } else {
+            f64::INFINITY
+        };
         let _ = writeln!(
             out,
             "{:>12.3} {:>14.12} {:>10} {:>14.2}",
@@ -192,7 +196,10 @@ pub fn svg(title: &str, h: &Histogram<u64>) -> String {
     if !h.is_empty() {
         for v in h.iter_quantiles(5) {
             let q = v.quantile_iterated_to().min(0.999_999);
-            pts.push(((1.0 / (1.0 - q)).log10(), v.value_iterated_to() as f64 / 1000.0));
+            pts.push((
+                (1.0 / (1.0 - q)).log10(),
+                v.value_iterated_to() as f64 / 1000.0,
+            ));
         }
     }
     let xmax = pts.iter().map(|p| p.0).fold(3.0_f64, f64::max);
@@ -269,7 +276,9 @@ pub fn svg(title: &str, h: &Histogram<u64>) -> String {
 }
 
 fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use super::time_wait::{TimeWait, TimeWaitTable};
 use super::timer_wheel::TimerWheel;
 use super::{Config, ConnId, FourTuple, SeqNumber, State, SynCookieMode, input, isn, timers};
 use crate::app::{App, CloseReason, Shutdown};
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::MacAddr;
@@ -69,6 +69,7 @@ pub struct Engine<A: App> {
     pub(crate) due: Vec<(ConnId, u32, Instant)>,
     /// The `now` of the latest call in.
     pub(crate) last_now: Instant,
+    latencies: Latencies,
 }
 
 fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
@@ -152,6 +153,7 @@ impl<A: App> Engine<A> {
             accepting: true,
             due: Vec::new(),
             last_now: now,
+            latencies: Latencies::default(),
             app,
             cfg,
         }
@@ -160,6 +162,17 @@ impl<A: App> Engine<A> {
     /// Counters, drop reasons and per-state connection counts.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Handshake latencies recorded so far (SYN to ESTABLISHED; cookie connections excepted,
+    /// since nothing of their SYN was kept).
+    pub fn latencies(&self) -> &Latencies {
+        &self.latencies
+    }
+
+    /// The latencies, mutably: a worker sends them to the control thread, then resets them.
+    pub fn latencies_mut(&mut self) -> &mut Latencies {
+        &mut self.latencies
     }
 
     /// The application.
@@ -756,6 +769,7 @@ impl<A: App> Engine<A> {
                 tx: &mut *tx,
                 now,
                 id,
+                latencies: &mut self.latencies,
             };
             input::on_segment(c, &mut cx, seg)
         };
@@ -775,6 +789,7 @@ impl<A: App> Engine<A> {
             tx,
             now,
             id,
+            latencies: &mut self.latencies,
         };
         let outcome = output::after_event(c, &mut cx, outcome);
         match outcome {
@@ -864,6 +879,7 @@ impl<A: App> Engine<A> {
                 tx: &mut *tx,
                 now,
                 id,
+                latencies: &mut self.latencies,
             };
             let outcome = timers::on_timer(c, &mut cx);
             self.finish(id, outcome, tx);

@@ -10,7 +10,7 @@ use super::conn::Conn;
 use super::engine::Route;
 use super::{Config, ConnId, SeqNumber, State};
 use crate::app::{App, CloseReason, Io, Shutdown};
-use crate::stats::Stats;
+use crate::stats::{Latencies, LatencyKind, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -36,6 +36,7 @@ pub(crate) struct Cx<'a, A: App, T: Tx> {
     pub(crate) tx: &'a mut T,
     pub(crate) now: Instant,
     pub(crate) id: ConnId,
+    pub(crate) latencies: &'a mut Latencies,
 }
 
 /// Builds the whole frame for `tcp` in place in a TX frame. False if no frame was free (or
@@ -421,6 +422,11 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
             cx.stats.passive_opens += 1;
         } else {
             cx.stats.active_opens += 1;
+        }
+        // A cookie connection kept nothing from its SYN, so its handshake time is unknown.
+        if !c.from_cookie {
+            cx.latencies
+                .record(LatencyKind::Handshake, now - c.opened_at);
         }
         let (mut io, state, _) = io(c, cfg, id, now);
         cx.app.on_connected(state, &mut io);

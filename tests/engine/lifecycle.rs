@@ -58,3 +58,29 @@ fn client_close_runs_the_four_way_teardown() {
     p.run_for(Duration::from_secs(61));
     assert_eq!(p.client.time_wait_len(), 0, "2MSL expired");
 }
+
+#[test]
+fn handshake_latency_is_recorded_on_both_sides() {
+    use xdptcp::stats::LatencyKind;
+    let (ccfg, scfg) = configs(3);
+    let mut p = Pair::new(
+        ccfg,
+        Scripted::default(),
+        scfg,
+        Scripted::default(),
+        LinkConfig {
+            delay: Duration::from_millis(5),
+            ..LinkConfig::default()
+        },
+    );
+    p.connect(40002).unwrap();
+    p.run_for(Duration::from_secs(1));
+    // Client: SYN sent → SYN-ACK back = one round trip of 10 ms.
+    let c = p.client.latencies().get(LatencyKind::Handshake);
+    assert_eq!(c.len(), 1);
+    assert!((9_900_000..=10_100_000).contains(&c.max()), "{}", c.max());
+    // Server: SYN arrival → ACK arrival, also one round trip.
+    let s = p.server.latencies().get(LatencyKind::Handshake);
+    assert_eq!(s.len(), 1);
+    assert!((9_900_000..=10_100_000).contains(&s.max()), "{}", s.max());
+}
