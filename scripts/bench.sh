@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark, as root: kernel + nginx (1 worker) vs xdptcp (1 worker) on the same
+# two-namespace veth topology, the same client and the same core budget (server on CPU 0, client
+# on CPU 1), alternating, repeated; reports medians, percentiles and the ratio xdptcp / nginx.
+#
+#   sudo scripts/bench.sh [--repeat N] [--duration S] [--out DIR] [--quick] [--micro]
+#
+#   --quick   one repeat of 2 s per load (the CI smoke run)
+#   --micro   also run the criterion engine benches and add them to the report
+#
+# Loads: wrk keep-alive, wrk `Connection: close`, and `xdptcp load connect-close`.
+# CPU is counted system-wide from /proc/stat (on veth the receiver's XDP/NAPI work runs on the
+# sender's CPU), as microseconds of busy CPU (both cores) per request or connection.
+# Traffic stays between the two namespaces this script creates; everything is removed on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+repeat=3
+duration=5
+out="out/bench"
+micro=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --repeat) repeat=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --quick) repeat=1; duration=2; shift ;;
+    --micro) micro=1; shift ;;
+    *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+if [ "$(id -u)" -ne 0 ]; then
+    echo "bench.sh: must run as root (namespaces, XDP)" >&2
+    exit 1
+fi
+for tool in wrk nginx ethtool python3 curl taskset; do
+    command -v "$tool" >/dev/null || { echo "bench.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
+done
+if [ "$(nproc)" -lt 2 ]; then
+    echo "bench.sh: needs 2 cores (server on CPU 0, client on CPU 1)" >&2
+    exit 1
+fi
+
+name="xb$$"
+srv="$name-srv"
+cli="$name-cli"
+SRV=10.201.77.1
+PORT=8080
+tmp="$(mktemp -d)"
+server_pid=""
+mkdir -p "$out"
+runs="$out/runs.jsonl"
+: >"$runs"
+
+stop_server() {
+    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    server_pid=""
+}
+cleanup() {
+    stop_server
+    scripts/netns.sh down "$name"
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+echo "== building (release)"
+cargo build --release --bin xdptcp
+xdptcp="$PWD/target/release/xdptcp"
+
+echo "== topology $srv <-veth-> $cli"
+scripts/netns.sh up "$name" 1
+for ns in "$srv" "$cli"; do
+    ip netns exec "$ns" sysctl -qw net.core.somaxconn=65535 net.ipv4.tcp_max_syn_backlog=65535
+done
+# The load generator owns source ports 1024-32767; keep the kernel's ephemeral ports above.
+ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+
+body="Hello from xdptcp"
+cat >"$tmp/nginx.conf" <<NGINX
+worker_processes 1;
+worker_cpu_affinity 01;
+worker_rlimit_nofile 200000;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx-error.log error;
+events { worker_connections 65536; multi_accept on; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    server {
+        listen $SRV:$PORT backlog=65535;
+        location / { default_type text/plain; return 200 "$body\n"; }
+    }
+}
+NGINX
+
+wait_ready() {
+    for _ in $(seq 100); do
+        if ip netns exec "$cli" curl -s -m 1 -o /dev/null "http://$SRV:$PORT/"; then return 0; fi
+        sleep 0.1
+    done
+    echo "bench.sh: server did not come up" >&2
+    return 1
+}
+
+start_server() {
+    case "$1" in
+    nginx)
+        ip netns exec "$srv" taskset -c 0 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
+        server_pid=$!
+        ;;
+    xdptcp)
+        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
+            --app http --cores 0 --duration $((duration * 4 + 60)) \
+            --hist-out "$out/hist-xdptcp" 2>"$tmp/xdptcp.log" &
+        server_pid=$!
+        ;;
+    esac
+    wait_ready
+}
+
+cpu_busy_us() {
+    # Busy jiffies over all CPUs (user nice system irq softirq steal), in microseconds.
+    awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($2+$3+$4+$7+$8+$9) * 1000000 / hz}' /proc/stat
+}
+
+# run_load SERVER LOAD REPEAT: one measured run, appended to runs.jsonl.
+run_load() {
+    local server=$1 load=$2 rep=$3 before after raw
+    before=$(cpu_busy_us)
+    case "$load" in
+    keepalive | close)
+        local hdr=()
+        [ "$load" = close ] && hdr=(-H 'Connection: close')
+        raw=$(ip netns exec "$cli" timeout $((duration + 30)) taskset -c 1 wrk -t1 -c64 \
+            -d"${duration}s" "${hdr[@]}" -s scripts/wrk-report.lua "http://$SRV:$PORT/" |
+            sed -n 's/^WRKJSON //p')
+        ;;
+    xload)
+        ip netns exec "$cli" timeout $((duration + 30)) "$xdptcp" load --iface "$name-c" \
+            --target "$SRV:$PORT" --mode connect-close --concurrency 128 --cores 1 \
+            --duration "$duration" --json "$tmp/load.json" >/dev/null 2>"$tmp/load.log" || true
+        raw=$(cat "$tmp/load.json" 2>/dev/null || true)
+        ;;
+    esac
+    after=$(cpu_busy_us)
+    if [ -z "$raw" ]; then
+        echo "   $load/$server: no result" >&2
+        cat "$tmp/load.log" 2>/dev/null >&2 || true
+        raw='{}'
+    fi
+    python3 - "$server" "$load" "$rep" "$before" "$after" "$raw" >>"$runs" <<'PY'
+import json, sys
+server, load, rep, before, after, raw = sys.argv[1:]
+r = json.loads(raw)
+cpu = float(after) - float(before)
+if "requests" in r and "duration_us" in r:          # wrk
+    ops, secs = r["requests"], r["duration_us"] / 1e6
+    lat = r
+    errors = r["errors"]
+elif "connections" in r:                            # xdptcp load
+    ops, secs = r["connections"], r["elapsed_s"]
+    lat = r.get("request_latency", {})
+    errors = r["errors"]
+else:
+    ops, secs, lat, errors = 0, 0, {}, None
+out = {
+    "server": server, "load": load, "repeat": int(rep),
+    "rate": ops / secs if secs else None, "ops": ops, "seconds": secs, "errors": errors,
+    "p50_us": lat.get("p50_us"), "p90_us": lat.get("p90_us"), "p99_us": lat.get("p99_us"),
+    "p999_us": lat.get("p999_us"), "cpu_us_per_op": cpu / ops if ops else None,
+}
+print(json.dumps(out))
+PY
+    tail -n1 "$runs" | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("   %-9s %-6s rate=%s p99=%sus errors=%s cpu/op=%sus" % (r["load"], r["server"], round(r["rate"] or 0), r["p99_us"], r["errors"], r["cpu_us_per_op"] and round(r["cpu_us_per_op"],2)))'
+}
+
+for rep in $(seq "$repeat"); do
+    for server in nginx xdptcp; do
+        echo "== run $rep/$repeat: $server"
+        start_server "$server"
+        for load in keepalive close xload; do
+            run_load "$server" "$load" "$rep"
+        done
+        stop_server
+    done
+done
+
+if [ "$micro" = 1 ]; then
+    echo "== criterion micro-benchmarks"
+    cargo bench --bench engine --bench bulk -- --warm-up-time 1 --measurement-time 3 \
+        2>&1 | tee "$out/micro.txt" | grep -E '^[a-z].*time:|thrpt:' || true
+fi
+
+echo "== report"
+python3 scripts/bench_report.py "$runs" "$out/result.json" "$out/result.md"
+if [ "$micro" = 1 ]; then
+    {
+        echo
+        echo "Criterion (engine, in memory):"
+        echo
+        echo '```'
+        grep -E 'time:|thrpt:' -B1 "$out/micro.txt" | grep -v '^--$' || true
+        echo '```'
+    } >>"$out/result.md"
+fi
+echo "results: $out/result.json $out/result.md"
