@@ -15,3 +15,4 @@ pub mod tcp;
 pub mod time;
 pub mod tx;
 pub mod wire;
+pub mod xdp;

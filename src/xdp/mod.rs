@@ -1,0 +1,2 @@
+//! The AF_XDP shell around the engine.
+pub mod program;
