@@ -231,7 +231,11 @@ impl Program {
         self.skel
             .maps
             .xsks
-            .update(&queue.to_ne_bytes(), &(fd as u32).to_ne_bytes(), MapFlags::ANY)
+            .update(
+                &queue.to_ne_bytes(),
+                &(fd as u32).to_ne_bytes(),
+                MapFlags::ANY,
+            )
             .map_err(|e| MapError::Xsk(queue, e))
     }
 
@@ -251,8 +255,7 @@ impl Program {
             }
             // Safety: `bytes` holds at least one `xdp_counters` (plain u64s, any bit pattern
             // is valid); read_unaligned copes with the Vec's alignment.
-            let c: types::xdp_counters =
-                unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+            let c: types::xdp_counters = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
             sum.redirected += c.redirected;
             sum.passed += c.passed;
             sum.malformed += c.malformed;
@@ -303,8 +306,9 @@ impl Program {
         let prog_fd = self.skel.progs.xdptcp_steer.as_fd().as_raw_fd();
         // Safety: `prog_fd` is our loaded program; `opts` is a fully initialised options struct
         // whose `sz` tells libbpf its size. The call only reads them.
-        let fd =
-            unsafe { libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts) };
+        let fd = unsafe {
+            libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts)
+        };
         if fd < 0 {
             let source = io::Error::from_raw_os_error(-fd);
             return Err(match -fd {
@@ -391,7 +395,11 @@ mod tests {
     #[test]
     fn served_key_has_no_padding_and_port_in_network_order() {
         assert_eq!(size_of::<types::served_key>(), 20);
-        let key = served_key(Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))), 80, FAMILY_INET);
+        let key = served_key(
+            Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
+            80,
+            FAMILY_INET,
+        );
         let b = key_bytes(&key);
         assert_eq!(&b[..4], &[FAMILY_INET, 0, 0, 80]);
         assert_eq!(&b[4..8], &[10, 0, 0, 1]);
