@@ -13,11 +13,11 @@ pub enum InterfaceError {
     /// No interface of that name in this network namespace.
     #[error("interface {0:?} not found in this network namespace (see `ip link`)")]
     NotFound(String),
-    /// A sysfs attribute could not be read or parsed.
-    #[error("reading {path}: {source}")]
-    Sysfs {
-        /// The file.
-        path: String,
+    /// The interface's MAC address or MTU could not be read.
+    #[error("reading the {what}: {source}")]
+    Query {
+        /// What was asked (the ioctl and the interface).
+        what: String,
         /// What went wrong.
         source: io::Error,
     },
@@ -48,34 +48,20 @@ impl Interface {
         if ifindex == 0 {
             return Err(not_found());
         }
-        let dir = Path::new("/sys/class/net").join(name);
-        let read = |attr: &str| {
-            let path = dir.join(attr);
-            fs::read_to_string(&path).map_err(|source| InterfaceError::Sysfs {
-                path: path.display().to_string(),
-                source,
-            })
+        let ioctl_error = |what: &str, source: io::Error| InterfaceError::Query {
+            what: format!("{what} of {name}"),
+            source,
         };
-        let mac = parse_mac(read("address")?.trim()).ok_or_else(|| InterfaceError::Sysfs {
-            path: dir.join("address").display().to_string(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "not a MAC address"),
-        })?;
-        let mtu = read("mtu")?
-            .trim()
-            .parse()
-            .map_err(|e| InterfaceError::Sysfs {
-                path: dir.join("mtu").display().to_string(),
-                source: io::Error::new(io::ErrorKind::InvalidData, e),
-            })?;
-        let queues_dir = dir.join("queues");
-        let rx_queues = fs::read_dir(&queues_dir)
-            .map_err(|source| InterfaceError::Sysfs {
-                path: queues_dir.display().to_string(),
-                source,
-            })?
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-            .count() as u32;
+        // ioctls answer for the caller's network namespace even where /sys is the mount of
+        // another one (a thread that entered a namespace with setns).
+        let sock = IoctlSocket::new().map_err(|e| ioctl_error("socket", e))?;
+        let mac = sock
+            .hwaddr(name)
+            .map_err(|e| ioctl_error("SIOCGIFHWADDR", e))?;
+        let mtu = sock.mtu(name).map_err(|e| ioctl_error("SIOCGIFMTU", e))?;
+        let rx_queues = sysfs_rx_queues(name, ifindex)
+            .or_else(|| sock.rx_channels(name))
+            .unwrap_or(1);
         Ok(Interface {
             name: name.to_string(),
             ifindex,
@@ -86,13 +72,110 @@ impl Interface {
     }
 }
 
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+/// Counts `/sys/class/net/IF/queues/rx-*`, if that sysfs is this namespace's (same ifindex).
+fn sysfs_rx_queues(name: &str, ifindex: u32) -> Option<u32> {
+    let dir = Path::new("/sys/class/net").join(name);
+    let sys_index: u32 = fs::read_to_string(dir.join("ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if sys_index != ifindex {
+        return None;
     }
-    parts.next().is_none().then_some(mac)
+    let n = fs::read_dir(dir.join("queues"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Some(n as u32)
+}
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// A datagram socket for interface ioctls.
+struct IoctlSocket(std::os::fd::OwnedFd);
+
+impl IoctlSocket {
+    fn new() -> io::Result<IoctlSocket> {
+        // Safety: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Safety: a fresh fd nothing else owns.
+        Ok(IoctlSocket(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    fn ifreq(name: &str) -> libc::ifreq {
+        // Safety: ifreq is plain C data; all zeroes is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *d = s as libc::c_char;
+        }
+        req
+    }
+
+    fn ioctl(&self, request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // Safety: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
+        // at most an ifreq (or, for SIOCETHTOOL, the buffer its ifru_data points to).
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), request, req as *mut libc::ifreq) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn hwaddr(&self, name: &str) -> io::Result<[u8; 6]> {
+        let mut req = Self::ifreq(name);
+        self.ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+        // Safety: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+        let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Ok(mac)
+    }
+
+    fn mtu(&self, name: &str) -> io::Result<u32> {
+        let mut req = Self::ifreq(name);
+        self.ioctl(libc::SIOCGIFMTU, &mut req)?;
+        // Safety: SIOCGIFMTU filled the ifru_mtu member of the union.
+        Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    }
+
+    fn rx_channels(&self, name: &str) -> Option<u32> {
+        let mut ch = EthtoolChannels {
+            cmd: ETHTOOL_GCHANNELS,
+            ..EthtoolChannels::default()
+        };
+        let mut req = Self::ifreq(name);
+        req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+        self.ioctl(libc::SIOCETHTOOL, &mut req).ok()?;
+        Some(ch.rx_count.max(ch.combined_count))
+    }
 }
 
 /// Why the process may not run the data path.
@@ -149,17 +232,6 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_addresses_parse_only_when_complete() {
-        assert_eq!(
-            parse_mac("02:00:0a:c9:00:01"),
-            Some([2, 0, 0x0a, 0xc9, 0, 1])
-        );
-        assert_eq!(parse_mac("02:00:0a:c9:00"), None);
-        assert_eq!(parse_mac("02:00:0a:c9:00:01:02"), None);
-        assert_eq!(parse_mac("zz:00:0a:c9:00:01"), None);
-    }
 
     #[test]
     fn loopback_is_found_and_nonsense_is_not() {
