@@ -21,6 +21,7 @@
 //! around xsk-rs rings and UMEM accesses in [`socket`] rests on these rules.
 
 pub mod program;
+pub mod refuser;
 pub mod server;
 pub mod socket;
 pub mod sys;
