@@ -266,8 +266,10 @@ impl Program {
 
     /// Runs the program once over `frame` (`BPF_PROG_RUN`) and returns its verdict.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, MapError> {
-        let mut input = libbpf_rs::ProgramInput::default();
-        input.data_in = Some(frame);
+        let input = libbpf_rs::ProgramInput {
+            data_in: Some(frame),
+            ..Default::default()
+        };
         let out = self
             .skel
             .progs

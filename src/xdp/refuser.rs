@@ -84,7 +84,7 @@ impl Handler for Refuser {
             tcp[8..12].copy_from_slice(&rack.to_be_bytes());
             tcp[12] = 5 << 4;
             tcp[13] = rflags;
-            let pseudo = [&dst_ip[..], src_ip, &[0, 6, 0, 20]].concat();
+            let pseudo = [dst_ip, src_ip, &[0u8, 6, 0, 20]].concat();
             let c = checksum(&[&pseudo, tcp]);
             tcp[16..18].copy_from_slice(&c.to_be_bytes());
         });
