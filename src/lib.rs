@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
+pub mod sim;
 pub mod stats;
 pub mod tcp;
 pub mod time;

@@ -9,11 +9,27 @@
 //! come in, frames go out through [`crate::tx::Tx`].
 
 pub mod config;
+mod congestion;
+mod conn;
+pub mod conn_table;
+mod engine;
+pub mod hash;
+mod input;
+pub mod isn;
+mod output;
+pub mod rate_limit;
+mod reassembly;
+mod rtt;
 pub mod seq;
 pub mod state;
+pub mod syncookie;
+pub mod time_wait;
+pub mod timer_wheel;
+mod timers;
 pub mod tuple;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
+pub use engine::{ConnectError, Engine};
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;

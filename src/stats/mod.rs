@@ -8,6 +8,10 @@ use std::fmt;
 
 use crate::tcp::State;
 
+mod latency;
+
+pub use latency::{Latencies, LatencyKind, hgrm, svg};
+
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
         /// Why a received frame was dropped without being acted on.
@@ -77,6 +81,8 @@ drop_reasons! {
     RstNotExact => "rst_not_exact",
     /// RST that matched no connection (never answered).
     RstNoConnection => "rst_no_connection",
+    /// SYN on a synchronized connection (answered by a rate-limited challenge ACK).
+    SynChallenged => "syn_challenged",
     /// Segment without ACK in a synchronized state.
     NoAck => "no_ack",
     /// Our RST for a segment that matched no connection was suppressed by the rate limit.

@@ -1,0 +1,201 @@
+//! The transmission control block (RFC 9293 §3.3.1): everything one connection remembers.
+//!
+//! Kept compact: buffers start empty and are released when drained, timers are three optional
+//! deadlines folded into one timer-wheel entry, keepalive settings are an index into the
+//! listener table.
+
+use std::collections::VecDeque;
+
+use super::congestion::NewReno;
+use super::conn_table::Keyed;
+use super::reassembly::Reassembly;
+use super::rtt::RttEstimator;
+use super::{FourTuple, SeqNumber, State};
+use crate::app::Shutdown;
+use crate::time::Instant;
+use crate::wire::ethernet::MacAddr;
+
+/// Options negotiated on the handshake.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Negotiated {
+    /// The MSS we send with (min of the peer's and ours).
+    pub(crate) mss: u16,
+    /// Shift applied to windows the peer advertises (RFC 7323 §2.3).
+    pub(crate) snd_wscale: u8,
+    /// Shift applied to windows we advertise.
+    pub(crate) rcv_wscale: u8,
+    /// RFC 7323 timestamps in use.
+    pub(crate) ts: bool,
+    /// SACK-permitted exchanged both ways.
+    pub(crate) sack: bool,
+}
+
+/// One connection in the table.
+#[derive(Debug)]
+pub(crate) struct Conn<S> {
+    pub(crate) tuple: FourTuple,
+    /// The peer's (next hop's) Ethernet address and our VLAN tag, for every frame we send.
+    pub(crate) mac: MacAddr,
+    pub(crate) vlan: Option<u16>,
+    pub(crate) state: State,
+    /// Opened by a listener (true) or by `connect` (false).
+    pub(crate) passive: bool,
+    /// Established by a SYN-cookie ACK (no SYN-RECEIVED state was ever kept).
+    pub(crate) from_cookie: bool,
+    pub(crate) opts: Negotiated,
+
+    // Send sequence space (RFC 9293 §3.3.1, Figure 3).
+    pub(crate) iss: SeqNumber,
+    pub(crate) snd_una: SeqNumber,
+    pub(crate) snd_nxt: SeqNumber,
+    /// Highest sequence number sent so far (SND.NXT moves back on a timeout, this does not).
+    pub(crate) snd_max: SeqNumber,
+    pub(crate) snd_wnd: u32,
+    pub(crate) max_snd_wnd: u32,
+    pub(crate) snd_wl1: SeqNumber,
+    pub(crate) snd_wl2: SeqNumber,
+    /// Bytes from SND.UNA on: in flight first, then not yet sent.
+    pub(crate) send: VecDeque<u8>,
+    /// Sequence number of our FIN once it has gone out (right after the last byte of `send`).
+    pub(crate) fin_seq: Option<SeqNumber>,
+
+    // Receive sequence space.
+    pub(crate) irs: SeqNumber,
+    pub(crate) rcv_nxt: SeqNumber,
+    /// Right edge of the window we advertised last; it never moves left (RFC 9293 §3.8.6).
+    pub(crate) rcv_adv: SeqNumber,
+    /// RCV.NXT carried by the last ACK we sent ("Last.ACK.sent", RFC 7323 §4.3).
+    pub(crate) last_ack_sent: SeqNumber,
+    /// In-order bytes the app has not consumed yet.
+    pub(crate) recv: VecDeque<u8>,
+    pub(crate) ooo: Reassembly,
+
+    // Timestamps (RFC 7323).
+    pub(crate) ts_recent: u32,
+    pub(crate) ts_offset: u32,
+
+    // Timers: the wheel holds one entry at `scheduled`, the earliest of these.
+    pub(crate) rto_at: Option<Instant>,
+    pub(crate) ack_at: Option<Instant>,
+    pub(crate) idle_at: Option<Instant>,
+    pub(crate) scheduled: Option<Instant>,
+    pub(crate) rtt: RttEstimator,
+    /// Segment being timed for an RTT sample when timestamps are off (Karn: never a
+    /// retransmitted one).
+    pub(crate) rtt_probe: Option<(SeqNumber, Instant)>,
+    /// Consecutive retransmission timeouts (or unanswered window probes).
+    pub(crate) retries: u8,
+    /// Unanswered keepalive probes.
+    pub(crate) ka_probes: u8,
+    /// Index of the listener whose keepalive applies (u8::MAX: none).
+    pub(crate) listener: u8,
+    pub(crate) cc: NewReno,
+
+    // ACK bookkeeping.
+    /// Full-sized segments received since our last ACK.
+    pub(crate) unacked_segs: u8,
+    /// An ACK must go out with the next transmission (now, not delayed).
+    pub(crate) ack_now: bool,
+    /// Challenge ACK limiter: (second, count in that second).
+    pub(crate) challenge: (u32, u16),
+    /// Last time (ms) we answered an out-of-window pure ACK (Linux tcp_invalid_ratelimit).
+    pub(crate) last_oow_ack_ms: u32,
+
+    // The app's side.
+    pub(crate) shutdown: Shutdown,
+    pub(crate) app_connected: bool,
+    pub(crate) app_peer_closed: bool,
+    /// The app found the send buffer full; tell it when room appears.
+    pub(crate) app_blocked: bool,
+    /// When the SYN arrived (passive) or was sent (active): handshake latency.
+    pub(crate) opened_at: Instant,
+    pub(crate) app: S,
+}
+
+impl<S> Keyed for Conn<S> {
+    fn tuple(&self) -> &FourTuple {
+        &self.tuple
+    }
+}
+
+impl<S> Conn<S> {
+    /// Bytes sent and not yet acknowledged (SYN and FIN count as one each).
+    pub(crate) fn flight(&self) -> u32 {
+        self.snd_nxt - self.snd_una
+    }
+
+    /// Bytes of `send` already transmitted (in flight or acknowledged-but-unread: never).
+    pub(crate) fn data_sent(&self) -> usize {
+        (self.flight() as usize).min(self.send.len())
+    }
+
+    /// Bytes of `send` not transmitted yet.
+    pub(crate) fn unsent(&self) -> usize {
+        self.send.len() - self.data_sent()
+    }
+
+    /// Whether our FIN is due (the app shut down writing) once the data before it is out.
+    pub(crate) fn fin_queued(&self) -> bool {
+        matches!(self.shutdown, Shutdown::Write | Shutdown::Close)
+    }
+
+    /// Whether our FIN has been acknowledged.
+    pub(crate) fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|fin| self.snd_una.gt(fin))
+    }
+
+    /// Free receive buffer space: what we may advertise.
+    pub(crate) fn rcv_space(&self, recv_buffer: u32) -> u32 {
+        let used = self.recv.len() + self.ooo.bytes();
+        recv_buffer.saturating_sub(used as u32)
+    }
+
+    /// The window field to advertise now (scaled), never shrinking the right edge, and the
+    /// right edge it implies.
+    pub(crate) fn window_to_advertise(&self, recv_buffer: u32) -> (u16, SeqNumber) {
+        let space = self.rcv_space(recv_buffer);
+        let scale = self.opts.rcv_wscale;
+        // Round down to the scale granularity; at least what we already promised.
+        let max = u32::from(u16::MAX) << scale;
+        let mut wnd = (space.min(max) >> scale) << scale;
+        let promised = self.rcv_adv - self.rcv_nxt;
+        if self.rcv_adv.gt(self.rcv_nxt) && promised > wnd {
+            wnd = promised.min(max);
+        }
+        let field = (wnd >> scale).min(u32::from(u16::MAX)) as u16;
+        let edge = self.rcv_nxt + (u32::from(field) << scale);
+        (field, edge.max(self.rcv_adv))
+    }
+
+    /// The earliest of the connection's timers.
+    pub(crate) fn next_timer(&self) -> Option<Instant> {
+        [self.rto_at, self.ack_at, self.idle_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+impl<S> Conn<S> {
+    /// Moves to `new`, keeping the per-state gauges right.
+    pub(crate) fn set_state(&mut self, new: State, stats: &mut crate::stats::Stats) {
+        let old = &mut stats.states[self.state.index()];
+        *old = old.saturating_sub(1);
+        stats.states[new.index()] += 1;
+        self.state = new;
+    }
+
+    /// Our TSval now: a millisecond clock plus the per-connection offset (RFC 7323 §5.4).
+    pub(crate) fn ts_now(&self, now: Instant) -> u32 {
+        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+    }
+
+    /// Where this connection's frames go.
+    pub(crate) fn route(&self) -> super::engine::Route {
+        super::engine::Route {
+            tuple: self.tuple,
+            mac: self.mac,
+            vlan: self.vlan,
+        }
+    }
+}

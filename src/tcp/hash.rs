@@ -1,0 +1,82 @@
+//! Keyed, flood-resistant hashing of 4-tuples (RFC 6528 §3 asks for a keyed PRF; SipHash is
+//! the same defence Linux uses against hash-flooding of its connection tables).
+//!
+//! An attacker who can choose ports and addresses must not be able to make tuples collide in
+//! our tables, so every table hash is SipHash under a secret key that comes in from outside.
+
+use core::fmt;
+use core::hash::Hasher;
+
+use siphasher::sip::SipHasher13;
+
+use super::FourTuple;
+
+/// A 128-bit secret key for SipHash; the engine is handed it, never generates it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Key(pub [u8; 16]);
+
+impl fmt::Debug for Key {
+    /// Never prints the key bytes: a secret in a log line is a leaked secret.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+/// Hashes a 4-tuple for table lookups: SipHash-1-3 over [`FourTuple::write_to`]'s bytes.
+pub fn hash_tuple(key: &Key, tuple: &FourTuple) -> u64 {
+    let mut h = SipHasher13::new_with_key(&key.0);
+    tuple.write_to(&mut |bytes: &[u8]| h.write(bytes));
+    h.finish()
+}
+
+#[cfg(test)]
+pub(crate) mod test_util {
+    use super::FourTuple;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    /// An IPv4 tuple whose remote address and port are derived from `n`.
+    pub(crate) fn tuple_v4(n: u32) -> FourTuple {
+        FourTuple {
+            local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            remote_addr: IpAddr::V4(Ipv4Addr::from(0x0a01_0000 | (n >> 16))),
+            local_port: 80,
+            remote_port: (n & 0xffff) as u16,
+        }
+    }
+
+    /// An IPv6 tuple whose remote port is `port`.
+    pub(crate) fn tuple_v6(port: u16) -> FourTuple {
+        FourTuple {
+            local_addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+            remote_addr: IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 2)),
+            local_port: 443,
+            remote_port: port,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_util::*;
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_key_bytes() {
+        let key = Key([0xab; 16]);
+        let shown = format!("{key:?}");
+        assert!(!shown.to_lowercase().contains("ab"), "{shown}");
+        assert!(!shown.contains("171"), "{shown}");
+    }
+
+    #[test]
+    fn the_hash_depends_on_key_and_tuple() {
+        let k1 = Key([1; 16]);
+        let k2 = Key([2; 16]);
+        let a = tuple_v4(1000);
+        let b = tuple_v4(1001);
+        assert_eq!(hash_tuple(&k1, &a), hash_tuple(&k1, &a));
+        assert_ne!(hash_tuple(&k1, &a), hash_tuple(&k2, &a));
+        assert_ne!(hash_tuple(&k1, &a), hash_tuple(&k1, &b));
+        assert_ne!(hash_tuple(&k1, &tuple_v6(1000)), hash_tuple(&k1, &a));
+    }
+}

@@ -1,0 +1,421 @@
+//! SEGMENT ARRIVES for a connection in the table (RFC 9293 §3.10.7.3 and §3.10.7.4), in the
+//! RFC's order: sequence check (after PAWS, RFC 7323 §5.3), RST (RFC 5961 §3), SYN (RFC 5961
+//! §4), ACK (RFC 5961 §5, RFC 5681, RFC 6582), segment text, FIN.
+
+use super::congestion::AckAction;
+use super::conn::Conn;
+use super::output::{self, Cx, Outcome};
+use super::{SeqNumber, State};
+use crate::app::{App, CloseReason, Shutdown};
+use crate::stats::DropReason;
+use crate::tx::Tx;
+use crate::wire::tcp::{Flags, Repr as TcpRepr};
+
+/// Handles one segment; the caller then lets the app act and transmits.
+pub(crate) fn on_segment<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Outcome {
+    if c.state == State::SynSent {
+        return syn_sent(c, cx, seg);
+    }
+    let flags = seg.flags;
+    let seq = seg.seq;
+
+    // A retransmitted SYN while we are half-open: our SYN-ACK was lost, send it again.
+    if c.state == State::SynReceived && flags.contains(Flags::SYN) {
+        if c.passive && !flags.contains(Flags::ACK) && seq == c.irs {
+            output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
+            return Outcome::Keep;
+        }
+        // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
+        if !c.passive && flags.contains(Flags::ACK) && seq == c.irs && ack_acceptable_syn(c, seg) {
+            establish(c, cx, seg);
+            c.ack_now = true;
+            return Outcome::Keep;
+        }
+    }
+
+    // PAWS (RFC 7323 §5.3 R1): a timestamp older than TS.Recent marks an old duplicate.
+    if c.opts.ts && !flags.contains(Flags::RST) {
+        if let Some((tsval, _)) = seg.options.timestamp {
+            if (tsval.wrapping_sub(c.ts_recent) as i32) < 0 {
+                cx.stats.drop(DropReason::Paws);
+                output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+                return Outcome::Keep;
+            }
+        }
+    }
+
+    // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
+    // endpoints MUST send a 'challenge ACK' to the remote peer".
+    if flags.contains(Flags::SYN) {
+        output::challenge_ack(c, cx);
+        cx.stats.drop(DropReason::SynChallenged);
+        return Outcome::Keep;
+    }
+
+    // First, check the sequence number.
+    let rcv_wnd = if c.rcv_adv.gt(c.rcv_nxt) {
+        c.rcv_adv - c.rcv_nxt
+    } else {
+        0
+    };
+    let seg_len = seg.segment_len() as u32;
+    let right = c.rcv_nxt + rcv_wnd;
+    let acceptable = match (seg_len, rcv_wnd) {
+        (0, 0) => seq == c.rcv_nxt,
+        (0, _) => seq.in_range(c.rcv_nxt, right),
+        (_, 0) => false,
+        (_, _) => {
+            seq.in_range(c.rcv_nxt, right) || (seq + (seg_len - 1)).in_range(c.rcv_nxt, right)
+        }
+    };
+    // "If the RCV.WND is zero, no segments will be acceptable, but special allowance should be
+    // made to accept valid ACKs, URGs, and RSTs."
+    let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv_nxt;
+    if !acceptable && !zero_window_control {
+        if !flags.contains(Flags::RST) {
+            output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        }
+        cx.stats.drop(DropReason::OutOfWindow);
+        return Outcome::Keep;
+    }
+
+    // Second, check the RST bit (RFC 5961 §3.2).
+    if flags.contains(Flags::RST) {
+        if seq != c.rcv_nxt {
+            output::challenge_ack(c, cx);
+            cx.stats.drop(DropReason::RstNotExact);
+            return Outcome::Keep;
+        }
+        cx.stats.resets_received += 1;
+        return Outcome::Close(match c.state {
+            State::SynReceived if !c.passive => CloseReason::Refused,
+            _ => CloseReason::Reset,
+        });
+    }
+
+    // Fifth, check the ACK field.
+    if !flags.contains(Flags::ACK) {
+        cx.stats.drop(DropReason::NoAck);
+        return Outcome::Keep;
+    }
+    if c.state == State::SynReceived {
+        if !(seg.ack.gt(c.snd_una) && seg.ack.le(c.snd_max)) {
+            output::send_rst_for_ack(c, cx, seg.ack);
+            cx.stats.drop(DropReason::AckTooHigh);
+            return Outcome::Keep;
+        }
+        establish(c, cx, seg);
+    }
+    if let Some(outcome) = process_ack(c, cx, seg) {
+        return outcome;
+    }
+    touch_keepalive(c, cx);
+
+    // Seventh, process the segment text.
+    let fin_seq = seq + seg.payload.len();
+    if matches!(
+        c.state,
+        State::Established | State::FinWait1 | State::FinWait2
+    ) && !seg.payload.is_empty()
+    {
+        receive_data(c, cx, seq, seg.payload, right);
+    }
+
+    // Eighth, check the FIN bit: only once every byte before it has arrived.
+    if flags.contains(Flags::FIN) && fin_seq == c.rcv_nxt && !c.state.fin_received() {
+        c.rcv_nxt += 1u32;
+        c.ack_now = true;
+        match c.state {
+            State::Established => c.set_state(State::CloseWait, cx.stats),
+            State::FinWait1 if c.fin_acked() => return Outcome::TimeWait,
+            State::FinWait1 => c.set_state(State::Closing, cx.stats),
+            State::FinWait2 => return Outcome::TimeWait,
+            _ => {}
+        }
+    }
+    Outcome::Keep
+}
+
+/// An ACK of our SYN in SYN-SENT / SYN-RECEIVED must cover exactly the SYN or more.
+fn ack_acceptable_syn<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
+    seg.ack.gt(c.iss) && seg.ack.le(c.snd_max)
+}
+
+/// SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN.
+fn establish<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, seg: &TcpRepr<'_>) {
+    c.set_state(State::Established, cx.stats);
+    if c.retries == 0 {
+        c.rtt.sample(cx.now - c.opened_at);
+    }
+    c.retries = 0;
+    c.rto_at = None;
+    c.snd_una = c.iss + 1u32;
+    c.snd_wnd = u32::from(seg.window) << c.opts.snd_wscale;
+    c.max_snd_wnd = c.snd_wnd;
+    c.snd_wl1 = seg.seq;
+    c.snd_wl2 = seg.ack;
+    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
+}
+
+/// RFC 9293 §3.10.7.4 fifth step for the synchronized states. `Some` ends processing.
+fn process_ack<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Option<Outcome> {
+    let ack = seg.ack;
+    // RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT.
+    if ack.gt(c.snd_max) {
+        output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        cx.stats.drop(DropReason::AckTooHigh);
+        return Some(Outcome::Keep);
+    }
+    if ack.lt(c.snd_una - c.max_snd_wnd.max(1)) {
+        output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        cx.stats.drop(DropReason::AckTooOld);
+        return Some(Outcome::Keep);
+    }
+    let window = u32::from(seg.window) << c.opts.snd_wscale;
+    if ack.gt(c.snd_una) {
+        let acked = ack - c.snd_una;
+        let fin_acked_now = c.fin_seq.is_some_and(|f| ack.gt(f));
+        let data = (acked as usize - usize::from(fin_acked_now)).min(c.send.len());
+        c.send.drain(..data);
+        if c.send.is_empty() && c.send.capacity() > 4096 {
+            c.send = Default::default();
+        }
+        // RTT sample: from the echoed timestamp (RFC 7323 §4), else the timed segment.
+        if c.opts.ts {
+            if let Some((_, ecr)) = seg.options.timestamp.filter(|(_, e)| *e != 0) {
+                let ms = c.ts_now(cx.now).wrapping_sub(ecr);
+                if ms < 60_000 {
+                    c.rtt
+                        .sample(std::time::Duration::from_millis(u64::from(ms)));
+                }
+            }
+        } else if let Some((probe, at)) = c.rtt_probe {
+            if ack.gt(probe) {
+                c.rtt.sample(cx.now - at);
+                c.rtt_probe = None;
+            }
+        }
+        c.snd_una = ack;
+        if c.snd_nxt.lt(ack) {
+            c.snd_nxt = ack;
+        }
+        c.retries = 0;
+        let action = c.cc.on_ack(ack, acked, c.flight());
+        c.rto_at = if c.snd_una == c.snd_max {
+            None
+        } else {
+            Some(cx.now + c.rtt.rto())
+        };
+        if action == AckAction::RetransmitFirst {
+            output::retransmit_first(c, cx);
+        }
+    } else if ack == c.snd_una
+        && seg.payload.is_empty()
+        && !seg.flags.contains(Flags::FIN)
+        && window == c.snd_wnd
+        && c.snd_max != c.snd_una
+    {
+        // A duplicate ACK (RFC 5681 §2).
+        if c.cc.on_dup_ack(c.snd_max - c.snd_una, c.snd_max) == AckAction::RetransmitFirst {
+            output::retransmit_first(c, cx);
+        }
+    }
+    if c.flight() == 0 {
+        c.retries = 0; // a window probe was answered
+    }
+    // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <-
+    // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
+    if c.snd_wl1.lt(seg.seq) || (c.snd_wl1 == seg.seq && c.snd_wl2.le(ack)) {
+        c.snd_wnd = window;
+        c.snd_wl1 = seg.seq;
+        c.snd_wl2 = ack;
+        c.max_snd_wnd = c.max_snd_wnd.max(window);
+        if window > 0 && c.flight() == 0 && c.unsent() == 0 {
+            c.rto_at = None;
+        }
+    }
+    // Our FIN acknowledged?
+    if c.fin_acked() {
+        match c.state {
+            State::FinWait1 => {
+                c.set_state(State::FinWait2, cx.stats);
+                // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
+                // half-closed one keeps receiving as long as the peer sends.
+                if c.shutdown == Shutdown::Close {
+                    c.idle_at = Some(cx.now + cx.cfg.fin_wait2_timeout);
+                }
+            }
+            State::Closing => return Some(Outcome::TimeWait),
+            State::LastAck => return Some(Outcome::Close(CloseReason::Normal)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Any acceptable segment proves the peer alive: reset the keepalive idle timer.
+fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    c.ka_probes = 0;
+    if let Some(ka) = cx
+        .cfg
+        .listeners
+        .get(usize::from(c.listener))
+        .and_then(|l| l.keepalive)
+    {
+        if matches!(c.state, State::Established | State::CloseWait) {
+            c.idle_at = Some(cx.now + ka.idle);
+        }
+    }
+}
+
+/// Data within the window: in order into `recv`, ahead of a hole into the reassembly queue.
+fn receive_data<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seq: SeqNumber,
+    payload: &[u8],
+    right: SeqNumber,
+) {
+    let mut data = payload;
+    let mut dseq = seq;
+    if dseq.lt(c.rcv_nxt) {
+        let skip = ((c.rcv_nxt - dseq) as usize).min(data.len());
+        data = &data[skip..];
+        dseq = c.rcv_nxt;
+    }
+    let room = if right.gt(dseq) {
+        (right - dseq) as usize
+    } else {
+        0
+    };
+    if data.len() > room {
+        data = &data[..room];
+        cx.stats.drop(DropReason::NoRoom);
+    }
+    if data.is_empty() {
+        c.ack_now = true;
+        return;
+    }
+    if dseq != c.rcv_nxt {
+        // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2).
+        if c.ooo.insert(dseq, data) {
+            cx.stats.ooo_segments += 1;
+        } else {
+            cx.stats.drop(DropReason::NoRoom);
+        }
+        c.ack_now = true;
+        return;
+    }
+    let refused = c.shutdown >= Shutdown::Close;
+    if refused {
+        cx.stats.drop(DropReason::NoRoom);
+    } else {
+        c.recv.extend(data);
+    }
+    c.rcv_nxt += data.len();
+    cx.stats.rx_bytes += data.len() as u64;
+    let filled_hole = !c.ooo.is_empty();
+    while let Some(more) = c.ooo.pop_ready(c.rcv_nxt) {
+        c.rcv_nxt += more.len();
+        cx.stats.rx_bytes += more.len() as u64;
+        if !refused {
+            c.recv.extend(more.iter());
+        }
+    }
+    // Delayed ACK: at least every second full-sized segment, at most `delayed_ack` later;
+    // at once when a hole was filled (RFC 5681 §4.2).
+    if data.len() * 2 >= usize::from(c.opts.mss) {
+        c.unacked_segs = c.unacked_segs.saturating_add(1);
+    }
+    if filled_hole || c.unacked_segs >= 2 {
+        c.ack_now = true;
+    } else if c.ack_at.is_none() {
+        c.ack_at = Some(cx.now + cx.cfg.delayed_ack);
+    }
+}
+
+/// RFC 9293 §3.10.7.3, SYN-SENT.
+fn syn_sent<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Outcome {
+    let flags = seg.flags;
+    // "First, check the ACK bit: If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset
+    // (unless the RST bit is set, if so drop the segment and return)".
+    if flags.contains(Flags::ACK) && !ack_acceptable_syn(c, seg) {
+        if !flags.contains(Flags::RST) {
+            output::send_rst_for_ack(c, cx, seg.ack);
+        }
+        cx.stats.drop(DropReason::AckTooHigh);
+        return Outcome::Keep;
+    }
+    // "Second, check the RST bit: If the ACK was acceptable, then signal to the user 'error:
+    // connection reset', drop the segment, enter CLOSED state".
+    if flags.contains(Flags::RST) {
+        if flags.contains(Flags::ACK) {
+            cx.stats.failed_opens += 1;
+            cx.stats.resets_received += 1;
+            return Outcome::Close(CloseReason::Refused);
+        }
+        cx.stats.drop(DropReason::RstNotExact);
+        return Outcome::Keep;
+    }
+    // "Fourth, check the SYN bit".
+    if !flags.contains(Flags::SYN) {
+        cx.stats.drop(DropReason::NoAck);
+        return Outcome::Keep;
+    }
+    c.irs = seg.seq;
+    c.rcv_nxt = seg.seq + 1u32;
+    let peer = &seg.options;
+    let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
+        536
+    } else {
+        1220
+    });
+    c.opts.mss = peer_mss.min(cx.cfg.mss).max(64);
+    if let (Some(ws), true) = (peer.window_scale, cx.cfg.window_scale > 0) {
+        c.opts.snd_wscale = ws.min(14);
+    } else {
+        c.opts.snd_wscale = 0;
+        c.opts.rcv_wscale = 0;
+    }
+    c.opts.ts = cx.cfg.timestamps && peer.timestamp.is_some();
+    c.opts.sack = cx.cfg.sack && peer.sack_permitted;
+    if let Some((tsval, _)) = peer.timestamp {
+        c.ts_recent = tsval;
+    }
+    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
+    if flags.contains(Flags::ACK) {
+        // Our SYN is acknowledged: ESTABLISHED. "The window field in a SYN segment itself is
+        // never scaled" (RFC 7323 §2.2).
+        c.set_state(State::Established, cx.stats);
+        if c.retries == 0 {
+            c.rtt.sample(cx.now - c.opened_at);
+        }
+        c.retries = 0;
+        c.rto_at = None;
+        c.snd_una = seg.ack;
+        c.snd_wnd = u32::from(seg.window);
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = seg.seq;
+        c.snd_wl2 = seg.ack;
+        c.ack_now = true;
+    } else {
+        // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
+        c.set_state(State::SynReceived, cx.stats);
+        c.snd_wnd = u32::from(seg.window);
+        c.max_snd_wnd = c.snd_wnd;
+        output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
+    }
+    Outcome::Keep
+}

@@ -1,0 +1,157 @@
+//! Out-of-order segments kept until the hole before them is filled (RFC 9293 §3.10.7.4,
+//! "seventh, process the segment text"; RFC 2018 for the SACK blocks we report).
+//!
+//! Policy: at most [`MAX_SEGMENTS`] disjoint ranges per connection, each already trimmed to the
+//! receive window by the caller, so memory is bounded by the window. Overlaps are trimmed on
+//! insert, so a byte is stored (and delivered) at most once. A segment that would need a
+//! range beyond the limit is dropped and counted; the peer retransmits it.
+
+use super::SeqNumber;
+
+/// Most disjoint out-of-order ranges kept per connection.
+pub(crate) const MAX_SEGMENTS: usize = 16;
+
+/// The out-of-order queue of one connection, sorted by sequence number, ranges disjoint.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    segs: Vec<(SeqNumber, Box<[u8]>)>,
+}
+
+impl Reassembly {
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.segs.is_empty()
+    }
+
+    /// Bytes queued.
+    pub(crate) fn bytes(&self) -> usize {
+        self.segs.iter().map(|(_, d)| d.len()).sum()
+    }
+
+    /// Queues `data` starting at `seq` (> RCV.NXT); only the bytes not already queued are kept.
+    /// Returns false when the range limit forced (part of) it to be dropped.
+    pub(crate) fn insert(&mut self, seq: SeqNumber, data: &[u8]) -> bool {
+        let end = seq + data.len();
+        // Uncovered pieces of [seq, end), walking the sorted ranges.
+        let mut pieces: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+        let mut cursor = seq;
+        for (s, d) in &self.segs {
+            let e = *s + d.len();
+            if e.le(cursor) {
+                continue;
+            }
+            if s.ge(end) {
+                break;
+            }
+            if s.gt(cursor) {
+                pieces.push((cursor, *s));
+            }
+            cursor = cursor.max(e);
+            if cursor.ge(end) {
+                break;
+            }
+        }
+        if cursor.lt(end) {
+            pieces.push((cursor, end));
+        }
+        let mut complete = true;
+        for (s, e) in pieces {
+            if self.segs.len() >= MAX_SEGMENTS {
+                complete = false;
+                break;
+            }
+            let off = (s - seq) as usize;
+            let len = (e - s) as usize;
+            let item = (s, data[off..off + len].to_vec().into_boxed_slice());
+            let pos = self.segs.partition_point(|(x, _)| x.lt(s));
+            self.segs.insert(pos, item);
+        }
+        complete
+    }
+
+    /// Takes the bytes that now continue the stream at `rcv_nxt`, if any, skipping any part
+    /// already received. Call repeatedly until `None`.
+    pub(crate) fn pop_ready(&mut self, rcv_nxt: SeqNumber) -> Option<Box<[u8]>> {
+        loop {
+            let (s, d) = self.segs.first()?;
+            let (s, e) = (*s, *s + d.len());
+            if s.gt(rcv_nxt) {
+                return None;
+            }
+            let (_, data) = self.segs.remove(0);
+            if e.le(rcv_nxt) {
+                continue; // entirely old
+            }
+            let skip = (rcv_nxt - s) as usize;
+            return Some(if skip == 0 {
+                data
+            } else {
+                data[skip..].to_vec().into_boxed_slice()
+            });
+        }
+    }
+
+    /// Up to `max` SACK blocks (left edge, right edge) over the queued data, adjacent ranges
+    /// merged, lowest first.
+    pub(crate) fn sack_blocks(&self, max: usize) -> impl Iterator<Item = (SeqNumber, SeqNumber)> {
+        let mut blocks: Vec<(SeqNumber, SeqNumber)> = Vec::new();
+        for (s, d) in &self.segs {
+            let e = *s + d.len();
+            match blocks.last_mut() {
+                Some(last) if last.1 == *s => last.1 = e,
+                _ => blocks.push((*s, e)),
+            }
+        }
+        blocks.truncate(max);
+        blocks.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(r: &mut Reassembly, mut nxt: SeqNumber) -> Vec<u8> {
+        let mut out = Vec::new();
+        while let Some(d) = r.pop_ready(nxt) {
+            nxt += d.len();
+            out.extend_from_slice(&d);
+        }
+        out
+    }
+
+    #[test]
+    fn overlapping_segments_are_stored_once_and_delivered_in_order() {
+        let mut r = Reassembly::default();
+        let base = SeqNumber(u32::MAX - 3); // across the wrap
+        assert!(r.insert(base + 4u32, b"efgh"));
+        assert!(r.insert(base + 2u32, b"cdefghij"));
+        assert!(r.insert(base + 6u32, b"ghijkl"));
+        assert_eq!(r.bytes(), 10);
+        assert_eq!(
+            r.sack_blocks(3).collect::<Vec<_>>(),
+            vec![(base + 2u32, base + 12u32)]
+        );
+        assert_eq!(r.pop_ready(base), None, "a hole remains before it");
+        assert_eq!(drain(&mut r, base + 2u32), b"cdefghijkl");
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn bytes_already_received_are_never_delivered_twice() {
+        let mut r = Reassembly::default();
+        r.insert(SeqNumber(10), b"0123456789");
+        assert_eq!(drain(&mut r, SeqNumber(15)), b"56789");
+    }
+
+    #[test]
+    fn the_range_limit_bounds_memory() {
+        let mut r = Reassembly::default();
+        for i in 0..MAX_SEGMENTS as u32 {
+            assert!(r.insert(SeqNumber(100 + 10 * i), b"x"));
+        }
+        assert!(!r.insert(SeqNumber(5000), b"y"));
+        assert_eq!(r.bytes(), MAX_SEGMENTS);
+        assert_eq!(r.sack_blocks(3).count(), 3);
+    }
+}

@@ -1,0 +1,508 @@
+//! SYN cookies (RFC 4987 §3.6), as pure functions over header fields, modelled on Linux
+//! `net/ipv4/syncookies.c` and `net/ipv6/syncookies.c`; options carried in the timestamp
+//! as Linux does (`cookie_init_timestamp`, RFC 7323 §3 for the TSval/TSecr echo).
+//!
+//! Under a SYN flood we answer a SYN without keeping state: everything we need to finish the
+//! handshake is folded into the SYN-ACK's sequence number (our ISN, "the cookie"), and the
+//! peer gives it back as `SEG.ACK - 1` in the third segment.
+//!
+//! ```text
+//!  31          26 25  24 23                                            0
+//! +--------------+------+-----------------------------------------------+
+//! | slot mod 64  | MSS  |  MAC: low 24 bits of SipHash-2-4(secret,       |
+//! |  (6 bits)    | idx  |   slot (full u32), 4-tuple, peer ISN,          |
+//! |              |(2 b) |   MSS index, timestamp option bits)            |
+//! +--------------+------+-----------------------------------------------+
+//!  slot = now / 64 s; a cookie is accepted in its own slot and the next one (64 to 128 s).
+//! ```
+//!
+//! When the peer sent timestamps, window scale and SACK-permitted ride in the low 6 bits of
+//! our TSval, which the peer echoes in TSecr:
+//!
+//! ```text
+//!   5        4        3      0
+//! +----------+--------+--------+
+//! | reserved | SACK   | wscale |   wscale 0..=14, 15 = the peer sent no window scale
+//! |   (0)    | perm.  |        |
+//! +----------+--------+--------+
+//! ```
+//! Those bits are covered by the MAC, so a peer cannot flip them. Without timestamps they are
+//! lost (the connection runs without window scaling and SACK), exactly as in Linux.
+//!
+//! A blind forger must hit the right 6 slot bits and 24 MAC bits: one ACK in about 2^24 (with
+//! the slot bits right) is accepted by chance, so millions of ACKs buy one connection.
+
+use core::hash::Hasher;
+use core::time::Duration;
+
+use siphasher::sip::SipHasher24;
+
+use super::hash::Key;
+use super::{FourTuple, SeqNumber};
+use crate::time::Instant;
+
+/// The length of one cookie time slot: a cookie stays valid for one to two slots.
+pub const SLOT: Duration = Duration::from_secs(64);
+
+/// MSS values an IPv4 cookie can encode, sorted (Linux `msstab`).
+///
+/// After S. Alcock and R. Nelson, "An Analysis of TCP Maximum Segment Sizes" (2011), as cited
+/// by Linux: values below 536 are rare (< 0.2 %); 537..1299 make under 1.5 %; 1300..1349
+/// about 15-20 % (tunnels, VPNs); 1440 and 1452 come from PPPoE; 1460 (Ethernet, 1500 - 40)
+/// is the single most common value (30-46 %); above 1460 is very rare (< 0.04 %).
+/// 536 is also RFC 9293's default when no MSS option is sent.
+pub const MSS_V4: [u16; 4] = [536, 1300, 1440, 1460];
+
+/// MSS values an IPv6 cookie can encode, sorted (Linux `net/ipv6/syncookies.c`).
+///
+/// IPv6's minimum MTU of 1280 (RFC 8200 §5) makes 1280 - 60 = 1220 the smallest possible MSS;
+/// 1480 - 60 covers PPPoE/common encapsulation, 1500 - 60 Ethernet and 9000 - 60 jumbo frames.
+pub const MSS_V6: [u16; 4] = [1220, 1420, 1440, 8940];
+
+const SLOT_SHIFT: u32 = 26;
+const MSS_SHIFT: u32 = 24;
+const MAC_MASK: u32 = (1 << MSS_SHIFT) - 1;
+/// The MAC's stand-in for "no timestamps": out of the 6-bit range, so never equal to real bits.
+const NO_TS: u8 = 0xff;
+/// The timestamp bits live in the low 6 bits of TSval.
+const TS_BITS_MASK: u32 = 0x3f;
+const TS_WSCALE_MASK: u8 = 0x0f;
+const TS_WSCALE_NONE: u8 = 0x0f;
+const TS_SACK: u8 = 1 << 4;
+const TS_RESERVED: u8 = !(TS_WSCALE_MASK | TS_SACK);
+/// RFC 7323 §2.3: "the shift count [...] MUST be limited to 14".
+const MAX_WSCALE: u8 = 14;
+
+/// The current and the previous cookie secret: rotating keeps old cookies valid for one more
+/// rotation, so a rotation never breaks a handshake in flight.
+#[derive(Debug, Clone)]
+pub struct CookieSecrets {
+    current: Key,
+    previous: Option<Key>,
+}
+
+impl CookieSecrets {
+    /// Secrets with `key` as the only key.
+    pub fn new(key: Key) -> Self {
+        CookieSecrets {
+            current: key,
+            previous: None,
+        }
+    }
+
+    /// Makes `new_key` current; the current key becomes the previous one, and cookies made
+    /// under the key before that are refused from now on.
+    pub fn rotate(&mut self, new_key: Key) {
+        self.previous = Some(core::mem::replace(&mut self.current, new_key));
+    }
+}
+
+/// What the peer offered in its SYN and we must recover from the ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynOptions {
+    /// The MSS we use: the table entry the cookie encodes.
+    pub mss: u16,
+    /// The peer's window scale shift, if it sent one (and timestamps carried it).
+    pub window_scale: Option<u8>,
+    /// Whether the peer sent SACK-permitted (and timestamps carried it).
+    pub sack_permitted: bool,
+}
+
+/// Why the third segment's cookie was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CookieError {
+    /// The slot bits match neither the current nor the previous slot.
+    #[error("SYN cookie expired")]
+    Expired,
+    /// The MAC does not match: forged, tampered with, or made under a retired key.
+    #[error("SYN cookie MAC mismatch")]
+    BadMac,
+    /// The MAC matched but the option bits echoed in TSecr are invalid.
+    #[error("SYN cookie timestamp option bits invalid")]
+    BadOptions,
+}
+
+/// Encodes window scale (4 bits, 0..=14; 15 = none) and SACK-permitted (1 bit) into the low
+/// 6 bits carried in our TSval (bit 5 reserved, zero). A scale above 14 is sent as 14
+/// (RFC 7323 §2.3).
+pub fn encode_ts_bits(window_scale: Option<u8>, sack_permitted: bool) -> u8 {
+    let ws = window_scale.map_or(TS_WSCALE_NONE, |ws| ws.min(MAX_WSCALE));
+    ws | if sack_permitted { TS_SACK } else { 0 }
+}
+
+/// Decodes the bits of [`encode_ts_bits`]: `(window_scale, sack_permitted)`, or `None` if a
+/// reserved bit (5 or above) is set.
+pub fn decode_ts_bits(bits: u8) -> Option<(Option<u8>, bool)> {
+    if bits & TS_RESERVED != 0 {
+        return None;
+    }
+    let ws = bits & TS_WSCALE_MASK;
+    let window_scale = if ws == TS_WSCALE_NONE { None } else { Some(ws) };
+    Some((window_scale, bits & TS_SACK != 0))
+}
+
+/// Our SYN-ACK TSval with the option bits in its low 6 bits, never later than `ts_now`
+/// (Linux `cookie_init_timestamp`: `(ts_now & !0x3f) | bits`, minus 64 if that exceeds
+/// `ts_now`, in the wrapping timestamp space of RFC 7323 §5.2).
+pub fn cookie_tsval(ts_now: u32, bits: u8) -> u32 {
+    let ts = (ts_now & !TS_BITS_MASK) | (u32::from(bits) & TS_BITS_MASK);
+    if ts > ts_now {
+        ts.wrapping_sub(TS_BITS_MASK + 1)
+    } else {
+        ts
+    }
+}
+
+fn slot_of(now: Instant) -> u32 {
+    (now.total_micros() / SLOT.as_micros() as u64) as u32
+}
+
+fn mss_table(tuple: &FourTuple) -> &'static [u16; 4] {
+    if tuple.remote_addr.is_ipv4() && tuple.local_addr.is_ipv4() {
+        &MSS_V4
+    } else {
+        &MSS_V6
+    }
+}
+
+fn mac(key: &Key, slot: u32, tuple: &FourTuple, peer_isn: SeqNumber, mss_idx: u8, ts: u8) -> u32 {
+    let mut h = SipHasher24::new_with_key(&key.0);
+    h.write(b"syncookie");
+    h.write(&slot.to_be_bytes());
+    tuple.write_to(&mut |bytes: &[u8]| h.write(bytes));
+    h.write(&peer_isn.0.to_be_bytes());
+    h.write(&[mss_idx, ts]);
+    h.finish() as u32 & MAC_MASK
+}
+
+/// Makes the cookie for a SYN: returns our ISN and the MSS we will use (the largest table
+/// entry not above `peer_mss`, or the smallest entry).
+///
+/// `tuple` picks the MSS table (IPv4 or IPv6). `ts_bits` is `Some(bits)` (from
+/// [`encode_ts_bits`]) when the peer sent timestamps, so the options ride in our TSval (see
+/// [`cookie_tsval`]); `None` otherwise, and window scale and SACK are then lost, as in Linux.
+pub fn make_cookie(
+    secrets: &CookieSecrets,
+    now: Instant,
+    tuple: &FourTuple,
+    peer_isn: SeqNumber,
+    peer_mss: u16,
+    ts_bits: Option<u8>,
+) -> (SeqNumber, u16) {
+    let table = mss_table(tuple);
+    let idx = table.iter().rposition(|&m| m <= peer_mss).unwrap_or(0);
+    let slot = slot_of(now);
+    let ts = ts_bits.map_or(NO_TS, |b| b & TS_BITS_MASK as u8);
+    let mac = mac(&secrets.current, slot, tuple, peer_isn, idx as u8, ts);
+    let cookie = (slot << SLOT_SHIFT) | ((idx as u32) << MSS_SHIFT) | mac;
+    (SeqNumber(cookie), table[idx])
+}
+
+/// Checks the ACK of the third step: `cookie` = SEG.ACK - 1, `peer_isn` = SEG.SEQ - 1,
+/// `tsecr` = the ACK's TSecr if it carries timestamps. Accepts the current and the previous
+/// slot, under the current and the previous key. Returns what the SYN negotiated.
+pub fn check_cookie(
+    secrets: &CookieSecrets,
+    now: Instant,
+    tuple: &FourTuple,
+    peer_isn: SeqNumber,
+    cookie: SeqNumber,
+    tsecr: Option<u32>,
+) -> Result<SynOptions, CookieError> {
+    let now_slot = slot_of(now);
+    let cookie_slot = cookie.0 >> SLOT_SHIFT;
+    // RFC 4987 §3.6: the time counter limits how long a cookie is replayable. The 6 bits say
+    // which of the two acceptable slots it was made in; the MAC covers the full slot number,
+    // so a cookie 64 slots old matches the bits but not the MAC.
+    let slot = if cookie_slot == now_slot & 0x3f {
+        now_slot
+    } else if cookie_slot == now_slot.wrapping_sub(1) & 0x3f {
+        now_slot.wrapping_sub(1)
+    } else {
+        return Err(CookieError::Expired);
+    };
+    let idx = ((cookie.0 >> MSS_SHIFT) & 0x3) as u8;
+    let ts = tsecr.map_or(NO_TS, |t| (t & TS_BITS_MASK) as u8);
+    let got = cookie.0 & MAC_MASK;
+    let matches = |key: &Key| mac(key, slot, tuple, peer_isn, idx, ts) == got;
+    if !(matches(&secrets.current) || secrets.previous.as_ref().is_some_and(matches)) {
+        return Err(CookieError::BadMac);
+    }
+    let (window_scale, sack_permitted) = if ts == NO_TS {
+        (None, false)
+    } else {
+        decode_ts_bits(ts).ok_or(CookieError::BadOptions)?
+    };
+    Ok(SynOptions {
+        mss: mss_table(tuple)[idx as usize],
+        window_scale,
+        sack_permitted,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::hash::test_util::*;
+    use proptest::prelude::*;
+
+    const KEY: Key = Key([0x11; 16]);
+
+    fn secrets() -> CookieSecrets {
+        CookieSecrets::new(KEY)
+    }
+
+    fn t0() -> Instant {
+        // The start of slot 1000.
+        Instant::from_secs(64 * 1000)
+    }
+
+    const PEER_ISN: SeqNumber = SeqNumber(0xdead_beef);
+
+    #[test]
+    fn cookie_validates_in_the_same_slot_and_the_next_one() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let (cookie, mss) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        assert_eq!(mss, 1460);
+        let want = SynOptions {
+            mss: 1460,
+            window_scale: None,
+            sack_permitted: false,
+        };
+        for later in [0, 1, 63, 64, 127] {
+            let now = t0() + Duration::from_secs(later);
+            assert_eq!(
+                check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+                Ok(want),
+                "{later} s later"
+            );
+        }
+    }
+
+    #[test]
+    fn cookie_from_two_slots_ago_is_refused() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let (cookie, _) = make_cookie(&s, t0() + Duration::from_secs(63), &t, PEER_ISN, 1460, None);
+        let now = t0() + Duration::from_secs(128);
+        assert_eq!(
+            check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+            Err(CookieError::Expired)
+        );
+    }
+
+    #[test]
+    fn cookie_from_sixty_four_slots_ago_matches_the_bits_but_not_the_mac() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        let now = t0() + SLOT * 64;
+        assert_eq!(
+            check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+            Err(CookieError::BadMac)
+        );
+    }
+
+    #[test]
+    fn cookie_made_before_the_slot_counter_wraps_is_accepted_after() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let last = Instant::from_micros((u64::from(u32::MAX)) * 64_000_000);
+        let (cookie, _) = make_cookie(&s, last, &t, PEER_ISN, 1460, None);
+        assert!(check_cookie(&s, last + SLOT, &t, PEER_ISN, cookie, None).is_ok());
+    }
+
+    #[test]
+    fn tampered_mss_bits_are_refused() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        for idx in 0..3u32 {
+            let forged = SeqNumber((cookie.0 & !(3 << MSS_SHIFT)) | (idx << MSS_SHIFT));
+            assert_eq!(
+                check_cookie(&s, t0(), &t, PEER_ISN, forged, None),
+                Err(CookieError::BadMac)
+            );
+        }
+    }
+
+    #[test]
+    fn tampered_tsecr_option_bits_are_refused() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let bits = encode_ts_bits(Some(7), true);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, Some(bits));
+        let tsval = cookie_tsval(123_456_789, bits);
+        assert_eq!(
+            check_cookie(&s, t0(), &t, PEER_ISN, cookie, Some(tsval)),
+            Ok(SynOptions {
+                mss: 1460,
+                window_scale: Some(7),
+                sack_permitted: true
+            })
+        );
+        let more_scale = cookie_tsval(123_456_789, encode_ts_bits(Some(14), true));
+        let no_sack = cookie_tsval(123_456_789, encode_ts_bits(Some(7), false));
+        for tsecr in [Some(more_scale), Some(no_sack), None] {
+            assert_eq!(
+                check_cookie(&s, t0(), &t, PEER_ISN, cookie, tsecr),
+                Err(CookieError::BadMac)
+            );
+        }
+    }
+
+    #[test]
+    fn reserved_option_bit_passes_the_mac_but_is_refused_as_bad_options() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let bits = 0x20 | encode_ts_bits(None, false);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, Some(bits));
+        assert_eq!(
+            check_cookie(
+                &s,
+                t0(),
+                &t,
+                PEER_ISN,
+                cookie,
+                Some(cookie_tsval(99_999, bits))
+            ),
+            Err(CookieError::BadOptions)
+        );
+    }
+
+    #[test]
+    fn cookie_for_another_tuple_or_peer_isn_is_refused() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        assert_eq!(
+            check_cookie(&s, t0(), &tuple_v4(2), PEER_ISN, cookie, None),
+            Err(CookieError::BadMac)
+        );
+        assert_eq!(
+            check_cookie(&s, t0(), &t, PEER_ISN + 1u32, cookie, None),
+            Err(CookieError::BadMac)
+        );
+    }
+
+    #[test]
+    fn cookie_stays_valid_after_one_rotation_and_is_refused_after_two() {
+        let mut s = secrets();
+        let t = tuple_v6(5);
+        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1500, None);
+        s.rotate(Key([0x22; 16]));
+        assert!(check_cookie(&s, t0(), &t, PEER_ISN, cookie, None).is_ok());
+        // New cookies use the new key and are valid too.
+        let (fresh, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1500, None);
+        assert_ne!(fresh, cookie);
+        assert!(check_cookie(&s, t0(), &t, PEER_ISN, fresh, None).is_ok());
+        s.rotate(Key([0x33; 16]));
+        assert_eq!(
+            check_cookie(&s, t0(), &t, PEER_ISN, cookie, None),
+            Err(CookieError::BadMac)
+        );
+        assert!(check_cookie(&s, t0(), &t, PEER_ISN, fresh, None).is_ok());
+    }
+
+    #[test]
+    fn mss_is_the_largest_table_entry_not_above_the_peers() {
+        let s = secrets();
+        let v4 = tuple_v4(1);
+        let v6 = tuple_v6(1);
+        let cases = [
+            (&v4, 1460, 1460),
+            (&v4, 1400, 1300),
+            (&v4, 100, 536),
+            (&v4, 65535, 1460),
+            (&v4, 1452, 1440),
+            (&v6, 1440, 1440),
+            (&v6, 9000, 8940),
+            (&v6, 1280, 1220),
+            (&v6, 0, 1220),
+        ];
+        for (t, peer, want) in cases {
+            let (cookie, mss) = make_cookie(&s, t0(), t, PEER_ISN, peer, None);
+            assert_eq!(mss, want, "peer {peer}");
+            let got = check_cookie(&s, t0(), t, PEER_ISN, cookie, None).unwrap();
+            assert_eq!(got.mss, want, "peer {peer}");
+        }
+    }
+
+    #[test]
+    fn random_cookies_are_refused_but_for_a_handful_in_a_hundred_thousand() {
+        let s = secrets();
+        let t = tuple_v4(1);
+        // xorshift: deterministic, no randomness generated by the module under test.
+        let mut x: u32 = 0x9e37_79b9;
+        let mut accepted = 0;
+        for i in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            // Half of them carry the current slot bits so the MAC is what refuses them.
+            let c = if i % 2 == 0 {
+                (x & !(0x3f << SLOT_SHIFT)) | ((slot_of(t0()) & 0x3f) << SLOT_SHIFT)
+            } else {
+                x
+            };
+            if check_cookie(&s, t0(), &t, PEER_ISN, SeqNumber(c), None).is_ok() {
+                accepted += 1;
+            }
+        }
+        assert!(accepted <= 3, "{accepted} forged cookies accepted");
+    }
+
+    proptest! {
+        #[test]
+        fn random_cookie_values_are_refused(cookie: u32, isn: u32, port: u16, secs in 0u64..1 << 40) {
+            let s = secrets();
+            let now = Instant::from_secs(secs);
+            let t = tuple_v6(port);
+            let (real, _) = make_cookie(&s, now, &t, SeqNumber(isn), 1440, None);
+            prop_assume!(real.0 != cookie);
+            prop_assert!(check_cookie(&s, now, &t, SeqNumber(isn), SeqNumber(cookie), None).is_err());
+        }
+
+        #[test]
+        fn cookie_tsval_never_exceeds_now_and_carries_the_bits(ts_now: u32, bits in 0u8..64) {
+            let ts = cookie_tsval(ts_now, bits);
+            prop_assert_eq!(ts & 0x3f, u32::from(bits));
+            // Not later than ts_now in the wrapping timestamp space, and less than 64 behind.
+            prop_assert!(ts_now.wrapping_sub(ts) < 64);
+        }
+
+        #[test]
+        fn ts_bits_round_trip(ws in proptest::option::of(0u8..=14), sack: bool) {
+            let bits = encode_ts_bits(ws, sack);
+            prop_assert!(bits < 0x20);
+            prop_assert_eq!(decode_ts_bits(bits), Some((ws, sack)));
+        }
+
+        #[test]
+        fn options_survive_the_handshake(ws in proptest::option::of(0u8..=14), sack: bool,
+                                         ts_now: u32, isn: u32, mss: u16) {
+            let s = secrets();
+            let t = tuple_v4(77);
+            let bits = encode_ts_bits(ws, sack);
+            let (cookie, used) = make_cookie(&s, t0(), &t, SeqNumber(isn), mss, Some(bits));
+            let got = check_cookie(&s, t0() + SLOT, &t, SeqNumber(isn), cookie,
+                                   Some(cookie_tsval(ts_now, bits)));
+            prop_assert_eq!(got, Ok(SynOptions { mss: used, window_scale: ws, sack_permitted: sack }));
+        }
+    }
+
+    #[test]
+    fn window_scale_above_fourteen_is_clamped_and_reserved_bits_are_invalid() {
+        assert_eq!(
+            decode_ts_bits(encode_ts_bits(Some(200), false)),
+            Some((Some(14), false))
+        );
+        assert_eq!(
+            decode_ts_bits(encode_ts_bits(None, true)),
+            Some((None, true))
+        );
+        assert_eq!(decode_ts_bits(0x20), None);
+        assert_eq!(decode_ts_bits(0xff), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! Connection timers: retransmission (RFC 6298 §5) with the retry limit, SYN and SYN-ACK
+//! retransmission, zero-window persist probes (RFC 9293 §3.8.6.1), delayed ACK, keepalive
+//! (RFC 1122 §4.2.3.6) and the FIN-WAIT-2 timeout.
+
+use super::State;
+use super::conn::Conn;
+use super::output::{self, Cx, Outcome};
+use crate::app::{App, CloseReason};
+use crate::tx::Tx;
+
+/// Runs whichever of the connection's timers are due.
+pub(crate) fn on_timer<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Outcome {
+    let now = cx.now;
+    if c.ack_at.is_some_and(|t| t <= now) {
+        c.ack_at = None;
+        c.ack_now = true;
+    }
+    if c.idle_at.is_some_and(|t| t <= now) {
+        c.idle_at = None;
+        if let Some(outcome) = idle(c, cx) {
+            return outcome;
+        }
+    }
+    if c.rto_at.is_some_and(|t| t <= now) {
+        c.rto_at = None;
+        if let Some(outcome) = retransmission(c, cx) {
+            return outcome;
+        }
+    }
+    Outcome::Keep
+}
+
+/// FIN-WAIT-2 timeout or keepalive.
+fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
+    if c.state == State::FinWait2 {
+        cx.stats.fin_wait2_timeouts += 1;
+        return Some(Outcome::Close(CloseReason::Normal));
+    }
+    let ka = cx
+        .cfg
+        .listeners
+        .get(usize::from(c.listener))
+        .and_then(|l| l.keepalive)?;
+    if !matches!(c.state, State::Established | State::CloseWait) {
+        return None;
+    }
+    if c.flight() > 0 {
+        // Retransmission is already probing the peer.
+        c.idle_at = Some(cx.now + ka.idle);
+        return None;
+    }
+    if u32::from(c.ka_probes) >= ka.count {
+        cx.stats.keepalive_timeouts += 1;
+        output::send_rst(c, cx);
+        return Some(Outcome::Close(CloseReason::KeepaliveTimeout));
+    }
+    c.ka_probes = c.ka_probes.saturating_add(1);
+    cx.stats.keepalive_probes += 1;
+    output::send_probe(c, cx);
+    c.idle_at = Some(cx.now + ka.interval);
+    None
+}
+
+/// The retransmission timer: resend SYN / SYN-ACK, probe a zero window, or go back to
+/// SND.UNA and resend; abort after the retry limit.
+fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
+    let now = cx.now;
+    match c.state {
+        State::SynSent | State::SynReceived => {
+            let limit = if c.state == State::SynSent {
+                cx.cfg.syn_retries
+            } else {
+                cx.cfg.synack_retries
+            };
+            if c.retries >= limit {
+                if c.state == State::SynSent || !c.passive {
+                    cx.stats.failed_opens += 1;
+                } else {
+                    cx.stats.syn_recv_timeouts += 1;
+                }
+                return Some(Outcome::Close(CloseReason::TimedOut));
+            }
+            c.retries += 1;
+            c.rtt.back_off();
+            output::send_syn(c, cx.cfg, cx.stats, cx.tx, now);
+            cx.stats.rto_retransmits += 1;
+            c.rto_at = Some(now + c.rtt.rto());
+            None
+        }
+        _ if c.flight() == 0 && c.unsent() > 0 && c.snd_wnd == 0 => {
+            // Persist: the peer's window is closed; probe it, backing off. The connection
+            // lives as long as the probes are answered (any ACK resets `retries`).
+            if c.retries >= cx.cfg.retries {
+                cx.stats.timeouts += 1;
+                output::send_rst(c, cx);
+                return Some(Outcome::Close(CloseReason::TimedOut));
+            }
+            c.retries += 1;
+            c.rtt.back_off();
+            cx.stats.window_probes += 1;
+            output::send_probe(c, cx);
+            c.rto_at = Some(now + c.rtt.rto());
+            None
+        }
+        _ if c.flight() > 0 => {
+            if c.retries >= cx.cfg.retries {
+                cx.stats.timeouts += 1;
+                output::send_rst(c, cx);
+                return Some(Outcome::Close(CloseReason::TimedOut));
+            }
+            c.retries += 1;
+            c.rtt.back_off();
+            c.cc.on_timeout(c.flight());
+            c.rtt_probe = None; // Karn: no sample from a retransmission
+            c.snd_nxt = c.snd_una; // go back: the first segment now, the rest as ACKs return
+            output::transmit(c, cx);
+            if c.rto_at.is_none() {
+                c.rto_at = Some(now + c.rtt.rto());
+            }
+            None
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,86 @@
+//! Whole connection life cycles between two engines.
+
+use std::time::Duration;
+
+use xdptcp::app::CloseReason;
+use xdptcp::sim::{LinkConfig, Pair, configs};
+use xdptcp::tcp::State;
+
+use crate::util::Scripted;
+
+#[test]
+fn handshake_then_data_flows_both_ways() {
+    let (ccfg, scfg) = configs(1);
+    let client = Scripted {
+        greeting: b"hello".to_vec(),
+        close_on_peer_close: true,
+        ..Scripted::default()
+    };
+    let server = Scripted {
+        echo: true,
+        ..Scripted::default()
+    };
+    let (clog, slog) = (client.log.clone(), server.log.clone());
+    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    let id = p.connect(40000).unwrap();
+    assert_eq!(p.client.state(id), Some(State::SynSent));
+    let limit = p.now + Duration::from_secs(5);
+    assert!(p.run_until(limit, |_| clog.borrow().received.len() == 5));
+    assert_eq!(clog.borrow().received, b"hello");
+    assert_eq!(slog.borrow().received, b"hello");
+    assert_eq!(p.client.state(id), Some(State::Established));
+    assert_eq!(p.server.stats().in_state(State::Established), 1);
+}
+
+#[test]
+fn client_close_runs_the_four_way_teardown() {
+    let (ccfg, scfg) = configs(2);
+    let client = Scripted {
+        greeting: b"bye".to_vec(),
+        close_after_greeting: true,
+        ..Scripted::default()
+    };
+    let server = Scripted {
+        close_on_peer_close: true,
+        ..Scripted::default()
+    };
+    let (clog, slog) = (client.log.clone(), server.log.clone());
+    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    let id = p.connect(40001).unwrap();
+    p.run_for(Duration::from_secs(1));
+    assert_eq!(slog.borrow().received, b"bye");
+    assert_eq!(slog.borrow().closed.len(), 1, "{:?}", slog.borrow());
+    assert_eq!(slog.borrow().closed[0].1, CloseReason::Normal);
+    assert_eq!(clog.borrow().closed[0].1, CloseReason::Normal);
+    assert_eq!(p.client.state(id), None);
+    assert_eq!(p.client.time_wait_len(), 1);
+    assert_eq!(p.server.connections(), 0);
+    p.run_for(Duration::from_secs(61));
+    assert_eq!(p.client.time_wait_len(), 0, "2MSL expired");
+}
+
+#[test]
+fn handshake_latency_is_recorded_on_both_sides() {
+    use xdptcp::stats::LatencyKind;
+    let (ccfg, scfg) = configs(3);
+    let mut p = Pair::new(
+        ccfg,
+        Scripted::default(),
+        scfg,
+        Scripted::default(),
+        LinkConfig {
+            delay: Duration::from_millis(5),
+            ..LinkConfig::default()
+        },
+    );
+    p.connect(40002).unwrap();
+    p.run_for(Duration::from_secs(1));
+    // Client: SYN sent → SYN-ACK back = one round trip of 10 ms.
+    let c = p.client.latencies().get(LatencyKind::Handshake);
+    assert_eq!(c.len(), 1);
+    assert!((9_900_000..=10_100_000).contains(&c.max()), "{}", c.max());
+    // Server: SYN arrival → ACK arrival, also one round trip.
+    let s = p.server.latencies().get(LatencyKind::Handshake);
+    assert_eq!(s.len(), 1);
+    assert!((9_900_000..=10_100_000).contains(&s.max()), "{}", s.max());
+}

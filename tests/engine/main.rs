@@ -1,0 +1,5 @@
+//! In-memory, deterministic engine scenarios: no root, no network, a virtual clock.
+
+mod util;
+
+mod lifecycle;
