@@ -10,8 +10,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
 use xdptcp::stats::{DropReason, Stats};
+use xdptcp::tcp::Engine;
 use xdptcp::tcp::{Config, Listener, State, SynCookieMode};
-use xdptcp::xdp::refuser::Refuser;
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{BindMode, Control, Server, ServerConfig, XdpCounters, XdpMode, XskConfig};
@@ -209,15 +209,18 @@ fn serve(args: ServeArgs) -> Result<()> {
             ..XskConfig::default()
         },
     };
-    // The TCP engine is not on this branch yet: until it is, every connection is refused with
-    // a RST (a closed port), which still runs the whole data path.
-    eprintln!(
-        "xdptcp: warning: the TCP engine is not wired in yet; --app {:?} is ignored and every connection gets a RST (mss {}, {} listener(s))",
-        args.app,
-        engine.mss,
-        engine.listeners.len()
-    );
-    let server = Server::start(server_config, |_| Refuser::default())?;
+    let now = sys::monotonic_now();
+    let server = match args.app {
+        AppKind::Http => Server::start(server_config, move |_| {
+            Engine::new(engine.clone(), interim::Http, now)
+        })?,
+        AppKind::Echo => Server::start(server_config, move |_| {
+            Engine::new(engine.clone(), interim::Echo, now)
+        })?,
+        AppKind::Discard => Server::start(server_config, move |_| {
+            Engine::new(engine.clone(), interim::Discard, now)
+        })?,
+    };
     run(server, &args)
 }
 
@@ -325,4 +328,63 @@ fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
         "frames: total={} free={} fill={} rx_held={} tx_pending={} tx_in_flight={} balanced={}",
         f.total, f.free, f.fill, f.rx_held, f.tx_pending, f.tx_in_flight, t.frames_balanced
     );
+}
+
+/// Minimal stand-ins for `xdptcp::app::{http, echo, discard}` until those land on main; the
+/// binary switches to them then.
+mod interim {
+    use xdptcp::app::{App, Io};
+
+    const RESPONSE: &[u8] =
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world\n";
+
+    /// Answers every complete request (up to the blank line) with a fixed 200; closes after
+    /// the response when the request says `Connection: close`.
+    pub(crate) struct Http;
+
+    impl App for Http {
+        type State = ();
+
+        fn on_data(&mut self, _: &mut (), io: &mut Io<'_>, data: &[u8]) -> usize {
+            let mut used = 0;
+            while let Some(end) = data[used..].windows(4).position(|w| w == b"\r\n\r\n") {
+                if io.send_space() < RESPONSE.len() {
+                    break;
+                }
+                let request = &data[used..used + end];
+                io.write(RESPONSE);
+                used += end + 4;
+                let close = request
+                    .split(|&b| b == b'\n')
+                    .any(|l| l.to_ascii_lowercase().starts_with(b"connection: close"));
+                if close {
+                    io.close();
+                    return data.len();
+                }
+            }
+            used
+        }
+    }
+
+    /// Sends back what it receives, as far as the send buffer takes it.
+    pub(crate) struct Echo;
+
+    impl App for Echo {
+        type State = ();
+
+        fn on_data(&mut self, _: &mut (), io: &mut Io<'_>, data: &[u8]) -> usize {
+            io.write(data)
+        }
+    }
+
+    /// Takes everything, says nothing.
+    pub(crate) struct Discard;
+
+    impl App for Discard {
+        type State = ();
+
+        fn on_data(&mut self, _: &mut (), _: &mut Io<'_>, data: &[u8]) -> usize {
+            data.len()
+        }
+    }
 }

@@ -135,3 +135,30 @@ fn idle_wait<H: Handler>(socket: &mut XskSocket, handler: &H, now: Instant, next
     // ends the wait early, which is what we want.
     unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
 }
+
+/// The worker drives the sans-IO engine directly.
+impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
+    fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
+        crate::tcp::Engine::receive(self, now, frame, tx);
+    }
+
+    fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        crate::tcp::Engine::poll_timers(self, now, tx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        crate::tcp::Engine::next_deadline(self)
+    }
+
+    fn stats(&self) -> Stats {
+        crate::tcp::Engine::stats(self).clone()
+    }
+
+    fn stop_accepting(&mut self) {
+        crate::tcp::Engine::stop_accepting(self);
+    }
+
+    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
+        crate::tcp::Engine::rotate_cookie_secret(self, key);
+    }
+}
