@@ -16,10 +16,4 @@ apt-get install -y -q --no-install-recommends \
     curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump \
     python3 python3-scapy
 
-# The BPF C code includes <asm/types.h>; on Debian that lives under the multiarch dir.
-arch_inc="/usr/include/$(gcc -dumpmachine)"
-if [ -d "$arch_inc/asm" ] && [ ! -e /usr/include/asm ]; then
-    ln -s "$arch_inc/asm" /usr/include/asm
-fi
-
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

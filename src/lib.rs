@@ -17,3 +17,4 @@ pub mod tcp;
 pub mod time;
 pub mod tx;
 pub mod wire;
+pub mod xdp;

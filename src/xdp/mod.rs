@@ -1,0 +1,33 @@
+//! The AF_XDP shell around the engine: load and attach the XDP program, one AF_XDP socket
+//! (with its own UMEM) per receive queue, one pinned worker per socket, a control thread.
+//!
+//! # UMEM frame ownership
+//!
+//! Every frame of a socket's UMEM is, at any moment, in exactly one of these places, and only
+//! the owner may touch its bytes:
+//!
+//! | place | owner | leaves by |
+//! | --- | --- | --- |
+//! | free list | user space | `refill` (→ fill ring) or `Tx::send` (→ pending) |
+//! | fill ring, then RX ring | kernel | `receive_batch` pops it from the RX ring |
+//! | received, in `receive_batch` | the engine, read-only | back to the free list after the batch |
+//! | pending TX batch | user space, written once by the engine | `flush` (→ TX ring) |
+//! | TX ring, then completion ring | kernel | `reap_completions` (→ free list) |
+//!
+//! So a frame given to the fill or TX ring is never read or written until it comes back on the
+//! RX or completion ring; the engine reads a received frame only during its `receive` call;
+//! and `free + fill + rx_held + tx_pending + tx_in_flight == total` always holds
+//! ([`socket::FrameAccount::balanced`], reported in every worker snapshot). All the `unsafe`
+//! around xsk-rs rings and UMEM accesses in [`socket`] rests on these rules.
+
+pub mod program;
+pub mod refuser;
+pub mod server;
+pub mod socket;
+pub mod sys;
+pub mod worker;
+
+pub use program::{AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode};
+pub use server::{Server, ServerConfig, StartError};
+pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
+pub use worker::{Control, Handler, Snapshot};

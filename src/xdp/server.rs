@@ -1,0 +1,280 @@
+//! Putting the data path together: check privileges, look the interface up, load the program,
+//! bind one socket per queue, attach, and start one pinned worker per queue.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::stats::Stats;
+use crate::xdp::program::{
+    AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
+};
+use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
+use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
+use crate::xdp::worker::{self, Control, Handler, Snapshot};
+
+/// What to serve, where and how.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The interface.
+    pub iface: String,
+    /// Served endpoints: an address (`None`: any) and a port.
+    pub listeners: Vec<(Option<IpAddr>, u16)>,
+    /// Queues (and workers); `None`: every receive queue of the interface.
+    pub queues: Option<u32>,
+    /// Cores to pin workers to, worker `i` on `cores[i % len]`; `None`: worker `i` on core `i`.
+    pub cores: Option<Vec<usize>>,
+    /// Where the XDP program runs.
+    pub xdp_mode: XdpMode,
+    /// Socket and UMEM sizes and the bind mode.
+    pub xsk: XskConfig,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Not root / missing capabilities.
+    #[error(transparent)]
+    Privileges(#[from] PrivilegeError),
+    /// The interface is missing or unreadable.
+    #[error(transparent)]
+    Interface(#[from] InterfaceError),
+    /// More queues asked for than the interface has.
+    #[error(
+        "--queues {asked} but {iface} has {has} receive queue(s) (see /sys/class/net/{iface}/queues/)"
+    )]
+    TooManyQueues {
+        /// The interface.
+        iface: String,
+        /// Queues asked for.
+        asked: u32,
+        /// Queues the interface has.
+        has: u32,
+    },
+    /// No listener given.
+    #[error("nothing to serve: give at least one port")]
+    NoListeners,
+    /// The XDP program did not load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A map update failed.
+    #[error(transparent)]
+    Map(#[from] MapError),
+    /// A socket could not be bound.
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    /// The program could not be attached.
+    #[error(transparent)]
+    Attach(#[from] AttachError),
+    /// A worker thread could not be spawned.
+    #[error("spawning a worker thread: {0}")]
+    Spawn(#[source] std::io::Error),
+}
+
+/// Everything the workers reported last, added up.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Handler (engine) counters of all workers.
+    pub stats: Stats,
+    /// Socket counters of all workers.
+    pub socket: SocketCounters,
+    /// Frame accounting of all workers.
+    pub frames: FrameAccount,
+    /// Per-worker frame accounting, all balanced?
+    pub frames_balanced: bool,
+}
+
+/// A running data path. Dropping it stops the workers and detaches the program.
+pub struct Server {
+    interface: Interface,
+    program: Program,
+    attachment: Option<Attachment>,
+    zero_copy: bool,
+    controls: Vec<Sender<Control>>,
+    snapshots: Receiver<Snapshot>,
+    threads: Vec<JoinHandle<()>>,
+    latest: Vec<Option<Snapshot>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("interface", &self.interface)
+            .field("attachment", &self.attachment)
+            .field("workers", &self.threads.len())
+            .finish()
+    }
+}
+
+impl Server {
+    /// Starts the data path; `make_handler(queue)` builds each worker's handler on its own
+    /// thread (so the handler need not be `Send`).
+    pub fn start<H, F>(config: ServerConfig, make_handler: F) -> Result<Server, StartError>
+    where
+        H: Handler,
+        F: Fn(u32) -> H + Send + Sync + 'static,
+    {
+        sys::check_privileges()?;
+        if config.listeners.is_empty() {
+            return Err(StartError::NoListeners);
+        }
+        let interface = Interface::lookup(&config.iface)?;
+        let queues = config.queues.unwrap_or(interface.rx_queues);
+        if queues == 0 || queues > interface.rx_queues {
+            return Err(StartError::TooManyQueues {
+                iface: interface.name.clone(),
+                asked: queues,
+                has: interface.rx_queues,
+            });
+        }
+        let mut program = Program::load(queues)?;
+        for (addr, port) in &config.listeners {
+            program.serve(*addr, *port)?;
+        }
+        let mut sockets = Vec::with_capacity(queues as usize);
+        for queue in 0..queues {
+            let socket = XskSocket::bind(&interface.name, queue, config.xsk)?;
+            program.insert_socket(queue, socket.fd())?;
+            sockets.push(socket);
+        }
+        let zero_copy = sockets.iter().all(XskSocket::zero_copy);
+        let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
+
+        let (snap_tx, snapshots) = crossbeam_channel::unbounded();
+        let make_handler = Arc::new(make_handler);
+        let all_cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut controls = Vec::new();
+        let mut threads = Vec::new();
+        for (i, mut socket) in sockets.into_iter().enumerate() {
+            let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+            let snap_tx = snap_tx.clone();
+            let make_handler = Arc::clone(&make_handler);
+            let core = match &config.cores {
+                Some(list) if !list.is_empty() => Some(list[i % list.len()]),
+                _ => all_cores.get(i % all_cores.len().max(1)).map(|c| c.id),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("xdptcp-q{i}"))
+                .spawn(move || {
+                    if let Some(id) = core {
+                        core_affinity::set_for_current(core_affinity::CoreId { id });
+                    }
+                    let mut handler = make_handler(socket.queue());
+                    worker::run(&mut socket, &mut handler, &ctl_rx, &snap_tx);
+                })
+                .map_err(StartError::Spawn)?;
+            controls.push(ctl_tx);
+            threads.push(thread);
+        }
+        Ok(Server {
+            interface,
+            program,
+            attachment: Some(attachment),
+            zero_copy,
+            latest: vec![None; threads.len()],
+            controls,
+            snapshots,
+            threads,
+        })
+    }
+
+    /// The interface served.
+    pub fn interface(&self) -> &Interface {
+        &self.interface
+    }
+
+    /// The mode the XDP program runs in.
+    pub fn xdp_mode(&self) -> Option<XdpMode> {
+        self.attachment.as_ref().map(Attachment::mode)
+    }
+
+    /// Whether every socket is bound zero-copy.
+    pub fn zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Number of workers.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Tells every worker `control`.
+    pub fn broadcast(&self, control: Control) {
+        for c in &self.controls {
+            let _ = c.send(control.clone());
+        }
+    }
+
+    /// Takes in the snapshots that arrived, waiting at most `wait` for the first.
+    pub fn collect(&mut self, wait: Duration) {
+        if let Ok(s) = self.snapshots.recv_timeout(wait) {
+            self.keep(s);
+        }
+        while let Ok(s) = self.snapshots.try_recv() {
+            self.keep(s);
+        }
+    }
+
+    fn keep(&mut self, s: Snapshot) {
+        if let Some(slot) = self.latest.get_mut(s.queue as usize) {
+            *slot = Some(s);
+        }
+    }
+
+    /// The latest snapshots, added up.
+    pub fn totals(&self) -> Totals {
+        let mut t = Totals {
+            frames_balanced: true,
+            ..Totals::default()
+        };
+        for s in self.latest.iter().flatten() {
+            t.stats.merge(&s.stats);
+            t.socket.rx_frames += s.socket.rx_frames;
+            t.socket.tx_frames += s.socket.tx_frames;
+            t.socket.tx_no_frame += s.socket.tx_no_frame;
+            t.socket.tx_kicks += s.socket.tx_kicks;
+            t.socket.kernel_rx_dropped += s.socket.kernel_rx_dropped;
+            t.frames.total += s.frames.total;
+            t.frames.free += s.frames.free;
+            t.frames.fill += s.frames.fill;
+            t.frames.rx_held += s.frames.rx_held;
+            t.frames.tx_pending += s.frames.tx_pending;
+            t.frames.tx_in_flight += s.frames.tx_in_flight;
+            t.frames_balanced &= s.frames.balanced();
+        }
+        t
+    }
+
+    /// The XDP program's counters.
+    pub fn xdp_counters(&self) -> Result<XdpCounters, MapError> {
+        self.program.counters()
+    }
+
+    /// Stops the workers (waiting for their last snapshots), detaches the program and returns
+    /// the final totals and XDP counters.
+    pub fn stop(mut self) -> (Totals, XdpCounters) {
+        self.shutdown();
+        let xdp = self.program.counters().unwrap_or_default();
+        (self.totals(), xdp)
+    }
+
+    fn shutdown(&mut self) {
+        self.broadcast(Control::Stop);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        while let Ok(s) = self.snapshots.try_recv() {
+            self.keep(s);
+        }
+        self.attachment = None;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

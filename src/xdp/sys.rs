@@ -1,0 +1,252 @@
+//! What the shell asks the system: privileges, interfaces, the monotonic clock, randomness.
+
+use std::ffi::CString;
+use std::fs;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::time::Instant;
+
+/// Why an interface could not be looked up.
+#[derive(Debug, thiserror::Error)]
+pub enum InterfaceError {
+    /// No interface of that name in this network namespace.
+    #[error("interface {0:?} not found in this network namespace (see `ip link`)")]
+    NotFound(String),
+    /// The interface's MAC address or MTU could not be read.
+    #[error("reading the {what}: {source}")]
+    Query {
+        /// What was asked (the ioctl and the interface).
+        what: String,
+        /// What went wrong.
+        source: io::Error,
+    },
+}
+
+/// A network interface: what the shell and the engine need to know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// Its name.
+    pub name: String,
+    /// Its index.
+    pub ifindex: u32,
+    /// Its Ethernet address.
+    pub mac: [u8; 6],
+    /// Its MTU.
+    pub mtu: u32,
+    /// Its number of receive queues (`/sys/class/net/IF/queues/rx-*`).
+    pub rx_queues: u32,
+}
+
+impl Interface {
+    /// Looks `name` up in the current network namespace.
+    pub fn lookup(name: &str) -> Result<Interface, InterfaceError> {
+        let not_found = || InterfaceError::NotFound(name.to_string());
+        let cname = CString::new(name).map_err(|_| not_found())?;
+        // Safety: `cname` is a valid NUL-terminated string that outlives the call.
+        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+        if ifindex == 0 {
+            return Err(not_found());
+        }
+        let ioctl_error = |what: &str, source: io::Error| InterfaceError::Query {
+            what: format!("{what} of {name}"),
+            source,
+        };
+        // ioctls answer for the caller's network namespace even where /sys is the mount of
+        // another one (a thread that entered a namespace with setns).
+        let sock = IoctlSocket::new().map_err(|e| ioctl_error("socket", e))?;
+        let mac = sock
+            .hwaddr(name)
+            .map_err(|e| ioctl_error("SIOCGIFHWADDR", e))?;
+        let mtu = sock.mtu(name).map_err(|e| ioctl_error("SIOCGIFMTU", e))?;
+        let rx_queues = sysfs_rx_queues(name, ifindex)
+            .or_else(|| sock.rx_channels(name))
+            .unwrap_or(1);
+        Ok(Interface {
+            name: name.to_string(),
+            ifindex,
+            mac,
+            mtu,
+            rx_queues: rx_queues.max(1),
+        })
+    }
+}
+
+/// Counts `/sys/class/net/IF/queues/rx-*`, if that sysfs is this namespace's (same ifindex).
+fn sysfs_rx_queues(name: &str, ifindex: u32) -> Option<u32> {
+    let dir = Path::new("/sys/class/net").join(name);
+    let sys_index: u32 = fs::read_to_string(dir.join("ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if sys_index != ifindex {
+        return None;
+    }
+    let n = fs::read_dir(dir.join("queues"))
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+        .count();
+    Some(n as u32)
+}
+
+/// `struct ethtool_channels` (linux/ethtool.h).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
+
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
+
+/// A datagram socket for interface ioctls.
+struct IoctlSocket(std::os::fd::OwnedFd);
+
+impl IoctlSocket {
+    fn new() -> io::Result<IoctlSocket> {
+        // Safety: plain socket(2); the fd is owned right away.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Safety: a fresh fd nothing else owns.
+        Ok(IoctlSocket(unsafe {
+            <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
+        }))
+    }
+
+    fn ifreq(name: &str) -> libc::ifreq {
+        // Safety: ifreq is plain C data; all zeroes is a valid value.
+        let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+        for (d, s) in req
+            .ifr_name
+            .iter_mut()
+            .zip(name.bytes().take(libc::IFNAMSIZ - 1))
+        {
+            *d = s as libc::c_char;
+        }
+        req
+    }
+
+    fn ioctl(&self, request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        // Safety: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
+        // at most an ifreq (or, for SIOCETHTOOL, the buffer its ifru_data points to).
+        if unsafe { libc::ioctl(self.0.as_raw_fd(), request, req as *mut libc::ifreq) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn hwaddr(&self, name: &str) -> io::Result<[u8; 6]> {
+        let mut req = Self::ifreq(name);
+        self.ioctl(libc::SIOCGIFHWADDR, &mut req)?;
+        // Safety: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+        let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
+        let mut mac = [0u8; 6];
+        for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
+            *m = *b as u8;
+        }
+        Ok(mac)
+    }
+
+    fn mtu(&self, name: &str) -> io::Result<u32> {
+        let mut req = Self::ifreq(name);
+        self.ioctl(libc::SIOCGIFMTU, &mut req)?;
+        // Safety: SIOCGIFMTU filled the ifru_mtu member of the union.
+        Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    }
+
+    fn rx_channels(&self, name: &str) -> Option<u32> {
+        let mut ch = EthtoolChannels {
+            cmd: ETHTOOL_GCHANNELS,
+            ..EthtoolChannels::default()
+        };
+        let mut req = Self::ifreq(name);
+        req.ifr_ifru.ifru_data = (&mut ch as *mut EthtoolChannels).cast();
+        self.ioctl(libc::SIOCETHTOOL, &mut req).ok()?;
+        Some(ch.rx_count.max(ch.combined_count))
+    }
+}
+
+/// Why the process may not run the data path.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    /// Missing capabilities.
+    #[error(
+        "xdptcp needs root, or the capabilities CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (missing: {0})"
+    )]
+    Missing(String),
+}
+
+/// Checks the effective capabilities the data path needs (root has them all).
+pub fn check_privileges() -> Result<(), PrivilegeError> {
+    const NEEDED: [(u32, &str); 3] = [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW"), (39, "CAP_BPF")];
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    // CAP_SYS_ADMIN (21) stands in for CAP_BPF on kernels before 5.8.
+    let has = |bit: u32| cap_eff & (1 << bit) != 0 || (bit == 39 && cap_eff & (1 << 21) != 0);
+    let missing: Vec<&str> = NEEDED
+        .iter()
+        .filter(|(bit, _)| !has(*bit))
+        .map(|(_, name)| *name)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(PrivilegeError::Missing(missing.join(", ")))
+    }
+}
+
+/// Now on CLOCK_MONOTONIC, as the engine's [`Instant`].
+pub fn monotonic_now() -> Instant {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    Instant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
+}
+
+/// `N` bytes from the kernel's CSPRNG.
+pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
+    let mut buf = [0u8; N];
+    fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_found_and_nonsense_is_not() {
+        let lo = Interface::lookup("lo").expect("lo exists in every namespace");
+        assert_eq!(lo.ifindex, 1);
+        assert!(matches!(
+            Interface::lookup("no-such-if0"),
+            Err(InterfaceError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_monotonic_clock_does_not_go_back() {
+        let a = monotonic_now();
+        let b = monotonic_now();
+        assert!(b >= a);
+    }
+}

@@ -1,0 +1,164 @@
+//! One worker: a thread pinned to a core that owns one AF_XDP socket and one handler (the
+//! engine), and runs the receive / timers / transmit loop of the data path.
+
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::stats::Stats;
+use crate::time::Instant;
+use crate::tx::Tx;
+use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
+use crate::xdp::sys::monotonic_now;
+
+/// What a worker drives: the sans-IO engine, or anything shaped like it.
+pub trait Handler {
+    /// One received Ethernet frame.
+    fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T);
+    /// Runs the timers that are due.
+    fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T);
+    /// When the next timer is due, if any.
+    fn next_deadline(&self) -> Option<Instant>;
+    /// A copy of the counters.
+    fn stats(&self) -> Stats;
+    /// Stop accepting new connections; existing ones go on.
+    fn stop_accepting(&mut self) {}
+    /// Switch to a fresh SYN-cookie secret (the previous one is still accepted for a slot).
+    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
+        let _ = key;
+    }
+}
+
+/// What the control thread tells a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Control {
+    /// Stop accepting new connections.
+    StopAccepting,
+    /// Rotate the SYN-cookie secret.
+    RotateCookieSecret([u8; 16]),
+    /// Leave the loop and hand the final snapshot back.
+    Stop,
+}
+
+/// A worker's state, as sent to the control thread about every 100 ms and once at the end.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The queue (and worker) index.
+    pub queue: u32,
+    /// The handler's counters.
+    pub stats: Stats,
+    /// The socket's traffic counters.
+    pub socket: SocketCounters,
+    /// Where the UMEM frames are.
+    pub frames: FrameAccount,
+    /// Whether this is the last snapshot of a stopped worker.
+    pub last: bool,
+}
+
+/// How often a worker reports.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
+pub fn run<H: Handler>(
+    socket: &mut XskSocket,
+    handler: &mut H,
+    control: &Receiver<Control>,
+    snapshots: &Sender<Snapshot>,
+) {
+    let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
+    loop {
+        match control.try_recv() {
+            Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
+            Ok(Control::StopAccepting) => handler.stop_accepting(),
+            Ok(Control::RotateCookieSecret(key)) => handler.rotate_cookie_secret(key),
+            Err(TryRecvError::Empty) => {}
+        }
+        let now = monotonic_now();
+        let received = socket.receive_batch(|frame, tx| handler.receive(now, frame, tx));
+        let now = monotonic_now();
+        if handler.next_deadline().is_some_and(|d| d <= now) {
+            handler.poll_timers(now, &mut socket.tx());
+        }
+        // A failed kick (ENOBUFS and friends are already absorbed) leaves frames pending for
+        // the next round; nothing to do but try again.
+        let _ = socket.flush();
+        if now >= next_snapshot {
+            let _ = snapshots.send(snapshot(socket, handler, false));
+            next_snapshot = now + SNAPSHOT_INTERVAL;
+        }
+        if received == 0 {
+            idle_wait(socket, handler, now, next_snapshot);
+        }
+    }
+    // Give in-flight replies a moment to leave (bounded), then report.
+    for _ in 0..100 {
+        if socket.flush().is_err() || socket.tx_in_flight() == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = snapshots.send(snapshot(socket, handler, true));
+}
+
+fn snapshot<H: Handler>(socket: &XskSocket, handler: &H, last: bool) -> Snapshot {
+    Snapshot {
+        queue: socket.queue(),
+        stats: handler.stats(),
+        socket: socket.counters(),
+        frames: socket.account(),
+        last,
+    }
+}
+
+/// Sleeps in `poll()` until a frame arrives, the next timer is due or the next snapshot (which
+/// is also when control messages are looked at). The poll also wakes the driver when the fill
+/// ring needs it (need_wakeup).
+fn idle_wait<H: Handler>(socket: &mut XskSocket, handler: &H, now: Instant, next: Instant) {
+    let mut until = next;
+    if let Some(d) = handler.next_deadline() {
+        until = until.min(d);
+    }
+    let mut timeout = until.saturating_since(now);
+    if socket.tx_in_flight() > 0 {
+        timeout = timeout.min(Duration::from_millis(1));
+    }
+    let timeout_ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    if timeout_ms == 0 && !socket.fill_needs_wakeup() {
+        return;
+    }
+    let mut pfd = libc::pollfd {
+        fd: socket.fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Safety: `pfd` is one valid pollfd for the duration of the call. EINTR (a signal) just
+    // ends the wait early, which is what we want.
+    unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+}
+
+/// The worker drives the sans-IO engine directly.
+impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
+    fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
+        crate::tcp::Engine::receive(self, now, frame, tx);
+    }
+
+    fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        crate::tcp::Engine::poll_timers(self, now, tx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        crate::tcp::Engine::next_deadline(self)
+    }
+
+    fn stats(&self) -> Stats {
+        crate::tcp::Engine::stats(self).clone()
+    }
+
+    fn stop_accepting(&mut self) {
+        crate::tcp::Engine::stop_accepting(self);
+    }
+
+    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
+        crate::tcp::Engine::rotate_cookie_secret(self, key);
+    }
+}

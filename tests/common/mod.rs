@@ -1,0 +1,256 @@
+//! Test topology: two network namespaces of our own joined by a veth pair, and the processes
+//! started in them. Everything is removed on drop, also when the test panics.
+#![allow(dead_code, unreachable_pub)]
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// Whether the test may run: root runs it; otherwise CI fails loudly and a developer's run
+/// prints "skipped".
+pub fn require_root() -> bool {
+    // Safety: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("interop tests need root; CI runs as root");
+    }
+    eprintln!("skipped: needs root");
+    false
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// Runs a command to completion and panics with its output when it fails.
+pub fn run(args: &[&str]) -> Output {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("running {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Two namespaces (`srv`, `cli`) joined by a veth pair, addressed 10.201.N.1/24 (server) and
+/// 10.201.N.2/24 (client), plus fd00:201:N::1/2 /64.
+pub struct Topology {
+    /// Server namespace name.
+    pub srv_ns: String,
+    /// Client namespace name.
+    pub cli_ns: String,
+    /// The server's veth.
+    pub srv_if: String,
+    /// The client's veth.
+    pub cli_if: String,
+    /// The server's IPv4 address.
+    pub srv_ip: String,
+    /// The client's IPv4 address.
+    pub cli_ip: String,
+    /// The server's IPv6 address.
+    pub srv_ip6: String,
+    children: Vec<Child>,
+}
+
+impl Topology {
+    /// Makes the namespaces and the veth pair with `queues` RX/TX queues on each end. The
+    /// client's veth has TX checksum offload, TSO and GSO off (a kernel peer over veth otherwise
+    /// sends CHECKSUM_PARTIAL frames whose TCP checksum is not filled in).
+    pub fn new(queues: u32) -> Topology {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let subnet = (pid as u32 * 7 + n) % 250 + 1;
+        let t = Topology {
+            srv_ns: format!("xt-{pid}-{n}-srv"),
+            cli_ns: format!("xt-{pid}-{n}-cli"),
+            srv_if: format!("xs{}n{n}", pid % 1_000_000),
+            cli_if: format!("xc{}n{n}", pid % 1_000_000),
+            srv_ip: format!("10.201.{subnet}.1"),
+            cli_ip: format!("10.201.{subnet}.2"),
+            srv_ip6: format!("fd00:201:{subnet:x}::1"),
+            children: Vec::new(),
+        };
+        // From here on, Drop cleans up whatever was made.
+        run(&["ip", "netns", "add", &t.srv_ns]);
+        run(&["ip", "netns", "add", &t.cli_ns]);
+        let q = queues.to_string();
+        run(&[
+            "ip",
+            "link",
+            "add",
+            &t.srv_if,
+            "netns",
+            &t.srv_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &t.cli_if,
+            "netns",
+            &t.cli_ns,
+            "numrxqueues",
+            &q,
+            "numtxqueues",
+            &q,
+        ]);
+        let srv_cidr = format!("{}/24", t.srv_ip);
+        let cli_cidr = format!("{}/24", t.cli_ip);
+        let srv6 = format!("{}/64", t.srv_ip6);
+        let cli6 = format!("fd00:201:{subnet:x}::2/64");
+        t.srv(&["ip", "addr", "add", &srv_cidr, "dev", &t.srv_if]);
+        t.srv(&["ip", "-6", "addr", "add", &srv6, "dev", &t.srv_if, "nodad"]);
+        t.srv(&["ip", "link", "set", "dev", &t.srv_if, "up"]);
+        t.srv(&["ip", "link", "set", "dev", "lo", "up"]);
+        t.cli(&["ip", "addr", "add", &cli_cidr, "dev", &t.cli_if]);
+        t.cli(&["ip", "-6", "addr", "add", &cli6, "dev", &t.cli_if, "nodad"]);
+        t.cli(&["ip", "link", "set", "dev", &t.cli_if, "up"]);
+        t.cli(&["ip", "link", "set", "dev", "lo", "up"]);
+        t.cli(&[
+            "ethtool", "-K", &t.cli_if, "tx", "off", "tso", "off", "gso", "off",
+        ]);
+        t
+    }
+
+    fn in_ns(ns: &str, args: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = ["ip", "netns", "exec", ns]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        v.extend(args.iter().map(|s| s.to_string()));
+        v
+    }
+
+    /// Runs a command in the server namespace; panics when it fails.
+    pub fn srv(&self, args: &[&str]) -> Output {
+        let v = Self::in_ns(&self.srv_ns, args);
+        run(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Runs a command in the client namespace; panics when it fails.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let v = Self::in_ns(&self.cli_ns, args);
+        run(&v.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Runs a command in the client namespace and returns its output, failed or not.
+    pub fn cli_output(&self, args: &[&str]) -> Output {
+        let v = Self::in_ns(&self.cli_ns, args);
+        Command::new(&v[0])
+            .args(&v[1..])
+            .output()
+            .expect("spawning ip netns exec")
+    }
+
+    /// Starts a long-running command in a namespace; it is killed (by pid) on drop. Returns its
+    /// index for [`Topology::child`].
+    pub fn spawn(&mut self, server_side: bool, args: &[&str]) -> usize {
+        let ns = if server_side {
+            &self.srv_ns
+        } else {
+            &self.cli_ns
+        };
+        let v = Self::in_ns(ns, args);
+        let child = Command::new(&v[0])
+            .args(&v[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {v:?}: {e}"));
+        self.children.push(child);
+        self.children.len() - 1
+    }
+
+    /// A process started by [`Topology::spawn`].
+    pub fn child(&mut self, i: usize) -> &mut Child {
+        &mut self.children[i]
+    }
+
+    /// Waits (bounded) for a started process to end and returns its stdout and stderr.
+    pub fn wait_child(&mut self, i: usize, limit: Duration) -> (String, String, Option<i32>) {
+        let start = Instant::now();
+        let child = &mut self.children[i];
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                let mut out = String::new();
+                let mut err = String::new();
+                use std::io::Read;
+                if let Some(mut o) = child.stdout.take() {
+                    let _ = o.read_to_string(&mut out);
+                }
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = e.read_to_string(&mut err);
+                }
+                return (out, err, status.code());
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("process did not end within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends `signal` to a started process, by pid. `ip netns exec` execs the command, so the
+    /// pid is the command's own.
+    pub fn signal_child(&mut self, i: usize, signal: i32) {
+        let pid = self.children[i].id() as i32;
+        // Safety: kill(2) on a pid we spawned and have not reaped yet.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Runs `f` on a thread that has entered the server namespace (for in-process sockets).
+    pub fn in_server_ns<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{}", self.srv_ns);
+        std::thread::spawn(move || {
+            let ns = File::open(&path).unwrap_or_else(|e| panic!("opening {path}: {e}"));
+            // Safety: setns on a namespace fd we hold open; it changes only this thread, which
+            // exists for this closure alone.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("thread in the server namespace panicked")
+    }
+
+    /// Polls `cond` every 50 ms until it holds or `limit` passes.
+    pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if cond() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        for ns in [&self.srv_ns, &self.cli_ns] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", ns])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}

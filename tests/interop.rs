@@ -1,0 +1,287 @@
+//! Interop over veth with the kernel's TCP as the peer: `xdptcp serve` in one namespace of our
+//! own, curl / Python / wrk in the other. Needs root. Cases marked `ignore` fail today for the
+//! reason given (open engine or app issues); run them with `cargo test -- --ignored`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Topology;
+
+const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
+const PORT: &str = "8080";
+
+/// Starts `xdptcp serve` in the server namespace (bounded by `--duration`) and waits until
+/// the XDP program is on the interface.
+fn start_server(topo: &mut Topology, extra: &[&str]) -> usize {
+    let iface = topo.srv_if.clone();
+    let mut args = vec![
+        BIN,
+        "serve",
+        "--iface",
+        &iface,
+        "--port",
+        PORT,
+        "--duration",
+        "30",
+    ];
+    args.extend_from_slice(extra);
+    let i = topo.spawn(true, &args);
+    let attached = Topology::wait_for(Duration::from_secs(10), || xdp_attached(topo));
+    if !attached {
+        let (_, err, _) = topo.wait_child(i, Duration::from_secs(5));
+        panic!("server did not attach: {err}");
+    }
+    i
+}
+
+fn xdp_attached(topo: &Topology) -> bool {
+    let out = topo.srv(&["ip", "link", "show", "dev", &topo.srv_if]);
+    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+}
+
+#[test]
+fn after_sigkill_no_xdp_program_is_left_on_the_interface() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let i = start_server(&mut topo, &[]);
+    topo.signal_child(i, libc::SIGKILL);
+    let _ = topo.wait_child(i, Duration::from_secs(5));
+    assert!(
+        Topology::wait_for(Duration::from_secs(5), || !xdp_attached(&topo)),
+        "the bpf_link must die with the process"
+    );
+}
+
+#[test]
+fn sigterm_stops_cleanly_with_a_final_report() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let i = start_server(&mut topo, &[]);
+    // Connections are answered through AF_XDP.
+    let script = format!(
+        "import socket\nfor i in range(10):\n    try:\n        socket.create_connection(('{}', {PORT}), timeout=2).close()\n    except OSError:\n        pass\n",
+        topo.srv_ip
+    );
+    topo.cli(&["python3", "-c", &script]);
+    topo.signal_child(i, libc::SIGTERM);
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("final report"), "{err}");
+    assert!(err.contains("balanced=true"), "{err}");
+    let redirected: u64 = err
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("redirected="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(redirected >= 10, "{err}");
+    assert!(!xdp_attached(&topo));
+}
+
+#[test]
+fn duration_stops_the_server_by_itself() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let iface = topo.srv_if.clone();
+    let i = topo.spawn(
+        true,
+        &[
+            BIN,
+            "serve",
+            "--iface",
+            &iface,
+            "--port",
+            PORT,
+            "--duration",
+            "2",
+        ],
+    );
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("rx 0 pps"),
+        "a status line every second: {err}"
+    );
+}
+
+#[test]
+fn the_kernel_in_the_server_namespace_still_answers_ping_and_other_ports() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    topo.spawn(
+        true,
+        &["python3", "-m", "http.server", "--bind", "0.0.0.0", "9090"],
+    );
+    start_server(&mut topo, &[]);
+    topo.cli(&["ping", "-c", "2", "-i", "0.2", "-W", "2", &topo.srv_ip]);
+    let url = format!("http://{}:9090/", topo.srv_ip);
+    assert!(Topology::wait_for(Duration::from_secs(5), || {
+        topo.cli_output(&[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-m",
+            "2",
+            "-w",
+            "%{http_code}",
+            &url,
+        ])
+        .stdout
+            == b"200"
+    }));
+}
+
+#[test]
+fn errors_are_explained() {
+    if !common::require_root() {
+        return;
+    }
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--iface", "no-such-if0", "--port", "80"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--iface", "lo", "--port", "eighty"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "bad arguments are clap errors");
+    let mut topo = Topology::new(1);
+    let iface = topo.srv_if.clone();
+    let i = topo.spawn(
+        true,
+        &[
+            BIN,
+            "serve",
+            "--iface",
+            &iface,
+            "--port",
+            PORT,
+            "--queues",
+            "4",
+            "--duration",
+            "5",
+        ],
+    );
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
+    assert_eq!(code, Some(1));
+    assert!(err.contains("receive queue"), "{err}");
+}
+
+// ---- TCP through the engine ----
+
+fn curl(topo: &Topology, url: &str) -> String {
+    let out = topo.cli(&["curl", "-s", "-m", "5", url]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn curl_gets_the_http_body() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &["--app", "http"]);
+    let body = curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip));
+    assert!(!body.is_empty());
+}
+
+#[test]
+#[ignore = "times out: 100 kB echoed after SHUT_WR does not all come back (engine/app flow control)"]
+fn echo_keeps_sending_after_the_client_half_closes() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &["--app", "echo"]);
+    let script = format!(
+        "import socket\ns = socket.create_connection(('{}', {PORT}), timeout=5)\ndata = b'x' * 100000\ns.sendall(data)\ns.shutdown(socket.SHUT_WR)\ngot = b''\nwhile True:\n    b = s.recv(65536)\n    if not b: break\n    got += b\nassert got == data, len(got)\nprint('ok')\n",
+        topo.srv_ip
+    );
+    let out = topo.cli(&["python3", "-c", &script]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn a_thousand_sequential_and_two_hundred_concurrent_connections_complete() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &["--app", "echo"]);
+    let script = format!(
+        "import socket, concurrent.futures as cf\naddr = ('{}', {PORT})\ndef one(i):\n    s = socket.create_connection(addr, timeout=5)\n    s.sendall(b'ping')\n    assert s.recv(4) == b'ping'\n    s.close()\n    return 1\nseq = sum(one(i) for i in range(1000))\nwith cf.ThreadPoolExecutor(200) as ex:\n    con = sum(ex.map(one, range(200)))\nprint(seq, con)\n",
+        topo.srv_ip
+    );
+    let out = topo.cli(&["timeout", "120", "python3", "-c", &script]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000 200");
+}
+
+/// Runs wrk for 3 s and returns (requests, socket errors).
+fn wrk(topo: &Topology, extra: &[&str]) -> (u64, u64) {
+    let url = format!("http://{}:{PORT}/", topo.srv_ip);
+    let mut args = vec!["timeout", "20", "wrk", "-t1", "-c20", "-d3s"];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = topo.cli(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let errors = text
+        .lines()
+        .find(|l| l.contains("Socket errors"))
+        .map(|l| {
+            l.split(|c: char| !c.is_ascii_digit())
+                .filter_map(|n| n.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    (requests, errors)
+}
+
+#[test]
+#[ignore = "keep-alive passes; with `Connection: close` nearly every request is a wrk read error"]
+fn wrk_keep_alive_and_connection_close_see_no_socket_errors() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &["--app", "http"]);
+    let (n, errors) = wrk(&topo, &[]);
+    assert!(
+        n > 0 && errors == 0,
+        "keep-alive: {n} requests, {errors} errors"
+    );
+    let (n, errors) = wrk(&topo, &["-H", "Connection: close"]);
+    assert!(n > 0 && errors == 0, "close: {n} requests, {errors} errors");
+}
+
+#[test]
+#[ignore = "the second connect from the same port gets EADDRNOTAVAIL: the client's socket is still in LAST-ACK"]
+fn reconnecting_from_the_same_source_port_after_a_server_close_succeeds() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &["--app", "http"]);
+    let script = format!(
+        "import socket\nfor i in range(3):\n    s = socket.socket()\n    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    s.bind(('{}', 45678))\n    s.settimeout(5)\n    s.connect(('{}', {PORT}))\n    s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n    while s.recv(65536): pass\n    s.close()\nprint('ok')\n",
+        topo.cli_ip, topo.srv_ip
+    );
+    let out = topo.cli(&["python3", "-c", &script]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
