@@ -131,9 +131,11 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         c.ack_now = true;
         match c.state {
             State::Established => c.set_state(State::CloseWait, cx.stats),
-            State::FinWait1 if c.fin_acked() => return Outcome::TimeWait,
-            State::FinWait1 => c.set_state(State::Closing, cx.stats),
-            State::FinWait2 => return Outcome::TimeWait,
+            State::FinWait1 if !c.fin_acked() => c.set_state(State::Closing, cx.stats),
+            State::FinWait1 | State::FinWait2 => {
+                c.set_state(State::TimeWait, cx.stats);
+                return Outcome::TimeWait;
+            }
             _ => {}
         }
     }
@@ -253,7 +255,10 @@ fn process_ack<A: App, T: Tx>(
                     c.idle_at = Some(cx.now + cx.cfg.fin_wait2_timeout);
                 }
             }
-            State::Closing => return Some(Outcome::TimeWait),
+            State::Closing => {
+                c.set_state(State::TimeWait, cx.stats);
+                return Some(Outcome::TimeWait);
+            }
             State::LastAck => return Some(Outcome::Close(CloseReason::Normal)),
             _ => {}
         }

@@ -84,3 +84,28 @@ fn handshake_latency_is_recorded_on_both_sides() {
     assert_eq!(s.len(), 1);
     assert!((9_900_000..=10_100_000).contains(&s.max()), "{}", s.max());
 }
+
+#[test]
+fn echo_with_half_close_returns_every_byte_then_closes() {
+    let (ccfg, scfg) = configs(4);
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let client = Scripted {
+        greeting: payload.clone(),
+        half_close_after_greeting: true,
+        ..Scripted::default()
+    };
+    let server = Scripted {
+        echo: true,
+        close_on_peer_close: true,
+        ..Scripted::default()
+    };
+    let (clog, slog) = (client.log.clone(), server.log.clone());
+    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    let id = p.connect(40003).unwrap();
+    p.run_for(Duration::from_secs(5));
+    assert_eq!(slog.borrow().received.len(), payload.len());
+    assert_eq!(clog.borrow().received.len(), payload.len());
+    assert!(clog.borrow().received == payload, "echoed bytes differ");
+    assert_eq!(clog.borrow().peer_closed, vec![id]);
+    assert_eq!(slog.borrow().closed.len(), 1);
+}

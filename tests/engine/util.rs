@@ -23,6 +23,8 @@ pub struct Scripted {
     pub greeting: Vec<u8>,
     pub echo: bool,
     pub close_after_greeting: bool,
+    /// Half-close (`shutdown(SHUT_WR)`) right after the greeting.
+    pub half_close_after_greeting: bool,
     pub close_on_peer_close: bool,
     /// Consume nothing (a stalled reader).
     pub stalled: bool,
@@ -44,6 +46,9 @@ impl App for Scripted {
         }
         if self.close_after_greeting {
             io.close();
+        }
+        if self.half_close_after_greeting {
+            io.shutdown_write();
         }
     }
 
