@@ -40,6 +40,9 @@ pub struct LinkConfig {
     pub delay: Duration,
     /// Seed of the link's random choices.
     pub seed: u64,
+    /// Largest IP packet the link carries (frames beyond it are dropped and counted in
+    /// [`Pair::oversized`], as a veth or NIC drops them).
+    pub mtu: usize,
 }
 
 impl Default for LinkConfig {
@@ -51,6 +54,7 @@ impl Default for LinkConfig {
             reorder_delay: Duration::from_millis(3),
             delay: Duration::from_millis(1),
             seed: 1,
+            mtu: 1500,
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct Pair<C: App, S: App> {
     pub delivered: [u64; 2],
     /// Frames the link lost (randomly or by the filter), per direction.
     pub lost: [u64; 2],
+    /// Frames dropped for exceeding the MTU, per direction (a correct engine sends none).
+    pub oversized: [u64; 2],
     /// A running hash of every delivered frame and its time: equal traces, equal hashes.
     pub trace_hash: u64,
 }
@@ -167,6 +173,7 @@ impl<C: App, S: App> Pair<C, S> {
             filter: None,
             delivered: [0; 2],
             lost: [0; 2],
+            oversized: [0; 2],
             trace_hash: 0xcbf2_9ce4_8422_2325,
         }
     }
@@ -203,6 +210,13 @@ impl<C: App, S: App> Pair<C, S> {
     /// Puts frames on the link as if `dir`'s sender had transmitted them now.
     pub fn send(&mut self, dir: Dir, frames: Vec<Vec<u8>>) {
         for frame in frames {
+            let ip_len = TcpFrame::parse(&frame)
+                .map(|f| f.buffer_len() - f.eth.header_len())
+                .unwrap_or(0);
+            if ip_len > self.link.mtu {
+                self.oversized[dir as usize] += 1;
+                continue;
+            }
             let keep = match (&mut self.filter, TcpFrame::parse(&frame)) {
                 (Some(f), Ok(parsed)) => f(dir, &parsed),
                 _ => true,

@@ -124,6 +124,13 @@ impl<S> Conn<S> {
         self.snd_nxt - self.snd_una
     }
 
+    /// Most payload bytes per segment: the MSS less the options every segment carries
+    /// (timestamps: 12 bytes), so header + options + data fit the peer's MSS (RFC 6691).
+    pub(crate) fn payload_mss(&self) -> usize {
+        let ts = if self.opts.ts { 12 } else { 0 };
+        usize::from(self.opts.mss).saturating_sub(ts).max(1)
+    }
+
     /// Bytes of `send` already transmitted (in flight or acknowledged-but-unread: never).
     pub(crate) fn data_sent(&self) -> usize {
         (self.flight() as usize).min(self.send.len())

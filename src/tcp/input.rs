@@ -83,6 +83,16 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
 
+    // RFC 7323 §4.3: "If SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent, then SEG.TSval
+    // is copied to TS.Recent."
+    if c.opts.ts {
+        if let Some((tsval, _)) = seg.options.timestamp {
+            if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
+                c.ts_recent = tsval;
+            }
+        }
+    }
+
     // Second, check the RST bit (RFC 5961 §3.2).
     if flags.contains(Flags::RST) {
         if seq != c.rcv_nxt {
@@ -337,7 +347,7 @@ fn receive_data<A: App, T: Tx>(
     }
     // Delayed ACK: at least every second full-sized segment, at most `delayed_ack` later;
     // at once when a hole was filled (RFC 5681 §4.2).
-    if data.len() * 2 >= usize::from(c.opts.mss) {
+    if data.len() * 2 >= c.payload_mss() {
         c.unacked_segs = c.unacked_segs.saturating_add(1);
     }
     if filled_hole || c.unacked_segs >= 2 {

@@ -164,7 +164,8 @@ fn header<'p, S>(
         timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts_recent)),
         ..Options::default()
     };
-    if c.opts.sack && !c.ooo.is_empty() && !flags.contains(Flags::RST) {
+    // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS.
+    if c.opts.sack && !c.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
         let max = if c.opts.ts { 3 } else { 4 };
         for (i, block) in c.ooo.sack_blocks(max).enumerate() {
             options.sack_blocks[i] = block;
@@ -299,7 +300,7 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
 /// unchanged.
 pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     c.rtt_probe = None; // Karn
-    let len = c.send.len().min(usize::from(c.opts.mss));
+    let len = c.send.len().min(c.payload_mss());
     let fin = c.fin_seq == Some(c.snd_una + len);
     let seq = c.snd_una;
     let flags = if fin { Flags::FIN } else { Flags(0) };
@@ -318,7 +319,7 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
         return;
     }
-    let mss = usize::from(c.opts.mss);
+    let mss = c.payload_mss();
     loop {
         let unsent = c.unsent();
         if unsent == 0 {

@@ -109,3 +109,20 @@ fn echo_with_half_close_returns_every_byte_then_closes() {
     assert_eq!(clog.borrow().peer_closed, vec![id]);
     assert_eq!(slog.borrow().closed.len(), 1);
 }
+
+#[test]
+fn full_segments_with_timestamps_fit_the_mtu() {
+    let (ccfg, scfg) = configs(5);
+    let client = Scripted {
+        greeting: vec![7u8; 50_000],
+        ..Scripted::default()
+    };
+    let server = Scripted::default();
+    let slog = server.log.clone();
+    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    p.connect(40004).unwrap();
+    p.run_for(Duration::from_secs(2));
+    assert_eq!(slog.borrow().received.len(), 50_000);
+    assert_eq!(p.oversized, [0, 0], "no frame beyond the 1500-byte MTU");
+    assert_eq!(p.client.stats().rto_retransmits, 0);
+}
