@@ -197,7 +197,6 @@ fn curl_gets_the_http_body() {
 }
 
 #[test]
-#[ignore = "times out: 100 kB echoed after SHUT_WR does not all come back (engine/app flow control)"]
 fn echo_keeps_sending_after_the_client_half_closes() {
     if !common::require_root() {
         return;
@@ -271,7 +270,6 @@ fn wrk_keep_alive_and_connection_close_see_no_socket_errors() {
 }
 
 #[test]
-#[ignore = "the second connect from the same port gets EADDRNOTAVAIL: the client's socket is still in LAST-ACK"]
 fn reconnecting_from_the_same_source_port_after_a_server_close_succeeds() {
     if !common::require_root() {
         return;
