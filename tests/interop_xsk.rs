@@ -58,7 +58,7 @@ fn a_served_port_answers_through_af_xdp_and_frames_are_all_accounted_for() {
     server.collect(Duration::from_millis(300));
     server.collect(Duration::from_millis(300));
     let xdp = server.xdp_counters().unwrap();
-    let (totals, _) = server.stop();
+    let totals = server.stop().totals;
     assert!(
         totals.stats.rx_frames >= CONNECTS as u64,
         "{:?}",

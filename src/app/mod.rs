@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
+use crate::stats::Latencies;
 use crate::tcp::{ConnId, FourTuple};
 use crate::time::Instant;
 
@@ -168,6 +169,22 @@ pub trait App {
     /// The connection is gone (or in TIME-WAIT); the state is dropped after this returns.
     fn on_closed(&mut self, state: &mut Self::State, reason: CloseReason) {
         let _ = (state, reason);
+    }
+
+    /// Everything written so far was handed to the transmit ring at `now` (the worker calls
+    /// this after each TX batch): where an app measures request service time.
+    fn on_flushed(&mut self, now: Instant) {
+        let _ = now;
+    }
+
+    /// Latencies the app records (the worker drains them into its reports), if any.
+    fn latencies(&mut self) -> Option<&mut Latencies> {
+        None
+    }
+
+    /// The app's own counters for reports, as (name, value).
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant as StdInstant};
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 
-use xdptcp::stats::{DropReason, Stats};
+use xdptcp::stats::{DropReason, Latencies, Stats, write_reports};
 use xdptcp::tcp::Engine;
 use xdptcp::tcp::{Config, Listener, State, SynCookieMode};
 use xdptcp::xdp::server::Totals;
@@ -68,6 +68,9 @@ struct ServeArgs {
     /// Stop by itself after this many seconds.
     #[arg(long)]
     duration: Option<u64>,
+    /// Write latency histograms (.hgrm, .svg) and summary.json here, on exit and on SIGUSR1.
+    #[arg(long = "hist-out")]
+    hist_out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -122,13 +125,18 @@ enum BindArg {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+static DUMP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGUSR1 {
+        DUMP.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
 }
 
 fn install_signal_handlers() {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
         // Safety: the handler only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is fully initialised (zeroed, then handler set) before the call.
         unsafe {
@@ -261,6 +269,17 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
         if draining_until.is_some_and(|d| now >= d) {
             break;
         }
+        if DUMP.swap(false, Ordering::SeqCst) {
+            if let Some(dir) = &args.hist_out {
+                write_hist(
+                    dir,
+                    server.latencies(),
+                    &server.totals(),
+                    now.duration_since(start),
+                )?;
+                eprintln!("xdptcp: histograms written to {}", dir.display());
+            }
+        }
         if now >= next_rotation {
             server.broadcast(Control::RotateCookieSecret(sys::random_bytes()?));
             next_rotation = now + Duration::from_secs(64);
@@ -280,9 +299,27 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
         }
     }
     let elapsed = start.elapsed();
-    let (totals, xdp) = server.stop();
-    report(&totals, &xdp, elapsed);
+    let fin = server.stop();
+    report(&fin.totals, &fin.xdp, elapsed);
+    eprintln!("latency: {}", fin.latencies.one_line());
+    if let Some(dir) = &args.hist_out {
+        write_hist(dir, &fin.latencies, &fin.totals, elapsed)?;
+        eprintln!("xdptcp: histograms written to {}", dir.display());
+    }
     Ok(())
+}
+
+/// The `--hist-out` files: histograms plus a summary with every counter.
+fn write_hist(dir: &std::path::Path, lat: &Latencies, t: &Totals, elapsed: Duration) -> Result<()> {
+    let app: serde_json::Map<String, serde_json::Value> = t
+        .app
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).into()))
+        .collect();
+    let mut extra = t.stats.to_json();
+    extra["app"] = serde_json::Value::Object(app);
+    extra["elapsed_s"] = elapsed.as_secs_f64().into();
+    write_reports(dir, lat, extra).with_context(|| format!("writing {}", dir.display()))
 }
 
 fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
@@ -314,6 +351,10 @@ fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
             drops.join(" ")
         }
     );
+    if !t.app.is_empty() {
+        let app: Vec<String> = t.app.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        eprintln!("app: {}", app.join(" "));
+    }
     eprintln!("{xdp}");
     eprintln!(
         "sockets: rx_frames={} tx_frames={} tx_no_frame={} tx_kicks={} kernel_rx_dropped={}",

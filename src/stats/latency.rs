@@ -275,6 +275,32 @@ pub fn svg(title: &str, h: &Histogram<u64>) -> String {
     s
 }
 
+/// Writes `<kind>.hgrm` and `<kind>.svg` for every kind, and `summary.json` with the
+/// latency summaries under `"latency"` plus whatever `extra` holds (counters, say).
+pub fn write_reports(
+    dir: &std::path::Path,
+    latencies: &Latencies,
+    extra: serde_json::Value,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for kind in LatencyKind::ALL {
+        let h = latencies.get(kind);
+        std::fs::write(dir.join(format!("{}.hgrm", kind.label())), hgrm(h))?;
+        std::fs::write(
+            dir.join(format!("{}.svg", kind.label())),
+            svg(kind.label(), h),
+        )?;
+    }
+    let mut summary = serde_json::Map::new();
+    summary.insert("latency".into(), latencies.summary_json());
+    if let serde_json::Value::Object(map) = extra {
+        summary.extend(map);
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(summary))
+        .map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("summary.json"), text + "\n")
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -319,6 +345,27 @@ mod tests {
         l.record(LatencyKind::RxBatch, Duration::from_secs(3600));
         l.record(LatencyKind::RxBatch, Duration::ZERO);
         assert_eq!(l.get(LatencyKind::RxBatch).len(), 2);
+    }
+
+    #[test]
+    fn reports_are_written_for_every_kind() {
+        let dir = std::env::temp_dir().join(format!("xdptcp-report-{}", std::process::id()));
+        write_reports(
+            &dir,
+            &sample(),
+            serde_json::json!({ "counters": { "x": 1 } }),
+        )
+        .unwrap();
+        for kind in LatencyKind::ALL {
+            assert!(dir.join(format!("{}.hgrm", kind.label())).exists());
+            assert!(dir.join(format!("{}.svg", kind.label())).exists());
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(summary["latency"]["handshake"]["count"], 1000);
+        assert_eq!(summary["counters"]["x"], 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

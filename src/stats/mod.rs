@@ -10,7 +10,7 @@ use crate::tcp::State;
 
 mod latency;
 
-pub use latency::{Latencies, LatencyKind, hgrm, svg};
+pub use latency::{Latencies, LatencyKind, hgrm, svg, write_reports};
 
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {
@@ -137,6 +137,21 @@ macro_rules! counters {
                 for (a, b) in self.states.iter_mut().zip(other.states.iter()) {
                     *a += b;
                 }
+            }
+
+            /// Counters, drop reasons and state gauges as one JSON object.
+            pub fn to_json(&self) -> serde_json::Value {
+                let mut counters = serde_json::Map::new();
+                $(counters.insert(stringify!($name).into(), self.$name.into());)*
+                let mut drops = serde_json::Map::new();
+                for r in DropReason::ALL {
+                    drops.insert(r.label().into(), self.dropped(*r).into());
+                }
+                let mut states = serde_json::Map::new();
+                for s in State::ALL {
+                    states.insert(s.label().into(), self.in_state(*s).into());
+                }
+                serde_json::json!({ "counters": counters, "drops": drops, "states": states })
             }
 
             /// Every named counter as (name, value), for JSON and text reports.

@@ -175,6 +175,22 @@ impl<A: App> Engine<A> {
         &mut self.latencies
     }
 
+    /// Moves every latency recorded since the last call (the engine's handshakes and the app's
+    /// own) into `into`.
+    pub fn take_latencies(&mut self, into: &mut Latencies) {
+        into.merge(&self.latencies);
+        self.latencies.reset();
+        if let Some(app) = self.app.latencies() {
+            into.merge(app);
+            app.reset();
+        }
+    }
+
+    /// Tells the app that everything written so far was handed to the TX ring at `now`.
+    pub fn flushed(&mut self, now: Instant) {
+        self.app.on_flushed(now);
+    }
+
     /// The application.
     pub fn app(&self) -> &A {
         &self.app

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::stats::Stats;
+use crate::stats::{Latencies, Stats};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
 };
@@ -85,6 +85,19 @@ pub struct Totals {
     pub frames: FrameAccount,
     /// Per-worker frame accounting, all balanced?
     pub frames_balanced: bool,
+    /// Application counters of all workers, added up by name.
+    pub app: Vec<(&'static str, u64)>,
+}
+
+/// What a stopped server leaves behind.
+#[derive(Debug)]
+pub struct Final {
+    /// The workers' last snapshots, added up.
+    pub totals: Totals,
+    /// The XDP program's counters.
+    pub xdp: XdpCounters,
+    /// Every latency the workers reported.
+    pub latencies: Latencies,
 }
 
 /// A running data path. Dropping it stops the workers and detaches the program.
@@ -97,6 +110,7 @@ pub struct Server {
     snapshots: Receiver<Snapshot>,
     threads: Vec<JoinHandle<()>>,
     latest: Vec<Option<Snapshot>>,
+    latencies: Latencies,
 }
 
 impl std::fmt::Debug for Server {
@@ -175,6 +189,7 @@ impl Server {
             attachment: Some(attachment),
             zero_copy,
             latest: vec![None; threads.len()],
+            latencies: Latencies::default(),
             controls,
             snapshots,
             threads,
@@ -218,7 +233,9 @@ impl Server {
         }
     }
 
-    fn keep(&mut self, s: Snapshot) {
+    fn keep(&mut self, mut s: Snapshot) {
+        self.latencies.merge(&s.latencies);
+        s.latencies.reset();
         if let Some(slot) = self.latest.get_mut(s.queue as usize) {
             *slot = Some(s);
         }
@@ -244,8 +261,19 @@ impl Server {
             t.frames.tx_pending += s.frames.tx_pending;
             t.frames.tx_in_flight += s.frames.tx_in_flight;
             t.frames_balanced &= s.frames.balanced();
+            for (name, v) in &s.app {
+                match t.app.iter_mut().find(|(n, _)| n == name) {
+                    Some((_, total)) => *total += v,
+                    None => t.app.push((name, *v)),
+                }
+            }
         }
         t
+    }
+
+    /// Every latency the workers reported so far.
+    pub fn latencies(&self) -> &Latencies {
+        &self.latencies
     }
 
     /// The XDP program's counters.
@@ -254,11 +282,14 @@ impl Server {
     }
 
     /// Stops the workers (waiting for their last snapshots), detaches the program and returns
-    /// the final totals and XDP counters.
-    pub fn stop(mut self) -> (Totals, XdpCounters) {
+    /// the final totals, XDP counters and latencies.
+    pub fn stop(mut self) -> Final {
         self.shutdown();
-        let xdp = self.program.counters().unwrap_or_default();
-        (self.totals(), xdp)
+        Final {
+            totals: self.totals(),
+            xdp: self.program.counters().unwrap_or_default(),
+            latencies: std::mem::take(&mut self.latencies),
+        }
     }
 
     fn shutdown(&mut self) {

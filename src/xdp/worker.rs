@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::stats::Stats;
+use crate::stats::{Latencies, LatencyKind, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
@@ -26,6 +26,18 @@ pub trait Handler {
     /// Switch to a fresh SYN-cookie secret (the previous one is still accepted for a slot).
     fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
         let _ = key;
+    }
+    /// Replies written so far were handed to the TX ring at `now`.
+    fn flushed(&mut self, now: Instant) {
+        let _ = now;
+    }
+    /// Moves the latencies recorded since the last call into `into`.
+    fn take_latencies(&mut self, into: &mut Latencies) {
+        let _ = into;
+    }
+    /// Application counters, as (name, value).
+    fn app_counters(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
     }
 }
 
@@ -51,6 +63,10 @@ pub struct Snapshot {
     pub socket: SocketCounters,
     /// Where the UMEM frames are.
     pub frames: FrameAccount,
+    /// Latencies recorded since the previous snapshot (a delta: the receiver adds them up).
+    pub latencies: Latencies,
+    /// The application's counters.
+    pub app: Vec<(&'static str, u64)>,
     /// Whether this is the last snapshot of a stopped worker.
     pub last: bool,
 }
@@ -66,6 +82,7 @@ pub fn run<H: Handler>(
     snapshots: &Sender<Snapshot>,
 ) {
     let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
+    let mut latencies = Latencies::default();
     loop {
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
@@ -73,8 +90,8 @@ pub fn run<H: Handler>(
             Ok(Control::RotateCookieSecret(key)) => handler.rotate_cookie_secret(key),
             Err(TryRecvError::Empty) => {}
         }
-        let now = monotonic_now();
-        let received = socket.receive_batch(|frame, tx| handler.receive(now, frame, tx));
+        let batch_start = monotonic_now();
+        let received = socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx));
         let now = monotonic_now();
         if handler.next_deadline().is_some_and(|d| d <= now) {
             handler.poll_timers(now, &mut socket.tx());
@@ -82,8 +99,13 @@ pub fn run<H: Handler>(
         // A failed kick (ENOBUFS and friends are already absorbed) leaves frames pending for
         // the next round; nothing to do but try again.
         let _ = socket.flush();
+        if received > 0 {
+            let flushed = monotonic_now();
+            handler.flushed(flushed);
+            latencies.record(LatencyKind::RxBatch, flushed - batch_start);
+        }
         if now >= next_snapshot {
-            let _ = snapshots.send(snapshot(socket, handler, false));
+            let _ = snapshots.send(snapshot(socket, handler, &mut latencies, false));
             next_snapshot = now + SNAPSHOT_INTERVAL;
         }
         if received == 0 {
@@ -97,15 +119,25 @@ pub fn run<H: Handler>(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = snapshots.send(snapshot(socket, handler, true));
+    let _ = snapshots.send(snapshot(socket, handler, &mut latencies, true));
 }
 
-fn snapshot<H: Handler>(socket: &XskSocket, handler: &H, last: bool) -> Snapshot {
+fn snapshot<H: Handler>(
+    socket: &XskSocket,
+    handler: &mut H,
+    latencies: &mut Latencies,
+    last: bool,
+) -> Snapshot {
+    handler.take_latencies(latencies);
+    let delta = latencies.clone();
+    latencies.reset();
     Snapshot {
         queue: socket.queue(),
         stats: handler.stats(),
         socket: socket.counters(),
         frames: socket.account(),
+        latencies: delta,
+        app: handler.app_counters(),
         last,
     }
 }
@@ -156,6 +188,18 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
 
     fn stop_accepting(&mut self) {
         crate::tcp::Engine::stop_accepting(self);
+    }
+
+    fn flushed(&mut self, now: Instant) {
+        crate::tcp::Engine::flushed(self, now);
+    }
+
+    fn take_latencies(&mut self, into: &mut Latencies) {
+        crate::tcp::Engine::take_latencies(self, into);
+    }
+
+    fn app_counters(&self) -> Vec<(&'static str, u64)> {
+        self.app().counters()
     }
 
     fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
