@@ -57,7 +57,9 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
+	/* Room for a load generator's whole source-port range; not preallocated. */
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct served_key);
 	__type(value, __u8);
 } served SEC(".maps");

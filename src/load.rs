@@ -82,6 +82,7 @@ pub struct LoadGen<A: App> {
     flood_started: Option<Instant>,
     rng: Rng,
     stopped: bool,
+    last_now: Instant,
 }
 
 impl<A: App> LoadGen<A> {
@@ -95,6 +96,7 @@ impl<A: App> LoadGen<A> {
             flood_started: None,
             rng: Rng::new(cfg.seed),
             stopped: false,
+            last_now: Instant::ZERO,
             cfg,
         }
     }
@@ -136,13 +138,13 @@ impl<A: App> LoadGen<A> {
         self.pump(now, tx);
     }
 
-    /// The engine's next timer, or sooner if the policy has more to open.
-    pub fn next_deadline(&self, now: Instant) -> Option<Instant> {
+    /// The engine's next timer, or sooner if the policy has more to open (at once for
+    /// connections; a millisecond after the last call for the flood, which is paced).
+    pub fn next_deadline(&self) -> Option<Instant> {
         let engine = self.engine.next_deadline();
         let pump = self.wants_to_open().then_some(match self.cfg.mode {
-            // Pace the flood at millisecond granularity.
-            LoadMode::SynFlood { .. } => now + Duration::from_millis(1),
-            _ => now,
+            LoadMode::SynFlood { .. } => self.last_now + Duration::from_millis(1),
+            _ => self.last_now,
         });
         match (engine, pump) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -163,6 +165,7 @@ impl<A: App> LoadGen<A> {
 
     /// Opens connections (or sends SYNs) up to what the mode allows now.
     pub fn pump<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        self.last_now = self.last_now.max(now);
         if let LoadMode::SynFlood { rate, sources } = self.cfg.mode {
             return self.flood(now, rate, sources, tx);
         }

@@ -250,3 +250,78 @@ mod tests {
         assert!(b >= a);
     }
 }
+
+/// The first IPv4 address of interface `name` (getifaddrs), if it has one.
+pub fn ipv4_address(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // Safety: getifaddrs writes a list head we free below with freeifaddrs.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut found = None;
+    let mut cur = head;
+    while !cur.is_null() {
+        // Safety: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
+        // ifa_name is a NUL-terminated string and ifa_addr, when non-null and AF_INET, points
+        // to a sockaddr_in.
+        unsafe {
+            let ifa = &*cur;
+            let ifname = std::ffi::CStr::from_ptr(ifa.ifa_name);
+            if !ifa.ifa_addr.is_null()
+                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
+                && ifname.to_bytes() == name.as_bytes()
+            {
+                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
+                break;
+            }
+            cur = ifa.ifa_next;
+        }
+    }
+    // Safety: `head` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(found)
+}
+
+/// The kernel's neighbour-table entry (`/proc/net/arp`) for `ip` on `iface`, if complete.
+pub fn neighbour_mac(ip: std::net::Ipv4Addr, iface: &str) -> Option<[u8; 6]> {
+    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
+    table.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        // IP address, HW type, Flags, HW address, Mask, Device; flags 0x2 = complete.
+        if f.len() < 6 || f[0] != ip.to_string() || f[5] != iface || f[2] == "0x0" {
+            return None;
+        }
+        let mut mac = [0u8; 6];
+        let mut parts = f[3].split(':');
+        for b in &mut mac {
+            *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+        }
+        (mac != [0; 6]).then_some(mac)
+    })
+}
+
+/// The next hop's MAC for `ip`: from the neighbour table, or by having the kernel resolve it
+/// (one UDP datagram to the discard port makes it ARP), waiting up to `wait`.
+pub fn resolve_mac(
+    ip: std::net::Ipv4Addr,
+    iface: &str,
+    wait: std::time::Duration,
+) -> io::Result<[u8; 6]> {
+    if let Some(mac) = neighbour_mac(ip, iface) {
+        return Ok(mac);
+    }
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
+    let _ = sock.send_to(b"", (ip, 9));
+    let until = std::time::Instant::now() + wait;
+    while std::time::Instant::now() < until {
+        if let Some(mac) = neighbour_mac(ip, iface) {
+            return Ok(mac);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    Err(io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("no ARP answer for {ip} on {iface} within {wait:?} (is it on this link?)"),
+    ))
+}

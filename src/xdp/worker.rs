@@ -206,3 +206,41 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         crate::tcp::Engine::rotate_cookie_secret(self, key);
     }
 }
+
+/// The worker drives the load generator like an engine.
+impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
+    fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
+        crate::load::LoadGen::receive(self, now, frame, tx);
+    }
+
+    fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        crate::load::LoadGen::poll_timers(self, now, tx);
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        crate::load::LoadGen::next_deadline(self)
+    }
+
+    fn stats(&self) -> Stats {
+        crate::load::LoadGen::stats(self).clone()
+    }
+
+    fn stop_accepting(&mut self) {
+        self.stop();
+    }
+
+    fn flushed(&mut self, now: Instant) {
+        self.engine.flushed(now);
+    }
+
+    fn take_latencies(&mut self, into: &mut Latencies) {
+        self.engine.take_latencies(into);
+    }
+
+    fn app_counters(&self) -> Vec<(&'static str, u64)> {
+        let mut c = self.engine.app().counters();
+        c.push(("opened", self.opened()));
+        c.push(("in_flight", self.engine.connections() as u64));
+        c
+    }
+}
