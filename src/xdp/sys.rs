@@ -229,28 +229,6 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_is_found_and_nonsense_is_not() {
-        let lo = Interface::lookup("lo").expect("lo exists in every namespace");
-        assert_eq!(lo.ifindex, 1);
-        assert!(matches!(
-            Interface::lookup("no-such-if0"),
-            Err(InterfaceError::NotFound(_))
-        ));
-    }
-
-    #[test]
-    fn the_monotonic_clock_does_not_go_back() {
-        let a = monotonic_now();
-        let b = monotonic_now();
-        assert!(b >= a);
-    }
-}
-
 /// The first IPv4 address of interface `name` (getifaddrs), if it has one.
 pub fn ipv4_address(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
@@ -324,4 +302,26 @@ pub fn resolve_mac(
         io::ErrorKind::NotFound,
         format!("no ARP answer for {ip} on {iface} within {wait:?} (is it on this link?)"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_is_found_and_nonsense_is_not() {
+        let lo = Interface::lookup("lo").expect("lo exists in every namespace");
+        assert_eq!(lo.ifindex, 1);
+        assert!(matches!(
+            Interface::lookup("no-such-if0"),
+            Err(InterfaceError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_monotonic_clock_does_not_go_back() {
+        let a = monotonic_now();
+        let b = monotonic_now();
+        assert!(b >= a);
+    }
 }
