@@ -85,6 +85,8 @@ drop_reasons! {
     SynChallenged => "syn_challenged",
     /// Segment without ACK in a synchronized state.
     NoAck => "no_ack",
+    /// Segment for no connection, not reset because `reset_unknown` is off (several queues).
+    UnknownConnection => "unknown_connection",
     /// Our RST for a segment that matched no connection was suppressed by the rate limit.
     RstRateLimited => "rst_rate_limited",
     /// A challenge ACK was suppressed by its per-connection rate limit.

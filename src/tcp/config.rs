@@ -100,6 +100,11 @@ pub struct Config {
     pub challenge_acks_per_second: u32,
     /// IPv4 TTL / IPv6 hop limit of our packets.
     pub ttl: u8,
+    /// Answer segments that match no connection (and are no valid cookie ACK) with a RST.
+    /// Turn it off when several engines share a link whose packets may move between them (on
+    /// veth a flow can change RX queue): such segments are then dropped and counted
+    /// (`unknown_connection`) instead of resetting a connection another engine owns.
+    pub reset_unknown: bool,
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
     pub secret: [u8; 32],
@@ -133,6 +138,7 @@ impl Default for Config {
             rst_per_second: 1000,
             challenge_acks_per_second: 10,
             ttl: 64,
+            reset_unknown: true,
             secret: [0; 32],
         }
     }

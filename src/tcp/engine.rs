@@ -341,6 +341,9 @@ impl<A: App> Engine<A> {
                     Err(_) => self.stats.drop(DropReason::BadCookie),
                 }
             }
+            if !self.cfg.reset_unknown {
+                return self.stats.drop(DropReason::UnknownConnection);
+            }
             return self.send_reset_for(now, route, seg, tx);
         }
         // "Third, check for a SYN."
