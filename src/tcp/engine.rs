@@ -550,7 +550,7 @@ impl<A: App> Engine<A> {
         };
         self.stats.states[State::Established.index()] += 1;
         self.stats.cookies_validated += 1;
-        self.stats.passive_opens += 1;
+        // `passive_opens` is counted once, when the app is told (output::deliver).
         // The ACK may carry data (or even a FIN): process it like any segment.
         self.segment_for_connection(now, id, seg, tx);
         Ok(())
