@@ -4,3 +4,4 @@ mod util;
 
 mod lifecycle;
 mod states;
+mod syncookies;
