@@ -83,6 +83,16 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
 
+    // RFC 7323 §4.3 (and §5.3 R3): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent
+    // then SEG.TSval is copied to TS.Recent; otherwise, it is ignored."
+    if c.opts.ts && !flags.contains(Flags::RST) {
+        if let Some((tsval, _)) = seg.options.timestamp {
+            if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
+                c.ts_recent = tsval;
+            }
+        }
+    }
+
     // Second, check the RST bit (RFC 5961 §3.2).
     if flags.contains(Flags::RST) {
         if seq != c.rcv_nxt {
