@@ -3,5 +3,8 @@
 mod util;
 
 mod lifecycle;
+mod options;
+mod resets;
+mod rfc5961;
 mod states;
 mod syncookies;

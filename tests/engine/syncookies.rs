@@ -57,7 +57,11 @@ fn a_valid_cookie_ack_establishes_the_connection() {
     assert_eq!(p.engine.stats().passive_opens, 1);
     assert_gauges(p.engine.stats(), &[(State::Established, 1)]);
     assert_eq!(log.borrow().connected.len(), 1);
-    assert_eq!(log.borrow().received, b"GET", "data on the cookie ACK is kept");
+    assert_eq!(
+        log.borrow().received,
+        b"GET",
+        "data on the cookie ACK is kept"
+    );
 }
 
 #[test]
@@ -74,7 +78,11 @@ fn auto_mode_switches_to_cookies_once_max_half_open_entries_exist() {
     p.port = 40003;
     let r = p.send(linux_syn(1000));
     assert!(r[0].is(SYN_ACK));
-    assert_eq!(p.engine.connections(), 2, "the third SYN got a cookie, no state");
+    assert_eq!(
+        p.engine.connections(),
+        2,
+        "the third SYN got a cookie, no state"
+    );
     assert_eq!(p.engine.stats().cookies_sent, 1);
     // And the cookie completes.
     p.send(cookie_ack(1000, &r[0]));
@@ -114,7 +122,12 @@ fn assert_refused(p: &mut Peer<Scripted>, ack: Seg, reason: DropReason) {
     let expected_rst_seq = ack.ack;
     let before = p.engine.stats().dropped(reason);
     let r = p.send(ack);
-    assert_eq!(p.engine.stats().dropped(reason), before + 1, "{}", p.engine.stats());
+    assert_eq!(
+        p.engine.stats().dropped(reason),
+        before + 1,
+        "{}",
+        p.engine.stats()
+    );
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].is(RST), "{r:?}");
     assert_eq!(r[0].seq, expected_rst_seq, "<SEQ=SEG.ACK><CTL=RST>");
@@ -129,7 +142,11 @@ fn a_forged_cookie_ack_is_refused_counted_and_reset() {
     let ack = seg(ACK).seq(1001).ack(SeqNumber(0x1234_5678));
     let slot = (p.now.total_micros() / 64_000_000) as u32;
     let guessed = ((slot & 0x3f) << 26) | 0x00ab_cdef;
-    assert_refused(&mut p, ack.clone().ack(SeqNumber(guessed + 1)), DropReason::BadCookie);
+    assert_refused(
+        &mut p,
+        ack.clone().ack(SeqNumber(guessed + 1)),
+        DropReason::BadCookie,
+    );
 }
 
 #[test]
@@ -246,7 +263,10 @@ fn after_one_rotation_an_old_cookie_works_after_two_it_does_not() {
     let sa = p.send(linux_syn(1000)).remove(0);
     p.engine.rotate_cookie_secret([9; 16]);
     p.send(cookie_ack(1000, &sa));
-    assert!(p.engine.find(&p.tuple()).is_some(), "one rotation: still valid");
+    assert!(
+        p.engine.find(&p.tuple()).is_some(),
+        "one rotation: still valid"
+    );
 
     p.port = 40001;
     let sa = p.send(linux_syn(2000)).remove(0);
@@ -271,10 +291,7 @@ fn half_open_syn_ack_is_retransmitted_with_backoff_then_dropped_after_synack_ret
     let first = p.send(linux_syn(1000)).remove(0);
     assert_eq!(p.engine.connections(), 1);
     let sent = p.run_timers(Duration::from_secs(120));
-    let times: Vec<u64> = sent
-        .iter()
-        .map(|(at, _)| (*at - t0).as_secs())
-        .collect();
+    let times: Vec<u64> = sent.iter().map(|(at, _)| (*at - t0).as_secs()).collect();
     // RTO 1 s doubling: +1, +3, +7, +15, +31; dropped at +63 (Linux tcp_synack_retries 5).
     assert_eq!(times, vec![1, 3, 7, 15, 31], "{sent:?}");
     for (_, s) in &sent {
