@@ -634,7 +634,16 @@ impl<A: App> Engine<A> {
         // A retransmitted FIN: ACK it again and restart the 2MSL timer.
         if flags.contains(Flags::FIN) {
             let expires = Self::now_ms(now + self.cfg.time_wait);
-            self.time_wait.restart(&route.tuple, expires);
+            let mut tw = tw;
+            // RFC 7323 §4.3: the FIN (at RCV.NXT - 1 =< Last.ACK.sent) updates TS.Recent, so
+            // the re-ACK echoes it and RFC 6191 compares new SYNs against it (as Linux).
+            if let (true, Some((tsval, _))) = (tw.ts_enabled, seg.options.timestamp) {
+                if (tsval.wrapping_sub(tw.ts_recent) as i32) >= 0 {
+                    tw.ts_recent = tsval;
+                }
+            }
+            tw.expires_ms = expires;
+            self.time_wait.insert(tw); // replaces the entry: 2MSL restarts at the head
             self.time_wait_ack(now, route, &tw, tx);
             return false;
         }
