@@ -8,3 +8,4 @@ mod resets;
 mod rfc5961;
 mod states;
 mod syncookies;
+mod time_wait;
