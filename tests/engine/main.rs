@@ -3,6 +3,7 @@
 mod util;
 
 mod lifecycle;
+mod malformed;
 mod options;
 mod resets;
 mod rfc5961;
