@@ -198,6 +198,17 @@ impl<A: App> Engine<A> {
         self.conns.find(tuple)
     }
 
+    /// Memory the connection `id` costs this engine now, in bytes: its slab slot (control
+    /// block and app state), its share of the index (a 4-byte bucket and a control byte at
+    /// a load of 7/16 in the worst case, as `TimeWaitTable::ENTRY_BYTES` counts it) and its
+    /// heap (send, receive and reassembly buffers).
+    pub fn connection_bytes(&self, id: ConnId) -> Option<usize> {
+        let c = self.conns.get(id)?;
+        let slot = size_of::<Option<Conn<A::State>>>() + size_of::<u32>();
+        let index = (5 * 16usize).div_ceil(7);
+        Some(slot + index + c.heap_bytes())
+    }
+
     /// Stop accepting new connections (for draining); SYNs are answered with RST from now on.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
