@@ -386,6 +386,10 @@ fn syn_sent<A: App, T: Tx>(
     }
     c.irs = seg.seq;
     c.rcv_nxt = seg.seq + 1u32;
+    // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
+    // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
+    c.rcv_adv = c.rcv_nxt + cx.cfg.recv_buffer.min(u32::from(u16::MAX));
+    c.last_ack_sent = c.rcv_nxt;
     let peer = &seg.options;
     let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
         536
