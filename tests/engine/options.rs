@@ -214,3 +214,55 @@ fn ts_recent_follows_the_peers_timestamps_and_is_echoed() {
     );
     assert_eq!(p.engine.stats().dropped(DropReason::Paws), 1);
 }
+
+#[test]
+fn client_receive_window_is_anchored_at_the_peers_isn_whatever_its_value() {
+    // The client's advertised right edge must start at RCV.NXT, not at sequence number 0:
+    // with a peer ISN just below 2^31 the window used to collapse to zero, and with one
+    // above 2^31 it used to span up to 2^31 bytes.
+    for irs in [
+        0u32,
+        1 << 20,
+        (1u32 << 31) - 1000,
+        1 << 31,
+        0xf000_0000,
+        u32::MAX - 10,
+    ] {
+        let app = Scripted::default();
+        let log = app.log.clone();
+        let mut p = Peer::client(client_config(), app, 50000);
+        let (_, syn) = p.connect();
+        let r = p.send(
+            seg(SYN_ACK)
+                .seq(irs)
+                .ack(syn.seq + 1u32)
+                .mss(1460)
+                .ws(7)
+                .sack_perm()
+                .ts(5, syn.tsval()),
+        );
+        assert_eq!(r[0].window, (256 * 1024 >> 7) as u16, "irs {irs}: {r:?}");
+        let r = p.send(
+            seg(PSH_ACK)
+                .seq(irs.wrapping_add(1))
+                .ack(syn.seq + 1u32)
+                .ts(6, 0)
+                .data(b"response"),
+        );
+        assert_eq!(log.borrow().received, b"response", "irs {irs}: {r:?}");
+        assert_eq!(p.engine.stats().dropped(DropReason::NoRoom), 0, "irs {irs}");
+        // Beyond the buffer is outside the window.
+        p.send(
+            seg(PSH_ACK)
+                .seq(irs.wrapping_add(9 + 300_000))
+                .ack(syn.seq + 1u32)
+                .ts(7, 0)
+                .data(b"far"),
+        );
+        assert_eq!(
+            p.engine.stats().dropped(DropReason::OutOfWindow),
+            1,
+            "irs {irs}"
+        );
+    }
+}
