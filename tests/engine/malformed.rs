@@ -166,7 +166,7 @@ fn illegal_flag_combinations_are_dropped() {
 fn ipv4_fragments_are_dropped() {
     let mut p = peer();
     // More-fragments set; then a non-zero fragment offset.
-    for (hi, lo) in [(0x20u8, 0u8), (0x00, 0x10), (0x40 | 0x00, 0x01)] {
+    for (hi, lo) in [(0x20u8, 0u8), (0x00, 0x10), (0x40, 0x01)] {
         let mut f = valid_syn(&p);
         f[ETH + 6] = hi;
         f[ETH + 7] = lo;
@@ -315,7 +315,9 @@ proptest! {
             refix(&mut f);
         }
         let _ = p.send_frame(&f);
-        prop_assert!(p.engine.connections() <= 1);
+        // A repaired mutation may be a genuine SYN from another 4-tuple: one frame opens at
+        // most one connection, and never disturbs the table otherwise.
+        prop_assert!(p.engine.connections() <= 2);
         let _ = p.advance(std::time::Duration::from_secs(1));
     }
 }

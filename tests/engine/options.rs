@@ -89,7 +89,7 @@ fn data_is_cut_at_the_peers_mss_and_carries_timestamps() {
         assert_eq!(s.tsecr(), PEER_TS);
         assert_eq!(
             s.window,
-            (256 * 1024 >> 7) as u16,
+            ((256 * 1024) >> 7) as u16,
             "our window, scaled by 7"
         );
         assert_eq!(s.options.mss, None, "MSS only on SYNs");
@@ -153,7 +153,7 @@ fn client_scales_its_window_when_the_peer_accepts_window_scaling() {
             .sack_perm()
             .ts(5, syn.tsval()),
     );
-    assert_eq!(r[0].window, (256 * 1024 >> 7) as u16);
+    assert_eq!(r[0].window, ((256 * 1024) >> 7) as u16);
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn client_receive_window_is_anchored_at_the_peers_isn_whatever_its_value() {
                 .sack_perm()
                 .ts(5, syn.tsval()),
         );
-        assert_eq!(r[0].window, (256 * 1024 >> 7) as u16, "irs {irs}: {r:?}");
+        assert_eq!(r[0].window, ((256 * 1024) >> 7) as u16, "irs {irs}: {r:?}");
         let r = p.send(
             seg(PSH_ACK)
                 .seq(irs.wrapping_add(1))

@@ -225,7 +225,7 @@ fn window_scale_and_sack_survive_the_cookie_path_in_the_timestamp() {
     let sent: usize = r.iter().map(|s| s.payload.len()).sum();
     assert_eq!(sent, 1000, "the peer's window is scaled: {r:?}");
     // Our own window is scaled by 7 too: 256 KiB >> 7.
-    assert_eq!(r[0].window, (256 * 1024 >> 7) as u16, "{r:?}");
+    assert_eq!(r[0].window, ((256 * 1024) >> 7) as u16, "{r:?}");
     // SACK is on: out-of-order data is answered with a SACK block.
     let base = 1001u32;
     let r = p.send(
