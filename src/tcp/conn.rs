@@ -174,6 +174,11 @@ impl<S> Conn<S> {
         (field, edge.max(self.rcv_adv))
     }
 
+    /// Heap bytes held by the connection's buffers.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.send.capacity() + self.recv.capacity() + self.ooo.heap_bytes()
+    }
+
     /// The earliest of the connection's timers.
     pub(crate) fn next_timer(&self) -> Option<Instant> {
         [self.rto_at, self.ack_at, self.idle_at]

@@ -227,6 +227,17 @@ impl<A: App> Engine<A> {
         self.conns.find(tuple)
     }
 
+    /// Memory the connection `id` costs this engine now, in bytes: its slab slot (control
+    /// block and app state), its share of the index (a 4-byte bucket and a control byte at
+    /// a load of 7/16 in the worst case, as `TimeWaitTable::ENTRY_BYTES` counts it) and its
+    /// heap (send, receive and reassembly buffers).
+    pub fn connection_bytes(&self, id: ConnId) -> Option<usize> {
+        let c = self.conns.get(id)?;
+        let slot = size_of::<Option<Conn<A::State>>>() + size_of::<u32>();
+        let index = (5 * 16usize).div_ceil(7);
+        Some(slot + index + c.heap_bytes())
+    }
+
     /// Stop accepting new connections (for draining); SYNs are answered with RST from now on.
     pub fn stop_accepting(&mut self) {
         self.accepting = false;
@@ -582,7 +593,7 @@ impl<A: App> Engine<A> {
         };
         self.stats.states[State::Established.index()] += 1;
         self.stats.cookies_validated += 1;
-        self.stats.passive_opens += 1;
+        // `passive_opens` is counted once, when the app is told (output::deliver).
         // The ACK may carry data (or even a FIN): process it like any segment.
         self.segment_for_connection(now, id, seg, tx);
         Ok(())
@@ -666,7 +677,16 @@ impl<A: App> Engine<A> {
         // A retransmitted FIN: ACK it again and restart the 2MSL timer.
         if flags.contains(Flags::FIN) {
             let expires = Self::now_ms(now + self.cfg.time_wait);
-            self.time_wait.restart(&route.tuple, expires);
+            let mut tw = tw;
+            // RFC 7323 §4.3: the FIN (at RCV.NXT - 1 =< Last.ACK.sent) updates TS.Recent, so
+            // the re-ACK echoes it and RFC 6191 compares new SYNs against it (as Linux).
+            if let (true, Some((tsval, _))) = (tw.ts_enabled, seg.options.timestamp) {
+                if (tsval.wrapping_sub(tw.ts_recent) as i32) >= 0 {
+                    tw.ts_recent = tsval;
+                }
+            }
+            tw.expires_ms = expires;
+            self.time_wait.insert(tw); // replaces the entry: 2MSL restarts at the head
             self.time_wait_ack(now, route, &tw, tx);
             return false;
         }

@@ -83,9 +83,9 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
 
-    // RFC 7323 §4.3: "If SEG.TSval >= TS.Recent and SEG.SEQ <= Last.ACK.sent, then SEG.TSval
-    // is copied to TS.Recent."
-    if c.opts.ts {
+    // RFC 7323 §4.3 (and §5.3 R3): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent
+    // then SEG.TSval is copied to TS.Recent; otherwise, it is ignored."
+    if c.opts.ts && !flags.contains(Flags::RST) {
         if let Some((tsval, _)) = seg.options.timestamp {
             if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
                 c.ts_recent = tsval;
@@ -391,6 +391,10 @@ fn syn_sent<A: App, T: Tx>(
     }
     c.irs = seg.seq;
     c.rcv_nxt = seg.seq + 1u32;
+    // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
+    // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
+    c.rcv_adv = c.rcv_nxt + cx.cfg.recv_buffer.min(u32::from(u16::MAX));
+    c.last_ack_sent = c.rcv_nxt;
     let peer = &seg.options;
     let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
         536

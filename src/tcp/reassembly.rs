@@ -23,6 +23,12 @@ impl Reassembly {
         self.segs.is_empty()
     }
 
+    /// Heap bytes held: the segment list and the segments.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.segs.capacity() * size_of::<(SeqNumber, Box<[u8]>)>()
+            + self.segs.iter().map(|(_, b)| b.len()).sum::<usize>()
+    }
+
     /// Bytes queued.
     pub(crate) fn bytes(&self) -> usize {
         self.segs.iter().map(|(_, d)| d.len()).sum()

@@ -1,5 +1,7 @@
 //! Test apps and helpers shared by the engine scenarios.
 
+#![allow(dead_code)]
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -28,6 +30,10 @@ pub struct Scripted {
     pub close_on_peer_close: bool,
     /// Consume nothing (a stalled reader).
     pub stalled: bool,
+    /// Close as soon as any data arrives (after consuming it).
+    pub close_on_data: bool,
+    /// Written when the peer's FIN arrives (before closing if `close_on_peer_close`).
+    pub peer_close_reply: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -62,11 +68,20 @@ impl App for Scripted {
             data.len()
         };
         self.log.borrow_mut().received.extend_from_slice(&data[..n]);
+        if self.close_on_data {
+            io.close();
+        }
         n
     }
 
     fn on_peer_closed(&mut self, _: &mut ScriptedConn, io: &mut Io<'_>) {
         self.log.borrow_mut().peer_closed.push(io.id());
+        if !self.peer_close_reply.is_empty() {
+            assert_eq!(
+                io.write(&self.peer_close_reply),
+                self.peer_close_reply.len()
+            );
+        }
         if self.close_on_peer_close {
             io.close();
         }
@@ -76,5 +91,389 @@ impl App for Scripted {
         if let Some(id) = state.id {
             self.log.borrow_mut().closed.push((id, reason));
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A crafted peer: packet traces against one engine.
+// ---------------------------------------------------------------------------------------------
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, SeqNumber};
+use xdptcp::time::Instant;
+use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
+use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
+use xdptcp::wire::{IpRepr, TcpFrame, ipv4};
+
+/// The fake client's address (the peer of a server engine).
+pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// The engine's address.
+pub const ENGINE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
+pub const ENGINE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+/// The port a server engine listens on.
+pub const PORT: u16 = 80;
+/// The peer's default port.
+pub const PEER_PORT: u16 = 40000;
+
+/// A server configuration listening on [`ENGINE_ADDR`]:[`PORT`], fixed secret, no cookies
+/// before the half-open budget (the default `Auto`).
+pub fn server_config() -> Config {
+    Config {
+        local_mac: ENGINE_MAC,
+        listeners: vec![Listener {
+            addr: Some(IpAddr::V4(ENGINE_ADDR)),
+            port: PORT,
+            keepalive: None,
+        }],
+        secret: [0x42; 32],
+        ..Config::default()
+    }
+}
+
+/// A client configuration (no listeners).
+pub fn client_config() -> Config {
+    Config {
+        local_mac: ENGINE_MAC,
+        secret: [0x17; 32],
+        ..Config::default()
+    }
+}
+
+/// An owned TCP segment, built and inspected by tests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Seg {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: SeqNumber,
+    pub ack: SeqNumber,
+    pub flags: Flags,
+    pub window: u16,
+    pub options: Options,
+    pub payload: Vec<u8>,
+}
+
+impl std::fmt::Debug for Seg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<{}→{} {:?} seq={} ack={} win={} len={}",
+            self.src_port,
+            self.dst_port,
+            self.flags,
+            self.seq.0,
+            self.ack.0,
+            self.window,
+            self.payload.len()
+        )?;
+        let o = &self.options;
+        if let Some(m) = o.mss {
+            write!(f, " mss={m}")?;
+        }
+        if let Some(w) = o.window_scale {
+            write!(f, " ws={w}")?;
+        }
+        if o.sack_permitted {
+            write!(f, " sackOK")?;
+        }
+        if let Some((v, e)) = o.timestamp {
+            write!(f, " ts={v}/{e}")?;
+        }
+        write!(f, ">")
+    }
+}
+
+/// Starts a segment with these flags (ports are filled in by the [`Peer`]).
+pub fn seg(flags: Flags) -> Seg {
+    Seg {
+        src_port: 0,
+        dst_port: 0,
+        seq: SeqNumber(0),
+        ack: SeqNumber(0),
+        flags,
+        window: 65535,
+        options: Options::default(),
+        payload: Vec::new(),
+    }
+}
+
+impl Seg {
+    pub fn seq(mut self, seq: u32) -> Seg {
+        self.seq = SeqNumber(seq);
+        self
+    }
+    pub fn ack(mut self, ack: SeqNumber) -> Seg {
+        self.ack = ack;
+        self
+    }
+    pub fn win(mut self, window: u16) -> Seg {
+        self.window = window;
+        self
+    }
+    pub fn mss(mut self, mss: u16) -> Seg {
+        self.options.mss = Some(mss);
+        self
+    }
+    pub fn ws(mut self, shift: u8) -> Seg {
+        self.options.window_scale = Some(shift);
+        self
+    }
+    pub fn sack_perm(mut self) -> Seg {
+        self.options.sack_permitted = true;
+        self
+    }
+    pub fn ts(mut self, val: u32, ecr: u32) -> Seg {
+        self.options.timestamp = Some((val, ecr));
+        self
+    }
+    pub fn data(mut self, data: &[u8]) -> Seg {
+        self.payload = data.to_vec();
+        self
+    }
+    pub fn is(&self, flags: Flags) -> bool {
+        self.flags == flags || self.flags == (flags | Flags::PSH)
+    }
+    pub fn tsval(&self) -> u32 {
+        self.options.timestamp.expect("timestamp option").0
+    }
+    pub fn tsecr(&self) -> u32 {
+        self.options.timestamp.expect("timestamp option").1
+    }
+    /// SEG.SEQ + SEG.LEN.
+    pub fn end(&self) -> SeqNumber {
+        self.seq
+            + (self.payload.len()
+                + usize::from(self.flags.contains(Flags::SYN))
+                + usize::from(self.flags.contains(Flags::FIN)))
+    }
+}
+
+pub const SYN: Flags = Flags::SYN;
+pub const ACK: Flags = Flags::ACK;
+pub const RST: Flags = Flags::RST;
+pub const FIN: Flags = Flags::FIN;
+pub const SYN_ACK: Flags = Flags(Flags::SYN.0 | Flags::ACK.0);
+pub const FIN_ACK: Flags = Flags(Flags::FIN.0 | Flags::ACK.0);
+pub const RST_ACK: Flags = Flags(Flags::RST.0 | Flags::ACK.0);
+pub const PSH_ACK: Flags = Flags(Flags::PSH.0 | Flags::ACK.0);
+
+/// Builds the Ethernet frame of `s` from `src` to `dst`.
+pub fn frame(src: (Ipv4Addr, [u8; 6]), dst: (Ipv4Addr, [u8; 6]), s: &Seg) -> Vec<u8> {
+    let f = TcpFrame {
+        eth: ethernet::Repr {
+            dst: dst.1,
+            src: src.1,
+            vlan: None,
+            ethertype: ETHERTYPE_IPV4,
+        },
+        ip: IpRepr::V4(ipv4::Repr {
+            src: src.0,
+            dst: dst.0,
+            protocol: 6,
+            payload_len: 0,
+            ttl: 64,
+        }),
+        tcp: TcpRepr {
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            seq: s.seq,
+            ack: s.ack,
+            flags: s.flags,
+            window: s.window,
+            options: s.options,
+            payload: &s.payload,
+        },
+    };
+    let mut buf = vec![0u8; f.buffer_len()];
+    f.emit(&mut buf);
+    buf
+}
+
+/// Parses frames the engine sent into segments (panics on a frame that does not parse: the
+/// engine must only send valid frames).
+pub fn parse_all(frames: &[Vec<u8>]) -> Vec<Seg> {
+    frames
+        .iter()
+        .map(|b| {
+            let f = TcpFrame::parse(b).expect("the engine sent a frame that does not parse");
+            Seg {
+                src_port: f.tcp.src_port,
+                dst_port: f.tcp.dst_port,
+                seq: f.tcp.seq,
+                ack: f.tcp.ack,
+                flags: f.tcp.flags,
+                window: f.tcp.window,
+                options: f.tcp.options,
+                payload: f.tcp.payload.to_vec(),
+            }
+        })
+        .collect()
+}
+
+/// A fake remote end talking to one engine: the engine is at [`ENGINE_ADDR`], the peer at
+/// [`PEER_ADDR`]. Segments sent get the peer's port and the engine's port filled in.
+pub struct Peer<A: App> {
+    pub engine: Engine<A>,
+    pub now: Instant,
+    pub port: u16,
+    pub engine_port: u16,
+}
+
+impl<A: App> Peer<A> {
+    /// A peer (client at PEER_PORT) in front of a server engine, clock at 1000 s.
+    pub fn server(cfg: Config, app: A) -> Peer<A> {
+        let now = Instant::from_secs(1000);
+        Peer {
+            engine: Engine::new(cfg, app, now),
+            now,
+            port: PEER_PORT,
+            engine_port: PORT,
+        }
+    }
+
+    /// A peer (server at PORT) in front of a client engine that will connect from
+    /// `engine_port`.
+    pub fn client(cfg: Config, app: A, engine_port: u16) -> Peer<A> {
+        let now = Instant::from_secs(1000);
+        Peer {
+            engine: Engine::new(cfg, app, now),
+            now,
+            port: PORT,
+            engine_port,
+        }
+    }
+
+    /// The 4-tuple as the engine sees it.
+    pub fn tuple(&self) -> FourTuple {
+        FourTuple {
+            local_addr: IpAddr::V4(ENGINE_ADDR),
+            remote_addr: IpAddr::V4(PEER_ADDR),
+            local_port: self.engine_port,
+            remote_port: self.port,
+        }
+    }
+
+    /// The frame of `s` from this peer to the engine.
+    pub fn frame(&self, mut s: Seg) -> Vec<u8> {
+        if s.src_port == 0 {
+            s.src_port = self.port;
+        }
+        if s.dst_port == 0 {
+            s.dst_port = self.engine_port;
+        }
+        frame((PEER_ADDR, PEER_MAC), (ENGINE_ADDR, ENGINE_MAC), &s)
+    }
+
+    /// Sends `s` to the engine now and returns its replies.
+    pub fn send(&mut self, s: Seg) -> Vec<Seg> {
+        let f = self.frame(s);
+        self.send_frame(&f)
+    }
+
+    /// Sends raw bytes to the engine now and returns its replies.
+    pub fn send_frame(&mut self, f: &[u8]) -> Vec<Seg> {
+        let mut tx: Vec<Vec<u8>> = Vec::new();
+        self.engine.receive(self.now, f, &mut tx);
+        parse_all(&tx)
+    }
+
+    /// Advances the clock by `d`, running timers, and returns what they sent.
+    pub fn advance(&mut self, d: Duration) -> Vec<Seg> {
+        self.now = self.now + d;
+        self.poll()
+    }
+
+    /// Runs the timers due now.
+    pub fn poll(&mut self) -> Vec<Seg> {
+        let mut tx: Vec<Vec<u8>> = Vec::new();
+        self.engine.poll_timers(self.now, &mut tx);
+        parse_all(&tx)
+    }
+
+    /// Runs every timer up to `now + d`, deadline by deadline; returns everything sent with
+    /// the time it was sent.
+    pub fn run_timers(&mut self, d: Duration) -> Vec<(Instant, Seg)> {
+        let end = self.now + d;
+        let mut out = Vec::new();
+        while let Some(at) = self.engine.next_deadline() {
+            if at > end {
+                break;
+            }
+            self.now = self.now.max(at);
+            for s in self.poll() {
+                out.push((self.now, s));
+            }
+        }
+        self.now = end;
+        for s in self.poll() {
+            out.push((self.now, s));
+        }
+        out
+    }
+
+    /// The client engine opens a connection to this peer; returns its id and its SYN.
+    pub fn connect(&mut self) -> (xdptcp::tcp::ConnId, Seg) {
+        let mut tx: Vec<Vec<u8>> = Vec::new();
+        let id = self
+            .engine
+            .connect(
+                self.now,
+                SocketAddr::new(IpAddr::V4(ENGINE_ADDR), self.engine_port),
+                SocketAddr::new(IpAddr::V4(PEER_ADDR), self.port),
+                PEER_MAC,
+                &mut tx,
+            )
+            .expect("connect");
+        let mut segs = parse_all(&tx);
+        assert_eq!(segs.len(), 1, "one SYN: {segs:?}");
+        (id, segs.remove(0))
+    }
+
+    /// Runs a three-way handshake against a server engine from `isn` with `syn_opts` applied
+    /// to the SYN; returns the SYN-ACK (the final ACK has been sent, with a timestamp if the
+    /// SYN-ACK had one).
+    pub fn handshake_with(&mut self, isn: u32, syn: Seg) -> Seg {
+        let replies = self.send(syn.seq(isn));
+        assert_eq!(replies.len(), 1, "one SYN-ACK: {replies:?}");
+        let sa = replies[0].clone();
+        assert!(sa.is(SYN_ACK), "{sa:?}");
+        assert_eq!(sa.ack, SeqNumber(isn) + 1u32);
+        let mut ack = seg(ACK).seq(isn.wrapping_add(1)).ack(sa.seq + 1u32);
+        if let Some((val, _)) = sa.options.timestamp {
+            ack = ack.ts(PEER_TS, val);
+        }
+        let replies = self.send(ack);
+        assert!(
+            replies.iter().all(|r| !r.flags.contains(RST)),
+            "{replies:?}"
+        );
+        sa
+    }
+
+    /// A handshake with the options Linux sends (MSS 1460, SACK-permitted, TS, WS 7).
+    pub fn handshake(&mut self, isn: u32) -> Seg {
+        self.handshake_with(isn, seg(SYN).mss(1460).sack_perm().ts(PEER_TS, 0).ws(7))
+    }
+}
+
+/// The TSval the peer uses (it does not advance unless a test says so).
+pub const PEER_TS: u32 = 1_000_000;
+
+/// A server engine behind a peer, with `Scripted` as the app.
+pub fn server_peer(app: Scripted) -> Peer<Scripted> {
+    Peer::server(server_config(), app)
+}
+
+/// Asserts the per-state gauges: the listed states have these counts, every other state but
+/// LISTEN is zero.
+pub fn assert_gauges(stats: &xdptcp::stats::Stats, expected: &[(xdptcp::tcp::State, u64)]) {
+    for s in xdptcp::tcp::State::ALL {
+        if *s == xdptcp::tcp::State::Listen {
+            continue;
+        }
+        let want = expected.iter().find(|(e, _)| e == s).map_or(0, |(_, n)| *n);
+        assert_eq!(stats.in_state(*s), want, "gauge {s}: {stats}");
     }
 }
