@@ -69,6 +69,8 @@ pub struct Engine<A: App> {
     pub(crate) due: Vec<(ConnId, u32, Instant)>,
     /// The `now` of the latest call in.
     pub(crate) last_now: Instant,
+    /// When we last sent a SYN cookie.
+    last_cookie_at: Option<Instant>,
     latencies: Latencies,
 }
 
@@ -117,7 +119,8 @@ fn bad_flags(flags: Flags) -> Option<DropReason> {
 /// Sources and destinations that can never be one end of a TCP connection.
 fn bad_address(a: IpAddr) -> bool {
     match a {
-        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
+        // 0.0.0.0/8 is "this network" (RFC 1122 §3.2.1.3): never a peer, a martian to Linux.
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.octets()[0] == 0,
         IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
     }
 }
@@ -153,6 +156,7 @@ impl<A: App> Engine<A> {
             accepting: true,
             due: Vec::new(),
             last_now: now,
+            last_cookie_at: None,
             latencies: Latencies::default(),
             app,
             cfg,
@@ -345,7 +349,16 @@ impl<A: App> Engine<A> {
         // still in the LISTEN state. An acceptable reset segment should be formed [...]" —
         // unless it completes a SYN-cookie handshake.
         if seg.flags.contains(Flags::ACK) {
-            if !seg.flags.contains(Flags::SYN) && self.cfg.syncookies != SynCookieMode::Never {
+            // Like Linux, `auto` only takes an ACK for a cookie while cookies were being sent
+            // (within the two slots a cookie stays valid).
+            let cookies_live = match self.cfg.syncookies {
+                SynCookieMode::Always => true,
+                SynCookieMode::Auto => self
+                    .last_cookie_at
+                    .is_some_and(|t| now.saturating_since(t) <= 2 * syncookie::SLOT),
+                SynCookieMode::Never => false,
+            };
+            if !seg.flags.contains(Flags::SYN) && cookies_live {
                 match self.cookie_ack(now, listener, route, seg, tx) {
                     Ok(()) => return,
                     Err(CookieError::Expired) => self.stats.drop(DropReason::ExpiredCookie),
@@ -533,6 +546,7 @@ impl<A: App> Engine<A> {
         if output::emit(&self.cfg, &mut self.stats, tx, route, &repr) {
             self.stats.synacks_sent += 1;
             self.stats.cookies_sent += 1;
+            self.last_cookie_at = Some(now);
         }
     }
 

@@ -324,3 +324,29 @@ fn a_retransmitted_syn_gets_the_same_syn_ack_again() {
     assert_eq!(b[0].seq, a.seq);
     assert_eq!(p.engine.connections(), 1);
 }
+
+#[test]
+fn auto_mode_checks_acks_as_cookies_only_while_cookies_are_being_sent() {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Auto;
+    cfg.max_half_open = 0; // every SYN gets a cookie
+    let mut p = Peer::server(cfg, Scripted::default());
+    // No cookie sent yet: a stray ACK is a plain segment for no connection.
+    let r = p.send(seg(ACK).seq(1001).ack(SeqNumber(5555)));
+    assert!(r[0].is(RST), "{r:?}");
+    assert_eq!(p.engine.stats().dropped(DropReason::BadCookie), 0);
+    // Once a cookie went out, a forged ACK is a bad cookie.
+    let sa = p.send(linux_syn(1000)).remove(0);
+    assert_eq!(p.engine.stats().cookies_sent, 1);
+    assert_refused(
+        &mut p,
+        seg(ACK).seq(1001).ack(sa.seq + 7u32),
+        DropReason::BadCookie,
+    );
+    // Two slots (128 s) after the last cookie, ACKs are no longer taken for cookies.
+    p.advance(Duration::from_secs(129));
+    let r = p.send(seg(ACK).seq(1001).ack(sa.seq + 1u32));
+    assert!(r[0].is(RST), "{r:?}");
+    assert_eq!(p.engine.stats().dropped(DropReason::BadCookie), 1);
+    assert_eq!(p.engine.stats().dropped(DropReason::ExpiredCookie), 0);
+}
