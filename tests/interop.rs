@@ -283,3 +283,112 @@ fn reconnecting_from_the_same_source_port_after_a_server_close_succeeds() {
     let out = topo.cli(&["python3", "-c", &script]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
 }
+
+/// Stops server `i` with SIGTERM and returns its `--hist-out` summary (counters, drops, states).
+fn stop_and_summary(topo: &mut Topology, i: usize, dir: &std::path::Path) -> serde_json::Value {
+    topo.signal_child(i, libc::SIGTERM);
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(dir.join("summary.json"))
+        .unwrap_or_else(|e| panic!("summary.json: {e}\n{err}"));
+    serde_json::from_str(&text).expect("summary.json is JSON")
+}
+
+fn hist_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xdptcp-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn hping3_syns_each_get_a_cookie_syn_ack_and_leave_no_state() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let dir = hist_dir("hping3");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let i = start_server(
+        &mut topo,
+        &["--syncookies", "always", "--hist-out", &dir_arg],
+    );
+    // 50 SYNs, 2 ms apart, each from a new source port; hping3 counts the SYN-ACKs.
+    let out = topo.cli_output(&[
+        "timeout",
+        "20",
+        "hping3",
+        "-S",
+        "-p",
+        PORT,
+        "-c",
+        "50",
+        "-i",
+        "u2000",
+        &topo.srv_ip,
+    ]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let received: u64 = text
+        .split(" packets received")
+        .next()
+        .and_then(|head| head.rsplit(", ").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(received, 50, "{text}");
+    // Legit traffic still works.
+    assert!(!curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip)).is_empty());
+    let s = stop_and_summary(&mut topo, i, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(s["counters"]["cookies_sent"].as_u64().unwrap() >= 51, "{s}");
+    assert_eq!(s["states"]["syn_recv"], 0, "no half-open state: {s}");
+    // hping3's kernel answers our SYN-ACKs with RSTs: dropped, never answered.
+    assert!(
+        s["drops"]["rst_no_connection"].as_u64().unwrap() >= 1,
+        "{s}"
+    );
+    assert_eq!(s["counters"]["resets_sent"], 0, "{s}");
+}
+
+#[test]
+fn nmap_sees_the_served_port_open_and_its_odd_probes_are_dropped_and_counted() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let dir = hist_dir("nmap");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let i = start_server(&mut topo, &["--hist-out", &dir_arg]);
+    let srv_ip = topo.srv_ip.clone();
+    let scan = |topo: &Topology, kind: &str| {
+        let out = topo.cli_output(&[
+            "timeout",
+            "60",
+            "nmap",
+            kind,
+            "-Pn",
+            "-n",
+            "--max-retries",
+            "1",
+            "-p",
+            "8080,8081",
+            &srv_ip,
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let syn = scan(&topo, "-sS");
+    assert!(syn.contains("8080/tcp open"), "{syn}");
+    // 8081 is not served: XDP passes it to the kernel, which has no listener there.
+    assert!(syn.contains("8081/tcp closed"), "{syn}");
+    let xmas = scan(&topo, "-sX");
+    assert!(xmas.contains("8080/tcp open|filtered"), "{xmas}");
+    let null = scan(&topo, "-sN");
+    assert!(null.contains("8080/tcp open|filtered"), "{null}");
+    let s = stop_and_summary(&mut topo, i, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(s["drops"]["bad_flags"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["states"]["established"], 0, "{s}");
+    assert_eq!(
+        s["states"]["syn_recv"], 0,
+        "nmap's RST ends each half-open: {s}"
+    );
+}
