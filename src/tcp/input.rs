@@ -83,6 +83,16 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
 
+    // RFC 7323 §5.3 R3: "If an arriving segment satisfies SEG.TSval >= TS.Recent and SEG.SEQ
+    // <= Last.ACK.sent (see Section 4.3), then record its timestamp in TS.Recent."
+    if c.opts.ts && !flags.contains(Flags::RST) {
+        if let Some((tsval, _)) = seg.options.timestamp {
+            if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
+                c.ts_recent = tsval;
+            }
+        }
+    }
+
     // Second, check the RST bit (RFC 5961 §3.2).
     if flags.contains(Flags::RST) {
         if seq != c.rcv_nxt {
@@ -376,6 +386,7 @@ fn syn_sent<A: App, T: Tx>(
     }
     c.irs = seg.seq;
     c.rcv_nxt = seg.seq + 1u32;
+    c.last_ack_sent = c.rcv_nxt;
     let peer = &seg.options;
     let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
         536
