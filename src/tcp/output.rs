@@ -307,6 +307,30 @@ pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut C
     }
 }
 
+/// The sender SWS override (RFC 1122 §4.2.3.4): with nothing in flight and a peer window
+/// too small for a full segment, send what fits. False if the window is closed.
+pub(crate) fn send_into_small_window<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+) -> bool {
+    let unsent = c.unsent();
+    let wnd = c.snd_wnd.min(c.cc.window());
+    let len = unsent
+        .min(usize::from(c.opts.mss))
+        .min(wnd.saturating_sub(c.flight()) as usize);
+    if len == 0 {
+        return false;
+    }
+    let seq = c.snd_nxt;
+    let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+    let flags = if fin { Flags::FIN } else { Flags(0) };
+    if !send_segment(c, cx, seq, len, flags) {
+        return false;
+    }
+    advance(c, cx, seq, len, fin);
+    true
+}
+
 /// Sends what the windows allow: new (or, after a timeout, rewound) data, our FIN, and an ACK
 /// if one is owed and nothing else carried it.
 pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
