@@ -1,5 +1,7 @@
 //! In-memory, deterministic engine scenarios: no root, no network, a virtual clock.
 
+mod netsim;
 mod util;
 
 mod lifecycle;
+mod retransmission;
