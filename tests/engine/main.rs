@@ -4,4 +4,6 @@ mod netsim;
 mod util;
 
 mod lifecycle;
+mod receive;
 mod retransmission;
+mod zero_window;

@@ -611,13 +611,14 @@ impl<A: App> RawPeer<A> {
         segs
     }
 
-    /// SYN with MSS 1460 and window scale `wscale` (and timestamps if `ts`), then the ACK of
-    /// the SYN-ACK. Returns the SYN-ACK.
+    /// SYN with MSS 1460, SACK-permitted, window scale `wscale` (and timestamps if `ts`), then
+    /// the ACK of the SYN-ACK. Returns the SYN-ACK.
     pub fn handshake(&mut self, wscale: Option<u8>, ts: bool) -> Seg {
         let opts = Options {
             mss: Some(1460),
             window_scale: wscale,
             timestamp: ts.then(|| (self.now.total_millis() as u32, 0)),
+            sack_permitted: true,
             ..Options::default()
         };
         let syn = self.frame(self.iss, Flags::SYN, opts, &[]);
