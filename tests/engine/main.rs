@@ -3,6 +3,7 @@
 mod netsim;
 mod util;
 
+mod keepalive;
 mod lifecycle;
 mod receive;
 mod retransmission;

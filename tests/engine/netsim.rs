@@ -256,6 +256,8 @@ impl Tally {
 pub struct Bulk {
     pub len: usize,
     pub echo: bool,
+    /// Neither half-close after writing nor close after reading: the connection stays open.
+    pub stay_open: bool,
     pub tally: Rc<RefCell<Tally>>,
     scratch: Vec<u8>,
 }
@@ -265,6 +267,7 @@ impl Bulk {
         Bulk {
             len,
             echo,
+            stay_open: false,
             tally: Rc::default(),
             scratch: Vec::new(),
         }
@@ -285,7 +288,7 @@ impl Bulk {
                 return;
             }
         }
-        if !self.echo {
+        if !self.echo && !self.stay_open {
             io.shutdown_write();
         }
     }
@@ -326,7 +329,9 @@ impl App for Bulk {
             t.completed += 1;
             t.first_done.get_or_insert(io.now());
             t.last_done = Some(io.now());
-            io.close();
+            if !self.stay_open {
+                io.close();
+            }
         }
         drop(t);
         self.write_more(st, io);
