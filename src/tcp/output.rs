@@ -216,8 +216,14 @@ fn send_segment<A: App, T: Tx>(
 }
 
 /// A pure ACK (also used for challenge ACKs and window updates).
+///
+/// It carries SND.MAX, not SND.NXT: after a timeout SND.NXT is rewound to SND.UNA, and an
+/// ACK numbered below what the peer already received is unacceptable to it and dropped with
+/// the acknowledgment it carries (two ends both retransmitting would never hear each other).
+/// As BSD: "for ACK only packets, we do not want the sequence number of the retransmitted
+/// packet, we want the sequence number of the next unsent octet".
 pub(crate) fn send_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_nxt;
+    let seq = c.snd_max;
     send_segment(c, cx, seq, 0, Flags::ACK)
 }
 
@@ -229,9 +235,10 @@ pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, 
     emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr)
 }
 
-/// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT).
+/// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
+/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_nxt, Flags::RST, &[]);
+    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_max, Flags::RST, &[]);
     repr.window = 0;
     if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
         cx.stats.resets_sent += 1;
