@@ -5,6 +5,7 @@ mod util;
 
 mod keepalive;
 mod lifecycle;
+mod lossy;
 mod receive;
 mod retransmission;
 mod zero_window;

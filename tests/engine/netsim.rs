@@ -32,8 +32,6 @@ pub struct Seg {
     pub options: Options,
     /// Payload length.
     pub len: usize,
-    /// The first bytes of the payload (at most 16), for tests that look at content.
-    pub head: Vec<u8>,
     /// The drop rule removed it from the link.
     pub dropped: bool,
 }
@@ -49,7 +47,6 @@ impl Seg {
             window: f.tcp.window,
             options: f.tcp.options,
             len: f.tcp.payload.len(),
-            head: f.tcp.payload[..f.tcp.payload.len().min(16)].to_vec(),
             dropped: false,
         }
     }
@@ -107,11 +104,6 @@ impl<C: App, S: App> Net<C, S> {
     /// Loses every segment `rule` picks from now on (replacing any earlier rule).
     pub fn drop_when(&mut self, rule: impl FnMut(&Seg, &[Seg]) -> bool + 'static) {
         self.trace.borrow_mut().rule = Some(Box::new(rule));
-    }
-
-    /// Stops losing segments on purpose.
-    pub fn drop_nothing(&mut self) {
-        self.trace.borrow_mut().rule = None;
     }
 
     fn stamp(&mut self) {
