@@ -196,8 +196,19 @@ fn send_segment<A: App, T: Tx>(
     let sent;
     let edge;
     {
-        c.send.make_contiguous();
-        let payload = &c.send.as_slices().0[off.min(c.send.len())..(off + len).min(c.send.len())];
+        let start = off.min(c.send.len());
+        let end = (off + len).min(c.send.len());
+        // Rotate the ring only when this segment straddles its wrap point (once per lap):
+        // rotating for every segment moved the whole send buffer each time.
+        if start < c.send.as_slices().0.len() && end > c.send.as_slices().0.len() {
+            c.send.make_contiguous();
+        }
+        let (front, back) = c.send.as_slices();
+        let payload = if end <= front.len() {
+            &front[start..end]
+        } else {
+            &back[start - front.len()..end - front.len()]
+        };
         if !payload.is_empty() && off + len == c.send.len() {
             flags |= Flags::PSH;
         }
