@@ -83,8 +83,8 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
 
-    // RFC 7323 §4.3 (and §5.3 R3): "If SEG.TSval >= TS.Recent and SEG.SEQ =< Last.ACK.sent
-    // then SEG.TSval is copied to TS.Recent; otherwise, it is ignored."
+    // RFC 7323 §5.3 R3: "If an arriving segment satisfies SEG.TSval >= TS.Recent and SEG.SEQ
+    // <= Last.ACK.sent (see Section 4.3), then record its timestamp in TS.Recent."
     if c.opts.ts && !flags.contains(Flags::RST) {
         if let Some((tsval, _)) = seg.options.timestamp {
             if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {

@@ -198,8 +198,19 @@ fn send_segment<A: App, T: Tx>(
     let sent;
     let edge;
     {
-        c.send.make_contiguous();
-        let payload = &c.send.as_slices().0[off.min(c.send.len())..(off + len).min(c.send.len())];
+        let start = off.min(c.send.len());
+        let end = (off + len).min(c.send.len());
+        // Rotate the ring only when this segment straddles its wrap point (once per lap):
+        // rotating for every segment moved the whole send buffer each time.
+        if start < c.send.as_slices().0.len() && end > c.send.as_slices().0.len() {
+            c.send.make_contiguous();
+        }
+        let (front, back) = c.send.as_slices();
+        let payload = if end <= front.len() {
+            &front[start..end]
+        } else {
+            &back[start - front.len()..end - front.len()]
+        };
         if !payload.is_empty() && off + len == c.send.len() {
             flags |= Flags::PSH;
         }
@@ -218,8 +229,14 @@ fn send_segment<A: App, T: Tx>(
 }
 
 /// A pure ACK (also used for challenge ACKs and window updates).
+///
+/// It carries SND.MAX, not SND.NXT: after a timeout SND.NXT is rewound to SND.UNA, and an
+/// ACK numbered below what the peer already received is unacceptable to it and dropped with
+/// the acknowledgment it carries (two ends both retransmitting would never hear each other).
+/// As BSD: "for ACK only packets, we do not want the sequence number of the retransmitted
+/// packet, we want the sequence number of the next unsent octet".
 pub(crate) fn send_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_nxt;
+    let seq = c.snd_max;
     send_segment(c, cx, seq, 0, Flags::ACK)
 }
 
@@ -231,9 +248,10 @@ pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, 
     emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr)
 }
 
-/// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT).
+/// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
+/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_nxt, Flags::RST, &[]);
+    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_max, Flags::RST, &[]);
     repr.window = 0;
     if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
         cx.stats.resets_sent += 1;
@@ -307,6 +325,30 @@ pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut C
     if (len > 0 || fin) && send_segment(c, cx, seq, len, flags) {
         cx.stats.fast_retransmits += 1;
     }
+}
+
+/// The sender SWS override (RFC 1122 §4.2.3.4): with nothing in flight and a peer window
+/// too small for a full segment, send what fits. False if the window is closed.
+pub(crate) fn send_into_small_window<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+) -> bool {
+    let unsent = c.unsent();
+    let wnd = c.snd_wnd.min(c.cc.window());
+    let len = unsent
+        .min(usize::from(c.opts.mss))
+        .min(wnd.saturating_sub(c.flight()) as usize);
+    if len == 0 {
+        return false;
+    }
+    let seq = c.snd_nxt;
+    let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+    let flags = if fin { Flags::FIN } else { Flags(0) };
+    if !send_segment(c, cx, seq, len, flags) {
+        return false;
+    }
+    advance(c, cx, seq, len, fin);
+    true
 }
 
 /// Sends what the windows allow: new (or, after a timeout, rewound) data, our FIN, and an ACK

@@ -87,9 +87,10 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             c.rto_at = Some(now + c.rtt.rto());
             None
         }
-        _ if c.flight() == 0 && c.unsent() > 0 && c.snd_wnd == 0 => {
-            // Persist: the peer's window is closed; probe it, backing off. The connection
-            // lives as long as the probes are answered (any ACK resets `retries`).
+        _ if c.flight() == 0 && c.unsent() > 0 => {
+            // Persist: the peer's window is closed, or open less than sender SWS avoidance
+            // waits for; probe it, backing off. The connection lives as long as the probes
+            // are answered (any ACK resets `retries`).
             if c.retries >= cx.cfg.retries {
                 cx.stats.timeouts += 1;
                 output::send_rst(c, cx);
@@ -97,9 +98,15 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             }
             c.retries += 1;
             c.rtt.back_off();
-            cx.stats.window_probes += 1;
-            output::send_probe(c, cx);
-            c.rto_at = Some(now + c.rtt.rto());
+            // RFC 1122 §4.2.3.4: a small window is filled when "the override timeout occurs"
+            // (as Linux's tcp_write_wakeup does); a closed one gets a zero-window probe.
+            if !output::send_into_small_window(c, cx) {
+                cx.stats.window_probes += 1;
+                output::send_probe(c, cx);
+            }
+            if c.rto_at.is_none() {
+                c.rto_at = Some(now + c.rtt.rto());
+            }
             None
         }
         _ if c.flight() > 0 => {

@@ -1,13 +1,19 @@
 //! In-memory, deterministic engine scenarios: no root, no network, a virtual clock.
 
+mod netsim;
 mod util;
 
+mod keepalive;
 mod lifecycle;
 mod load;
+mod lossy;
 mod malformed;
 mod options;
+mod receive;
 mod resets;
+mod retransmission;
 mod rfc5961;
 mod states;
 mod syncookies;
 mod time_wait;
+mod zero_window;

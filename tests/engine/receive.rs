@@ -1,0 +1,257 @@
+//! The receive side of reliable data, driven by hand-made segments: delayed ACKs (RFC 1122
+//! §4.2.3.2, RFC 5681 §4.2), out-of-order data kept and acknowledged at once, overlaps trimmed
+//! so no byte is delivered twice, the window advertised from free buffer space with window
+//! scaling (RFC 7323 §2), timestamps echoed (RFC 7323 §4.3), and the peer's keepalive probes
+//! answered (RFC 1122 §4.2.3.6).
+
+use std::time::Duration;
+
+use xdptcp::sim::configs;
+use xdptcp::tcp::Config;
+use xdptcp::wire::tcp::Flags;
+
+use crate::netsim::{Pattern, RAW_PORT, RawPeer, Seg, Server};
+
+const MSS: usize = 1460;
+
+/// A raw client connected to a server that reads (and checks) `len` bytes of the raw port's
+/// pattern; returns the peer and the stream to send.
+fn connected(cfg: Config, len: usize, wscale: Option<u8>) -> (RawPeer<Server>, Vec<u8>) {
+    let mut peer = RawPeer::new(cfg, Server::new(false, Some(len)));
+    peer.handshake(wscale, false);
+    (peer, Pattern::new(u64::from(RAW_PORT)).bytes(len))
+}
+
+fn server_cfg() -> Config {
+    configs(40).1
+}
+
+fn only_ack(segs: &[Seg]) -> &Seg {
+    assert_eq!(segs.len(), 1, "exactly one segment: {segs:?}");
+    assert!(segs[0].is(Flags::ACK) && segs[0].len == 0, "{segs:?}");
+    &segs[0]
+}
+
+/// Sends `first` and lets every timer run: the first data of a connection may be ACKed at once
+/// (Linux's quick-ACK start, and the window growing past the SYN-ACK's unscaled 65 535),
+/// so delayed-ACK behaviour is checked on what follows.
+fn warm_up(peer: &mut RawPeer<Server>, first: &[u8]) {
+    peer.send(first);
+    peer.advance(Duration::from_secs(1));
+}
+
+#[test]
+fn a_lone_small_segment_is_acked_after_the_delayed_ack_timeout() {
+    let (mut peer, data) = connected(server_cfg(), 200, Some(7));
+    warm_up(&mut peer, &data[..100]);
+    let sent_at = peer.now;
+    assert!(peer.send(&data[100..]).is_empty(), "not at once");
+    let later = peer.advance(Duration::from_secs(1));
+    let ack = only_ack(&later);
+    assert_eq!(ack.ack, peer.snd_nxt);
+    let delay = ack.at - sent_at;
+    assert!(
+        delay > Duration::ZERO && delay <= Duration::from_millis(200),
+        "{delay:?}"
+    );
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!((t.completed, t.mismatched), (1, 0));
+}
+
+#[test]
+fn every_second_full_sized_segment_is_acked_at_once() {
+    let (mut peer, data) = connected(server_cfg(), 7 * MSS, Some(7));
+    warm_up(&mut peer, &data[..MSS]);
+    for pair in data[MSS..].chunks(2 * MSS) {
+        assert!(peer.send(&pair[..MSS]).is_empty(), "the first of two waits");
+        let ack = peer.send(&pair[MSS..]);
+        assert_eq!(
+            only_ack(&ack).ack,
+            peer.snd_nxt,
+            "the second is ACKed at once"
+        );
+    }
+    assert!(
+        peer.advance(Duration::from_secs(1)).is_empty(),
+        "nothing left owed"
+    );
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!((t.completed, t.mismatched), (1, 0));
+}
+
+#[test]
+fn out_of_order_data_is_acked_at_once_and_kept_until_the_hole_fills() {
+    let (mut peer, data) = connected(server_cfg(), 3 * MSS, Some(7));
+    let base = peer.snd_nxt;
+    // The third segment first: a duplicate ACK for the hole, with a SACK block for it.
+    let ack = peer.send_at(base + 2 * MSS, Flags::NONE, &data[2 * MSS..]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base, "RCV.NXT has not moved");
+    assert_eq!(ack.options.sack_count, 1);
+    assert_eq!(ack.options.sack_blocks[0], (base + 2 * MSS, base + 3 * MSS));
+    // The second: still a hole, another immediate duplicate ACK.
+    let ack = peer.send_at(base + MSS, Flags::NONE, &data[MSS..2 * MSS]);
+    assert_eq!(only_ack(&ack).ack, base);
+    assert_eq!(
+        peer.engine.app().tally.borrow().received,
+        0,
+        "nothing delivered yet"
+    );
+    // The first fills the hole: everything is acknowledged at once and delivered in order.
+    let ack = peer.send_at(base, Flags::NONE, &data[..MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base + 3 * MSS);
+    assert_eq!(ack.options.sack_count, 0);
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!(
+        (t.completed, t.mismatched, t.received),
+        (1, 0, 3 * MSS as u64)
+    );
+    assert_eq!(peer.engine.stats().ooo_segments, 2);
+}
+
+#[test]
+fn duplicated_and_reordered_segments_are_delivered_exactly_once() {
+    let n = 8;
+    let (mut peer, data) = connected(server_cfg(), n * MSS, Some(7));
+    let base = peer.snd_nxt;
+    for i in [5, 2, 7, 5, 1, 2, 6, 3, 7, 0, 4, 1, 0, 6] {
+        peer.send_at(base + i * MSS, Flags::NONE, &data[i * MSS..(i + 1) * MSS]);
+    }
+    // Everything again, after it was all delivered.
+    for i in 0..n {
+        let ack = peer.send_at(base + i * MSS, Flags::NONE, &data[i * MSS..(i + 1) * MSS]);
+        assert_eq!(
+            only_ack(&ack).ack,
+            base + n * MSS,
+            "an old duplicate is re-ACKed"
+        );
+    }
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!((t.completed, t.mismatched), (1, 0));
+    assert_eq!(t.received, (n * MSS) as u64, "no byte twice");
+    assert_eq!(peer.engine.stats().rx_bytes, (n * MSS) as u64);
+}
+
+#[test]
+fn partially_overlapping_retransmissions_are_trimmed() {
+    let len = 4200;
+    let (mut peer, data) = connected(server_cfg(), len, Some(7));
+    let base = peer.snd_nxt;
+    let mut send = |from: usize, to: usize| {
+        peer.send_at(base + from, Flags::NONE, &data[from..to]);
+    };
+    send(0, 1000);
+    send(500, 1500); // overlaps delivered data
+    send(3000, 4000); // out of order
+    send(2500, 3500); // overlaps the queued range from the left
+    send(3800, 4200); // and from the right
+    send(2900, 3100); // inside it
+    send(1400, 2600); // overlaps RCV.NXT and the queued range
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!(t.mismatched, 0);
+    assert_eq!(t.received, len as u64, "every byte once");
+    assert_eq!(t.completed, 1);
+    assert_eq!(peer.engine.stats().rx_bytes, len as u64);
+}
+
+#[test]
+fn the_window_advertised_is_the_free_receive_buffer_scaled_by_our_shift() {
+    let mut cfg = server_cfg();
+    cfg.recv_buffer = 64 * 1024;
+    let mut peer = RawPeer::new(cfg, Server::new(false, None));
+    peer.engine.app().stalled.set(true);
+    let syn_ack = peer.handshake(Some(7), false);
+    assert_eq!(syn_ack.options.window_scale, Some(7));
+    assert_eq!(syn_ack.window, 65_535, "a SYN's window is never scaled");
+    let mut used = 0;
+    let mut last = None;
+    while used + MSS <= 64 * 1024 {
+        peer.send(&[7u8; MSS]);
+        let ack = peer.send(&[7u8; MSS]);
+        used += 2 * MSS;
+        let ack = only_ack(&ack).clone();
+        let free = (64 * 1024usize).saturating_sub(used);
+        let advertised = (ack.window as usize) << 7;
+        assert!(
+            advertised <= free && free - advertised < 128,
+            "free {free}, advertised {advertised}"
+        );
+        last = Some(ack);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.window, 10, "1 296 bytes free");
+    // Exactly what is left: the buffer is full and the window closes.
+    let mut answers = peer.send(&[7u8; 1296]);
+    answers.extend(peer.advance(Duration::from_secs(1)));
+    assert_eq!(only_ack(&answers).window, 0);
+    // More is refused, and the ACK still says zero.
+    let ack = peer.send_at(peer.snd_nxt, Flags::NONE, &[7u8; 100]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt);
+    assert_eq!(ack[0].window, 0);
+}
+
+#[test]
+fn a_large_buffer_is_advertised_through_the_scale_factor() {
+    let mut cfg = server_cfg();
+    cfg.recv_buffer = 1024 * 1024;
+    let (mut peer, data) = connected(cfg, 2 * MSS, Some(2));
+    let ack = peer.send(&data);
+    let ack = only_ack(&ack);
+    assert_eq!(
+        (ack.window as usize) << 7,
+        1024 * 1024,
+        "all of it free again (the app read it), far above 65 535"
+    );
+}
+
+#[test]
+fn without_window_scaling_the_window_is_capped_at_65535() {
+    let mut cfg = server_cfg();
+    cfg.recv_buffer = 1024 * 1024;
+    let (mut peer, data) = connected(cfg, 2 * MSS, None);
+    let ack = peer.send(&data);
+    assert_eq!(only_ack(&ack).window, 65_535);
+}
+
+#[test]
+fn the_ack_echoes_the_timestamp_of_the_segment_it_acknowledges() {
+    let mut peer = RawPeer::new(server_cfg(), Server::new(false, None));
+    peer.handshake(Some(7), true);
+    assert!(peer.ts);
+    for _ in 0..3 {
+        peer.advance(Duration::from_secs(10));
+        let tsval = peer.now.total_millis() as u32;
+        let ack = peer.send(&[1u8; 2 * MSS]);
+        let ack = only_ack(&ack);
+        assert_eq!(
+            ack.options.timestamp.map(|(_, ecr)| ecr),
+            Some(tsval),
+            "TSecr is the TSval of the data just acknowledged (RFC 7323 §4.3)"
+        );
+    }
+}
+
+#[test]
+fn the_peers_keepalive_probes_are_answered_with_an_ack() {
+    let (mut peer, data) = connected(server_cfg(), 100, Some(7));
+    peer.send(&data);
+    peer.advance(Duration::from_secs(1));
+    for round in 0..3 {
+        peer.advance(Duration::from_secs(75));
+        // Linux's probe: SEG.SEQ = SND.NXT - 1, no data.
+        let probe = peer.snd_nxt - 1u32;
+        let ack = peer.send_at(probe, Flags::NONE, &[]);
+        assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "round {round}");
+        // The BSD probe carries one garbage byte, already received.
+        peer.advance(Duration::from_secs(75));
+        let ack = peer.send_at(probe, Flags::NONE, &[0xee]);
+        assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "round {round}");
+    }
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!(
+        (t.received, t.mismatched),
+        (100, 0),
+        "the garbage byte is not delivered"
+    );
+}
