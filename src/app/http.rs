@@ -913,6 +913,10 @@ Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
 
     #[test]
     fn connection_state_is_small() {
+        println!(
+            "size_of::<HttpConn>() = {}",
+            std::mem::size_of::<HttpConn>()
+        );
         assert!(std::mem::size_of::<HttpConn>() <= 32);
     }
 }

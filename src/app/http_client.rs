@@ -563,6 +563,10 @@ mod tests {
 
     #[test]
     fn connection_state_is_small() {
+        println!(
+            "size_of::<ClientConn>() = {}",
+            std::mem::size_of::<ClientConn>()
+        );
         assert!(std::mem::size_of::<ClientConn>() <= 64);
     }
 }
