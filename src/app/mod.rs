@@ -16,6 +16,11 @@ use crate::stats::Latencies;
 use crate::tcp::{ConnId, FourTuple};
 use crate::time::Instant;
 
+pub mod discard;
+pub mod echo;
+pub mod http;
+pub mod http_client;
+
 /// How far the application has shut its side of the connection. Only ever escalates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub enum Shutdown {

@@ -1,0 +1,922 @@
+//! A minimal HTTP/1.1 responder for load generators (wrk, curl, ab): every request gets the
+//! same pre-rendered response.
+//!
+//! Read first: RFC 9112 (HTTP/1.1 message syntax: §2.2 message parsing, §3 request line,
+//! §5 field syntax, §6.3 message body length, §9.3 persistence) and RFC 9110 §15 (status codes).
+//!
+//! The parser is incremental over the byte stream: requests may arrive split at any byte and
+//! pipelined several to a segment. A request head that lies whole inside one `on_data` call is
+//! parsed in place; only a head split across calls is carried in [`HttpConn`], bounded by
+//! [`HttpConfig::max_header_bytes`]. Serving a request is a copy of a pre-rendered response into
+//! the send buffer; a response that does not fit is continued from `on_writable`, and no further
+//! request is read until it is fully queued (so a client that does not read is throttled by
+//! TCP's window, not by our memory).
+
+use super::{App, Io, Shutdown};
+
+/// What the HTTP app serves and how much it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// The body of every `200 OK` response.
+    pub body: Vec<u8>,
+    /// The `Content-Type` of that body.
+    pub content_type: String,
+    /// The largest request head (request line and header fields, with the blank line) accepted;
+    /// a larger one gets `431 Request Header Fields Too Large`.
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body: b"Hello from xdptcp\n".to_vec(),
+            content_type: "text/plain".to_string(),
+            max_header_bytes: 8192,
+        }
+    }
+}
+
+/// Whether the connection persists after a `200 OK`, and how that is said on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Persist {
+    /// HTTP/1.1 default: no `Connection` header.
+    KeepAlive = 0,
+    /// HTTP/1.0 client that asked for keep-alive: it needs `Connection: keep-alive` back, or it
+    /// waits for us to close (RFC 9112 §9.3).
+    KeepAlive10 = 1,
+    /// `Connection: close`; we close after the response.
+    Close = 2,
+}
+
+/// The response being queued on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    /// `200 OK` with the body.
+    Ok(Persist),
+    /// `200 OK` to a HEAD request: the same head, no body.
+    Head(Persist),
+    /// `400 Bad Request`, then close.
+    BadRequest,
+    /// `431 Request Header Fields Too Large`, then close.
+    HeadersTooLarge,
+    /// `501 Not Implemented` (a request body with `Transfer-Encoding`), then close.
+    NotImplemented,
+}
+
+impl Reply {
+    fn closes(self) -> bool {
+        !matches!(
+            self,
+            Reply::Ok(Persist::KeepAlive | Persist::KeepAlive10)
+                | Reply::Head(Persist::KeepAlive | Persist::KeepAlive10)
+        )
+    }
+}
+
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: xdptcp\r\n\
+Content-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n";
+const HEADERS_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n\
+Server: xdptcp\r\nContent-Type: text/plain\r\nContent-Length: 32\r\nConnection: close\r\n\r\n\
+Request Header Fields Too Large\n";
+const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nServer: xdptcp\r\n\
+Content-Type: text/plain\r\nContent-Length: 16\r\nConnection: close\r\n\r\nNot Implemented\n";
+
+/// A request head split across `on_data` calls, carried until its blank line arrives.
+///
+/// Boxed so that a connection that is not in the middle of a head pays one pointer for it.
+#[derive(Debug, Default)]
+pub(crate) struct Carry {
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// Per-connection state of [`Http`]: where we are in the request stream.
+#[derive(Debug, Default)]
+pub struct HttpConn {
+    /// The start of a request head that did not end in the data seen so far.
+    carry: Option<Box<Carry>>,
+    /// Request body bytes (`Content-Length`) still to skip.
+    body_left: u64,
+    /// Bytes of `reply` already queued.
+    offset: usize,
+    /// The response being queued, if it is not yet fully in the send buffer.
+    reply: Option<Reply>,
+    /// No further request will be read: input is consumed and ignored.
+    draining: bool,
+    /// The peer's FIN came while a response was still being queued: close after it.
+    peer_closed: bool,
+}
+
+/// The HTTP/1.1 responder: one per worker; its per-connection state is [`HttpConn`].
+#[derive(Debug)]
+pub struct Http {
+    /// The `200 OK` responses, indexed by [`Persist`].
+    ok: [Vec<u8>; 3],
+    /// The length of each response's head (what a HEAD request gets).
+    ok_head_len: [usize; 3],
+    max_header_bytes: usize,
+    requests: u64,
+    errors: u64,
+}
+
+impl Http {
+    /// Renders the responses once, so that serving a request is a copy.
+    pub fn new(config: HttpConfig) -> Self {
+        // A CR or LF in the configured type would inject header fields.
+        let content_type: String = config
+            .content_type
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect();
+        let render = |connection: &str| {
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: {content_type}\r\n\
+                 Content-Length: {}\r\n{connection}\r\n",
+                config.body.len()
+            )
+            .into_bytes();
+            let head_len = r.len();
+            r.extend_from_slice(&config.body);
+            (r, head_len)
+        };
+        let (keep, keep_head) = render("");
+        let (keep10, keep10_head) = render("Connection: keep-alive\r\n");
+        let (close, close_head) = render("Connection: close\r\n");
+        Http {
+            ok: [keep, keep10, close],
+            ok_head_len: [keep_head, keep10_head, close_head],
+            max_header_bytes: config.max_header_bytes,
+            requests: 0,
+            errors: 0,
+        }
+    }
+
+    /// Requests answered with `200 OK`, over all connections.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// Requests answered with an error (400, 431, 501), over all connections.
+    pub fn errors(&self) -> u64 {
+        self.errors
+    }
+
+    fn reply_bytes(&self, reply: Reply) -> &[u8] {
+        match reply {
+            Reply::Ok(p) => &self.ok[p as usize],
+            Reply::Head(p) => &self.ok[p as usize][..self.ok_head_len[p as usize]],
+            Reply::BadRequest => BAD_REQUEST,
+            Reply::HeadersTooLarge => HEADERS_TOO_LARGE,
+            Reply::NotImplemented => NOT_IMPLEMENTED,
+        }
+    }
+
+    /// Queues what fits of the current reply. Returns whether it is now fully queued (and, if
+    /// it closes the connection, the close is requested).
+    fn continue_reply(&self, st: &mut HttpConn, io: &mut Io<'_>) -> bool {
+        let Some(reply) = st.reply else {
+            return true;
+        };
+        let bytes = self.reply_bytes(reply);
+        let rest = bytes.get(st.offset..).unwrap_or_default();
+        st.offset += io.write(rest);
+        if st.offset < bytes.len() {
+            if io.shutdown() == Shutdown::Open {
+                return false;
+            }
+            // Someone shut the connection under us: nothing more can be queued.
+            st.draining = true;
+        }
+        st.reply = None;
+        st.offset = 0;
+        if reply.closes() || st.peer_closed {
+            io.close();
+            st.draining = true;
+        }
+        true
+    }
+
+    fn start_reply(&mut self, st: &mut HttpConn, parsed: Result<Request, Reply>) {
+        let reply = match parsed {
+            Ok(req) => {
+                self.requests += 1;
+                st.body_left = req.body_len;
+                if req.head_only {
+                    Reply::Head(req.persist)
+                } else {
+                    Reply::Ok(req.persist)
+                }
+            }
+            Err(error) => {
+                self.errors += 1;
+                error
+            }
+        };
+        st.reply = Some(reply);
+        st.offset = 0;
+        // After a closing reply, nothing more is read (RFC 9112 §9.6).
+        st.draining = reply.closes();
+    }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new(HttpConfig::default())
+    }
+}
+
+impl App for Http {
+    type State = HttpConn;
+
+    fn on_data(&mut self, st: &mut HttpConn, io: &mut Io<'_>, data: &[u8]) -> usize {
+        let mut pos = 0;
+        loop {
+            if st.reply.is_some() && !self.continue_reply(st, io) {
+                // The send buffer is full. Leave the next requests unread (backpressure)
+                // unless nothing more will be read anyway.
+                return if st.draining { data.len() } else { pos };
+            }
+            if st.draining {
+                return data.len();
+            }
+            let rest = &data[pos..];
+            if rest.is_empty() {
+                return pos;
+            }
+            if st.body_left > 0 {
+                let n = st.body_left.min(rest.len() as u64);
+                st.body_left -= n;
+                pos += n as usize;
+                continue;
+            }
+            match scan_head(&mut st.carry, rest, self.max_header_bytes, parse_request) {
+                Scan::Partial => return data.len(),
+                Scan::TooLarge => {
+                    pos = data.len();
+                    self.start_reply(st, Err(Reply::HeadersTooLarge));
+                }
+                Scan::Complete(used, parsed) => {
+                    pos += used;
+                    self.start_reply(st, parsed);
+                }
+            }
+        }
+    }
+
+    fn on_writable(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
+        // Unread requests are offered again by the engine right after this.
+        self.continue_reply(st, io);
+    }
+
+    fn on_peer_closed(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
+        if st.reply.is_some() {
+            st.peer_closed = true;
+        } else {
+            st.draining = true;
+            io.close();
+        }
+    }
+}
+
+/// What a complete request head asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Request {
+    head_only: bool,
+    persist: Persist,
+    body_len: u64,
+}
+
+/// The outcome of looking for the end of a message head in newly arrived bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Scan<R> {
+    /// No end yet: all the bytes were carried.
+    Partial,
+    /// The head is longer than allowed; the carry was dropped.
+    TooLarge,
+    /// The head ended after this many bytes of the new data; its parse result.
+    Complete(usize, R),
+}
+
+/// Finds a message head (up to and including the blank line) in `carry` followed by `data`,
+/// carrying an unfinished head across calls; the head is parsed in place when it lies whole
+/// inside `data`. Blank lines before a head are skipped (RFC 9112 §2.2). The carry never grows
+/// beyond `max` bytes.
+pub(crate) fn scan_head<R>(
+    carry: &mut Option<Box<Carry>>,
+    data: &[u8],
+    max: usize,
+    parse: impl FnOnce(&[u8]) -> R,
+) -> Scan<R> {
+    let carried = carry.as_ref().map_or(0, |c| c.bytes.len());
+    let skip = if carried == 0 {
+        data.iter()
+            .position(|&b| b != b'\r' && b != b'\n')
+            .unwrap_or(data.len())
+    } else {
+        0
+    };
+    let data = &data[skip..];
+    let room = max.saturating_sub(carried);
+    let window = &data[..data.len().min(room)];
+    let before = carry.as_ref().map_or(&[][..], |c| &c.bytes[..]);
+    match head_end(before, window) {
+        Some(end) => {
+            let parsed = match carry.take() {
+                Some(mut c) => {
+                    c.bytes.extend_from_slice(&window[..end]);
+                    parse(&c.bytes)
+                }
+                None => parse(&window[..end]),
+            };
+            Scan::Complete(skip + end, parsed)
+        }
+        None if data.len() > room => {
+            *carry = None;
+            Scan::TooLarge
+        }
+        None => {
+            if !window.is_empty() {
+                carry
+                    .get_or_insert_with(Box::default)
+                    .bytes
+                    .extend_from_slice(window);
+            }
+            Scan::Partial
+        }
+    }
+}
+
+/// The offset in `data` just past the blank line ending a head ("\r\n\r\n" or bare "\n\n"),
+/// where `before` holds the bytes of the head that came before `data`.
+fn head_end(before: &[u8], data: &[u8]) -> Option<usize> {
+    // The byte `back` positions before `data[i]`, looking into `before` if need be.
+    let behind = |i: usize, back: usize| -> Option<u8> {
+        match i.checked_sub(back) {
+            Some(j) => Some(data[j]),
+            None => before.len().checked_sub(back - i).map(|j| before[j]),
+        }
+    };
+    let mut from = 0;
+    while let Some(k) = data[from..].iter().position(|&b| b == b'\n') {
+        let i = from + k;
+        match behind(i, 1) {
+            Some(b'\n') => return Some(i + 1),
+            Some(b'\r') if behind(i, 2) == Some(b'\n') => return Some(i + 1),
+            _ => {}
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// The lines of a head without their line endings, up to (not including) the blank line.
+pub(crate) fn head_lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    head.split(|&b| b == b'\n')
+        .map(|line| line.strip_suffix(b"\r").unwrap_or(line))
+        .take_while(|line| !line.is_empty())
+}
+
+/// A token character (RFC 9110 §5.6.2).
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Splits a field line into its name and its value without surrounding whitespace
+/// (RFC 9112 §5). `None` if it is not a valid field line (this includes obsolete line
+/// folding, RFC 9112 §5.2, which we reject).
+pub(crate) fn split_field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+        return None;
+    }
+    if value.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return None;
+    }
+    Some((name, value.trim_ascii()))
+}
+
+/// The comma-separated tokens of a list-valued field, trimmed.
+pub(crate) fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value
+        .split(|&b| b == b',')
+        .map(<[u8]>::trim_ascii)
+        .filter(|t| !t.is_empty())
+}
+
+/// A `Content-Length` value: digits only, no overflow (RFC 9112 §6.3).
+pub(crate) fn parse_content_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// The minor version of an `HTTP/1.x` version string.
+pub(crate) fn http1_minor(version: &[u8]) -> Option<u8> {
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', b'1', b'.', d] if d.is_ascii_digit() => Some(d - b'0'),
+        _ => None,
+    }
+}
+
+/// Parses a complete request head; the error is the reply to send.
+fn parse_request(head: &[u8]) -> Result<Request, Reply> {
+    let mut lines = head_lines(head);
+    let line = lines.next().ok_or(Reply::BadRequest)?;
+    // request-line = method SP request-target SP HTTP-version (RFC 9112 §3)
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Reply::BadRequest);
+    };
+    if method.is_empty()
+        || !method.iter().all(|&b| is_tchar(b))
+        || target.is_empty()
+        || !target.iter().all(|&b| b > b' ' && b != 0x7f)
+    {
+        return Err(Reply::BadRequest);
+    }
+    let minor = http1_minor(version).ok_or(Reply::BadRequest)?;
+
+    let (mut close, mut keep_alive, mut chunked) = (false, false, false);
+    let mut body_len: Option<u64> = None;
+    for line in lines {
+        let (name, value) = split_field(line).ok_or(Reply::BadRequest)?;
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in tokens(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_content_length(value).ok_or(Reply::BadRequest)?;
+            // Differing lengths make the message boundary ambiguous (RFC 9112 §6.3 item 5).
+            if body_len.is_some_and(|m| m != n) {
+                return Err(Reply::BadRequest);
+            }
+            body_len = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            chunked = true;
+        }
+    }
+    if chunked {
+        // We do not decode request bodies in transfer codings (RFC 9112 §6.1: 501).
+        return Err(Reply::NotImplemented);
+    }
+    let persist = match (minor, close, keep_alive) {
+        (_, true, _) => Persist::Close,
+        (0, false, true) => Persist::KeepAlive10,
+        (0, false, false) => Persist::Close,
+        _ => Persist::KeepAlive,
+    };
+    Ok(Request {
+        head_only: method == b"HEAD",
+        persist,
+        body_len: body_len.unwrap_or(0),
+    })
+}
+
+/// A stand-in for the engine in app tests: it offers data, keeps what the app left unread and
+/// offers it again, drains the send buffer and then calls `on_writable`.
+#[cfg(test)]
+pub(crate) mod harness {
+    use std::collections::VecDeque;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use crate::app::{App, CloseReason, Io, Shutdown};
+    use crate::tcp::{ConnId, FourTuple};
+    use crate::time::Instant;
+
+    /// One side of a connection, as the engine holds it.
+    pub(crate) struct Endpoint<A: App> {
+        pub(crate) state: A::State,
+        /// Bytes offered to the app and not consumed (the receive buffer).
+        pub(crate) unread: Vec<u8>,
+        pub(crate) send: VecDeque<u8>,
+        pub(crate) capacity: usize,
+        pub(crate) shutdown: Shutdown,
+        pub(crate) now: Instant,
+        /// The peer's FIN arrived.
+        pub(crate) fin_received: bool,
+        /// `on_peer_closed` was called.
+        pub(crate) told_peer_closed: bool,
+        /// Bytes that arrived after the app closed (a real engine would reset).
+        pub(crate) refused: usize,
+        pub(crate) closed: bool,
+    }
+
+    impl<A: App> Endpoint<A> {
+        /// An established connection with a send buffer of `capacity` bytes.
+        pub(crate) fn connect(app: &mut A, capacity: usize) -> Self {
+            let mut e = Endpoint {
+                state: A::State::default(),
+                unread: Vec::new(),
+                send: VecDeque::new(),
+                capacity,
+                shutdown: Shutdown::Open,
+                now: Instant::ZERO,
+                fin_received: false,
+                told_peer_closed: false,
+                refused: 0,
+                closed: false,
+            };
+            e.call(|s, io| app.on_connected(s, io));
+            e
+        }
+
+        fn call<R>(&mut self, f: impl FnOnce(&mut A::State, &mut Io<'_>) -> R) -> R {
+            let tuple = FourTuple {
+                local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                local_port: 8080,
+                remote_port: 40000,
+            };
+            let mut io = Io::new(
+                ConnId(1),
+                tuple,
+                self.now,
+                &mut self.send,
+                self.capacity,
+                &mut self.shutdown,
+            );
+            f(&mut self.state, &mut io)
+        }
+
+        /// Data from the peer arrives.
+        pub(crate) fn receive(&mut self, app: &mut A, data: &[u8]) {
+            if self.shutdown >= Shutdown::Close {
+                self.refused += data.len();
+                return;
+            }
+            self.unread.extend_from_slice(data);
+            self.offer(app);
+        }
+
+        /// Offers the unread bytes, then tells of the peer's FIN once they are all consumed.
+        pub(crate) fn offer(&mut self, app: &mut A) {
+            if !self.unread.is_empty() && self.shutdown < Shutdown::Close {
+                let data = std::mem::take(&mut self.unread);
+                let n = self.call(|s, io| app.on_data(s, io, &data));
+                assert!(n <= data.len(), "consumed more than offered");
+                self.unread = data[n..].to_vec();
+            }
+            if self.fin_received && self.unread.is_empty() && !self.told_peer_closed {
+                self.told_peer_closed = true;
+                self.call(|s, io| app.on_peer_closed(s, io));
+            }
+        }
+
+        /// The peer's FIN arrives.
+        pub(crate) fn peer_fin(&mut self, app: &mut A) {
+            self.fin_received = true;
+            self.offer(app);
+        }
+
+        /// The peer reads (and acknowledges) up to `max` bytes of what we queued; the freed
+        /// space is reported with `on_writable`, then unread bytes are offered again.
+        pub(crate) fn take_sent_upto(&mut self, app: &mut A, max: usize) -> Vec<u8> {
+            let n = max.min(self.send.len());
+            let sent: Vec<u8> = self.send.drain(..n).collect();
+            if n > 0 && self.shutdown < Shutdown::Write {
+                self.call(|s, io| app.on_writable(s, io));
+                self.offer(app);
+            }
+            sent
+        }
+
+        /// The peer reads everything we queued.
+        pub(crate) fn take_sent(&mut self, app: &mut A) -> Vec<u8> {
+            self.take_sent_upto(app, usize::MAX)
+        }
+
+        /// Our FIN has gone out: we shut down writing and all queued data is read.
+        pub(crate) fn fin_sent(&self) -> bool {
+            matches!(self.shutdown, Shutdown::Write | Shutdown::Close) && self.send.is_empty()
+        }
+
+        /// The connection ends.
+        pub(crate) fn end(&mut self, app: &mut A, reason: CloseReason) {
+            if !self.closed {
+                self.closed = true;
+                app.on_closed(&mut self.state, reason);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::harness::Endpoint;
+    use super::*;
+
+    const BODY: &[u8] = b"Hello from xdptcp\n";
+    const OK_KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\n\
+Content-Length: 18\r\n\r\nHello from xdptcp\n";
+    const OK_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\n\
+Content-Length: 18\r\nConnection: close\r\n\r\nHello from xdptcp\n";
+    const OK_KEEP10: &[u8] = b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: text/plain\r\n\
+Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
+    const CURL: &[u8] =
+        b"GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n";
+    const WRK: &[u8] = b"GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n\r\n";
+    const WRK_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nConnection: close\r\n\r\n";
+
+    fn serve(requests: &[&[u8]]) -> (Http, Endpoint<Http>, Vec<u8>) {
+        let mut app = Http::default();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        for r in requests {
+            conn.receive(&mut app, r);
+        }
+        let out = conn.take_sent(&mut app);
+        (app, conn, out)
+    }
+
+    #[test]
+    fn one_get_gets_one_200_with_exact_bytes() {
+        let (app, conn, out) = serve(&[b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n"]);
+        assert_eq!(out, OK_KEEP);
+        assert_eq!(conn.shutdown, Shutdown::Open);
+        assert_eq!((app.requests(), app.errors()), (1, 0));
+    }
+
+    #[test]
+    fn curls_request_gets_a_keep_alive_200() {
+        let (_, conn, out) = serve(&[CURL]);
+        assert_eq!(out, OK_KEEP);
+        assert_eq!(conn.shutdown, Shutdown::Open);
+        assert!(conn.unread.is_empty());
+    }
+
+    #[test]
+    fn wrks_request_gets_a_keep_alive_200() {
+        let (_, conn, out) = serve(&[WRK, WRK]);
+        assert_eq!(out, [OK_KEEP, OK_KEEP].concat());
+        assert_eq!(conn.shutdown, Shutdown::Open);
+    }
+
+    #[test]
+    fn wrk_with_connection_close_gets_a_close_200_and_we_close() {
+        let (_, conn, out) = serve(&[WRK_CLOSE]);
+        assert_eq!(out, OK_CLOSE);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+    }
+
+    #[test]
+    fn connection_header_is_case_insensitive_and_may_list_several_tokens() {
+        let (_, conn, out) = serve(&[b"GET / HTTP/1.1\r\nconnection: Upgrade, CLOSE\r\n\r\n"]);
+        assert_eq!(out, OK_CLOSE);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+    }
+
+    #[test]
+    fn http10_closes_unless_it_asks_for_keep_alive() {
+        let (_, conn, out) = serve(&[b"GET / HTTP/1.0\r\n\r\n"]);
+        assert_eq!(out, OK_CLOSE);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+
+        let (_, conn, out) = serve(&[b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"]);
+        assert_eq!(out, OK_KEEP10);
+        assert_eq!(conn.shutdown, Shutdown::Open);
+    }
+
+    #[test]
+    fn input_after_a_close_response_is_consumed_and_ignored() {
+        let (app, conn, out) = serve(&[&[WRK_CLOSE, WRK, b"garbage"].concat()]);
+        assert_eq!(out, OK_CLOSE);
+        assert!(conn.unread.is_empty());
+        assert_eq!(app.requests(), 1);
+    }
+
+    #[test]
+    fn a_request_split_at_every_byte_position_gets_the_same_response() {
+        for split in 0..=CURL.len() {
+            let (_, conn, out) = serve(&[&CURL[..split], &CURL[split..]]);
+            assert_eq!(out, OK_KEEP, "split at {split}");
+            assert!(conn.unread.is_empty());
+            assert!(
+                conn.state.carry.is_none(),
+                "carry is freed once the head is done"
+            );
+        }
+        let bytes: Vec<&[u8]> = CURL.chunks(1).collect();
+        let (_, _, out) = serve(&bytes);
+        assert_eq!(out, OK_KEEP, "one byte at a time");
+    }
+
+    #[test]
+    fn bare_newlines_end_a_request_too() {
+        let (_, _, out) = serve(&[b"GET / HTTP/1.1\nHost: x\n\n"]);
+        assert_eq!(out, OK_KEEP);
+        let (_, _, out) = serve(&[b"GET / HTTP/1.1\nHost: x\n", b"\n"]);
+        assert_eq!(out, OK_KEEP);
+    }
+
+    #[test]
+    fn pipelined_requests_get_responses_in_order() {
+        let three = [WRK, b"HEAD / HTTP/1.1\r\n\r\n", WRK_CLOSE].concat();
+        let (app, conn, out) = serve(&[&three]);
+        let head = &OK_KEEP[..OK_KEEP.len() - BODY.len()];
+        assert_eq!(out, [OK_KEEP, head, OK_CLOSE].concat());
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(app.requests(), 3);
+    }
+
+    #[test]
+    fn a_request_whose_tail_shares_a_call_with_the_next_ones_start() {
+        let two = [WRK, WRK].concat();
+        let (_, _, out) = serve(&[&two[..30], &two[30..50], &two[50..]]);
+        assert_eq!(out, [OK_KEEP, OK_KEEP].concat());
+    }
+
+    #[test]
+    fn blank_lines_before_a_request_are_ignored() {
+        let (_, _, out) = serve(&[b"\r\n", b"\r\nGET / HTTP/1.1\r\n\r\n"]);
+        assert_eq!(out, OK_KEEP);
+    }
+
+    #[test]
+    fn head_gets_the_headers_without_the_body() {
+        let (_, _, out) = serve(&[b"HEAD / HTTP/1.1\r\n\r\n"]);
+        assert_eq!(out, &OK_KEEP[..OK_KEEP.len() - BODY.len()]);
+        assert!(out.ends_with(b"Content-Length: 18\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_response_larger_than_the_send_buffer_is_completed_through_on_writable() {
+        let body = vec![b'x'; 10_000];
+        let mut app = Http::new(HttpConfig {
+            body: body.clone(),
+            ..HttpConfig::default()
+        });
+        let mut conn = Endpoint::connect(&mut app, 1000);
+        conn.receive(&mut app, &[WRK, WRK].concat());
+        assert_eq!(
+            conn.unread, WRK,
+            "the second request waits for the first response"
+        );
+        let mut out = Vec::new();
+        for _ in 0..100 {
+            out.extend(conn.take_sent_upto(&mut app, 700));
+        }
+        let expected = String::from_utf8_lossy(&OK_KEEP[..OK_KEEP.len() - BODY.len()])
+            .replace("18", "10000")
+            .into_bytes();
+        let one = [&expected[..], &body].concat();
+        assert_eq!(out, [&one[..], &one].concat());
+        assert!(conn.unread.is_empty());
+        assert_eq!(app.requests(), 2);
+    }
+
+    #[test]
+    fn peer_close_during_a_large_response_closes_after_it() {
+        let mut app = Http::new(HttpConfig {
+            body: vec![b'x'; 5000],
+            ..HttpConfig::default()
+        });
+        let mut conn = Endpoint::connect(&mut app, 1000);
+        conn.receive(&mut app, WRK);
+        conn.peer_fin(&mut app);
+        assert_eq!(
+            conn.shutdown,
+            Shutdown::Open,
+            "the response is not fully queued"
+        );
+        let mut n = 0;
+        for _ in 0..10 {
+            n += conn.take_sent(&mut app).len();
+        }
+        assert!(n > 5000);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+    }
+
+    #[test]
+    fn content_length_body_is_skipped_even_when_split() {
+        let req = [
+            &b"POST /x HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"[..],
+            WRK,
+        ]
+        .concat();
+        for split in 0..=req.len() {
+            let (app, conn, out) = serve(&[&req[..split], &req[split..]]);
+            assert_eq!(out, [OK_KEEP, OK_KEEP].concat(), "split at {split}");
+            assert!(conn.unread.is_empty());
+            assert_eq!(app.errors(), 0);
+        }
+    }
+
+    #[test]
+    fn garbage_gets_400_and_close() {
+        for garbage in [
+            &b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n"[..],
+            b"GET /\r\n\r\n",
+            b"GET  / HTTP/1.1\r\n\r\n",
+            b"GET / HTTP/2.0\r\n\r\n",
+            b"GET / HTTP/1.1\r\nNoColonHere\r\n\r\n",
+            b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+            b"GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n folded\r\n\r\n",
+        ] {
+            let (app, conn, out) = serve(&[garbage, WRK]);
+            assert_eq!(out, BAD_REQUEST, "{:?}", String::from_utf8_lossy(garbage));
+            assert_eq!(conn.shutdown, Shutdown::Close);
+            assert!(conn.unread.is_empty());
+            assert_eq!((app.requests(), app.errors()), (0, 1));
+        }
+    }
+
+    #[test]
+    fn chunked_request_gets_501_and_close() {
+        let (app, conn, out) = serve(&[
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ]);
+        assert_eq!(out, NOT_IMPLEMENTED);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(app.errors(), 1);
+    }
+
+    #[test]
+    fn an_endless_header_gets_431_and_memory_stays_bounded() {
+        let mut app = Http::default();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.receive(&mut app, b"GET / HTTP/1.1\r\nX-Long: ");
+        for _ in 0..8 {
+            conn.receive(&mut app, &[b'a'; 1000]);
+            let carried = conn.state.carry.as_ref().map_or(0, |c| c.bytes.len());
+            assert!(carried <= 8192);
+        }
+        assert_eq!(conn.take_sent(&mut app), b"");
+        conn.receive(&mut app, &[b'a'; 1000]);
+        assert!(conn.state.carry.is_none());
+        assert_eq!(conn.take_sent(&mut app), HEADERS_TOO_LARGE);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert!(conn.unread.is_empty());
+        assert_eq!(app.errors(), 1);
+    }
+
+    #[test]
+    fn a_head_of_exactly_max_header_bytes_is_accepted() {
+        let mut req = b"GET / HTTP/1.1\r\nX: ".to_vec();
+        req.resize(8192 - 4, b'a');
+        req.extend_from_slice(b"\r\n\r\n");
+        let (_, _, out) = serve(&[&req[..100], &req[100..]]);
+        assert_eq!(out, OK_KEEP);
+        req.insert(20, b'a');
+        let (_, _, out) = serve(&[&req[..100], &req[100..]]);
+        assert_eq!(out, HEADERS_TOO_LARGE);
+        let (_, _, out) = serve(&[&req]);
+        assert_eq!(out, HEADERS_TOO_LARGE);
+    }
+
+    #[test]
+    fn peer_close_closes() {
+        let mut app = Http::default();
+        let mut conn = Endpoint::connect(&mut app, 1024);
+        conn.receive(&mut app, b"GET / HT");
+        conn.peer_fin(&mut app);
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert!(conn.take_sent(&mut app).is_empty());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_carry_stays_bounded() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..300 {
+            let mut app = Http::new(HttpConfig {
+                max_header_bytes: 64,
+                ..HttpConfig::default()
+            });
+            let mut conn = Endpoint::connect(&mut app, 256);
+            for _ in 0..20 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let alphabet = b"GET / HTTP/1.0\r\n:Content-Length: 3Connection: close";
+                let len = (seed % 40) as usize;
+                let chunk: Vec<u8> = (0..len)
+                    .map(|i| alphabet[((seed >> (i % 50)) as usize + i) % alphabet.len()])
+                    .collect();
+                conn.receive(&mut app, &chunk);
+                let carried = conn.state.carry.as_ref().map_or(0, |c| c.bytes.len());
+                assert!(carried <= 64);
+                conn.take_sent_upto(&mut app, (seed % 300) as usize);
+            }
+        }
+    }
+
+    #[test]
+    fn connection_state_is_small() {
+        println!(
+            "size_of::<HttpConn>() = {}",
+            std::mem::size_of::<HttpConn>()
+        );
+        assert!(std::mem::size_of::<HttpConn>() <= 32);
+    }
+}

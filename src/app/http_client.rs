@@ -1,0 +1,572 @@
+//! The HTTP/1.1 client app used by the load generator and by engine client/server tests.
+//!
+//! Read first: RFC 9112 §4 (status line), §6.3 (message body length), §9.3 and §9.6
+//! (persistence and closing).
+//!
+//! Each connection sends one request at a time (no pipelining) and parses the response
+//! incrementally: status line and header fields (carried across calls, bounded), then a
+//! `Content-Length` body, or, without one, everything until the server closes. The last request
+//! of a connection carries `Connection: close`, so the server closes first and the TIME-WAIT
+//! state stays on its side (see "Client-side TIME-WAIT" in the design notes).
+
+use hdrhistogram::Histogram;
+
+use super::http::{
+    Carry, Scan, head_lines, http1_minor, parse_content_length, scan_head, split_field, tokens,
+};
+use super::{App, CloseReason, Io};
+use crate::time::Instant;
+
+/// The largest response head we accept; a longer one is a malformed response.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// What each connection of an [`HttpClient`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMode {
+    /// One GET with `Connection: close`, read the whole response, then close after the server
+    /// does (the server closes first).
+    ConnectClose,
+    /// `requests` GETs back to back on one connection (the last with `Connection: close`),
+    /// then close.
+    KeepAlive {
+        /// Requests per connection.
+        requests: u64,
+    },
+}
+
+impl ClientMode {
+    fn requests(self) -> u64 {
+        match self {
+            ClientMode::ConnectClose => 1,
+            ClientMode::KeepAlive { requests } => requests,
+        }
+    }
+}
+
+/// Where a connection is in its current exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Phase {
+    /// No response expected.
+    #[default]
+    Idle,
+    /// Reading the response's status line and header fields.
+    Head,
+    /// Reading a `Content-Length` body (`body_left` bytes to go).
+    Body,
+    /// Reading a body delimited by the server's close.
+    UntilClose,
+}
+
+/// Per-connection state of [`HttpClient`].
+#[derive(Debug, Default)]
+pub struct ClientConn {
+    /// A response head split across calls.
+    carry: Option<Box<Carry>>,
+    /// When the current request started being written.
+    started: Instant,
+    /// Body bytes of the current response still to read.
+    body_left: u64,
+    /// Requests started on this connection.
+    sent: u64,
+    /// Bytes of the current request already queued.
+    write_offset: usize,
+    phase: Phase,
+    /// The current request is not fully queued yet.
+    writing: bool,
+    /// The current response has a 2xx status.
+    ok: bool,
+    /// The server said it closes after the current response.
+    server_closes: bool,
+}
+
+/// An HTTP/1.1 GET client: counts completed and failed requests and records their latency.
+#[derive(Debug)]
+pub struct HttpClient {
+    mode: ClientMode,
+    /// The request without, and with, `Connection: close`.
+    request_keep_alive: Vec<u8>,
+    request_close: Vec<u8>,
+    completed: u64,
+    failed: u64,
+    latency: Histogram<u64>,
+}
+
+/// A histogram of 1 µs to 60 s at 3 significant digits.
+fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds: creation cannot fail.
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
+}
+
+impl HttpClient {
+    /// A client that GETs `path` with `Host: host` in the given mode. Control characters in
+    /// `path` and `host` are dropped (they would break the request).
+    pub fn new(mode: ClientMode, path: &str, host: &str) -> Self {
+        let clean = |s: &str| -> String { s.chars().filter(|c| !c.is_control()).collect() };
+        let (path, host) = (clean(path), clean(host));
+        let path = if path.is_empty() {
+            "/".to_string()
+        } else {
+            path.replace(' ', "%20")
+        };
+        let render = |extra: &str| format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
+        HttpClient {
+            mode,
+            request_keep_alive: render("").into_bytes(),
+            request_close: render("Connection: close\r\n").into_bytes(),
+            completed: 0,
+            failed: 0,
+            latency: new_histogram(),
+        }
+    }
+
+    /// Requests that got a complete 2xx response.
+    pub fn completed(&self) -> u64 {
+        self.completed
+    }
+
+    /// Requests that got a non-2xx or malformed response, or none before the connection ended.
+    pub fn failed(&self) -> u64 {
+        self.failed
+    }
+
+    /// Latency of completed requests, in microseconds from the request's first byte being
+    /// queued to the response's last byte being received.
+    pub fn request_latency(&self) -> &Histogram<u64> {
+        &self.latency
+    }
+
+    /// Returns the latencies recorded so far and starts an empty histogram (for per-interval
+    /// reports).
+    pub fn take_request_latency(&mut self) -> Histogram<u64> {
+        let empty = Histogram::new_from(&self.latency);
+        std::mem::replace(&mut self.latency, empty)
+    }
+
+    fn request(&self, st: &ClientConn) -> &[u8] {
+        if st.sent >= self.mode.requests() {
+            &self.request_close
+        } else {
+            &self.request_keep_alive
+        }
+    }
+
+    /// Starts the next request, or, when all are done, closes (unless the server will).
+    fn send_next(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        if st.sent >= self.mode.requests() || st.server_closes {
+            // The server closes first when it said so; `on_peer_closed` closes us then.
+            if !st.server_closes {
+                io.close();
+            }
+            return;
+        }
+        st.sent += 1;
+        st.started = io.now();
+        st.write_offset = 0;
+        st.writing = true;
+        st.phase = Phase::Head;
+        self.continue_write(st, io);
+    }
+
+    fn continue_write(&self, st: &mut ClientConn, io: &mut Io<'_>) {
+        if !st.writing {
+            return;
+        }
+        let request = self.request(st);
+        let rest = request.get(st.write_offset..).unwrap_or_default();
+        st.write_offset += io.write(rest);
+        st.writing = st.write_offset < request.len();
+    }
+
+    fn complete(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        st.phase = Phase::Idle;
+        if st.ok {
+            self.completed += 1;
+            let micros = (io.now() - st.started).as_micros();
+            self.latency
+                .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX).max(1));
+        } else {
+            self.failed += 1;
+        }
+        self.send_next(st, io);
+    }
+
+    /// A malformed or unexpected response: count it and reset the connection.
+    fn fail(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        self.failed += 1;
+        st.phase = Phase::Idle;
+        st.carry = None;
+        st.writing = false;
+        io.abort();
+    }
+}
+
+/// What a response head says about the body and the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    content_length: Option<u64>,
+    close: bool,
+}
+
+/// Parses a complete response head; `None` if malformed.
+fn parse_response(head: &[u8]) -> Option<Response> {
+    let mut lines = head_lines(head);
+    // status-line = HTTP-version SP status-code SP [ reason-phrase ] (RFC 9112 §4)
+    let line = lines.next()?;
+    let mut parts = line.splitn(3, |&b| b == b' ');
+    let minor = http1_minor(parts.next()?)?;
+    let status = match parts.next()? {
+        [a, b, c] if [a, b, c].iter().all(|d| d.is_ascii_digit()) => {
+            u16::from(a - b'0') * 100 + u16::from(b - b'0') * 10 + u16::from(c - b'0')
+        }
+        _ => return None,
+    };
+    let (mut close, mut keep_alive) = (false, false);
+    let mut content_length = None;
+    for line in lines {
+        let (name, value) = split_field(line)?;
+        if name.eq_ignore_ascii_case(b"connection") {
+            for token in tokens(value) {
+                close |= token.eq_ignore_ascii_case(b"close");
+                keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            let n = parse_content_length(value)?;
+            if content_length.is_some_and(|m| m != n) {
+                return None;
+            }
+            content_length = Some(n);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // We do not decode transfer codings.
+            return None;
+        }
+    }
+    Some(Response {
+        status,
+        content_length,
+        close: close || (minor == 0 && !keep_alive),
+    })
+}
+
+impl App for HttpClient {
+    type State = ClientConn;
+
+    fn on_connected(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        self.send_next(st, io);
+    }
+
+    fn on_data(&mut self, st: &mut ClientConn, io: &mut Io<'_>, data: &[u8]) -> usize {
+        let mut pos = 0;
+        while pos < data.len() {
+            let rest = &data[pos..];
+            match st.phase {
+                Phase::Idle => {
+                    // Bytes nobody asked for.
+                    self.fail(st, io);
+                    return data.len();
+                }
+                Phase::UntilClose => return data.len(),
+                Phase::Body => {
+                    let n = st.body_left.min(rest.len() as u64);
+                    st.body_left -= n;
+                    pos += n as usize;
+                    if st.body_left == 0 {
+                        self.complete(st, io);
+                    }
+                }
+                Phase::Head => {
+                    match scan_head(&mut st.carry, rest, MAX_RESPONSE_HEAD, parse_response) {
+                        Scan::Partial => return data.len(),
+                        Scan::TooLarge | Scan::Complete(_, None) => {
+                            self.fail(st, io);
+                            return data.len();
+                        }
+                        Scan::Complete(used, Some(response)) => {
+                            pos += used;
+                            // Interim responses (100 Continue) precede the final one (RFC 9110 §15.2).
+                            if (100..200).contains(&response.status) && response.status != 101 {
+                                continue;
+                            }
+                            st.ok = (200..300).contains(&response.status);
+                            st.server_closes |= response.close;
+                            let bodiless = matches!(response.status, 101 | 204 | 304);
+                            match response.content_length {
+                                _ if bodiless => self.complete(st, io),
+                                Some(0) => self.complete(st, io),
+                                Some(n) => {
+                                    st.body_left = n;
+                                    st.phase = Phase::Body;
+                                }
+                                None => {
+                                    st.server_closes = true;
+                                    st.phase = Phase::UntilClose;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        pos
+    }
+
+    fn on_writable(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        self.continue_write(st, io);
+    }
+
+    fn on_peer_closed(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        match st.phase {
+            // The close delimits the body (RFC 9112 §6.3 item 8).
+            Phase::UntilClose => {
+                st.phase = Phase::Idle;
+                st.server_closes = true;
+                self.complete(st, io);
+            }
+            Phase::Head | Phase::Body => {
+                self.failed += 1;
+                st.phase = Phase::Idle;
+            }
+            Phase::Idle => {}
+        }
+        io.close();
+    }
+
+    fn on_closed(&mut self, st: &mut ClientConn, _reason: CloseReason) {
+        // A reset or timeout in the middle of an exchange: that request failed.
+        if st.phase != Phase::Idle {
+            self.failed += 1;
+            st.phase = Phase::Idle;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::Shutdown;
+    use crate::app::http::harness::Endpoint;
+    use crate::app::http::{Http, HttpConfig};
+    use std::time::Duration;
+
+    /// Client and server joined back to back; each hop takes `hop` of virtual time.
+    struct Pair {
+        client_app: HttpClient,
+        server_app: Http,
+        client: Endpoint<HttpClient>,
+        server: Endpoint<Http>,
+    }
+
+    impl Pair {
+        fn new(client_app: HttpClient, mut server_app: Http, capacity: usize) -> Pair {
+            let server = Endpoint::connect(&mut server_app, capacity);
+            let mut client_app = client_app;
+            let client = Endpoint::connect(&mut client_app, capacity);
+            Pair {
+                client_app,
+                server_app,
+                client,
+                server,
+            }
+        }
+
+        /// Moves bytes and FINs both ways until nothing changes.
+        fn run(&mut self, hop: Duration, max_bytes_per_hop: usize) {
+            for _ in 0..10_000 {
+                let mut moved = false;
+                let c2s = self
+                    .client
+                    .take_sent_upto(&mut self.client_app, max_bytes_per_hop);
+                self.server.now = self.server.now + hop;
+                self.client.now = self.server.now;
+                if !c2s.is_empty() {
+                    moved = true;
+                    self.server.receive(&mut self.server_app, &c2s);
+                }
+                if self.client.fin_sent() && !self.server.fin_received {
+                    moved = true;
+                    self.server.peer_fin(&mut self.server_app);
+                }
+                let s2c = self
+                    .server
+                    .take_sent_upto(&mut self.server_app, max_bytes_per_hop);
+                self.server.now = self.server.now + hop;
+                self.client.now = self.server.now;
+                if !s2c.is_empty() {
+                    moved = true;
+                    self.client.receive(&mut self.client_app, &s2c);
+                }
+                if self.server.fin_sent() && !self.client.fin_received {
+                    moved = true;
+                    self.client.peer_fin(&mut self.client_app);
+                }
+                if !moved {
+                    break;
+                }
+            }
+            if self.client.fin_sent() && self.server.fin_sent() {
+                self.client.end(&mut self.client_app, CloseReason::Normal);
+                self.server.end(&mut self.server_app, CloseReason::Normal);
+            }
+        }
+    }
+
+    #[test]
+    fn connect_close_completes_one_request_and_the_server_closes_first() {
+        let client = HttpClient::new(ClientMode::ConnectClose, "/", "10.0.0.1:8080");
+        let mut pair = Pair::new(client, Http::default(), 64 * 1024);
+        assert_eq!(
+            pair.client.send.iter().copied().collect::<Vec<_>>(),
+            b"GET / HTTP/1.1\r\nHost: 10.0.0.1:8080\r\nConnection: close\r\n\r\n"
+        );
+        pair.run(Duration::from_micros(50), usize::MAX);
+        assert_eq!(pair.client_app.completed(), 1);
+        assert_eq!(pair.client_app.failed(), 0);
+        assert_eq!(pair.server_app.requests(), 1);
+        assert_eq!(pair.server.shutdown, Shutdown::Close);
+        assert_eq!(pair.client.shutdown, Shutdown::Close);
+        assert!(pair.client.closed && pair.server.closed);
+        assert!(pair.client.refused == 0 && pair.server.refused == 0);
+    }
+
+    #[test]
+    fn keep_alive_completes_all_requests_on_one_connection_and_measures_latency() {
+        let client = HttpClient::new(ClientMode::KeepAlive { requests: 5 }, "/", "x");
+        let mut pair = Pair::new(client, Http::default(), 64 * 1024);
+        pair.run(Duration::from_micros(50), usize::MAX);
+        assert_eq!(pair.client_app.completed(), 5);
+        assert_eq!(pair.client_app.failed(), 0);
+        assert_eq!(pair.server_app.requests(), 5);
+        assert!(pair.client.closed && pair.server.closed);
+        let latency = pair.client_app.request_latency();
+        assert_eq!(latency.len(), 5);
+        // Request out (one hop) and response back (one hop).
+        assert_eq!(latency.min(), 100);
+        assert_eq!(latency.max(), 100);
+        let taken = pair.client_app.take_request_latency();
+        assert_eq!(taken.len(), 5);
+        assert_eq!(pair.client_app.request_latency().len(), 0);
+    }
+
+    #[test]
+    fn a_large_response_through_a_small_buffer_completes() {
+        let client = HttpClient::new(ClientMode::KeepAlive { requests: 3 }, "/big", "x");
+        let server = Http::new(HttpConfig {
+            body: vec![7; 50_000],
+            ..HttpConfig::default()
+        });
+        let mut pair = Pair::new(client, server, 1500);
+        pair.run(Duration::from_micros(10), 700);
+        assert_eq!(pair.client_app.completed(), 3);
+        assert_eq!(pair.client_app.failed(), 0);
+        assert!(pair.client.closed && pair.server.closed);
+    }
+
+    #[test]
+    fn a_500_counts_as_failed() {
+        let mut app = HttpClient::new(ClientMode::KeepAlive { requests: 2 }, "/", "x");
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        assert!(!conn.take_sent(&mut app).is_empty());
+        conn.receive(
+            &mut app,
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 3\r\n\r\nbad",
+        );
+        assert_eq!((app.completed(), app.failed()), (0, 1));
+        assert_eq!(
+            conn.take_sent(&mut app),
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "the connection goes on after a framed error response"
+        );
+    }
+
+    #[test]
+    fn a_400_from_the_http_app_counts_as_failed() {
+        let client = HttpClient::new(ClientMode::ConnectClose, "/a b", "x");
+        let mut pair = Pair::new(client, Http::default(), 4096);
+        // Corrupt the request on its way: the server answers 400 and closes.
+        pair.client.send.clear();
+        pair.server.receive(&mut pair.server_app, b"BAD\r\n\r\n");
+        pair.run(Duration::from_micros(10), usize::MAX);
+        assert_eq!(
+            (pair.client_app.completed(), pair.client_app.failed()),
+            (0, 1)
+        );
+    }
+
+    #[test]
+    fn a_response_without_content_length_is_read_until_close() {
+        let mut app = HttpClient::new(ClientMode::ConnectClose, "/", "x");
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        conn.take_sent(&mut app);
+        conn.receive(&mut app, b"HTTP/1.0 200 OK\r\n\r\nsome ");
+        conn.receive(&mut app, b"body");
+        assert_eq!(app.completed(), 0);
+        conn.peer_fin(&mut app);
+        assert_eq!((app.completed(), app.failed()), (1, 0));
+        assert_eq!(conn.shutdown, Shutdown::Close);
+    }
+
+    #[test]
+    fn a_response_split_at_every_byte_completes() {
+        let response =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+        for split in 0..=response.len() {
+            let mut app = HttpClient::new(ClientMode::KeepAlive { requests: 2 }, "/", "x");
+            let mut conn = Endpoint::connect(&mut app, 4096);
+            conn.take_sent(&mut app);
+            conn.receive(&mut app, &response[..split]);
+            conn.receive(&mut app, &response[split..]);
+            assert_eq!((app.completed(), app.failed()), (1, 0), "split at {split}");
+        }
+    }
+
+    #[test]
+    fn a_malformed_response_fails_and_resets() {
+        for bad in [
+            &b"HTTP/1.1 2x0 OK\r\n\r\n"[..],
+            b"SSH-2.0-OpenSSH\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let mut app = HttpClient::new(ClientMode::ConnectClose, "/", "x");
+            let mut conn = Endpoint::connect(&mut app, 4096);
+            conn.receive(&mut app, bad);
+            assert_eq!((app.completed(), app.failed()), (0, 1));
+            assert_eq!(conn.shutdown, Shutdown::Abort);
+        }
+    }
+
+    #[test]
+    fn an_endless_response_head_fails_with_bounded_memory() {
+        let mut app = HttpClient::new(ClientMode::ConnectClose, "/", "x");
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        conn.receive(&mut app, b"HTTP/1.1 200 OK\r\nX: ");
+        for _ in 0..20 {
+            conn.receive(&mut app, &[b'a'; 1000]);
+            let carried = conn.state.carry.as_ref().map_or(0, |c| c.bytes.len());
+            assert!(carried <= MAX_RESPONSE_HEAD);
+        }
+        assert_eq!(app.failed(), 1);
+        assert_eq!(conn.shutdown, Shutdown::Abort);
+    }
+
+    #[test]
+    fn a_reset_mid_response_counts_as_failed() {
+        let mut app = HttpClient::new(ClientMode::ConnectClose, "/", "x");
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        conn.receive(
+            &mut app,
+            b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc",
+        );
+        conn.end(&mut app, CloseReason::Reset);
+        assert_eq!((app.completed(), app.failed()), (0, 1));
+    }
+
+    #[test]
+    fn connection_state_is_small() {
+        println!(
+            "size_of::<ClientConn>() = {}",
+            std::mem::size_of::<ClientConn>()
+        );
+        assert!(std::mem::size_of::<ClientConn>() <= 64);
+    }
+}
