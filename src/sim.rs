@@ -294,6 +294,9 @@ impl<C: App, S: App> Pair<C, S> {
         let mut out = Vec::new();
         self.client.poll_timers(self.now, &mut out);
         self.send(Dir::ToServer, out);
+        // Everything sent this step is "on the wire" now, as after a worker's TX batch.
+        self.server.flushed(self.now);
+        self.client.flushed(self.now);
         true
     }
 

@@ -1,6 +1,5 @@
 //! Interop over veth with the kernel's TCP as the peer: `xdptcp serve` in one namespace of our
-//! own, curl / Python / wrk in the other. Needs root. Cases marked `ignore` fail today for the
-//! reason given (open engine or app issues); run them with `cargo test -- --ignored`.
+//! own, curl / Python / wrk / hping3 / nmap in the other. Needs root.
 
 mod common;
 
@@ -253,7 +252,6 @@ fn wrk(topo: &Topology, extra: &[&str]) -> (u64, u64) {
 }
 
 #[test]
-#[ignore = "keep-alive passes; with `Connection: close` nearly every request is a wrk read error"]
 fn wrk_keep_alive_and_connection_close_see_no_socket_errors() {
     if !common::require_root() {
         return;
@@ -275,13 +273,23 @@ fn reconnecting_from_the_same_source_port_after_a_server_close_succeeds() {
         return;
     }
     let mut topo = Topology::new(1);
-    start_server(&mut topo, &["--app", "http"]);
+    let dir = hist_dir("reconnect");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let i = start_server(&mut topo, &["--app", "http", "--hist-out", &dir_arg]);
+    // The server closes first (Connection: close), so the 4-tuple sits in our TIME-WAIT when
+    // the client connects again from the same port. `close()` returns while the client's
+    // socket still waits in LAST-ACK for our ACK of its FIN; until that ACK lands its own
+    // kernel refuses the port (EADDRNOTAVAIL), so the client retries that local error briefly.
     let script = format!(
-        "import socket\nfor i in range(3):\n    s = socket.socket()\n    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n    s.bind(('{}', 45678))\n    s.settimeout(5)\n    s.connect(('{}', {PORT}))\n    s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n    while s.recv(65536): pass\n    s.close()\nprint('ok')\n",
+        "import errno, socket, time\nfor i in range(3):\n    for attempt in range(100):\n        s = socket.socket()\n        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n        s.bind(('{}', 45678))\n        s.settimeout(5)\n        try:\n            s.connect(('{}', {PORT}))\n            break\n        except OSError as e:\n            if e.errno != errno.EADDRNOTAVAIL: raise\n            s.close()\n            time.sleep(0.01)\n    s.sendall(b'GET / HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n')\n    got = b''\n    while True:\n        b = s.recv(65536)\n        if not b: break\n        got += b\n    assert got.startswith(b'HTTP/1.1 200'), got\n    s.close()\nprint('ok')\n",
         topo.cli_ip, topo.srv_ip
     );
     let out = topo.cli(&["python3", "-c", &script]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    let s = stop_and_summary(&mut topo, i, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(s["counters"]["time_wait_recycled"], 2, "{s}");
+    assert_eq!(s["counters"]["passive_opens"], 3, "{s}");
 }
 
 /// Stops server `i` with SIGTERM and returns its `--hist-out` summary (counters, drops, states).

@@ -13,6 +13,8 @@
 //! TCP's window, not by our memory).
 
 use super::{App, Io, Shutdown};
+use crate::stats::{Latencies, LatencyKind};
+use crate::time::Instant;
 
 /// What the HTTP app serves and how much it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +118,17 @@ pub struct Http {
     max_header_bytes: usize,
     requests: u64,
     errors: u64,
+    /// Arrival times of answered requests not yet handed to the TX ring, as (time, count);
+    /// [`App::on_flushed`] turns them into service times. Bounded: beyond
+    /// [`MAX_PENDING`] entries requests are counted in `unmeasured` instead.
+    pending: Vec<(Instant, u32)>,
+    unmeasured: u64,
+    latencies: Latencies,
 }
+
+/// Most distinct arrival times kept between two flushes (a worker flushes after every batch,
+/// so one or a few entries is the norm).
+const MAX_PENDING: usize = 4096;
 
 impl Http {
     /// Renders the responses once, so that serving a request is a copy.
@@ -147,6 +159,9 @@ impl Http {
             max_header_bytes: config.max_header_bytes,
             requests: 0,
             errors: 0,
+            pending: Vec::new(),
+            unmeasured: 0,
+            latencies: Latencies::default(),
         }
     }
 
@@ -195,10 +210,26 @@ impl Http {
         true
     }
 
-    fn start_reply(&mut self, st: &mut HttpConn, parsed: Result<Request, Reply>) {
+    /// Notes that a request that arrived at `now` was answered, for its service time.
+    fn note_request(&mut self, now: Instant) {
+        if let Some((t, n)) = self.pending.last_mut() {
+            if *t == now {
+                *n += 1;
+                return;
+            }
+        }
+        if self.pending.len() < MAX_PENDING {
+            self.pending.push((now, 1));
+        } else {
+            self.unmeasured += 1;
+        }
+    }
+
+    fn start_reply(&mut self, st: &mut HttpConn, parsed: Result<Request, Reply>, now: Instant) {
         let reply = match parsed {
             Ok(req) => {
                 self.requests += 1;
+                self.note_request(now);
                 st.body_left = req.body_len;
                 if req.head_only {
                     Reply::Head(req.persist)
@@ -252,11 +283,11 @@ impl App for Http {
                 Scan::Partial => return data.len(),
                 Scan::TooLarge => {
                     pos = data.len();
-                    self.start_reply(st, Err(Reply::HeadersTooLarge));
+                    self.start_reply(st, Err(Reply::HeadersTooLarge), io.now());
                 }
                 Scan::Complete(used, parsed) => {
                     pos += used;
-                    self.start_reply(st, parsed);
+                    self.start_reply(st, parsed, io.now());
                 }
             }
         }
@@ -274,6 +305,28 @@ impl App for Http {
             st.draining = true;
             io.close();
         }
+    }
+
+    /// Request service time: from the request's arrival (the `now` of the RX batch it came
+    /// in) to its response handed to the TX ring.
+    fn on_flushed(&mut self, now: Instant) {
+        for (at, n) in self.pending.drain(..) {
+            for _ in 0..n {
+                self.latencies.record(LatencyKind::Request, now - at);
+            }
+        }
+    }
+
+    fn latencies(&mut self) -> Option<&mut Latencies> {
+        Some(&mut self.latencies)
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("requests", self.requests),
+            ("errors", self.errors),
+            ("unmeasured", self.unmeasured),
+        ]
     }
 }
 

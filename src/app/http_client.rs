@@ -11,6 +11,8 @@
 
 use hdrhistogram::Histogram;
 
+use crate::stats::{Latencies, LatencyKind};
+
 use super::http::{
     Carry, Scan, head_lines, http1_minor, parse_content_length, scan_head, split_field, tokens,
 };
@@ -88,13 +90,7 @@ pub struct HttpClient {
     request_close: Vec<u8>,
     completed: u64,
     failed: u64,
-    latency: Histogram<u64>,
-}
-
-/// A histogram of 1 µs to 60 s at 3 significant digits.
-fn new_histogram() -> Histogram<u64> {
-    // Constant, valid bounds: creation cannot fail.
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("constant histogram bounds are valid")
+    latencies: Latencies,
 }
 
 impl HttpClient {
@@ -115,7 +111,7 @@ impl HttpClient {
             request_close: render("Connection: close\r\n").into_bytes(),
             completed: 0,
             failed: 0,
-            latency: new_histogram(),
+            latencies: Latencies::default(),
         }
     }
 
@@ -129,17 +125,11 @@ impl HttpClient {
         self.failed
     }
 
-    /// Latency of completed requests, in microseconds from the request's first byte being
-    /// queued to the response's last byte being received.
+    /// Latency of completed requests, in nanoseconds from the request's first byte being
+    /// queued to the response's last byte being received (drained by the engine's
+    /// `take_latencies` through [`App::latencies`]).
     pub fn request_latency(&self) -> &Histogram<u64> {
-        &self.latency
-    }
-
-    /// Returns the latencies recorded so far and starts an empty histogram (for per-interval
-    /// reports).
-    pub fn take_request_latency(&mut self) -> Histogram<u64> {
-        let empty = Histogram::new_from(&self.latency);
-        std::mem::replace(&mut self.latency, empty)
+        self.latencies.get(LatencyKind::Request)
     }
 
     fn request(&self, st: &ClientConn) -> &[u8] {
@@ -181,9 +171,8 @@ impl HttpClient {
         st.phase = Phase::Idle;
         if st.ok {
             self.completed += 1;
-            let micros = (io.now() - st.started).as_micros();
-            self.latency
-                .saturating_record(u64::try_from(micros).unwrap_or(u64::MAX).max(1));
+            self.latencies
+                .record(LatencyKind::Request, io.now() - st.started);
         } else {
             self.failed += 1;
         }
@@ -338,6 +327,14 @@ impl App for HttpClient {
             st.phase = Phase::Idle;
         }
     }
+
+    fn latencies(&mut self) -> Option<&mut Latencies> {
+        Some(&mut self.latencies)
+    }
+
+    fn counters(&self) -> Vec<(&'static str, u64)> {
+        vec![("completed", self.completed), ("failed", self.failed)]
+    }
 }
 
 #[cfg(test)]
@@ -439,12 +436,22 @@ mod tests {
         assert!(pair.client.closed && pair.server.closed);
         let latency = pair.client_app.request_latency();
         assert_eq!(latency.len(), 5);
-        // Request out (one hop) and response back (one hop).
-        assert_eq!(latency.min(), 100);
-        assert_eq!(latency.max(), 100);
-        let taken = pair.client_app.take_request_latency();
-        assert_eq!(taken.len(), 5);
-        assert_eq!(pair.client_app.request_latency().len(), 0);
+        // Request out (one hop) and response back (one hop): 100 µs, in nanoseconds.
+        assert!(
+            (99_900..=100_100).contains(&latency.min()),
+            "{}",
+            latency.min()
+        );
+        assert!(
+            (99_900..=100_100).contains(&latency.max()),
+            "{}",
+            latency.max()
+        );
+        let taken = pair
+            .client_app
+            .latencies()
+            .expect("the client records latencies");
+        assert_eq!(taken.get(LatencyKind::Request).len(), 5);
     }
 
     #[test]
