@@ -141,17 +141,23 @@ run_load() {
             sed -n 's/^WRKJSON //p')
         ;;
     xload)
+        # Our AF_XDP client checks every checksum; a kernel sender on veth leaves TCP checksums
+        # to offload (CHECKSUM_PARTIAL), so the server side's TX offload is off for this run
+        # only (nginx's wrk runs keep theirs).
+        [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx off tso off gso off >/dev/null
         ip netns exec "$cli" timeout $((duration + 30)) "$xdptcp" load --iface "$name-c" \
             --target "$SRV:$PORT" --mode connect-close --concurrency 128 --cores 1 \
             --duration "$duration" --json "$tmp/load.json" >/dev/null 2>"$tmp/load.log" || true
         raw=$(cat "$tmp/load.json" 2>/dev/null || true)
+        rm -f "$tmp/load.json"
+        [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx on tso on gso on >/dev/null
         ;;
     esac
     after=$(cpu_busy_us)
-    if [ -z "$raw" ]; then
-        echo "   $load/$server: no result" >&2
+    if [ -z "$raw" ] || [ "$raw" = '{}' ]; then
+        echo "bench.sh: $load against $server produced no result" >&2
         cat "$tmp/load.log" 2>/dev/null >&2 || true
-        raw='{}'
+        exit 1
     fi
     python3 - "$server" "$load" "$rep" "$before" "$after" "$raw" >>"$runs" <<'PY'
 import json, sys
