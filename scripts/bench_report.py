@@ -72,6 +72,9 @@ def main(runs_path, json_out, md_out):
     with open(md_out, "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    empty = [f"{r['load']}/{r['server']}" for r in runs if not r.get("rate")]
+    if empty:
+        sys.exit(f"bench_report.py: no throughput measured for {', '.join(empty)}")
 
 
 if __name__ == "__main__":

@@ -191,5 +191,8 @@ for r in runs:
     lines.append(f"| {'kernel + nginx' if r['server']=='nginx' else 'xdptcp'} | {r['flood']} | {f(r['legit_rate_no_flood'])} | {f(r['legit_rate_flood'])} | {f(r['legit_ratio'],2)} | {r['errors_no_flood']} / {r['errors_flood']} | {r['p99_us_no_flood']} / {r['p99_us_flood']} | {r['rss_kib_before']} → {r['rss_kib_after']} | {r['slab_kib_before']} → {r['slab_kib_after']} |")
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
+empty = [f"{r['server']}/{r['flood']}" for r in runs if not r["legit_rate_no_flood"] or not r["legit_rate_flood"]]
+if empty:
+    sys.exit(f"synflood.sh: no legit throughput measured for {', '.join(empty)}")
 PY
 echo "results: $out/result.json $out/result.md"
