@@ -86,7 +86,12 @@ impl<T: Keyed> ConnTable<T> {
 
     /// The connection filed under `tuple`, if any.
     pub fn find(&self, tuple: &FourTuple) -> Option<ConnId> {
-        let hash = hash_tuple(&self.key, tuple);
+        self.find_hashed(tuple, hash_tuple(&self.key, tuple))
+    }
+
+    /// [`ConnTable::find`] with `hash = hash_tuple(key, tuple)` already computed (under the
+    /// key this table was made with), so one hash can serve several tables.
+    pub fn find_hashed(&self, tuple: &FourTuple, hash: u64) -> Option<ConnId> {
         self.index
             .find(hash, |&p| {
                 self.slots[p as usize]

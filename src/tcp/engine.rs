@@ -12,7 +12,7 @@ use std::hash::Hasher;
 use super::congestion::NewReno;
 use super::conn::{Conn, Negotiated};
 use super::conn_table::ConnTable;
-use super::hash::Key;
+use super::hash::{Key, hash_tuple};
 use super::output::{self, Cx, Outcome};
 use super::rate_limit::RateLimiter;
 use super::reassembly::Reassembly;
@@ -61,6 +61,7 @@ pub struct Engine<A: App> {
     pub(crate) time_wait: TimeWaitTable,
     pub(crate) wheel: TimerWheel<(ConnId, u32, Instant)>,
     pub(crate) keys: Keys,
+    table_key: Key,
     cookies: CookieSecrets,
     rst_limiter: RateLimiter,
     pub(crate) stats: Stats,
@@ -136,8 +137,8 @@ pub(crate) struct Route {
 impl<A: App> Engine<A> {
     /// A new engine with no connections. `now` anchors the timer wheel.
     pub fn new(cfg: Config, app: A, now: Instant) -> Engine<A> {
+        // One key for both tables, so one hash of a frame's tuple finds it in either.
         let table_key = derive_key(&cfg.secret, b"table");
-        let tw_key = derive_key(&cfg.secret, b"time-wait");
         let keys = Keys {
             isn: derive_key(&cfg.secret, b"isn"),
             timestamp: derive_key(&cfg.secret, b"timestamp"),
@@ -147,7 +148,8 @@ impl<A: App> Engine<A> {
         stats.states[State::Listen.index()] = cfg.listeners.len() as u64;
         Engine {
             conns: ConnTable::new(table_key, cfg.max_connections),
-            time_wait: TimeWaitTable::new(cfg.max_time_wait, tw_key),
+            time_wait: TimeWaitTable::new(cfg.max_time_wait, table_key),
+            table_key,
             wheel: TimerWheel::new(now),
             keys,
             cookies,
@@ -309,10 +311,11 @@ impl<A: App> Engine<A> {
             mac: f.eth.src,
             vlan: f.eth.vlan,
         };
-        if let Some(id) = self.conns.find(&route.tuple) {
+        let hash = hash_tuple(&self.table_key, &route.tuple);
+        if let Some(id) = self.conns.find_hashed(&route.tuple, hash) {
             return self.segment_for_connection(now, id, &f.tcp, tx);
         }
-        if self.time_wait.get(&route.tuple).is_some()
+        if self.time_wait.get_hashed(&route.tuple, hash).is_some()
             && !self.time_wait_segment(now, &route, &f.tcp, tx)
         {
             return;

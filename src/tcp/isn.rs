@@ -19,9 +19,13 @@ const DOMAIN_ISN: u8 = 1;
 const DOMAIN_TS_OFFSET: u8 = 2;
 
 fn prf(key: &Key, domain: u8, tuple: &FourTuple) -> u32 {
+    let mut buf = [0u8; 38];
+    buf[0] = domain;
+    let mut t = [0u8; 37];
+    let n = tuple.pack(&mut t);
+    buf[1..=n].copy_from_slice(&t[..n]);
     let mut h = SipHasher24::new_with_key(&key.0);
-    h.write(&[domain]);
-    tuple.write_to(&mut |bytes: &[u8]| h.write(bytes));
+    h.write(&buf[..=n]);
     h.finish() as u32
 }
 

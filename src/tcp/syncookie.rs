@@ -166,12 +166,19 @@ fn mss_table(tuple: &FourTuple) -> &'static [u16; 4] {
 }
 
 fn mac(key: &Key, slot: u32, tuple: &FourTuple, peer_isn: SeqNumber, mss_idx: u8, ts: u8) -> u32 {
+    // One buffer, one write: "syncookie" | slot | tuple | peer ISN | MSS index | TS bits.
+    let mut buf = [0u8; 9 + 4 + 37 + 4 + 2];
+    buf[..9].copy_from_slice(b"syncookie");
+    buf[9..13].copy_from_slice(&slot.to_be_bytes());
+    let mut t = [0u8; 37];
+    let n = tuple.pack(&mut t);
+    buf[13..13 + n].copy_from_slice(&t[..n]);
+    let rest = 13 + n;
+    buf[rest..rest + 4].copy_from_slice(&peer_isn.0.to_be_bytes());
+    buf[rest + 4] = mss_idx;
+    buf[rest + 5] = ts;
     let mut h = SipHasher24::new_with_key(&key.0);
-    h.write(b"syncookie");
-    h.write(&slot.to_be_bytes());
-    tuple.write_to(&mut |bytes: &[u8]| h.write(bytes));
-    h.write(&peer_isn.0.to_be_bytes());
-    h.write(&[mss_idx, ts]);
+    h.write(&buf[..rest + 6]);
     h.finish() as u32 & MAC_MASK
 }
 

@@ -119,7 +119,16 @@ impl TimeWaitTable {
 
     /// The entry for `tuple`, if it is in TIME-WAIT.
     pub fn get(&self, tuple: &FourTuple) -> Option<&TimeWait> {
-        slot_in(&self.chunks, self.find_pos(tuple)?)
+        self.get_hashed(tuple, self.hash(tuple))
+    }
+
+    /// [`TimeWaitTable::get`] with `hash = hash_tuple(key, tuple)` already computed (under the
+    /// key this table was made with), so one hash can serve several tables.
+    pub fn get_hashed(&self, tuple: &FourTuple, hash: u64) -> Option<&TimeWait> {
+        if self.is_empty() {
+            return None;
+        }
+        slot_in(&self.chunks, self.find_pos_hashed(tuple, hash)?)
     }
 
     /// Restarts the 2MSL timer of `tuple` (a retransmitted FIN was re-ACKed, RFC 9293
@@ -192,9 +201,13 @@ impl TimeWaitTable {
     }
 
     fn find_pos(&self, tuple: &FourTuple) -> Option<usize> {
+        self.find_pos_hashed(tuple, self.hash(tuple))
+    }
+
+    fn find_pos_hashed(&self, tuple: &FourTuple, hash: u64) -> Option<usize> {
         let chunks = &self.chunks;
         self.index
-            .find(self.hash(tuple), |&p| {
+            .find(hash, |&p| {
                 slot_in(chunks, p as usize).is_some_and(|e| e.tuple == *tuple)
             })
             .map(|&p| p as usize)
