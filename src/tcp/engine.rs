@@ -814,30 +814,33 @@ impl<A: App> Engine<A> {
         seg: &TcpRepr<'_>,
         tx: &mut T,
     ) {
-        let Some(c) = self.conns.get_mut(id) else {
-            return;
-        };
-        let outcome = {
-            let mut cx = Cx {
-                cfg: &self.cfg,
-                stats: &mut self.stats,
-                app: &mut self.app,
-                tx: &mut *tx,
-                now,
-                id,
-                latencies: &mut self.latencies,
-            };
-            input::on_segment(c, &mut cx, seg)
-        };
-        self.finish(id, outcome, tx);
+        if let Some(outcome) = self.with_conn(id, now, tx, |c, cx| input::on_segment(c, cx, seg)) {
+            self.finish(id, outcome, tx);
+        }
     }
 
     /// After an event: let the app act, transmit, then keep, close or retire the connection.
     pub(crate) fn finish<T: Tx>(&mut self, id: ConnId, outcome: Outcome, tx: &mut T) {
         let now = self.last_now;
-        let Some(c) = self.conns.get_mut(id) else {
-            return;
-        };
+        let after =
+            |c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>| output::after_event(c, cx, outcome);
+        match self.with_conn(id, now, tx, after) {
+            Some(Outcome::Keep) => self.reschedule(id),
+            Some(Outcome::Close(reason)) => self.close(id, reason),
+            Some(Outcome::TimeWait) => self.enter_time_wait(now, id),
+            None => {}
+        }
+    }
+
+    /// Runs `f` on connection `id` with everything an event handler may touch.
+    fn with_conn<T: Tx, R>(
+        &mut self,
+        id: ConnId,
+        now: Instant,
+        tx: &mut T,
+        f: impl FnOnce(&mut Conn<A::State>, &mut Cx<'_, A, T>) -> R,
+    ) -> Option<R> {
+        let c = self.conns.get_mut(id)?;
         let mut cx = Cx {
             cfg: &self.cfg,
             stats: &mut self.stats,
@@ -847,12 +850,7 @@ impl<A: App> Engine<A> {
             id,
             latencies: &mut self.latencies,
         };
-        let outcome = output::after_event(c, &mut cx, outcome);
-        match outcome {
-            Outcome::Keep => self.reschedule(id),
-            Outcome::Close(reason) => self.close(id, reason),
-            Outcome::TimeWait => self.enter_time_wait(now, id),
-        }
+        Some(f(c, &mut cx))
     }
 
     /// Removes a connection, telling the app why.
@@ -921,24 +919,16 @@ impl<A: App> Engine<A> {
             if self.conns.generation(id) != generation {
                 continue;
             }
-            let Some(c) = self.conns.get_mut(id) else {
-                continue;
+            let fire = |c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>| {
+                if c.scheduled != Some(at) {
+                    return None; // superseded by an earlier entry
+                }
+                c.scheduled = None;
+                Some(timers::on_timer(c, cx))
             };
-            if c.scheduled != Some(at) {
-                continue; // superseded by an earlier entry
+            if let Some(Some(outcome)) = self.with_conn(id, now, tx, fire) {
+                self.finish(id, outcome, tx);
             }
-            c.scheduled = None;
-            let mut cx = Cx {
-                cfg: &self.cfg,
-                stats: &mut self.stats,
-                app: &mut self.app,
-                tx: &mut *tx,
-                now,
-                id,
-                latencies: &mut self.latencies,
-            };
-            let outcome = timers::on_timer(c, &mut cx);
-            self.finish(id, outcome, tx);
         }
         self.due = due;
     }

@@ -91,13 +91,9 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             // Persist: the peer's window is closed, or open less than sender SWS avoidance
             // waits for; probe it, backing off. The connection lives as long as the probes
             // are answered (any ACK resets `retries`).
-            if c.retries >= cx.cfg.retries {
-                cx.stats.timeouts += 1;
-                output::send_rst(c, cx);
-                return Some(Outcome::Close(CloseReason::TimedOut));
+            if let Some(abort) = retry_or_abort(c, cx) {
+                return Some(abort);
             }
-            c.retries += 1;
-            c.rtt.back_off();
             // RFC 1122 §4.2.3.4: a small window is filled when "the override timeout occurs"
             // (as Linux's tcp_write_wakeup does); a closed one gets a zero-window probe.
             if !output::send_into_small_window(c, cx) {
@@ -110,13 +106,9 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             None
         }
         _ if c.flight() > 0 => {
-            if c.retries >= cx.cfg.retries {
-                cx.stats.timeouts += 1;
-                output::send_rst(c, cx);
-                return Some(Outcome::Close(CloseReason::TimedOut));
+            if let Some(abort) = retry_or_abort(c, cx) {
+                return Some(abort);
             }
-            c.retries += 1;
-            c.rtt.back_off();
             c.cc.on_timeout(c.flight());
             c.rtt_probe = None; // Karn: no sample from a retransmission
             c.snd_nxt = c.snd_una; // go back: the first segment now, the rest as ACKs return
@@ -128,4 +120,17 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
         }
         _ => None,
     }
+}
+
+/// One more retransmission (or probe), with the RTO backed off; after `Config::retries` of them
+/// the connection is aborted with a RST (RFC 9293 §3.8.3, R2).
+fn retry_or_abort<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
+    if c.retries >= cx.cfg.retries {
+        cx.stats.timeouts += 1;
+        output::send_rst(c, cx);
+        return Some(Outcome::Close(CloseReason::TimedOut));
+    }
+    c.retries += 1;
+    c.rtt.back_off();
+    None
 }
