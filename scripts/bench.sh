@@ -14,6 +14,7 @@
 # Traffic stays between the two namespaces this script creates; everything is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 repeat=3
 duration=5
@@ -29,13 +30,8 @@ while [ $# -gt 0 ]; do
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-if [ "$(id -u)" -ne 0 ]; then
-    echo "bench.sh: must run as root (namespaces, XDP)" >&2
-    exit 1
-fi
-for tool in wrk nginx ethtool python3 curl taskset; do
-    command -v "$tool" >/dev/null || { echo "bench.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
-done
+need_root bench.sh
+need_tools bench.sh wrk nginx ethtool python3 curl taskset
 if [ "$(nproc)" -lt 2 ]; then
     echo "bench.sh: needs 2 cores (server on CPU 0, client on CPU 1)" >&2
     exit 1
@@ -53,12 +49,7 @@ runs="$out/runs.jsonl"
 : >"$runs"
 
 stop_server() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_pid "$server_pid"
     server_pid=""
 }
 cleanup() {
@@ -80,32 +71,7 @@ done
 # The load generator owns source ports 1024-32767; keep the kernel's ephemeral ports above.
 ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
 
-body="Hello from xdptcp"
-cat >"$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-worker_cpu_affinity 01;
-worker_rlimit_nofile 200000;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log error;
-events { worker_connections 65536; multi_accept on; }
-http {
-    access_log off;
-    keepalive_requests 100000000;
-    server {
-        listen $SRV:$PORT backlog=65535;
-        location / { default_type text/plain; return 200 "$body\n"; }
-    }
-}
-NGINX
-
-wait_ready() {
-    for _ in $(seq 100); do
-        if ip netns exec "$cli" curl -s -m 1 -o /dev/null "http://$SRV:$PORT/"; then return 0; fi
-        sleep 0.1
-    done
-    echo "bench.sh: server did not come up" >&2
-    return 1
-}
+write_nginx_conf "$tmp/nginx.conf" "$tmp" "$SRV" "$PORT"
 
 start_server() {
     case "$1" in
@@ -120,7 +86,7 @@ start_server() {
         server_pid=$!
         ;;
     esac
-    wait_ready
+    wait_http "$cli" "http://$SRV:$PORT/"
 }
 
 cpu_busy_us() {

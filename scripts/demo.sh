@@ -4,11 +4,10 @@
 # exit, also on failure or Ctrl-C. Traffic stays between the two namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
-if [ "$(id -u)" -ne 0 ]; then
-    echo "demo.sh: must run as root (namespaces, XDP)" >&2
-    exit 1
-fi
+need_root demo.sh
+need_tools demo.sh wrk curl python3 taskset ethtool
 
 name="xd$$"
 srv="$name-srv"
@@ -17,10 +16,7 @@ log="$(mktemp)"
 server_pid=""
 
 cleanup() {
-    if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    stop_pid "$server_pid"
     scripts/netns.sh down "$name"
     rm -f "$log"
 }

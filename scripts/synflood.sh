@@ -12,6 +12,7 @@
 # Traffic stays between the two namespaces this script creates; everything is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 duration=5
 out="out/synflood"
@@ -23,13 +24,8 @@ while [ $# -gt 0 ]; do
     *) echo "synflood.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
-if [ "$(id -u)" -ne 0 ]; then
-    echo "synflood.sh: must run as root (namespaces, XDP)" >&2
-    exit 1
-fi
-for tool in wrk nginx hping3 python3 curl taskset; do
-    command -v "$tool" >/dev/null || { echo "synflood.sh: $tool missing: run scripts/install-deps.sh" >&2; exit 1; }
-done
+need_root synflood.sh
+need_tools synflood.sh wrk nginx hping3 python3 curl taskset
 
 name="xf$$"
 srv="$name-srv"
@@ -43,15 +39,6 @@ mkdir -p "$out"
 results="$out/runs.jsonl"
 : >"$results"
 
-stop_pid() {
-    local pid=$1
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-}
 cleanup() {
     stop_pid "$flood_pid"
     stop_pid "$server_pid"
@@ -67,29 +54,7 @@ ip netns exec "$srv" sysctl -qw net.ipv4.tcp_syncookies=1 net.core.somaxconn=409
     net.ipv4.tcp_max_syn_backlog=4096
 ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
 
-cat >"$tmp/nginx.conf" <<NGINX
-worker_processes 1;
-worker_cpu_affinity 01;
-pid $tmp/nginx.pid;
-error_log $tmp/nginx-error.log error;
-events { worker_connections 65536; multi_accept on; }
-http {
-    access_log off;
-    server {
-        listen $SRV:$PORT backlog=4096;
-        location / { default_type text/plain; return 200 "Hello from xdptcp\n"; }
-    }
-}
-NGINX
-
-wait_ready() {
-    for _ in $(seq 100); do
-        ip netns exec "$cli" curl -s -m 1 -o /dev/null "http://$SRV:$PORT/" && return 0
-        sleep 0.1
-    done
-    echo "synflood.sh: server did not come up" >&2
-    return 1
-}
+write_nginx_conf "$tmp/nginx.conf" "$tmp" "$SRV" "$PORT"
 
 # Memory of the server: RSS of its processes plus the kernel's slab (the kernel's own TCP
 # state, request socks included, lives there, not in nginx's RSS).
@@ -136,7 +101,7 @@ for server in nginx xdptcp; do
         server_pid=$!
         ;;
     esac
-    wait_ready
+    wait_http "$cli" "http://$SRV:$PORT/"
     base=$(legit)
     echo "   no flood: $base"
     for flood in hping3 xdptcp-load; do
