@@ -393,7 +393,7 @@ fn load(args: LoadArgs) -> Result<()> {
         max_connections: args.concurrency.max(args.connections) * 4 + 1024,
         ..Config::default()
     };
-    engine.secret = sys::random_bytes()?;
+    engine.secret = boot_secret()?;
     let mode = match args.mode {
         LoadModeArg::ConnectClose => LoadMode::ConnectClose {
             concurrency: args.concurrency,
@@ -528,6 +528,24 @@ fn load(args: LoadArgs) -> Result<()> {
         write_hist(dir, &fin.latencies, t, elapsed)?;
     }
     Ok(())
+}
+
+/// The load generator's secret: derived from this boot's random `boot_id`, like Linux's
+/// boot-time secrets, so successive runs give a reused 4-tuple larger ISNs and timestamps and
+/// the server's TIME-WAIT takes the new SYN (RFC 6191) instead of answering it as an old
+/// duplicate. (A server keeps fresh random secrets: `boot_id` is readable by local users.)
+fn boot_secret() -> Result<[u8; 32]> {
+    use std::hash::Hasher;
+    let id = std::fs::read("/proc/sys/kernel/random/boot_id")
+        .context("reading /proc/sys/kernel/random/boot_id")?;
+    let mut secret = [0u8; 32];
+    for (i, chunk) in secret.chunks_mut(8).enumerate() {
+        let mut h = siphasher::sip::SipHasher24::new_with_keys(0x7864_7074_6370, i as u64);
+        h.write(b"xdptcp load");
+        h.write(&id);
+        chunk.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    Ok(secret)
 }
 
 fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
