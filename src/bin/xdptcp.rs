@@ -634,6 +634,7 @@ fn write_hist(dir: &std::path::Path, lat: &Latencies, t: &Totals, elapsed: Durat
         .collect();
     let mut extra = t.stats.to_json();
     extra["app"] = serde_json::Value::Object(app);
+    extra["rx_per_queue"] = t.rx_per_queue.clone().into();
     extra["elapsed_s"] = elapsed.as_secs_f64().into();
     write_reports(dir, lat, extra).with_context(|| format!("writing {}", dir.display()))
 }
@@ -672,6 +673,8 @@ fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
         eprintln!("app: {}", app.join(" "));
     }
     eprintln!("{xdp}");
+    let per_queue: Vec<String> = t.rx_per_queue.iter().map(u64::to_string).collect();
+    eprintln!("rx frames per queue: {}", per_queue.join(" "));
     eprintln!(
         "sockets: rx_frames={} tx_frames={} tx_no_frame={} tx_kicks={} kernel_rx_dropped={}",
         t.socket.rx_frames,

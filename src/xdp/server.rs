@@ -87,6 +87,8 @@ pub struct Totals {
     pub frames_balanced: bool,
     /// Application counters of all workers, added up by name.
     pub app: Vec<(&'static str, u64)>,
+    /// Frames each worker received, by queue (how RSS, or veth's TX queue choice, spread them).
+    pub rx_per_queue: Vec<u64>,
 }
 
 /// What a stopped server leaves behind.
@@ -247,6 +249,11 @@ impl Server {
             frames_balanced: true,
             ..Totals::default()
         };
+        t.rx_per_queue = self
+            .latest
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |s| s.socket.rx_frames))
+            .collect();
         for s in self.latest.iter().flatten() {
             t.stats.merge(&s.stats);
             t.socket.rx_frames += s.socket.rx_frames;
