@@ -79,6 +79,12 @@ pub(crate) struct Conn<S> {
     pub(crate) ack_at: Option<Instant>,
     pub(crate) idle_at: Option<Instant>,
     pub(crate) scheduled: Option<Instant>,
+    /// The latest deadline we put in the wheel that has not fired yet: rescheduling to it
+    /// reuses that entry instead of adding a duplicate.
+    pub(crate) wheel_latest: Option<Instant>,
+    /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
+    /// from here, checked when its timer fires (the deadline does not move on every segment).
+    pub(crate) last_rx: Instant,
     pub(crate) rtt: RttEstimator,
     /// Segment being timed for an RTT sample when timestamps are off (Karn: never a
     /// retransmitted one).

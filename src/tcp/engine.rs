@@ -217,6 +217,12 @@ impl<A: App> Engine<A> {
         self.conns.len()
     }
 
+    /// Entries in the timer wheel (live and lazily cancelled ones): a diagnostic for bounded
+    /// memory.
+    pub fn timer_entries(&self) -> usize {
+        self.wheel.len()
+    }
+
     /// Entries in the TIME-WAIT table.
     pub fn time_wait_len(&self) -> usize {
         self.time_wait.len()
@@ -483,6 +489,8 @@ impl<A: App> Engine<A> {
             ack_at: None,
             idle_at: None,
             scheduled: None,
+            wheel_latest: None,
+            last_rx: now,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
             retries: 0,
@@ -902,6 +910,10 @@ impl<A: App> Engine<A> {
         if let Some(at) = c.next_timer() {
             if c.scheduled.is_none_or(|s| at < s) {
                 c.scheduled = Some(at);
+                if c.wheel_latest == Some(at) {
+                    return; // that entry is still in the wheel
+                }
+                c.wheel_latest = Some(c.wheel_latest.map_or(at, |l| l.max(at)));
                 self.wheel.insert(at, (id, generation, at));
             }
         }
@@ -920,6 +932,9 @@ impl<A: App> Engine<A> {
                 continue;
             }
             let fire = |c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>| {
+                if c.wheel_latest == Some(at) {
+                    c.wheel_latest = None;
+                }
                 if c.scheduled != Some(at) {
                     return None; // superseded by an earlier entry
                 }

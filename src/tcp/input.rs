@@ -276,16 +276,18 @@ fn process_ack<A: App, T: Tx>(
     None
 }
 
-/// Any acceptable segment proves the peer alive: reset the keepalive idle timer.
+/// Any acceptable segment proves the peer alive. Like Linux, the keepalive timer is not moved
+/// on every segment: it is armed once, and when it fires it counts idleness from `last_rx`.
 fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     c.ka_probes = 0;
+    c.last_rx = cx.now;
     if let Some(ka) = cx
         .cfg
         .listeners
         .get(usize::from(c.listener))
         .and_then(|l| l.keepalive)
     {
-        if matches!(c.state, State::Established | State::CloseWait) {
+        if c.idle_at.is_none() && matches!(c.state, State::Established | State::CloseWait) {
             c.idle_at = Some(cx.now + ka.idle);
         }
     }

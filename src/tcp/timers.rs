@@ -49,6 +49,11 @@ fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<
         c.idle_at = Some(cx.now + ka.idle);
         return None;
     }
+    // Heard from the peer since the timer was armed: idle only since then.
+    if c.ka_probes == 0 && cx.now < c.last_rx + ka.idle {
+        c.idle_at = Some(c.last_rx + ka.idle);
+        return None;
+    }
     if u32::from(c.ka_probes) >= ka.count {
         cx.stats.keepalive_timeouts += 1;
         output::send_rst(c, cx);

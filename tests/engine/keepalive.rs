@@ -8,7 +8,7 @@ use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
 use xdptcp::tcp::{Config, Keepalive, State};
 
-use crate::netsim::{Bulk, Net, Server};
+use crate::netsim::{Bulk, Net, RawPeer, Server};
 
 fn with_keepalive(seed: u64) -> (Config, Config) {
     let (ccfg, mut scfg) = configs(seed);
@@ -132,4 +132,21 @@ fn keepalive_settings_are_honoured() {
         server.tally.borrow().closed,
         [CloseReason::KeepaliveTimeout]
     );
+}
+
+#[test]
+fn a_busy_connection_with_keepalive_keeps_a_bounded_number_of_timer_entries() {
+    // A request every 300 ms: each one arms a delayed ACK and moves the keepalive deadline
+    // later. Lazily cancelled wheel entries must not pile up (one per request for two hours).
+    let (_, scfg) = with_keepalive(55);
+    let mut peer = RawPeer::new(scfg, Server::new(false, None));
+    peer.handshake(Some(7), true);
+    let mut most = 0;
+    for _ in 0..400 {
+        peer.send(b"request");
+        peer.advance(Duration::from_millis(300));
+        most = most.max(peer.engine.timer_entries());
+    }
+    assert_eq!(peer.engine.connections(), 1);
+    assert!(most <= 3, "{most} timer-wheel entries for one connection");
 }
