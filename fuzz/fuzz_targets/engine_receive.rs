@@ -1,0 +1,126 @@
+//! The server engine on arbitrary frames: it never panics, never holds more connections than
+//! its limits allow, and never emits a frame that does not parse.
+//!
+//! Input: one byte choosing the SYN-cookie mode, then records of
+//! `[kind, dt, len_hi, len_lo, bytes[len]]`:
+//! - `kind & 1 == 0`: `bytes` is a whole Ethernet frame, fed as is;
+//! - `kind & 1 == 1`: `bytes` is a TCP segment (header, options, payload), wrapped in Ethernet
+//!   and IPv4 from client `kind >> 1 & 3` to the server, with both checksums filled so the
+//!   fuzzer reaches the state machine instead of the checksum check.
+//!
+//! The clock advances by `dt³` µs (up to ~16.6 s) before each frame, and timers run between
+//! frames.
+#![no_main]
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use libfuzzer_sys::fuzz_target;
+use std::time::Duration;
+use xdptcp::app::http::{Http, HttpConfig};
+use xdptcp::sim::{self, CLIENT_MAC, SERVER_ADDR, SERVER_MAC};
+use xdptcp::tcp::{Engine, SynCookieMode};
+use xdptcp::time::Instant;
+use xdptcp::wire::{IPPROTO_TCP, TcpFrame, ethernet, ipv4, tcp};
+
+const MAX_CONNECTIONS: usize = 64;
+const MAX_TIME_WAIT: usize = 64;
+const MAX_HALF_OPEN: usize = 16;
+
+/// Ethernet + IPv4 around `segment`, from client `client` to the server, checksums filled.
+fn wrap(client: u8, segment: &[u8]) -> Vec<u8> {
+    let src = Ipv4Addr::new(10, 0, 0, 2 + client);
+    let IpAddr::V4(dst) = SERVER_ADDR else {
+        unreachable!("the simulated server is IPv4")
+    };
+    let eth_len = ethernet::HEADER_LEN;
+    let ip_len = ipv4::Repr::HEADER_LEN;
+    let mut frame = vec![0; eth_len + ip_len + segment.len()];
+    ethernet::Repr {
+        dst: SERVER_MAC,
+        src: CLIENT_MAC,
+        vlan: None,
+        ethertype: ethernet::ETHERTYPE_IPV4,
+    }
+    .emit(&mut frame[..eth_len]);
+    ipv4::Repr {
+        src,
+        dst,
+        protocol: IPPROTO_TCP,
+        payload_len: segment.len(),
+        ttl: 64,
+    }
+    .emit(&mut frame[eth_len..eth_len + ip_len]);
+    let tcp_buf = &mut frame[eth_len + ip_len..];
+    tcp_buf.copy_from_slice(segment);
+    if tcp_buf.len() >= tcp::HEADER_LEN {
+        tcp::Packet::new_unchecked(tcp_buf).fill_checksum(src.into(), dst.into());
+    }
+    frame
+}
+
+/// Every frame the engine sent parses; the queue is emptied.
+fn check_sent(sent: &mut Vec<Vec<u8>>) {
+    for frame in sent.drain(..) {
+        if let Err(e) = TcpFrame::parse(&frame) {
+            panic!("engine emitted a malformed frame ({e:?}): {frame:02x?}");
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let mut cfg = sim::configs(1).1;
+    cfg.syncookies = match mode % 3 {
+        0 => SynCookieMode::Auto,
+        1 => SynCookieMode::Always,
+        _ => SynCookieMode::Never,
+    };
+    cfg.max_connections = MAX_CONNECTIONS;
+    cfg.max_time_wait = MAX_TIME_WAIT;
+    cfg.max_half_open = MAX_HALF_OPEN;
+
+    let mut now = Instant::from_secs(1000);
+    let mut engine = Engine::new(cfg, Http::new(HttpConfig::default()), now);
+    let mut sent: Vec<Vec<u8>> = Vec::new();
+
+    while let [kind, dt, len_hi, len_lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*len_hi, *len_lo])).min(tail.len());
+        let (bytes, after) = tail.split_at(len);
+        rest = after;
+
+        now = now + Duration::from_micros(u64::from(*dt).pow(3));
+        engine.poll_timers(now, &mut sent);
+        check_sent(&mut sent);
+
+        if kind & 1 == 0 {
+            engine.receive(now, bytes, &mut sent);
+        } else {
+            engine.receive(now, &wrap(kind >> 1 & 3, bytes), &mut sent);
+        }
+        check_sent(&mut sent);
+
+        assert!(
+            engine.connections() <= MAX_CONNECTIONS,
+            "{} connections",
+            engine.connections()
+        );
+        assert!(
+            engine.time_wait_len() <= MAX_TIME_WAIT,
+            "{} in TIME-WAIT",
+            engine.time_wait_len()
+        );
+    }
+
+    // Let every timer run out: retransmissions, keepalives, TIME-WAIT.
+    for _ in 0..64 {
+        let Some(deadline) = engine.next_deadline() else {
+            break;
+        };
+        now = now.max(deadline);
+        engine.poll_timers(now, &mut sent);
+        check_sent(&mut sent);
+        assert!(engine.connections() <= MAX_CONNECTIONS);
+    }
+});
