@@ -73,22 +73,6 @@ ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
 
 write_nginx_conf "$tmp/nginx.conf" "$tmp" "$SRV" "$PORT"
 
-start_server() {
-    case "$1" in
-    nginx)
-        ip netns exec "$srv" taskset -c 0 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
-        server_pid=$!
-        ;;
-    xdptcp)
-        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
-            --app http --cores 0 --duration $((duration * 4 + 60)) \
-            --hist-out "$out/hist-xdptcp" 2>"$tmp/xdptcp.log" &
-        server_pid=$!
-        ;;
-    esac
-    wait_http "$cli" "http://$SRV:$PORT/"
-}
-
 cpu_busy_us() {
     # Busy jiffies over all CPUs (user nice system irq softirq steal), in microseconds.
     awk -v hz="$(getconf CLK_TCK)" '/^cpu /{print ($2+$3+$4+$7+$8+$9) * 1000000 / hz}' /proc/stat
@@ -154,7 +138,7 @@ PY
 for rep in $(seq "$repeat"); do
     for server in nginx xdptcp; do
         echo "== run $rep/$repeat: $server"
-        start_server "$server"
+        start_server "$server" $((duration * 4 + 60))
         for load in keepalive close xload; do
             run_load "$server" "$load" "$rep"
         done

@@ -59,3 +59,23 @@ wait_http() {
     echo "server at $2 did not come up" >&2
     return 1
 }
+
+# start_server KIND SECONDS: starts `nginx` (config $tmp/nginx.conf) or `xdptcp` serve (http app,
+# histograms under $out/hist-xdptcp, log $tmp/xdptcp.log, stops itself after SECONDS) on CPU 0
+# in namespace $srv on $SRV:$PORT, sets server_pid, and waits until it answers from $cli.
+# Uses the callers' variables srv, cli, name, SRV, PORT, tmp, out and xdptcp.
+start_server() {
+    case "$1" in
+    nginx)
+        ip netns exec "$srv" taskset -c 0 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
+        server_pid=$!
+        ;;
+    xdptcp)
+        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
+            --app http --cores 0 --duration "$2" --hist-out "$out/hist-xdptcp" \
+            2>"$tmp/xdptcp.log" &
+        server_pid=$!
+        ;;
+    esac
+    wait_http "$cli" "http://$SRV:$PORT/"
+}

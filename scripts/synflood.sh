@@ -89,19 +89,7 @@ start_flood() {
 
 for server in nginx xdptcp; do
     echo "== $server"
-    case "$server" in
-    nginx)
-        ip netns exec "$srv" taskset -c 0 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
-        server_pid=$!
-        ;;
-    xdptcp)
-        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
-            --app http --cores 0 --duration $((duration * 8 + 60)) --hist-out "$out/hist-xdptcp" \
-            2>"$tmp/xdptcp.log" &
-        server_pid=$!
-        ;;
-    esac
-    wait_http "$cli" "http://$SRV:$PORT/"
+    start_server "$server" $((duration * 8 + 60))
     base=$(legit)
     echo "   no flood: $base"
     for flood in hping3 xdptcp-load; do
