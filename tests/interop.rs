@@ -448,3 +448,36 @@ fn two_queues_two_pinned_workers_serve_concurrent_connections() {
         "both workers carried flows: {per_queue:?}"
     );
 }
+
+#[test]
+fn a_second_server_on_a_served_interface_is_refused_with_an_explanation() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    start_server(&mut topo, &[]);
+    let iface = topo.srv_if.clone();
+    let second = topo.spawn(
+        true,
+        &[
+            BIN,
+            "serve",
+            "--iface",
+            &iface,
+            "--port",
+            "8081",
+            "--duration",
+            "5",
+        ],
+    );
+    let (_, err, code) = topo.wait_child(second, Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already serving this interface"), "{err}");
+    assert_eq!(
+        err.matches("Device or resource busy").count(),
+        1,
+        "the OS error is said once: {err}"
+    );
+    // The first server is untouched.
+    assert!(!curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip)).is_empty());
+}

@@ -85,7 +85,7 @@ pub enum AttachError {
     /// Another XDP program is on the device (attached through netlink, by `ip link` or libxdp,
     /// or by another process's link).
     #[error(
-        "another XDP program is already attached to ifindex {ifindex} ({source}); detach it first, e.g. `ip link set dev IFACE xdp off` (and `xdpgeneric off`)"
+        "another XDP program is already attached to ifindex {ifindex} (another xdptcp, or one attached with `ip link`); stop it or detach it, e.g. `ip link set dev IFACE xdp off` (and `xdpgeneric off`)"
     )]
     AlreadyAttached {
         /// The device.
@@ -94,9 +94,7 @@ pub enum AttachError {
         source: io::Error,
     },
     /// The driver has no native XDP (try `--xdp-mode generic` or `auto`).
-    #[error(
-        "{mode:?} XDP is not supported on ifindex {ifindex} ({source}); try --xdp-mode generic"
-    )]
+    #[error("{mode:?} XDP is not supported on ifindex {ifindex}; try --xdp-mode generic")]
     NotSupported {
         /// The mode that was refused.
         mode: XdpMode,
@@ -109,7 +107,7 @@ pub enum AttachError {
     #[error("attaching XDP needs root (CAP_NET_ADMIN + CAP_BPF): {0}")]
     Permission(#[source] io::Error),
     /// Any other failure of `bpf_link_create`.
-    #[error("attaching XDP to ifindex {ifindex}: {source}")]
+    #[error("attaching XDP to ifindex {ifindex}")]
     Other {
         /// The device.
         ifindex: u32,

@@ -59,7 +59,7 @@ pub enum SocketError {
     #[error("invalid AF_XDP sizes: {0}")]
     Config(String),
     /// The UMEM could not be registered.
-    #[error("creating the UMEM for queue {queue}: {source}")]
+    #[error("creating the UMEM for queue {queue}")]
     Umem {
         /// The queue.
         queue: u32,
@@ -68,7 +68,7 @@ pub enum SocketError {
     },
     /// `bind()` failed in the requested mode.
     #[error(
-        "binding the AF_XDP socket to {iface} queue {queue} ({mode:?}): {source}{hint}",
+        "binding the AF_XDP socket to {iface} queue {queue} ({mode:?}){hint}",
         hint = bind_hint(*mode, source)
     )]
     Bind {
@@ -88,7 +88,9 @@ fn bind_hint(mode: BindMode, e: &io::Error) -> &'static str {
         Some(libc::EOPNOTSUPP) if mode == BindMode::ZeroCopy => {
             " (the driver has no zero-copy AF_XDP, e.g. veth: use --bind copy or auto)"
         }
-        Some(libc::EBUSY) => " (another AF_XDP socket is bound to this queue)",
+        Some(libc::EBUSY) => {
+            " (another AF_XDP socket is bound to this queue: is xdptcp already serving this interface?)"
+        }
         Some(libc::EPERM) => " (needs root: CAP_NET_RAW + CAP_NET_ADMIN)",
         Some(libc::EINVAL) => " (queue id beyond the device's queues?)",
         _ => "",

@@ -14,7 +14,7 @@ pub enum InterfaceError {
     #[error("interface {0:?} not found in this network namespace (see `ip link`)")]
     NotFound(String),
     /// The interface's MAC address or MTU could not be read.
-    #[error("reading the {what}: {source}")]
+    #[error("reading the {what}")]
     Query {
         /// What was asked (the ioctl and the interface).
         what: String,
