@@ -60,9 +60,10 @@ wait_http() {
     return 1
 }
 
-# start_server KIND SECONDS: starts `nginx` (config $tmp/nginx.conf) or `xdptcp` serve (http app,
-# histograms under $out/hist-xdptcp, log $tmp/xdptcp.log, stops itself after SECONDS) on CPU 0
-# in namespace $srv on $SRV:$PORT, sets server_pid, and waits until it answers from $cli.
+# start_server KIND SECONDS [SERVE-ARGS...]: starts `nginx` (config $tmp/nginx.conf) or `xdptcp`
+# serve (http app, histograms under $out/hist-xdptcp, log $tmp/xdptcp.log, stops itself after
+# SECONDS, extra arguments passed on) on CPU 0 in namespace $srv on $SRV:$PORT, sets server_pid,
+# and waits until it answers from $cli.
 # Uses the callers' variables srv, cli, name, SRV, PORT, tmp, out and xdptcp.
 start_server() {
     case "$1" in
@@ -72,7 +73,7 @@ start_server() {
         ;;
     xdptcp)
         ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
-            --app http --cores 0 --duration "$2" --hist-out "$out/hist-xdptcp" \
+            --app http --cores 0 --duration "$2" --hist-out "$out/hist-xdptcp" "${@:3}" \
             2>"$tmp/xdptcp.log" &
         server_pid=$!
         ;;

@@ -38,6 +38,7 @@ flood_pid=""
 mkdir -p "$out"
 results="$out/runs.jsonl"
 : >"$results"
+: >"$out/servers.jsonl"
 
 cleanup() {
     stop_pid "$flood_pid"
@@ -87,9 +88,14 @@ start_flood() {
     sleep 0.5
 }
 
-for server in nginx xdptcp; do
+# xdptcp twice: `auto` (half-open state until 4096 entries, then cookies, as Linux) and
+# `always` (every SYN answered with a cookie, no state before the third ACK).
+for server in nginx xdptcp xdptcp-always; do
     echo "== $server"
-    start_server "$server" $((duration * 8 + 60))
+    case "$server" in
+    xdptcp-always) start_server xdptcp $((duration * 8 + 60)) --syncookies always ;;
+    *) start_server "$server" $((duration * 8 + 60)) ;;
+    esac
     base=$(legit)
     echo "   no flood: $base"
     for flood in hping3 xdptcp-load; do
@@ -127,13 +133,21 @@ PY
     done
     stop_pid "$server_pid"
     server_pid=""
-    if [ "$server" = xdptcp ]; then
-        echo "   xdptcp final report:"
+    if [ "$server" != nginx ]; then
+        python3 - "$server" "$out/hist-xdptcp/summary.json" >>"$out/servers.jsonl" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[2]))
+c = s["counters"]
+print(json.dumps({"server": sys.argv[1], "syns": c["syns_received"], "synacks": c["synacks_sent"],
+                  "cookies": c["cookies_sent"], "cookies_validated": c["cookies_validated"],
+                  "half_open_at_stop": s["states"]["syn_recv"], "dropped": sum(s["drops"].values())}))
+PY
+        echo "   $server final report:"
         sed 's/^/     /' "$tmp/xdptcp.log" | tail -n 12
     fi
 done
 
-python3 - "$results" "$out/result.json" "$out/result.md" <<'PY'
+python3 - "$results" "$out/result.json" "$out/result.md" "$out/servers.jsonl" <<'PY'
 import json, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 json.dump(runs, open(sys.argv[2], "w"), indent=2)
@@ -141,7 +155,13 @@ f = lambda v, d=0: "–" if v is None else (f"{v:,.{d}f}" if isinstance(v, float
 lines = ["| server | flood | legit conn/s alone | under flood | ratio | failed (alone / flood) | p99 µs (alone / flood) | RSS KiB before → after | slab KiB before → after |",
          "| --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |"]
 for r in runs:
-    lines.append(f"| {'kernel + nginx' if r['server']=='nginx' else 'xdptcp'} | {r['flood']} | {f(r['legit_rate_no_flood'])} | {f(r['legit_rate_flood'])} | {f(r['legit_ratio'],2)} | {r['errors_no_flood']} / {r['errors_flood']} | {r['p99_us_no_flood']} / {r['p99_us_flood']} | {r['rss_kib_before']} → {r['rss_kib_after']} | {r['slab_kib_before']} → {r['slab_kib_after']} |")
+    name = {'nginx': 'kernel + nginx', 'xdptcp': 'xdptcp (cookies auto)', 'xdptcp-always': 'xdptcp (cookies always)'}[r['server']]
+    lines.append(f"| {name} | {r['flood']} | {f(r['legit_rate_no_flood'])} | {f(r['legit_rate_flood'])} | {f(r['legit_ratio'],2)} | {r['errors_no_flood']} / {r['errors_flood']} | {r['p99_us_no_flood']} / {r['p99_us_flood']} | {r['rss_kib_before']} → {r['rss_kib_after']} | {r['slab_kib_before']} → {r['slab_kib_after']} |")
+servers = [json.loads(l) for l in open(sys.argv[4]) if l.strip()]
+lines += ["", "| xdptcp | SYNs received | SYN-ACKs sent | of which cookies | cookie ACKs validated | half-open entries at stop |",
+          "| --- | ---: | ---: | ---: | ---: | ---: |"]
+for v in servers:
+    lines.append(f"| {v['server']} | {v['syns']:,} | {v['synacks']:,} | {v['cookies']:,} | {v['cookies_validated']:,} | {v['half_open_at_stop']} |")
 open(sys.argv[3], "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 empty = [f"{r['server']}/{r['flood']}" for r in runs if not r["legit_rate_no_flood"] or not r["legit_rate_flood"]]

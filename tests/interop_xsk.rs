@@ -75,7 +75,7 @@ fn a_served_port_answers_through_af_xdp_and_frames_are_all_accounted_for() {
         "frame accounting: {:?}",
         totals.frames
     );
-    assert_eq!(totals.frames.total, 4096);
+    assert_eq!(totals.frames.total, u64::from(XskConfig::default().frames));
 
     let link = topo.srv(&["ip", "link", "show", "dev", &topo.srv_if]);
     let link = String::from_utf8_lossy(&link.stdout);

@@ -31,7 +31,8 @@ pub enum BindMode {
 /// Sizes of a socket's UMEM and rings.
 #[derive(Debug, Clone, Copy)]
 pub struct XskConfig {
-    /// UMEM frames (fill ring + TX ring by default, so both can be full at once).
+    /// UMEM frames. The default covers a full fill ring, a full RX ring and a full TX ring at
+    /// once: with fewer, a burst that fills the RX ring leaves no frame for the replies.
     pub frames: u32,
     /// Bytes per frame (a power of two, 2048 or 4096).
     pub frame_size: u32,
@@ -44,7 +45,7 @@ pub struct XskConfig {
 impl Default for XskConfig {
     fn default() -> XskConfig {
         XskConfig {
-            frames: 4096,
+            frames: 8192,
             frame_size: 4096,
             ring_size: 2048,
             bind: BindMode::Auto,
