@@ -12,20 +12,19 @@ const PORT: &str = "8080";
 
 /// Starts `xdptcp serve` in the server namespace (bounded by `--duration`) and waits until
 /// the XDP program is on the interface.
-fn start_server(topo: &mut Topology, extra: &[&str]) -> usize {
+/// Spawns `xdptcp serve --iface <server veth> <extra...>` in the server namespace.
+fn spawn_serve(topo: &mut Topology, extra: &[&str]) -> usize {
     let iface = topo.srv_if.clone();
-    let mut args = vec![
-        BIN,
-        "serve",
-        "--iface",
-        &iface,
-        "--port",
-        PORT,
-        "--duration",
-        "30",
-    ];
+    let mut args = vec![BIN, "serve", "--iface", &iface];
     args.extend_from_slice(extra);
-    let i = topo.spawn(true, &args);
+    topo.spawn(true, &args)
+}
+
+/// Serves PORT for at most 30 s and waits until the XDP program is attached.
+fn start_server(topo: &mut Topology, extra: &[&str]) -> usize {
+    let mut args = vec!["--port", PORT, "--duration", "30"];
+    args.extend_from_slice(extra);
+    let i = spawn_serve(topo, &args);
     let attached = Topology::wait_for(Duration::from_secs(10), || xdp_attached(topo));
     if !attached {
         let (_, err, _) = topo.wait_child(i, Duration::from_secs(5));
@@ -87,20 +86,7 @@ fn duration_stops_the_server_by_itself() {
         return;
     }
     let mut topo = Topology::new(1);
-    let iface = topo.srv_if.clone();
-    let i = topo.spawn(
-        true,
-        &[
-            BIN,
-            "serve",
-            "--iface",
-            &iface,
-            "--port",
-            PORT,
-            "--duration",
-            "2",
-        ],
-    );
+    let i = spawn_serve(&mut topo, &["--port", PORT, "--duration", "2"]);
     let (_, err, code) = topo.wait_child(i, Duration::from_secs(15));
     assert_eq!(code, Some(0), "{err}");
     assert!(
@@ -156,21 +142,9 @@ fn errors_are_explained() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "bad arguments are clap errors");
     let mut topo = Topology::new(1);
-    let iface = topo.srv_if.clone();
-    let i = topo.spawn(
-        true,
-        &[
-            BIN,
-            "serve",
-            "--iface",
-            &iface,
-            "--port",
-            PORT,
-            "--queues",
-            "4",
-            "--duration",
-            "5",
-        ],
+    let i = spawn_serve(
+        &mut topo,
+        &["--port", PORT, "--queues", "4", "--duration", "5"],
     );
     let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
     assert_eq!(code, Some(1));
@@ -456,20 +430,7 @@ fn a_second_server_on_a_served_interface_is_refused_with_an_explanation() {
     }
     let mut topo = Topology::new(1);
     start_server(&mut topo, &[]);
-    let iface = topo.srv_if.clone();
-    let second = topo.spawn(
-        true,
-        &[
-            BIN,
-            "serve",
-            "--iface",
-            &iface,
-            "--port",
-            "8081",
-            "--duration",
-            "5",
-        ],
-    );
+    let second = spawn_serve(&mut topo, &["--port", "8081", "--duration", "5"]);
     let (_, err, code) = topo.wait_child(second, Duration::from_secs(10));
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("already serving this interface"), "{err}");

@@ -129,57 +129,23 @@ fn full_segments_with_timestamps_fit_the_mtu() {
 
 #[test]
 fn a_stray_ack_is_reset_unless_reset_unknown_is_off_then_dropped_and_counted() {
-    use std::net::IpAddr;
-    use xdptcp::sim::{CLIENT_ADDR, CLIENT_MAC, SERVER_ADDR, SERVER_MAC, SERVER_PORT};
+    use crate::netsim::RawPeer;
     use xdptcp::stats::DropReason;
-    use xdptcp::tcp::{Engine, SeqNumber};
-    use xdptcp::time::Instant;
-    use xdptcp::wire::tcp::{Flags, Options, Repr};
-    use xdptcp::wire::{IpRepr, TcpFrame, ethernet, ipv4};
+    use xdptcp::tcp::SeqNumber;
+    use xdptcp::wire::tcp::{Flags, Options};
 
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (CLIENT_ADDR, SERVER_ADDR) else {
-        unreachable!()
-    };
-    let tcp = Repr {
-        src_port: 40005,
-        dst_port: SERVER_PORT,
-        seq: SeqNumber(1000),
-        ack: SeqNumber(5000),
-        flags: Flags::ACK,
-        window: 1000,
-        options: Options::default(),
-        payload: b"data",
-    };
-    let frame = TcpFrame {
-        eth: ethernet::Repr {
-            dst: SERVER_MAC,
-            src: CLIENT_MAC,
-            vlan: None,
-            ethertype: ethernet::ETHERTYPE_IPV4,
-        },
-        ip: IpRepr::V4(ipv4::Repr {
-            src,
-            dst,
-            protocol: 6,
-            payload_len: tcp.buffer_len(),
-            ttl: 64,
-        }),
-        tcp,
-    };
-    let mut bytes = vec![0; frame.buffer_len()];
-    frame.emit(&mut bytes);
     for reset_unknown in [true, false] {
         let (_, mut scfg) = configs(6);
         scfg.reset_unknown = reset_unknown;
-        let mut server = Engine::new(scfg, Scripted::default(), Instant::from_secs(1));
-        let mut out = Vec::new();
-        server.receive(Instant::from_secs(1), &bytes, &mut out);
-        let unknown = server.stats().dropped(DropReason::UnknownConnection);
+        let mut peer = RawPeer::new(scfg, Scripted::default());
+        peer.rcv_nxt = SeqNumber(5000); // the ACK field of the stray segment
+        let stray = peer.frame(SeqNumber(1000), Flags::ACK, Options::default(), b"data");
+        let out = peer.deliver(&stray);
+        let unknown = peer.engine.stats().dropped(DropReason::UnknownConnection);
         if reset_unknown {
-            assert_eq!(out.len(), 1, "a RST");
-            let rst = TcpFrame::parse(&out[0]).unwrap();
-            assert_eq!(rst.tcp.flags, Flags::RST);
-            assert_eq!(rst.tcp.seq, SeqNumber(5000), "<SEQ=SEG.ACK><CTL=RST>");
+            assert_eq!(out.len(), 1, "a RST: {out:?}");
+            assert!(out[0].is(Flags::RST), "{out:?}");
+            assert_eq!(out[0].seq, SeqNumber(5000), "<SEQ=SEG.ACK><CTL=RST>");
             assert_eq!(unknown, 0);
         } else {
             assert!(out.is_empty(), "no RST for a flow another engine may own");

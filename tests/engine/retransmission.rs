@@ -26,6 +26,16 @@ fn gaps_ms(segs: &[Seg]) -> Vec<u64> {
 
 /// A drop rule that loses the first transmission of the `nth` (1-based) new data segments the
 /// client sends.
+/// A `drop_when` rule that loses the first segment matching `pred`, once.
+fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
+    let mut lost = false;
+    move |s, _| {
+        let drop = !lost && pred(s);
+        lost |= drop;
+        drop
+    }
+}
+
 fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[Seg]) -> bool {
     let mut n = 0;
     move |s, h| {
@@ -72,12 +82,7 @@ fn a_lost_syn_is_retransmitted_after_one_second_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    let mut lost = false;
-    net.drop_when(move |s, _| {
-        let drop = !lost && s.is(Flags::SYN);
-        lost |= drop;
-        drop
-    });
+    net.drop_when(lose_once(|s| s.is(Flags::SYN)));
     net.connect(41001);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
     let syns = net.sent(Dir::ToServer, |s| s.is(Flags::SYN));
@@ -97,12 +102,7 @@ fn a_lost_syn_ack_is_recovered_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    let mut lost = false;
-    net.drop_when(move |s, _| {
-        let drop = !lost && s.is(Flags::SYN | Flags::ACK);
-        lost |= drop;
-        drop
-    });
+    net.drop_when(lose_once(|s| s.is(Flags::SYN | Flags::ACK)));
     net.connect(41002);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
     let syn_acks = net.sent(Dir::ToClient, |s| s.is(Flags::SYN | Flags::ACK));
@@ -122,12 +122,7 @@ fn a_lost_fin_is_retransmitted_and_both_sides_close_normally() {
     let server = Server::new(true, None);
     let (ctally, stally) = (client.tally.clone(), server.tally.clone());
     let mut net = Net::new(ccfg, client, scfg, server, LinkConfig::default());
-    let mut lost = false;
-    net.drop_when(move |s, _| {
-        let drop = !lost && s.dir == Dir::ToServer && s.is(Flags::FIN);
-        lost |= drop;
-        drop
-    });
+    net.drop_when(lose_once(|s| s.dir == Dir::ToServer && s.is(Flags::FIN)));
     net.connect(41003);
     assert!(net.run_until(Duration::from_secs(10), |_| {
         ctally.borrow().closed.len() == 1 && stally.borrow().closed.len() == 1
@@ -213,12 +208,9 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
     let mut net = Net::new(ccfg, client, scfg, server, link);
     // Lose the last data segment once: no later segment can produce duplicate ACKs, so only
     // the timer recovers it.
-    let mut lost = false;
-    net.drop_when(move |s, _| {
-        let drop = !lost && s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data();
-        lost |= drop;
-        drop
-    });
+    net.drop_when(lose_once(|s| {
+        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+    }));
     net.connect(41006);
     assert!(net.run_until(Duration::from_secs(10), |_| stally.borrow().completed == 1));
     let lost = net.sent(Dir::ToServer, |s| s.dropped);
@@ -250,12 +242,9 @@ fn retransmission_timeout_follows_the_path_rtt_not_the_connection_age() {
     stalled.set(true);
     net.connect(41007);
     net.run_for(Duration::from_secs(30));
-    let mut lost = false;
-    net.drop_when(move |s, _| {
-        let drop = !lost && s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data();
-        lost |= drop;
-        drop
-    });
+    net.drop_when(lose_once(|s| {
+        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+    }));
     stalled.set(false);
     assert!(net.run_until(Duration::from_secs(300), |_| stally.borrow().completed == 1));
     let lost = net.sent(Dir::ToServer, |s| s.dropped);
