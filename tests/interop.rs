@@ -442,3 +442,45 @@ fn a_second_server_on_a_served_interface_is_refused_with_an_explanation() {
     // The first server is untouched.
     assert!(!curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip)).is_empty());
 }
+
+#[test]
+fn sigusr1_writes_the_histograms_while_the_server_keeps_serving() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let dir = hist_dir("sigusr1");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let i = start_server(&mut topo, &["--hist-out", &dir_arg]);
+    let url = format!("http://{}:{PORT}/", topo.srv_ip);
+    for _ in 0..5 {
+        assert!(!curl(&topo, &url).is_empty());
+    }
+    // Workers report every 100 ms: dump until the report has caught up with the 5 requests.
+    let summary = dir.join("summary.json");
+    let mut s = serde_json::Value::Null;
+    for _ in 0..50 {
+        let _ = std::fs::remove_file(&summary);
+        topo.signal_child(i, libc::SIGUSR1);
+        assert!(
+            Topology::wait_for(Duration::from_secs(5), || summary.exists()),
+            "SIGUSR1 wrote no summary"
+        );
+        s = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+        if s["latency"]["request"]["count"] == 5 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(s["latency"]["handshake"]["count"], 5, "{s}");
+    assert_eq!(s["latency"]["request"]["count"], 5, "{s}");
+    for kind in ["handshake", "request", "rx_batch"] {
+        assert!(dir.join(format!("{kind}.hgrm")).exists());
+        assert!(dir.join(format!("{kind}.svg")).exists());
+    }
+    // Still serving after the dump.
+    assert!(!curl(&topo, &url).is_empty());
+    let s = stop_and_summary(&mut topo, i, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(s["latency"]["handshake"]["count"], 6, "{s}");
+}

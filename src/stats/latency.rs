@@ -298,7 +298,10 @@ pub fn write_reports(
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(summary))
         .map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("summary.json"), text + "\n")
+    // Written aside and renamed, so a reader never sees half a summary.
+    let tmp = dir.join("summary.json.tmp");
+    std::fs::write(&tmp, text + "\n")?;
+    std::fs::rename(tmp, dir.join("summary.json"))
 }
 
 fn xml_escape(s: &str) -> String {
