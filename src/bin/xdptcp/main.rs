@@ -1,0 +1,128 @@
+//! `xdptcp`: the command line. `xdptcp serve --iface IF --port P ...` runs the AF_XDP data path
+//! until SIGINT/SIGTERM or `--duration`, printing a status line every second and a final report.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use xdptcp::xdp::{BindMode, XdpMode};
+
+mod load;
+mod report;
+mod serve;
+
+use load::LoadArgs;
+use serve::ServeArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "xdptcp",
+    version,
+    about = "A kernel-bypass TCP server: XDP + AF_XDP + a userspace TCP engine"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve TCP on an interface through AF_XDP.
+    Serve(ServeArgs),
+    /// Generate load (HTTP connect-close or keep-alive, or a SYN flood) from our own engine
+    /// over AF_XDP.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Cores(pub(crate) Vec<usize>);
+
+pub(crate) fn parse_cores(s: &str) -> Result<Cores, String> {
+    let mut cores = Vec::new();
+    for part in s.split(',') {
+        let bad = || format!("bad core list {s:?}: use e.g. 0,1 or 0-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) =
+                    (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                cores.extend(a..=b);
+            }
+            None => cores.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(Cores(cores))
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum ModeArg {
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+#[value(rename_all = "kebab-case")]
+pub(crate) enum BindArg {
+    Auto,
+    ZeroCopy,
+    Copy,
+}
+
+pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
+pub(crate) static DUMP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGUSR1 {
+        DUMP.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
+}
+
+pub(crate) fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
+        // Safety: the handler only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is fully initialised (zeroed, then handler set) before the call.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::serve(args),
+        Command::Load(args) => load::load(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xdptcp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) fn mode_of(arg: ModeArg) -> XdpMode {
+    match arg {
+        ModeArg::Auto => XdpMode::Auto,
+        ModeArg::Native => XdpMode::Native,
+        ModeArg::Generic => XdpMode::Generic,
+    }
+}
+
+pub(crate) fn bind_of(arg: BindArg) -> BindMode {
+    match arg {
+        BindArg::Auto => BindMode::Auto,
+        BindArg::ZeroCopy => BindMode::ZeroCopy,
+        BindArg::Copy => BindMode::Copy,
+    }
+}
