@@ -22,7 +22,8 @@
 #define FAMILY_INET6 10 /* AF_INET6 */
 #define IP_FRAG_OFFSET_MASK 0x1fff
 
-/* A served endpoint. `addr` all zero means "any address of this family". */
+/* A served endpoint. `addr` all zero means "any address of this family"; `port` zero means
+ * "every port of this address" (a load generator receiving on its whole source-port range). */
 struct served_key {
 	__u8 family;   /* FAMILY_INET or FAMILY_INET6 */
 	__u8 pad;      /* always zero: part of the hash key */
@@ -176,11 +177,18 @@ static __always_inline int parse_tcphdr(struct hdr_cursor *nh, void *data_end,
 	return 0;
 }
 
-/* Exact (address, port) first, then the family's wildcard address. */
+/* Exact (address, port) first, then every port of the address, then the family's wildcard
+ * address. */
 static __always_inline int is_served(struct served_key *key)
 {
+	__be16 port = key->port;
+
 	if (bpf_map_lookup_elem(&served, key))
 		return 1;
+	key->port = 0;
+	if (bpf_map_lookup_elem(&served, key))
+		return 1;
+	key->port = port;
 	__builtin_memset(key->addr, 0, sizeof(key->addr));
 	return bpf_map_lookup_elem(&served, key) != NULL;
 }

@@ -273,3 +273,22 @@ fn an_ipv6_endpoint_is_served_by_its_exact_address() {
     let c = p.counters().unwrap();
     assert_eq!((c.no_socket, c.passed), (1, 1), "{c}");
 }
+
+#[test]
+fn port_zero_serves_every_port_of_its_address_and_no_other_address() {
+    if !common::require_root() {
+        return;
+    }
+    let mut p = Program::load(1).unwrap();
+    p.serve(Some(IpAddr::V4(Ipv4Addr::from(SRV4))), 0).unwrap();
+    for frame in [
+        cat(&[&eth(0x0800), &ipv4(6, SRV4, 5, &tcp(PORT))]),
+        cat(&[&eth(0x0800), &ipv4(6, SRV4, 5, &tcp(1))]),
+        cat(&[&eth(0x0800), &ipv4(6, OTHER4, 5, &tcp(PORT))]),
+        cat(&[&eth(0x86dd), &ipv6(6, SRV6, &tcp(PORT))]),
+    ] {
+        p.test_run(&frame).unwrap();
+    }
+    let c = p.counters().unwrap();
+    assert_eq!((c.no_socket, c.passed), (2, 2), "{c}");
+}

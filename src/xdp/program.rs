@@ -206,6 +206,7 @@ impl Program {
     }
 
     /// Serves `port` on `addr`, or on every address of both families when `addr` is `None`.
+    /// Port 0 serves every port of `addr` (a load generator's whole source-port range).
     pub fn serve(&mut self, addr: Option<IpAddr>, port: u16) -> Result<(), MapError> {
         let keys = match addr {
             Some(a) => vec![served_key(Some(a), port, family_of(a))],
