@@ -38,7 +38,9 @@ def main():
     for r in runs:
         groups.setdefault((r["row"], r["server"], r["loss"]), []).append(r)
     result = []
-    for (row, server, loss), rs in sorted(groups.items()):
+    order = {name: i for i, name in enumerate(LABEL)}
+    for (row, server, loss), rs in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 99))):
         result.append({
             "row": row,
             "server": server,
