@@ -8,6 +8,7 @@
 #
 #   --quick    the CI smoke run: one repeat, 5 % loss only, small transfers (about a minute)
 #   --capture  also keep a tcpdump capture (client veth) of every lossy echo run under DIR/pcap
+#              and summarise the retransmissions of each in DIR/captures.md (needs tshark)
 #   --no-bbr   only reno on the kernel side
 #
 # Rows:
@@ -17,6 +18,12 @@
 #   upload 1 GiB from the client to `--app discard` / a kernel receiver, no loss: goodput
 #   echo64 one 64 MiB echo round trip, no loss: goodput (both directions)
 # Output: DIR/runs.jsonl (every run), DIR/result.json and DIR/result.md (medians, ratios).
+#
+# Segmentation offload: for the echo rows the server veth has TSO and GSO off, so the kernel
+# server puts one MSS per frame on the link as a NIC puts it on the wire, and a random drop
+# loses one segment of either server (with GSO on, one drop would lose a 64 KiB super-frame
+# of the kernel's: fewer, larger loss events than a real link makes). The bulk rows keep the
+# kernel's offloads on: its fastest configuration.
 # Traffic stays between the two namespaces this script creates; everything is removed on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +46,7 @@ while [ $# -gt 0 ]; do
 done
 need_root loss.sh
 need_tools loss.sh ethtool iptables python3 taskset tcpdump
+[ "$capture" = 1 ] && need_tools loss.sh tshark
 if [ "$(nproc)" -lt 2 ]; then
     echo "loss.sh: needs 2 cores (server on CPU 0, client on CPU 1)" >&2
     exit 1
@@ -163,8 +171,14 @@ print("   %-6s %-6s loss=%4.1f%% total=%ss p50=%ss p99=%ss goodput=%s MiB/s erro
     f(r["goodput_mib_s"]), r["errors"]))'
 }
 
+# offload on|off: TSO and GSO of the server veth (only the kernel server uses them).
+offload() {
+    ip netns exec "$srv" ethtool -K "$name-s" tso "$1" gso "$1" >/dev/null
+}
+
 # Echo transfers under loss: every server once per repeat, alternating, one server process per
 # loss level and server.
+offload off
 for loss in $losses; do
     set_loss "$loss"
     for rep in $(seq "$repeat"); do
@@ -178,6 +192,7 @@ for loss in $losses; do
     done
 done
 set_loss 0
+offload on
 
 # Bulk, no loss: an upload to discard, and one big echo round trip.
 for rep in $(seq "$repeat"); do
@@ -195,6 +210,10 @@ done
 echo "== report"
 status=0
 python3 scripts/loss_report.py "$runs" "$out/result.json" "$out/result.md" || status=$?
+if [ "$capture" = 1 ]; then
+    python3 scripts/loss_capture.py "$PORT" "$out"/pcap/*.pcap >"$out/captures.md"
+    cat "$out/captures.md"
+fi
 cat "$out/result.md"
 echo "results: $out/result.json $out/result.md"
 exit "$status"
