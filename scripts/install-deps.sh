@@ -13,7 +13,7 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
     iproute2 ethtool iptables iputils-ping procps psmisc \
-    curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump \
+    curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump tshark \
     python3 python3-scapy
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
