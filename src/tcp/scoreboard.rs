@@ -75,12 +75,25 @@ pub struct AckSummary {
     pub reordered: bool,
 }
 
-/// The segments in flight, lowest first, contiguous from SND.UNA to SND.MAX.
+/// The segments in flight, lowest first, contiguous from SND.UNA to SND.MAX, with running
+/// totals so the pipe is known without a walk.
 #[derive(Debug, Default)]
 pub struct Scoreboard {
     segs: VecDeque<Segment>,
     /// Highest end sequence number ever SACKed or ACKed ("RACK.fack" in RFC 8985 §6.1).
     fack: Option<SeqNumber>,
+    /// Bytes in the records.
+    total: u32,
+    /// Bytes SACKed.
+    sacked: u32,
+    /// Bytes marked lost (retransmitted or not).
+    lost: u32,
+    /// Bytes whose retransmission is in flight.
+    retrans: u32,
+    /// Bytes marked lost whose retransmission is in flight.
+    lost_retrans: u32,
+    /// SACKed records (for RACK's "segs_sacked").
+    sacked_segs: u32,
 }
 
 impl Scoreboard {
@@ -104,22 +117,57 @@ impl Scoreboard {
         self.segs.capacity() * size_of::<Segment>()
     }
 
-    /// Forgets everything (the connection is gone, or everything was acknowledged).
+    /// Forgets everything (everything was acknowledged, or the connection is gone).
     pub fn clear(&mut self) {
-        self.segs = VecDeque::new();
-        self.fack = None;
+        *self = Scoreboard {
+            fack: self.fack,
+            ..Scoreboard::default()
+        };
+    }
+
+    /// Adds (`add`) or removes a record's bytes from the running totals.
+    fn account(&mut self, s: &Segment, add: bool) {
+        let len = s.len();
+        let apply = |v: &mut u32| *v = if add { *v + len } else { *v - len };
+        apply(&mut self.total);
+        if s.sacked {
+            apply(&mut self.sacked);
+            if add {
+                self.sacked_segs += 1;
+            } else {
+                self.sacked_segs -= 1;
+            }
+        }
+        if s.lost {
+            apply(&mut self.lost);
+        }
+        if s.retransmitting {
+            apply(&mut self.retrans);
+            if s.lost {
+                apply(&mut self.lost_retrans);
+            }
+        }
+    }
+
+    /// Changes record `i` through `f`, keeping the totals right.
+    fn update(&mut self, i: usize, f: impl FnOnce(&mut Segment)) {
+        let before = self.segs[i];
+        self.account(&before, false);
+        f(&mut self.segs[i]);
+        let after = self.segs[i];
+        self.account(&after, true);
     }
 
     /// Records a transmission of `[start, end)` at `now`: new data is appended (it must start
     /// at the previous end); a retransmission marks the records it covers, splitting at its
-    /// edges.
-    pub fn on_send(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) {
+    /// edges. Returns the bytes that were a retransmission.
+    pub fn on_send(&mut self, start: SeqNumber, end: SeqNumber, now: Instant) -> u32 {
         if start == end {
-            return;
+            return 0;
         }
         let high = self.segs.back().map(|s| s.end);
         if high.is_none_or(|h| start.ge(h)) {
-            self.segs.push_back(Segment {
+            let seg = Segment {
                 start,
                 end,
                 sent_at: now,
@@ -127,26 +175,35 @@ impl Scoreboard {
                 lost: false,
                 retransmitting: false,
                 retransmitted: false,
-            });
-            return;
+            };
+            self.account(&seg, true);
+            self.segs.push_back(seg);
+            return 0;
         }
         self.split_at(start);
         self.split_at(end);
-        for s in self.segs.iter_mut() {
-            if s.end.le(start) || s.sacked {
-                continue;
-            }
+        let mut resent = 0;
+        let first = self.segs.partition_point(|s| s.end.le(start));
+        for i in first..self.segs.len() {
+            let s = self.segs[i];
             if s.start.ge(end) {
                 break;
             }
-            s.sent_at = now;
-            s.retransmitting = true;
-            s.retransmitted = true;
+            if s.sacked {
+                continue;
+            }
+            resent += s.len();
+            self.update(i, |s| {
+                s.sent_at = now;
+                s.retransmitting = true;
+                s.retransmitted = true;
+            });
         }
         // A retransmission may run past SND.MAX (re-segmented after a timeout): append the rest.
         if let Some(h) = high.filter(|h| end.gt(*h)) {
             self.on_send(h, end, now);
         }
+        resent
     }
 
     /// Splits the record containing `seq` (strictly inside it) in two.
@@ -156,6 +213,9 @@ impl Scoreboard {
             if s.start.lt(seq) && seq.lt(s.end) {
                 self.segs[i].end = seq;
                 self.segs.insert(i + 1, Segment { start: seq, ..s });
+                if s.sacked {
+                    self.sacked_segs += 1;
+                }
             }
         }
     }
@@ -197,11 +257,12 @@ impl Scoreboard {
         // Cumulative acknowledgment.
         if ack.gt(una) {
             self.split_at(ack);
-            while let Some(s) = self.segs.front() {
+            while let Some(s) = self.segs.front().copied() {
                 if s.end.gt(ack) {
                     break;
                 }
-                let s = self.segs.pop_front().expect("front exists");
+                self.segs.pop_front();
+                self.account(&s, false);
                 out.acked += s.len();
                 if !s.sacked {
                     out.delivered += s.len();
@@ -225,10 +286,11 @@ impl Scoreboard {
                     break;
                 }
                 if !s.sacked {
-                    let seg = &mut self.segs[i];
-                    seg.sacked = true;
-                    seg.lost = false;
-                    seg.retransmitting = false;
+                    self.update(i, |seg| {
+                        seg.sacked = true;
+                        seg.lost = false;
+                        seg.retransmitting = false;
+                    });
                     out.sacked += s.len();
                     out.delivered += s.len();
                     note(&s, &mut out);
@@ -239,14 +301,19 @@ impl Scoreboard {
             self.fack = Some(self.fack.map_or(d.end, |f| f.max(d.end)));
         }
         if self.segs.is_empty() {
-            self.segs = VecDeque::new();
+            self.clear();
         }
         out
     }
 
-    /// Whether anything above SND.UNA is SACKed.
-    pub fn any_sacked(&self) -> bool {
-        self.segs.iter().any(|s| s.sacked)
+    /// Bytes SACKed above SND.UNA.
+    pub fn sacked_bytes(&self) -> u32 {
+        self.sacked
+    }
+
+    /// SACKed records ("RACK.segs_sacked", RFC 8985 §6.1, up to splitting).
+    pub fn sacked_segments(&self) -> u32 {
+        self.sacked_segs
     }
 
     /// RFC 6675 §2 "IsLost (SeqNum)": "This routine returns whether the given sequence number
@@ -275,11 +342,15 @@ impl Scoreboard {
     /// Marks every unSACKed segment that RFC 6675 IsLost deems lost; returns the bytes newly
     /// marked. Walks from the top, so the whole sweep is one pass.
     pub fn mark_lost_by_sack(&mut self, smss: u32) -> u32 {
+        if self.sacked == 0 {
+            return 0;
+        }
         let mut ranges = 0u32;
         let mut bytes = 0u32;
         let mut prev_sacked = false;
         let mut marked = 0;
-        for s in self.segs.iter_mut().rev() {
+        for i in (0..self.segs.len()).rev() {
+            let s = self.segs[i];
             if s.sacked {
                 if !prev_sacked {
                     ranges += 1;
@@ -289,7 +360,7 @@ impl Scoreboard {
                 && !s.lost
                 && !s.retransmitting
             {
-                s.lost = true;
+                self.update(i, |s| s.lost = true);
                 marked += s.len();
             }
             prev_sacked = s.sacked;
@@ -301,22 +372,38 @@ impl Scoreboard {
     /// retransmission that was lost again; returns its length if that changed anything.
     pub fn mark_lost(&mut self, start: SeqNumber) -> u32 {
         let i = self.segs.partition_point(|s| s.end.le(start));
-        match self.segs.get_mut(i) {
+        match self.segs.get(i) {
             Some(s) if !s.sacked && (!s.lost || s.retransmitting) => {
-                s.lost = true;
-                s.retransmitting = false;
-                s.len()
+                let len = s.len();
+                self.update(i, |s| {
+                    s.lost = true;
+                    s.retransmitting = false;
+                });
+                len
             }
             _ => 0,
         }
     }
 
-    /// After a retransmission timeout every unSACKed segment is lost (RFC 6675 §5.1: "the
-    /// TCP sender SHOULD [...] Mark all unSACKed [segments] as lost" in spirit; RFC 8985 §6.3).
+    /// After a retransmission timeout every unSACKed segment is lost (RFC 6675 §5.1, RFC 8985
+    /// §6.3): the pipe is empty and the retransmissions start from SND.UNA.
     pub fn mark_all_lost(&mut self) {
-        for s in self.segs.iter_mut().filter(|s| !s.sacked) {
-            s.lost = true;
-            s.retransmitting = false;
+        for i in 0..self.segs.len() {
+            if !self.segs[i].sacked {
+                self.update(i, |s| {
+                    s.lost = true;
+                    s.retransmitting = false;
+                });
+            }
+        }
+    }
+
+    /// A reduction turned out spurious: nothing not yet retransmitted is lost after all.
+    pub fn clear_lost(&mut self) {
+        for i in 0..self.segs.len() {
+            if self.segs[i].lost && !self.segs[i].retransmitting {
+                self.update(i, |s| s.lost = false);
+            }
         }
     }
 
@@ -325,17 +412,16 @@ impl Scoreboard {
     /// Here an octet is lost when its segment is marked lost, and (b) counts retransmissions
     /// still in flight.
     pub fn pipe(&self) -> u32 {
-        self.segs
-            .iter()
-            .filter(|s| !s.sacked)
-            .map(|s| s.len() * (u32::from(!s.lost) + u32::from(s.retransmitting)))
-            .sum()
+        self.total - self.sacked - self.lost + self.retrans
     }
 
     /// RFC 6675 §2 "NextSeg ()" rule (1): the lowest unSACKed segment deemed lost and not
     /// retransmitted since, cut to `smss`. Rule (2), new data, is the caller's when this is
     /// `None`.
     pub fn next_lost(&self, smss: u32) -> Option<(SeqNumber, SeqNumber)> {
+        if self.lost_bytes() == 0 {
+            return None;
+        }
         self.segs
             .iter()
             .find(|s| s.lost && !s.retransmitting && !s.sacked)
@@ -344,11 +430,7 @@ impl Scoreboard {
 
     /// Bytes marked lost and not retransmitted yet.
     pub fn lost_bytes(&self) -> u32 {
-        self.segs
-            .iter()
-            .filter(|s| s.lost && !s.retransmitting)
-            .map(Segment::len)
-            .sum()
+        self.lost - self.lost_retrans
     }
 
     /// The highest end sequence number SACKed or ACKed so far ("RACK.fack").
@@ -540,6 +622,65 @@ mod tests {
         sb.mark_all_lost();
         assert_eq!(sb.pipe(), 0);
         assert_eq!(sb.lost_bytes(), 9000);
+    }
+
+    #[test]
+    fn the_running_totals_match_the_records_through_random_operations() {
+        let mut sb = Scoreboard::new();
+        let mut x: u64 = 7;
+        let mut rnd = |n: u32| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 33) as u32) % n
+        };
+        let (mut una, mut nxt) = (0u32, 0u32);
+        for step in 0..5000 {
+            match rnd(6) {
+                0 | 1 => {
+                    let len = 1 + rnd(1500);
+                    sb.on_send(seq(nxt), seq(nxt + len), t(step));
+                    nxt += len;
+                }
+                2 if nxt > una => {
+                    let l = una + rnd(nxt - una);
+                    let r = l + 1 + rnd(nxt - l);
+                    let a = una + rnd(1 + (nxt - una) / 8);
+                    sb.on_ack(seq(a), &[(seq(l), seq(r))]);
+                    una = una.max(a);
+                }
+                3 if nxt > una => {
+                    sb.mark_lost(seq(una + rnd(nxt - una)));
+                    sb.mark_lost_by_sack(MSS);
+                }
+                4 if nxt > una => {
+                    let l = una + rnd(nxt - una);
+                    sb.on_send(seq(l), seq(l + 1 + rnd(nxt - l)), t(step));
+                }
+                _ if rnd(50) == 0 => sb.mark_all_lost(),
+                _ => {}
+            }
+            let segs: Vec<Segment> = sb.segments().copied().collect();
+            let sum = |f: &dyn Fn(&Segment) -> bool| -> u32 {
+                segs.iter().filter(|s| f(s)).map(|s| s.len()).sum()
+            };
+            let pipe: u32 = segs
+                .iter()
+                .filter(|s| !s.sacked)
+                .map(|s| s.len() * (u32::from(!s.lost) + u32::from(s.retransmitting)))
+                .sum();
+            assert_eq!(sb.pipe(), pipe, "step {step}");
+            assert_eq!(sb.sacked_bytes(), sum(&|s| s.sacked));
+            assert_eq!(sb.lost_bytes(), sum(&|s| s.lost && !s.retransmitting));
+            assert_eq!(
+                sb.sacked_segments() as usize,
+                segs.iter().filter(|s| s.sacked).count()
+            );
+            assert!(
+                segs.windows(2).all(|w| w[0].end == w[1].start),
+                "contiguous"
+            );
+        }
     }
 
     #[test]
