@@ -23,6 +23,7 @@ pub mod prr;
 pub mod rack;
 pub mod rate_limit;
 mod reassembly;
+pub mod recovery;
 mod rtt;
 pub mod scoreboard;
 pub mod seq;

@@ -306,6 +306,11 @@ impl Scoreboard {
         out
     }
 
+    /// Bytes from SND.UNA to SND.MAX (RFC 6675 FlightSize, SACKed bytes included).
+    pub fn outstanding(&self) -> u32 {
+        self.total
+    }
+
     /// Bytes SACKed above SND.UNA.
     pub fn sacked_bytes(&self) -> u32 {
         self.sacked
