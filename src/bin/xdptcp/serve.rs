@@ -145,6 +145,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             bind: bind_of(args.bind),
             ..XskConfig::default()
         },
+        capture: None,
     };
     let now = sys::monotonic_now();
     let server = match args.app {
