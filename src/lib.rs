@@ -10,6 +10,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
+pub mod control;
 pub mod load;
 pub mod sim;
 pub mod stats;

@@ -180,13 +180,7 @@ impl Server {
                 "AF_XDP socket bound"
             );
         }
-        let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
-        tracing::info!(
-            iface = %interface.name,
-            ifindex = interface.ifindex,
-            mode = ?attachment.mode(),
-            "XDP program attached through a bpf_link"
-        );
+        // Before attaching: a bad path leaves the interface untouched.
         let capture = match &config.capture {
             Some(c) => {
                 let capture = Capture::start(c, sys::monotonic_now())?;
@@ -195,6 +189,13 @@ impl Server {
             }
             None => None,
         };
+        let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
+        tracing::info!(
+            iface = %interface.name,
+            ifindex = interface.ifindex,
+            mode = ?attachment.mode(),
+            "XDP program attached through a bpf_link"
+        );
 
         let (snap_tx, snapshots) = crossbeam_channel::unbounded();
         let make_handler = Arc::new(make_handler);
