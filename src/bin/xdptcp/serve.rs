@@ -190,12 +190,20 @@ struct Windows {
 }
 
 impl Windows {
-    /// Binds both before the data path starts, so bad setup fails with the NIC untouched.
-    fn bind(args: &ServeArgs, listeners: &[(Option<IpAddr>, u16)]) -> Result<Windows> {
-        let metrics = args
+    /// The metrics endpoint is bound before the data path starts (a taken address fails with
+    /// the NIC untouched); the stats socket once it runs (a second server on the same interface
+    /// is refused by its AF_XDP bind first, with the explanation that goes with it).
+    fn bind_metrics(
+        args: &ServeArgs,
+        listeners: &[(Option<IpAddr>, u16)],
+    ) -> Result<Option<MetricsEndpoint>> {
+        Ok(args
             .metrics
             .map(|addr| MetricsEndpoint::bind(addr, listeners))
-            .transpose()?;
+            .transpose()?)
+    }
+
+    fn bind_stats(args: &ServeArgs, metrics: Option<MetricsEndpoint>) -> Result<Windows> {
         let path = args
             .stats_socket
             .clone()
@@ -269,7 +277,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let engine = engine_config(&args, &iface)?;
     let http = Arc::new(http_config(&args)?);
     let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
-    let windows = Windows::bind(&args, &listeners)?;
+    let metrics = Windows::bind_metrics(&args, &listeners)?;
     let server_config = ServerConfig {
         iface: args.iface.clone(),
         listeners,
@@ -297,6 +305,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             Engine::new(engine.clone(), Discard::default(), now)
         })?,
     };
+    let windows = Windows::bind_stats(&args, metrics)?;
     run(server, &args, &windows)
 }
 
