@@ -15,8 +15,16 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test --all-targets"
+echo "== cargo test --all-targets (examples included: examples/kv.rs is exercised by interop_ops)"
 cargo test --all-targets
+echo "== doctests and rustdoc (every public item documented, no broken links)"
+cargo test --doc
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+echo "== no logging on the packet path (tracing is for the control plane)"
+if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socket.rs src/xdp/capture.rs; then
+    echo "test.sh: tracing on the packet path (above): log from the control thread instead" >&2
+    exit 1
+fi
 echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
 cargo build --manifest-path fuzz/Cargo.toml
 echo "== smoke: scripts/bench.sh --quick"

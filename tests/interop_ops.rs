@@ -512,3 +512,69 @@ fn stats_without_a_server_says_so() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("no xdptcp server behind"), "{err}");
 }
+
+#[test]
+fn the_key_value_example_serves_its_own_app_through_the_library() {
+    if !common::require_root() {
+        return;
+    }
+    // `cargo test --all-targets` builds the examples next to the binary.
+    let kv = std::path::Path::new(BIN)
+        .parent()
+        .unwrap()
+        .join("examples/kv");
+    assert!(
+        kv.exists(),
+        "{} is missing: build it with `cargo build --example kv` (test.sh's `cargo test --all-targets` does)",
+        kv.display()
+    );
+    let mut topo = Topology::new(1);
+    let iface = topo.srv_if.clone();
+    let srv_ip = topo.srv_ip.clone();
+    let i = topo.spawn(
+        true,
+        &[
+            &kv.to_string_lossy(),
+            "--iface",
+            &iface,
+            "--addr",
+            &srv_ip,
+            "--port",
+            "7070",
+            "--duration",
+            "30",
+        ],
+    );
+    assert!(
+        Topology::wait_for(Duration::from_secs(10), || topo.xdp_attached()),
+        "kv did not attach"
+    );
+    // Two clients; the second sends its commands pipelined, split mid-line.
+    let script = format!(
+        r#"
+import socket
+def talk(chunks, replies):
+    s = socket.create_connection(('{srv_ip}', 7070), timeout=5)
+    for c in chunks:
+        s.sendall(c)
+    got = b''
+    while got.count(b'\n') < replies:
+        b = s.recv(4096)
+        assert b, got
+        got += b
+    s.close()
+    return got
+print(talk([b'SET color blue\n'], 1) == b'OK\n')
+got = talk([b'GET color\nSET n 1\nGE', b'T n\r\nDEL color\nGET color\nCOUNT\nNOPE\n'], 7)
+print(got.decode().replace('\n', '|'))
+"#
+    );
+    let out = topo.cli(&["python3", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        text,
+        "True\nVALUE blue|OK|VALUE 1|DELETED|NOT_FOUND|COUNT 1|ERROR use SET key value | GET key | DEL key | COUNT|\n"
+    );
+    topo.signal_child(i, libc::SIGKILL);
+    let _ = topo.wait_child(i, Duration::from_secs(5));
+}
