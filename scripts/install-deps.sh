@@ -14,7 +14,7 @@ echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
-    iproute2 ethtool iptables iputils-ping procps psmisc \
+    iproute2 ethtool iptables iputils-ping procps psmisc systemd \
     curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump tshark \
     python3 python3-scapy python3-prometheus-client
 

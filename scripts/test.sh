@@ -20,6 +20,11 @@ cargo test --all-targets
 echo "== doctests and rustdoc (every public item documented, no broken links)"
 cargo test --doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
+echo "== examples/xdptcp.service is a valid systemd unit (ExecStart pointed at this build)"
+unit_dir="$(mktemp -d)"
+sed "s|/usr/local/bin/xdptcp|$PWD/target/debug/xdptcp|" examples/xdptcp.service >"$unit_dir/xdptcp.service"
+systemd-analyze verify "$unit_dir/xdptcp.service"
+rm -rf "$unit_dir"
 echo "== no logging on the packet path (tracing is for the control plane)"
 if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socket.rs src/xdp/capture.rs; then
     echo "test.sh: tracing on the packet path (above): log from the control thread instead" >&2
