@@ -32,8 +32,15 @@ if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socke
 fi
 echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
 cargo build --manifest-path fuzz/Cargo.toml
+echo "== bench report: medians, ratios and latency SVGs on made-up runs"
+python3 scripts/test_bench_report.py
 echo "== smoke: scripts/bench.sh --quick"
 scripts/bench.sh --quick --out out/ci-bench
+for load in keepalive close xload; do
+    svg="out/ci-bench/latency-$load.svg"
+    [ "$(grep -c '<polyline class="curve"' "$svg")" = 2 ] ||
+        { echo "test.sh: $svg lacks the two servers' curves" >&2; exit 1; }
+done
 echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
 echo "== all tests passed"
