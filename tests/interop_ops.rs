@@ -39,6 +39,19 @@ fn stop(topo: &mut Topology, i: usize) -> String {
     err
 }
 
+/// Runs `xdptcp serve --port 8080 <extra>`, which must refuse to start: exit 1, no panic, the
+/// interface left without an XDP program. Returns its stderr.
+fn refused(topo: &mut Topology, extra: &[&str]) -> String {
+    let mut args = vec!["--port", "8080"];
+    args.extend_from_slice(extra);
+    let i = topo.spawn_serve(&args);
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!topo.xdp_attached(), "the NIC is untouched");
+    err
+}
+
 /// Parses a Prometheus text exposition with `prometheus_client.parser` and returns every
 /// sample as {"name{label=value,...}": value}.
 fn parse_exposition(text: &str) -> serde_json::Value {
@@ -189,16 +202,12 @@ fn a_metrics_address_in_use_is_refused_with_the_fix_and_the_nic_untouched() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line.trim(), "up");
-    let i = topo.spawn_serve(&["--port", "8080", "--metrics", "127.0.0.1:9465"]);
-    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
-    assert_eq!(code, Some(1), "{err}");
+    let err = refused(&mut topo, &["--metrics", "127.0.0.1:9465"]);
     assert!(
         err.contains("metrics address 127.0.0.1:9465 is already in use"),
         "{err}"
     );
     assert!(err.contains("--metrics ADDR:PORT"), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
-    assert!(!topo.xdp_attached());
 }
 
 #[test]
@@ -326,15 +335,12 @@ fn a_pcap_path_that_cannot_be_written_is_refused_before_the_nic_is_touched() {
         return;
     }
     let mut topo = Topology::new(1);
-    let i = topo.spawn_serve(&["--port", "8080", "--pcap", "/nonexistent-dir/x.pcap"]);
-    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
-    assert_eq!(code, Some(1), "{err}");
+    let err = refused(&mut topo, &["--pcap", "/nonexistent-dir/x.pcap"]);
     assert!(
         err.contains("cannot write the pcap file /nonexistent-dir/x.pcap"),
         "{err}"
     );
     assert!(err.contains("writable directory"), "{err}");
-    assert!(!topo.xdp_attached());
 }
 
 #[test]
@@ -398,14 +404,11 @@ fn a_missing_body_file_is_an_error_naming_it() {
         return;
     }
     let mut topo = Topology::new(1);
-    let i = topo.spawn_serve(&["--port", "8080", "--body-file", "/nonexistent/body.html"]);
-    let (_, err, code) = topo.wait_child(i, Duration::from_secs(10));
-    assert_eq!(code, Some(1), "{err}");
+    let err = refused(&mut topo, &["--body-file", "/nonexistent/body.html"]);
     assert!(
         err.contains("cannot read --body-file /nonexistent/body.html: No such file or directory"),
         "{err}"
     );
-    assert!(!topo.xdp_attached());
 }
 
 #[test]

@@ -17,16 +17,13 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::control::{ServerInfo, frame_fields, socket_fields};
+use crate::control::{ServerInfo, frame_fields, serve_accepted, socket_fields};
 use crate::stats::{DropReason, LatencyKind, Stats};
 use crate::tcp::State;
 use crate::xdp::Server;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// Scrapes answered per [`MetricsEndpoint::serve_pending`] call at most, so a burst of
-/// connections cannot hold the control thread.
-const MAX_PER_CALL: usize = 8;
 /// How long one scrape may take to send its request or read its answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest request head read.
@@ -119,23 +116,11 @@ impl MetricsEndpoint {
     /// Answers the scrapes waiting to be accepted, without waiting for new ones; `render`
     /// builds the exposition for each. Returns how many were answered.
     pub fn serve_pending(&self, render: impl Fn() -> String) -> usize {
-        let mut served = 0;
-        while served < MAX_PER_CALL {
-            match self.listener.accept() {
-                Ok((stream, peer)) => {
-                    if let Err(e) = answer(stream, &render) {
-                        tracing::debug!(%peer, error = %e, "metrics scrape failed");
-                    }
-                    served += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting a metrics scrape failed");
-                    break;
-                }
-            }
-        }
-        served
+        serve_accepted(
+            || self.listener.accept().map(|(stream, _)| stream),
+            |stream| answer(stream, &render),
+            "metrics endpoint",
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 //! Both are polled without blocking: the control thread calls `serve_pending` between two
 //! collections of worker snapshots, and each request is answered from the latest snapshots.
 
+use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -95,6 +96,36 @@ pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
         "latency": server.latencies().summary_json(),
         "state_order": State::ALL.iter().map(|s| s.label()).collect::<Vec<_>>(),
     })
+}
+
+/// Connections answered per `serve_pending` call at most, so a burst of clients cannot hold
+/// the control thread.
+const MAX_PER_CALL: usize = 8;
+
+/// Accepts the connections waiting on a non-blocking listener (at most [`MAX_PER_CALL`]) and
+/// hands each to `answer`. Returns how many were answered; `what` names the listener in logs.
+fn serve_accepted<S>(
+    mut accept: impl FnMut() -> io::Result<S>,
+    mut answer: impl FnMut(S) -> io::Result<()>,
+    what: &str,
+) -> usize {
+    let mut served = 0;
+    while served < MAX_PER_CALL {
+        match accept() {
+            Ok(stream) => {
+                if let Err(e) = answer(stream) {
+                    tracing::debug!(error = %e, "answering on the {what} failed");
+                }
+                served += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting on the {what} failed");
+                break;
+            }
+        }
+    }
+    served
 }
 
 fn pairs_json(pairs: &[(&'static str, u64)]) -> Value {

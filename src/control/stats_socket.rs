@@ -12,10 +12,10 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::control::serve_accepted;
+
 /// Where the sockets live by default.
 pub const DEFAULT_DIR: &str = "/run/xdptcp";
-/// Connections answered per [`StatsSocket::serve_pending`] call at most.
-const MAX_PER_CALL: usize = 8;
 /// How long writing one answer (or reading one, on the client side) may take.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -140,28 +140,15 @@ impl StatsSocket {
     /// Answers the connections waiting to be accepted with `status()`, without waiting for new
     /// ones. Returns how many were answered.
     pub fn serve_pending(&self, status: impl Fn() -> serde_json::Value) -> usize {
-        let mut served = 0;
-        while served < MAX_PER_CALL {
-            match self.listener.accept() {
-                Ok((mut stream, _)) => {
-                    let text = status().to_string() + "\n";
-                    let sent = stream
-                        .set_nonblocking(false)
-                        .and_then(|()| stream.set_write_timeout(Some(IO_TIMEOUT)))
-                        .and_then(|()| stream.write_all(text.as_bytes()));
-                    if let Err(e) = sent {
-                        tracing::debug!(error = %e, "answering on the stats socket failed");
-                    }
-                    served += 1;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accepting on the stats socket failed");
-                    break;
-                }
-            }
-        }
-        served
+        serve_accepted(
+            || self.listener.accept().map(|(stream, _)| stream),
+            |mut stream| {
+                stream.set_nonblocking(false)?;
+                stream.set_write_timeout(Some(IO_TIMEOUT))?;
+                stream.write_all((status().to_string() + "\n").as_bytes())
+            },
+            "stats socket",
+        )
     }
 }
 

@@ -161,6 +161,15 @@ mod tests {
         list.iter().map(OsString::from).collect()
     }
 
+    /// The error of `serve --config FILE` with `text` in FILE.
+    fn merge_error(name: &str, text: &str) -> String {
+        let path = write(name, text);
+        let argv = args(&["xdptcp", "serve", "--config", path.to_str().unwrap()]);
+        let err = merge(argv).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        format!("{err:#}")
+    }
+
     fn serve_args(argv: Vec<OsString>) -> crate::serve::ServeArgs {
         match Cli::try_parse_from(argv).unwrap().command {
             crate::Command::Serve(a) => a,
@@ -186,16 +195,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_the_nearest_known_one() {
-        let path = write("unknown", "iface = \"x\"\nprot = 8080\n");
-        let err = merge(args(&[
-            "xdptcp",
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-        ]))
-        .unwrap_err()
-        .to_string();
-        let _ = std::fs::remove_file(&path);
+        let err = merge_error("unknown", "iface = \"x\"\nprot = 8080\n");
         assert!(err.contains("unknown key `prot`"), "{err}");
         assert!(err.contains("did you mean `port`?"), "{err}");
     }
@@ -210,43 +210,17 @@ mod tests {
             ("app = \"ftp\"", "key `app`: invalid value"),
             ("duration = true", "key `duration`: takes a"),
         ] {
-            let path = write("mistyped", text);
-            let err = merge(args(&[
-                "xdptcp",
-                "serve",
-                "--config",
-                path.to_str().unwrap(),
-            ]))
-            .unwrap_err()
-            .to_string();
-            let _ = std::fs::remove_file(&path);
+            let err = merge_error("mistyped", text);
             assert!(err.contains(want), "{text}: {err}");
         }
     }
 
     #[test]
     fn a_missing_or_broken_file_is_an_error_naming_it() {
-        let err = merge(args(&[
-            "xdptcp",
-            "serve",
-            "--config",
-            "/nonexistent/x.toml",
-        ]))
-        .unwrap_err();
-        assert!(
-            format!("{err:#}").contains("/nonexistent/x.toml"),
-            "{err:#}"
-        );
-        let path = write("broken", "port = = 1");
-        let err = merge(args(&[
-            "xdptcp",
-            "serve",
-            "--config",
-            path.to_str().unwrap(),
-        ]))
-        .unwrap_err()
-        .to_string();
-        let _ = std::fs::remove_file(&path);
+        let argv = args(&["xdptcp", "serve", "--config", "/nonexistent/x.toml"]);
+        let err = format!("{:#}", merge(argv).unwrap_err());
+        assert!(err.contains("/nonexistent/x.toml"), "{err}");
+        let err = merge_error("broken", "port = = 1");
         assert!(err.contains("is not valid TOML"), "{err}");
     }
 
