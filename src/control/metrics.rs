@@ -24,8 +24,10 @@ use crate::xdp::Server;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-/// How long one scrape may take to send its request or read its answer.
-const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a scraper may take to send its request (a scraper sends it at once; one that
+/// connects and says nothing must not hold the control thread long) and to read the answer.
+const READ_TIMEOUT: Duration = Duration::from_millis(500);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The largest request head read.
 const MAX_REQUEST: usize = 8192;
 
@@ -127,8 +129,8 @@ impl MetricsEndpoint {
 /// Reads one request head (bounded in size and time) and answers it, then closes.
 fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
