@@ -38,6 +38,12 @@ impl Instant {
         self.0 / 1000
     }
 
+    /// Milliseconds since the epoch modulo 2^32: the engine's compact wrapping clock (TIME-WAIT
+    /// expiry, RFC 7323 timestamps), compared in sequence-number style.
+    pub const fn wrapping_millis(self) -> u32 {
+        self.total_millis() as u32
+    }
+
     /// The time from `earlier` to `self`, zero if `earlier` is later.
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))

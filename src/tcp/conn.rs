@@ -8,9 +8,11 @@ use std::collections::VecDeque;
 
 use super::congestion::NewReno;
 use super::conn_table::Keyed;
+use super::hash::Keys;
 use super::reassembly::Reassembly;
+use super::route::Route;
 use super::rtt::RttEstimator;
-use super::{FourTuple, SeqNumber, State};
+use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
 use crate::time::Instant;
 use crate::wire::ethernet::MacAddr;
@@ -124,6 +126,70 @@ impl<S> Keyed for Conn<S> {
     }
 }
 
+impl<S: Default> Conn<S> {
+    /// A fresh control block in `state` with our ISS and the negotiated options; the caller
+    /// completes the sequence variables the segment that opened it decides.
+    pub(crate) fn new(
+        cfg: &Config,
+        keys: &Keys,
+        now: Instant,
+        route: &Route,
+        state: State,
+        opts: Negotiated,
+        iss: SeqNumber,
+    ) -> Conn<S> {
+        Conn {
+            tuple: route.tuple,
+            mac: route.mac,
+            vlan: route.vlan,
+            state,
+            passive: false,
+            from_cookie: false,
+            opts,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: SeqNumber(0),
+            snd_wl2: iss,
+            send: Default::default(),
+            fin_seq: None,
+            irs: SeqNumber(0),
+            rcv_nxt: SeqNumber(0),
+            rcv_adv: SeqNumber(0),
+            last_ack_sent: SeqNumber(0),
+            recv: Default::default(),
+            ooo: Reassembly::default(),
+            ts_recent: 0,
+            ts_offset: isn::timestamp_offset(&keys.timestamp, &route.tuple),
+            rto_at: None,
+            ack_at: None,
+            idle_at: None,
+            scheduled: None,
+            wheel_latest: None,
+            last_rx: now,
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_probe: None,
+            retries: 0,
+            ka_probes: 0,
+            listener: u8::MAX,
+            cc: NewReno::new(opts.mss, cfg.initial_window),
+            unacked_segs: 0,
+            ack_now: false,
+            challenge: (0, 0),
+            last_oow_ack_ms: 0,
+            shutdown: Shutdown::Open,
+            app_connected: false,
+            app_peer_closed: false,
+            app_blocked: false,
+            opened_at: now,
+            app: Default::default(),
+        }
+    }
+}
+
 impl<S> Conn<S> {
     /// Bytes sent and not yet acknowledged (SYN and FIN count as one each).
     pub(crate) fn flight(&self) -> u32 {
@@ -205,12 +271,12 @@ impl<S> Conn<S> {
 
     /// Our TSval now: a millisecond clock plus the per-connection offset (RFC 7323 §5.4).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+        now.wrapping_millis().wrapping_add(self.ts_offset)
     }
 
     /// Where this connection's frames go.
-    pub(crate) fn route(&self) -> super::engine::Route {
-        super::engine::Route {
+    pub(crate) fn route(&self) -> Route {
+        Route {
             tuple: self.tuple,
             mac: self.mac,
             vlan: self.vlan,

@@ -4,7 +4,8 @@
 
 use super::congestion::AckAction;
 use super::conn::Conn;
-use super::output::{self, Cx, Outcome};
+use super::event::{Cx, Outcome};
+use super::output;
 use super::{SeqNumber, State};
 use crate::app::{App, CloseReason, Shutdown};
 use crate::stats::DropReason;

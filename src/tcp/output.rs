@@ -1,43 +1,22 @@
 //! What the engine sends: SYN and SYN-ACK, data within the send and congestion windows (with
 //! sender silly-window avoidance, RFC 9293 §3.8.6.2.1), FIN, ACKs (immediate or delayed,
-//! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for. Also where the
-//! app is called after each event.
+//! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for; and the
+//! stateless replies to segments that match no connection: the RST of RFC 9293 §3.10.7.1,
+//! the SYN-cookie SYN-ACK (RFC 4987 §3.6) and the TIME-WAIT ACK (RFC 9293 §3.10.7.4).
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::conn::Conn;
-use super::engine::Route;
-use super::{Config, ConnId, SeqNumber, State};
-use crate::app::{App, CloseReason, Io, Shutdown};
-use crate::stats::{Latencies, LatencyKind, Stats};
+use super::event::{Cx, Stateless};
+use super::route::Route;
+use super::{Config, SeqNumber, State};
+use crate::app::App;
+use crate::stats::Stats;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use crate::wire::{IpRepr, TcpFrame, ipv4, ipv6};
-
-/// What happens to a connection after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// It lives on.
-    Keep,
-    /// It is gone (the app is told why).
-    Close(CloseReason),
-    /// It moves to the TIME-WAIT table.
-    TimeWait,
-}
-
-/// Everything an event handler may touch besides the connection itself.
-pub(crate) struct Cx<'a, A: App, T: Tx> {
-    pub(crate) cfg: &'a Config,
-    pub(crate) stats: &'a mut Stats,
-    pub(crate) app: &'a mut A,
-    pub(crate) tx: &'a mut T,
-    pub(crate) now: Instant,
-    pub(crate) id: ConnId,
-    pub(crate) latencies: &'a mut Latencies,
-}
 
 /// Builds the whole frame for `tcp` in place in a TX frame. False if no frame was free (or
 /// the addresses mix families, which a parsed frame never does).
@@ -304,7 +283,7 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
     cx: &mut Cx<'_, A, T>,
     has_data: bool,
 ) {
-    let now_ms = cx.now.total_millis() as u32;
+    let now_ms = cx.now.wrapping_millis();
     if !has_data {
         if c.last_oow_ack_ms != 0 && now_ms.wrapping_sub(c.last_oow_ack_ms) < 500 {
             return;
@@ -436,93 +415,80 @@ fn advance<A: App, T: Tx>(
     }
 }
 
-fn io<'c, S>(
-    c: &'c mut Conn<S>,
-    cfg: &Config,
-    id: ConnId,
-    now: Instant,
-) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
-    let io = Io::new(
-        id,
-        c.tuple,
-        now,
-        &mut c.send,
-        cfg.send_buffer as usize,
-        &mut c.shutdown,
-    );
-    (io, &mut c.app, &mut c.recv)
-}
-
-/// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
-fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    if !c.state.is_synchronized() {
-        return;
-    }
-    let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
-    if !c.app_connected {
-        c.app_connected = true;
-        if c.passive {
-            cx.stats.passive_opens += 1;
-        } else {
-            cx.stats.active_opens += 1;
-        }
-        // A cookie connection kept nothing from its SYN, so its handshake time is unknown.
-        if !c.from_cookie {
-            cx.latencies
-                .record(LatencyKind::Handshake, now - c.opened_at);
-        }
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_connected(state, &mut io);
-    }
-    if c.app_blocked && c.shutdown == Shutdown::Open && c.send.len() < cfg.send_buffer as usize {
-        c.app_blocked = false;
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_writable(state, &mut io);
-    }
-    if !c.recv.is_empty() {
-        if c.shutdown >= Shutdown::Close {
-            c.recv.clear();
-        } else {
-            let before = c.rcv_space(cfg.recv_buffer);
-            let (mut io, state, recv) = io(c, cfg, id, now);
-            let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
-            recv.drain(..consumed.min(recv.len()));
-            // Window update when reading opened the window by two segments or half the buffer.
-            let after = c.rcv_space(cfg.recv_buffer);
-            let advertised = c.rcv_adv - c.rcv_nxt;
-            let grown = after.saturating_sub(advertised.max(before.min(advertised)));
-            if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
-                c.ack_now = true;
-            }
-        }
-    }
-    if c.recv.is_empty() && c.recv.capacity() > 4096 {
-        c.recv = VecDeque::new();
-    }
-    if c.state.fin_received() && c.recv.is_empty() && !c.app_peer_closed {
-        c.app_peer_closed = true;
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_peer_closed(state, &mut io);
-    }
-    if c.shutdown == Shutdown::Open && c.send.len() >= cfg.send_buffer as usize {
-        c.app_blocked = true;
+/// RFC 9293 §3.10.7.1: the RST for a segment that matches no connection: "If the ACK bit is
+/// off, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; if the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>".
+pub(crate) fn send_reset_for<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+    let (seq, ack, flags) = if seg.flags.contains(Flags::ACK) {
+        (seg.ack, SeqNumber(0), Flags::RST)
+    } else {
+        (
+            SeqNumber(0),
+            seg.seq + seg.segment_len(),
+            Flags::RST | Flags::ACK,
+        )
+    };
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq,
+        ack,
+        flags,
+        window: 0,
+        options: Options::default(),
+        payload: &[],
+    };
+    if emit(sx.cfg, sx.stats, sx.tx, route, &repr) {
+        sx.stats.resets_sent += 1;
     }
 }
 
-/// After the state machine or a timer ran: the app acts, then we transmit.
-pub(crate) fn after_event<A: App, T: Tx>(
-    c: &mut Conn<A::State>,
-    cx: &mut Cx<'_, A, T>,
-    outcome: Outcome,
-) -> Outcome {
-    if let Outcome::Close(_) = outcome {
-        return outcome;
+/// A SYN-ACK for which no connection is kept: its ISN `iss` is a SYN cookie (RFC 4987 §3.6)
+/// and `options` are what the cookie can carry. False if no frame was free.
+pub(crate) fn send_cookie_syn_ack<T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    route: &Route,
+    iss: SeqNumber,
+    ack: SeqNumber,
+    options: Options,
+) -> bool {
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq: iss,
+        ack,
+        flags: Flags::SYN | Flags::ACK,
+        window: sx.cfg.recv_buffer.min(u32::from(u16::MAX)) as u16,
+        options,
+        payload: &[],
+    };
+    let sent = emit(sx.cfg, sx.stats, sx.tx, route, &repr);
+    if sent {
+        sx.stats.synacks_sent += 1;
     }
-    deliver(c, cx);
-    if c.shutdown == Shutdown::Abort {
-        send_rst(c, cx);
-        return Outcome::Close(CloseReason::Aborted);
-    }
-    transmit(c, cx);
-    outcome
+    sent
+}
+
+/// The ACK a connection in TIME-WAIT owes a retransmitted FIN or new data (RFC 9293
+/// §3.10.7.4): <SEQ=SND.NXT><ACK=RCV.NXT>, a zero window, and timestamps if it used them.
+pub(crate) fn send_time_wait_ack<T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    route: &Route,
+    seq: SeqNumber,
+    ack: SeqNumber,
+    timestamp: Option<(u32, u32)>,
+) {
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq,
+        ack,
+        flags: Flags::ACK,
+        window: 0,
+        options: Options {
+            timestamp,
+            ..Options::default()
+        },
+        payload: &[],
+    };
+    emit(sx.cfg, sx.stats, sx.tx, route, &repr);
 }

@@ -4,7 +4,8 @@
 
 use super::State;
 use super::conn::Conn;
-use super::output::{self, Cx, Outcome};
+use super::event::{Cx, Outcome};
+use super::output;
 use crate::app::{App, CloseReason};
 use crate::tx::Tx;
 

@@ -1,0 +1,314 @@
+//! LISTEN (RFC 9293 §3.10.7.2): a segment for a served port that matches no connection.
+//!
+//! In the RFC's order: a RST is dropped; an ACK is bad ("an acceptable reset segment should
+//! be formed") unless it completes a SYN-cookie handshake (RFC 4987 §3.6), which opens the
+//! connection directly in ESTABLISHED; a SYN opens a SYN-RECEIVED connection, or, when the
+//! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
+//! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1).
+
+use super::conn::{Conn, Negotiated};
+use super::conn_table::ConnTable;
+use super::event::Stateless;
+use super::hash::Key;
+use super::rate_limit::RateLimiter;
+use super::route::Route;
+use super::syncookie::{self, CookieError, CookieSecrets};
+use super::{Config, ConnId, FourTuple, State, SynCookieMode, isn, output};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::tx::Tx;
+use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+
+/// What the listeners remember between segments: the SYN-cookie secrets, when cookies were
+/// last sent, whether new connections are welcome, and the RST budget.
+#[derive(Debug)]
+pub(crate) struct Listen {
+    cookies: CookieSecrets,
+    /// When we last sent a SYN cookie (`auto` takes cookie ACKs only while cookies are live).
+    last_cookie_at: Option<Instant>,
+    /// False once draining: SYNs get a RST.
+    accepting: bool,
+    /// RSTs for segments that match no connection.
+    rst_limiter: RateLimiter,
+}
+
+/// What became of a segment that reached a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accept {
+    /// Nothing follows: it was answered statelessly, or dropped and counted.
+    Done,
+    /// A new SYN-RECEIVED connection; its SYN-ACK is sent, its timer is to be scheduled.
+    HalfOpen(ConnId),
+    /// A valid cookie ACK made this ESTABLISHED connection; the segment goes on to it (it may
+    /// carry data, or even a FIN).
+    Established(ConnId),
+}
+
+impl Listen {
+    /// Listeners with `cookie_key` as the first SYN-cookie secret.
+    pub(crate) fn new(cfg: &Config, cookie_key: Key) -> Listen {
+        Listen {
+            cookies: CookieSecrets::new(cookie_key),
+            last_cookie_at: None,
+            accepting: true,
+            rst_limiter: RateLimiter::new(cfg.rst_per_second, cfg.rst_per_second.max(1)),
+        }
+    }
+
+    /// Stop accepting: SYNs are answered with a RST from now on.
+    pub(crate) fn stop_accepting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// A fresh SYN-cookie secret; cookies under the previous one stay valid.
+    pub(crate) fn rotate_cookie_secret(&mut self, key: Key) {
+        self.cookies.rotate(key);
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN state (plus the SYN-cookie ACK of RFC 4987), for a segment
+    /// that reached `listener` on `route`.
+    pub(crate) fn handle_segment<S: Default, T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        conns: &mut ConnTable<Conn<S>>,
+        listener: u8,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> Accept {
+        // "First, check for a RST: an incoming RST segment could not be valid since it could
+        // not have been sent in response to anything sent by this incarnation."
+        if seg.flags.contains(Flags::RST) {
+            sx.stats.drop(DropReason::RstNoConnection);
+            return Accept::Done;
+        }
+        // "Second, check for an ACK: any acknowledgment is bad if it arrives on a connection
+        // still in the LISTEN state. An acceptable reset segment should be formed [...]" —
+        // unless it completes a SYN-cookie handshake.
+        if seg.flags.contains(Flags::ACK) {
+            if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
+                match self.handle_cookie_ack(sx, conns, listener, route, seg) {
+                    Ok(accept) => return accept,
+                    Err(CookieError::Expired) => sx.stats.drop(DropReason::ExpiredCookie),
+                    Err(_) => sx.stats.drop(DropReason::BadCookie),
+                }
+            }
+            if !sx.cfg.reset_unknown {
+                sx.stats.drop(DropReason::UnknownConnection);
+                return Accept::Done;
+            }
+            self.reset(sx, route, seg);
+            return Accept::Done;
+        }
+        // "Third, check for a SYN."
+        sx.stats.syns_received += 1;
+        if !self.accepting {
+            self.reset(sx, route, seg);
+            return Accept::Done;
+        }
+        let half_open = sx.stats.in_state(State::SynReceived) as usize;
+        let use_cookie = match sx.cfg.syncookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::Auto => half_open >= sx.cfg.max_half_open,
+            SynCookieMode::Never => {
+                if half_open >= sx.cfg.max_half_open {
+                    sx.stats.drop(DropReason::HalfOpenFull);
+                    return Accept::Done;
+                }
+                false
+            }
+        };
+        if use_cookie {
+            self.send_cookie_syn_ack(sx, route, seg);
+            return Accept::Done;
+        }
+        if conns.len() >= sx.cfg.max_connections {
+            sx.stats.drop(DropReason::TableFull);
+            return Accept::Done;
+        }
+        let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
+        let opts = negotiate(sx.cfg, &route.tuple, &seg.options);
+        let mut c = Conn::new(
+            sx.cfg,
+            sx.keys,
+            sx.now,
+            route,
+            State::SynReceived,
+            opts,
+            iss,
+        );
+        c.passive = true;
+        c.listener = listener;
+        c.irs = seg.seq;
+        c.rcv_nxt = seg.seq + 1u32;
+        c.last_ack_sent = c.rcv_nxt;
+        c.snd_nxt = iss + 1u32;
+        c.snd_max = c.snd_nxt;
+        c.snd_wnd = u32::from(seg.window);
+        c.max_snd_wnd = c.snd_wnd;
+        if let Some((tsval, _)) = seg.options.timestamp {
+            c.ts_recent = tsval;
+        }
+        c.rto_at = Some(sx.now + c.rtt.rto());
+        let Ok(id) = conns.insert(c) else {
+            sx.stats.drop(DropReason::TableFull);
+            return Accept::Done;
+        };
+        sx.stats.states[State::SynReceived.index()] += 1;
+        if let Some(c) = conns.get_mut(id) {
+            output::send_syn(c, sx.cfg, sx.stats, sx.tx, sx.now);
+        }
+        Accept::HalfOpen(id)
+    }
+
+    /// Whether an ACK may complete a cookie handshake. Like Linux, `auto` only takes one while
+    /// cookies were being sent (within the two slots a cookie stays valid).
+    fn cookies_live(&self, cfg: &Config, now: Instant) -> bool {
+        match cfg.syncookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::Auto => self
+                .last_cookie_at
+                .is_some_and(|t| now.saturating_since(t) <= 2 * syncookie::SLOT),
+            SynCookieMode::Never => false,
+        }
+    }
+
+    /// The RST of RFC 9293 §3.10.7.1 for a segment that matches nothing, within the RST
+    /// budget; never for a RST.
+    fn reset<T: Tx>(&mut self, sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+        if seg.flags.contains(Flags::RST) {
+            return;
+        }
+        if !self.rst_limiter.allow(sx.now) {
+            return sx.stats.drop(DropReason::RstRateLimited);
+        }
+        output::send_reset_for(sx, route, seg);
+    }
+
+    /// A stateless SYN-ACK whose ISN is a SYN cookie (RFC 4987 §3.6).
+    fn send_cookie_syn_ack<T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) {
+        let opts = negotiate(sx.cfg, &route.tuple, &seg.options);
+        let peer_mss = seg.options.mss.unwrap_or(536);
+        let ts_bits = seg.options.timestamp.map(|_| {
+            syncookie::encode_ts_bits(
+                seg.options.window_scale.filter(|_| opts.rcv_wscale > 0),
+                opts.sack,
+            )
+        });
+        let (iss, _mss) = syncookie::make_cookie(
+            &self.cookies,
+            sx.now,
+            &route.tuple,
+            seg.seq,
+            peer_mss,
+            ts_bits,
+        );
+        let ts = match (ts_bits, seg.options.timestamp) {
+            (Some(bits), Some((tsval, _))) if sx.cfg.timestamps => {
+                let off = isn::timestamp_offset(&sx.keys.timestamp, &route.tuple);
+                let ts_now = sx.now.wrapping_millis().wrapping_add(off);
+                Some((syncookie::cookie_tsval(ts_now, bits), tsval))
+            }
+            _ => None,
+        };
+        // Without timestamps, window scale and SACK cannot be carried: offer neither.
+        let options = Options {
+            mss: Some(sx.cfg.mss),
+            window_scale: (ts.is_some() && opts.rcv_wscale > 0).then_some(opts.rcv_wscale),
+            sack_permitted: ts.is_some() && opts.sack,
+            timestamp: ts,
+            ..Options::default()
+        };
+        if output::send_cookie_syn_ack(sx, route, iss, seg.seq + 1u32, options) {
+            sx.stats.cookies_sent += 1;
+            self.last_cookie_at = Some(sx.now);
+        }
+    }
+
+    /// The third step of a cookie handshake: validate, then create the connection directly in
+    /// ESTABLISHED; the caller processes the rest of the segment.
+    fn handle_cookie_ack<S: Default, T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        conns: &mut ConnTable<Conn<S>>,
+        listener: u8,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> Result<Accept, CookieError> {
+        let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
+        let syn = syncookie::check_cookie(
+            &self.cookies,
+            sx.now,
+            &route.tuple,
+            seg.seq - 1,
+            seg.ack - 1,
+            tsecr,
+        )?;
+        let cfg = sx.cfg;
+        if !self.accepting || conns.len() >= cfg.max_connections {
+            sx.stats.drop(DropReason::TableFull);
+            return Ok(Accept::Done);
+        }
+        let ts = cfg.timestamps && tsecr.is_some();
+        let ws = ts && syn.window_scale.is_some() && cfg.window_scale > 0;
+        let opts = Negotiated {
+            mss: syn.mss.min(cfg.mss),
+            snd_wscale: if ws { syn.window_scale.unwrap_or(0) } else { 0 },
+            rcv_wscale: if ws { cfg.window_scale.min(14) } else { 0 },
+            ts,
+            sack: ts && syn.sack_permitted && cfg.sack,
+        };
+        let iss = seg.ack - 1;
+        let mut c = Conn::new(cfg, sx.keys, sx.now, route, State::Established, opts, iss);
+        c.passive = true;
+        c.from_cookie = true;
+        c.listener = listener;
+        c.irs = seg.seq - 1;
+        c.rcv_nxt = seg.seq;
+        c.last_ack_sent = c.rcv_nxt;
+        c.rcv_adv = c.rcv_nxt + cfg.recv_buffer.min(u32::from(u16::MAX));
+        c.snd_una = seg.ack;
+        c.snd_nxt = seg.ack;
+        c.snd_max = seg.ack;
+        c.snd_wnd = u32::from(seg.window) << opts.snd_wscale;
+        c.max_snd_wnd = c.snd_wnd;
+        c.snd_wl1 = seg.seq;
+        c.snd_wl2 = seg.ack;
+        if let Some((tsval, _)) = seg.options.timestamp {
+            c.ts_recent = tsval;
+        }
+        let Ok(id) = conns.insert(c) else {
+            sx.stats.drop(DropReason::TableFull);
+            return Ok(Accept::Done);
+        };
+        sx.stats.states[State::Established.index()] += 1;
+        sx.stats.cookies_validated += 1;
+        // `passive_opens` is counted once, when the app is told (deliver).
+        Ok(Accept::Established(id))
+    }
+}
+
+/// What the handshake settles on, given the peer's SYN options.
+fn negotiate(cfg: &Config, tuple: &FourTuple, peer: &Options) -> Negotiated {
+    let peer_mss = peer.mss.unwrap_or(if tuple.remote_addr.is_ipv4() {
+        536
+    } else {
+        1220
+    });
+    let ws = peer.window_scale.is_some() && cfg.window_scale > 0;
+    Negotiated {
+        mss: peer_mss.min(cfg.mss).max(64),
+        snd_wscale: if ws {
+            peer.window_scale.unwrap_or(0).min(14)
+        } else {
+            0
+        },
+        rcv_wscale: if ws { cfg.window_scale.min(14) } else { 0 },
+        ts: cfg.timestamps && peer.timestamp.is_some(),
+        sack: cfg.sack && peer.sack_permitted,
+    }
+}
