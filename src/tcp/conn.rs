@@ -9,28 +9,23 @@ use std::collections::VecDeque;
 use super::congestion::NewReno;
 use super::conn_table::Keyed;
 use super::hash::Keys;
+pub(crate) use super::negotiate::Negotiated;
 use super::reassembly::Reassembly;
 use super::route::Route;
 use super::rtt::RttEstimator;
 use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
+use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::ethernet::MacAddr;
+use crate::wire::tcp::{Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
 
-/// Options negotiated on the handshake.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Negotiated {
-    /// The MSS we send with (min of the peer's and ours).
-    pub(crate) mss: u16,
-    /// Shift applied to windows the peer advertises (RFC 7323 §2.3).
-    pub(crate) snd_wscale: u8,
-    /// Shift applied to windows we advertise.
-    pub(crate) rcv_wscale: u8,
-    /// RFC 7323 timestamps in use.
-    pub(crate) ts: bool,
-    /// SACK-permitted exchanged both ways.
-    pub(crate) sack: bool,
-}
+/// [`Conn::listener`] of an actively opened connection: no listener's keepalive applies.
+pub(crate) const NO_LISTENER: u8 = u8::MAX;
+
+/// A drained send or receive buffer keeps at most this much capacity; a larger one goes back
+/// to the allocator, so an idle connection stays small.
+pub(crate) const MAX_IDLE_BUFFER: usize = 4096;
 
 /// One connection in the table.
 #[derive(Debug)]
@@ -95,7 +90,7 @@ pub(crate) struct Conn<S> {
     pub(crate) retries: u8,
     /// Unanswered keepalive probes.
     pub(crate) ka_probes: u8,
-    /// Index of the listener whose keepalive applies (u8::MAX: none).
+    /// Index of the listener whose keepalive applies ([`NO_LISTENER`]: none).
     pub(crate) listener: u8,
     pub(crate) cc: NewReno,
 
@@ -174,7 +169,7 @@ impl<S: Default> Conn<S> {
             rtt_probe: None,
             retries: 0,
             ka_probes: 0,
-            listener: u8::MAX,
+            listener: NO_LISTENER,
             cc: NewReno::new(opts.mss, cfg.initial_window),
             unacked_segs: 0,
             ack_now: false,
@@ -199,7 +194,11 @@ impl<S> Conn<S> {
     /// Most payload bytes per segment: the MSS less the options every segment carries
     /// (timestamps: 12 bytes), so header + options + data fit the peer's MSS (RFC 6691).
     pub(crate) fn payload_mss(&self) -> usize {
-        let ts = if self.opts.ts { 12 } else { 0 };
+        let ts = if self.opts.ts {
+            TIMESTAMP_OPTION_LEN
+        } else {
+            0
+        };
         usize::from(self.opts.mss).saturating_sub(ts).max(1)
     }
 
@@ -262,7 +261,7 @@ impl<S> Conn<S> {
 
 impl<S> Conn<S> {
     /// Moves to `new`, keeping the per-state gauges right.
-    pub(crate) fn set_state(&mut self, new: State, stats: &mut crate::stats::Stats) {
+    pub(crate) fn set_state(&mut self, new: State, stats: &mut Stats) {
         let old = &mut stats.states[self.state.index()];
         *old = old.saturating_sub(1);
         stats.states[new.index()] += 1;
@@ -281,5 +280,53 @@ impl<S> Conn<S> {
             mac: self.mac,
             vlan: self.vlan,
         }
+    }
+}
+
+impl<S> Conn<S> {
+    /// The peer's SYN had sequence number `irs` (for a cookie connection: the SYN the cookie
+    /// stands for) and timestamps `timestamp`: "set RCV.NXT to SEG.SEQ+1, IRS is set to
+    /// SEG.SEQ" (RFC 9293 §3.10.7.2 third step), and its TSval is TS.Recent (RFC 7323 §4.3).
+    pub(crate) fn synchronize_receive(&mut self, irs: SeqNumber, timestamp: Option<(u32, u32)>) {
+        self.irs = irs;
+        self.rcv_nxt = irs + 1u32;
+        self.last_ack_sent = self.rcv_nxt;
+        if let Some((tsval, _)) = timestamp {
+            self.ts_recent = tsval;
+        }
+    }
+
+    /// Our SYN (or SYN-ACK) went out: SND.NXT and SND.MAX are past it.
+    pub(crate) fn syn_sent(&mut self) {
+        self.snd_nxt = self.iss + 1u32;
+        self.snd_max = self.snd_nxt;
+    }
+
+    /// `seg` acknowledges our SYN (its ACK covers exactly the SYN): ESTABLISHED (RFC 9293
+    /// §3.10.7.3 SYN-SENT fourth step, §3.10.7.4 SYN-RECEIVED fifth step). The send sequence
+    /// space starts at SEG.ACK with the peer's window `wnd` in bytes ("set SND.WND <- SEG.WND,
+    /// set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"), congestion control at the
+    /// initial window; the handshake gives an RTT sample unless our SYN was retransmitted
+    /// (Karn) or no state was kept for it (a cookie).
+    pub(crate) fn establish(
+        &mut self,
+        cfg: &Config,
+        stats: &mut Stats,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        wnd: u32,
+    ) {
+        self.set_state(State::Established, stats);
+        if self.retries == 0 && !self.from_cookie {
+            self.rtt.sample(now - self.opened_at);
+        }
+        self.retries = 0;
+        self.rto_at = None;
+        self.snd_una = seg.ack;
+        self.snd_wnd = wnd;
+        self.max_snd_wnd = wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        self.cc = NewReno::new(self.opts.mss, cfg.initial_window);
     }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::conn::Conn;
+use super::conn::{Conn, MAX_IDLE_BUFFER};
 use super::event::{Cx, Outcome};
 use super::{Config, ConnId, output};
 use crate::app::{App, CloseReason, Io, Shutdown};
@@ -94,7 +94,7 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
             }
         }
     }
-    if c.recv.is_empty() && c.recv.capacity() > 4096 {
+    if c.recv.is_empty() && c.recv.capacity() > MAX_IDLE_BUFFER {
         c.recv = VecDeque::new();
     }
     if c.state.fin_received() && c.recv.is_empty() && !c.app_peer_closed {

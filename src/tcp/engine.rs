@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::conn::{Conn, Negotiated};
+use super::conn::{Conn, NO_LISTENER, Negotiated};
 use super::conn_table::ConnTable;
 use super::event::{Cx, Outcome, Stateless};
 use super::hash::{Key, Keys, derive_key, hash_tuple};
@@ -20,7 +20,7 @@ use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::MacAddr;
-use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+use crate::wire::tcp::{Flags, Repr as TcpRepr};
 use crate::wire::{Error as WireError, TcpFrame};
 
 /// Why [`Engine::connect`] could not start a connection.
@@ -334,22 +334,8 @@ impl<A: App> Engine<A> {
             return Err(ConnectError::TableFull);
         }
         let iss = isn::initial_seq(&self.keys.isn, &route.tuple, now);
-        let cfg = &self.cfg;
-        let offer = Options {
-            mss: Some(cfg.mss),
-            window_scale: (cfg.window_scale > 0).then_some(cfg.window_scale),
-            sack_permitted: cfg.sack,
-            timestamp: cfg.timestamps.then_some((0, 0)),
-            ..Options::default()
-        };
         // What we offer; the SYN-ACK settles it.
-        let opts = Negotiated {
-            mss: cfg.mss,
-            snd_wscale: 0,
-            rcv_wscale: cfg.window_scale.min(14),
-            ts: offer.timestamp.is_some(),
-            sack: cfg.sack,
-        };
+        let opts = Negotiated::offer(&self.cfg);
         let mut c = Conn::new(
             &self.cfg,
             &self.keys,
@@ -359,8 +345,7 @@ impl<A: App> Engine<A> {
             opts,
             iss,
         );
-        c.snd_nxt = iss + 1u32;
-        c.snd_max = c.snd_nxt;
+        c.syn_sent();
         c.rto_at = Some(now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;
         self.stats.states[State::SynSent.index()] += 1;
@@ -518,5 +503,5 @@ fn listener_for(cfg: &Config, t: &FourTuple) -> Option<u8> {
     cfg.listeners
         .iter()
         .position(|l| l.port == t.local_port && l.addr.is_none_or(|a| a == t.local_addr))
-        .map(|i| i.min(u8::MAX as usize - 1) as u8)
+        .map(|i| i.min(usize::from(NO_LISTENER) - 1) as u8)
 }

@@ -3,7 +3,7 @@
 //! §4), ACK (RFC 5961 §5, RFC 5681, RFC 6582), segment text, FIN.
 
 use super::congestion::AckAction;
-use super::conn::Conn;
+use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::event::{Cx, Outcome};
 use super::output;
 use super::{SeqNumber, State};
@@ -11,6 +11,9 @@ use crate::app::{App, CloseReason, Shutdown};
 use crate::stats::DropReason;
 use crate::tx::Tx;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
+
+/// An echoed timestamp further back than this gives no RTT sample: it is stale (or bogus).
+const MAX_TIMESTAMP_RTT_MS: u32 = 60_000;
 
 /// Handles one segment; the caller then lets the app act and transmits.
 pub(crate) fn on_segment<A: App, T: Tx>(
@@ -32,7 +35,8 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         }
         // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
         if !c.passive && flags.contains(Flags::ACK) && seq == c.irs && ack_acceptable_syn(c, seg) {
-            establish(c, cx, seg);
+            let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+            c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
             c.ack_now = true;
             return Outcome::Keep;
         }
@@ -119,7 +123,8 @@ pub(crate) fn on_segment<A: App, T: Tx>(
             cx.stats.drop(DropReason::AckTooHigh);
             return Outcome::Keep;
         }
-        establish(c, cx, seg);
+        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
     }
     if let Some(outcome) = process_ack(c, cx, seg) {
         return outcome;
@@ -158,22 +163,6 @@ fn ack_acceptable_syn<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
     seg.ack.gt(c.iss) && seg.ack.le(c.snd_max)
 }
 
-/// SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN.
-fn establish<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, seg: &TcpRepr<'_>) {
-    c.set_state(State::Established, cx.stats);
-    if c.retries == 0 {
-        c.rtt.sample(cx.now - c.opened_at);
-    }
-    c.retries = 0;
-    c.rto_at = None;
-    c.snd_una = c.iss + 1u32;
-    c.snd_wnd = u32::from(seg.window) << c.opts.snd_wscale;
-    c.max_snd_wnd = c.snd_wnd;
-    c.snd_wl1 = seg.seq;
-    c.snd_wl2 = seg.ack;
-    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
-}
-
 /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. `Some` ends processing.
 fn process_ack<A: App, T: Tx>(
     c: &mut Conn<A::State>,
@@ -198,14 +187,14 @@ fn process_ack<A: App, T: Tx>(
         let fin_acked_now = c.fin_seq.is_some_and(|f| ack.gt(f));
         let data = (acked as usize - usize::from(fin_acked_now)).min(c.send.len());
         c.send.drain(..data);
-        if c.send.is_empty() && c.send.capacity() > 4096 {
+        if c.send.is_empty() && c.send.capacity() > MAX_IDLE_BUFFER {
             c.send = Default::default();
         }
         // RTT sample: from the echoed timestamp (RFC 7323 §4), else the timed segment.
         if c.opts.ts {
             if let Some((_, ecr)) = seg.options.timestamp.filter(|(_, e)| *e != 0) {
                 let ms = c.ts_now(cx.now).wrapping_sub(ecr);
-                if ms < 60_000 {
+                if ms < MAX_TIMESTAMP_RTT_MS {
                     c.rtt
                         .sample(std::time::Duration::from_millis(u64::from(ms)));
                 }
@@ -392,50 +381,21 @@ fn syn_sent<A: App, T: Tx>(
         cx.stats.drop(DropReason::NoAck);
         return Outcome::Keep;
     }
-    c.irs = seg.seq;
-    c.rcv_nxt = seg.seq + 1u32;
+    c.synchronize_receive(seg.seq, seg.options.timestamp);
     // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
-    c.rcv_adv = c.rcv_nxt + cx.cfg.recv_buffer.min(u32::from(u16::MAX));
-    c.last_ack_sent = c.rcv_nxt;
-    let peer = &seg.options;
-    let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
-        536
-    } else {
-        1220
-    });
-    c.opts.mss = peer_mss.min(cx.cfg.mss).max(64);
-    if let (Some(ws), true) = (peer.window_scale, cx.cfg.window_scale > 0) {
-        c.opts.snd_wscale = ws.min(14);
-    } else {
-        c.opts.snd_wscale = 0;
-        c.opts.rcv_wscale = 0;
-    }
-    c.opts.ts = cx.cfg.timestamps && peer.timestamp.is_some();
-    c.opts.sack = cx.cfg.sack && peer.sack_permitted;
-    if let Some((tsval, _)) = peer.timestamp {
-        c.ts_recent = tsval;
-    }
-    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
+    c.rcv_adv = c.rcv_nxt + output::syn_window(cx.cfg);
+    c.opts = Negotiated::from_syn(cx.cfg, c.tuple.remote_addr.is_ipv4(), &seg.options);
+    // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
+    let wnd = u32::from(seg.window);
     if flags.contains(Flags::ACK) {
-        // Our SYN is acknowledged: ESTABLISHED. "The window field in a SYN segment itself is
-        // never scaled" (RFC 7323 §2.2).
-        c.set_state(State::Established, cx.stats);
-        if c.retries == 0 {
-            c.rtt.sample(cx.now - c.opened_at);
-        }
-        c.retries = 0;
-        c.rto_at = None;
-        c.snd_una = seg.ack;
-        c.snd_wnd = u32::from(seg.window);
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = seg.seq;
-        c.snd_wl2 = seg.ack;
+        // Our SYN is acknowledged: ESTABLISHED.
+        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
         c.ack_now = true;
     } else {
         // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
         c.set_state(State::SynReceived, cx.stats);
-        c.snd_wnd = u32::from(seg.window);
+        c.snd_wnd = wnd;
         c.max_snd_wnd = c.snd_wnd;
         output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
     }

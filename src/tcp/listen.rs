@@ -6,14 +6,15 @@
 //! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
 //! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1).
 
-use super::conn::{Conn, Negotiated};
+use super::conn::Conn;
 use super::conn_table::ConnTable;
 use super::event::Stateless;
 use super::hash::Key;
+use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
 use super::syncookie::{self, CookieError, CookieSecrets};
-use super::{Config, ConnId, FourTuple, State, SynCookieMode, isn, output};
+use super::{Config, ConnId, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -125,8 +126,11 @@ impl Listen {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         }
+        // "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ [...] ISS should be selected and a
+        // SYN segment sent [...] SND.NXT is set to ISS+1 and SND.UNA to ISS. The connection
+        // state should be changed to SYN-RECEIVED."
         let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
-        let opts = negotiate(sx.cfg, &route.tuple, &seg.options);
+        let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
         let mut c = Conn::new(
             sx.cfg,
             sx.keys,
@@ -138,16 +142,11 @@ impl Listen {
         );
         c.passive = true;
         c.listener = listener;
-        c.irs = seg.seq;
-        c.rcv_nxt = seg.seq + 1u32;
-        c.last_ack_sent = c.rcv_nxt;
-        c.snd_nxt = iss + 1u32;
-        c.snd_max = c.snd_nxt;
+        c.synchronize_receive(seg.seq, seg.options.timestamp);
+        c.syn_sent();
+        // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
         c.snd_wnd = u32::from(seg.window);
         c.max_snd_wnd = c.snd_wnd;
-        if let Some((tsval, _)) = seg.options.timestamp {
-            c.ts_recent = tsval;
-        }
         c.rto_at = Some(sx.now + c.rtt.rto());
         let Ok(id) = conns.insert(c) else {
             sx.stats.drop(DropReason::TableFull);
@@ -191,8 +190,9 @@ impl Listen {
         route: &Route,
         seg: &TcpRepr<'_>,
     ) {
-        let opts = negotiate(sx.cfg, &route.tuple, &seg.options);
-        let peer_mss = seg.options.mss.unwrap_or(536);
+        let ipv4 = route.tuple.remote_addr.is_ipv4();
+        let opts = Negotiated::from_syn(sx.cfg, ipv4, &seg.options);
+        let peer_mss = seg.options.mss.unwrap_or(default_mss(ipv4));
         let ts_bits = seg.options.timestamp.map(|_| {
             syncookie::encode_ts_bits(
                 seg.options.window_scale.filter(|_| opts.rcv_wscale > 0),
@@ -253,62 +253,42 @@ impl Listen {
             sx.stats.drop(DropReason::TableFull);
             return Ok(Accept::Done);
         }
-        let ts = cfg.timestamps && tsecr.is_some();
-        let ws = ts && syn.window_scale.is_some() && cfg.window_scale > 0;
-        let opts = Negotiated {
-            mss: syn.mss.min(cfg.mss),
-            snd_wscale: if ws { syn.window_scale.unwrap_or(0) } else { 0 },
-            rcv_wscale: if ws { cfg.window_scale.min(14) } else { 0 },
-            ts,
-            sack: ts && syn.sack_permitted && cfg.sack,
+        // The SYN the cookie stands for: window scale and SACK-permitted rode in our TSval,
+        // so without timestamps in use they are lost (as in Linux).
+        let carried = cfg.timestamps && tsecr.is_some();
+        let syn_options = Options {
+            mss: Some(syn.mss),
+            window_scale: syn.window_scale.filter(|_| carried),
+            sack_permitted: carried && syn.sack_permitted,
+            timestamp: seg.options.timestamp,
+            ..Options::default()
         };
-        let iss = seg.ack - 1;
-        let mut c = Conn::new(cfg, sx.keys, sx.now, route, State::Established, opts, iss);
+        let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
+        let mut c = Conn::new(
+            cfg,
+            sx.keys,
+            sx.now,
+            route,
+            State::Closed,
+            opts,
+            seg.ack - 1,
+        );
         c.passive = true;
         c.from_cookie = true;
         c.listener = listener;
-        c.irs = seg.seq - 1;
-        c.rcv_nxt = seg.seq;
-        c.last_ack_sent = c.rcv_nxt;
-        c.rcv_adv = c.rcv_nxt + cfg.recv_buffer.min(u32::from(u16::MAX));
-        c.snd_una = seg.ack;
-        c.snd_nxt = seg.ack;
-        c.snd_max = seg.ack;
-        c.snd_wnd = u32::from(seg.window) << opts.snd_wscale;
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = seg.seq;
-        c.snd_wl2 = seg.ack;
-        if let Some((tsval, _)) = seg.options.timestamp {
-            c.ts_recent = tsval;
-        }
+        c.synchronize_receive(seg.seq - 1, seg.options.timestamp);
+        c.syn_sent();
+        c.rcv_adv = c.rcv_nxt + output::syn_window(cfg);
         let Ok(id) = conns.insert(c) else {
             sx.stats.drop(DropReason::TableFull);
             return Ok(Accept::Done);
         };
-        sx.stats.states[State::Established.index()] += 1;
+        if let Some(c) = conns.get_mut(id) {
+            let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+            c.establish(cfg, sx.stats, sx.now, seg, wnd);
+        }
         sx.stats.cookies_validated += 1;
         // `passive_opens` is counted once, when the app is told (deliver).
         Ok(Accept::Established(id))
-    }
-}
-
-/// What the handshake settles on, given the peer's SYN options.
-fn negotiate(cfg: &Config, tuple: &FourTuple, peer: &Options) -> Negotiated {
-    let peer_mss = peer.mss.unwrap_or(if tuple.remote_addr.is_ipv4() {
-        536
-    } else {
-        1220
-    });
-    let ws = peer.window_scale.is_some() && cfg.window_scale > 0;
-    Negotiated {
-        mss: peer_mss.min(cfg.mss).max(64),
-        snd_wscale: if ws {
-            peer.window_scale.unwrap_or(0).min(14)
-        } else {
-            0
-        },
-        rcv_wscale: if ws { cfg.window_scale.min(14) } else { 0 },
-        ts: cfg.timestamps && peer.timestamp.is_some(),
-        sack: cfg.sack && peer.sack_permitted,
     }
 }

@@ -19,6 +19,7 @@ pub mod hash;
 mod input;
 pub mod isn;
 mod listen;
+mod negotiate;
 mod output;
 pub mod rate_limit;
 mod reassembly;

@@ -15,8 +15,10 @@ use crate::stats::Stats;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
-use crate::wire::{IpRepr, TcpFrame, ipv4, ipv6};
+use crate::wire::tcp::{
+    Flags, MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TIMESTAMPS, Options, Repr as TcpRepr,
+};
+use crate::wire::{IPPROTO_TCP, IpRepr, TcpFrame, ipv4, ipv6};
 
 /// Builds the whole frame for `tcp` in place in a TX frame. False if no frame was free (or
 /// the addresses mix families, which a parsed frame never does).
@@ -35,7 +37,7 @@ pub(crate) fn emit<T: Tx>(
             IpRepr::V4(ipv4::Repr {
                 src,
                 dst,
-                protocol: 6,
+                protocol: IPPROTO_TCP,
                 payload_len,
                 ttl: cfg.ttl,
             }),
@@ -45,7 +47,7 @@ pub(crate) fn emit<T: Tx>(
             IpRepr::V6(ipv6::Repr {
                 src,
                 dst,
-                next_header: 6,
+                next_header: IPPROTO_TCP,
                 payload_len,
                 hop_limit: cfg.ttl,
             }),
@@ -76,6 +78,17 @@ pub(crate) fn emit<T: Tx>(
     }
 }
 
+/// Pure ACKs that answer unacceptable pure ACKs are this far apart at least (Linux
+/// `tcp_invalid_ratelimit`: 500 ms).
+const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
+
+/// The window our SYN or SYN-ACK advertises: the receive buffer, at most 65 535 bytes, since
+/// "the window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled"
+/// (RFC 7323 §2.2).
+pub(crate) fn syn_window(cfg: &Config) -> u32 {
+    cfg.recv_buffer.min(u32::from(u16::MAX))
+}
+
 /// Our SYN (in SYN-SENT) or SYN-ACK (in SYN-RECEIVED), with the options we offer / accepted.
 pub(crate) fn send_syn<S, T: Tx>(
     c: &mut Conn<S>,
@@ -85,7 +98,7 @@ pub(crate) fn send_syn<S, T: Tx>(
     now: Instant,
 ) -> bool {
     let syn_ack = c.state == State::SynReceived;
-    let window = cfg.recv_buffer.min(u32::from(u16::MAX)) as u16;
+    let window = syn_window(cfg) as u16;
     let (ws, sack, ts) = if syn_ack {
         (
             (c.opts.rcv_wscale > 0 || c.opts.snd_wscale > 0).then_some(c.opts.rcv_wscale),
@@ -145,7 +158,11 @@ fn header<'p, S>(
     };
     // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS.
     if c.opts.sack && !c.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
-        let max = if c.opts.ts { 3 } else { 4 };
+        let max = if c.opts.ts {
+            MAX_SACK_BLOCKS_WITH_TIMESTAMPS
+        } else {
+            MAX_SACK_BLOCKS
+        };
         for (i, block) in c.ooo.sack_blocks(max).enumerate() {
             options.sack_blocks[i] = block;
             options.sack_count = i as u8 + 1;
@@ -260,7 +277,7 @@ pub(crate) fn send_rst_for_ack<A: App, T: Tx>(
 
 /// A challenge ACK (RFC 5961 §3.2, §4.2), at most `challenge_acks_per_second` per connection.
 pub(crate) fn challenge_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let second = (cx.now.total_micros() / 1_000_000) as u32;
+    let second = cx.now.total_secs() as u32;
     if c.challenge.0 != second {
         c.challenge = (second, 0);
     }
@@ -276,7 +293,8 @@ pub(crate) fn challenge_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'
 }
 
 /// The ACK owed to an unacceptable segment (RFC 9293 §3.10.7.4 first check). Pure ACKs are
-/// answered at most every 500 ms, so two ends that disagree cannot ping-pong ACKs forever;
+/// answered at most every [`OUT_OF_WINDOW_ACK_INTERVAL_MS`], so two ends that disagree cannot
+/// ping-pong ACKs forever;
 /// data segments always are (Linux `tcp_oow_rate_limited`).
 pub(crate) fn ack_unacceptable<A: App, T: Tx>(
     c: &mut Conn<A::State>,
@@ -285,7 +303,9 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
 ) {
     let now_ms = cx.now.wrapping_millis();
     if !has_data {
-        if c.last_oow_ack_ms != 0 && now_ms.wrapping_sub(c.last_oow_ack_ms) < 500 {
+        if c.last_oow_ack_ms != 0
+            && now_ms.wrapping_sub(c.last_oow_ack_ms) < OUT_OF_WINDOW_ACK_INTERVAL_MS
+        {
             return;
         }
         c.last_oow_ack_ms = now_ms.max(1);
@@ -457,7 +477,7 @@ pub(crate) fn send_cookie_syn_ack<T: Tx>(
         seq: iss,
         ack,
         flags: Flags::SYN | Flags::ACK,
-        window: sx.cfg.recv_buffer.min(u32::from(u16::MAX)) as u16,
+        window: syn_window(sx.cfg) as u16,
         options,
         payload: &[],
     };
