@@ -13,6 +13,7 @@ pub(crate) use super::negotiate::Negotiated;
 use super::reassembly::Reassembly;
 use super::route::Route;
 use super::rtt::RttEstimator;
+use super::timer::{Timer, Timers};
 use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
 use crate::stats::Stats;
@@ -71,14 +72,8 @@ pub(crate) struct Conn<S> {
     pub(crate) ts_recent: u32,
     pub(crate) ts_offset: u32,
 
-    // Timers: the wheel holds one entry at `scheduled`, the earliest of these.
-    pub(crate) rto_at: Option<Instant>,
-    pub(crate) ack_at: Option<Instant>,
-    pub(crate) idle_at: Option<Instant>,
-    pub(crate) scheduled: Option<Instant>,
-    /// The latest deadline we put in the wheel that has not fired yet: rescheduling to it
-    /// reuses that entry instead of adding a duplicate.
-    pub(crate) wheel_latest: Option<Instant>,
+    /// Retransmission, delayed ACK and keepalive / FIN-WAIT-2, and their timer-wheel entry.
+    pub(crate) timers: Timers,
     /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
     /// from here, checked when its timer fires (the deadline does not move on every segment).
     pub(crate) last_rx: Instant,
@@ -159,11 +154,7 @@ impl<S: Default> Conn<S> {
             ooo: Reassembly::default(),
             ts_recent: 0,
             ts_offset: isn::timestamp_offset(&keys.timestamp, &route.tuple),
-            rto_at: None,
-            ack_at: None,
-            idle_at: None,
-            scheduled: None,
-            wheel_latest: None,
+            timers: Timers::default(),
             last_rx: now,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
@@ -249,14 +240,6 @@ impl<S> Conn<S> {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.send.capacity() + self.recv.capacity() + self.ooo.heap_bytes()
     }
-
-    /// The earliest of the connection's timers.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        [self.rto_at, self.ack_at, self.idle_at]
-            .into_iter()
-            .flatten()
-            .min()
-    }
 }
 
 impl<S> Conn<S> {
@@ -321,7 +304,7 @@ impl<S> Conn<S> {
             self.rtt.sample(now - self.opened_at);
         }
         self.retries = 0;
-        self.rto_at = None;
+        self.timers.stop(Timer::Rto);
         self.snd_una = seg.ack;
         self.snd_wnd = wnd;
         self.max_snd_wnd = wnd;

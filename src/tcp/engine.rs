@@ -13,8 +13,9 @@ use super::hash::{Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
 use super::route::Route;
 use super::time_wait::{TimeWait, TimeWaitTable};
+use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
-use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, timers};
+use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, timeout};
 use crate::app::{App, CloseReason};
 use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
@@ -346,7 +347,7 @@ impl<A: App> Engine<A> {
             iss,
         );
         c.syn_sent();
-        c.rto_at = Some(now + c.rtt.rto());
+        c.timers.arm(Timer::Rto, now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;
         self.stats.states[State::SynSent.index()] += 1;
         let (cfg, stats) = (&self.cfg, &mut self.stats);
@@ -456,15 +457,8 @@ impl<A: App> Engine<A> {
         let Some(c) = self.conns.get_mut(id) else {
             return;
         };
-        if let Some(at) = c.next_timer() {
-            if c.scheduled.is_none_or(|s| at < s) {
-                c.scheduled = Some(at);
-                if c.wheel_latest == Some(at) {
-                    return; // that entry is still in the wheel
-                }
-                c.wheel_latest = Some(c.wheel_latest.map_or(at, |l| l.max(at)));
-                self.wheel.insert(at, (id, generation, at));
-            }
+        if let Some(at) = c.timers.schedule() {
+            self.wheel.insert(at, (id, generation, at));
         }
     }
 
@@ -481,14 +475,7 @@ impl<A: App> Engine<A> {
                 continue;
             }
             let fire = |c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>| {
-                if c.wheel_latest == Some(at) {
-                    c.wheel_latest = None;
-                }
-                if c.scheduled != Some(at) {
-                    return None; // superseded by an earlier entry
-                }
-                c.scheduled = None;
-                Some(timers::on_timer(c, cx))
+                c.timers.fire(at).then(|| timeout::handle_timeout(c, cx))
             };
             if let Some(Some(outcome)) = self.with_conn(id, now, tx, fire) {
                 self.finish(id, outcome, tx);

@@ -6,6 +6,7 @@ use super::congestion::AckAction;
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::event::{Cx, Outcome};
 use super::output;
+use super::timer::Timer;
 use super::{SeqNumber, State};
 use crate::app::{App, CloseReason, Shutdown};
 use crate::stats::DropReason;
@@ -211,11 +212,11 @@ fn process_ack<A: App, T: Tx>(
         }
         c.retries = 0;
         let action = c.cc.on_ack(ack, acked, c.flight());
-        c.rto_at = if c.snd_una == c.snd_max {
-            None
+        if c.snd_una == c.snd_max {
+            c.timers.stop(Timer::Rto);
         } else {
-            Some(cx.now + c.rtt.rto())
-        };
+            c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
+        }
         if action == AckAction::RetransmitFirst {
             output::retransmit_first(c, cx);
         }
@@ -241,7 +242,7 @@ fn process_ack<A: App, T: Tx>(
         c.snd_wl2 = ack;
         c.max_snd_wnd = c.max_snd_wnd.max(window);
         if window > 0 && c.flight() == 0 && c.unsent() == 0 {
-            c.rto_at = None;
+            c.timers.stop(Timer::Rto);
         }
     }
     // Our FIN acknowledged?
@@ -252,7 +253,7 @@ fn process_ack<A: App, T: Tx>(
                 // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
                 // half-closed one keeps receiving as long as the peer sends.
                 if c.shutdown == Shutdown::Close {
-                    c.idle_at = Some(cx.now + cx.cfg.fin_wait2_timeout);
+                    c.timers.arm(Timer::Idle, cx.now + cx.cfg.fin_wait2_timeout);
                 }
             }
             State::Closing => {
@@ -277,8 +278,8 @@ fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>)
         .get(usize::from(c.listener))
         .and_then(|l| l.keepalive)
     {
-        if c.idle_at.is_none() && matches!(c.state, State::Established | State::CloseWait) {
-            c.idle_at = Some(cx.now + ka.idle);
+        if matches!(c.state, State::Established | State::CloseWait) {
+            c.timers.arm_if_stopped(Timer::Idle, cx.now + ka.idle);
         }
     }
 }
@@ -344,8 +345,9 @@ fn receive_data<A: App, T: Tx>(
     }
     if filled_hole || c.unacked_segs >= 2 {
         c.ack_now = true;
-    } else if c.ack_at.is_none() {
-        c.ack_at = Some(cx.now + cx.cfg.delayed_ack);
+    } else {
+        c.timers
+            .arm_if_stopped(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
     }
 }
 

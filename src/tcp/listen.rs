@@ -14,6 +14,7 @@ use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
 use super::syncookie::{self, CookieError, CookieSecrets};
+use super::timer::Timer;
 use super::{Config, ConnId, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
@@ -147,7 +148,7 @@ impl Listen {
         // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
         c.snd_wnd = u32::from(seg.window);
         c.max_snd_wnd = c.snd_wnd;
-        c.rto_at = Some(sx.now + c.rtt.rto());
+        c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
         let Ok(id) = conns.insert(c) else {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;

@@ -29,8 +29,9 @@ pub mod seq;
 pub mod state;
 pub mod syncookie;
 pub mod time_wait;
+mod timeout;
+mod timer;
 pub mod timer_wheel;
-mod timers;
 pub mod tuple;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};

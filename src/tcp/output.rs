@@ -9,6 +9,7 @@ use std::net::IpAddr;
 use super::conn::Conn;
 use super::event::{Cx, Stateless};
 use super::route::Route;
+use super::timer::Timer;
 use super::{Config, SeqNumber, State};
 use crate::app::App;
 use crate::stats::Stats;
@@ -218,7 +219,7 @@ fn send_segment<A: App, T: Tx>(
         c.rcv_adv = edge;
         c.last_ack_sent = c.rcv_nxt;
         c.ack_now = false;
-        c.ack_at = None;
+        c.timers.stop(Timer::DelayedAck);
         c.unacked_segs = 0;
     }
     sent
@@ -396,8 +397,8 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
     }
     // Zero window with data waiting and nothing in flight: the persist timer probes it.
-    if c.unsent() > 0 && c.flight() == 0 && c.rto_at.is_none() {
-        c.rto_at = Some(cx.now + c.rtt.rto());
+    if c.unsent() > 0 && c.flight() == 0 {
+        c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
     }
     if c.ack_now {
         send_ack(c, cx);
@@ -430,9 +431,7 @@ fn advance<A: App, T: Tx>(
             _ => {}
         }
     }
-    if c.rto_at.is_none() {
-        c.rto_at = Some(cx.now + c.rtt.rto());
-    }
+    c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
 }
 
 /// RFC 9293 §3.10.7.1: the RST for a segment that matches no connection: "If the ACK bit is
