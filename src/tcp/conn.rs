@@ -18,7 +18,6 @@ use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
 use crate::stats::Stats;
 use crate::time::Instant;
-use crate::wire::ethernet::MacAddr;
 use crate::wire::tcp::{Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
 
 /// [`Conn::listener`] of an actively opened connection: no listener's keepalive applies.
@@ -28,66 +27,110 @@ pub(crate) const NO_LISTENER: u8 = u8::MAX;
 /// to the allocator, so an idle connection stays small.
 pub(crate) const MAX_IDLE_BUFFER: usize = 4096;
 
+/// The send sequence space (RFC 9293 §3.3.1, Figure 3) and the bytes in it.
+#[derive(Debug)]
+pub(crate) struct SendSpace {
+    /// ISS: our initial sequence number.
+    pub(crate) iss: SeqNumber,
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub(crate) una: SeqNumber,
+    /// SND.NXT: the next sequence number to send (back to SND.UNA after a timeout).
+    pub(crate) nxt: SeqNumber,
+    /// Highest sequence number sent so far (SND.NXT moves back on a timeout, this does not).
+    pub(crate) max: SeqNumber,
+    /// SND.WND: the peer's window, in bytes (scaled).
+    pub(crate) wnd: u32,
+    /// The largest window the peer offered (MAX.SND.WND of RFC 5961 §5.2).
+    pub(crate) max_wnd: u32,
+    /// SND.WL1: the sequence number of the segment of the last window update.
+    pub(crate) wl1: SeqNumber,
+    /// SND.WL2: the acknowledgment number of the segment of the last window update.
+    pub(crate) wl2: SeqNumber,
+    /// Bytes from SND.UNA on: in flight first, then not yet sent.
+    pub(crate) buf: VecDeque<u8>,
+    /// Sequence number of our FIN once it has gone out (right after the last byte of `buf`).
+    pub(crate) fin: Option<SeqNumber>,
+}
+
+/// The receive sequence space (RFC 9293 §3.3.1, Figure 4) and the bytes in it.
+#[derive(Debug)]
+pub(crate) struct RecvSpace {
+    /// IRS: the peer's initial sequence number.
+    pub(crate) irs: SeqNumber,
+    /// RCV.NXT: the next sequence number we expect.
+    pub(crate) nxt: SeqNumber,
+    /// Right edge of the window we advertised last; it never moves left (RFC 9293 §3.8.6).
+    pub(crate) adv: SeqNumber,
+    /// RCV.NXT carried by the last ACK we sent ("Last.ACK.sent", RFC 7323 §4.3).
+    pub(crate) last_ack_sent: SeqNumber,
+    /// In-order bytes the app has not consumed yet.
+    pub(crate) buf: VecDeque<u8>,
+    /// Bytes that arrived ahead of a hole.
+    pub(crate) ooo: Reassembly,
+}
+
+/// RFC 7323 timestamps of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timestamps {
+    /// Added to our millisecond clock for our TSval (RFC 7323 §5.4: a per-connection offset).
+    pub(crate) offset: u32,
+    /// TS.Recent: the TSval we echo (RFC 7323 §4.3).
+    pub(crate) recent: u32,
+}
+
+/// The application's side of a connection.
+#[derive(Debug)]
+pub(crate) struct AppSide<S> {
+    /// How far the app shut the connection.
+    pub(crate) shutdown: Shutdown,
+    /// The app was told the connection is up.
+    pub(crate) connected: bool,
+    /// The app was told the peer's FIN arrived.
+    pub(crate) peer_closed: bool,
+    /// The app found the send buffer full; tell it when room appears.
+    pub(crate) blocked: bool,
+    /// The app's per-connection state.
+    pub(crate) state: S,
+}
+
 /// One connection in the table.
 #[derive(Debug)]
 pub(crate) struct Conn<S> {
-    pub(crate) tuple: FourTuple,
-    /// The peer's (next hop's) Ethernet address and our VLAN tag, for every frame we send.
-    pub(crate) mac: MacAddr,
-    pub(crate) vlan: Option<u16>,
+    /// The 4-tuple, and the peer's (next hop's) MAC and VLAN tag for every frame we send.
+    pub(crate) route: Route,
     pub(crate) state: State,
     /// Opened by a listener (true) or by `connect` (false).
     pub(crate) passive: bool,
     /// Established by a SYN-cookie ACK (no SYN-RECEIVED state was ever kept).
     pub(crate) from_cookie: bool,
+    /// Index of the listener whose keepalive applies ([`NO_LISTENER`]: none).
+    pub(crate) listener: u8,
+    /// When the SYN arrived (passive) or was sent (active): handshake latency.
+    pub(crate) opened_at: Instant,
+
+    pub(crate) snd: SendSpace,
+    pub(crate) rcv: RecvSpace,
+    /// The options the handshake settled.
     pub(crate) opts: Negotiated,
-
-    // Send sequence space (RFC 9293 §3.3.1, Figure 3).
-    pub(crate) iss: SeqNumber,
-    pub(crate) snd_una: SeqNumber,
-    pub(crate) snd_nxt: SeqNumber,
-    /// Highest sequence number sent so far (SND.NXT moves back on a timeout, this does not).
-    pub(crate) snd_max: SeqNumber,
-    pub(crate) snd_wnd: u32,
-    pub(crate) max_snd_wnd: u32,
-    pub(crate) snd_wl1: SeqNumber,
-    pub(crate) snd_wl2: SeqNumber,
-    /// Bytes from SND.UNA on: in flight first, then not yet sent.
-    pub(crate) send: VecDeque<u8>,
-    /// Sequence number of our FIN once it has gone out (right after the last byte of `send`).
-    pub(crate) fin_seq: Option<SeqNumber>,
-
-    // Receive sequence space.
-    pub(crate) irs: SeqNumber,
-    pub(crate) rcv_nxt: SeqNumber,
-    /// Right edge of the window we advertised last; it never moves left (RFC 9293 §3.8.6).
-    pub(crate) rcv_adv: SeqNumber,
-    /// RCV.NXT carried by the last ACK we sent ("Last.ACK.sent", RFC 7323 §4.3).
-    pub(crate) last_ack_sent: SeqNumber,
-    /// In-order bytes the app has not consumed yet.
-    pub(crate) recv: VecDeque<u8>,
-    pub(crate) ooo: Reassembly,
-
-    // Timestamps (RFC 7323).
-    pub(crate) ts_recent: u32,
-    pub(crate) ts_offset: u32,
-
+    pub(crate) ts: Timestamps,
     /// Retransmission, delayed ACK and keepalive / FIN-WAIT-2, and their timer-wheel entry.
     pub(crate) timers: Timers,
-    /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
-    /// from here, checked when its timer fires (the deadline does not move on every segment).
-    pub(crate) last_rx: Instant,
+
+    // Retransmission and congestion control.
     pub(crate) rtt: RttEstimator,
     /// Segment being timed for an RTT sample when timestamps are off (Karn: never a
     /// retransmitted one).
     pub(crate) rtt_probe: Option<(SeqNumber, Instant)>,
     /// Consecutive retransmission timeouts (or unanswered window probes).
     pub(crate) retries: u8,
+    pub(crate) cc: NewReno,
+
+    // Keepalive.
+    /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
+    /// from here, checked when its timer fires (the deadline does not move on every segment).
+    pub(crate) last_rx: Instant,
     /// Unanswered keepalive probes.
     pub(crate) ka_probes: u8,
-    /// Index of the listener whose keepalive applies ([`NO_LISTENER`]: none).
-    pub(crate) listener: u8,
-    pub(crate) cc: NewReno,
 
     // ACK bookkeeping.
     /// Full-sized segments received since our last ACK.
@@ -99,79 +142,77 @@ pub(crate) struct Conn<S> {
     /// Last time (ms) we answered an out-of-window pure ACK (Linux tcp_invalid_ratelimit).
     pub(crate) last_oow_ack_ms: u32,
 
-    // The app's side.
-    pub(crate) shutdown: Shutdown,
-    pub(crate) app_connected: bool,
-    pub(crate) app_peer_closed: bool,
-    /// The app found the send buffer full; tell it when room appears.
-    pub(crate) app_blocked: bool,
-    /// When the SYN arrived (passive) or was sent (active): handshake latency.
-    pub(crate) opened_at: Instant,
-    pub(crate) app: S,
+    pub(crate) app: AppSide<S>,
 }
 
 impl<S> Keyed for Conn<S> {
     fn tuple(&self) -> &FourTuple {
-        &self.tuple
+        &self.route.tuple
     }
 }
 
 impl<S: Default> Conn<S> {
-    /// A fresh control block in `state` with our ISS and the negotiated options; the caller
-    /// completes the sequence variables the segment that opened it decides.
+    /// A fresh control block, still CLOSED, with our ISS and the negotiated options; the
+    /// caller completes the sequence variables the segment that opened it decides, files it
+    /// and moves it to its first state with [`Conn::set_state`].
     pub(crate) fn new(
         cfg: &Config,
         keys: &Keys,
         now: Instant,
         route: &Route,
-        state: State,
         opts: Negotiated,
         iss: SeqNumber,
     ) -> Conn<S> {
         Conn {
-            tuple: route.tuple,
-            mac: route.mac,
-            vlan: route.vlan,
-            state,
+            route: *route,
+            state: State::Closed,
             passive: false,
             from_cookie: false,
+            listener: NO_LISTENER,
+            opened_at: now,
+            snd: SendSpace {
+                iss,
+                una: iss,
+                nxt: iss,
+                max: iss,
+                wnd: 0,
+                max_wnd: 0,
+                wl1: SeqNumber(0),
+                wl2: iss,
+                buf: VecDeque::new(),
+                fin: None,
+            },
+            rcv: RecvSpace {
+                irs: SeqNumber(0),
+                nxt: SeqNumber(0),
+                adv: SeqNumber(0),
+                last_ack_sent: SeqNumber(0),
+                buf: VecDeque::new(),
+                ooo: Reassembly::default(),
+            },
             opts,
-            iss,
-            snd_una: iss,
-            snd_nxt: iss,
-            snd_max: iss,
-            snd_wnd: 0,
-            max_snd_wnd: 0,
-            snd_wl1: SeqNumber(0),
-            snd_wl2: iss,
-            send: Default::default(),
-            fin_seq: None,
-            irs: SeqNumber(0),
-            rcv_nxt: SeqNumber(0),
-            rcv_adv: SeqNumber(0),
-            last_ack_sent: SeqNumber(0),
-            recv: Default::default(),
-            ooo: Reassembly::default(),
-            ts_recent: 0,
-            ts_offset: isn::timestamp_offset(&keys.timestamp, &route.tuple),
+            ts: Timestamps {
+                offset: isn::timestamp_offset(&keys.timestamp, &route.tuple),
+                recent: 0,
+            },
             timers: Timers::default(),
-            last_rx: now,
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
             retries: 0,
-            ka_probes: 0,
-            listener: NO_LISTENER,
             cc: NewReno::new(opts.mss, cfg.initial_window),
+            last_rx: now,
+            ka_probes: 0,
             unacked_segs: 0,
             ack_now: false,
             challenge: (0, 0),
             last_oow_ack_ms: 0,
-            shutdown: Shutdown::Open,
-            app_connected: false,
-            app_peer_closed: false,
-            app_blocked: false,
-            opened_at: now,
-            app: Default::default(),
+            app: AppSide {
+                shutdown: Shutdown::Open,
+                connected: false,
+                peer_closed: false,
+                blocked: false,
+                state: S::default(),
+            },
         }
     }
 }
@@ -179,7 +220,7 @@ impl<S: Default> Conn<S> {
 impl<S> Conn<S> {
     /// Bytes sent and not yet acknowledged (SYN and FIN count as one each).
     pub(crate) fn flight(&self) -> u32 {
-        self.snd_nxt - self.snd_una
+        self.snd.nxt - self.snd.una
     }
 
     /// Most payload bytes per segment: the MSS less the options every segment carries
@@ -195,27 +236,27 @@ impl<S> Conn<S> {
 
     /// Bytes of `send` already transmitted (in flight or acknowledged-but-unread: never).
     pub(crate) fn data_sent(&self) -> usize {
-        (self.flight() as usize).min(self.send.len())
+        (self.flight() as usize).min(self.snd.buf.len())
     }
 
     /// Bytes of `send` not transmitted yet.
     pub(crate) fn unsent(&self) -> usize {
-        self.send.len() - self.data_sent()
+        self.snd.buf.len() - self.data_sent()
     }
 
     /// Whether our FIN is due (the app shut down writing) once the data before it is out.
     pub(crate) fn fin_queued(&self) -> bool {
-        matches!(self.shutdown, Shutdown::Write | Shutdown::Close)
+        matches!(self.app.shutdown, Shutdown::Write | Shutdown::Close)
     }
 
     /// Whether our FIN has been acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_seq.is_some_and(|fin| self.snd_una.gt(fin))
+        self.snd.fin.is_some_and(|fin| self.snd.una.gt(fin))
     }
 
     /// Free receive buffer space: what we may advertise.
     pub(crate) fn rcv_space(&self, recv_buffer: u32) -> u32 {
-        let used = self.recv.len() + self.ooo.bytes();
+        let used = self.rcv.buf.len() + self.rcv.ooo.bytes();
         recv_buffer.saturating_sub(used as u32)
     }
 
@@ -227,42 +268,33 @@ impl<S> Conn<S> {
         // Round down to the scale granularity; at least what we already promised.
         let max = u32::from(u16::MAX) << scale;
         let mut wnd = (space.min(max) >> scale) << scale;
-        let promised = self.rcv_adv - self.rcv_nxt;
-        if self.rcv_adv.gt(self.rcv_nxt) && promised > wnd {
+        let promised = self.rcv.adv - self.rcv.nxt;
+        if self.rcv.adv.gt(self.rcv.nxt) && promised > wnd {
             wnd = promised.min(max);
         }
         let field = (wnd >> scale).min(u32::from(u16::MAX)) as u16;
-        let edge = self.rcv_nxt + (u32::from(field) << scale);
-        (field, edge.max(self.rcv_adv))
+        let edge = self.rcv.nxt + (u32::from(field) << scale);
+        (field, edge.max(self.rcv.adv))
     }
 
     /// Heap bytes held by the connection's buffers.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.send.capacity() + self.recv.capacity() + self.ooo.heap_bytes()
+        self.snd.buf.capacity() + self.rcv.buf.capacity() + self.rcv.ooo.heap_bytes()
     }
 }
 
 impl<S> Conn<S> {
-    /// Moves to `new`, keeping the per-state gauges right.
+    /// Moves to `new` (RFC 9293 §3.3.2), and the per-state gauges with it: every state
+    /// change of a connection, from its creation (out of CLOSED) to its removal (back to
+    /// CLOSED), goes through here.
     pub(crate) fn set_state(&mut self, new: State, stats: &mut Stats) {
-        let old = &mut stats.states[self.state.index()];
-        *old = old.saturating_sub(1);
-        stats.states[new.index()] += 1;
+        stats.state_changed(self.state, new);
         self.state = new;
     }
 
     /// Our TSval now: a millisecond clock plus the per-connection offset (RFC 7323 §5.4).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        now.wrapping_millis().wrapping_add(self.ts_offset)
-    }
-
-    /// Where this connection's frames go.
-    pub(crate) fn route(&self) -> Route {
-        Route {
-            tuple: self.tuple,
-            mac: self.mac,
-            vlan: self.vlan,
-        }
+        now.wrapping_millis().wrapping_add(self.ts.offset)
     }
 }
 
@@ -271,18 +303,18 @@ impl<S> Conn<S> {
     /// stands for) and timestamps `timestamp`: "set RCV.NXT to SEG.SEQ+1, IRS is set to
     /// SEG.SEQ" (RFC 9293 §3.10.7.2 third step), and its TSval is TS.Recent (RFC 7323 §4.3).
     pub(crate) fn synchronize_receive(&mut self, irs: SeqNumber, timestamp: Option<(u32, u32)>) {
-        self.irs = irs;
-        self.rcv_nxt = irs + 1u32;
-        self.last_ack_sent = self.rcv_nxt;
+        self.rcv.irs = irs;
+        self.rcv.nxt = irs + 1u32;
+        self.rcv.last_ack_sent = self.rcv.nxt;
         if let Some((tsval, _)) = timestamp {
-            self.ts_recent = tsval;
+            self.ts.recent = tsval;
         }
     }
 
     /// Our SYN (or SYN-ACK) went out: SND.NXT and SND.MAX are past it.
     pub(crate) fn syn_sent(&mut self) {
-        self.snd_nxt = self.iss + 1u32;
-        self.snd_max = self.snd_nxt;
+        self.snd.nxt = self.snd.iss + 1u32;
+        self.snd.max = self.snd.nxt;
     }
 
     /// `seg` acknowledges our SYN (its ACK covers exactly the SYN): ESTABLISHED (RFC 9293
@@ -305,11 +337,11 @@ impl<S> Conn<S> {
         }
         self.retries = 0;
         self.timers.stop(Timer::Rto);
-        self.snd_una = seg.ack;
-        self.snd_wnd = wnd;
-        self.max_snd_wnd = wnd;
-        self.snd_wl1 = seg.seq;
-        self.snd_wl2 = seg.ack;
+        self.snd.una = seg.ack;
+        self.snd.wnd = wnd;
+        self.snd.max_wnd = wnd;
+        self.snd.wl1 = seg.seq;
+        self.snd.wl2 = seg.ack;
         self.cc = NewReno::new(self.opts.mss, cfg.initial_window);
     }
 }

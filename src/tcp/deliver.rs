@@ -25,7 +25,7 @@ pub(crate) fn after_event<A: App, T: Tx>(
         return outcome;
     }
     deliver(c, cx);
-    if c.shutdown == Shutdown::Abort {
+    if c.app.shutdown == Shutdown::Abort {
         output::send_rst(c, cx);
         return Outcome::Close(CloseReason::Aborted);
     }
@@ -42,13 +42,13 @@ fn io<'c, S>(
 ) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
     let io = Io::new(
         id,
-        c.tuple,
+        c.route.tuple,
         now,
-        &mut c.send,
+        &mut c.snd.buf,
         cfg.send_buffer as usize,
-        &mut c.shutdown,
+        &mut c.app.shutdown,
     );
-    (io, &mut c.app, &mut c.recv)
+    (io, &mut c.app.state, &mut c.rcv.buf)
 }
 
 /// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
@@ -57,8 +57,8 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         return;
     }
     let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
-    if !c.app_connected {
-        c.app_connected = true;
+    if !c.app.connected {
+        c.app.connected = true;
         if c.passive {
             cx.stats.passive_opens += 1;
         } else {
@@ -72,14 +72,17 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         let (mut io, state, _) = io(c, cfg, id, now);
         cx.app.on_connected(state, &mut io);
     }
-    if c.app_blocked && c.shutdown == Shutdown::Open && c.send.len() < cfg.send_buffer as usize {
-        c.app_blocked = false;
+    if c.app.blocked
+        && c.app.shutdown == Shutdown::Open
+        && c.snd.buf.len() < cfg.send_buffer as usize
+    {
+        c.app.blocked = false;
         let (mut io, state, _) = io(c, cfg, id, now);
         cx.app.on_writable(state, &mut io);
     }
-    if !c.recv.is_empty() {
-        if c.shutdown >= Shutdown::Close {
-            c.recv.clear();
+    if !c.rcv.buf.is_empty() {
+        if c.app.shutdown >= Shutdown::Close {
+            c.rcv.buf.clear();
         } else {
             let before = c.rcv_space(cfg.recv_buffer);
             let (mut io, state, recv) = io(c, cfg, id, now);
@@ -87,22 +90,22 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
             recv.drain(..consumed.min(recv.len()));
             // Window update when reading opened the window by two segments or half the buffer.
             let after = c.rcv_space(cfg.recv_buffer);
-            let advertised = c.rcv_adv - c.rcv_nxt;
+            let advertised = c.rcv.adv - c.rcv.nxt;
             let grown = after.saturating_sub(advertised.max(before.min(advertised)));
             if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
                 c.ack_now = true;
             }
         }
     }
-    if c.recv.is_empty() && c.recv.capacity() > MAX_IDLE_BUFFER {
-        c.recv = VecDeque::new();
+    if c.rcv.buf.is_empty() && c.rcv.buf.capacity() > MAX_IDLE_BUFFER {
+        c.rcv.buf = VecDeque::new();
     }
-    if c.state.fin_received() && c.recv.is_empty() && !c.app_peer_closed {
-        c.app_peer_closed = true;
+    if c.state.fin_received() && c.rcv.buf.is_empty() && !c.app.peer_closed {
+        c.app.peer_closed = true;
         let (mut io, state, _) = io(c, cfg, id, now);
         cx.app.on_peer_closed(state, &mut io);
     }
-    if c.shutdown == Shutdown::Open && c.send.len() >= cfg.send_buffer as usize {
-        c.app_blocked = true;
+    if c.app.shutdown == Shutdown::Open && c.snd.buf.len() >= cfg.send_buffer as usize {
+        c.app.blocked = true;
     }
 }

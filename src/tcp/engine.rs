@@ -12,7 +12,7 @@ use super::event::{Cx, Outcome, Stateless};
 use super::hash::{Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
 use super::route::Route;
-use super::time_wait::{TimeWait, TimeWaitTable};
+use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
 use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, timeout};
@@ -106,7 +106,9 @@ impl<A: App> Engine<A> {
         let keys = Keys::derive(&cfg.secret);
         let listen = Listen::new(&cfg, derive_key(&cfg.secret, b"cookie"));
         let mut stats = Stats::default();
-        stats.states[State::Listen.index()] = cfg.listeners.len() as u64;
+        for _ in &cfg.listeners {
+            stats.state_changed(State::Closed, State::Listen);
+        }
         Engine {
             conns: ConnTable::new(table_key, cfg.max_connections),
             time_wait: TimeWaitTable::new(cfg.max_time_wait, table_key),
@@ -210,8 +212,11 @@ impl<A: App> Engine<A> {
 
     /// Stop accepting new connections (for draining); SYNs are answered with RST from now on.
     pub fn stop_accepting(&mut self) {
-        self.listen.stop_accepting();
-        self.stats.states[State::Listen.index()] = 0;
+        if self.listen.stop_accepting() {
+            for _ in &self.cfg.listeners {
+                self.stats.state_changed(State::Listen, State::Closed);
+            }
+        }
     }
 
     /// Rotates the SYN-cookie secret; cookies under the previous one stay valid until the
@@ -325,36 +330,23 @@ impl<A: App> Engine<A> {
         if self.conns.find(&route.tuple).is_some() {
             return Err(ConnectError::InUse);
         }
-        if self.time_wait.get(&route.tuple).is_some() {
-            // RFC 6191 on the active side: a new incarnation starts above the old SND.NXT.
-            self.time_wait.remove(&route.tuple);
-            self.stats.time_wait_recycled += 1;
-            self.stats.states[State::TimeWait.index()] = self.time_wait.len() as u64;
-        }
+        // RFC 6191 on the active side: a new incarnation starts above the old SND.NXT.
+        self.time_wait.recycle(&route.tuple, &mut self.stats);
         if self.conns.len() >= self.cfg.max_connections {
             return Err(ConnectError::TableFull);
         }
         let iss = isn::initial_seq(&self.keys.isn, &route.tuple, now);
         // What we offer; the SYN-ACK settles it.
         let opts = Negotiated::offer(&self.cfg);
-        let mut c = Conn::new(
-            &self.cfg,
-            &self.keys,
-            now,
-            &route,
-            State::SynSent,
-            opts,
-            iss,
-        );
+        let mut c = Conn::new(&self.cfg, &self.keys, now, &route, opts, iss);
         c.syn_sent();
         c.timers.arm(Timer::Rto, now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;
-        self.stats.states[State::SynSent.index()] += 1;
         let (cfg, stats) = (&self.cfg, &mut self.stats);
-        let sent = self
-            .conns
-            .get_mut(id)
-            .is_some_and(|c| output::send_syn(c, cfg, stats, tx, now));
+        let sent = self.conns.get_mut(id).is_some_and(|c| {
+            c.set_state(State::SynSent, stats);
+            output::send_syn(c, cfg, stats, tx, now)
+        });
         if !sent {
             self.remove(id);
             return Err(ConnectError::TxFull);
@@ -414,40 +406,30 @@ impl<A: App> Engine<A> {
     /// Removes a connection, telling the app why.
     pub(crate) fn close(&mut self, id: ConnId, reason: CloseReason) {
         if let Some(mut c) = self.remove(id) {
-            if c.app_connected {
-                self.app.on_closed(&mut c.app, reason);
+            if c.app.connected {
+                self.app.on_closed(&mut c.app.state, reason);
             }
         }
     }
 
+    /// Takes a connection out of the table: it is CLOSED.
     fn remove(&mut self, id: ConnId) -> Option<Conn<A::State>> {
-        let c = self.conns.remove(id)?;
-        let gauge = &mut self.stats.states[c.state.index()];
-        *gauge = gauge.saturating_sub(1);
+        let mut c = self.conns.remove(id)?;
+        c.set_state(State::Closed, &mut self.stats);
         Some(c)
     }
 
-    /// Moves a connection into the compact TIME-WAIT table for 2MSL.
+    /// Moves a connection in TIME-WAIT out of the table into the compact TIME-WAIT table for
+    /// 2MSL (it stays in TIME-WAIT).
     fn enter_time_wait(&mut self, now: Instant, id: ConnId) {
-        let Some(mut c) = self.remove(id) else {
+        let Some(mut c) = self.conns.remove(id) else {
             return;
         };
-        if c.app_connected {
-            self.app.on_closed(&mut c.app, CloseReason::Normal);
+        if c.app.connected {
+            self.app.on_closed(&mut c.app.state, CloseReason::Normal);
         }
-        let entry = TimeWait {
-            tuple: c.tuple,
-            snd_nxt: c.snd_nxt,
-            rcv_nxt: c.rcv_nxt,
-            ts_recent: c.ts_recent,
-            ts_enabled: c.opts.ts,
-            window_scale: c.opts.rcv_wscale,
-            expires_ms: (now + self.cfg.time_wait).wrapping_millis(),
-        };
-        if self.time_wait.insert(entry).is_some() {
-            self.stats.time_wait_evicted += 1;
-        }
-        self.stats.states[State::TimeWait.index()] = self.time_wait.len() as u64;
+        let expires_ms = (now + self.cfg.time_wait).wrapping_millis();
+        self.time_wait.enter(&c, expires_ms, &mut self.stats);
     }
 
     /// Puts the connection's earliest timer into the wheel if it is earlier than the entry
@@ -465,8 +447,8 @@ impl<A: App> Engine<A> {
     /// Runs every timer that is due: TIME-WAIT expiry, then connection timers.
     pub fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {
         self.last_now = now;
-        if self.time_wait.expire(now.wrapping_millis()) > 0 {
-            self.stats.states[State::TimeWait.index()] = self.time_wait.len() as u64;
+        for _ in 0..self.time_wait.expire(now.wrapping_millis()) {
+            self.stats.state_changed(State::TimeWait, State::Closed);
         }
         let mut due = std::mem::take(&mut self.due);
         self.wheel.expire(now, |item| due.push(item));

@@ -30,12 +30,16 @@ pub(crate) fn on_segment<A: App, T: Tx>(
 
     // A retransmitted SYN while we are half-open: our SYN-ACK was lost, send it again.
     if c.state == State::SynReceived && flags.contains(Flags::SYN) {
-        if c.passive && !flags.contains(Flags::ACK) && seq == c.irs {
+        if c.passive && !flags.contains(Flags::ACK) && seq == c.rcv.irs {
             output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
             return Outcome::Keep;
         }
         // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
-        if !c.passive && flags.contains(Flags::ACK) && seq == c.irs && ack_acceptable_syn(c, seg) {
+        if !c.passive
+            && flags.contains(Flags::ACK)
+            && seq == c.rcv.irs
+            && ack_acceptable_syn(c, seg)
+        {
             let wnd = u32::from(seg.window) << c.opts.snd_wscale;
             c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
             c.ack_now = true;
@@ -46,7 +50,7 @@ pub(crate) fn on_segment<A: App, T: Tx>(
     // PAWS (RFC 7323 §5.3 R1): a timestamp older than TS.Recent marks an old duplicate.
     if c.opts.ts && !flags.contains(Flags::RST) {
         if let Some((tsval, _)) = seg.options.timestamp {
-            if (tsval.wrapping_sub(c.ts_recent) as i32) < 0 {
+            if (tsval.wrapping_sub(c.ts.recent) as i32) < 0 {
                 cx.stats.drop(DropReason::Paws);
                 output::ack_unacceptable(c, cx, !seg.payload.is_empty());
                 return Outcome::Keep;
@@ -63,24 +67,24 @@ pub(crate) fn on_segment<A: App, T: Tx>(
     }
 
     // First, check the sequence number.
-    let rcv_wnd = if c.rcv_adv.gt(c.rcv_nxt) {
-        c.rcv_adv - c.rcv_nxt
+    let rcv_wnd = if c.rcv.adv.gt(c.rcv.nxt) {
+        c.rcv.adv - c.rcv.nxt
     } else {
         0
     };
     let seg_len = seg.segment_len() as u32;
-    let right = c.rcv_nxt + rcv_wnd;
+    let right = c.rcv.nxt + rcv_wnd;
     let acceptable = match (seg_len, rcv_wnd) {
-        (0, 0) => seq == c.rcv_nxt,
-        (0, _) => seq.in_range(c.rcv_nxt, right),
+        (0, 0) => seq == c.rcv.nxt,
+        (0, _) => seq.in_range(c.rcv.nxt, right),
         (_, 0) => false,
         (_, _) => {
-            seq.in_range(c.rcv_nxt, right) || (seq + (seg_len - 1)).in_range(c.rcv_nxt, right)
+            seq.in_range(c.rcv.nxt, right) || (seq + (seg_len - 1)).in_range(c.rcv.nxt, right)
         }
     };
     // "If the RCV.WND is zero, no segments will be acceptable, but special allowance should be
     // made to accept valid ACKs, URGs, and RSTs."
-    let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv_nxt;
+    let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv.nxt;
     if !acceptable && !zero_window_control {
         if !flags.contains(Flags::RST) {
             output::ack_unacceptable(c, cx, !seg.payload.is_empty());
@@ -93,15 +97,15 @@ pub(crate) fn on_segment<A: App, T: Tx>(
     // <= Last.ACK.sent (see Section 4.3), then record its timestamp in TS.Recent."
     if c.opts.ts && !flags.contains(Flags::RST) {
         if let Some((tsval, _)) = seg.options.timestamp {
-            if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
-                c.ts_recent = tsval;
+            if (tsval.wrapping_sub(c.ts.recent) as i32) >= 0 && seq.le(c.rcv.last_ack_sent) {
+                c.ts.recent = tsval;
             }
         }
     }
 
     // Second, check the RST bit (RFC 5961 §3.2).
     if flags.contains(Flags::RST) {
-        if seq != c.rcv_nxt {
+        if seq != c.rcv.nxt {
             output::challenge_ack(c, cx);
             cx.stats.drop(DropReason::RstNotExact);
             return Outcome::Keep;
@@ -119,7 +123,7 @@ pub(crate) fn on_segment<A: App, T: Tx>(
         return Outcome::Keep;
     }
     if c.state == State::SynReceived {
-        if !(seg.ack.gt(c.snd_una) && seg.ack.le(c.snd_max)) {
+        if !(seg.ack.gt(c.snd.una) && seg.ack.le(c.snd.max)) {
             output::send_rst_for_ack(c, cx, seg.ack);
             cx.stats.drop(DropReason::AckTooHigh);
             return Outcome::Keep;
@@ -143,8 +147,8 @@ pub(crate) fn on_segment<A: App, T: Tx>(
     }
 
     // Eighth, check the FIN bit: only once every byte before it has arrived.
-    if flags.contains(Flags::FIN) && fin_seq == c.rcv_nxt && !c.state.fin_received() {
-        c.rcv_nxt += 1u32;
+    if flags.contains(Flags::FIN) && fin_seq == c.rcv.nxt && !c.state.fin_received() {
+        c.rcv.nxt += 1u32;
         c.ack_now = true;
         match c.state {
             State::Established => c.set_state(State::CloseWait, cx.stats),
@@ -161,7 +165,7 @@ pub(crate) fn on_segment<A: App, T: Tx>(
 
 /// An ACK of our SYN in SYN-SENT / SYN-RECEIVED must cover exactly the SYN or more.
 fn ack_acceptable_syn<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
-    seg.ack.gt(c.iss) && seg.ack.le(c.snd_max)
+    seg.ack.gt(c.snd.iss) && seg.ack.le(c.snd.max)
 }
 
 /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. `Some` ends processing.
@@ -172,24 +176,24 @@ fn process_ack<A: App, T: Tx>(
 ) -> Option<Outcome> {
     let ack = seg.ack;
     // RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT.
-    if ack.gt(c.snd_max) {
+    if ack.gt(c.snd.max) {
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         cx.stats.drop(DropReason::AckTooHigh);
         return Some(Outcome::Keep);
     }
-    if ack.lt(c.snd_una - c.max_snd_wnd.max(1)) {
+    if ack.lt(c.snd.una - c.snd.max_wnd.max(1)) {
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         cx.stats.drop(DropReason::AckTooOld);
         return Some(Outcome::Keep);
     }
     let window = u32::from(seg.window) << c.opts.snd_wscale;
-    if ack.gt(c.snd_una) {
-        let acked = ack - c.snd_una;
-        let fin_acked_now = c.fin_seq.is_some_and(|f| ack.gt(f));
-        let data = (acked as usize - usize::from(fin_acked_now)).min(c.send.len());
-        c.send.drain(..data);
-        if c.send.is_empty() && c.send.capacity() > MAX_IDLE_BUFFER {
-            c.send = Default::default();
+    if ack.gt(c.snd.una) {
+        let acked = ack - c.snd.una;
+        let fin_acked_now = c.snd.fin.is_some_and(|f| ack.gt(f));
+        let data = (acked as usize - usize::from(fin_acked_now)).min(c.snd.buf.len());
+        c.snd.buf.drain(..data);
+        if c.snd.buf.is_empty() && c.snd.buf.capacity() > MAX_IDLE_BUFFER {
+            c.snd.buf = Default::default();
         }
         // RTT sample: from the echoed timestamp (RFC 7323 §4), else the timed segment.
         if c.opts.ts {
@@ -206,13 +210,13 @@ fn process_ack<A: App, T: Tx>(
                 c.rtt_probe = None;
             }
         }
-        c.snd_una = ack;
-        if c.snd_nxt.lt(ack) {
-            c.snd_nxt = ack;
+        c.snd.una = ack;
+        if c.snd.nxt.lt(ack) {
+            c.snd.nxt = ack;
         }
         c.retries = 0;
         let action = c.cc.on_ack(ack, acked, c.flight());
-        if c.snd_una == c.snd_max {
+        if c.snd.una == c.snd.max {
             c.timers.stop(Timer::Rto);
         } else {
             c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
@@ -220,14 +224,14 @@ fn process_ack<A: App, T: Tx>(
         if action == AckAction::RetransmitFirst {
             output::retransmit_first(c, cx);
         }
-    } else if ack == c.snd_una
+    } else if ack == c.snd.una
         && seg.payload.is_empty()
         && !seg.flags.contains(Flags::FIN)
-        && window == c.snd_wnd
-        && c.snd_max != c.snd_una
+        && window == c.snd.wnd
+        && c.snd.max != c.snd.una
     {
         // A duplicate ACK (RFC 5681 §2).
-        if c.cc.on_dup_ack(c.snd_max - c.snd_una, c.snd_max) == AckAction::RetransmitFirst {
+        if c.cc.on_dup_ack(c.snd.max - c.snd.una, c.snd.max) == AckAction::RetransmitFirst {
             output::retransmit_first(c, cx);
         }
     }
@@ -236,11 +240,11 @@ fn process_ack<A: App, T: Tx>(
     }
     // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <-
     // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-    if c.snd_wl1.lt(seg.seq) || (c.snd_wl1 == seg.seq && c.snd_wl2.le(ack)) {
-        c.snd_wnd = window;
-        c.snd_wl1 = seg.seq;
-        c.snd_wl2 = ack;
-        c.max_snd_wnd = c.max_snd_wnd.max(window);
+    if c.snd.wl1.lt(seg.seq) || (c.snd.wl1 == seg.seq && c.snd.wl2.le(ack)) {
+        c.snd.wnd = window;
+        c.snd.wl1 = seg.seq;
+        c.snd.wl2 = ack;
+        c.snd.max_wnd = c.snd.max_wnd.max(window);
         if window > 0 && c.flight() == 0 && c.unsent() == 0 {
             c.timers.stop(Timer::Rto);
         }
@@ -252,7 +256,7 @@ fn process_ack<A: App, T: Tx>(
                 c.set_state(State::FinWait2, cx.stats);
                 // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
                 // half-closed one keeps receiving as long as the peer sends.
-                if c.shutdown == Shutdown::Close {
+                if c.app.shutdown == Shutdown::Close {
                     c.timers.arm(Timer::Idle, cx.now + cx.cfg.fin_wait2_timeout);
                 }
             }
@@ -294,10 +298,10 @@ fn receive_data<A: App, T: Tx>(
 ) {
     let mut data = payload;
     let mut dseq = seq;
-    if dseq.lt(c.rcv_nxt) {
-        let skip = ((c.rcv_nxt - dseq) as usize).min(data.len());
+    if dseq.lt(c.rcv.nxt) {
+        let skip = ((c.rcv.nxt - dseq) as usize).min(data.len());
         data = &data[skip..];
-        dseq = c.rcv_nxt;
+        dseq = c.rcv.nxt;
     }
     let room = if right.gt(dseq) {
         (right - dseq) as usize
@@ -312,9 +316,9 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    if dseq != c.rcv_nxt {
+    if dseq != c.rcv.nxt {
         // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2).
-        if c.ooo.insert(dseq, data) {
+        if c.rcv.ooo.insert(dseq, data) {
             cx.stats.ooo_segments += 1;
         } else {
             cx.stats.drop(DropReason::NoRoom);
@@ -322,20 +326,20 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    let refused = c.shutdown >= Shutdown::Close;
+    let refused = c.app.shutdown >= Shutdown::Close;
     if refused {
         cx.stats.drop(DropReason::NoRoom);
     } else {
-        c.recv.extend(data);
+        c.rcv.buf.extend(data);
     }
-    c.rcv_nxt += data.len();
+    c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
-    let filled_hole = !c.ooo.is_empty();
-    while let Some(more) = c.ooo.pop_ready(c.rcv_nxt) {
-        c.rcv_nxt += more.len();
+    let filled_hole = !c.rcv.ooo.is_empty();
+    while let Some(more) = c.rcv.ooo.pop_ready(c.rcv.nxt) {
+        c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
         if !refused {
-            c.recv.extend(more.iter());
+            c.rcv.buf.extend(more.iter());
         }
     }
     // Delayed ACK: at least every second full-sized segment, at most `delayed_ack` later;
@@ -386,8 +390,8 @@ fn syn_sent<A: App, T: Tx>(
     c.synchronize_receive(seg.seq, seg.options.timestamp);
     // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
-    c.rcv_adv = c.rcv_nxt + output::syn_window(cx.cfg);
-    c.opts = Negotiated::from_syn(cx.cfg, c.tuple.remote_addr.is_ipv4(), &seg.options);
+    c.rcv.adv = c.rcv.nxt + output::syn_window(cx.cfg);
+    c.opts = Negotiated::from_syn(cx.cfg, c.route.tuple.remote_addr.is_ipv4(), &seg.options);
     // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
     let wnd = u32::from(seg.window);
     if flags.contains(Flags::ACK) {
@@ -397,8 +401,8 @@ fn syn_sent<A: App, T: Tx>(
     } else {
         // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
         c.set_state(State::SynReceived, cx.stats);
-        c.snd_wnd = wnd;
-        c.max_snd_wnd = c.snd_wnd;
+        c.snd.wnd = wnd;
+        c.snd.max_wnd = c.snd.wnd;
         output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
     }
     Outcome::Keep

@@ -57,9 +57,9 @@ impl Listen {
         }
     }
 
-    /// Stop accepting: SYNs are answered with a RST from now on.
-    pub(crate) fn stop_accepting(&mut self) {
-        self.accepting = false;
+    /// Stop accepting: SYNs are answered with a RST from now on. True if it was accepting.
+    pub(crate) fn stop_accepting(&mut self) -> bool {
+        std::mem::replace(&mut self.accepting, false)
     }
 
     /// A fresh SYN-cookie secret; cookies under the previous one stay valid.
@@ -132,29 +132,21 @@ impl Listen {
         // state should be changed to SYN-RECEIVED."
         let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
         let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
-        let mut c = Conn::new(
-            sx.cfg,
-            sx.keys,
-            sx.now,
-            route,
-            State::SynReceived,
-            opts,
-            iss,
-        );
+        let mut c = Conn::new(sx.cfg, sx.keys, sx.now, route, opts, iss);
         c.passive = true;
         c.listener = listener;
         c.synchronize_receive(seg.seq, seg.options.timestamp);
         c.syn_sent();
         // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
-        c.snd_wnd = u32::from(seg.window);
-        c.max_snd_wnd = c.snd_wnd;
+        c.snd.wnd = u32::from(seg.window);
+        c.snd.max_wnd = c.snd.wnd;
         c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
         let Ok(id) = conns.insert(c) else {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         };
-        sx.stats.states[State::SynReceived.index()] += 1;
         if let Some(c) = conns.get_mut(id) {
+            c.set_state(State::SynReceived, sx.stats);
             output::send_syn(c, sx.cfg, sx.stats, sx.tx, sx.now);
         }
         Accept::HalfOpen(id)
@@ -265,21 +257,13 @@ impl Listen {
             ..Options::default()
         };
         let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
-        let mut c = Conn::new(
-            cfg,
-            sx.keys,
-            sx.now,
-            route,
-            State::Closed,
-            opts,
-            seg.ack - 1,
-        );
+        let mut c = Conn::new(cfg, sx.keys, sx.now, route, opts, seg.ack - 1);
         c.passive = true;
         c.from_cookie = true;
         c.listener = listener;
         c.synchronize_receive(seg.seq - 1, seg.options.timestamp);
         c.syn_sent();
-        c.rcv_adv = c.rcv_nxt + output::syn_window(cfg);
+        c.rcv.adv = c.rcv.nxt + output::syn_window(cfg);
         let Ok(id) = conns.insert(c) else {
             sx.stats.drop(DropReason::TableFull);
             return Ok(Accept::Done);

@@ -104,7 +104,7 @@ pub(crate) fn send_syn<S, T: Tx>(
         (
             (c.opts.rcv_wscale > 0 || c.opts.snd_wscale > 0).then_some(c.opts.rcv_wscale),
             c.opts.sack,
-            c.opts.ts.then(|| (c.ts_now(now), c.ts_recent)),
+            c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         )
     } else {
         (
@@ -114,10 +114,10 @@ pub(crate) fn send_syn<S, T: Tx>(
         )
     };
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
-        seq: c.iss,
-        ack: if syn_ack { c.rcv_nxt } else { SeqNumber(0) },
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
+        seq: c.snd.iss,
+        ack: if syn_ack { c.rcv.nxt } else { SeqNumber(0) },
         flags: if syn_ack {
             Flags::SYN | Flags::ACK
         } else {
@@ -133,11 +133,11 @@ pub(crate) fn send_syn<S, T: Tx>(
         },
         payload: &[],
     };
-    let sent = emit(cfg, stats, tx, &c.route(), &repr);
+    let sent = emit(cfg, stats, tx, &c.route, &repr);
     if sent && syn_ack {
         stats.synacks_sent += 1;
-        c.rcv_adv = c.rcv_nxt + u32::from(window);
-        c.last_ack_sent = c.rcv_nxt;
+        c.rcv.adv = c.rcv.nxt + u32::from(window);
+        c.rcv.last_ack_sent = c.rcv.nxt;
     }
     sent
 }
@@ -154,26 +154,26 @@ fn header<'p, S>(
 ) -> (TcpRepr<'p>, SeqNumber) {
     let (window, edge) = c.window_to_advertise(cfg.recv_buffer);
     let mut options = Options {
-        timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts_recent)),
+        timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         ..Options::default()
     };
     // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS.
-    if c.opts.sack && !c.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
+    if c.opts.sack && !c.rcv.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
         let max = if c.opts.ts {
             MAX_SACK_BLOCKS_WITH_TIMESTAMPS
         } else {
             MAX_SACK_BLOCKS
         };
-        for (i, block) in c.ooo.sack_blocks(max).enumerate() {
+        for (i, block) in c.rcv.ooo.sack_blocks(max).enumerate() {
             options.sack_blocks[i] = block;
             options.sack_count = i as u8 + 1;
         }
     }
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
         seq,
-        ack: c.rcv_nxt,
+        ack: c.rcv.nxt,
         flags: flags | Flags::ACK,
         window,
         options,
@@ -191,33 +191,33 @@ fn send_segment<A: App, T: Tx>(
     len: usize,
     mut flags: Flags,
 ) -> bool {
-    let off = (seq - c.snd_una) as usize;
+    let off = (seq - c.snd.una) as usize;
     let sent;
     let edge;
     {
-        let start = off.min(c.send.len());
-        let end = (off + len).min(c.send.len());
+        let start = off.min(c.snd.buf.len());
+        let end = (off + len).min(c.snd.buf.len());
         // Rotate the ring only when this segment straddles its wrap point (once per lap):
         // rotating for every segment moved the whole send buffer each time.
-        if start < c.send.as_slices().0.len() && end > c.send.as_slices().0.len() {
-            c.send.make_contiguous();
+        if start < c.snd.buf.as_slices().0.len() && end > c.snd.buf.as_slices().0.len() {
+            c.snd.buf.make_contiguous();
         }
-        let (front, back) = c.send.as_slices();
+        let (front, back) = c.snd.buf.as_slices();
         let payload = if end <= front.len() {
             &front[start..end]
         } else {
             &back[start - front.len()..end - front.len()]
         };
-        if !payload.is_empty() && off + len == c.send.len() {
+        if !payload.is_empty() && off + len == c.snd.buf.len() {
             flags |= Flags::PSH;
         }
         let (repr, e) = header(c, cx.cfg, cx.now, seq, flags, payload);
         edge = e;
-        sent = emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr);
+        sent = emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr);
     }
     if sent {
-        c.rcv_adv = edge;
-        c.last_ack_sent = c.rcv_nxt;
+        c.rcv.adv = edge;
+        c.rcv.last_ack_sent = c.rcv.nxt;
         c.ack_now = false;
         c.timers.stop(Timer::DelayedAck);
         c.unacked_segs = 0;
@@ -233,24 +233,24 @@ fn send_segment<A: App, T: Tx>(
 /// As BSD: "for ACK only packets, we do not want the sequence number of the retransmitted
 /// packet, we want the sequence number of the next unsent octet".
 pub(crate) fn send_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_max;
+    let seq = c.snd.max;
     send_segment(c, cx, seq, 0, Flags::ACK)
 }
 
 /// A probe that the peer must answer with an ACK: SEG.SEQ one below what it expects, no
 /// data. Keepalive (RFC 1122 §4.2.3.6) and zero-window probes use it, as Linux does.
 pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_una - 1;
+    let seq = c.snd.una - 1;
     let (repr, _) = header(c, cx.cfg, cx.now, seq, Flags::ACK, &[]);
-    emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr)
+    emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr)
 }
 
 /// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
 /// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_max, Flags::RST, &[]);
+    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
     repr.window = 0;
-    if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
+    if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
 }
@@ -262,8 +262,8 @@ pub(crate) fn send_rst_for_ack<A: App, T: Tx>(
     ack: SeqNumber,
 ) {
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
         seq: ack,
         ack: SeqNumber(0),
         flags: Flags::RST,
@@ -271,7 +271,7 @@ pub(crate) fn send_rst_for_ack<A: App, T: Tx>(
         options: Options::default(),
         payload: &[],
     };
-    if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
+    if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
 }
@@ -318,9 +318,9 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
 /// unchanged.
 pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     c.rtt_probe = None; // Karn
-    let len = c.send.len().min(c.payload_mss());
-    let fin = c.fin_seq == Some(c.snd_una + len);
-    let seq = c.snd_una;
+    let len = c.snd.buf.len().min(c.payload_mss());
+    let fin = c.snd.fin == Some(c.snd.una + len);
+    let seq = c.snd.una;
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if (len > 0 || fin) && send_segment(c, cx, seq, len, flags) {
         cx.stats.fast_retransmits += 1;
@@ -334,15 +334,15 @@ pub(crate) fn send_into_small_window<A: App, T: Tx>(
     cx: &mut Cx<'_, A, T>,
 ) -> bool {
     let unsent = c.unsent();
-    let wnd = c.snd_wnd.min(c.cc.window());
+    let wnd = c.snd.wnd.min(c.cc.window());
     let len = unsent
         .min(usize::from(c.opts.mss))
         .min(wnd.saturating_sub(c.flight()) as usize);
     if len == 0 {
         return false;
     }
-    let seq = c.snd_nxt;
-    let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+    let seq = c.snd.nxt;
+    let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if !send_segment(c, cx, seq, len, flags) {
         return false;
@@ -367,7 +367,7 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         if unsent == 0 {
             break;
         }
-        let wnd = c.snd_wnd.min(c.cc.window());
+        let wnd = c.snd.wnd.min(c.cc.window());
         let usable = wnd.saturating_sub(c.flight()) as usize;
         let len = unsent.min(mss).min(usable);
         if len == 0 {
@@ -375,11 +375,11 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
         // Sender SWS avoidance: a full segment, everything we have, or half the peer's
         // largest window.
-        if len < mss && len < unsent && (len as u32) < c.max_snd_wnd / 2 {
+        if len < mss && len < unsent && (len as u32) < c.snd.max_wnd / 2 {
             break;
         }
-        let seq = c.snd_nxt;
-        let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+        let seq = c.snd.nxt;
+        let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
         let flags = if fin { Flags::FIN } else { Flags(0) };
         if !send_segment(c, cx, seq, len, flags) {
             break;
@@ -387,9 +387,9 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         advance(c, cx, seq, len, fin);
     }
     if c.fin_queued() && c.unsent() == 0 {
-        let seq = c.snd_nxt;
-        let due = match c.fin_seq {
-            None => seq == c.snd_una + c.send.len(),
+        let seq = c.snd.nxt;
+        let due = match c.snd.fin {
+            None => seq == c.snd.una + c.snd.buf.len(),
             Some(f) => seq == f,
         };
         if due && send_segment(c, cx, seq, 0, Flags::FIN) {
@@ -414,17 +414,17 @@ fn advance<A: App, T: Tx>(
     fin: bool,
 ) {
     let end = seq + len + usize::from(fin);
-    if end.gt(c.snd_max) {
-        if c.rtt_probe.is_none() && !c.opts.ts && seq.ge(c.snd_max) {
+    if end.gt(c.snd.max) {
+        if c.rtt_probe.is_none() && !c.opts.ts && seq.ge(c.snd.max) {
             c.rtt_probe = Some((seq, cx.now));
         }
-        c.snd_max = end;
+        c.snd.max = end;
     } else {
         cx.stats.rto_retransmits += u64::from(len > 0 || fin);
     }
-    c.snd_nxt = end;
-    if fin && c.fin_seq.is_none() {
-        c.fin_seq = Some(seq + len);
+    c.snd.nxt = end;
+    if fin && c.snd.fin.is_none() {
+        c.snd.fin = Some(seq + len);
         match c.state {
             State::Established => c.set_state(State::FinWait1, cx.stats),
             State::CloseWait => c.set_state(State::LastAck, cx.stats),

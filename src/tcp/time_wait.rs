@@ -17,11 +17,12 @@ use core::mem::size_of;
 
 use hashbrown::HashTable;
 
+use super::conn::Conn;
 use super::event::Stateless;
 use super::hash::{Key, hash_tuple};
 use super::route::Route;
 use super::{FourTuple, SeqNumber, State, isn, output};
-use crate::stats::DropReason;
+use crate::stats::{DropReason, Stats};
 use crate::tx::Tx;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
 
@@ -157,6 +158,32 @@ impl TimeWaitTable {
         true
     }
 
+    /// `c`, in TIME-WAIT, leaves the connection table for this one until `expires_ms`; an
+    /// entry evicted to make room (the oldest) is CLOSED.
+    pub(crate) fn enter<S>(&mut self, c: &Conn<S>, expires_ms: u32, stats: &mut Stats) {
+        let entry = TimeWait {
+            tuple: c.route.tuple,
+            snd_nxt: c.snd.nxt,
+            rcv_nxt: c.rcv.nxt,
+            ts_recent: c.ts.recent,
+            ts_enabled: c.opts.ts,
+            window_scale: c.opts.rcv_wscale,
+            expires_ms,
+        };
+        if self.insert(entry).is_some() {
+            stats.time_wait_evicted += 1;
+            stats.state_changed(State::TimeWait, State::Closed);
+        }
+    }
+
+    /// A new incarnation takes over `tuple` (RFC 6191): its entry, if any, is CLOSED.
+    pub(crate) fn recycle(&mut self, tuple: &FourTuple, stats: &mut Stats) {
+        if self.remove(tuple).is_some() {
+            stats.time_wait_recycled += 1;
+            stats.state_changed(State::TimeWait, State::Closed);
+        }
+    }
+
     /// A segment for `tw`, a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4 and RFC 6191). True
     /// when it is a SYN that recycled the entry: it goes on to the listener.
     pub(crate) fn handle_segment<T: Tx>(
@@ -180,9 +207,7 @@ impl TimeWaitTable {
                 _ => seg.seq.gt(tw.rcv_nxt),
             };
             if newer {
-                self.remove(&route.tuple);
-                sx.stats.time_wait_recycled += 1;
-                sx.stats.states[State::TimeWait.index()] = self.len() as u64;
+                self.recycle(&route.tuple, sx.stats);
                 return true;
             }
             sx.stats.drop(DropReason::TimeWaitOldSyn);

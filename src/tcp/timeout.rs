@@ -117,7 +117,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             }
             c.cc.on_timeout(c.flight());
             c.rtt_probe = None; // Karn: no sample from a retransmission
-            c.snd_nxt = c.snd_una; // go back: the first segment now, the rest as ACKs return
+            c.snd.nxt = c.snd.una; // go back: the first segment now, the rest as ACKs return
             output::transmit(c, cx);
             c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
             None
