@@ -1,8 +1,10 @@
 //! The transmission control block (RFC 9293 §3.3.1): everything one connection remembers.
 //!
-//! Kept compact: buffers start empty and are released when drained, timers are three optional
-//! deadlines folded into one timer-wheel entry, keepalive settings are an index into the
-//! listener table.
+//! Grouped as RFC 9293 names them: the send sequence space ([`SendSpace`], Figure 3) and the
+//! receive sequence space ([`RecvSpace`], Figure 4), each with its bytes; the options the
+//! handshake settled and the RFC 7323 timestamp state; the timers; the app's side. Kept
+//! compact: buffers start empty and are released when drained, the timers share one
+//! timer-wheel entry, keepalive settings are an index into the listener table.
 
 use std::collections::VecDeque;
 

@@ -1,8 +1,12 @@
 //! The engine: one per worker. Frames and `now` in, frames out, nothing else.
 //!
-//! `receive` follows RFC 9293 §3.10.7 "SEGMENT ARRIVES": first the connection table, then the
-//! TIME-WAIT table, then the listeners (SYN → SYN-ACK, with or without a SYN cookie; an ACK
-//! that completes a cookie handshake; anything else gets a rate-limited RST).
+//! It owns the tables (connections, TIME-WAIT, the timer wheel) and dispatches: `receive`
+//! checks a frame (malformed frames, impossible flags and addresses are dropped and counted),
+//! then follows RFC 9293 §3.10.7 "SEGMENT ARRIVES": a connection in the table gets the
+//! segment ([`super::input`]), else a TIME-WAIT entry ([`super::time_wait`]), else the
+//! listener of its port ([`super::listen`]). After every event the app acts and the
+//! connection transmits ([`super::deliver`]); `poll_timers` fires what is due
+//! ([`super::timeout`]).
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -364,7 +368,9 @@ impl<A: App> Engine<A> {
         seg: &TcpRepr<'_>,
         tx: &mut T,
     ) {
-        if let Some(outcome) = self.with_conn(id, now, tx, |c, cx| input::on_segment(c, cx, seg)) {
+        if let Some(outcome) =
+            self.with_conn(id, now, tx, |c, cx| input::handle_segment(c, cx, seg))
+        {
             self.finish(id, outcome, tx);
         }
     }

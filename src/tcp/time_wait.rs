@@ -39,8 +39,6 @@ pub struct TimeWait {
     pub ts_recent: u32,
     /// Whether the connection used timestamps.
     pub ts_enabled: bool,
-    /// Our receive window scale, to advertise a correctly scaled window in the re-ACK.
-    pub window_scale: u8,
     /// When 2MSL runs out, on the engine's wrapping millisecond clock.
     pub expires_ms: u32,
 }
@@ -167,7 +165,6 @@ impl TimeWaitTable {
             rcv_nxt: c.rcv.nxt,
             ts_recent: c.ts.recent,
             ts_enabled: c.opts.ts,
-            window_scale: c.opts.rcv_wscale,
             expires_ms,
         };
         if self.insert(entry).is_some() {
@@ -426,7 +423,6 @@ mod tests {
             rcv_nxt: SeqNumber(n.wrapping_mul(7)),
             ts_recent: n,
             ts_enabled: n % 2 == 0,
-            window_scale: 7,
             expires_ms,
         }
     }
