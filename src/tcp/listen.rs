@@ -107,6 +107,19 @@ impl Listen {
             self.reset(sx, route, seg);
             return Accept::Done;
         }
+        self.handle_syn(sx, conns, listener, route, seg)
+    }
+
+    /// A SYN we accept: a cookie SYN-ACK when the half-open budget says so, else a new
+    /// SYN-RECEIVED connection (RFC 9293 §3.10.7.2 third step).
+    fn handle_syn<S: Default, T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        conns: &mut ConnTable<Conn<S>>,
+        listener: u8,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> Accept {
         let half_open = sx.stats.in_state(State::SynReceived) as usize;
         let use_cookie = match sx.cfg.syncookies {
             SynCookieMode::Always => true,
