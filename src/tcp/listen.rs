@@ -13,7 +13,7 @@ use super::hash::Key;
 use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
-use super::syncookie::{self, CookieError, CookieSecrets};
+use super::syncookie::{self, CookieError, CookieSecrets, SynOptions};
 use super::timer::Timer;
 use super::{Config, ConnId, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
@@ -88,8 +88,14 @@ impl Listen {
         // unless it completes a SYN-cookie handshake.
         if seg.flags.contains(Flags::ACK) {
             if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
-                match self.handle_cookie_ack(sx, conns, listener, route, seg) {
-                    Ok(accept) => return accept,
+                match self.check_cookie_ack(sx.now, route, seg) {
+                    Ok(syn) if self.accepting => {
+                        return established_by_cookie(sx, conns, listener, route, seg, &syn);
+                    }
+                    Ok(_) => {
+                        sx.stats.drop(DropReason::TableFull);
+                        return Accept::Done;
+                    }
                     Err(CookieError::Expired) => sx.stats.drop(DropReason::ExpiredCookie),
                     Err(_) => sx.stats.drop(DropReason::BadCookie),
                 }
@@ -107,29 +113,11 @@ impl Listen {
             self.reset(sx, route, seg);
             return Accept::Done;
         }
-        self.handle_syn(sx, conns, listener, route, seg)
-    }
-
-    /// A SYN we accept: a cookie SYN-ACK when the half-open budget says so, else a new
-    /// SYN-RECEIVED connection (RFC 9293 §3.10.7.2 third step).
-    fn handle_syn<S: Default, T: Tx>(
-        &mut self,
-        sx: &mut Stateless<'_, T>,
-        conns: &mut ConnTable<Conn<S>>,
-        listener: u8,
-        route: &Route,
-        seg: &TcpRepr<'_>,
-    ) -> Accept {
-        let half_open = sx.stats.in_state(State::SynReceived) as usize;
-        let use_cookie = match sx.cfg.syncookies {
-            SynCookieMode::Always => true,
-            SynCookieMode::Auto => half_open >= sx.cfg.max_half_open,
-            SynCookieMode::Never => {
-                if half_open >= sx.cfg.max_half_open {
-                    sx.stats.drop(DropReason::HalfOpenFull);
-                    return Accept::Done;
-                }
-                false
+        let use_cookie = match syn_policy(sx) {
+            Ok(cookie) => cookie,
+            Err(reason) => {
+                sx.stats.drop(reason);
+                return Accept::Done;
             }
         };
         if use_cookie {
@@ -140,21 +128,7 @@ impl Listen {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         }
-        // "Set RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ [...] ISS should be selected and a
-        // SYN segment sent [...] SND.NXT is set to ISS+1 and SND.UNA to ISS. The connection
-        // state should be changed to SYN-RECEIVED."
-        let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
-        let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
-        let mut c = Conn::new(sx.cfg, sx.keys, sx.now, route, opts, iss);
-        c.passive = true;
-        c.listener = listener;
-        c.synchronize_receive(seg.seq, seg.options.timestamp);
-        c.syn_sent();
-        // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
-        c.snd.wnd = u32::from(seg.window);
-        c.snd.max_wnd = c.snd.wnd;
-        c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
-        let Ok(id) = conns.insert(c) else {
+        let Ok(id) = conns.insert(syn_received(sx, listener, route, seg)) else {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         };
@@ -235,58 +209,103 @@ impl Listen {
         }
     }
 
-    /// The third step of a cookie handshake: validate, then create the connection directly in
-    /// ESTABLISHED; the caller processes the rest of the segment.
-    fn handle_cookie_ack<S: Default, T: Tx>(
-        &mut self,
-        sx: &mut Stateless<'_, T>,
-        conns: &mut ConnTable<Conn<S>>,
-        listener: u8,
+    /// The third step of a cookie handshake (RFC 4987 §3.6): SEG.ACK - 1 must be a cookie we
+    /// made for this tuple and SEG.SEQ - 1; it gives back what the SYN negotiated.
+    fn check_cookie_ack(
+        &self,
+        now: Instant,
         route: &Route,
         seg: &TcpRepr<'_>,
-    ) -> Result<Accept, CookieError> {
+    ) -> Result<SynOptions, CookieError> {
         let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
-        let syn = syncookie::check_cookie(
+        syncookie::check_cookie(
             &self.cookies,
-            sx.now,
+            now,
             &route.tuple,
             seg.seq - 1,
             seg.ack - 1,
             tsecr,
-        )?;
-        let cfg = sx.cfg;
-        if !self.accepting || conns.len() >= cfg.max_connections {
-            sx.stats.drop(DropReason::TableFull);
-            return Ok(Accept::Done);
-        }
-        // The SYN the cookie stands for: window scale and SACK-permitted rode in our TSval,
-        // so without timestamps in use they are lost (as in Linux).
-        let carried = cfg.timestamps && tsecr.is_some();
-        let syn_options = Options {
-            mss: Some(syn.mss),
-            window_scale: syn.window_scale.filter(|_| carried),
-            sack_permitted: carried && syn.sack_permitted,
-            timestamp: seg.options.timestamp,
-            ..Options::default()
-        };
-        let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
-        let mut c = Conn::new(cfg, sx.keys, sx.now, route, opts, seg.ack - 1);
-        c.passive = true;
-        c.from_cookie = true;
-        c.listener = listener;
-        c.synchronize_receive(seg.seq - 1, seg.options.timestamp);
-        c.syn_sent();
-        c.rcv.adv = c.rcv.nxt + output::syn_window(cfg);
-        let Ok(id) = conns.insert(c) else {
-            sx.stats.drop(DropReason::TableFull);
-            return Ok(Accept::Done);
-        };
-        if let Some(c) = conns.get_mut(id) {
-            let wnd = u32::from(seg.window) << c.opts.snd_wscale;
-            c.establish(cfg, sx.stats, sx.now, seg, wnd);
-        }
-        sx.stats.cookies_validated += 1;
-        // `passive_opens` is counted once, when the app is told (deliver).
-        Ok(Accept::Established(id))
+        )
     }
+}
+
+/// Whether a SYN we accept gets a cookie (`Ok(true)`) or a SYN-RECEIVED connection
+/// (`Ok(false)`), from the cookie mode and the half-open budget; `Err` when neither may be.
+fn syn_policy<T: Tx>(sx: &Stateless<'_, T>) -> Result<bool, DropReason> {
+    let budget_spent = sx.stats.in_state(State::SynReceived) as usize >= sx.cfg.max_half_open;
+    match sx.cfg.syncookies {
+        SynCookieMode::Always => Ok(true),
+        SynCookieMode::Auto => Ok(budget_spent),
+        SynCookieMode::Never if budget_spent => Err(DropReason::HalfOpenFull),
+        SynCookieMode::Never => Ok(false),
+    }
+}
+
+/// The control block a SYN opens (still CLOSED, to be filed and moved to SYN-RECEIVED): "Set
+/// RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ [...] ISS should be selected and a SYN segment
+/// sent [...] SND.NXT is set to ISS+1 and SND.UNA to ISS" (RFC 9293 §3.10.7.2).
+fn syn_received<S: Default, T: Tx>(
+    sx: &Stateless<'_, T>,
+    listener: u8,
+    route: &Route,
+    seg: &TcpRepr<'_>,
+) -> Conn<S> {
+    let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
+    let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
+    let mut c = Conn::new(sx.cfg, sx.keys, sx.now, route, opts, iss);
+    c.passive = true;
+    c.listener = listener;
+    c.synchronize_receive(seg.seq, seg.options.timestamp);
+    c.syn_sent();
+    // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
+    c.snd.wnd = u32::from(seg.window);
+    c.snd.max_wnd = c.snd.wnd;
+    c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
+    c
+}
+
+/// A valid cookie ACK opens its connection directly in ESTABLISHED, from the SYN options `syn`
+/// the cookie carried; the caller processes the rest of the segment.
+fn established_by_cookie<S: Default, T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    conns: &mut ConnTable<Conn<S>>,
+    listener: u8,
+    route: &Route,
+    seg: &TcpRepr<'_>,
+    syn: &SynOptions,
+) -> Accept {
+    let cfg = sx.cfg;
+    if conns.len() >= cfg.max_connections {
+        sx.stats.drop(DropReason::TableFull);
+        return Accept::Done;
+    }
+    // The SYN the cookie stands for: window scale and SACK-permitted rode in our TSval, so
+    // without timestamps in use they are lost (as in Linux).
+    let carried = cfg.timestamps && seg.options.timestamp.is_some();
+    let syn_options = Options {
+        mss: Some(syn.mss),
+        window_scale: syn.window_scale.filter(|_| carried),
+        sack_permitted: carried && syn.sack_permitted,
+        timestamp: seg.options.timestamp,
+        ..Options::default()
+    };
+    let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
+    let mut c = Conn::new(cfg, sx.keys, sx.now, route, opts, seg.ack - 1);
+    c.passive = true;
+    c.from_cookie = true;
+    c.listener = listener;
+    c.synchronize_receive(seg.seq - 1, seg.options.timestamp);
+    c.syn_sent();
+    c.rcv.adv = c.rcv.nxt + output::syn_window(cfg);
+    let Ok(id) = conns.insert(c) else {
+        sx.stats.drop(DropReason::TableFull);
+        return Accept::Done;
+    };
+    if let Some(c) = conns.get_mut(id) {
+        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+        c.establish(cfg, sx.stats, sx.now, seg, wnd);
+    }
+    sx.stats.cookies_validated += 1;
+    // `passive_opens` is counted once, when the app is told (deliver).
+    Accept::Established(id)
 }
