@@ -13,7 +13,7 @@ use std::net::{IpAddr, SocketAddr};
 use super::conn::{Conn, NO_LISTENER, Negotiated};
 use super::conn_table::ConnTable;
 use super::event::{Cx, Outcome, Stateless};
-use super::hash::{Key, Keys, derive_key, hash_tuple};
+use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
 use super::route::Route;
 use super::time_wait::TimeWaitTable;
@@ -204,14 +204,13 @@ impl<A: App> Engine<A> {
     }
 
     /// Memory the connection `id` costs this engine now, in bytes: its slab slot (control
-    /// block and app state), its share of the index (a 4-byte bucket and a control byte at
-    /// a load of 7/16 in the worst case, as `TimeWaitTable::ENTRY_BYTES` counts it) and its
-    /// heap (send, receive and reassembly buffers).
+    /// block, app state and the slot's generation), its share of the index in the worst case
+    /// ([`INDEX_BYTES_PER_ENTRY`], as `TimeWaitTable::ENTRY_BYTES` counts it) and its heap
+    /// (send, receive and reassembly buffers).
     pub fn connection_bytes(&self, id: ConnId) -> Option<usize> {
         let c = self.conns.get(id)?;
         let slot = size_of::<Option<Conn<A::State>>>() + size_of::<u32>();
-        let index = (5 * 16usize).div_ceil(7);
-        Some(slot + index + c.heap_bytes())
+        Some(slot + INDEX_BYTES_PER_ENTRY + c.heap_bytes())
     }
 
     /// Stop accepting new connections (for draining); SYNs are answered with RST from now on.

@@ -56,6 +56,12 @@ impl Keys {
     }
 }
 
+/// Index bytes per entry of a table whose keyed index is a hashbrown `HashTable<u32>` (a
+/// 4-byte position and a control byte a bucket), in the worst case: right after the index
+/// doubled, at a load of 7/16 (5 × 16/7 ≈ 11.4 B, rounded up). At a full index (load 7/8) it
+/// is half that.
+pub const INDEX_BYTES_PER_ENTRY: usize = ((size_of::<u32>() + 1) * 16).div_ceil(7);
+
 /// Hashes a 4-tuple for table lookups: SipHash-1-3 over [`FourTuple::write_to`]'s bytes.
 pub fn hash_tuple(key: &Key, tuple: &FourTuple) -> u64 {
     let mut h = SipHasher13::new_with_key(&key.0);

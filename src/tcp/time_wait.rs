@@ -19,7 +19,7 @@ use hashbrown::HashTable;
 
 use super::conn::Conn;
 use super::event::Stateless;
-use super::hash::{Key, hash_tuple};
+use super::hash::{INDEX_BYTES_PER_ENTRY, Key, hash_tuple};
 use super::route::Route;
 use super::{FourTuple, SeqNumber, State, isn, output};
 use crate::stats::{DropReason, Stats};
@@ -58,9 +58,6 @@ type Slot = Option<TimeWait>;
 /// Ring positions per lazily allocated chunk.
 const CHUNK: usize = 256;
 
-/// Bytes of one hash-index bucket: a `u32` ring position plus hashbrown's control byte.
-const INDEX_BUCKET_BYTES: usize = size_of::<u32>() + 1;
-
 /// Entries of the compact TIME-WAIT table, bounded and evicting the oldest when full.
 #[derive(Debug, Clone)]
 pub struct TimeWaitTable {
@@ -88,10 +85,10 @@ fn slot_in(chunks: &[Option<Box<[Slot]>>], pos: usize) -> Option<&TimeWait> {
 
 impl TimeWaitTable {
     /// Honest memory per entry, in bytes: one ring slot (56 B) plus the hash index's share in
-    /// the worst case, right after it doubled (a bucket of 5 B at a load of 7/16, so
-    /// 5 × 16/7 ≈ 11.4 B, rounded up to 12). At a full index (load 7/8) the share is 5.7 B
-    /// and an entry costs 62 B. Tombstones and the last partly used chunk come on top.
-    pub const ENTRY_BYTES: usize = size_of::<Slot>() + (INDEX_BUCKET_BYTES * 16).div_ceil(7);
+    /// the worst case ([`INDEX_BYTES_PER_ENTRY`]: 12 B right after the index doubled). At a
+    /// full index (load 7/8) the share is 5.7 B and an entry costs 62 B. Tombstones and the
+    /// last partly used chunk come on top.
+    pub const ENTRY_BYTES: usize = size_of::<Slot>() + INDEX_BYTES_PER_ENTRY;
 
     /// An empty table for at most `capacity` entries (like `tcp_max_tw_buckets`); memory is
     /// allocated as entries arrive.
