@@ -299,7 +299,7 @@ impl<A: App> Engine<A> {
         };
         match self
             .listen
-            .handle_segment(&mut sx, &mut self.conns, listener, &route, &f.tcp)
+            .handle_segment(sx, &mut self.conns, listener, &route, &f.tcp)
         {
             Accept::Done => {}
             Accept::HalfOpen(id) => self.reschedule(id),

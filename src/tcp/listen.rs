@@ -68,10 +68,11 @@ impl Listen {
     }
 
     /// RFC 9293 §3.10.7.2, LISTEN state (plus the SYN-cookie ACK of RFC 4987), for a segment
-    /// that reached `listener` on `route`.
+    /// that reached `listener` on `route`. (`sx` comes by value: a local context the optimizer
+    /// keeps in registers on the SYN path.)
     pub(crate) fn handle_segment<S: Default, T: Tx>(
         &mut self,
-        sx: &mut Stateless<'_, T>,
+        mut sx: Stateless<'_, T>,
         conns: &mut ConnTable<Conn<S>>,
         listener: u8,
         route: &Route,
@@ -90,7 +91,7 @@ impl Listen {
             if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
                 match self.check_cookie_ack(sx.now, route, seg) {
                     Ok(syn) if self.accepting => {
-                        return established_by_cookie(sx, conns, listener, route, seg, &syn);
+                        return established_by_cookie(&mut sx, conns, listener, route, seg, &syn);
                     }
                     Ok(_) => {
                         sx.stats.drop(DropReason::TableFull);
@@ -104,16 +105,16 @@ impl Listen {
                 sx.stats.drop(DropReason::UnknownConnection);
                 return Accept::Done;
             }
-            self.reset(sx, route, seg);
+            self.reset(&mut sx, route, seg);
             return Accept::Done;
         }
         // "Third, check for a SYN."
         sx.stats.syns_received += 1;
         if !self.accepting {
-            self.reset(sx, route, seg);
+            self.reset(&mut sx, route, seg);
             return Accept::Done;
         }
-        let use_cookie = match syn_policy(sx) {
+        let use_cookie = match syn_policy(&sx) {
             Ok(cookie) => cookie,
             Err(reason) => {
                 sx.stats.drop(reason);
@@ -121,14 +122,14 @@ impl Listen {
             }
         };
         if use_cookie {
-            self.send_cookie_syn_ack(sx, route, seg);
+            self.send_cookie_syn_ack(&mut sx, route, seg);
             return Accept::Done;
         }
         if conns.len() >= sx.cfg.max_connections {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         }
-        let Ok(id) = conns.insert(syn_received(sx, listener, route, seg)) else {
+        let Ok(id) = conns.insert(syn_received(&sx, listener, route, seg)) else {
             sx.stats.drop(DropReason::TableFull);
             return Accept::Done;
         };
