@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::SeqNumber;
-use super::scoreboard::{DUP_THRESH, Delivered, Scoreboard};
+use super::scoreboard::{DUP_THRESH, Delivered, Scoreboard, sent_after};
 use crate::time::Instant;
 
 /// RFC 8985 §7.2: "WCDelAckT stands for worst case delayed ACK timer [...] set to 200 ms".
@@ -25,16 +25,12 @@ const PTO_SLACK: Duration = Duration::from_millis(2);
 /// RFC 8985 §6.2 step 4: "RACK.reo_wnd_persist = 16".
 const REO_WND_PERSIST: u8 = 16;
 
-/// "RACK_sent_after(t1, seq1, t2, seq2)": whether (t1, seq1) was sent after (t2, seq2).
-fn sent_after(t1: Instant, seq1: SeqNumber, t2: Instant, seq2: SeqNumber) -> bool {
-    t1 > t2 || (t1 == t2 && seq1.gt(seq2))
-}
-
 /// Per-connection RACK state (RFC 8985 §6.1).
 #[derive(Debug, Clone, Copy)]
 pub struct Rack {
-    /// "RACK.xmit_ts" and "RACK.end_seq": the most recently sent segment delivered so far.
-    latest: Option<(Instant, SeqNumber)>,
+    /// "RACK.xmit_ts" and (in place of "RACK.end_seq") the transmission order of the most
+    /// recently sent segment delivered so far.
+    latest: Option<(Instant, u32)>,
     /// "RACK.rtt": the RTT of that segment.
     rtt: Duration,
     /// "RACK.min_RTT" (the minimum over the connection's life).
@@ -83,9 +79,9 @@ impl Rack {
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
         if self
             .latest
-            .is_none_or(|(t, e)| sent_after(seg.sent_at, seg.end, t, e))
+            .is_none_or(|(t, o)| sent_after(seg.sent_at, seg.order, t, o))
         {
-            self.latest = Some((seg.sent_at, seg.end));
+            self.latest = Some((seg.sent_at, seg.order));
         }
     }
 
@@ -154,30 +150,35 @@ impl Rack {
         now: Instant,
         reo_wnd: Duration,
     ) -> (u32, Option<Duration>) {
-        let Some((xmit_ts, end_seq)) = self.latest else {
+        let Some((xmit_ts, order)) = self.latest else {
             return (0, None);
         };
         let mut timeout: Option<Duration> = None;
-        let mut overdue = Vec::new();
-        for s in sb.segments() {
+        let mut lost = 0;
+        for i in 0..sb.len() {
+            let s = *sb.get(i);
             // Lost and waiting for its retransmission: nothing to decide.
             if s.sacked || (s.lost && !s.retransmitting) {
                 continue;
             }
-            if !sent_after(xmit_ts, end_seq, s.sent_at, s.end) {
-                // Sorted by sequence, not by send time: a later record may be older (a
-                // retransmission made the earlier one younger), so keep going.
+            if !sent_after(xmit_ts, order, s.sent_at, s.order) {
+                // Records are in sequence order, and originals were sent in that order: past
+                // the first original sent after the latest delivered one, every record (an
+                // original, or a retransmission, which is later still) was sent after it too.
+                // A retransmission may be younger than the records after it: go on past it.
+                if !s.retransmitted {
+                    break;
+                }
                 continue;
             }
             let deadline = s.sent_at + self.rtt + reo_wnd;
             if deadline <= now {
-                overdue.push(s.start);
+                lost += sb.mark_lost(s.start);
             } else {
                 let remaining = deadline - now;
                 timeout = Some(timeout.map_or(remaining, |t| t.max(remaining)));
             }
         }
-        let lost = overdue.into_iter().map(|s| sb.mark_lost(s)).sum();
         (lost, timeout)
     }
 }

@@ -90,6 +90,8 @@ pub struct AckOutcome {
     pub undone: bool,
     /// A recovery episode (fast or after a timeout) ended.
     pub recovered: bool,
+    /// A fast recovery episode began.
+    pub entered: bool,
 }
 
 /// The loss recovery state of one connection.
@@ -104,6 +106,8 @@ pub struct Recovery {
     undo: Option<Undo>,
     /// When RACK's reordering timer is due, if it is armed.
     reorder_at: Option<Instant>,
+    /// The timer [`Recovery::arm_timer`] chose last.
+    armed: LossTimer,
     /// Duplicate ACKs in a row (peers without SACK).
     dupacks: u8,
     /// The last transmission stopped because the window was full (Linux `is_cwnd_limited`).
@@ -125,6 +129,7 @@ impl Recovery {
             phase: Phase::Open,
             undo: None,
             reorder_at: None,
+            armed: LossTimer::Retransmission,
             dupacks: 0,
             cwnd_limited: false,
             mss: u32::from(mss.max(1)),
@@ -160,6 +165,21 @@ impl Recovery {
     /// Whether a fast recovery or timeout recovery episode is in progress.
     pub fn in_recovery(&self) -> bool {
         self.phase != Phase::Open
+    }
+
+    /// Whether the episode in progress began with a retransmission timeout.
+    pub fn in_timeout_recovery(&self) -> bool {
+        matches!(self.phase, Phase::Loss { .. })
+    }
+
+    /// Whether RACK waits on a reordering window (its timer should run).
+    pub fn reorder_pending(&self) -> bool {
+        self.reorder_at.is_some()
+    }
+
+    /// The timer chosen by the last [`Recovery::arm_timer`].
+    pub fn armed(&self) -> LossTimer {
+        self.armed
     }
 
     /// Whether `bytes` more may be sent now: RFC 6675 §5 "(cwnd - pipe) >= 1 SMSS", with
@@ -220,7 +240,9 @@ impl Recovery {
             });
             self.rack.update(latest, a.now, echo_before_xmit);
         }
-        if s.reordered {
+        // Reordering seen: an original delivered below one delivered before it, or a D-SACK
+        // (a retransmission was unnecessary: its original was only late, Linux's view too).
+        if s.reordered || s.dsack.is_some() {
             self.rack.on_reordering();
         }
         self.rack.on_ack_dsack(a.ack, a.snd_max, s.dsack.is_some());
@@ -242,7 +264,7 @@ impl Recovery {
 
         // Loss detection.
         if self.sack {
-            self.detect_loss(a.now, a.srtt);
+            self.detect_loss(a.now, a.srtt, s.sacked > 0);
         } else {
             self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0);
         }
@@ -273,6 +295,7 @@ impl Recovery {
                 tsval: None,
             });
             self.tlp.reset();
+            out.entered = true;
         }
         // The window.
         match self.phase {
@@ -300,8 +323,9 @@ impl Recovery {
         out
     }
 
-    /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule while no reordering was seen.
-    fn detect_loss(&mut self, now: Instant, srtt: Duration) {
+    /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule (IsLost) while no reordering
+    /// was seen, when `newly_sacked` data changed what it counts.
+    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) {
         self.reorder_at = None;
         if self.sb.sacked_bytes() == 0 && self.phase == Phase::Open {
             // Nothing delivered above a hole: nothing RACK could deem lost.
@@ -312,7 +336,7 @@ impl Recovery {
             .reo_wnd(self.in_recovery(), self.sb.sacked_segments(), srtt);
         let (_, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
         self.reorder_at = timeout.map(|t| now + t);
-        if !self.rack.reordering_seen() {
+        if newly_sacked && !self.rack.reordering_seen() {
             self.sb.mark_lost_by_sack(self.mss);
         }
     }
@@ -403,7 +427,7 @@ impl Recovery {
         snd_una: SeqNumber,
         snd_max: SeqNumber,
     ) {
-        self.detect_loss(now, srtt);
+        self.detect_loss(now, srtt, false);
         if self.phase == Phase::Open && self.sb.lost_bytes() > 0 {
             self.phase = Phase::Recovery { point: snd_max };
             self.cc.on_congestion_event(now);
@@ -430,21 +454,33 @@ impl Recovery {
     /// the RTO while no loss is being repaired and the peer SACKs; the reordering timer when
     /// RACK is waiting on one). `rto_at`: when the retransmission timer would fire;
     /// `srtt`: the smoothed RTT if sampled; `one_segment`: only one segment is in flight.
-    pub fn timer(
-        &self,
+    pub fn arm_timer(
+        &mut self,
         now: Instant,
         rto_at: Instant,
         srtt: Option<Duration>,
         one_segment: bool,
     ) -> (Instant, LossTimer) {
-        if let Some(at) = self.reorder_at.filter(|at| *at < rto_at) {
-            return (at, LossTimer::Reorder);
-        }
-        if self.sack && self.phase == Phase::Open && !self.tlp.in_flight() && !self.sb.is_empty() {
+        let (at, kind) = if let Some(at) = self.reorder_at.filter(|at| *at < rto_at) {
+            (at, LossTimer::Reorder)
+        } else if self.sack
+            && self.phase == Phase::Open
+            && !self.tlp.in_flight()
+            && !self.sb.is_empty()
+        {
             let pto = Tlp::pto(srtt, one_segment, rto_at - now);
-            return (now + pto, LossTimer::Probe);
-        }
-        (rto_at, LossTimer::Retransmission)
+            (now + pto, LossTimer::Probe)
+        } else {
+            (rto_at, LossTimer::Retransmission)
+        };
+        self.armed = kind;
+        (at, kind)
+    }
+
+    /// The engine runs the timer as a plain retransmission timeout from here on (a probe went
+    /// out, or the persist or a backed-off timer was armed).
+    pub fn arm_retransmission(&mut self) {
+        self.armed = LossTimer::Retransmission;
     }
 }
 
@@ -560,11 +596,11 @@ mod tests {
 
     #[test]
     fn a_lost_tail_gets_a_probe_timer_not_the_rto() {
-        let r = sending(10);
-        let (at, kind) = r.timer(ms(0), ms(200), Some(RTT), false);
+        let mut r = sending(10);
+        let (at, kind) = r.arm_timer(ms(0), ms(200), Some(RTT), false);
         assert_eq!(kind, LossTimer::Probe);
         assert_eq!(at, ms(22), "2 SRTT + 2 ms");
-        let (at, _) = r.timer(ms(0), ms(200), Some(RTT), true);
+        let (at, _) = r.arm_timer(ms(0), ms(200), Some(RTT), true);
         assert_eq!(
             at,
             ms(200),

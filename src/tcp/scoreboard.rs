@@ -28,6 +28,10 @@ pub struct Segment {
     pub end: SeqNumber,
     /// When it was last (re)transmitted ("Segment.xmit_ts", RFC 8985 §6.1).
     pub sent_at: Instant,
+    /// Transmission order (a counter): breaks ties between segments sent at the same instant.
+    /// RFC 8985 breaks them by sequence number, which misorders a retransmission sent after
+    /// new data in the same burst.
+    pub order: u32,
     /// Selectively acknowledged.
     pub sacked: bool,
     /// Deemed lost (RFC 6675 IsLost, RACK or a timeout): out of the pipe (SetPipe (a)).
@@ -45,11 +49,19 @@ impl Segment {
     }
 }
 
+/// "RACK_sent_after(t1, seq1, t2, seq2)" (RFC 8985 §6.2), with the transmission order in
+/// place of the sequence number: whether (t1, o1) was sent after (t2, o2).
+pub fn sent_after(t1: Instant, o1: u32, t2: Instant, o2: u32) -> bool {
+    t1 > t2 || (t1 == t2 && (o1.wrapping_sub(o2) as i32) > 0)
+}
+
 /// The newly delivered segment sent last: RACK's input (RFC 8985 §6.2 step 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
     /// When it was (last) sent.
     pub sent_at: Instant,
+    /// Its transmission order.
+    pub order: u32,
     /// Its end sequence number.
     pub end: SeqNumber,
     /// Whether it had been retransmitted (its RTT sample may be ambiguous).
@@ -94,6 +106,8 @@ pub struct Scoreboard {
     lost_retrans: u32,
     /// SACKed records (for RACK's "segs_sacked").
     sacked_segs: u32,
+    /// Transmissions recorded (the next [`Segment::order`]).
+    sends: u32,
 }
 
 impl Scoreboard {
@@ -107,9 +121,24 @@ impl Scoreboard {
         self.segs.is_empty()
     }
 
+    /// The highest record: the last segment sent (a tail loss probe resends it).
+    pub fn last(&self) -> Option<&Segment> {
+        self.segs.back()
+    }
+
     /// The records, lowest first.
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.segs.iter()
+    }
+
+    /// How many records there are.
+    pub fn len(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// Record `i` (lowest first); panics when `i >= len()`.
+    pub fn get(&self, i: usize) -> &Segment {
+        &self.segs[i]
     }
 
     /// Heap bytes held.
@@ -121,6 +150,7 @@ impl Scoreboard {
     pub fn clear(&mut self) {
         *self = Scoreboard {
             fack: self.fack,
+            sends: self.sends,
             ..Scoreboard::default()
         };
     }
@@ -165,12 +195,15 @@ impl Scoreboard {
         if start == end {
             return 0;
         }
+        self.sends = self.sends.wrapping_add(1);
+        let order = self.sends;
         let high = self.segs.back().map(|s| s.end);
         if high.is_none_or(|h| start.ge(h)) {
             let seg = Segment {
                 start,
                 end,
                 sent_at: now,
+                order,
                 sacked: false,
                 lost: false,
                 retransmitting: false,
@@ -195,6 +228,7 @@ impl Scoreboard {
             resent += s.len();
             self.update(i, |s| {
                 s.sent_at = now;
+                s.order = order;
                 s.retransmitting = true;
                 s.retransmitted = true;
             });
@@ -240,12 +274,13 @@ impl Scoreboard {
         }
         let prior_fack = self.fack;
         let note = |s: &Segment, out: &mut AckSummary| {
-            let later = out.latest.is_none_or(|d| {
-                s.sent_at > d.sent_at || (s.sent_at == d.sent_at && s.end.gt(d.end))
-            });
+            let later = out
+                .latest
+                .is_none_or(|d| sent_after(s.sent_at, s.order, d.sent_at, d.order));
             if later {
                 out.latest = Some(Delivered {
                     sent_at: s.sent_at,
+                    order: s.order,
                     end: s.end,
                     retransmitted: s.retransmitted,
                 });
@@ -592,6 +627,7 @@ mod tests {
             a.latest,
             Some(Delivered {
                 sent_at: t(1),
+                order: 2,
                 end: seq(2000),
                 retransmitted: false
             })
@@ -601,6 +637,7 @@ mod tests {
             a.latest,
             Some(Delivered {
                 sent_at: t(50),
+                order: 11,
                 end: seq(1000),
                 retransmitted: true
             }),
