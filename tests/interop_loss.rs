@@ -23,40 +23,25 @@ fn set_loss(topo: &Topology, percent: u32) {
         return;
     }
     let p = format!("{:.2}", f64::from(percent) / 100.0);
-    topo.cli(&[
-        "iptables",
-        "-A",
-        "INPUT",
-        "-p",
-        "tcp",
-        "--sport",
-        PORT,
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        &p,
-        "-j",
-        "DROP",
-    ]);
-    topo.cli(&[
-        "iptables",
-        "-A",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "--dport",
-        PORT,
-        "-m",
-        "statistic",
-        "--mode",
-        "random",
-        "--probability",
-        &p,
-        "-j",
-        "DROP",
-    ]);
+    for (chain, port_match) in [("INPUT", "--sport"), ("OUTPUT", "--dport")] {
+        topo.cli(&[
+            "iptables",
+            "-A",
+            chain,
+            "-p",
+            "tcp",
+            port_match,
+            PORT,
+            "-m",
+            "statistic",
+            "--mode",
+            "random",
+            "--probability",
+            &p,
+            "-j",
+            "DROP",
+        ]);
+    }
 }
 
 #[test]

@@ -18,11 +18,11 @@
 //! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
 //! | `output` | everything sent: segments of a connection and stateless replies |
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
-//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `congestion`, `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
+//! | [`recovery`] over [`scoreboard`], [`rack`], [`prr`], [`cc`] | the sender's loss recovery |
+//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
 
 pub mod cc;
 pub mod config;
-mod congestion;
 mod conn;
 pub mod conn_table;
 mod deliver;

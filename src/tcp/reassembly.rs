@@ -1,6 +1,6 @@
 //! Out-of-order data kept until the hole before it is filled (RFC 9293 §3.10.7.4, "seventh,
-//! process the segment text"), and the SACK blocks we report over it (RFC 2018 §4, most
-//! recent first).
+//! process the segment text"), a FIN that arrived ahead of a hole, and the SACK blocks we
+//! report over it (RFC 2018 §4, most recent first; RFC 2883 for duplicates).
 //!
 //! Policy: at most [`MAX_RANGES`] disjoint ranges per connection, each already trimmed to the
 //! receive window by the caller, so memory is bounded by the window. Adjacent and overlapping
@@ -33,6 +33,9 @@ impl Range {
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
     ranges: Vec<Range>,
+    /// Sequence number of a FIN that arrived ahead of a hole (RFC 9293 §3.10.7.4: segments,
+    /// the FIN included, are processed in sequence order once the hole is filled).
+    fin: Option<SeqNumber>,
     clock: u32,
 }
 
@@ -51,6 +54,13 @@ impl Reassembly {
     /// Bytes queued.
     pub(crate) fn bytes(&self) -> usize {
         self.ranges.iter().map(|r| r.data.len()).sum()
+    }
+
+    /// Whether every byte of `[seq, end)` is already queued (a duplicate: RFC 2883 D-SACK).
+    pub(crate) fn contains(&self, seq: SeqNumber, end: SeqNumber) -> bool {
+        self.ranges
+            .iter()
+            .any(|r| r.start.le(seq) && end.le(r.end()))
     }
 
     /// Queues `data` starting at `seq` (> RCV.NXT); only the bytes not already queued are kept,
@@ -134,22 +144,41 @@ impl Reassembly {
         }
     }
 
+    /// Remembers a FIN at `seq` that arrived before the data ahead of it.
+    pub(crate) fn set_fin(&mut self, seq: SeqNumber) {
+        self.fin = Some(seq);
+    }
+
+    /// Whether a FIN queued ahead of a hole is now next in sequence (and forgets it).
+    pub(crate) fn take_fin(&mut self, rcv_nxt: SeqNumber) -> bool {
+        if self.fin == Some(rcv_nxt) {
+            self.fin = None;
+            return true;
+        }
+        false
+    }
+
     /// Up to `max` SACK blocks (left edge, right edge) over the queued data, the range that
     /// grew last first (RFC 2018 §4: "The first SACK block [...] MUST specify the contiguous
     /// block of data containing the segment which triggered this ACK"), then the others from
     /// the most recently grown ("SHOULD be filled out by repeating the most recently reported
     /// SACK blocks").
     pub(crate) fn sack_blocks(&self, max: usize) -> impl Iterator<Item = (SeqNumber, SeqNumber)> {
-        let mut blocks: Vec<(u32, SeqNumber, SeqNumber)> = self
-            .ranges
-            .iter()
-            .map(|r| (r.stamp, r.start, r.end()))
-            .collect();
-        // Newest first; wrapping stamps compare by distance from the clock.
-        let clock = self.clock;
-        blocks.sort_by_key(|(stamp, ..)| clock.wrapping_sub(*stamp));
-        blocks.truncate(max);
-        blocks.into_iter().map(|(_, l, r)| (l, r))
+        // The `max` (at most 4) newest ranges, newest first, picked without allocating (this
+        // runs for every ACK sent while data is out of order); wrapping stamps compare by
+        // their distance from the clock.
+        let age = |r: &Range| self.clock.wrapping_sub(r.stamp);
+        let mut picked: [Option<usize>; 4] = [None; 4];
+        for slot in 0..max.min(4) {
+            let next = (0..self.ranges.len())
+                .filter(|i| !picked[..slot].contains(&Some(*i)))
+                .min_by_key(|&i| age(&self.ranges[i]));
+            picked[slot] = next;
+        }
+        picked
+            .into_iter()
+            .flatten()
+            .map(|i| (self.ranges[i].start, self.ranges[i].end()))
     }
 }
 
@@ -240,5 +269,18 @@ mod tests {
             r.sack_blocks(1).next(),
             Some((SeqNumber(100), SeqNumber(102)))
         );
+    }
+
+    #[test]
+    fn a_duplicate_is_recognised_and_a_fin_ahead_of_a_hole_is_kept_until_its_turn() {
+        let mut r = Reassembly::default();
+        r.insert(SeqNumber(10), b"abcd");
+        assert!(r.contains(SeqNumber(11), SeqNumber(13)));
+        assert!(!r.contains(SeqNumber(12), SeqNumber(15)));
+        r.set_fin(SeqNumber(14));
+        assert!(!r.take_fin(SeqNumber(5)));
+        assert_eq!(drain(&mut r, SeqNumber(10)), b"abcd");
+        assert!(r.take_fin(SeqNumber(14)));
+        assert!(!r.take_fin(SeqNumber(14)), "once");
     }
 }
