@@ -45,8 +45,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 need_root loss.sh
-need_tools loss.sh ethtool iptables python3 taskset tcpdump
-[ "$capture" = 1 ] && need_tools loss.sh tshark
+need_tools loss.sh ethtool iptables python3 taskset
+[ "$capture" = 1 ] && need_tools loss.sh tcpdump tshark
 if [ "$(nproc)" -lt 2 ]; then
     echo "loss.sh: needs 2 cores (server on CPU 0, client on CPU 1)" >&2
     exit 1
