@@ -200,8 +200,14 @@ counters! {
     challenge_acks,
     /// Segments retransmitted on a retransmission timeout.
     rto_retransmits,
-    /// Segments retransmitted by fast retransmit / NewReno recovery.
+    /// Segments retransmitted in fast recovery (SACK scoreboard and RACK, or duplicate ACKs).
     fast_retransmits,
+    /// Fast recovery episodes entered (RFC 6675 §5).
+    recovery_episodes,
+    /// Tail loss probes sent (RFC 8985 §7).
+    tail_loss_probes,
+    /// Window reductions undone as spurious (D-SACK, RFC 2883; timestamps, RFC 5682).
+    undos,
     /// Connections aborted after the retry limit.
     timeouts,
     /// Connections aborted after unanswered keepalive probes.
@@ -241,6 +247,18 @@ impl Stats {
     /// Live connections in `state`.
     pub fn in_state(&self, state: State) -> u64 {
         self.states[state.index()]
+    }
+
+    /// The one place the per-state gauges move: a connection (a TIME-WAIT entry, a listener)
+    /// went from `from` to `to`. CLOSED is never counted: it is the absence of a connection.
+    pub(crate) fn state_changed(&mut self, from: State, to: State) {
+        if from != State::Closed {
+            let gauge = &mut self.states[from.index()];
+            *gauge = gauge.saturating_sub(1);
+        }
+        if to != State::Closed {
+            self.states[to.index()] += 1;
+        }
     }
 }
 
