@@ -27,12 +27,14 @@ pub mod time_wait;
 pub mod timer_wheel;
 mod timers;
 pub mod tuple;
+mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;
+pub use user::Buffers;
 
 /// Names one connection inside one engine (a slot in its connection table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
