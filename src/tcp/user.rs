@@ -10,8 +10,8 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use super::output::Outcome;
-use super::{ConnId, Engine, Listener, State};
-use crate::app::{App, Io};
+use super::{ConnId, Engine, Keepalive, Listener, State};
+use crate::app::{App, CloseReason, Io};
 use crate::time::Instant;
 use crate::tx::Tx;
 
@@ -110,5 +110,68 @@ impl<A: App> Engine<A> {
                 0
             },
         })
+    }
+
+    /// RFC 9293 §3.10.4 CLOSE in SYN-SENT: "Delete the TCB": the connection is removed and
+    /// nothing is sent (a RST would answer nothing the peer sent). Also for any state when a
+    /// socket layer must forget a connection without a word. False if there is none.
+    pub fn delete(&mut self, id: ConnId) -> bool {
+        if self.conns.get(id).is_none() {
+            return false;
+        }
+        self.close(id, CloseReason::Aborted);
+        true
+    }
+
+    /// Turns keepalive (RFC 1122 §4.2.3.6) on with `keepalive`'s settings, or off, for one
+    /// established connection (a socket's `SO_KEEPALIVE`); the first probe is due one idle time
+    /// from `now`. False if there is no such connection or no room for more distinct settings.
+    ///
+    /// Connections find their keepalive settings in the listener table; a connection's own
+    /// settings get a slot there that accepts nothing (one per distinct setting).
+    pub fn set_keepalive(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        keepalive: Option<Keepalive>,
+    ) -> bool {
+        if self.conns.get(id).is_none() {
+            return false;
+        }
+        let slot = match keepalive {
+            None => u8::MAX,
+            Some(ka) => {
+                let listeners = &mut self.cfg.listeners;
+                let own = |l: &Listener| {
+                    l.addr == CLOSED_LISTENER && l.port == 0 && l.keepalive == Some(ka)
+                };
+                let i = match listeners.iter().position(own) {
+                    Some(i) => i,
+                    None => {
+                        listeners.push(Listener {
+                            addr: CLOSED_LISTENER,
+                            port: 0,
+                            keepalive: Some(ka),
+                        });
+                        listeners.len() - 1
+                    }
+                };
+                match u8::try_from(i) {
+                    Ok(i) if i < u8::MAX => i,
+                    _ => return false,
+                }
+            }
+        };
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        c.listener = slot;
+        c.ka_probes = 0;
+        if matches!(c.state, State::Established | State::CloseWait) {
+            c.idle_at = keepalive.map(|ka| now + ka.idle);
+        }
+        self.last_now = now;
+        self.reschedule(id);
+        true
     }
 }

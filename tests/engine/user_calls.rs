@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use xdptcp::app::{App, Io};
 use xdptcp::tcp::{Buffers, Config, Listener, State};
+use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::*;
@@ -136,4 +137,66 @@ fn with_io_abort_sends_a_reset_and_removes_the_connection() {
             .is_none()
     );
     assert!(peer.engine.buffers(id).is_none());
+}
+
+#[test]
+fn delete_in_syn_sent_sends_nothing_and_forgets_the_connection() {
+    let mut peer = Peer::client(client_config(), Passive::default(), 41000);
+    let (id, syn) = peer.connect();
+    assert!(syn.is(SYN));
+    assert!(peer.engine.delete(id));
+    assert_eq!(peer.engine.state(id), None);
+    assert!(!peer.engine.delete(id));
+    assert!(
+        peer.run_timers(std::time::Duration::from_secs(10))
+            .is_empty(),
+        "no RST, no SYN retransmission"
+    );
+}
+
+#[test]
+fn set_keepalive_probes_an_idle_established_connection_and_off_stops_it() {
+    use std::time::Duration;
+    use xdptcp::tcp::Keepalive;
+    let ka = Keepalive {
+        idle: Duration::from_secs(10),
+        interval: Duration::from_secs(2),
+        count: 3,
+    };
+    let mut peer = Peer::server(server_config(), Passive::default());
+    let sa = peer.handshake(1000);
+    let id = peer.engine.find(&peer.tuple()).unwrap();
+    assert!(
+        peer.run_timers(Duration::from_secs(60)).is_empty(),
+        "off by default"
+    );
+
+    let on_at = peer.now;
+    assert!(peer.engine.set_keepalive(peer.now, id, Some(ka)));
+    let sent = peer.run_timers(Duration::from_secs(17));
+    let probes: Vec<Instant> = sent.iter().map(|(at, _)| *at).collect();
+    assert_eq!(
+        probes,
+        vec![
+            on_at + Duration::from_secs(10),
+            on_at + Duration::from_secs(12),
+            on_at + Duration::from_secs(14),
+            on_at + Duration::from_secs(16),
+        ],
+        "idle, then every interval, then the abort: {sent:?}"
+    );
+    for (_, p) in &sent[..3] {
+        assert_eq!(p.seq, sa.seq, "SND.NXT - 1");
+        assert!(p.payload.is_empty());
+    }
+    assert!(sent[3].1.flags.contains(Flags::RST), "{sent:?}");
+    assert_eq!(peer.engine.state(id), None);
+
+    // Another connection, keepalive on then off: silence.
+    peer.port += 1;
+    peer.handshake(5000);
+    let id = peer.engine.find(&peer.tuple()).unwrap();
+    assert!(peer.engine.set_keepalive(peer.now, id, Some(ka)));
+    assert!(peer.engine.set_keepalive(peer.now, id, None));
+    assert!(peer.run_timers(Duration::from_secs(60)).is_empty());
 }
