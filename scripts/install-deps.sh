@@ -14,6 +14,7 @@ apt-get install -y -q --no-install-recommends \
     clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
     iproute2 ethtool iptables iputils-ping procps psmisc \
     curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump \
-    python3 python3-scapy
+    python3 python3-scapy \
+    bison flex git
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

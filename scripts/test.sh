@@ -17,6 +17,8 @@ echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
 echo "== cargo test --all-targets"
 cargo test --all-targets
+echo "== packetdrill: our suite and the adapted upstream scripts, through the shim"
+scripts/packetdrill.sh
 echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
 cargo build --manifest-path fuzz/Cargo.toml
 echo "== smoke: scripts/bench.sh --quick"
