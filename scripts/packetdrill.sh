@@ -12,9 +12,10 @@
 # <repo>/../shared/packetdrill when present; else a clone of google/packetdrill at the pinned
 # commit below (gtests/net/packetdrill). If none builds, the script fails (it never skips).
 #
-# Exit status: non-zero when a script of our suite fails, or when an upstream script's result
-# differs from tests/packetdrill/upstream/EXPECTED_FAILURES (a failure not listed there, or a
-# listed script that passes: the list is checked both ways, so it cannot go stale).
+# Exit status: non-zero when a script of our suite fails (unless tests/packetdrill/ENGINE_BUGS
+# lists it: an engine bug the suite found, waiting for its fix), or when an upstream script's
+# result differs from tests/packetdrill/upstream/EXPECTED_FAILURES. Both lists are checked both
+# ways (a listed script that passes fails the run too), so they cannot go stale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -94,14 +95,21 @@ if [ ${#scripts[@]} -eq 0 ]; then
     shopt -u nullglob
 fi
 
+# Expected failures, checked both ways: upstream scripts that fail for a reason listed in
+# upstream/EXPECTED_FAILURES, and scripts of ours that wait for an engine fix (ENGINE_BUGS).
 expected_file=tests/packetdrill/upstream/EXPECTED_FAILURES
-declare -A expected=()
-if [ -f "$expected_file" ]; then
+bugs_file=tests/packetdrill/ENGINE_BUGS
+declare -A expected=() bugs=()
+read_list() { # FILE ARRAY
+    local -n into=$2
+    [ -f "$1" ] || return 0
     while read -r name _; do
         case "$name" in '' | '#'*) continue ;; esac
-        expected[$name]=1
-    done <"$expected_file"
-fi
+        into[$name]=1
+    done <"$1"
+}
+read_list "$expected_file" expected
+read_list "$bugs_file" bugs
 
 family_args() {
     case "$1" in
@@ -113,7 +121,7 @@ family_args() {
     esac
 }
 
-ours_pass=0 ours_fail=0 up_pass=0 up_fail=0 up_known=0 up_unexpected=0
+ours_pass=0 ours_fail=0 ours_known=0 ours_unexpected=0 up_pass=0 up_fail=0 up_known=0 up_unexpected=0
 failed=() unexpected=()
 for script in "${scripts[@]}"; do
     [ -f "$script" ] || { echo "packetdrill.sh: no such script: $script" >&2; exit 2; }
@@ -152,9 +160,18 @@ for script in "${scripts[@]}"; do
     if [ "$upstream" -eq 0 ]; then
         if [ "$script_failed" -eq 0 ]; then
             ours_pass=$((ours_pass + 1))
+            if [ -n "${bugs[$name]:-}" ]; then
+                ours_unexpected=$((ours_unexpected + 1))
+                failed+=("$script passes but is listed in $bugs_file")
+            fi
         else
             ours_fail=$((ours_fail + 1))
-            failed+=("$script")
+            if [ -n "${bugs[$name]:-}" ]; then
+                ours_known=$((ours_known + 1))
+            else
+                ours_unexpected=$((ours_unexpected + 1))
+                failed+=("$script")
+            fi
         fi
     elif [ "$script_failed" -eq 0 ]; then
         up_pass=$((up_pass + 1))
@@ -174,10 +191,10 @@ for script in "${scripts[@]}"; do
 done
 
 echo
-echo "== our suite: $ours_pass passed, $ours_fail failed"
-for f in "${failed[@]}"; do echo "   failed: $f"; done
+echo "== our suite: $ours_pass passed, $ours_fail failed ($ours_known of them listed in $bugs_file)"
+for f in "${failed[@]}"; do echo "   unexpected: $f"; done
 if [ $((up_pass + up_fail)) -gt 0 ]; then
     echo "== upstream (adapted): $up_pass passed, $up_fail failed ($up_known of them listed in $expected_file)"
     for f in "${unexpected[@]}"; do echo "   unexpected: $f"; done
 fi
-[ "$ours_fail" -eq 0 ] && [ "$up_unexpected" -eq 0 ]
+[ "$ours_unexpected" -eq 0 ] && [ "$up_unexpected" -eq 0 ]
