@@ -154,9 +154,9 @@ struct Socket {
     error: Option<Errno>,
     shut_rd: bool,
     shut_wr: bool,
-    /// Readiness edges, for `EPOLLET`: bumped whenever readability or writability is gained.
-    edges_in: u32,
-    edges_out: u32,
+    /// Wakeups, for `EPOLLET`: bumped when data arrives or the readiness mask changes (as
+    /// Linux wakes a socket's waiters; an edge-triggered wait then reports the whole mask).
+    wakeups: u32,
     last_mask: u32,
     last_received: usize,
 }
@@ -165,8 +165,8 @@ struct Socket {
 struct Interest {
     events: u32,
     data: u64,
-    seen_in: u32,
-    seen_out: u32,
+    /// The socket's wakeup count when this interest last reported (`EPOLLET`).
+    seen: u32,
 }
 
 #[derive(Debug, Default)]
@@ -466,7 +466,7 @@ impl Stack {
         }
     }
 
-    /// Bumps the readiness edges `EPOLLET` reports.
+    /// Counts the wakeups `EPOLLET` reports.
     fn note_edges(&mut self) {
         let fds: Vec<Fd> = self.files.keys().copied().collect();
         for fd in fds {
@@ -475,13 +475,8 @@ impl Stack {
             let Some(s) = self.socket_mut(fd) else {
                 continue;
             };
-            let gained = mask & !s.last_mask;
-            let more = received > s.last_received;
-            if gained & (libc::EPOLLIN as u32) != 0 || (more && mask & libc::EPOLLIN as u32 != 0) {
-                s.edges_in = s.edges_in.wrapping_add(1);
-            }
-            if gained & (libc::EPOLLOUT as u32) != 0 {
-                s.edges_out = s.edges_out.wrapping_add(1);
+            if mask != s.last_mask || received > s.last_received {
+                s.wakeups = s.wakeups.wrapping_add(1);
             }
             s.last_mask = mask;
             s.last_received = received;
@@ -601,8 +596,7 @@ impl Stack {
             error: None,
             shut_rd: false,
             shut_wr: false,
-            edges_in: 0,
-            edges_out: 0,
+            wakeups: 0,
             last_mask: 0,
             last_received: 0,
         };
@@ -718,8 +712,7 @@ impl Stack {
             error: None,
             shut_rd: false,
             shut_wr: false,
-            edges_in: 0,
-            edges_out: 0,
+            wakeups: 0,
             last_mask: 0,
             last_received: 0,
         };
@@ -1178,15 +1171,17 @@ impl Stack {
                         let Some(b) = self.engine.buffers(c.id) else {
                             return HUP;
                         };
+                        let state = self.engine.state(c.id);
+                        // The peer's FIN is in, even with data still unread before it.
+                        let fin = c.peer_fin || state.is_some_and(State::fin_received);
                         let mut m = err;
-                        if b.received > 0 || c.peer_fin || s.shut_rd {
+                        if b.received > 0 || fin || s.shut_rd {
                             m |= IN;
                         }
-                        if c.peer_fin || s.shut_rd {
+                        if fin || s.shut_rd {
                             m |= RDHUP;
                         }
-                        let synchronized =
-                            self.engine.state(c.id).is_some_and(State::is_synchronized);
+                        let synchronized = state.is_some_and(State::is_synchronized);
                         // Linux's sk_stream_is_writeable: free space at least half of
                         // what is queued.
                         if synchronized
@@ -1196,7 +1191,7 @@ impl Stack {
                         {
                             m |= OUT;
                         }
-                        if c.peer_fin && s.shut_wr {
+                        if fin && s.shut_wr {
                             m |= HUP;
                         }
                         m
@@ -1228,20 +1223,16 @@ impl Stack {
         if epfd == fd {
             return Err(Errno::INVAL);
         }
-        let (seen_in, seen_out) = match self.files.get(&fd) {
-            Some(File::Socket(s)) => (s.edges_in.wrapping_sub(1), s.edges_out.wrapping_sub(1)),
+        // A new interest reports what is ready now once, even edge-triggered.
+        let seen = match self.files.get(&fd) {
+            Some(File::Socket(s)) => s.wakeups.wrapping_sub(1),
             Some(File::Epoll(_)) => return Err(Errno(libc::EPERM)),
             None => return Err(Errno::BADF),
         };
         let Some(File::Epoll(ep)) = self.files.get_mut(&epfd) else {
             return Err(Errno::INVAL);
         };
-        let fresh = Interest {
-            events,
-            data,
-            seen_in,
-            seen_out,
-        };
+        let fresh = Interest { events, data, seen };
         match op {
             EpollOp::Add => {
                 if ep.interest.contains_key(&fd) {
@@ -1281,27 +1272,19 @@ impl Stack {
                 continue;
             };
             let wanted = i.events & !(libc::EPOLLET as u32 | libc::EPOLLONESHOT as u32);
-            let mut got = self.poll_mask(fd) & (wanted | always);
-            if i.events & libc::EPOLLET as u32 != 0 {
-                if s.edges_in == i.seen_in {
-                    got &= !(libc::EPOLLIN | libc::EPOLLRDNORM) as u32;
-                }
-                if s.edges_out == i.seen_out {
-                    got &= !(libc::EPOLLOUT | libc::EPOLLWRNORM) as u32;
-                }
-            }
-            if got != 0 {
+            let got = self.poll_mask(fd) & (wanted | always);
+            let edge = i.events & libc::EPOLLET as u32 == 0 || s.wakeups != i.seen;
+            if got != 0 && edge {
                 ready.push((got, i.data));
-                updates.push((fd, s.edges_in, s.edges_out));
+                updates.push((fd, s.wakeups));
             }
         }
         let Some(File::Epoll(ep)) = self.files.get_mut(&epfd) else {
             return Err(Errno::BADF);
         };
-        for (fd, e_in, e_out) in updates {
+        for (fd, wakeups) in updates {
             if let Some(i) = ep.interest.get_mut(&fd) {
-                i.seen_in = e_in;
-                i.seen_out = e_out;
+                i.seen = wakeups;
                 if i.events & libc::EPOLLONESHOT as u32 != 0 {
                     i.events = 0;
                 }
