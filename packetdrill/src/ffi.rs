@@ -979,3 +979,17 @@ unsafe extern "C" fn pd_splice(
 ) -> ssize_t {
     guard(|| ret::<i32, ssize_t>(Err(Errno::NOSYS)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_minus_one_with_eio() {
+        set_errno(0);
+        let r: c_int = guard(|| panic!("test panic"));
+        assert_eq!(r, -1);
+        // Safety: this thread's errno slot.
+        assert_eq!(unsafe { *libc::__errno_location() }, libc::EIO);
+    }
+}
