@@ -4,10 +4,9 @@
 //! (`0...0.2 accept(...)`), from a second thread that must really block: the main thread only
 //! goes on once that thread sleeps. So:
 //!
-//! - the clock is virtual and belongs to the main thread (the one that called init): its
-//!   `gettimeofday` moves time on by 1 µs (packetdrill spins on it), its `usleep` by the
-//!   amount asked, and its `netdev_receive` to the engine's next timer when nothing is queued;
-//!   every timer fires at its own instant on the way;
+//! - the clock is virtual: `gettimeofday` moves it on by 1 µs (packetdrill spins on it),
+//!   `usleep` by the amount asked, and `netdev_receive` to the engine's next timer when
+//!   nothing is queued; every timer fires at its own instant on the way;
 //! - a blocking call on another thread parks on a condition variable; whenever the stack
 //!   changes, parked calls are woken and re-checked, and whoever changed it waits until they
 //!   have (the "quiet" wait), so a call that can complete completes at the virtual instant
@@ -252,19 +251,20 @@ impl Shim {
         result
     }
 
-    /// `gettimeofday`: microseconds on the virtual clock (plus [`EPOCH_MICROS`]). On the main
-    /// thread the clock moves on by 1 µs, firing what falls due.
+    /// `gettimeofday`: microseconds on the virtual clock (plus [`EPOCH_MICROS`]); the clock
+    /// moves on by 1 µs, firing what falls due. Whichever thread packetdrill is running spins on
+    /// it while waiting for an event's time (the syscall thread does too, for a blocking call
+    /// scheduled later, while the main thread waits for it), so every thread's call moves it.
     pub fn gettimeofday(&self) -> i64 {
         let mut g = self.enter();
         let me = thread::current().id();
         let t = match g.returned_at.remove(&me) {
             Some(t) => t,
-            None if me == self.main => {
+            None => {
                 let target = g.stack.now() + Duration::from_micros(1);
                 g = self.advance(g, target);
                 g.stack.now()
             }
-            None => g.stack.now(),
         };
         self.leave(g);
         EPOCH_MICROS + t.total_micros() as i64

@@ -314,3 +314,15 @@ fn init_fills_every_function_pointer_and_sockets_are_real_descriptors() {
         (ifc.free.unwrap())(ifc.userdata);
     }
 }
+
+#[test]
+fn another_threads_gettimeofday_moves_the_clock_too() {
+    // packetdrill's syscall thread spins on gettimeofday until a blocking call's start time
+    // while the main thread waits for it: time must move for it as well.
+    let shim = Arc::new(Shim::new(&ShimOptions::default(), FdSource::Counter));
+    let other = Arc::clone(&shim);
+    let (a, b) = std::thread::spawn(move || (other.gettimeofday(), other.gettimeofday()))
+        .join()
+        .unwrap();
+    assert_eq!(b, a + 1);
+}
