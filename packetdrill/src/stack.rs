@@ -819,9 +819,7 @@ impl Stack {
             SockState::Failed => return Err(s.error.take().unwrap_or(Errno::NOTCONN)),
             _ => return Err(Errno::NOTCONN),
         };
-        if s.shut_rd {
-            return Ok(Vec::new());
-        }
+        let shut_rd = s.shut_rd;
         if let Some(reason) = conn.closed {
             return match reason {
                 CloseReason::Normal => Ok(Vec::new()),
@@ -838,7 +836,9 @@ impl Stack {
             return Ok(Vec::new());
         }
         if buffered == 0 {
-            return if peer_fin {
+            // After shutdown(SHUT_RD) an empty receive queue reads as the end of the stream;
+            // data already queued (or arriving later) is still returned, as Linux does.
+            return if peer_fin || shut_rd {
                 Ok(Vec::new())
             } else {
                 Err(self.would_block(fd))
