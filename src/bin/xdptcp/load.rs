@@ -181,6 +181,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
             bind: bind_of(args.bind),
             ..XskConfig::default()
         },
+        capture: None,
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
     let now = sys::monotonic_now();
