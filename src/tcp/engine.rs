@@ -137,6 +137,19 @@ pub(crate) struct Route {
 impl<A: App> Engine<A> {
     /// A new engine with no connections. `now` anchors the timer wheel.
     pub fn new(cfg: Config, app: A, now: Instant) -> Engine<A> {
+        Self::build(cfg, app, now, Latencies::default())
+    }
+
+    /// A fresh engine with `cfg`, as [`Engine::new`] would make it, that keeps this one's app
+    /// and latency histograms (their allocations are the costly part of a new engine): for
+    /// fuzzing and tests that need thousands of engines. What the app and the histograms
+    /// recorded stays; everything else starts over.
+    pub fn recycle(self, cfg: Config, now: Instant) -> Engine<A> {
+        let Engine { app, latencies, .. } = self;
+        Self::build(cfg, app, now, latencies)
+    }
+
+    fn build(cfg: Config, app: A, now: Instant, latencies: Latencies) -> Engine<A> {
         // One key for both tables, so one hash of a frame's tuple finds it in either.
         let table_key = derive_key(&cfg.secret, b"table");
         let keys = Keys {
@@ -159,7 +172,7 @@ impl<A: App> Engine<A> {
             due: Vec::new(),
             last_now: now,
             last_cookie_at: None,
-            latencies: Latencies::default(),
+            latencies,
             app,
             cfg,
         }

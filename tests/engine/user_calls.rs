@@ -200,3 +200,24 @@ fn set_keepalive_probes_an_idle_established_connection_and_off_stops_it() {
     assert!(peer.engine.set_keepalive(peer.now, id, None));
     assert!(peer.run_timers(Duration::from_secs(60)).is_empty());
 }
+
+#[test]
+fn a_recycled_engine_forgets_its_connections_and_behaves_as_new() {
+    let mut peer = Peer::server(server_config(), Passive::default());
+    let first = peer.handshake(1000);
+    assert_eq!(peer.engine.connections(), 1);
+    let now = peer.now;
+    let engine = std::mem::replace(
+        &mut peer.engine,
+        xdptcp::tcp::Engine::new(no_listener(), Passive::default(), now),
+    );
+    peer.engine = engine.recycle(server_config(), now);
+    assert_eq!(peer.engine.connections(), 0);
+    assert_eq!(peer.engine.timer_entries(), 0);
+    assert_eq!(peer.engine.stats().rx_frames, 0);
+    assert_eq!(peer.engine.stats().in_state(State::Listen), 1);
+    // The same SYN at the same time gets the same SYN-ACK as from a new engine.
+    peer.now = Instant::from_secs(1000);
+    let again = peer.handshake(1000);
+    assert_eq!(again.seq, first.seq);
+}
