@@ -20,3 +20,5 @@ apt-get install -y -q --no-install-recommends \
     bison flex git
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# scripts/fuzz.sh (and so test.sh) runs the cargo-fuzz targets.
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

@@ -32,8 +32,8 @@ if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socke
 fi
 echo "== packetdrill: our suite and the adapted upstream scripts, through the shim"
 scripts/packetdrill.sh
-echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
-cargo build --manifest-path fuzz/Cargo.toml
+echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts/fuzz.sh MINUTES for more)"
+scripts/fuzz.sh --seconds 20
 echo "== bench report: medians, ratios and latency SVGs on made-up runs"
 python3 scripts/test_bench_report.py
 echo "== smoke: scripts/bench.sh --quick"

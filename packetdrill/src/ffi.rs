@@ -136,7 +136,9 @@ pub unsafe extern "C" fn packetdrill_interface_init(
                 std::process::exit(2);
             }
         };
-        let shim = Box::new(Shim::new(&opts, FdSource::Eventfd));
+        // XDPTCP_SHIM_RECORD=DIR: the run's calls and packets become a fuzzer seed there.
+        let record = std::env::var_os("XDPTCP_SHIM_RECORD").map(std::path::PathBuf::from);
+        let shim = Box::new(Shim::recording(&opts, FdSource::Eventfd, record));
         PacketdrillInterface {
             userdata: Box::into_raw(shim).cast(),
             free: Some(pd_free),

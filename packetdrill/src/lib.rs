@@ -11,12 +11,15 @@
 //! - [`ffi`]: the C interface, one `unsafe extern "C"` entry per function pointer, none of
 //!   which lets a panic cross into C;
 //! - [`flags`]: `--so_flags` (SYN-cookie mode, MSS, window scale, timers, buffers);
-//! - [`app`]: the [`xdptcp::app::App`] that reports connection events to the sockets.
+//! - [`app`]: the [`xdptcp::app::App`] that reports connection events to the sockets;
+//! - [`ops`]: socket calls and packets as bytes, for the `shim_calls` fuzz target and for
+//!   recording packetdrill runs as its seeds (`XDPTCP_SHIM_RECORD=DIR`).
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod app;
 pub mod ffi;
 pub mod flags;
+pub mod ops;
 pub mod shim;
 pub mod stack;
 

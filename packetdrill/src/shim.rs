@@ -17,6 +17,7 @@
 //!   kernel socket would sleep through them; with no timer left it fails with `EAGAIN`.
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct Shim {
     changed: Condvar,
     quiet: Condvar,
     main: ThreadId,
+    /// Where the run's calls and packets go as fuzzer seeds, when recording.
+    record_dir: Option<PathBuf>,
 }
 
 type Guard<'a> = MutexGuard<'a, Shared>;
@@ -71,9 +74,20 @@ type Guard<'a> = MutexGuard<'a, Shared>;
 impl Shim {
     /// A fresh stack; the calling thread owns the clock.
     pub fn new(opts: &Options, fds: FdSource) -> Shim {
+        Self::recording(opts, fds, None)
+    }
+
+    /// A fresh stack that records its calls and packets ([`crate::ops`]) and writes them to
+    /// `DIR/PID.ops` when dropped, if `record_dir` is set.
+    pub fn recording(opts: &Options, fds: FdSource, record_dir: Option<PathBuf>) -> Shim {
+        let mut stack = Stack::new(opts, fds, START);
+        if record_dir.is_some() {
+            stack.start_recording();
+        }
         Shim {
+            record_dir,
             shared: Mutex::new(Shared {
-                stack: Stack::new(opts, fds, START),
+                stack,
                 generation: 0,
                 busy: 0,
                 parked: 0,
@@ -306,5 +320,21 @@ impl Shim {
             thread::yield_now();
         }
         received
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        let Some(dir) = &self.record_dir else {
+            return;
+        };
+        let recording = self.lock().stack.take_recording().unwrap_or_default();
+        let path = dir.join(format!("{}.ops", std::process::id()));
+        if let Err(e) = std::fs::write(&path, recording) {
+            eprintln!(
+                "xdptcp shim: cannot write the recording {}: {e}",
+                path.display()
+            );
+        }
     }
 }

@@ -18,6 +18,7 @@ use xdptcp::wire::tcp::Flags;
 
 use crate::app::{Event, Read, SocketApp};
 use crate::flags::Options;
+use crate::ops::{Op, Segment};
 
 /// A file descriptor number as the script's caller sees it.
 pub type Fd = i32;
@@ -202,6 +203,15 @@ pub enum EpollOp {
     Delete,
 }
 
+/// What a recording stack has written so far ([`Stack::start_recording`]).
+#[derive(Debug, Default)]
+struct Recorder {
+    out: Vec<u8>,
+    /// Descriptors by creation index, as [`Op`]s name sockets.
+    socks: Vec<Fd>,
+    last: Option<Instant>,
+}
+
 /// The engine, its sockets and the virtual clock.
 pub struct Stack {
     engine: Engine<SocketApp>,
@@ -219,6 +229,9 @@ pub struct Stack {
     local_v6: Ipv6Addr,
     /// Something changed that a waiting call may care about.
     dirty: bool,
+    record: Option<Recorder>,
+    /// Open epoll instances.
+    epolls: usize,
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address for the engine.
@@ -252,10 +265,35 @@ fn is_unspecified(ip: IpAddr) -> bool {
 impl Stack {
     /// A stack with no sockets, its clock at `now`.
     pub fn new(opts: &Options, fds: FdSource, now: Instant) -> Stack {
+        let engine = Engine::new(Self::engine_config(opts), SocketApp::default(), now);
+        Self::with_engine(engine, opts, fds, now)
+    }
+
+    /// A fresh stack, as [`Stack::new`] would make it, on this one's recycled engine
+    /// ([`Engine::recycle`]: a new engine's histograms are the costly part): for fuzzing.
+    /// Descriptors still open are released first.
+    pub fn recycle(mut self, opts: &Options, now: Instant) -> Stack {
+        self.release_all();
+        let Stack { engine, fds, .. } = self;
+        let mut engine = engine.recycle(Self::engine_config(opts), now);
+        *engine.app_mut() = SocketApp::default();
+        Self::with_engine(engine, opts, fds, now)
+    }
+
+    fn engine_config(opts: &Options) -> xdptcp::tcp::Config {
         let mut cfg = opts.engine.clone();
         cfg.local_mac = LOCAL_MAC;
+        cfg
+    }
+
+    fn with_engine(
+        engine: Engine<SocketApp>,
+        opts: &Options,
+        fds: FdSource,
+        now: Instant,
+    ) -> Stack {
         Stack {
-            engine: Engine::new(cfg, SocketApp::default(), now),
+            engine,
             now,
             tx: Vec::new(),
             outbound: VecDeque::new(),
@@ -267,6 +305,8 @@ impl Stack {
             local_v4: opts.local_v4,
             local_v6: opts.local_v6,
             dirty: false,
+            record: None,
+            epolls: 0,
         }
     }
 
@@ -283,6 +323,55 @@ impl Stack {
     /// Whether anything changed since the last call (and clears it).
     pub fn take_dirty(&mut self) -> bool {
         std::mem::take(&mut self.dirty)
+    }
+
+    /// Records every call and packet from now on as [`Op`]s (seeds for the fuzzer).
+    pub fn start_recording(&mut self) {
+        self.record = Some(Recorder::default());
+    }
+
+    /// What was recorded, as the bytes [`Op::decode_all`] reads.
+    pub fn take_recording(&mut self) -> Option<Vec<u8>> {
+        self.record.take().map(|r| r.out)
+    }
+
+    /// Records `op` built from the creation index of `fd` (nothing if not recording or `fd`
+    /// is not a socket seen being created); a clock that moved since is recorded first.
+    fn note(&mut self, fd: Option<Fd>, op: impl FnOnce(u8) -> Op) {
+        let now = self.now;
+        let Some(r) = self.record.as_mut() else {
+            return;
+        };
+        let index = match fd {
+            None => 0,
+            Some(fd) => match r.socks.iter().rposition(|f| *f == fd) {
+                Some(i) => u8::try_from(i).unwrap_or(u8::MAX),
+                None => return,
+            },
+        };
+        if let Some(last) = r.last {
+            let micros = (now - last).as_micros();
+            if micros > 0 {
+                Op::Advance {
+                    micros: micros.min(u128::from(u32::MAX)) as u32,
+                }
+                .encode(&mut r.out);
+            }
+        }
+        r.last = Some(now);
+        op(index).encode(&mut r.out);
+    }
+
+    /// A socket created (by `socket()` or `accept()`), for the recording's indices.
+    fn note_created(&mut self, fd: Fd) {
+        if let Some(r) = self.record.as_mut() {
+            r.socks.push(fd);
+        }
+    }
+
+    /// Whether `fd` is an IPv6 socket.
+    pub fn is_v6(&self, fd: Fd) -> bool {
+        self.socket(fd).is_ok_and(|s| s.v6)
     }
 
     /// When the engine next has timer work.
@@ -302,11 +391,28 @@ impl Stack {
         }
     }
 
+    /// Runs the clock to `target`, every timer firing at its own instant on the way.
+    pub fn run_until(&mut self, target: Instant) {
+        while let Some(t) = self.next_deadline().filter(|t| *t <= target) {
+            let before = self.now;
+            self.advance_to(t);
+            if self.now == before && self.next_deadline().is_some_and(|d| d <= before) {
+                break;
+            }
+        }
+        self.advance_to(target);
+    }
+
     // -----------------------------------------------------------------------------------------
     // The link.
 
     /// A packet from the peer: a bare IPv4 or IPv6 datagram, checksums filled.
     pub fn netdev_send(&mut self, ip: &[u8]) -> SysResult<()> {
+        if self.record.is_some() {
+            if let Some(seg) = Segment::from_ip(ip) {
+                self.note(None, |_| Op::Packet(Box::new(seg)));
+            }
+        }
         let ethertype = match ip.first().map(|b| b >> 4) {
             Some(4) => ETHERTYPE_IPV4,
             Some(6) => ETHERTYPE_IPV6,
@@ -466,8 +572,12 @@ impl Stack {
         }
     }
 
-    /// Counts the wakeups `EPOLLET` reports.
+    /// Counts the wakeups `EPOLLET` reports (only while some epoll instance exists: the
+    /// count costs a readiness check of every socket on every engine call).
     fn note_edges(&mut self) {
+        if self.epolls == 0 {
+            return;
+        }
         let fds: Vec<Fd> = self.files.keys().copied().collect();
         for fd in fds {
             let mask = self.poll_mask(fd);
@@ -542,6 +652,7 @@ impl Stack {
             self.files.remove(&fd);
             self.release_fd(fd);
         }
+        self.epolls = 0;
     }
 
     fn socket(&self, fd: Fd) -> SysResult<&Socket> {
@@ -574,6 +685,10 @@ impl Stack {
 
     /// `socket(domain, type, protocol)`: TCP stream sockets only.
     pub fn socket_call(&mut self, domain: i32, ty: i32, protocol: i32) -> SysResult<Fd> {
+        self.note(None, |_| Op::Socket {
+            v6: domain == libc::AF_INET6,
+            nonblocking: ty & libc::SOCK_NONBLOCK != 0,
+        });
         let v6 = match domain {
             libc::AF_INET => false,
             libc::AF_INET6 => true,
@@ -601,11 +716,16 @@ impl Stack {
             last_received: 0,
         };
         self.files.insert(fd, File::Socket(Box::new(s)));
+        self.note_created(fd);
         Ok(fd)
     }
 
     /// `bind(fd, addr)`.
     pub fn bind(&mut self, fd: Fd, addr: SocketAddr) -> SysResult<()> {
+        self.note(Some(fd), |sock| Op::Bind {
+            sock,
+            port: addr.port(),
+        });
         let reuse = self.socket(fd)?.opts.reuse_addr;
         // A listener holds its port; a bound socket too, unless both ask for SO_REUSEADDR.
         let in_use = addr.port() != 0
@@ -646,6 +766,7 @@ impl Stack {
 
     /// `listen(fd, backlog)`.
     pub fn listen(&mut self, fd: Fd, _backlog: i32) -> SysResult<()> {
+        self.note(Some(fd), |sock| Op::Listen { sock });
         let port = match self.socket(fd)?.bound {
             Some(b) if b.port() != 0 => b.port(),
             _ => self.ephemeral_port(),
@@ -686,6 +807,7 @@ impl Stack {
 
     /// `accept(fd)`: the new descriptor and the peer's address.
     pub fn accept(&mut self, fd: Fd) -> SysResult<(Fd, SocketAddr)> {
+        self.note(Some(fd), |sock| Op::Accept { sock });
         let s = self.sock(fd)?;
         let SockState::Listening { queue, .. } = &mut s.state else {
             return Err(Errno::INVAL);
@@ -720,6 +842,7 @@ impl Stack {
         if conn.alive() {
             self.owners.insert(conn.id, new);
         }
+        self.note_created(new);
         self.dirty = true;
         Ok((new, peer))
     }
@@ -727,6 +850,10 @@ impl Stack {
     /// `connect(fd, addr)`, first call: sends the SYN. A non-blocking socket gets
     /// `EINPROGRESS`; a blocking one [`Errno::BLOCK`] and then [`Stack::connect_status`].
     pub fn connect(&mut self, fd: Fd, addr: SocketAddr) -> SysResult<()> {
+        self.note(Some(fd), |sock| Op::Connect {
+            sock,
+            port: addr.port(),
+        });
         let s = self.socket(fd)?;
         match s.state {
             SockState::Fresh | SockState::Failed => {}
@@ -805,6 +932,11 @@ impl Stack {
 
     /// `recv(fd, max, MSG_PEEK?)`: the bytes read (empty at end of stream).
     pub fn recv(&mut self, fd: Fd, max: usize, peek: bool) -> SysResult<Vec<u8>> {
+        self.note(Some(fd), |sock| Op::Recv {
+            sock,
+            len: max.min(usize::from(u16::MAX)) as u16,
+            peek,
+        });
         let nonblocking = self.socket(fd)?.nonblocking;
         let s = self.sock(fd)?;
         let conn = match &mut s.state {
@@ -865,6 +997,10 @@ impl Stack {
 
     /// `send(fd, data)`: how many bytes were queued (at least one, or an error).
     pub fn send(&mut self, fd: Fd, data: &[u8]) -> SysResult<usize> {
+        self.note(Some(fd), |sock| Op::Send {
+            sock,
+            len: data.len().min(usize::from(u16::MAX)) as u16,
+        });
         let s = self.socket(fd)?;
         let conn = match &s.state {
             SockState::Connected(c) => *c,
@@ -914,6 +1050,7 @@ impl Stack {
 
     /// `close(fd)`.
     pub fn close(&mut self, fd: Fd) -> SysResult<()> {
+        self.note(Some(fd), |sock| Op::Close { sock });
         let file = self.files.remove(&fd).ok_or(Errno::BADF)?;
         self.release_fd(fd);
         for f in self.files.values_mut() {
@@ -922,6 +1059,7 @@ impl Stack {
             }
         }
         let File::Socket(s) = file else {
+            self.epolls -= 1;
             return Ok(());
         };
         match s.state {
@@ -958,6 +1096,14 @@ impl Stack {
 
     /// `shutdown(fd, how)`.
     pub fn shutdown(&mut self, fd: Fd, how: How) -> SysResult<()> {
+        self.note(Some(fd), |sock| Op::Shutdown {
+            sock,
+            how: match how {
+                How::Read => 0,
+                How::Write => 1,
+                How::Both => 2,
+            },
+        });
         let s = self.sock(fd)?;
         let SockState::Connected(c) = s.state else {
             return Err(Errno::NOTCONN);
@@ -1013,6 +1159,27 @@ impl Stack {
     /// `setsockopt(fd, level, name, value)` for the options the layer implements; an integer
     /// option's value is `value`'s first four bytes.
     pub fn setsockopt(&mut self, fd: Fd, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+        if let Some(opt) = crate::ops::SOCKOPTS
+            .iter()
+            .position(|o| *o == (level, name))
+        {
+            let word = |at: usize| {
+                value
+                    .get(at..at + 4)
+                    .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+            };
+            // SO_LINGER's two ints travel as onoff | linger << 8.
+            let v = if name == libc::SO_LINGER {
+                word(0) & 1 | word(4) << 8
+            } else {
+                word(0)
+            };
+            self.note(Some(fd), |sock| Op::SetOpt {
+                sock,
+                opt: opt as u8,
+                value: v,
+            });
+        }
         let int = || -> SysResult<i32> {
             value
                 .get(..4)
@@ -1208,6 +1375,11 @@ impl Stack {
     pub fn epoll_create(&mut self) -> SysResult<Fd> {
         let fd = self.new_fd()?;
         self.files.insert(fd, File::Epoll(Epoll::default()));
+        self.epolls += 1;
+        if self.epolls == 1 {
+            // Wakeups are counted from here on: start from what every socket shows now.
+            self.note_edges();
+        }
         Ok(fd)
     }
 
