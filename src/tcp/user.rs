@@ -9,7 +9,8 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use super::output::Outcome;
+use super::event::Outcome;
+use super::timer::Timer;
 use super::{ConnId, Engine, Keepalive, Listener, State};
 use crate::app::{App, CloseReason, Io};
 use crate::time::Instant;
@@ -46,7 +47,7 @@ impl<A: App> Engine<A> {
             return false;
         }
         listeners.push(listener);
-        self.stats.states[State::Listen.index()] += 1;
+        self.stats.state_changed(State::Closed, State::Listen);
         true
     }
 
@@ -63,8 +64,7 @@ impl<A: App> Engine<A> {
             return false;
         };
         l.addr = CLOSED_LISTENER;
-        let gauge = &mut self.stats.states[State::Listen.index()];
-        *gauge = gauge.saturating_sub(1);
+        self.stats.state_changed(State::Listen, State::Closed);
         true
     }
 
@@ -85,13 +85,13 @@ impl<A: App> Engine<A> {
         self.last_now = now;
         let mut io = Io::new(
             id,
-            c.tuple,
+            c.route.tuple,
             now,
-            &mut c.send,
+            &mut c.snd.buf,
             send_capacity,
-            &mut c.shutdown,
+            &mut c.app.shutdown,
         );
-        let r = f(&mut self.app, &mut c.app, &mut io);
+        let r = f(&mut self.app, &mut c.app.state, &mut io);
         self.finish(id, Outcome::Keep, tx);
         Some(r)
     }
@@ -99,13 +99,13 @@ impl<A: App> Engine<A> {
     /// What connection `id` holds in its buffers (for `poll()`, `FIONREAD`, `SIOCOUTQ`).
     pub fn buffers(&self, id: ConnId) -> Option<Buffers> {
         let c = self.conns.get(id)?;
-        let open = c.shutdown == crate::app::Shutdown::Open;
+        let open = c.app.shutdown == crate::app::Shutdown::Open;
         Some(Buffers {
-            received: c.recv.len(),
-            send: c.send.len(),
+            received: c.rcv.buf.len(),
+            send: c.snd.buf.len(),
             unsent: c.unsent(),
             send_space: if open {
-                (self.cfg.send_buffer as usize).saturating_sub(c.send.len())
+                (self.cfg.send_buffer as usize).saturating_sub(c.snd.buf.len())
             } else {
                 0
             },
@@ -168,7 +168,10 @@ impl<A: App> Engine<A> {
         c.listener = slot;
         c.ka_probes = 0;
         if matches!(c.state, State::Established | State::CloseWait) {
-            c.idle_at = keepalive.map(|ka| now + ka.idle);
+            match keepalive {
+                Some(ka) => c.timers.arm(Timer::Idle, now + ka.idle),
+                None => c.timers.stop(Timer::Idle),
+            }
         }
         self.last_now = now;
         self.reschedule(id);
