@@ -15,6 +15,11 @@ pub(crate) const MAX_SEGMENTS: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct Reassembly {
     segs: Vec<(SeqNumber, Box<[u8]>)>,
+    /// For each range of `segs` (same index), when a segment last landed in it: the SACK blocks
+    /// go out most recent first (RFC 2018 §4).
+    stamps: Vec<u32>,
+    /// Segments inserted so far (the clock of `stamps`).
+    clock: u32,
 }
 
 impl Reassembly {
@@ -26,6 +31,7 @@ impl Reassembly {
     /// Heap bytes held: the segment list and the segments.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.segs.capacity() * size_of::<(SeqNumber, Box<[u8]>)>()
+            + self.stamps.capacity() * size_of::<u32>()
             + self.segs.iter().map(|(_, b)| b.len()).sum::<usize>()
     }
 
@@ -38,10 +44,13 @@ impl Reassembly {
     /// Returns false when the range limit forced (part of) it to be dropped.
     pub(crate) fn insert(&mut self, seq: SeqNumber, data: &[u8]) -> bool {
         let end = seq + data.len();
-        // Uncovered pieces of [seq, end), walking the sorted ranges.
+        self.clock = self.clock.wrapping_add(1);
+        let now = self.clock;
+        // Uncovered pieces of [seq, end), walking the sorted ranges (those it overlaps are
+        // what this segment touched: they become the most recent).
         let mut pieces: Vec<(SeqNumber, SeqNumber)> = Vec::new();
         let mut cursor = seq;
-        for (s, d) in &self.segs {
+        for (i, (s, d)) in self.segs.iter().enumerate() {
             let e = *s + d.len();
             if e.le(cursor) {
                 continue;
@@ -49,6 +58,7 @@ impl Reassembly {
             if s.ge(end) {
                 break;
             }
+            self.stamps[i] = now;
             if s.gt(cursor) {
                 pieces.push((cursor, *s));
             }
@@ -71,6 +81,7 @@ impl Reassembly {
             let item = (s, data[off..off + len].to_vec().into_boxed_slice());
             let pos = self.segs.partition_point(|(x, _)| x.lt(s));
             self.segs.insert(pos, item);
+            self.stamps.insert(pos, now);
         }
         complete
     }
@@ -85,6 +96,7 @@ impl Reassembly {
                 return None;
             }
             let (_, data) = self.segs.remove(0);
+            self.stamps.remove(0);
             if e.le(rcv_nxt) {
                 continue; // entirely old
             }
@@ -98,24 +110,52 @@ impl Reassembly {
     }
 
     /// Up to `max` SACK blocks (left edge, right edge) over the queued data, adjacent ranges
-    /// merged, lowest first.
+    /// merged, most recent first (RFC 2018 §4: "The first SACK block [...] MUST specify the
+    /// contiguous block of data containing the segment which triggered this ACK", the others
+    /// in the order they were last touched), as Linux sends them.
     pub(crate) fn sack_blocks(&self, max: usize) -> impl Iterator<Item = (SeqNumber, SeqNumber)> {
-        let mut blocks: Vec<(SeqNumber, SeqNumber)> = Vec::new();
-        for (s, d) in &self.segs {
+        // (left, right, most recent stamp in the block)
+        let mut blocks: Vec<(SeqNumber, SeqNumber, u32)> = Vec::new();
+        for ((s, d), &stamp) in self.segs.iter().zip(&self.stamps) {
             let e = *s + d.len();
             match blocks.last_mut() {
-                Some(last) if last.1 == *s => last.1 = e,
-                _ => blocks.push((*s, e)),
+                Some(last) if last.1 == *s => {
+                    last.1 = e;
+                    if stamp.wrapping_sub(last.2) as i32 > 0 {
+                        last.2 = stamp;
+                    }
+                }
+                _ => blocks.push((*s, e, stamp)),
             }
         }
+        let clock = self.clock;
+        blocks.sort_by_key(|b| clock.wrapping_sub(b.2));
         blocks.truncate(max);
-        blocks.into_iter()
+        blocks.into_iter().map(|(l, r, _)| (l, r))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sack_blocks_go_most_recent_first() {
+        let mut r = Reassembly::default();
+        let b = SeqNumber(1000);
+        assert!(r.insert(b + 100u32, b"x"));
+        assert!(r.insert(b + 300u32, b"x"));
+        assert!(r.insert(b + 200u32, b"x"));
+        let blocks = |r: &Reassembly| r.sack_blocks(4).map(|(l, _)| l - b).collect::<Vec<_>>();
+        assert_eq!(blocks(&r), vec![200, 300, 100]);
+        // A duplicate of an old range makes it the most recent (it triggered the ACK).
+        assert!(r.insert(b + 100u32, b"x"));
+        assert_eq!(blocks(&r), vec![100, 200, 300]);
+        // Growing a block makes the merged block the most recent.
+        assert!(r.insert(b + 301u32, b"y"));
+        assert_eq!(blocks(&r), vec![300, 100, 200]);
+        assert_eq!(r.sack_blocks(2).count(), 2, "the oldest is left out");
+    }
 
     fn drain(r: &mut Reassembly, mut nxt: SeqNumber) -> Vec<u8> {
         let mut out = Vec::new();
