@@ -99,9 +99,18 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     {
         receive_data(c, cx, seg.seq, seg.payload, right);
     }
-    // Eighth, check the FIN bit.
-    if seg.flags.contains(Flags::FIN) {
-        return handle_fin(c, cx, seg);
+    // Eighth, check the FIN bit: this segment's, or one kept ahead of a hole that this
+    // segment's data has just filled.
+    let fin = seg
+        .flags
+        .contains(Flags::FIN)
+        .then(|| seg.seq + seg.payload.len());
+    if let Some(at) = fin.filter(|at| at.gt(c.rcv.nxt) && at.lt(right)) {
+        c.rcv.ooo.set_fin(at);
+        c.ack_now = true;
+    }
+    if fin == Some(c.rcv.nxt) || c.rcv.ooo.take_fin_at(c.rcv.nxt).is_some() {
+        return handle_fin(c, cx);
     }
     Outcome::Keep
 }
@@ -208,14 +217,10 @@ fn handle_rst<A: App, T: Tx>(
     })
 }
 
-/// RFC 9293 §3.10.7.4 eighth step: a FIN counts only once every byte before it has arrived
-/// (one ahead of a hole waits in reassembly for a retransmission of it), and only once.
-fn handle_fin<A: App, T: Tx>(
-    c: &mut Conn<A::State>,
-    cx: &mut Cx<'_, A, T>,
-    seg: &TcpRepr<'_>,
-) -> Outcome {
-    if seg.seq + seg.payload.len() != c.rcv.nxt || c.state.fin_received() {
+/// RFC 9293 §3.10.7.4 eighth step: a FIN at RCV.NXT (every byte before it has arrived; one
+/// ahead of a hole is kept in reassembly until then), counted only once.
+fn handle_fin<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Outcome {
+    if c.state.fin_received() {
         return Outcome::Keep;
     }
     c.rcv.nxt += 1u32;

@@ -20,12 +20,25 @@ pub(crate) struct Reassembly {
     stamps: Vec<u32>,
     /// Segments inserted so far (the clock of `stamps`).
     clock: u32,
+    /// The sequence number of a FIN that arrived ahead of a hole: it counts once RCV.NXT
+    /// reaches it (RFC 9293 §3.10.7.4, eighth step), without the peer sending it again.
+    fin: Option<SeqNumber>,
 }
 
 impl Reassembly {
     /// Whether nothing is queued.
     pub(crate) fn is_empty(&self) -> bool {
         self.segs.is_empty()
+    }
+
+    /// Keeps a FIN at `seq` that arrived ahead of a hole (the first one seen is kept).
+    pub(crate) fn set_fin(&mut self, seq: SeqNumber) {
+        self.fin.get_or_insert(seq);
+    }
+
+    /// The kept FIN, once RCV.NXT has reached it (it is then taken).
+    pub(crate) fn take_fin_at(&mut self, rcv_nxt: SeqNumber) -> Option<SeqNumber> {
+        self.fin.take_if(|f| *f == rcv_nxt)
     }
 
     /// Heap bytes held: the segment list and the segments.
@@ -109,15 +122,19 @@ impl Reassembly {
         }
     }
 
-    /// Up to `max` SACK blocks (left edge, right edge) over the queued data, adjacent ranges
-    /// merged, most recent first (RFC 2018 §4: "The first SACK block [...] MUST specify the
+    /// Up to `max` SACK blocks (left edge, right edge) over the queued data (and a kept FIN
+    /// right after it), adjacent ranges merged, most recent first (RFC 2018 §4: "The first SACK block [...] MUST specify the
     /// contiguous block of data containing the segment which triggered this ACK", the others
     /// in the order they were last touched), as Linux sends them.
     pub(crate) fn sack_blocks(&self, max: usize) -> impl Iterator<Item = (SeqNumber, SeqNumber)> {
         // (left, right, most recent stamp in the block)
         let mut blocks: Vec<(SeqNumber, SeqNumber, u32)> = Vec::new();
         for ((s, d), &stamp) in self.segs.iter().zip(&self.stamps) {
-            let e = *s + d.len();
+            let mut e = *s + d.len();
+            // A kept FIN right after a range is part of its block (as Linux reports it).
+            if self.fin == Some(e) {
+                e += 1u32;
+            }
             match blocks.last_mut() {
                 Some(last) if last.1 == *s => {
                     last.1 = e;
@@ -138,6 +155,21 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_fin_is_in_its_block_and_taken_only_at_rcv_nxt() {
+        let mut r = Reassembly::default();
+        let b = SeqNumber(5000);
+        assert!(r.insert(b + 10u32, b"0123456789"));
+        r.set_fin(b + 20u32);
+        assert_eq!(
+            r.sack_blocks(3).collect::<Vec<_>>(),
+            vec![(b + 10u32, b + 21u32)]
+        );
+        assert_eq!(r.take_fin_at(b + 10u32), None);
+        assert_eq!(r.take_fin_at(b + 20u32), Some(b + 20u32));
+        assert_eq!(r.take_fin_at(b + 20u32), None, "taken once");
+    }
 
     #[test]
     fn sack_blocks_go_most_recent_first() {
