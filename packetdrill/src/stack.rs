@@ -283,6 +283,9 @@ impl Stack {
     fn engine_config(opts: &Options) -> xdptcp::tcp::Config {
         let mut cfg = opts.engine.clone();
         cfg.local_mac = LOCAL_MAC;
+        // Like a kernel, the shim owns every port of its address: a segment for a port nobody
+        // listens on gets a RST.
+        cfg.reset_unserved = true;
         cfg
     }
 

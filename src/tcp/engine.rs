@@ -308,6 +308,10 @@ impl<A: App> Engine<A> {
             }
         }
         let Some(listener) = listener_for(&self.cfg, &route.tuple) else {
+            // RFC 9293 §3.10.7.1 for a port nobody listens on, when this engine owns them all.
+            if sx.cfg.reset_unserved && sx.cfg.reset_unknown {
+                return self.listen.reset(&mut sx, &route, &f.tcp);
+            }
             return sx.stats.drop(DropReason::NotServed);
         };
         match self

@@ -221,3 +221,28 @@ fn a_recycled_engine_forgets_its_connections_and_behaves_as_new() {
     let again = peer.handshake(1000);
     assert_eq!(again.seq, first.seq);
 }
+
+#[test]
+fn a_segment_for_a_port_nobody_listens_on_is_reset_only_if_the_engine_owns_every_port() {
+    let mut peer = Peer::server(no_listener(), Passive::default());
+    assert!(
+        peer.send(seg(SYN).seq(100)).is_empty(),
+        "not served: dropped"
+    );
+    let owner = Config {
+        reset_unserved: true,
+        ..no_listener()
+    };
+    let mut peer = Peer::server(owner, Passive::default());
+    let replies = peer.send(seg(SYN).seq(100));
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert!(replies[0].flags.contains(Flags::RST) && replies[0].flags.contains(Flags::ACK));
+    assert_eq!(replies[0].ack.0, 101);
+    let replies = peer.send(seg(ACK).seq(5).ack(xdptcp::tcp::SeqNumber(777)));
+    assert_eq!(replies.len(), 1);
+    assert_eq!((replies[0].flags, replies[0].seq.0), (Flags::RST, 777));
+    assert!(
+        peer.send(seg(RST).seq(5)).is_empty(),
+        "never a RST for a RST"
+    );
+}
