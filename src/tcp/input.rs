@@ -72,7 +72,6 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     let Some(right) = check_sequence(c, cx, seg) else {
         return Outcome::Keep;
     };
-    update_ts_recent(c, seg);
     // Second, check the RST bit.
     if seg.flags.contains(Flags::RST) {
         return handle_rst(c, cx, seg);
@@ -94,6 +93,10 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     if let Some(outcome) = process_ack(c, cx, seg) {
         return outcome;
     }
+    // RFC 7323 §5.3 R3, once the ACK is known acceptable (as Linux): a segment whose ACK is
+    // then dropped (RFC 5961 §5.2) must not move TS.Recent, or a blind attacker's one forged
+    // segment with a far-future TSval would make PAWS drop every real one.
+    update_ts_recent(c, seg);
     touch_keepalive(c, cx);
     // Seventh, process the segment text.
     if matches!(

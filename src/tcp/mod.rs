@@ -50,12 +50,14 @@ mod timeout;
 mod timer;
 pub mod timer_wheel;
 pub mod tuple;
+mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;
+pub use user::Buffers;
 
 /// Names one connection inside one engine (a slot in its connection table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

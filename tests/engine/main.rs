@@ -17,4 +17,5 @@ mod rfc5961;
 mod states;
 mod syncookies;
 mod time_wait;
+mod user_calls;
 mod zero_window;
