@@ -9,7 +9,8 @@ use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
 use xdptcp::wire::tcp::Flags;
 
-use crate::netsim::{Bulk, Net, PingPong, Seg, Server, isn_of, sent_before};
+use crate::netsim::{Bulk, Net, PingPong, Server, isn_of, sent_before};
+use crate::util::Sent;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -18,7 +19,7 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// Gaps between consecutive segments, in milliseconds.
-fn gaps_ms(segs: &[Seg]) -> Vec<u64> {
+fn gaps_ms(segs: &[Sent]) -> Vec<u64> {
     segs.windows(2)
         .map(|w| (w[1].at - w[0].at).as_millis() as u64)
         .collect()
@@ -27,7 +28,7 @@ fn gaps_ms(segs: &[Seg]) -> Vec<u64> {
 /// A drop rule that loses the first transmission of the `nth` (1-based) new data segments the
 /// client sends.
 /// A `drop_when` rule that loses the first segment matching `pred`, once.
-fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
+fn lose_once(pred: impl Fn(&Sent) -> bool) -> impl FnMut(&Sent, &[Sent]) -> bool {
     let mut lost = false;
     move |s, _| {
         let drop = !lost && pred(s);
@@ -36,7 +37,7 @@ fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
     }
 }
 
-fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[Seg]) -> bool {
+fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Sent, &[Sent]) -> bool {
     let mut n = 0;
     move |s, h| {
         if s.dir != Dir::ToServer || !s.is_data() || sent_before(h, Dir::ToServer, s.seq) {
@@ -59,10 +60,10 @@ fn syn_retransmissions_start_at_one_second_and_double_until_the_open_fails() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(|s, _| s.dir == Dir::ToServer && s.is(Flags::SYN));
+    net.drop_when(|s, _| s.dir == Dir::ToServer && s.has(Flags::SYN));
     let id = net.connect(41000);
     net.run_for(Duration::from_secs(300));
-    let syns = net.sent(Dir::ToServer, |s| s.is(Flags::SYN));
+    let syns = net.sent(Dir::ToServer, |s| s.has(Flags::SYN));
     assert_eq!(syns.len(), 7, "the SYN and syn_retries (6) retransmissions");
     assert_eq!(gaps_ms(&syns), [1000, 2000, 4000, 8000, 16_000, 32_000]);
     assert_eq!(net.p.client.state(id), None, "the open gave up");
@@ -82,10 +83,10 @@ fn a_lost_syn_is_retransmitted_after_one_second_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(lose_once(|s| s.is(Flags::SYN)));
+    net.drop_when(lose_once(|s| s.has(Flags::SYN)));
     net.connect(41001);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
-    let syns = net.sent(Dir::ToServer, |s| s.is(Flags::SYN));
+    let syns = net.sent(Dir::ToServer, |s| s.has(Flags::SYN));
     assert_eq!(gaps_ms(&syns), [1000]);
     assert_eq!(tally.borrow().mismatched, 0);
 }
@@ -102,10 +103,10 @@ fn a_lost_syn_ack_is_recovered_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(lose_once(|s| s.is(Flags::SYN | Flags::ACK)));
+    net.drop_when(lose_once(|s| s.has(Flags::SYN | Flags::ACK)));
     net.connect(41002);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
-    let syn_acks = net.sent(Dir::ToClient, |s| s.is(Flags::SYN | Flags::ACK));
+    let syn_acks = net.sent(Dir::ToClient, |s| s.has(Flags::SYN | Flags::ACK));
     assert!(syn_acks.len() >= 2, "{syn_acks:?}");
     assert_eq!(
         syn_acks[1].at - syn_acks[0].at,
@@ -122,12 +123,12 @@ fn a_lost_fin_is_retransmitted_and_both_sides_close_normally() {
     let server = Server::new(true, None);
     let (ctally, stally) = (client.tally.clone(), server.tally.clone());
     let mut net = Net::new(ccfg, client, scfg, server, LinkConfig::default());
-    net.drop_when(lose_once(|s| s.dir == Dir::ToServer && s.is(Flags::FIN)));
+    net.drop_when(lose_once(|s| s.dir == Dir::ToServer && s.has(Flags::FIN)));
     net.connect(41003);
     assert!(net.run_until(Duration::from_secs(10), |_| {
         ctally.borrow().closed.len() == 1 && stally.borrow().closed.len() == 1
     }));
-    let fins = net.sent(Dir::ToServer, |s| s.is(Flags::FIN));
+    let fins = net.sent(Dir::ToServer, |s| s.has(Flags::FIN));
     assert_eq!(fins.len(), 2, "{fins:?}");
     assert_eq!(fins[0].seq, fins[1].seq, "the same FIN again");
     assert!(fins[1].at - fins[0].at >= Duration::from_millis(200));
@@ -147,12 +148,12 @@ fn a_lost_final_ack_is_recovered_by_the_fin_retransmission() {
         // The client's ACK of the server's FIN, the first time.
         let server_fin = h
             .iter()
-            .find(|x| x.dir == Dir::ToClient && x.is(Flags::FIN))
-            .map(Seg::end);
+            .find(|x| x.dir == Dir::ToClient && x.has(Flags::FIN))
+            .map(|s| s.end());
         let drop = !lost
             && s.dir == Dir::ToServer
             && !s.is_data()
-            && !s.is(Flags::FIN)
+            && !s.has(Flags::FIN)
             && Some(s.ack) == server_fin;
         lost |= drop;
         drop
@@ -161,7 +162,7 @@ fn a_lost_final_ack_is_recovered_by_the_fin_retransmission() {
     assert!(net.run_until(Duration::from_secs(10), |_| {
         ctally.borrow().closed.len() == 1 && stally.borrow().closed.len() == 1
     }));
-    let fins = net.sent(Dir::ToClient, |s| s.is(Flags::FIN));
+    let fins = net.sent(Dir::ToClient, |s| s.has(Flags::FIN));
     assert_eq!(fins.len(), 2, "the server's FIN once more: {fins:?}");
     assert!(fins[1].at - fins[0].at >= Duration::from_millis(200));
     assert!(net.segs().iter().any(|s| s.dropped), "the ACK was lost");
@@ -186,7 +187,7 @@ fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
     });
     net.connect(41005);
     assert!(net.run_until(Duration::from_secs(60), |_| stally.borrow().completed == 1));
-    let data = net.sent(Dir::ToServer, Seg::is_data);
+    let data = net.sent(Dir::ToServer, |s| s.is_data());
     assert_eq!(data.len(), 7);
     // The handshake measured ~2 ms, so the RTO starts at the 200 ms minimum.
     assert_eq!(gaps_ms(&data), [200, 400, 800, 1600, 3200, 6400]);
@@ -209,7 +210,7 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
     // Lose the last data segment once: no later segment can produce duplicate ACKs, so only
     // the timer recovers it.
     net.drop_when(lose_once(|s| {
-        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
     }));
     net.connect(41006);
     assert!(net.run_until(Duration::from_secs(10), |_| stally.borrow().completed == 1));
@@ -243,7 +244,7 @@ fn retransmission_timeout_follows_the_path_rtt_not_the_connection_age() {
     net.connect(41007);
     net.run_for(Duration::from_secs(30));
     net.drop_when(lose_once(|s| {
-        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
     }));
     stalled.set(false);
     assert!(net.run_until(Duration::from_secs(300), |_| stally.borrow().completed == 1));
@@ -321,11 +322,11 @@ fn a_dead_peer_is_aborted_with_a_rst_after_the_retry_limit() {
     net.connect(41009);
     net.run_for(Duration::from_secs(3600));
     for (dir, tally) in [(Dir::ToServer, &ctally), (Dir::ToClient, &stally)] {
-        let data = net.sent(dir, Seg::is_data);
+        let data = net.sent(dir, |s| s.is_data());
         // The echo (server) or the request (client, whose first copy got through).
         let retransmits = data.len() - 1;
         assert_eq!(retransmits, 15, "{dir:?}: tcp_retries2 retransmissions");
-        let rsts = net.sent(dir, |s| s.is(Flags::RST));
+        let rsts = net.sent(dir, |s| s.has(Flags::RST));
         assert_eq!(rsts.len(), 1, "{dir:?}: the abort sends a RST");
         let gaps = gaps_ms(&data);
         // 200 ms doubling up to the 120 s maximum.
@@ -427,7 +428,7 @@ fn the_initial_window_is_ten_segments() {
     let before = net.sent(Dir::ToServer, |s| s.is_data() && s.at < arrives);
     assert_eq!(before.len(), 10, "{before:?}");
     // Full segments: MSS 1460 less the 12-byte timestamp option (RFC 6691).
-    assert!(before.iter().all(|s| s.len == 1448), "{before:?}");
+    assert!(before.iter().all(|s| s.len() == 1448), "{before:?}");
 }
 
 #[test]
@@ -450,7 +451,7 @@ fn the_sender_never_exceeds_the_peers_scaled_window() {
     let segs = net.segs().clone();
     let syn_ack = segs
         .iter()
-        .find(|s| s.dir == Dir::ToClient && s.is(Flags::SYN))
+        .find(|s| s.dir == Dir::ToClient && s.has(Flags::SYN))
         .unwrap();
     let wscale = syn_ack
         .options
@@ -462,7 +463,7 @@ fn the_sender_never_exceeds_the_peers_scaled_window() {
     let mut max_sent = syn_ack.ack;
     for s in segs.iter() {
         match s.dir {
-            Dir::ToClient if !s.is(Flags::SYN) => {
+            Dir::ToClient if !s.has(Flags::SYN) => {
                 let e = s.ack + (u32::from(s.window) << wscale);
                 edge = edge.max(e);
             }

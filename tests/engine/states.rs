@@ -37,7 +37,7 @@ fn server_goes_closed_listen_syn_received_established_close_wait_last_ack_closed
 
     // SYN-RECEIVED → ESTABLISHED.
     let r = p.send(seg(ACK).seq(1001).ack(iss + 1u32).win(100));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::Established));
     assert_gauges(p.engine.stats(), &[(State::Established, 1)]);
     assert_eq!(log.borrow().connected.len(), 1);
@@ -68,7 +68,7 @@ fn server_goes_closed_listen_syn_received_established_close_wait_last_ack_closed
 
     // LAST-ACK → CLOSED on the ACK of our FIN; no TIME-WAIT on this side.
     let r = p.send(seg(ACK).seq(1002).ack(iss + 302u32).win(100));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), None);
     assert_eq!(p.engine.connections(), 0);
     assert_eq!(p.engine.time_wait_len(), 0);
@@ -124,7 +124,7 @@ fn client_goes_closed_syn_sent_established_fin_wait_1_fin_wait_2_time_wait_close
 
     // FIN-WAIT-1 → FIN-WAIT-2 on the ACK of our FIN.
     let r = p.send(seg(ACK).seq(7003).ack(syn.seq + 2u32).ts(PEER_TS + 2, 0));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     assert_gauges(p.engine.stats(), &[(State::FinWait2, 1)]);
 
@@ -253,7 +253,7 @@ fn simultaneous_close_goes_fin_wait_1_closing_time_wait() {
     );
     // CLOSING → TIME-WAIT on the ACK of our FIN.
     let r = p.send(seg(ACK).seq(1005).ack(fin.seq + 1u32));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), None);
     assert_eq!(p.engine.time_wait_len(), 1);
     assert_gauges(p.engine.stats(), &[(State::TimeWait, 1)]);
@@ -278,7 +278,7 @@ fn close_wait_keeps_sending_after_the_peer_half_closes() {
     );
     // The peer ACKs; we stay in CLOSE-WAIT, nothing more to say.
     let r = p.send(seg(ACK).seq(1002).ack(sa.seq + 11u32));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::CloseWait));
 }
 
@@ -305,7 +305,7 @@ fn fin_wait_2_keeps_receiving_after_a_half_close() {
     let fin_end = fin.end();
     assert_eq!(p.engine.state(id), Some(State::FinWait1));
     let r = p.send(seg(ACK).seq(7001).ack(fin_end));
-    assert!(r.is_empty());
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     // The response keeps coming, for longer than the FIN-WAIT-2 timeout: a half-closed
     // connection does not time out.
@@ -337,7 +337,7 @@ fn fin_wait_2_times_out_after_60_seconds_when_fully_closed() {
     p.send(seg(ACK).seq(1002).ack(fin.seq + 1u32));
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     let sent = p.run_timers(Duration::from_secs(59));
-    assert!(sent.is_empty(), "{sent:?}");
+    recv_nothing!(sent);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     p.run_timers(Duration::from_secs(2));
     assert_eq!(p.engine.state(id), None);
