@@ -18,6 +18,7 @@
 //! | `output` | everything sent: segments of a connection and stateless replies |
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
 //! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `congestion`, `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
+#![forbid(unsafe_code)]
 
 pub mod config;
 mod congestion;

@@ -18,6 +18,7 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     unused_imports
 )]
