@@ -221,7 +221,7 @@ impl XskSocket {
             mode,
             source,
         };
-        // Safety: this UMEM is fresh and used by this socket only, and the caller binds at most
+        // SAFETY: this UMEM is fresh and used by this socket only, and the caller binds at most
         // one socket per (device, queue) (the kernel refuses a second with EBUSY anyway).
         let (tx, rx, rings) =
             unsafe { Socket::new(socket_config, &umem, &name, queue) }.map_err(|e| {
