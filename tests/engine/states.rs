@@ -426,3 +426,29 @@ fn stats_display_line_names_live_states_and_drops() {
     assert!(line.contains("est=1+0"), "{line}");
     assert!(line.contains("truncated=1"), "{line}");
 }
+
+#[test]
+fn test_syn_received_simultaneous_open_syn_ack_window_is_not_scaled() {
+    // RFC 7323 §2.2: "The window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself
+    // is never scaled." The SYN-ACK that completes a simultaneous open offers 1000 bytes.
+    let app = Scripted {
+        greeting: vec![b'g'; 5000],
+        ..Scripted::default()
+    };
+    let mut c = Peer::client(client_config(), app, 50003);
+    let (id, syn) = c.connect();
+    let r = c.send(seg(SYN).seq(500).mss(1460).ws(7));
+    recv!(r, [|s| s.is(SYN_ACK) && s.ack == SeqNumber(501)]);
+    assert_eq!(c.engine.state(id), Some(State::SynReceived));
+    let r = c.send(
+        seg(SYN_ACK)
+            .seq(500)
+            .ack(syn.seq + 1u32)
+            .win(1000)
+            .mss(1460)
+            .ws(7),
+    );
+    assert_eq!(c.engine.state(id), Some(State::Established));
+    let sent: usize = r.iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 1000, "no more than the unscaled window: {r:?}");
+}
