@@ -2,7 +2,7 @@
 # The whole test suite, as root: formatting, lints, unit tests, in-memory engine scenarios,
 # BPF fixtures, AF_XDP interop with the kernel's TCP over veth pairs between network
 # namespaces the tests create themselves, criterion benches in test mode, and short smoke runs
-# of both benchmark scripts so they cannot rot.
+# of the benchmark scripts so they cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,4 +43,6 @@ for load in keepalive close xload; do
 done
 echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
+echo "== smoke: scripts/loss.sh --quick"
+scripts/loss.sh --quick --out out/ci-loss
 echo "== all tests passed"
