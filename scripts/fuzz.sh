@@ -7,7 +7,8 @@
 # First it seeds the corpora (fuzz/corpus/<target>/, kept out of git) from our packetdrill
 # suite: each script runs through the shim with XDPTCP_SHIM_RECORD set, and the recordings of
 # its socket calls and packets become seeds for shim_calls, engine_receive and wire_parse.
-# Runs are timed under /tmp/xdptcp-bench.lock so no two measurements overlap on the machine.
+# Runs are timed under /tmp/xdptcp-bench.lock so no two measurements overlap on the machine
+# (taken here unless an ancestor, such as `flock /tmp/xdptcp-bench.lock scripts/test.sh`, holds it).
 # A crash fails the script and leaves its input in fuzz/artifacts/<target>/.
 #
 # The targets are safe Rust, so they build without AddressSanitizer (`-s none`: bounds checks
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 targets=(wire_parse engine_receive shim_calls)
 case "${1:-}" in
 --seconds) secs=${2:?--seconds needs a number} ;;
-'' | -h | --help) sed -n '2,11p' "$0"; exit 2 ;;
+'' | -h | --help) sed -n '2,12p' "$0"; exit 2 ;;
 *) secs=$(awk -v m="$1" 'BEGIN { if (m + 0 <= 0) exit 1; printf "%d", m * 60 }') ||
     { echo "fuzz.sh: MINUTES must be a positive number, not '$1'" >&2; exit 2; } ;;
 esac
@@ -31,6 +32,23 @@ command -v cargo-fuzz >/dev/null ||
     { echo "fuzz.sh: cargo-fuzz missing: run scripts/install-deps.sh (cargo install cargo-fuzz)" >&2; exit 1; }
 # cargo-fuzz needs nightly flags (-Z sanitizer); RUSTC_BOOTSTRAP=1 allows them on stable.
 export RUSTC_BOOTSTRAP=1
+
+# bench_locked CMD...: runs CMD under /tmp/xdptcp-bench.lock, unless an ancestor of this
+# script already holds it (`flock /tmp/xdptcp-bench.lock scripts/test.sh`): a second flock on
+# the same file would wait for that ancestor forever. /proc/locks names each holder's pid.
+bench_lock=/tmp/xdptcp-bench.lock
+bench_locked() {
+    local inode holders pid=$$
+    if inode=$(stat -c %i "$bench_lock" 2>/dev/null); then
+        holders=" $(awk -v ino="$inode" '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) printf "%s ", $5 }' /proc/locks)"
+        while [ "$pid" -gt 1 ]; do
+            case "$holders" in *" $pid "*) "$@"; return ;; esac
+            pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || break
+            [ -n "$pid" ] || break
+        done
+    fi
+    flock "$bench_lock" "$@"
+}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xdptcp-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -52,7 +70,7 @@ results=()
 for t in "${targets[@]}"; do
     mkdir -p "fuzz/corpus/$t"
     log="$tmp/$t.log"
-    if ! flock /tmp/xdptcp-bench.lock cargo fuzz run -s none "$t" "fuzz/corpus/$t" -- \
+    if ! bench_locked cargo fuzz run -s none "$t" "fuzz/corpus/$t" -- \
         -max_total_time="$secs" -print_final_stats=1 -rss_limit_mb=2048 -detect_leaks=0 \
         >"$log" 2>&1; then
         tail -40 "$log" >&2

@@ -86,7 +86,8 @@ echo "== packetdrill built from $built"
 
 echo "== cargo build -p xdptcp-packetdrill"
 cargo build -q -p xdptcp-packetdrill
-shim=$repo/target/debug/libxdptcp_packetdrill.so
+# CARGO_TARGET_DIR moves the build (a clean build directory, as on a fresh CI machine).
+shim=${CARGO_TARGET_DIR:-$repo/target}/debug/libxdptcp_packetdrill.so
 [ -f "$shim" ] || { echo "packetdrill.sh: $shim was not built" >&2; exit 1; }
 
 if [ ${#scripts[@]} -eq 0 ]; then

@@ -9,6 +9,7 @@
 use std::collections::VecDeque;
 
 use super::conn_table::Keyed;
+use super::delayed_ack::DelayedAck;
 use super::hash::Keys;
 pub(crate) use super::negotiate::Negotiated;
 use super::reassembly::Reassembly;
@@ -138,8 +139,8 @@ pub(crate) struct Conn<S> {
     pub(crate) ka_probes: u8,
 
     // ACK bookkeeping.
-    /// Full-sized segments received since our last ACK.
-    pub(crate) unacked_segs: u8,
+    /// When received data is ACKed: quick-ACK mode, or delayed (Linux's rules).
+    pub(crate) delack: DelayedAck,
     /// An ACK must go out with the next transmission (now, not delayed).
     pub(crate) ack_now: bool,
     /// Challenge ACK limiter: (second, count in that second).
@@ -208,7 +209,7 @@ impl<S: Default> Conn<S> {
             rec: Recovery::new(cfg.congestion_control, opts.mss, cfg.initial_window, false),
             last_rx: now,
             ka_probes: 0,
-            unacked_segs: 0,
+            delack: DelayedAck::default(),
             ack_now: false,
             challenge: (0, 0),
             last_oow_ack_ms: 0,
@@ -232,12 +233,26 @@ impl<S> Conn<S> {
     /// Most payload bytes per segment: the MSS less the options every segment carries
     /// (timestamps: 12 bytes), so header + options + data fit the peer's MSS (RFC 6691).
     pub(crate) fn payload_mss(&self) -> usize {
-        let ts = if self.opts.ts {
+        usize::from(self.opts.mss)
+            .saturating_sub(self.ts_option_len())
+            .max(1)
+    }
+
+    /// Most payload bytes per segment the peer may send us: the MSS we announced less the
+    /// timestamp option (Linux's `advmss`).
+    pub(crate) fn rcv_payload_mss(&self, cfg: &Config) -> usize {
+        usize::from(cfg.mss)
+            .saturating_sub(self.ts_option_len())
+            .max(1)
+    }
+
+    /// Option bytes every segment carries: the timestamp option when timestamps are in use.
+    fn ts_option_len(&self) -> usize {
+        if self.opts.ts {
             TIMESTAMP_OPTION_LEN
         } else {
             0
-        };
-        usize::from(self.opts.mss).saturating_sub(ts).max(1)
+        }
     }
 
     /// Bytes of `send` already transmitted (in flight or acknowledged-but-unread: never).
@@ -363,6 +378,16 @@ impl<S> Conn<S> {
             cfg.initial_window,
             self.opts.sack,
         );
+        self.delack = DelayedAck::new(self.payload_mss(), self.rcv_wnd());
+    }
+
+    /// RCV.WND as last advertised: from RCV.NXT at our last ACK to the right edge offered.
+    pub(crate) fn rcv_wnd(&self) -> u32 {
+        if self.rcv.adv.gt(self.rcv.last_ack_sent) {
+            self.rcv.adv - self.rcv.last_ack_sent
+        } else {
+            0
+        }
     }
 
     /// (Re)arms the timer that guards the data in flight: the retransmission timeout, or the

@@ -58,6 +58,9 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         if c.opts.sack && !seg.payload.is_empty() && seg.seq.lt(c.rcv.nxt) {
             c.rcv.dsack = Some((seg.seq, end.min(c.rcv.nxt)));
         }
+        if !seg.payload.is_empty() && seg.seq.lt(c.rcv.nxt) {
+            c.delack.enter_quickack(c.rcv_wnd());
+        }
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         return Outcome::Keep;
     }
@@ -180,6 +183,11 @@ fn check_sequence<A: App, T: Tx>(
             let end = seq + seg.payload.len();
             if c.opts.sack && !seg.payload.is_empty() && end.le(c.rcv.nxt) {
                 c.rcv.dsack = Some((seq, end));
+            }
+            // Our ACKs may have been lost, or the peer probes a closed window: ACK its next
+            // segments at once too (Linux's tcp_send_dupack and tcp_data_queue).
+            if !seg.payload.is_empty() && (seq.lt(c.rcv.nxt) || rcv_wnd == 0) {
+                c.delack.enter_quickack(c.rcv_wnd());
             }
             output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         }
@@ -475,6 +483,7 @@ fn receive_data<A: App, T: Tx>(
         } else {
             cx.stats.drop(DropReason::NoRoom);
         }
+        c.delack.on_out_of_order();
         c.ack_now = true;
         return;
     }
@@ -494,12 +503,13 @@ fn receive_data<A: App, T: Tx>(
             c.rcv.buf.extend(more.iter());
         }
     }
-    // Delayed ACK: at least every second full-sized segment, at most `delayed_ack` later;
-    // at once when a hole was filled (RFC 5681 §4.2).
-    if data.len() * 2 >= c.payload_mss() {
-        c.unacked_segs = c.unacked_segs.saturating_add(1);
-    }
-    if filled_hole || c.unacked_segs >= 2 {
+    // At once in quick-ACK mode, with more than a segment's worth unacknowledged, or when a
+    // hole was filled (RFC 5681 §4.2); else at most `delayed_ack` later.
+    let adv_mss = c.rcv_payload_mss(cx.cfg);
+    let rcv_wnd = c.rcv_wnd();
+    c.delack
+        .on_data(cx.now, data.len(), adv_mss, rcv_wnd, c.rtt.rto());
+    if filled_hole || c.delack.ack_at_once(c.rcv.nxt - c.rcv.last_ack_sent) {
         c.ack_now = true;
     } else {
         c.timers

@@ -26,6 +26,7 @@ pub mod cc;
 pub mod config;
 mod conn;
 pub mod conn_table;
+mod delayed_ack;
 mod deliver;
 mod engine;
 mod event;

@@ -226,7 +226,7 @@ fn send_segment<A: App, T: Tx>(
         c.rcv.last_ack_sent = c.rcv.nxt;
         c.ack_now = false;
         c.timers.stop(Timer::DelayedAck);
-        c.unacked_segs = 0;
+        c.delack.on_ack_sent();
         if len == 0 {
             c.rcv.dsack = None; // carried by this pure ACK
         }

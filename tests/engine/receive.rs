@@ -1,8 +1,10 @@
-//! The receive side of reliable data, driven by hand-made segments: delayed ACKs (RFC 1122
-//! §4.2.3.2, RFC 5681 §4.2), out-of-order data kept and acknowledged at once, overlaps trimmed
-//! so no byte is delivered twice, the window advertised from free buffer space with window
-//! scaling (RFC 7323 §2), timestamps echoed (RFC 7323 §4.3), and the peer's keepalive probes
-//! answered (RFC 1122 §4.2.3.6).
+//! The receive side of reliable data, driven by hand-made segments: ACKs at once or delayed
+//! as Linux decides (quick-ACK mode for the first segments and after an idle RTO, then more
+//! than one segment's worth of bytes, else the delayed-ACK timer: RFC 1122 §4.2.3.2, RFC 5681
+//! §4.2), out-of-order data kept and acknowledged at once, overlaps trimmed so no byte is
+//! delivered twice, the window advertised from free buffer space with window scaling (RFC 7323
+//! §2), timestamps echoed (RFC 7323 §4.3), and the peer's keepalive probes answered (RFC 1122
+//! §4.2.3.6).
 
 use std::time::Duration;
 
@@ -33,20 +35,93 @@ fn only_ack(segs: &[Sent]) -> &Sent {
     &segs[0]
 }
 
-/// Sends `first` and lets every timer run: the first data of a connection may be ACKed at once
-/// (Linux's quick-ACK start, and the window growing past the SYN-ACK's unscaled 65 535),
-/// so delayed-ACK behaviour is checked on what follows.
-fn warm_up(peer: &mut RawPeer<Server>, first: &[u8]) {
-    peer.send(first);
-    peer.advance(Duration::from_secs(1));
+/// Linux's `TCP_MAX_QUICKACKS`: immediate ACKs at the start of a connection.
+const QUICK_ACKS: usize = 16;
+
+/// Sends `first` as [`QUICK_ACKS`] segments, each ACKed at once (quick-ACK mode), so
+/// delayed-ACK behaviour is checked on what follows; no time passes, so the mode is not
+/// entered again by a silence.
+fn spend_quick_acks(peer: &mut RawPeer<Server>, first: &[u8]) {
+    for (i, piece) in first.chunks(first.len().div_ceil(QUICK_ACKS)).enumerate() {
+        let ack = peer.send(piece);
+        assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "quick ACK {i}");
+    }
+}
+
+#[test]
+fn the_first_sixteen_data_segments_are_acked_at_once() {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 10, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    recv_nothing!(peer.send(&data[QUICK_ACKS * 10..]), "the 17th waits");
+    let ack = peer.advance(Duration::from_secs(1));
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt);
+}
+
+#[test]
+fn data_after_a_silence_longer_than_the_rto_is_acked_at_once_again() {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 20, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    recv_nothing!(peer.send(&data[QUICK_ACKS * 10..QUICK_ACKS * 10 + 10]));
+    assert_eq!(
+        only_ack(&peer.advance(Duration::from_secs(1))).ack,
+        peer.snd_nxt
+    );
+    // A second of silence is more than the RTO: the peer restarts its window, so do we.
+    let ack = peer.send(&data[QUICK_ACKS * 10 + 10..]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "at once");
+}
+
+#[test]
+fn a_segment_worth_two_full_ones_is_acked_at_once() {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 3 * MSS, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    // One full segment teaches the receiver the peer's segment size, and waits.
+    recv_nothing!(peer.send(&data[QUICK_ACKS * 10..QUICK_ACKS * 10 + MSS]));
+    assert_eq!(
+        only_ack(&peer.advance(Duration::from_millis(100))).ack,
+        peer.snd_nxt
+    );
+    // A coalesced one (as from GRO or a peer's TSO) is more than one MSS unacknowledged.
+    let ack = peer.send(&data[QUICK_ACKS * 10 + MSS..]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt);
+}
+
+#[test]
+fn small_segments_are_acked_once_more_than_536_bytes_wait() {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 600, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    let rest = &data[QUICK_ACKS * 10..];
+    for piece in rest[..500].chunks(100) {
+        recv_nothing!(peer.send(piece), "at most 536 bytes unacknowledged");
+    }
+    let ack = peer.send(&rest[500..]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "600 bytes: at once");
+}
+
+#[test]
+fn an_old_duplicate_segment_puts_the_receiver_back_in_quick_ack_mode() {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 20, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    recv_nothing!(peer.send(&data[QUICK_ACKS * 10..QUICK_ACKS * 10 + 10]));
+    assert_eq!(
+        only_ack(&peer.advance(Duration::from_millis(100))).ack,
+        peer.snd_nxt
+    );
+    // The peer resends the first segment (it lost our ACKs): a duplicate ACK at once, and the
+    // next new data is ACKed at once too.
+    let first = peer.snd_nxt - (QUICK_ACKS * 10 + 10) as u32;
+    let dup = peer.send_at(first, Flags::NONE, &data[..10]);
+    assert_eq!(only_ack(&dup).ack, peer.snd_nxt);
+    let ack = peer.send(&data[QUICK_ACKS * 10 + 10..]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "quick-ACK mode again");
 }
 
 #[test]
 fn a_lone_small_segment_is_acked_after_the_delayed_ack_timeout() {
-    let (mut peer, data) = connected(server_cfg(), 200, Some(7));
-    warm_up(&mut peer, &data[..100]);
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + 100, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
     let sent_at = peer.now;
-    recv_nothing!(peer.send(&data[100..]), "not at once");
+    recv_nothing!(peer.send(&data[QUICK_ACKS * 10..]), "not at once");
     let later = peer.advance(Duration::from_secs(1));
     let ack = only_ack(&later);
     assert_eq!(ack.ack, peer.snd_nxt);
@@ -61,9 +136,9 @@ fn a_lone_small_segment_is_acked_after_the_delayed_ack_timeout() {
 
 #[test]
 fn every_second_full_sized_segment_is_acked_at_once() {
-    let (mut peer, data) = connected(server_cfg(), 7 * MSS, Some(7));
-    warm_up(&mut peer, &data[..MSS]);
-    for pair in data[MSS..].chunks(2 * MSS) {
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * MSS + 6 * MSS, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * MSS]);
+    for pair in data[QUICK_ACKS * MSS..].chunks(2 * MSS) {
         recv_nothing!(peer.send(&pair[..MSS]), "the first of two waits");
         let ack = peer.send(&pair[MSS..]);
         assert_eq!(

@@ -209,15 +209,17 @@ fn prr_sends_in_proportion_to_what_is_delivered_during_recovery() {
     assert!(net.run_until(Duration::from_secs(30), |_| stally.borrow().completed == 1));
     let segs = net.segs().clone();
     let lost = segs.iter().find(|s| s.dropped).unwrap().clone();
-    let again = segs
+    let resent = segs
         .iter()
-        .find(|s| s.seq == lost.seq && !s.dropped && s.dir == Dir::ToServer)
-        .unwrap()
-        .clone();
-    // RecoveryPoint: everything sent before the retransmission.
-    let point = segs
+        .position(|s| s.seq == lost.seq && !s.dropped && s.dir == Dir::ToServer)
+        .unwrap();
+    let again = segs[resent].clone();
+    // RecoveryPoint: everything sent before the retransmission, in the order sent (the
+    // simulator runs a whole flight of ACKs in one instant, so PRR's new data can go out in
+    // the same instant as the retransmission, after it).
+    let point = segs[..resent]
         .iter()
-        .filter(|s| s.dir == Dir::ToServer && s.at <= again.at && s.is_data())
+        .filter(|s| s.dir == Dir::ToServer && s.is_data())
         .map(|s| s.end())
         .fold(lost.end(), |a, b| a.max(b));
     let una = segs

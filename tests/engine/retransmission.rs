@@ -27,10 +27,15 @@ fn gaps_ms(segs: &[Sent]) -> Vec<u64> {
 
 /// A `drop_when` rule that loses the first segment matching `pred`, once.
 fn lose_once(pred: impl Fn(&Sent) -> bool) -> impl FnMut(&Sent, &[Sent]) -> bool {
-    let mut lost = false;
+    lose_times(1, pred)
+}
+
+/// Drops the first `times` segments that match `pred`.
+fn lose_times(times: usize, pred: impl Fn(&Sent) -> bool) -> impl FnMut(&Sent, &[Sent]) -> bool {
+    let mut lost = 0;
     move |s, _| {
-        let drop = !lost && pred(s);
-        lost |= drop;
+        let drop = lost < times && pred(s);
+        lost += usize::from(drop);
         drop
     }
 }
@@ -197,18 +202,20 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
         ..LinkConfig::default()
     };
     let mut net = Net::new(ccfg, client, scfg, server, link);
-    // Lose the last data segment once: no later segment can produce duplicate ACKs, so only
-    // the timer recovers it.
-    net.drop_when(lose_once(|s| {
+    // Lose the last data segment and its tail loss probe (RFC 8985 §7.3 resends the last
+    // segment): no later segment can produce duplicate ACKs, so only the timer recovers it.
+    net.drop_when(lose_times(2, |s| {
         s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
     }));
     net.connect(41006);
     assert!(net.run_until(Duration::from_secs(10), |_| stally.borrow().completed == 1));
     let lost = net.sent(Dir::ToServer, |s| s.dropped);
-    assert_eq!(lost.len(), 1);
+    assert_eq!(lost.len(), 2);
+    assert_eq!(lost[0].seq, lost[1].seq, "the probe resent the lost tail");
+    assert_eq!(net.p.client.stats().tail_loss_probes, 1);
     let again = net.sent(Dir::ToServer, |s| s.seq == lost[0].seq && !s.dropped);
     // RFC 6298 §5.3: the timer restarts with every ACK of new data; the last one (a delayed
-    // ACK) reached the client one link delay after it was sent.
+    // ACK, after the probe) reached the client one link delay after it was sent.
     let last_ack = net
         .sent(Dir::ToClient, |s| s.at < again[0].at)
         .pop()
