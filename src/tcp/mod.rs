@@ -12,6 +12,7 @@ pub mod config;
 mod congestion;
 mod conn;
 pub mod conn_table;
+mod driver;
 mod engine;
 pub mod hash;
 mod input;

@@ -436,7 +436,7 @@ fn advance<A: App, T: Tx>(
     }
 }
 
-fn io<'c, S>(
+pub(crate) fn io<'c, S>(
     c: &'c mut Conn<S>,
     cfg: &Config,
     id: ConnId,

@@ -3,6 +3,7 @@
 mod netsim;
 mod util;
 
+mod driver;
 mod keepalive;
 mod lifecycle;
 mod load;

@@ -1,0 +1,136 @@
+//! A driver acting on a connection from outside its events: `Engine::wake` (an app's
+//! scheduled work) and `Engine::shutdown`.
+
+use std::time::Duration;
+
+use xdptcp::app::{App, Io, Shutdown};
+use xdptcp::tcp::{ConnId, State};
+use xdptcp::time::Instant;
+
+use crate::util::*;
+
+/// Writes "due=<µs>" at each wake; records the data it receives.
+#[derive(Default)]
+struct Ticker {
+    received: Vec<u8>,
+}
+
+impl App for Ticker {
+    type State = ();
+
+    fn on_data(&mut self, _: &mut (), _: &mut Io<'_>, data: &[u8]) -> usize {
+        self.received.extend_from_slice(data);
+        data.len()
+    }
+
+    fn on_peer_closed(&mut self, _: &mut (), _: &mut Io<'_>) {}
+
+    fn on_wake(&mut self, _: &mut (), io: &mut Io<'_>, due: Instant) {
+        io.write(format!("due={}", due.total_micros()).as_bytes());
+    }
+}
+
+/// A client engine connected to a fake peer: (peer, connection, the peer's next sequence).
+fn established() -> (Peer<Ticker>, ConnId, u32) {
+    let mut p = Peer::client(client_config(), Ticker::default(), 5000);
+    let (id, syn) = p.connect();
+    let replies = p.send(
+        seg(SYN_ACK)
+            .seq(700)
+            .ack(syn.seq + 1u32)
+            .mss(1460)
+            .ts(PEER_TS, syn.tsval()),
+    );
+    assert!(replies.iter().all(|r| r.flags == ACK), "{replies:?}");
+    (p, id, 701)
+}
+
+fn wake(p: &mut Peer<Ticker>, id: ConnId, due: Instant) -> (bool, Vec<Seg>) {
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    let woke = p.engine.wake(p.now, id, due, &mut tx);
+    (woke, parse_all(&tx))
+}
+
+#[test]
+fn a_wake_of_an_established_connection_sends_what_the_app_wrote_at_once() {
+    let (mut p, id, _) = established();
+    let due = p.now - Duration::from_millis(3);
+    let (woke, sent) = wake(&mut p, id, due);
+    assert!(woke);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].payload,
+        format!("due={}", due.total_micros()).as_bytes()
+    );
+}
+
+#[test]
+fn data_written_at_a_wake_in_syn_sent_goes_out_after_the_handshake() {
+    // RFC 9293 §3.10.2, SEND in SYN-SENT: "queue the data for transmission after entering
+    // ESTABLISHED".
+    let mut p = Peer::client(client_config(), Ticker::default(), 5001);
+    let (id, syn) = p.connect();
+    let now = p.now;
+    let (woke, sent) = wake(&mut p, id, now);
+    assert!(woke);
+    assert!(sent.is_empty(), "nothing before the handshake: {sent:?}");
+    assert_eq!(p.engine.state(id), Some(State::SynSent));
+    let replies = p.send(
+        seg(SYN_ACK)
+            .seq(700)
+            .ack(syn.seq + 1u32)
+            .mss(1460)
+            .ts(PEER_TS, syn.tsval()),
+    );
+    let data: Vec<&Seg> = replies.iter().filter(|s| !s.payload.is_empty()).collect();
+    assert_eq!(data.len(), 1, "{replies:?}");
+    assert!(data[0].payload.starts_with(b"due="));
+}
+
+#[test]
+fn a_wake_or_a_shutdown_of_no_connection_is_refused() {
+    let (mut p, id, _) = established();
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    assert!(!p.engine.wake(p.now, ConnId(id.0 + 7), p.now, &mut tx));
+    assert!(
+        !p.engine
+            .shutdown(p.now, ConnId(id.0 + 7), Shutdown::Abort, &mut tx)
+    );
+    assert!(tx.is_empty());
+}
+
+#[test]
+fn a_half_close_from_the_driver_sends_a_fin_and_keeps_receiving() {
+    let (mut p, id, peer_seq) = established();
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    assert!(p.engine.shutdown(p.now, id, Shutdown::Write, &mut tx));
+    let sent = parse_all(&tx);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert!(sent[0].flags.contains(FIN));
+    assert_eq!(p.engine.state(id), Some(State::FinWait1));
+    let fin = &sent[0];
+    let replies = p.send(
+        seg(PSH_ACK)
+            .seq(peer_seq)
+            .ack(fin.seq + 1u32)
+            .ts(PEER_TS, fin.tsval())
+            .data(b"the answer"),
+    );
+    assert!(
+        replies.iter().all(|r| !r.flags.contains(RST)),
+        "{replies:?}"
+    );
+    assert_eq!(p.engine.app().received, b"the answer");
+    assert_eq!(p.engine.state(id), Some(State::FinWait2));
+}
+
+#[test]
+fn an_abort_from_the_driver_resets_and_removes_the_connection() {
+    let (mut p, id, _) = established();
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    assert!(p.engine.shutdown(p.now, id, Shutdown::Abort, &mut tx));
+    let sent = parse_all(&tx);
+    assert!(sent.len() == 1 && sent[0].flags.contains(RST), "{sent:?}");
+    assert_eq!(p.engine.state(id), None);
+    assert_eq!(p.engine.connections(), 0);
+}
