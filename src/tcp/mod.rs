@@ -17,6 +17,7 @@ mod engine;
 pub mod hash;
 mod input;
 pub mod isn;
+mod memory;
 mod output;
 pub mod rate_limit;
 mod reassembly;

@@ -1,5 +1,5 @@
 //! A driver acting on a connection from outside its events: `Engine::wake` (an app's
-//! scheduled work) and `Engine::shutdown`.
+//! scheduled work) and `Engine::shutdown`; and what the connections cost (`Engine::memory`).
 
 use std::time::Duration;
 
@@ -133,4 +133,44 @@ fn an_abort_from_the_driver_resets_and_removes_the_connection() {
     assert!(sent.len() == 1 && sent[0].flags.contains(RST), "{sent:?}");
     assert_eq!(p.engine.state(id), None);
     assert_eq!(p.engine.connections(), 0);
+}
+
+#[test]
+fn memory_counts_each_connection_and_its_buffers() {
+    let mut server = server_peer(Scripted {
+        stalled: true,
+        ..Scripted::default()
+    });
+    assert_eq!(server.engine.memory().connections, 0);
+    server.port = 30000;
+    let first = server.handshake(1000);
+    for port in 1..100u16 {
+        server.port = 30000 + port;
+        server.handshake(1000);
+    }
+    let idle = server.engine.memory();
+    assert_eq!(idle.connections, 100);
+    let per_conn = idle.bytes_per_connection();
+    assert!(
+        (200.0..1024.0).contains(&per_conn),
+        "{per_conn} B per idle connection"
+    );
+    assert!(
+        idle.allocated_bytes >= idle.connection_bytes / 2,
+        "{idle:?}"
+    );
+    // A stalled reader keeps what arrives: the receive buffer counts.
+    server.port = 30000;
+    server.send(
+        seg(PSH_ACK)
+            .seq(1001)
+            .ack(first.seq + 1u32)
+            .ts(PEER_TS, first.tsval())
+            .data(&[7; 1000]),
+    );
+    let busy = server.engine.memory();
+    assert!(
+        busy.connection_bytes >= idle.connection_bytes + 1000,
+        "{busy:?} vs {idle:?}"
+    );
 }
