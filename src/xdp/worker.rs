@@ -266,6 +266,8 @@ impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
         let mut c = self.engine.app().counters();
         c.push(("opened", self.opened()));
         c.push(("in_flight", self.engine.connections() as u64));
+        c.push(("ready", u64::from(self.ready_at().is_some())));
+        c.push(("ports_in_use", self.ports_in_use()));
         c
     }
 

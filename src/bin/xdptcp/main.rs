@@ -126,3 +126,40 @@ pub(crate) fn bind_of(arg: BindArg) -> BindMode {
         BindArg::Copy => BindMode::Copy,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_takes_every_load_option() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "xdptcp",
+            "load",
+            "--iface",
+            "x",
+            "--target",
+            "[fd00::1]:80",
+            "--mode",
+            "keepalive",
+            "--connections",
+            "200000",
+            "--sources",
+            "fd00::100/126",
+            "--interval",
+            "5",
+            "--late-ms",
+            "1000",
+            "--queues",
+            "2",
+            "--cores",
+            "0,1",
+            "--ports",
+            "1024-65535",
+        ])
+        .expect("a keep-alive open-loop command line parses");
+        assert!(matches!(cli.command, Command::Load(_)));
+    }
+}
