@@ -12,7 +12,8 @@
 //!   Open loop (`period`): from ready on, connection k of n is woken at
 //!   `ready + k·period/n + j·period` (j = 0, 1, ...), so requests are spread evenly at n/period
 //!   per second; the app takes each wake as one request due at that time. Stopping half-closes
-//!   every connection (our FIN after the last answer), so the server is left with nothing.
+//!   every connection (our FIN after the last answer), at most `opening` FINs unacknowledged
+//!   at a time, so the server is left with nothing and never gets them all in one burst.
 //! - `synflood`: SYNs from spoofed sources (random hosts of a given IPv4 prefix, random ports)
 //!   at a target rate; no state is kept for them.
 //!
@@ -280,8 +281,8 @@ impl<A: App> LoadGen<A> {
 
     fn next_pump(&self) -> Option<Instant> {
         if self.stopped {
-            let closing = self.shut < self.conns.len();
-            return closing.then_some(self.last_now);
+            let more = self.shut < self.conns.len() && self.closing_room() > 0;
+            return more.then_some(self.last_now); // else an ACK of our FIN calls us
         }
         let budget = self.opened < self.cfg.max_conns;
         let started = self.started.unwrap_or(self.last_now);
@@ -440,8 +441,18 @@ impl<A: App> LoadGen<A> {
         }
     }
 
+    /// Keep-alive, stopped: how many more FINs may go out now (at most `opening` in
+    /// FIN-WAIT-1, our FIN unacknowledged).
+    fn closing_room(&self) -> usize {
+        let LoadMode::KeepAlive { opening, .. } = self.cfg.mode else {
+            return 0;
+        };
+        let unacked = self.engine.stats().in_state(State::FinWait1) as usize;
+        opening.saturating_sub(unacked).min(WAKE_BURST)
+    }
+
     fn shut_some<T: Tx>(&mut self, now: Instant, tx: &mut T) {
-        for _ in 0..WAKE_BURST {
+        for _ in 0..self.closing_room() {
             let Some(&id) = self.conns.get(self.shut) else {
                 return;
             };
