@@ -26,6 +26,7 @@ fn config(topo: &common::Topology) -> ServerConfig {
             bind: BindMode::Auto,
             ..XskConfig::default()
         },
+        capture: None,
     }
 }
 

@@ -154,13 +154,26 @@ pub struct XdpCounters {
     pub no_socket: u64,
 }
 
+impl XdpCounters {
+    /// Every counter as (name, value): the one list that reports, metrics and the stats
+    /// socket render, so a counter added here shows up everywhere.
+    pub fn fields(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("redirected", self.redirected),
+            ("passed", self.passed),
+            ("malformed", self.malformed),
+            ("no_socket", self.no_socket),
+        ]
+    }
+}
+
 impl std::fmt::Display for XdpCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "xdp redirected={} passed={} malformed={} no_socket={}",
-            self.redirected, self.passed, self.malformed, self.no_socket
-        )
+        write!(f, "xdp")?;
+        for (name, value) in self.fields() {
+            write!(f, " {name}={value}")?;
+        }
+        Ok(())
     }
 }
 
@@ -284,8 +297,10 @@ impl Program {
             XdpMode::Native | XdpMode::Generic => self.link(ifindex, mode),
             XdpMode::Auto => match self.link(ifindex, XdpMode::Native) {
                 Err(AttachError::NotSupported { source, .. }) => {
-                    eprintln!(
-                        "warning: native XDP not supported on ifindex {ifindex} ({source}); using generic XDP"
+                    tracing::warn!(
+                        ifindex,
+                        %source,
+                        "native XDP not supported; using generic XDP"
                     );
                     self.link(ifindex, XdpMode::Generic)
                 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
+use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, TapCounters};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
 };
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub xdp_mode: XdpMode,
     /// Socket and UMEM sizes and the bind mode.
     pub xsk: XskConfig,
+    /// A pcap capture of the frames the workers receive and send, if wanted.
+    pub capture: Option<CaptureConfig>,
 }
 
 /// Why the server could not start.
@@ -72,6 +75,9 @@ pub enum StartError {
     /// A worker thread could not be spawned.
     #[error("spawning a worker thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The pcap capture could not start.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 /// Everything the workers reported last, added up.
@@ -93,6 +99,8 @@ pub struct Totals {
     pub memory: Memory,
     /// The same at the moment the workers held the most connections so far.
     pub memory_peak: Memory,
+    /// The pcap taps' counters, added up.
+    pub capture: TapCounters,
 }
 
 /// What a stopped server leaves behind.
@@ -104,6 +112,8 @@ pub struct Final {
     pub xdp: XdpCounters,
     /// Every latency the workers reported.
     pub latencies: Latencies,
+    /// What the pcap capture wrote (with `--pcap`), or why it failed.
+    pub capture: Option<std::io::Result<CaptureTotals>>,
 }
 
 /// A running data path. Dropping it stops the workers and detaches the program.
@@ -120,6 +130,8 @@ pub struct Server {
     /// Each worker's latest memory figures.
     memory: Vec<Memory>,
     memory_peak: Memory,
+    listeners: Vec<(Option<IpAddr>, u16)>,
+    capture: Option<Capture>,
 }
 
 impl std::fmt::Debug for Server {
@@ -164,7 +176,33 @@ impl Server {
             sockets.push(socket);
         }
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
+        for socket in &sockets {
+            tracing::info!(
+                queue = socket.queue(),
+                mode = if socket.zero_copy() {
+                    "zero-copy"
+                } else {
+                    "copy"
+                },
+                "AF_XDP socket bound"
+            );
+        }
+        // Before attaching: a bad path leaves the interface untouched.
+        let capture = match &config.capture {
+            Some(c) => {
+                let capture = Capture::start(c, sys::monotonic_now())?;
+                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
+                Some(capture)
+            }
+            None => None,
+        };
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
+        tracing::info!(
+            iface = %interface.name,
+            ifindex = interface.ifindex,
+            mode = ?attachment.mode(),
+            "XDP program attached through a bpf_link"
+        );
 
         let (snap_tx, snapshots) = crossbeam_channel::unbounded();
         let make_handler = Arc::new(make_handler);
@@ -175,6 +213,7 @@ impl Server {
             let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
             let snap_tx = snap_tx.clone();
             let make_handler = Arc::clone(&make_handler);
+            let tap = capture.as_ref().map(Capture::tap);
             let core = match &config.cores {
                 Some(list) if !list.is_empty() => Some(list[i % list.len()]),
                 _ => all_cores.get(i % all_cores.len().max(1)).map(|c| c.id),
@@ -186,7 +225,7 @@ impl Server {
                         core_affinity::set_for_current(core_affinity::CoreId { id });
                     }
                     let mut handler = make_handler(socket.queue());
-                    worker::run(&mut socket, &mut handler, &ctl_rx, &snap_tx);
+                    worker::run(&mut socket, &mut handler, tap, &ctl_rx, &snap_tx);
                 })
                 .map_err(StartError::Spawn)?;
             controls.push(ctl_tx);
@@ -201,6 +240,8 @@ impl Server {
             latencies: Latencies::default(),
             memory: vec![Memory::default(); threads.len()],
             memory_peak: Memory::default(),
+            listeners: config.listeners,
+            capture,
             controls,
             snapshots,
             threads,
@@ -224,7 +265,23 @@ impl Server {
 
     /// Number of workers.
     pub fn workers(&self) -> usize {
-        self.threads.len()
+        self.latest.len()
+    }
+
+    /// The served endpoints: an address (`None`: any) and a port.
+    pub fn listeners(&self) -> &[(Option<IpAddr>, u16)] {
+        &self.listeners
+    }
+
+    /// Each worker's latest snapshot, in queue order (workers that have not reported yet are
+    /// left out).
+    pub fn snapshots(&self) -> impl Iterator<Item = &Snapshot> {
+        self.latest.iter().flatten()
+    }
+
+    /// The pcap capture, if one runs.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
     }
 
     /// Tells every worker `control`.
@@ -294,6 +351,8 @@ impl Server {
             t.frames.tx_pending += s.frames.tx_pending;
             t.frames.tx_in_flight += s.frames.tx_in_flight;
             t.frames_balanced &= s.frames.balanced();
+            t.capture.queued += s.capture.queued;
+            t.capture.dropped += s.capture.dropped;
             for (name, v) in &s.app {
                 match t.app.iter_mut().find(|(n, _)| n == name) {
                     Some((_, total)) => *total += v,
@@ -322,6 +381,7 @@ impl Server {
             totals: self.totals(),
             xdp: self.program.counters().unwrap_or_default(),
             latencies: std::mem::take(&mut self.latencies),
+            capture: self.capture.take().map(Capture::finish),
         }
     }
 

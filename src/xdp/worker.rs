@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::stats::{Latencies, LatencyKind, Memory, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
+use crate::xdp::capture::{Tap, TapCounters};
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
 use crate::xdp::sys::monotonic_now;
 
@@ -73,6 +74,8 @@ pub struct Snapshot {
     pub app: Vec<(&'static str, u64)>,
     /// What the connections cost in memory, in every [`MEMORY_EVERY`]th snapshot and the last.
     pub memory: Option<Memory>,
+    /// The pcap tap's counters (zero without `--pcap`).
+    pub capture: TapCounters,
     /// Whether this is the last snapshot of a stopped worker.
     pub last: bool,
 }
@@ -85,9 +88,11 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 pub const MEMORY_EVERY: u32 = 10;
 
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
+/// With a `tap`, every frame received or sent is also copied into the capture queue.
 pub fn run<H: Handler>(
     socket: &mut XskSocket,
     handler: &mut H,
+    mut tap: Option<Tap>,
     control: &Receiver<Control>,
     snapshots: &Sender<Snapshot>,
 ) {
@@ -102,10 +107,19 @@ pub fn run<H: Handler>(
             Err(TryRecvError::Empty) => {}
         }
         let batch_start = monotonic_now();
-        let received = socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx));
+        let received = match tap.as_mut() {
+            None => socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx)),
+            Some(tap) => socket.receive_batch(|frame, tx| {
+                tap.copy(batch_start, frame);
+                handler.receive(batch_start, frame, &mut tap.tx(tx, batch_start));
+            }),
+        };
         let now = monotonic_now();
         if handler.next_deadline().is_some_and(|d| d <= now) {
-            handler.poll_timers(now, &mut socket.tx());
+            match tap.as_mut() {
+                None => handler.poll_timers(now, &mut socket.tx()),
+                Some(tap) => handler.poll_timers(now, &mut tap.tx(&mut socket.tx(), now)),
+            }
         }
         // A failed kick (ENOBUFS and friends are already absorbed) leaves frames pending for
         // the next round; nothing to do but try again.
@@ -120,6 +134,7 @@ pub fn run<H: Handler>(
             let _ = snapshots.send(snapshot(
                 socket,
                 handler,
+                &tap,
                 &mut latencies,
                 with_memory,
                 false,
@@ -138,12 +153,13 @@ pub fn run<H: Handler>(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = snapshots.send(snapshot(socket, handler, &mut latencies, true, true));
+    let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
 }
 
 fn snapshot<H: Handler>(
     socket: &XskSocket,
     handler: &mut H,
+    tap: &Option<Tap>,
     latencies: &mut Latencies,
     with_memory: bool,
     last: bool,
@@ -159,6 +175,7 @@ fn snapshot<H: Handler>(
         latencies: delta,
         app: handler.app_counters(),
         memory: with_memory.then(|| handler.memory()),
+        capture: tap.as_ref().map(Tap::counters).unwrap_or_default(),
         last,
     }
 }

@@ -379,6 +379,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
         xsk: xsk_config(args.bind, args.ring_size),
+        capture: None,
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
     let late_after = Duration::from_millis(args.late_ms);

@@ -1,25 +1,33 @@
 //! `xdptcp serve`: the AF_XDP data path until SIGINT/SIGTERM or `--duration`, a status line
 //! every second and a final report.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::ValueEnum;
 
 use xdptcp::app::discard::Discard;
 use xdptcp::app::echo::Echo;
-use xdptcp::app::http::{Http, HttpConfig};
+use xdptcp::app::http::{Http, HttpConfig, generated_body};
+use xdptcp::control::metrics::{self, MetricsEndpoint};
+use xdptcp::control::stats_socket::{self, StatsSocket};
+use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig, XdpMode};
+use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
 
 use crate::report::{report, write_hist};
 use crate::{
     BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
-    parse_ring_size, xsk_config,
+    parse_ring_size, parse_size, xsk_config,
 };
+
+/// The largest `--body-size` (the body is held in memory once, shared by every worker).
+const MAX_BODY: u64 = 1 << 30;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -67,6 +75,53 @@ pub(crate) struct ServeArgs {
     /// 7200:75:9, Linux's defaults); off by default.
     #[arg(long, value_parser = parse_keepalive)]
     keepalive: Option<Keepalive>,
+    /// Serve Prometheus metrics on GET /metrics at this management address (kernel TCP, never
+    /// the AF_XDP port), e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock.
+    #[arg(long = "stats-socket", value_name = "PATH")]
+    stats_socket: Option<PathBuf>,
+    /// Capture the frames the engine receives and sends into this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Stop capturing after this many frames (a plain number) or file bytes (with a unit:
+    /// B, KiB, MiB, GiB).
+    #[arg(long = "pcap-limit", value_parser = parse_pcap_limit, default_value = "100000")]
+    pcap_limit: CaptureLimit,
+    /// HTTP: a generated body of this size (B, KiB, MiB, GiB), unique 16-byte lines
+    /// (offset in hex, newline).
+    #[arg(long = "body-size", value_name = "SIZE", value_parser = parse_size, conflicts_with = "body_file")]
+    body_size: Option<u64>,
+    /// HTTP: serve this file's contents as the body.
+    #[arg(long = "body-file", value_name = "PATH")]
+    body_file: Option<PathBuf>,
+    /// HTTP: the Content-Type of the body.
+    #[arg(
+        long = "content-type",
+        value_name = "TYPE",
+        default_value = "text/plain"
+    )]
+    content_type: String,
+    /// Seconds between SYN-cookie secret rotations (the previous secret stays valid for one
+    /// more period).
+    #[arg(long = "cookie-rotation-secs", value_name = "SECS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    cookie_rotation_secs: u64,
+    /// Read settings from this TOML file: the keys are these flags' long names (`port =
+    /// 8080`, `addr = ["192.0.2.10"]`); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+fn parse_pcap_limit(s: &str) -> Result<CaptureLimit, String> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(CaptureLimit::Frames)
+            .map_err(|_| format!("bad --pcap-limit {s:?}: a frame count, or a size like 64MiB"));
+    }
+    parse_size(s).map(CaptureLimit::Bytes)
 }
 
 fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
@@ -87,11 +142,95 @@ fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
     })
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum AppKind {
     Http,
     Echo,
     Discard,
+}
+
+impl AppKind {
+    fn name(self) -> &'static str {
+        match self {
+            AppKind::Http => "http",
+            AppKind::Echo => "echo",
+            AppKind::Discard => "discard",
+        }
+    }
+}
+
+/// The HTTP app's configuration from `--body-size`, `--body-file` and `--content-type`.
+fn http_config(args: &ServeArgs) -> Result<HttpConfig> {
+    let http_only = args.body_size.is_some() || args.body_file.is_some();
+    if args.app != AppKind::Http && http_only {
+        bail!("--body-size and --body-file apply to --app http only");
+    }
+    let body = match (&args.body_file, args.body_size) {
+        (Some(path), _) => std::fs::read(path)
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read --body-file {}: {e}; give a readable file, or --body-size N for a generated body",
+                    path.display()
+                )
+            })?
+            .into(),
+        (None, Some(n)) if n > MAX_BODY => {
+            bail!("--body-size {n} is larger than 1 GiB; serve a file with --body-file instead")
+        }
+        (None, Some(n)) => generated_body(n as usize),
+        (None, None) => HttpConfig::default().body,
+    };
+    Ok(HttpConfig {
+        body,
+        content_type: args.content_type.clone(),
+        ..HttpConfig::default()
+    })
+}
+
+/// The control thread's windows: the stats socket and, if asked for, the metrics endpoint.
+struct Windows {
+    stats: StatsSocket,
+    metrics: Option<MetricsEndpoint>,
+}
+
+impl Windows {
+    /// The metrics endpoint is bound before the data path starts (a taken address fails with
+    /// the NIC untouched); the stats socket once it runs (a second server on the same interface
+    /// is refused by its AF_XDP bind first, with the explanation that goes with it).
+    fn bind_metrics(
+        args: &ServeArgs,
+        listeners: &[(Option<IpAddr>, u16)],
+    ) -> Result<Option<MetricsEndpoint>> {
+        Ok(args
+            .metrics
+            .map(|addr| MetricsEndpoint::bind(addr, listeners))
+            .transpose()?)
+    }
+
+    fn bind_stats(args: &ServeArgs, metrics: Option<MetricsEndpoint>) -> Result<Windows> {
+        let path = args
+            .stats_socket
+            .clone()
+            .unwrap_or_else(|| stats_socket::default_path(&args.iface));
+        let stats = StatsSocket::bind(&path)?;
+        Ok(Windows { stats, metrics })
+    }
+
+    fn info(&self, app: AppKind, start: StdInstant) -> ServerInfo {
+        ServerInfo {
+            uptime: start.elapsed(),
+            app: app.name().to_string(),
+            stats_socket: Some(self.stats.path().to_path_buf()),
+            metrics: self.metrics.as_ref().and_then(|m| m.local_addr().ok()),
+        }
+    }
+
+    fn serve_pending(&self, server: &Server, info: &ServerInfo) {
+        if let Some(m) = &self.metrics {
+            m.serve_pending(|| metrics::render(server, info));
+        }
+        self.stats.serve_pending(|| status_json(server, info));
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -140,18 +279,25 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     sys::check_privileges()?;
     let iface = Interface::lookup(&args.iface)?;
     let engine = engine_config(&args, &iface)?;
+    let http = Arc::new(http_config(&args)?);
+    let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
+    let metrics = Windows::bind_metrics(&args, &listeners)?;
     let server_config = ServerConfig {
         iface: args.iface.clone(),
-        listeners: engine.listeners.iter().map(|l| (l.addr, l.port)).collect(),
+        listeners,
         queues: args.queues,
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
         xsk: xsk_config(args.bind, args.ring_size),
+        capture: args.pcap.clone().map(|path| CaptureConfig {
+            path,
+            limit: args.pcap_limit,
+        }),
     };
     let now = sys::monotonic_now();
     let server = match args.app {
         AppKind::Http => Server::start(server_config, move |_| {
-            Engine::new(engine.clone(), Http::new(HttpConfig::default()), now)
+            Engine::new(engine.clone(), Http::new((*http).clone()), now)
         })?,
         AppKind::Echo => Server::start(server_config, move |_| {
             Engine::new(engine.clone(), Echo::default(), now)
@@ -160,13 +306,15 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             Engine::new(engine.clone(), Discard::default(), now)
         })?,
     };
-    run(server, &args)
+    let windows = Windows::bind_stats(&args, metrics)?;
+    run(server, &args, &windows)
 }
 
-fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
+fn run(mut server: Server, args: &ServeArgs, windows: &Windows) -> Result<()> {
     install_signal_handlers();
-    eprintln!(
-        "xdptcp: serving port {} on {} ({} queue(s), XDP {:?}, {} mode); stop with Ctrl-C{}",
+    let start = StdInstant::now();
+    tracing::info!(
+        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
         args.port,
         server.interface().name,
         server.workers(),
@@ -176,44 +324,54 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
         } else {
             "copy"
         },
+        args.app.name(),
+        windows.stats.path().display(),
+        windows
+            .info(args.app, start)
+            .metrics
+            .map(|a| format!("; metrics: http://{a}/metrics"))
+            .unwrap_or_default(),
         args.duration
             .map(|d| format!(" or after {d} s"))
             .unwrap_or_default()
     );
-    let start = StdInstant::now();
+    let rotation = Duration::from_secs(args.cookie_rotation_secs);
     let deadline = args.duration.map(|d| start + Duration::from_secs(d));
     let mut next_status = start + Duration::from_secs(1);
-    let mut next_rotation = start + Duration::from_secs(64);
+    let mut next_rotation = start + rotation;
     let mut last = (0u64, 0u64, start);
     let mut draining_until: Option<StdInstant> = None;
     loop {
-        server.collect(Duration::from_millis(100));
+        server.collect(Duration::from_millis(50));
+        windows.serve_pending(&server, &windows.info(args.app, start));
         let now = StdInstant::now();
         let stop_asked = STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d);
         if stop_asked && draining_until.is_none() {
             server.broadcast(Control::StopAccepting);
             draining_until = Some(now + Duration::from_secs(args.drain_secs));
-            if args.drain_secs > 0 {
-                eprintln!("xdptcp: draining for {} s", args.drain_secs);
-            }
+            tracing::info!(drain_secs = args.drain_secs, "stopping: no new connections");
         }
         if draining_until.is_some_and(|d| now >= d) {
             break;
         }
         if DUMP.swap(false, Ordering::SeqCst) {
             if let Some(dir) = &args.hist_out {
-                write_hist(
-                    dir,
-                    server.latencies(),
-                    &server.totals(),
-                    now.duration_since(start),
-                )?;
-                eprintln!("xdptcp: histograms written to {}", dir.display());
+                let elapsed = now.duration_since(start);
+                match write_hist(dir, server.latencies(), &server.totals(), elapsed) {
+                    Ok(()) => tracing::info!(dir = %dir.display(), "histograms written"),
+                    Err(e) => tracing::error!("SIGUSR1: {e:#}"),
+                }
             }
         }
         if now >= next_rotation {
-            server.broadcast(Control::RotateCookieSecret(sys::random_bytes()?));
-            next_rotation = now + Duration::from_secs(64);
+            match sys::random_bytes() {
+                Ok(key) => {
+                    server.broadcast(Control::RotateCookieSecret(key));
+                    tracing::info!(next_in_s = rotation.as_secs(), "SYN-cookie secret rotated");
+                }
+                Err(e) => tracing::error!(error = %e, "SYN-cookie secret not rotated"),
+            }
+            next_rotation = now + rotation;
         }
         if now >= next_status {
             let t = server.totals();
@@ -231,11 +389,33 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
     }
     let elapsed = start.elapsed();
     let fin = server.stop();
+    tracing::info!(
+        elapsed_s = elapsed.as_secs_f64(),
+        "stopped; XDP program detached"
+    );
     report(&fin.totals, &fin.xdp, elapsed);
     eprintln!("latency: {}", fin.latencies.one_line());
+    match (&fin.capture, &args.pcap) {
+        (Some(Ok(c)), Some(path)) => eprintln!(
+            "pcap: {} frame(s), {} bytes written to {}{}; {} frame(s) dropped (queue full)",
+            c.written_frames,
+            c.written_bytes,
+            path.display(),
+            if c.limit_reached {
+                " (limit reached)"
+            } else {
+                ""
+            },
+            fin.totals.capture.dropped
+        ),
+        (Some(Err(e)), Some(path)) => {
+            tracing::error!(path = %path.display(), error = %e, "pcap write failed")
+        }
+        _ => {}
+    }
     if let Some(dir) = &args.hist_out {
         write_hist(dir, &fin.latencies, &fin.totals, elapsed)?;
-        eprintln!("xdptcp: histograms written to {}", dir.display());
+        tracing::info!(dir = %dir.display(), "histograms written");
     }
     Ok(())
 }
