@@ -2,7 +2,8 @@
 //! wake its app on a schedule (a load generator's open loop) and shut it down (like
 //! `shutdown(2)` on a socket). Both then transmit what became due, as any event does.
 
-use super::output::{self, Outcome};
+use super::deliver;
+use super::event::Outcome;
 use super::{ConnId, Engine};
 use crate::app::{App, Shutdown};
 use crate::time::Instant;
@@ -17,7 +18,7 @@ impl<A: App> Engine<A> {
         let Some(c) = self.conns.get_mut(id) else {
             return false;
         };
-        let (mut io, state, _) = output::io(c, &self.cfg, id, now);
+        let (mut io, state, _) = deliver::io(c, &self.cfg, id, now);
         self.app.on_wake(state, &mut io, due);
         self.finish(id, Outcome::Keep, tx);
         true
@@ -32,7 +33,7 @@ impl<A: App> Engine<A> {
         let Some(c) = self.conns.get_mut(id) else {
             return false;
         };
-        c.shutdown = c.shutdown.max(how);
+        c.app.shutdown = c.app.shutdown.max(how);
         self.finish(id, Outcome::Keep, tx);
         true
     }

@@ -7,7 +7,7 @@
 use core::fmt;
 use core::hash::Hasher;
 
-use siphasher::sip::SipHasher13;
+use siphasher::sip::{SipHasher13, SipHasher24};
 
 use super::FourTuple;
 
@@ -21,6 +21,46 @@ impl fmt::Debug for Key {
         f.write_str("Key(..)")
     }
 }
+
+/// Derives the key for one use (`label`) from an engine's 32-byte secret
+/// ([`Config::secret`](super::Config::secret)): SipHash-2-4 under the secret's first half over
+/// its second half, the label and the output half's index.
+pub(crate) fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
+    let mut k = [0u8; 16];
+    for (i, half) in k.chunks_mut(8).enumerate() {
+        let mut h = SipHasher24::new_with_key(secret[..16].try_into().expect("16 bytes"));
+        h.write(&secret[16..]);
+        h.write(label);
+        h.write_u8(i as u8);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    Key(k)
+}
+
+/// The keys of an engine's keyed per-connection hashes, derived once from its secret.
+#[derive(Clone, Copy)]
+pub(crate) struct Keys {
+    /// RFC 6528 initial sequence numbers.
+    pub(crate) isn: Key,
+    /// Per-connection timestamp offsets (RFC 7323 §5.4).
+    pub(crate) timestamp: Key,
+}
+
+impl Keys {
+    /// The keys for `secret`.
+    pub(crate) fn derive(secret: &[u8; 32]) -> Keys {
+        Keys {
+            isn: derive_key(secret, b"isn"),
+            timestamp: derive_key(secret, b"timestamp"),
+        }
+    }
+}
+
+/// Index bytes per entry of a table whose keyed index is a hashbrown `HashTable<u32>` (a
+/// 4-byte position and a control byte a bucket), in the worst case: right after the index
+/// doubled, at a load of 7/16 (5 × 16/7 ≈ 11.4 B, rounded up). At a full index (load 7/8) it
+/// is half that.
+pub const INDEX_BYTES_PER_ENTRY: usize = ((size_of::<u32>() + 1) * 16).div_ceil(7);
 
 /// Hashes a 4-tuple for table lookups: SipHash-1-3 over [`FourTuple::write_to`]'s bytes.
 pub fn hash_tuple(key: &Key, tuple: &FourTuple) -> u64 {
