@@ -13,7 +13,9 @@
 #               the Q-vs-1 scaling of each server
 #
 # Loads: wrk keep-alive, wrk `Connection: close`, and `xdptcp load connect-close`, each over
-# IPv4 and over IPv6 (the `-v6` rows). The client's TCP is the namespace's default (BBR here).
+# IPv4 and over IPv6 (the `-v6` rows); and `xdptcp load` keep-alive with 64 connections closed
+# loop (xkeep: the maximum rate), then open loop at 80 % of that rate (xopen80: latency from
+# each request's intended send time). The client's TCP is the namespace's default (BBR here).
 # CPU is counted system-wide from /proc/stat (on veth the receiver's XDP/NAPI work runs on the
 # sender's CPU), as microseconds of busy CPU (both cores) per request or connection, and the
 # server processes' own share of it (the rest is the client and softirq work run on its CPUs).
@@ -119,7 +121,7 @@ run_load() {
         row="$load-${q}q"
         client_cores="0-$((q - 1))"
     fi
-    if [ "$kind" = xload ] && [ "$server" = nginx ] && [ "$q" -gt 1 ]; then
+    if [ "${kind#x}" != "$kind" ] && [ "$server" = nginx ] && [ "$q" -gt 1 ]; then
         # One generator per queue owns the flows it opened, and a flow's replies must come
         # back on its queue. A kernel server picks the TX queue of a reply by its own hash
         # (SYN-ACKs included, even with xps_rxqs), so this pairing cannot be measured.
@@ -151,6 +153,26 @@ run_load() {
         rm -f "$tmp/load.json"
         [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx on tso on gso on >/dev/null
         ;;
+    xkeep | xopen80)
+        # Keep-alive from our client, 64 connections: closed loop (the maximum rate), then
+        # open loop at 80 % of the rate this server just reached, latency counted from each
+        # request's intended send time.
+        local pace=()
+        if [ "$kind" = xopen80 ]; then
+            pace=(--rate "$(python3 -c "print(max(1, int(0.8 * float(open('$tmp/xkeep-$server').read()))))")")
+        fi
+        [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx off tso off gso off >/dev/null
+        ip netns exec "$cli" timeout $((duration + 60)) "$xdptcp" load --iface "$name-c" \
+            --target "$target" --mode keepalive --connections 64 --concurrency 64 \
+            --queues "$q" --cores "$client_cores" --duration "$duration" "${pace[@]}" \
+            --json "$tmp/load.json" >/dev/null 2>"$tmp/load.log" || true
+        raw=$(cat "$tmp/load.json" 2>/dev/null || true)
+        rm -f "$tmp/load.json"
+        [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx on tso on gso on >/dev/null
+        [ "$kind" = xkeep ] && [ -n "$raw" ] &&
+            python3 -c 'import json,sys; print(json.loads(sys.argv[1])["achieved_per_s"])' "$raw" \
+                >"$tmp/xkeep-$server"
+        ;;
     esac
     after=$(cpu_busy_us)
     srv_after=$(proc_cpu_us "$server_pid")
@@ -170,6 +192,10 @@ if "requests" in r and "duration_us" in r:          # wrk
     ops, secs = r["requests"], r["duration_us"] / 1e6
     lat = r
     errors = r["errors"]
+elif r.get("mode") == "Keepalive":                 # xdptcp load, keep-alive: the hold
+    ops, secs = r["requests_in_hold"], r["elapsed_s"]
+    lat = r.get("request_latency", {})
+    errors = r["errors"] + r["reset"] + r["late"]
 elif "connections" in r:                            # xdptcp load
     ops, secs = r["connections"], r["elapsed_s"]
     lat = r.get("request_latency", {})
@@ -182,6 +208,7 @@ out = {
     "p50_us": lat.get("p50_us"), "p90_us": lat.get("p90_us"), "p99_us": lat.get("p99_us"),
     "p999_us": lat.get("p999_us"), "cpu_us_per_op": cpu / ops if ops else None,
     "server_cpu_share": server_cpu / cpu if cpu > 0 else None,
+    "offered_per_s": r.get("offered_per_s"),
     # The percentile curve for the report's SVGs: wrk's many points, or our load's summary.
     "percentiles": r.get("percentiles") or [
         [q, lat[k]] for q, k in ((0, "min_us"), (50, "p50_us"), (90, "p90_us"), (99, "p99_us"),
@@ -205,7 +232,7 @@ run_matrix() {
         for server in nginx xdptcp; do
             echo "== run $rep/$repeat, $q queue(s): $server"
             start_server "$server" $((duration * 8 + 60)) --addr "$SRV6" "${server_args[@]}"
-            for load in keepalive close xload keepalive-v6 close-v6 xload-v6; do
+            for load in keepalive close xload xkeep xopen80 keepalive-v6 close-v6 xload-v6; do
                 run_load "$server" "$load" "$rep" "$q"
             done
             stop_server
