@@ -30,17 +30,20 @@ impl App for Ticker {
     }
 }
 
+/// The peer's SYN-ACK (ISN 699) to the engine's `syn`.
+fn syn_ack(syn: &Seg) -> Seg {
+    seg(SYN_ACK)
+        .seq(700)
+        .ack(syn.seq + 1u32)
+        .mss(1460)
+        .ts(PEER_TS, syn.tsval())
+}
+
 /// A client engine connected to a fake peer: (peer, connection, the peer's next sequence).
 fn established() -> (Peer<Ticker>, ConnId, u32) {
     let mut p = Peer::client(client_config(), Ticker::default(), 5000);
     let (id, syn) = p.connect();
-    let replies = p.send(
-        seg(SYN_ACK)
-            .seq(700)
-            .ack(syn.seq + 1u32)
-            .mss(1460)
-            .ts(PEER_TS, syn.tsval()),
-    );
+    let replies = p.send(syn_ack(&syn));
     assert!(replies.iter().all(|r| r.flags == ACK), "{replies:?}");
     (p, id, 701)
 }
@@ -75,13 +78,7 @@ fn data_written_at_a_wake_in_syn_sent_goes_out_after_the_handshake() {
     assert!(woke);
     assert!(sent.is_empty(), "nothing before the handshake: {sent:?}");
     assert_eq!(p.engine.state(id), Some(State::SynSent));
-    let replies = p.send(
-        seg(SYN_ACK)
-            .seq(700)
-            .ack(syn.seq + 1u32)
-            .mss(1460)
-            .ts(PEER_TS, syn.tsval()),
-    );
+    let replies = p.send(syn_ack(&syn));
     let data: Vec<&Seg> = replies.iter().filter(|s| !s.payload.is_empty()).collect();
     assert_eq!(data.len(), 1, "{replies:?}");
     assert!(data[0].payload.starts_with(b"due="));

@@ -149,11 +149,16 @@ struct HttpLink {
 }
 
 impl HttpLink {
+    /// A keep-alive client paced as `pacing`.
     fn new(cfg: LoadConfig, pacing: Pacing, seed: u64) -> HttpLink {
-        let (ccfg, scfg) = configs(seed);
-        let now = Instant::from_secs(1000);
         let client = HttpClient::new(ClientMode::KeepAlive { requests: u64::MAX }, "/", "x")
             .with_pacing(pacing);
+        HttpLink::with_client(cfg, client, seed)
+    }
+
+    fn with_client(cfg: LoadConfig, client: HttpClient, seed: u64) -> HttpLink {
+        let (ccfg, scfg) = configs(seed);
+        let now = Instant::from_secs(1000);
         HttpLink {
             lg: LoadGen::new(Engine::new(ccfg, client, now), cfg),
             server: Engine::new(scfg, Http::default(), now),
@@ -186,10 +191,8 @@ impl HttpLink {
             };
             self.now = self.now.max(next);
             let now = self.now;
-            let (due, rest): (Vec<_>, Vec<_>) = self.to_server.drain(..).partition(|f| f.0 <= now);
-            self.to_server = rest;
             let mut replies = Vec::new();
-            for (_, f) in due {
+            for f in arrived(&mut self.to_server, now) {
                 self.server.receive(now, &f, &mut replies);
             }
             if self.server.next_deadline().is_some_and(|d| d <= now) {
@@ -197,10 +200,8 @@ impl HttpLink {
             }
             self.to_client
                 .extend(replies.into_iter().map(|f| (now + self.delay, f)));
-            let (due, rest): (Vec<_>, Vec<_>) = self.to_client.drain(..).partition(|f| f.0 <= now);
-            self.to_client = rest;
             let mut out = Vec::new();
-            for (_, f) in due {
+            for f in arrived(&mut self.to_client, now) {
                 self.lg.receive(now, &f, &mut out);
             }
             if self.lg.next_deadline().is_some_and(|d| d <= now) {
@@ -225,6 +226,24 @@ impl HttpLink {
     fn client(&self) -> &HttpClient {
         self.lg.engine.app()
     }
+}
+
+/// Takes the frames in flight that have arrived by `now` out of `link`.
+fn arrived(link: &mut Vec<(Instant, Vec<u8>)>, now: Instant) -> Vec<Vec<u8>> {
+    let (due, rest): (Vec<_>, Vec<_>) = link.drain(..).partition(|f| f.0 <= now);
+    *link = rest;
+    due.into_iter().map(|(_, f)| f).collect()
+}
+
+/// `connections` keep-alive connections woken once per `period`, run until they are all open
+/// (and a little more); returns the link and when the generator was ready.
+fn paced(connections: usize, period: Duration, seed: u64) -> (HttpLink, Instant) {
+    let cfg = load_config(keepalive(connections, Some(period)), u64::MAX);
+    let mut link = HttpLink::new(cfg, Pacing::Scheduled { period }, seed);
+    let t0 = link.now;
+    link.run_until(t0 + Duration::from_millis(100));
+    let ready = link.lg.ready_at().expect("all open");
+    (link, ready)
 }
 
 fn keepalive(connections: usize, period: Option<Duration>) -> LoadMode {
@@ -269,12 +288,7 @@ fn keepalive_spreads_connections_over_every_source_address_and_port() {
 
 #[test]
 fn the_open_loop_wakes_each_connection_once_per_period_evenly_spread() {
-    let period = Duration::from_millis(100);
-    let cfg = load_config(keepalive(100, Some(period)), u64::MAX);
-    let mut link = HttpLink::new(cfg, Pacing::Scheduled { period }, 22);
-    let t0 = link.now;
-    link.run_until(t0 + Duration::from_millis(500));
-    let ready = link.lg.ready_at().expect("all open");
+    let (mut link, ready) = paced(100, Duration::from_millis(100), 22);
     let before = link.client().completed();
     assert_eq!(before, link.client().due(), "every due request answered");
     link.run_until(ready + Duration::from_secs(2) + Duration::from_micros(1));
@@ -296,12 +310,7 @@ fn a_stalled_server_shows_in_the_open_loop_latency_of_every_request_it_delayed()
     // Coordinated omission: one connection, a request every 10 ms, and a server that answers
     // nothing for 200 ms. A closed loop would record one slow request; the open loop records
     // the ~20 that fell due meanwhile, each timed from when it was due.
-    let period = Duration::from_millis(10);
-    let cfg = load_config(keepalive(1, Some(period)), u64::MAX);
-    let mut link = HttpLink::new(cfg, Pacing::Scheduled { period }, 23);
-    let t0 = link.now;
-    link.run_until(t0 + Duration::from_millis(100));
-    let ready = link.lg.ready_at().expect("open");
+    let (mut link, ready) = paced(1, Duration::from_millis(10), 23);
     link.stall = Some((
         ready + Duration::from_millis(300),
         ready + Duration::from_millis(500),
@@ -364,21 +373,12 @@ fn connect_close_open_loop_opens_at_the_rate_and_times_from_the_intended_open() 
         },
         u64::MAX,
     );
-    let (ccfg, scfg) = configs(25);
-    let now = Instant::from_secs(1000);
     let client =
         HttpClient::new(ClientMode::ConnectClose, "/", "x").with_pacing(Pacing::Scheduled {
             period: Duration::ZERO,
         });
-    let mut link = HttpLink {
-        lg: LoadGen::new(Engine::new(ccfg, client, now), cfg),
-        server: Engine::new(scfg, Http::default(), now),
-        now,
-        delay: Duration::from_micros(50),
-        stall: None,
-        to_server: Vec::new(),
-        to_client: Vec::new(),
-    };
+    let mut link = HttpLink::with_client(cfg, client, 25);
+    let now = link.now;
     link.run_until(now + Duration::from_millis(500));
     let opened = link.lg.opened();
     assert!(
