@@ -14,8 +14,9 @@
 #
 # Loads: wrk keep-alive, wrk `Connection: close`, and `xdptcp load connect-close`, each over
 # IPv4 and over IPv6 (the `-v6` rows); and `xdptcp load` keep-alive with 64 connections closed
-# loop (xkeep: the maximum rate), then open loop at 80 % of that rate (xopen80: latency from
-# each request's intended send time). The client's TCP is the namespace's default (BBR here).
+# loop (xkeep: the maximum rate), then open loop over 256 connections at 80 % of that rate
+# (xopen80: latency from each request's intended send time). The client's TCP is the
+# namespace's default (BBR here).
 # CPU is counted system-wide from /proc/stat (on veth the receiver's XDP/NAPI work runs on the
 # sender's CPU), as microseconds of busy CPU (both cores) per request or connection, and the
 # server processes' own share of it (the rest is the client and softirq work run on its CPUs).
@@ -154,16 +155,18 @@ run_load() {
         [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx on tso on gso on >/dev/null
         ;;
     xkeep | xopen80)
-        # Keep-alive from our client, 64 connections: closed loop (the maximum rate), then
-        # open loop at 80 % of the rate this server just reached, latency counted from each
-        # request's intended send time.
-        local pace=()
+        # Keep-alive from our client: 64 connections closed loop (the maximum rate), then open
+        # loop at 80 % of the rate this server just reached, latency counted from each
+        # request's intended send time, over 256 connections (as wrk2 is run with more
+        # connections than the rate needs: at 64, each would be busy 80 % of the time and
+        # queue behind itself).
+        local pace=(--connections 64)
         if [ "$kind" = xopen80 ]; then
-            pace=(--rate "$(python3 -c "print(max(1, int(0.8 * float(open('$tmp/xkeep-$server').read()))))")")
+            pace=(--connections 256 --rate "$(python3 -c "print(max(1, int(0.8 * float(open('$tmp/xkeep-$server').read()))))")")
         fi
         [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx off tso off gso off >/dev/null
         ip netns exec "$cli" timeout $((duration + 60)) "$xdptcp" load --iface "$name-c" \
-            --target "$target" --mode keepalive --connections 64 --concurrency 64 \
+            --target "$target" --mode keepalive --concurrency 64 \
             --queues "$q" --cores "$client_cores" --duration "$duration" "${pace[@]}" \
             --json "$tmp/load.json" >/dev/null 2>"$tmp/load.log" || true
         raw=$(cat "$tmp/load.json" 2>/dev/null || true)
