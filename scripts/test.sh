@@ -2,7 +2,7 @@
 # The whole test suite, as root: formatting, lints, unit tests, in-memory engine scenarios,
 # BPF fixtures, AF_XDP interop with the kernel's TCP over veth pairs between network
 # namespaces the tests create themselves, criterion benches in test mode, short smoke runs
-# of both benchmark scripts so they cannot rot, and the short soak (100 000 connections).
+# of the benchmark scripts so they cannot rot, and the short soak (100 000 connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,4 +46,6 @@ scripts/soak.sh --short --out out/ci-soak
 scripts/soak.sh --short --ipv6 --out out/ci-soak6
 echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
+echo "== smoke: scripts/loss.sh --quick"
+scripts/loss.sh --quick --out out/ci-loss
 echo "== all tests passed"

@@ -94,6 +94,8 @@ pub struct Config {
     pub delayed_ack: Duration,
     /// Initial congestion window in segments (RFC 6928).
     pub initial_window: u32,
+    /// The congestion controller (Linux's default: CUBIC).
+    pub congestion_control: super::cc::Algorithm,
     /// RSTs per second we send for segments matching no connection.
     pub rst_per_second: u32,
     /// Challenge ACKs per second per connection (RFC 5961 §7).
@@ -135,6 +137,7 @@ impl Default for Config {
             synack_retries: 5,
             delayed_ack: Duration::from_millis(40),
             initial_window: 10,
+            congestion_control: super::cc::Algorithm::Cubic,
             rst_per_second: 1000,
             challenge_acks_per_second: 10,
             ttl: 64,

@@ -198,6 +198,12 @@ impl<A: App> Engine<A> {
         self.conns.get(id).map(|c| c.state)
     }
 
+    /// A connection's congestion window in bytes, if it still exists (for tests and
+    /// diagnostics).
+    pub fn congestion_window(&self, id: ConnId) -> Option<u32> {
+        self.conns.get(id).map(|c| c.rec.window())
+    }
+
     /// The connection with this 4-tuple, if any.
     pub fn find(&self, tuple: &FourTuple) -> Option<ConnId> {
         self.conns.find(tuple)

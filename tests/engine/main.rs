@@ -11,6 +11,7 @@ mod lossy;
 mod malformed;
 mod options;
 mod receive;
+mod recovery;
 mod resets;
 mod retransmission;
 mod rfc5961;
