@@ -171,3 +171,40 @@ fn memory_counts_each_connection_and_its_buffers() {
         "{busy:?} vs {idle:?}"
     );
 }
+
+#[test]
+fn an_idle_connection_holds_no_buffer_once_its_data_is_consumed_and_acknowledged() {
+    let mut server = server_peer(Scripted {
+        echo: true,
+        ..Scripted::default()
+    });
+    let sa = server.handshake(1000);
+    let id = server.engine.find(&server.tuple()).expect("established");
+    let idle = server.engine.connection_bytes(id).unwrap();
+    let echoed = server.send(
+        seg(PSH_ACK)
+            .seq(1001)
+            .ack(sa.seq + 1u32)
+            .ts(PEER_TS, sa.tsval())
+            .data(&[7; 300]),
+    );
+    let data = echoed
+        .iter()
+        .find(|s| !s.payload.is_empty())
+        .expect("echoed");
+    assert!(
+        server.engine.connection_bytes(id).unwrap() >= idle + 300,
+        "in flight"
+    );
+    server.send(
+        seg(ACK)
+            .seq(1301)
+            .ack(data.seq + data.payload.len())
+            .ts(PEER_TS, data.tsval()),
+    );
+    assert_eq!(
+        server.engine.connection_bytes(id),
+        Some(idle),
+        "the drained buffers went back to the allocator"
+    );
+}
