@@ -15,7 +15,11 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test --all-targets (examples included: examples/kv.rs is exercised by interop_ops)"
+# `cargo test --all-targets` builds a `test = true` example only as its test harness, so the
+# example binary interop_ops runs (target/debug/examples/kv) is built first.
+echo "== cargo build --examples (examples/kv.rs is exercised by interop_ops)"
+cargo build --examples
+echo "== cargo test --all-targets"
 cargo test --all-targets
 echo "== doctests and rustdoc (every public item documented, no broken links)"
 cargo test --doc
@@ -30,8 +34,10 @@ if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socke
     echo "test.sh: tracing on the packet path (above): log from the control thread instead" >&2
     exit 1
 fi
-echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
-cargo build --manifest-path fuzz/Cargo.toml
+echo "== packetdrill: our suite and the adapted upstream scripts, through the shim"
+scripts/packetdrill.sh
+echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts/fuzz.sh MINUTES for more)"
+scripts/fuzz.sh --seconds 20
 echo "== bench report: medians, ratios and latency SVGs on made-up runs"
 python3 scripts/test_bench_report.py
 echo "== smoke: scripts/bench.sh --quick --queues 2 (IPv4 and IPv6 rows, 1 and 2 queues)"

@@ -29,7 +29,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::app::{App, Shutdown};
-use crate::sim::Rng;
+use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::tcp::{ConnId, ConnectError, Engine, SeqNumber, State};
 use crate::time::Instant;

@@ -107,6 +107,11 @@ pub struct Config {
     /// veth a flow can change RX queue): such segments are then dropped and counted
     /// (`unknown_connection`) instead of resetting a connection another engine owns.
     pub reset_unknown: bool,
+    /// Answer segments for ports no listener serves with a RST too (rate-limited like the
+    /// others), as a host that owns the whole address does. Off for the XDP server, where such a
+    /// segment never arrives (or belongs to another program); on for a socket layer that owns
+    /// every port of its address, as the packetdrill shim does.
+    pub reset_unserved: bool,
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
     pub secret: [u8; 32],
@@ -142,6 +147,7 @@ impl Default for Config {
             challenge_acks_per_second: 10,
             ttl: 64,
             reset_unknown: true,
+            reset_unserved: false,
             secret: [0; 32],
         }
     }

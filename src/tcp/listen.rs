@@ -154,7 +154,12 @@ impl Listen {
 
     /// The RST of RFC 9293 §3.10.7.1 for a segment that matches nothing, within the RST
     /// budget; never for a RST.
-    fn reset<T: Tx>(&mut self, sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+    pub(crate) fn reset<T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) {
         if seg.flags.contains(Flags::RST) {
             return;
         }
@@ -303,8 +308,7 @@ fn established_by_cookie<S: Default, T: Tx>(
         return Accept::Done;
     };
     if let Some(c) = conns.get_mut(id) {
-        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
-        c.establish(cfg, sx.stats, sx.now, seg, wnd);
+        c.establish(cfg, sx.stats, sx.now, seg);
     }
     sx.stats.cookies_validated += 1;
     // `passive_opens` is counted once, when the app is told (deliver).

@@ -20,6 +20,7 @@
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
 //! | [`recovery`] over [`scoreboard`], [`rack`], [`prr`], [`cc`] | the sender's loss recovery |
 //! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
+#![forbid(unsafe_code)]
 
 pub mod cc;
 pub mod config;
@@ -52,12 +53,14 @@ mod timeout;
 mod timer;
 pub mod timer_wheel;
 pub mod tuple;
+mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;
+pub use user::Buffers;
 
 /// Names one connection inside one engine (a slot in its connection table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -175,16 +175,55 @@ impl Reassembly {
                 .min_by_key(|&i| age(&self.ranges[i]));
             picked[slot] = next;
         }
+        // A kept FIN takes a sequence number of its own: the block ending at it covers it, as
+        // Linux's do (its out-of-order queue's end_seq counts the FIN).
+        let end = |r: &Range| match self.fin {
+            Some(f) if f == r.end() => r.end() + 1u32,
+            _ => r.end(),
+        };
         picked
             .into_iter()
             .flatten()
-            .map(|i| (self.ranges[i].start, self.ranges[i].end()))
+            .map(move |i| (self.ranges[i].start, end(&self.ranges[i])))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_fin_is_in_its_block_and_taken_only_at_rcv_nxt() {
+        let mut r = Reassembly::default();
+        let b = SeqNumber(5000);
+        assert!(r.insert(b + 10u32, b"0123456789"));
+        r.set_fin(b + 20u32);
+        assert_eq!(
+            r.sack_blocks(3).collect::<Vec<_>>(),
+            vec![(b + 10u32, b + 21u32)]
+        );
+        assert!(!r.take_fin(b + 10u32));
+        assert!(r.take_fin(b + 20u32));
+        assert!(!r.take_fin(b + 20u32), "taken once");
+    }
+
+    #[test]
+    fn sack_blocks_go_most_recent_first() {
+        let mut r = Reassembly::default();
+        let b = SeqNumber(1000);
+        assert!(r.insert(b + 100u32, b"x"));
+        assert!(r.insert(b + 300u32, b"x"));
+        assert!(r.insert(b + 200u32, b"x"));
+        let blocks = |r: &Reassembly| r.sack_blocks(4).map(|(l, _)| l - b).collect::<Vec<_>>();
+        assert_eq!(blocks(&r), vec![200, 300, 100]);
+        // A duplicate of an old range makes it the most recent (it triggered the ACK).
+        assert!(r.insert(b + 100u32, b"x"));
+        assert_eq!(blocks(&r), vec![100, 200, 300]);
+        // Growing a block makes the merged block the most recent.
+        assert!(r.insert(b + 301u32, b"y"));
+        assert_eq!(blocks(&r), vec![300, 100, 200]);
+        assert_eq!(r.sack_blocks(2).count(), 2, "the oldest is left out");
+    }
 
     fn drain(r: &mut Reassembly, mut nxt: SeqNumber) -> Vec<u8> {
         let mut out = Vec::new();

@@ -18,6 +18,7 @@ use libbpf_rs::{MapCore, MapFlags, OpenObject};
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     unused_imports
 )]
@@ -184,7 +185,7 @@ pub struct Program {
     storage: NonNull<MaybeUninit<OpenObject>>,
 }
 
-// Safety: the skeleton only holds libbpf object pointers and fds; libbpf objects may be used
+// SAFETY: the skeleton only holds libbpf object pointers and fds; libbpf objects may be used
 // from another thread as long as it is not concurrently (`Program` is not `Sync`).
 unsafe impl Send for Program {}
 
@@ -201,7 +202,7 @@ impl Program {
     /// passed to the kernel (counted as `no_socket`).
     pub fn load(xsk_queues: u32) -> Result<Program, LoadError> {
         let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
-        // Safety: `storage` comes from a leaked Box, so it is valid and unaliased until `Drop`
+        // SAFETY: `storage` comes from a leaked Box, so it is valid and unaliased until `Drop`
         // turns it back into a Box, which happens only after the skeleton borrowing it is gone.
         let object: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage.as_ptr() };
         match open_and_load(object, xsk_queues) {
@@ -210,7 +211,7 @@ impl Program {
                 storage,
             }),
             Err(e) => {
-                // Safety: the failed open/load dropped every borrow of `storage`; the Box was
+                // SAFETY: the failed open/load dropped every borrow of `storage`; the Box was
                 // leaked above and is reclaimed exactly once.
                 drop(unsafe { Box::from_raw(storage.as_ptr()) });
                 Err(LoadError::Load(e))
@@ -265,7 +266,7 @@ impl Program {
             if bytes.len() < size_of::<types::xdp_counters>() {
                 continue;
             }
-            // Safety: `bytes` holds at least one `xdp_counters` (plain u64s, any bit pattern
+            // SAFETY: `bytes` holds at least one `xdp_counters` (plain u64s, any bit pattern
             // is valid); read_unaligned copes with the Vec's alignment.
             let c: types::xdp_counters = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
             sum.redirected += c.redirected;
@@ -320,7 +321,7 @@ impl Program {
             ..Default::default()
         };
         let prog_fd = self.skel.progs.xdptcp_steer.as_fd().as_raw_fd();
-        // Safety: `prog_fd` is our loaded program; `opts` is a fully initialised options struct
+        // SAFETY: `prog_fd` is our loaded program; `opts` is a fully initialised options struct
         // whose `sz` tells libbpf its size. The call only reads them.
         let fd = unsafe {
             libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts)
@@ -340,7 +341,7 @@ impl Program {
                 _ => AttachError::Other { ifindex, source },
             });
         }
-        // Safety: bpf_link_create returned a fresh fd that nothing else owns.
+        // SAFETY: bpf_link_create returned a fresh fd that nothing else owns.
         let link = unsafe { OwnedFd::from_raw_fd(fd) };
         Ok(Attachment {
             link,
@@ -352,7 +353,7 @@ impl Program {
 
 impl Drop for Program {
     fn drop(&mut self) {
-        // Safety: the skeleton is dropped exactly once, here, before the storage it borrows;
+        // SAFETY: the skeleton is dropped exactly once, here, before the storage it borrows;
         // then the Box leaked in `load` is reclaimed exactly once.
         unsafe {
             ManuallyDrop::drop(&mut self.skel);
@@ -393,7 +394,7 @@ fn served_key(addr: Option<IpAddr>, port: u16, family: u8) -> types::served_key 
 }
 
 fn key_bytes(key: &types::served_key) -> &[u8] {
-    // Safety: `served_key` is `repr(C)` with only integer fields and no padding
+    // SAFETY: `served_key` is `repr(C)` with only integer fields and no padding
     // (1 + 1 + 2 + 16 bytes, align 2), so all of its bytes are initialised.
     unsafe {
         std::slice::from_raw_parts(

@@ -44,7 +44,7 @@ impl Interface {
     pub fn lookup(name: &str) -> Result<Interface, InterfaceError> {
         let not_found = || InterfaceError::NotFound(name.to_string());
         let cname = CString::new(name).map_err(|_| not_found())?;
-        // Safety: `cname` is a valid NUL-terminated string that outlives the call.
+        // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
             return Err(not_found());
@@ -114,19 +114,19 @@ struct IoctlSocket(std::os::fd::OwnedFd);
 
 impl IoctlSocket {
     fn new() -> io::Result<IoctlSocket> {
-        // Safety: plain socket(2); the fd is owned right away.
+        // SAFETY: plain socket(2); the fd is owned right away.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // Safety: a fresh fd nothing else owns.
+        // SAFETY: a fresh fd nothing else owns.
         Ok(IoctlSocket(unsafe {
             <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
         }))
     }
 
     fn ifreq(name: &str) -> libc::ifreq {
-        // Safety: ifreq is plain C data; all zeroes is a valid value.
+        // SAFETY: ifreq is plain C data; all zeroes is a valid value.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         for (d, s) in req
             .ifr_name
@@ -140,7 +140,7 @@ impl IoctlSocket {
 
     fn ioctl(&self, request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        // Safety: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
+        // SAFETY: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
         // at most an ifreq (or, for SIOCETHTOOL, the buffer its ifru_data points to).
         if unsafe { libc::ioctl(self.0.as_raw_fd(), request, req as *mut libc::ifreq) } < 0 {
             return Err(io::Error::last_os_error());
@@ -151,7 +151,7 @@ impl IoctlSocket {
     fn hwaddr(&self, name: &str) -> io::Result<[u8; 6]> {
         let mut req = Self::ifreq(name);
         self.ioctl(libc::SIOCGIFHWADDR, &mut req)?;
-        // Safety: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+        // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
         let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
         let mut mac = [0u8; 6];
         for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
@@ -163,7 +163,7 @@ impl IoctlSocket {
     fn mtu(&self, name: &str) -> io::Result<u32> {
         let mut req = Self::ifreq(name);
         self.ioctl(libc::SIOCGIFMTU, &mut req)?;
-        // Safety: SIOCGIFMTU filled the ifru_mtu member of the union.
+        // SAFETY: SIOCGIFMTU filled the ifru_mtu member of the union.
         Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
     }
 
@@ -218,7 +218,7 @@ pub fn monotonic_now() -> Instant {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // Safety: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Instant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }
@@ -233,14 +233,14 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
 /// Every address of interface `name` (getifaddrs), IPv4 and IPv6, in the kernel's order.
 pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // Safety: getifaddrs writes a list head we free below with freeifaddrs.
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(io::Error::last_os_error());
     }
     let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
-        // Safety: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
         // ifa_name is a NUL-terminated string and ifa_addr, when non-null, points to a
         // sockaddr_in for AF_INET and a sockaddr_in6 for AF_INET6.
         unsafe {
@@ -264,7 +264,7 @@ pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
             cur = ifa.ifa_next;
         }
     }
-    // Safety: `head` came from getifaddrs and is freed once.
+    // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(found)
 }
@@ -385,7 +385,7 @@ pub fn parse_neighbours(buf: &[u8]) -> io::Result<(Vec<Neighbour>, bool)> {
 /// The kernel's neighbour table for one address family, over rtnetlink.
 pub fn neighbours(ipv6: bool) -> io::Result<Vec<Neighbour>> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    // Safety: plain socket(2); the fd is owned right away.
+    // SAFETY: plain socket(2); the fd is owned right away.
     let fd = unsafe {
         libc::socket(
             libc::AF_NETLINK,
@@ -396,7 +396,7 @@ pub fn neighbours(ipv6: bool) -> io::Result<Vec<Neighbour>> {
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
-    // Safety: a fresh fd nothing else owns.
+    // SAFETY: a fresh fd nothing else owns.
     let sock = unsafe { OwnedFd::from_raw_fd(fd) };
     let mut req = [0u8; NLMSG_HDR + NDMSG];
     req[0..4].copy_from_slice(&((NLMSG_HDR + NDMSG) as u32).to_ne_bytes());
@@ -405,10 +405,10 @@ pub fn neighbours(ipv6: bool) -> io::Result<Vec<Neighbour>> {
     req[6..8].copy_from_slice(&flags.to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     req[NLMSG_HDR] = if ipv6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
-    // Safety: sockaddr_nl is plain C data; all zeroes (pid 0: the kernel) is valid.
+    // SAFETY: sockaddr_nl is plain C data; all zeroes (pid 0: the kernel) is valid.
     let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
     kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // Safety: `req` and `kernel` are valid for the lengths given for the whole call.
+    // SAFETY: `req` and `kernel` are valid for the lengths given for the whole call.
     let sent = unsafe {
         libc::sendto(
             sock.as_raw_fd(),
@@ -426,7 +426,7 @@ pub fn neighbours(ipv6: bool) -> io::Result<Vec<Neighbour>> {
     let mut buf = vec![0u8; 64 * 1024];
     // A dump of even a large table takes a few dozen reads; bound it anyway.
     for _ in 0..10_000 {
-        // Safety: `buf` is valid and writable for its whole length.
+        // SAFETY: `buf` is valid and writable for its whole length.
         let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
         if n < 0 {
             return Err(io::Error::last_os_error());

@@ -1,7 +1,8 @@
 //! In-memory, deterministic engine scenarios: no root, no network, a virtual clock.
 
-mod netsim;
+#[macro_use]
 mod util;
+mod netsim;
 
 mod driver;
 mod keepalive;
@@ -18,4 +19,5 @@ mod rfc5961;
 mod states;
 mod syncookies;
 mod time_wait;
+mod user_calls;
 mod zero_window;
