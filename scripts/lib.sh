@@ -29,12 +29,18 @@ stop_pid() {
     fi
 }
 
-# write_nginx_conf FILE DIR ADDR PORT: one worker on CPU 0, no access log, `return 200` with
-# the same body as `xdptcp serve --app http`; pid and error log under DIR.
+# write_nginx_conf FILE DIR ADDR PORT [ADDR6] [WORKERS]: WORKERS (default 1) workers on
+# CPUs 0, 1, ..., no access log, `return 200` with the same body as `xdptcp serve --app http`;
+# pid and error log under DIR; also listening on [ADDR6]:PORT if given.
 write_nginx_conf() {
+    local workers=${6:-1} affinity="" i listen6=""
+    for i in $(seq 0 $((workers - 1))); do
+        affinity="$affinity $(printf '%0*d' "$workers" 0 | sed "s/0/1/$((workers - i))")"
+    done
+    [ -n "${5:-}" ] && listen6="listen [$5]:$4 backlog=65535;"
     cat >"$1" <<NGINX
-worker_processes 1;
-worker_cpu_affinity 01;
+worker_processes $workers;
+worker_cpu_affinity$affinity;
 worker_rlimit_nofile 200000;
 pid $2/nginx.pid;
 error_log $2/nginx-error.log error;
@@ -44,10 +50,37 @@ http {
     keepalive_requests 100000000;
     server {
         listen $3:$4 backlog=65535;
+        $listen6
         location / { default_type text/plain; return 200 "Hello from xdptcp\n"; }
     }
 }
 NGINX
+}
+
+# add_addresses NS DEV PREFIX: adds every address of PREFIX to DEV in namespace NS (/32 or
+# /128, IPv6 without duplicate address detection), so that NS's kernel answers ARP and
+# neighbour solicitations for them: what `xdptcp load --sources PREFIX` needs.
+add_addresses() {
+    python3 - "$3" "$2" <<'PY' | ip -n "$1" -batch -
+import ipaddress, sys
+net = ipaddress.ip_network(sys.argv[1], strict=False)
+for a in net:
+    if net.version == 4:
+        print(f"addr add {a}/32 dev {sys.argv[2]}")
+    else:
+        print(f"addr add {a}/128 dev {sys.argv[2]} nodad")
+PY
+}
+
+# proc_cpu_us PID: CPU time (user + system) of PID and its children, in microseconds.
+proc_cpu_us() {
+    local total=0 p t
+    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+        t=$(awk -v hz="$(getconf CLK_TCK)" '{print int(($14 + $15) * 1000000 / hz)}' \
+            "/proc/$p/stat" 2>/dev/null || echo 0)
+        total=$((total + t))
+    done
+    echo "$total"
 }
 
 # wait_http NS URL: wait (up to 10 s) until curl from namespace NS gets URL.
@@ -62,18 +95,19 @@ wait_http() {
 
 # start_server KIND SECONDS [SERVE-ARGS...]: starts `nginx` (config $tmp/nginx.conf) or `xdptcp`
 # serve (http app, histograms under $out/hist-xdptcp, log $tmp/xdptcp.log, stops itself after
-# SECONDS, extra arguments passed on) on CPU 0 in namespace $srv on $SRV:$PORT, sets server_pid,
-# and waits until it answers from $cli.
+# SECONDS, extra arguments passed on) on CPUs $server_cores (default 0) in namespace $srv on
+# $SRV:$PORT, sets server_pid, and waits until it answers from $cli.
 # Uses the callers' variables srv, cli, name, SRV, PORT, tmp, out and xdptcp.
 start_server() {
+    local cores=${server_cores:-0}
     case "$1" in
     nginx)
-        ip netns exec "$srv" taskset -c 0 nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
+        ip netns exec "$srv" taskset -c "$cores" nginx -c "$tmp/nginx.conf" -g 'daemon off;' &
         server_pid=$!
         ;;
     xdptcp)
         ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
-            --app http --cores 0 --duration "$2" --hist-out "$out/hist-xdptcp" "${@:3}" \
+            --app http --cores "$cores" --duration "$2" --hist-out "$out/hist-xdptcp" "${@:3}" \
             2>"$tmp/xdptcp.log" &
         server_pid=$!
         ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Two network namespaces joined by a veth pair, for running xdptcp against the kernel's TCP.
 #
-#   scripts/netns.sh up   NAME [QUEUES]   # NAME-srv (10.201.77.1, veth NAME-s) and NAME-cli (10.201.77.2, NAME-c)
+#   scripts/netns.sh up   NAME [QUEUES]   # NAME-srv (10.201.77.1, fd00:201:77::1, veth NAME-s)
+#                                         # and NAME-cli (10.201.77.2, fd00:201:77::2, NAME-c)
 #   scripts/netns.sh down NAME
 #
 # Traffic stays inside the two namespaces. The client's veth has TX checksum offload, TSO and
@@ -22,6 +23,9 @@ up)
         peer name "$name-c" netns "$cli" numrxqueues "$queues" numtxqueues "$queues"
     ip -n "$srv" addr add 10.201.77.1/24 dev "$name-s"
     ip -n "$cli" addr add 10.201.77.2/24 dev "$name-c"
+    # nodad: usable at once, no duplicate address detection on a link of our own.
+    ip -n "$srv" addr add fd00:201:77::1/64 dev "$name-s" nodad
+    ip -n "$cli" addr add fd00:201:77::2/64 dev "$name-c" nodad
     ip -n "$srv" link set dev "$name-s" up
     ip -n "$cli" link set dev "$name-c" up
     ip -n "$srv" link set dev lo up

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as root: formatting, lints, unit tests, in-memory engine scenarios,
 # BPF fixtures, AF_XDP interop with the kernel's TCP over veth pairs between network
-# namespaces the tests create themselves, criterion benches in test mode, and short smoke runs
-# of the benchmark scripts so they cannot rot.
+# namespaces the tests create themselves, criterion benches in test mode, short smoke runs
+# of the benchmark scripts so they cannot rot, and the short soak (100 000 connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,13 +40,16 @@ echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts
 scripts/fuzz.sh --seconds 20
 echo "== bench report: medians, ratios and latency SVGs on made-up runs"
 python3 scripts/test_bench_report.py
-echo "== smoke: scripts/bench.sh --quick"
-scripts/bench.sh --quick --out out/ci-bench
+echo "== smoke: scripts/bench.sh --quick --queues 2 (IPv4 and IPv6 rows, 1 and 2 queues)"
+scripts/bench.sh --quick --queues 2 --out out/ci-bench
 for load in keepalive close xload; do
     svg="out/ci-bench/latency-$load.svg"
     [ "$(grep -c '<polyline class="curve"' "$svg")" = 2 ] ||
         { echo "test.sh: $svg lacks the two servers' curves" >&2; exit 1; }
 done
+echo "== soak: scripts/soak.sh --short (100 000 connections held 10 s, IPv4 and IPv6)"
+scripts/soak.sh --short --out out/ci-soak
+scripts/soak.sh --short --ipv6 --out out/ci-soak6
 echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
 echo "== smoke: scripts/loss.sh --quick"

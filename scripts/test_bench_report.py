@@ -50,7 +50,30 @@ def main():
 
         root = ET.parse(os.path.join(d, "latency-xload.svg")).getroot()
         assert [p.get("data-server") for p in root.iter(SVG + "polyline")] == ["xdptcp"]
-    print("test_bench_report.py: 1 passed, 0 failed")
+    scaling_and_notes()
+    print("test_bench_report.py: 2 passed, 0 failed")
+
+
+def scaling_and_notes():
+    """Rows LOAD-2q give each server's scaling over LOAD; a run with a note and no rate is
+    shown as not measurable, and is no error."""
+    with tempfile.TemporaryDirectory() as d:
+        runs = [run("nginx", "close", 1, 2.0), run("xdptcp", "close", 1, 1.0),
+                run("nginx", "close-2q", 1, 1.0), run("xdptcp", "close-2q", 1, 0.5),
+                run("xdptcp", "xload", 1, 1.0), run("xdptcp", "xload-2q", 1, 0.8),
+                {"server": "nginx", "load": "xload-2q", "repeat": 1, "rate": None,
+                 "note": "kernel replies land on any queue"}]
+        path = os.path.join(d, "runs.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in runs))
+        bench_report.main(path, os.path.join(d, "result.json"), os.path.join(d, "result.md"))
+        result = json.load(open(os.path.join(d, "result.json")))
+        assert result["scaling"] == {"close-2q/nginx": 2.0, "close-2q/xdptcp": 2.0,
+                                     "xload-2q/xdptcp": 1.25}, result["scaling"]
+        md = open(os.path.join(d, "result.md")).read()
+        assert "| close-2q vs 1 queue | 2.00× | 2.00× |" in md, md
+        assert "| xload-2q vs 1 queue | – | 1.25× |" in md, md
+        assert "not measurable: kernel replies land on any queue" in md, md
 
 
 if __name__ == "__main__":

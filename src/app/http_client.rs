@@ -8,6 +8,14 @@
 //! `Content-Length` body, or, without one, everything until the server closes. The last request
 //! of a connection carries `Connection: close`, so the server closes first and the TIME-WAIT
 //! state stays on its side (see "Client-side TIME-WAIT" in the design notes).
+//!
+//! Requests go out back to back (closed loop: the next when the previous is answered), or on
+//! a schedule the driver keeps ([`Pacing::Scheduled`], open loop): each wake of a connection
+//! ([`App::on_wake`]) makes one request due, and its latency counts from that due time, not
+//! from when it could be sent. A closed loop hides queueing behind the requests it did not
+//! send while waiting ("coordinated omission", Gil Tene); wrk2 corrects it the same way.
+
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
@@ -16,7 +24,7 @@ use crate::stats::{Latencies, LatencyKind};
 use super::http::{
     Carry, Scan, head_lines, http1_minor, parse_content_length, scan_head, split_field, tokens,
 };
-use super::{App, CloseReason, Io};
+use super::{App, CloseReason, Io, Shutdown};
 use crate::time::Instant;
 
 /// The largest response head we accept; a longer one is a malformed response.
@@ -33,6 +41,22 @@ pub enum ClientMode {
     KeepAlive {
         /// Requests per connection.
         requests: u64,
+    },
+}
+
+/// When a connection's requests go out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pacing {
+    /// The first once connected, each next one as soon as the previous is answered (closed
+    /// loop); latency counts from the request's first byte being queued.
+    #[default]
+    BackToBack,
+    /// One request falls due at each wake of the connection by the driver (open loop), and
+    /// its latency counts from the wake's due time. Wakes that come while a request is
+    /// outstanding queue up; the due times of queued requests are taken `period` apart.
+    Scheduled {
+        /// The driver's interval between two wakes of one connection.
+        period: Duration,
     },
 }
 
@@ -64,8 +88,13 @@ enum Phase {
 pub struct ClientConn {
     /// A response head split across calls.
     carry: Option<Box<Carry>>,
-    /// When the current request started being written.
+    /// Where the current request's latency counts from: when it started being written
+    /// (back to back) or when it fell due (scheduled).
     started: Instant,
+    /// Scheduled: when the oldest request not sent yet fell due.
+    due_at: Instant,
+    /// Scheduled: requests due and not sent yet.
+    owed: u32,
     /// Body bytes of the current response still to read.
     body_left: u64,
     /// Requests started on this connection.
@@ -79,17 +108,28 @@ pub struct ClientConn {
     ok: bool,
     /// The server said it closes after the current response.
     server_closes: bool,
+    /// The handshake completed.
+    connected: bool,
 }
 
-/// An HTTP/1.1 GET client: counts completed and failed requests and records their latency.
+/// An answer later than this (from when its request fell due) counts as late by default.
+pub const DEFAULT_LATE_AFTER: Duration = Duration::from_secs(1);
+
+/// An HTTP/1.1 GET client: counts completed, failed and late requests and records their
+/// latency.
 #[derive(Debug)]
 pub struct HttpClient {
     mode: ClientMode,
+    pacing: Pacing,
+    late_after: Duration,
     /// The request without, and with, `Connection: close`.
     request_keep_alive: Vec<u8>,
     request_close: Vec<u8>,
+    due: u64,
+    sent: u64,
     completed: u64,
     failed: u64,
+    late: u64,
     latencies: Latencies,
 }
 
@@ -107,12 +147,44 @@ impl HttpClient {
         let render = |extra: &str| format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n");
         HttpClient {
             mode,
+            pacing: Pacing::BackToBack,
+            late_after: DEFAULT_LATE_AFTER,
             request_keep_alive: render("").into_bytes(),
             request_close: render("Connection: close\r\n").into_bytes(),
+            due: 0,
+            sent: 0,
             completed: 0,
             failed: 0,
+            late: 0,
             latencies: Latencies::default(),
         }
+    }
+
+    /// The same client with requests paced as `pacing` says.
+    pub fn with_pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
+    /// The same client counting answers later than `late_after` as late.
+    pub fn with_late_after(mut self, late_after: Duration) -> Self {
+        self.late_after = late_after;
+        self
+    }
+
+    /// Requests that fell due by a wake ([`Pacing::Scheduled`]): the offered load.
+    pub fn due(&self) -> u64 {
+        self.due
+    }
+
+    /// Requests started (written, or being written).
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
+
+    /// Completed requests whose answer came later than the `late_after` bound.
+    pub fn late(&self) -> u64 {
+        self.late
     }
 
     /// Requests that got a complete 2xx response.
@@ -126,8 +198,8 @@ impl HttpClient {
     }
 
     /// Latency of completed requests, in nanoseconds from the request's first byte being
-    /// queued to the response's last byte being received (drained by the engine's
-    /// `take_latencies` through [`App::latencies`]).
+    /// queued (back to back) or from its due time (scheduled) to the response's last byte
+    /// being received (drained by the engine's `take_latencies` through [`App::latencies`]).
     pub fn request_latency(&self) -> &Histogram<u64> {
         self.latencies.get(LatencyKind::Request)
     }
@@ -140,8 +212,12 @@ impl HttpClient {
         }
     }
 
-    /// Starts the next request, or, when all are done, closes (unless the server will).
+    /// Starts the next request (when one is due, if scheduled), or, when all are done,
+    /// closes (unless the server will). Nothing once the connection is being shut down.
     fn send_next(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        if io.shutdown() != Shutdown::Open {
+            return;
+        }
         if st.sent >= self.mode.requests() || st.server_closes {
             // The server closes first when it said so; `on_peer_closed` closes us then.
             if !st.server_closes {
@@ -149,8 +225,20 @@ impl HttpClient {
             }
             return;
         }
+        st.started = match self.pacing {
+            Pacing::BackToBack => io.now(),
+            Pacing::Scheduled { period } => {
+                if st.owed == 0 {
+                    return;
+                }
+                st.owed -= 1;
+                let due = st.due_at;
+                st.due_at = due + period;
+                due
+            }
+        };
         st.sent += 1;
-        st.started = io.now();
+        self.sent += 1;
         st.write_offset = 0;
         st.writing = true;
         st.phase = Phase::Head;
@@ -171,8 +259,9 @@ impl HttpClient {
         st.phase = Phase::Idle;
         if st.ok {
             self.completed += 1;
-            self.latencies
-                .record(LatencyKind::Request, io.now() - st.started);
+            let latency = io.now() - st.started;
+            self.late += u64::from(latency > self.late_after);
+            self.latencies.record(LatencyKind::Request, latency);
         } else {
             self.failed += 1;
         }
@@ -241,7 +330,22 @@ impl App for HttpClient {
     type State = ClientConn;
 
     fn on_connected(&mut self, st: &mut ClientConn, io: &mut Io<'_>) {
+        st.connected = true;
         self.send_next(st, io);
+    }
+
+    fn on_wake(&mut self, st: &mut ClientConn, io: &mut Io<'_>, due: Instant) {
+        if self.pacing == Pacing::BackToBack {
+            return;
+        }
+        self.due += 1;
+        st.owed += 1;
+        if st.owed == 1 {
+            st.due_at = due;
+        }
+        if st.connected && st.phase == Phase::Idle && !st.writing {
+            self.send_next(st, io);
+        }
     }
 
     fn on_data(&mut self, st: &mut ClientConn, io: &mut Io<'_>, data: &[u8]) -> usize {
@@ -333,7 +437,13 @@ impl App for HttpClient {
     }
 
     fn counters(&self) -> Vec<(&'static str, u64)> {
-        vec![("completed", self.completed), ("failed", self.failed)]
+        vec![
+            ("completed", self.completed),
+            ("failed", self.failed),
+            ("late", self.late),
+            ("due", self.due),
+            ("sent", self.sent),
+        ]
     }
 }
 
@@ -566,6 +676,144 @@ mod tests {
         );
         conn.end(&mut app, CloseReason::Reset);
         assert_eq!((app.completed(), app.failed()), (0, 1));
+    }
+
+    /// The driver wakes `conn` with `due` at the endpoint's `now`.
+    fn wake(app: &mut HttpClient, conn: &mut Endpoint<HttpClient>, due: Instant) {
+        let tuple = crate::tcp::FourTuple {
+            local_addr: [10, 0, 0, 2].into(),
+            remote_addr: [10, 0, 0, 1].into(),
+            local_port: 40000,
+            remote_port: 8080,
+        };
+        let mut io = Io::new(
+            crate::tcp::ConnId(1),
+            tuple,
+            conn.now,
+            &mut conn.send,
+            conn.capacity,
+            &mut conn.shutdown,
+        );
+        app.on_wake(&mut conn.state, &mut io, due);
+    }
+
+    const OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+    fn scheduled(period_ms: u64) -> HttpClient {
+        HttpClient::new(ClientMode::KeepAlive { requests: 100 }, "/", "x").with_pacing(
+            Pacing::Scheduled {
+                period: Duration::from_millis(period_ms),
+            },
+        )
+    }
+
+    #[test]
+    fn a_scheduled_request_goes_out_at_its_wake_and_is_timed_from_its_due_time() {
+        let mut app = scheduled(10);
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        assert!(
+            conn.take_sent(&mut app).is_empty(),
+            "nothing before the first wake"
+        );
+        let t = Instant::from_secs(5);
+        conn.now = t + Duration::from_millis(2);
+        wake(&mut app, &mut conn, t);
+        assert_eq!(
+            conn.take_sent(&mut app),
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        conn.now = t + Duration::from_millis(5);
+        conn.receive(&mut app, OK);
+        assert_eq!(
+            (app.completed(), app.due(), app.sent(), app.late()),
+            (1, 1, 1, 0)
+        );
+        let lat = app.request_latency();
+        assert!(
+            (4_990_000..=5_010_000).contains(&lat.max()),
+            "{}",
+            lat.max()
+        );
+        assert!(
+            conn.take_sent(&mut app).is_empty(),
+            "nothing more until the next wake"
+        );
+    }
+
+    #[test]
+    fn wakes_during_an_outstanding_request_queue_up_and_keep_their_due_times() {
+        let mut app = scheduled(10);
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        let t = Instant::from_secs(5);
+        conn.now = t;
+        wake(&mut app, &mut conn, t);
+        for k in 1..3 {
+            let due = t + Duration::from_millis(10 * k);
+            conn.now = due;
+            wake(&mut app, &mut conn, due);
+        }
+        assert_eq!(
+            conn.take_sent(&mut app).len(),
+            27,
+            "one request out, two waiting"
+        );
+        // The first answer comes 25 ms late: the second request goes at once, timed from its
+        // due time (t + 10 ms), and so does the third.
+        conn.now = t + Duration::from_millis(25);
+        conn.receive(&mut app, OK);
+        assert_eq!(conn.take_sent(&mut app).len(), 27);
+        conn.now = t + Duration::from_millis(26);
+        conn.receive(&mut app, OK);
+        conn.take_sent(&mut app);
+        conn.now = t + Duration::from_millis(27);
+        conn.receive(&mut app, OK);
+        assert_eq!((app.due(), app.sent(), app.completed()), (3, 3, 3));
+        let lat = app.request_latency();
+        assert!(
+            (24_900_000..=25_100_000).contains(&lat.max()),
+            "{}",
+            lat.max()
+        );
+        assert!(
+            (6_990_000..=7_010_000).contains(&lat.min()),
+            "{}",
+            lat.min()
+        );
+        assert!(conn.take_sent(&mut app).is_empty());
+    }
+
+    #[test]
+    fn an_answer_beyond_the_late_bound_counts_as_late() {
+        let mut app = scheduled(1000).with_late_after(Duration::from_millis(100));
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        let t = Instant::from_secs(5);
+        conn.now = t;
+        wake(&mut app, &mut conn, t);
+        conn.take_sent(&mut app);
+        conn.now = t + Duration::from_millis(150);
+        conn.receive(&mut app, OK);
+        assert_eq!((app.completed(), app.late()), (1, 1));
+    }
+
+    #[test]
+    fn back_to_back_ignores_wakes_and_a_shut_down_connection_starts_no_request() {
+        let mut app = HttpClient::new(ClientMode::KeepAlive { requests: 100 }, "/", "x");
+        let mut conn = Endpoint::connect(&mut app, 4096);
+        assert_eq!(
+            conn.take_sent(&mut app).len(),
+            27,
+            "the first request at once"
+        );
+        wake(&mut app, &mut conn, Instant::ZERO);
+        assert!(conn.take_sent(&mut app).is_empty());
+        assert_eq!(app.due(), 0);
+        // The driver half-closes while the request is outstanding: the answer completes it,
+        // and no new request follows.
+        conn.shutdown = Shutdown::Write;
+        conn.receive(&mut app, OK);
+        assert_eq!(app.completed(), 1);
+        assert!(conn.send.is_empty());
+        assert_eq!(conn.shutdown, Shutdown::Write, "not escalated to close");
     }
 
     #[test]

@@ -172,6 +172,16 @@ pub trait App {
         let _ = (state, io);
     }
 
+    /// A driver outside the engine woke this connection ([`crate::tcp::Engine::wake`]): its
+    /// schedule says something is due at `due` (a load generator's intended send time, which
+    /// may be earlier than `io.now()` when the driver runs late). Called in any state, also
+    /// before the handshake completes: data written then goes out once the connection is
+    /// established (RFC 9293 §3.10.2, SEND in SYN-SENT: "queue the data for transmission after
+    /// entering ESTABLISHED").
+    fn on_wake(&mut self, state: &mut Self::State, io: &mut Io<'_>, due: Instant) {
+        let _ = (state, io, due);
+    }
+
     /// The connection is gone (or in TIME-WAIT); the state is dropped after this returns.
     fn on_closed(&mut self, state: &mut Self::State, reason: CloseReason) {
         let _ = (state, reason);

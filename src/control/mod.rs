@@ -35,13 +35,16 @@ pub struct ServerInfo {
 
 /// The whole status of a running server as one JSON object: who it is, connections by state,
 /// engine counters and drop reasons (added up and per queue), socket counters, UMEM frame
-/// accounting, XDP counters, the pcap capture, and latency summaries.
+/// accounting, memory per connection (now and at the most connections), XDP counters, the
+/// pcap capture, and latency summaries.
 pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
     let t = server.totals();
     let mut total = t.stats.to_json();
     total["socket"] = socket_json(&t.socket);
     total["frames"] = frames_json(&t.frames);
     total["app"] = pairs_json(&t.app);
+    total["memory"] = t.memory.to_json();
+    total["memory_peak"] = t.memory_peak.to_json();
     let queues: Vec<Value> = server
         .snapshots()
         .map(|s| {

@@ -9,8 +9,10 @@ use std::fmt;
 use crate::tcp::State;
 
 mod latency;
+mod memory;
 
 pub use latency::{Latencies, LatencyKind, hgrm, svg, write_reports};
+pub use memory::Memory;
 
 macro_rules! drop_reasons {
     ($($(#[doc = $doc:literal])* $name:ident => $label:literal,)*) => {

@@ -141,6 +141,21 @@ impl<T: Keyed> ConnTable<T> {
         self.len == 0
     }
 
+    /// Bytes this table has allocated: the slab and free list at their capacity and the
+    /// index's buckets (a 4-byte slab position and a control byte each). Not the values' own
+    /// heap.
+    pub fn allocated_bytes(&self) -> usize {
+        // hashbrown keeps buckets at 8/7 of the capacity it reports (a power of two).
+        let buckets = if self.index.capacity() == 0 {
+            0
+        } else {
+            (self.index.capacity() * 8 / 7).next_power_of_two()
+        };
+        self.slots.capacity() * size_of::<Slot<T>>()
+            + self.free.capacity() * size_of::<u32>()
+            + buckets * (size_of::<u32>() + 1)
+    }
+
     /// Every connection with its id, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &T)> {
         self.slots
@@ -201,6 +216,29 @@ mod tests {
         assert_eq!(t.len(), 1);
         let ids: Vec<ConnId> = t.iter().map(|(id, _)| id).collect();
         assert_eq!(ids, vec![b]);
+    }
+
+    #[test]
+    fn allocated_bytes_cover_every_slot_and_index_bucket_and_never_shrink_on_removal() {
+        let mut t = ConnTable::new(Key([3; 16]), 100_000);
+        assert_eq!(
+            t.allocated_bytes(),
+            0,
+            "nothing allocated before the first insert"
+        );
+        for n in 0..1000 {
+            t.insert(conn(n)).unwrap();
+        }
+        let slot = size_of::<Slot<Conn>>();
+        let full = t.allocated_bytes();
+        // At least a slot and a 5-byte bucket each; at most two doublings of slack.
+        assert!(full >= 1000 * (slot + 5), "{full}");
+        assert!(full <= 4 * 1000 * (slot + 5), "{full}");
+        for n in 0..500 {
+            let id = t.find(&tuple_v4(n)).unwrap();
+            t.remove(id);
+        }
+        assert!(t.allocated_bytes() >= full, "freed slots stay allocated");
     }
 
     #[test]

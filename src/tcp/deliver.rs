@@ -34,7 +34,7 @@ pub(crate) fn after_event<A: App, T: Tx>(
 }
 
 /// The app's handle on `c`, its per-connection state and the receive buffer, split borrows.
-fn io<'c, S>(
+pub(crate) fn io<'c, S>(
     c: &'c mut Conn<S>,
     cfg: &Config,
     id: ConnId,

@@ -197,6 +197,12 @@ impl<T> TimerWheel<T> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Bytes the wheel has allocated for items (its buckets at their capacity).
+    pub fn allocated_bytes(&self) -> usize {
+        let entries: usize = self.slots.iter().map(Vec::capacity).sum();
+        entries * size_of::<Entry<T>>() + self.due.capacity() * size_of::<T>()
+    }
 }
 
 #[cfg(test)]
@@ -209,6 +215,17 @@ mod tests {
         let mut out = Vec::new();
         w.expire(now, |x| out.push(x));
         out
+    }
+
+    #[test]
+    fn allocated_bytes_grow_with_scheduled_items() {
+        let now = Instant::from_secs(1);
+        let mut w: TimerWheel<u64> = TimerWheel::new(now);
+        assert_eq!(w.allocated_bytes(), 0);
+        for i in 0..1000u64 {
+            w.insert(now + Duration::from_millis(i * 7), i);
+        }
+        assert!(w.allocated_bytes() >= 1000 * size_of::<Entry<u64>>());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::stats::{Latencies, Stats};
+use crate::stats::{Latencies, Memory, Stats};
 use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, TapCounters};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
@@ -95,6 +95,10 @@ pub struct Totals {
     pub app: Vec<(&'static str, u64)>,
     /// Frames each worker received, by queue (how RSS, or veth's TX queue choice, spread them).
     pub rx_per_queue: Vec<u64>,
+    /// What the workers' connections cost in memory, as last measured (about once a second).
+    pub memory: Memory,
+    /// The same at the moment the workers held the most connections so far.
+    pub memory_peak: Memory,
     /// The pcap taps' counters, added up.
     pub capture: TapCounters,
 }
@@ -123,6 +127,9 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     latest: Vec<Option<Snapshot>>,
     latencies: Latencies,
+    /// Each worker's latest memory figures.
+    memory: Vec<Memory>,
+    memory_peak: Memory,
     listeners: Vec<(Option<IpAddr>, u16)>,
     capture: Option<Capture>,
 }
@@ -231,6 +238,8 @@ impl Server {
             zero_copy,
             latest: vec![None; threads.len()],
             latencies: Latencies::default(),
+            memory: vec![Memory::default(); threads.len()],
+            memory_peak: Memory::default(),
             listeners: config.listeners,
             capture,
             controls,
@@ -295,15 +304,32 @@ impl Server {
     fn keep(&mut self, mut s: Snapshot) {
         self.latencies.merge(&s.latencies);
         s.latencies.reset();
+        if let (Some(m), Some(slot)) = (s.memory, self.memory.get_mut(s.queue as usize)) {
+            *slot = m;
+            let sum = self.memory_sum();
+            if sum.connections >= self.memory_peak.connections {
+                self.memory_peak = sum;
+            }
+        }
         if let Some(slot) = self.latest.get_mut(s.queue as usize) {
             *slot = Some(s);
         }
+    }
+
+    fn memory_sum(&self) -> Memory {
+        let mut sum = Memory::default();
+        for m in &self.memory {
+            sum.merge(m);
+        }
+        sum
     }
 
     /// The latest snapshots, added up.
     pub fn totals(&self) -> Totals {
         let mut t = Totals {
             frames_balanced: true,
+            memory: self.memory_sum(),
+            memory_peak: self.memory_peak,
             ..Totals::default()
         };
         t.rx_per_queue = self

@@ -3,6 +3,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 
 use crate::time::Instant;
@@ -229,29 +230,36 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
-/// The first IPv4 address of interface `name` (getifaddrs), if it has one.
-pub fn ipv4_address(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
+/// Every address of interface `name` (getifaddrs), IPv4 and IPv6, in the kernel's order.
+pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
         // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
-        // ifa_name is a NUL-terminated string and ifa_addr, when non-null and AF_INET, points
-        // to a sockaddr_in.
+        // ifa_name is a NUL-terminated string and ifa_addr, when non-null, points to a
+        // sockaddr_in for AF_INET and a sockaddr_in6 for AF_INET6.
         unsafe {
             let ifa = &*cur;
             let ifname = std::ffi::CStr::from_ptr(ifa.ifa_name);
-            if !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-                && ifname.to_bytes() == name.as_bytes()
-            {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                break;
+            if !ifa.ifa_addr.is_null() && ifname.to_bytes() == name.as_bytes() {
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        found.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        found.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
             }
             cur = ifa.ifa_next;
         }
@@ -261,46 +269,226 @@ pub fn ipv4_address(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
     Ok(found)
 }
 
-/// The kernel's neighbour-table entry (`/proc/net/arp`) for `ip` on `iface`, if complete.
-pub fn neighbour_mac(ip: std::net::Ipv4Addr, iface: &str) -> Option<[u8; 6]> {
-    let table = std::fs::read_to_string("/proc/net/arp").ok()?;
-    table.lines().skip(1).find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // IP address, HW type, Flags, HW address, Mask, Device; flags 0x2 = complete.
-        if f.len() < 6 || f[0] != ip.to_string() || f[5] != iface || f[2] == "0x0" {
-            return None;
-        }
-        let mut mac = [0u8; 6];
-        let mut parts = f[3].split(':');
-        for b in &mut mac {
-            *b = u8::from_str_radix(parts.next()?, 16).ok()?;
-        }
-        (mac != [0; 6]).then_some(mac)
-    })
+/// Whether `a` is an IPv6 link-local address (fe80::/10), usable only with a scope.
+pub fn is_link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
 }
 
-/// The next hop's MAC for `ip`: from the neighbour table, or by having the kernel resolve it
-/// (one UDP datagram to the discard port makes it ARP), waiting up to `wait`.
+/// One entry of the kernel's neighbour table (ARP for IPv4, neighbour discovery for IPv6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Neighbour {
+    /// The interface it was learnt on.
+    pub ifindex: u32,
+    /// The neighbour's IP address.
+    pub ip: IpAddr,
+    /// Its link-layer address, once resolved.
+    pub mac: Option<[u8; 6]>,
+    /// Its NUD state (`NUD_*` of linux/neighbour.h).
+    pub state: u16,
+}
+
+impl Neighbour {
+    /// Whether its link-layer address can be used: any state but INCOMPLETE, FAILED and
+    /// NONE, with an Ethernet address (as the kernel itself sends to STALE entries).
+    pub fn usable(&self) -> bool {
+        const USABLE: u16 =
+            NUD_REACHABLE | NUD_STALE | NUD_DELAY | NUD_PROBE | NUD_NOARP | NUD_PERMANENT;
+        self.state & USABLE != 0 && self.mac.is_some_and(|m| m != [0; 6])
+    }
+}
+
+// linux/neighbour.h and linux/rtnetlink.h.
+const NUD_REACHABLE: u16 = 0x02;
+const NUD_STALE: u16 = 0x04;
+const NUD_DELAY: u16 = 0x08;
+const NUD_PROBE: u16 = 0x10;
+const NUD_NOARP: u16 = 0x40;
+const NUD_PERMANENT: u16 = 0x80;
+const RTM_NEWNEIGH: u16 = 28;
+const RTM_GETNEIGH: u16 = 30;
+const NDA_DST: u16 = 1;
+const NDA_LLADDR: u16 = 2;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+/// `struct nlmsghdr`: len u32, type u16, flags u16, seq u32, pid u32.
+const NLMSG_HDR: usize = 16;
+/// `struct ndmsg`: family u8, pad u8, pad u16, ifindex i32, state u16, flags u8, type u8.
+const NDMSG: usize = 12;
+
+/// Parses one buffer of an rtnetlink RTM_GETNEIGH dump: the neighbours in it, and whether the
+/// dump ended (NLMSG_DONE). A netlink error message comes back as that error.
+pub fn parse_neighbours(buf: &[u8]) -> io::Result<(Vec<Neighbour>, bool)> {
+    let u16_at = |b: &[u8], i: usize| u16::from_ne_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let truncated = || io::Error::new(io::ErrorKind::InvalidData, "truncated netlink message");
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos + NLMSG_HDR <= buf.len() {
+        let len = u32_at(buf, pos) as usize;
+        if len < NLMSG_HDR || pos + len > buf.len() {
+            return Err(truncated());
+        }
+        let msg = &buf[pos..pos + len];
+        pos += len.next_multiple_of(4);
+        match u16_at(msg, 4) {
+            NLMSG_DONE => return Ok((out, true)),
+            NLMSG_ERROR => {
+                let errno = msg.get(NLMSG_HDR..NLMSG_HDR + 4).ok_or_else(truncated)?;
+                let errno = i32::from_ne_bytes(errno.try_into().expect("4 bytes"));
+                return Err(io::Error::from_raw_os_error(-errno));
+            }
+            RTM_NEWNEIGH => {}
+            _ => continue,
+        }
+        let nd = msg
+            .get(NLMSG_HDR..NLMSG_HDR + NDMSG)
+            .ok_or_else(truncated)?;
+        let family = i32::from(nd[0]);
+        let mut n = Neighbour {
+            ifindex: u32_at(nd, 4),
+            ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            mac: None,
+            state: u16_at(nd, 8),
+        };
+        let mut dst = None;
+        let mut attrs = &msg[NLMSG_HDR + NDMSG..];
+        // struct rtattr: len u16, type u16, then the value, padded to 4 bytes.
+        while attrs.len() >= 4 {
+            let alen = usize::from(u16_at(attrs, 0));
+            if alen < 4 || alen > attrs.len() {
+                break;
+            }
+            let value = &attrs[4..alen];
+            match (u16_at(attrs, 2), family, value.len()) {
+                (NDA_DST, libc::AF_INET, 4) => {
+                    dst = Some(IpAddr::V4(Ipv4Addr::new(
+                        value[0], value[1], value[2], value[3],
+                    )))
+                }
+                (NDA_DST, libc::AF_INET6, 16) => {
+                    let v: [u8; 16] = value.try_into().expect("16 bytes");
+                    dst = Some(IpAddr::V6(Ipv6Addr::from(v)));
+                }
+                (NDA_LLADDR, _, 6) => n.mac = Some(value.try_into().expect("6 bytes")),
+                _ => {}
+            }
+            attrs = &attrs[alen.next_multiple_of(4).min(attrs.len())..];
+        }
+        if let Some(ip) = dst {
+            n.ip = ip;
+            out.push(n);
+        }
+    }
+    Ok((out, false))
+}
+
+/// The kernel's neighbour table for one address family, over rtnetlink.
+pub fn neighbours(ipv6: bool) -> io::Result<Vec<Neighbour>> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the fd is owned right away.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut req = [0u8; NLMSG_HDR + NDMSG];
+    req[0..4].copy_from_slice(&((NLMSG_HDR + NDMSG) as u32).to_ne_bytes());
+    req[4..6].copy_from_slice(&RTM_GETNEIGH.to_ne_bytes());
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    req[6..8].copy_from_slice(&flags.to_ne_bytes());
+    req[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    req[NLMSG_HDR] = if ipv6 { libc::AF_INET6 } else { libc::AF_INET } as u8;
+    // SAFETY: sockaddr_nl is plain C data; all zeroes (pid 0: the kernel) is valid.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `req` and `kernel` are valid for the lengths given for the whole call.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            req.as_ptr().cast(),
+            req.len(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut all = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // A dump of even a large table takes a few dozen reads; bound it anyway.
+    for _ in 0..10_000 {
+        // SAFETY: `buf` is valid and writable for its whole length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (found, done) = parse_neighbours(&buf[..n as usize])?;
+        all.extend(found);
+        if done || n == 0 {
+            return Ok(all);
+        }
+    }
+    Err(io::Error::other("the neighbour dump did not end"))
+}
+
+/// The kernel's usable neighbour entry for `ip` on interface `ifindex`, if any.
+pub fn neighbour_mac(ip: IpAddr, ifindex: u32) -> io::Result<Option<[u8; 6]>> {
+    Ok(neighbours(ip.is_ipv6())?
+        .into_iter()
+        .find(|n| n.ifindex == ifindex && n.ip == ip && n.usable())
+        .and_then(|n| n.mac))
+}
+
+/// The next hop's MAC for `ip` on `iface`: from the kernel's neighbour table, or by having the
+/// kernel resolve it (one UDP datagram to the discard port makes it send an ARP request or a
+/// neighbour solicitation), waiting up to `wait`.
 pub fn resolve_mac(
-    ip: std::net::Ipv4Addr,
-    iface: &str,
+    ip: IpAddr,
+    iface: &Interface,
     wait: std::time::Duration,
 ) -> io::Result<[u8; 6]> {
-    if let Some(mac) = neighbour_mac(ip, iface) {
+    if let Some(mac) = neighbour_mac(ip, iface.ifindex)? {
         return Ok(mac);
     }
-    let sock = std::net::UdpSocket::bind("0.0.0.0:0")?;
-    let _ = sock.send_to(b"", (ip, 9));
+    let (bind, to): (SocketAddr, SocketAddr) = match ip {
+        IpAddr::V4(v4) => ((Ipv4Addr::UNSPECIFIED, 0).into(), (v4, 9).into()),
+        IpAddr::V6(v6) => {
+            let scope = if is_link_local(ip) { iface.ifindex } else { 0 };
+            (
+                (Ipv6Addr::UNSPECIFIED, 0).into(),
+                SocketAddr::V6(std::net::SocketAddrV6::new(v6, 9, 0, scope)),
+            )
+        }
+    };
+    let sock = std::net::UdpSocket::bind(bind)?;
+    let _ = sock.send_to(b"", to);
     let until = std::time::Instant::now() + wait;
     while std::time::Instant::now() < until {
-        if let Some(mac) = neighbour_mac(ip, iface) {
+        if let Some(mac) = neighbour_mac(ip, iface.ifindex)? {
             return Ok(mac);
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    let how = if ip.is_ipv4() {
+        "ARP"
+    } else {
+        "neighbour discovery"
+    };
     Err(io::Error::new(
         io::ErrorKind::NotFound,
-        format!("no ARP answer for {ip} on {iface} within {wait:?} (is it on this link?)"),
+        format!(
+            "no {how} answer for {ip} on {} within {wait:?} (is it on this link?)",
+            iface.name
+        ),
     ))
 }
 
@@ -316,6 +504,107 @@ mod tests {
             Interface::lookup("no-such-if0"),
             Err(InterfaceError::NotFound(_))
         ));
+    }
+
+    /// One netlink message: header (type, flags 0, seq 1) and body, padded to 4 bytes.
+    fn nlmsg(kind: u16, body: &[u8]) -> Vec<u8> {
+        let len = NLMSG_HDR + body.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&0u16.to_ne_bytes());
+        m.extend_from_slice(&1u32.to_ne_bytes());
+        m.extend_from_slice(&0u32.to_ne_bytes());
+        m.extend_from_slice(body);
+        m.resize(len.next_multiple_of(4), 0);
+        m
+    }
+
+    fn ndmsg(family: i32, ifindex: u32, state: u16, attrs: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut b = vec![family as u8, 0, 0, 0];
+        b.extend_from_slice(&ifindex.to_ne_bytes());
+        b.extend_from_slice(&state.to_ne_bytes());
+        b.extend_from_slice(&[0, 0]);
+        for (kind, value) in attrs {
+            let alen = 4 + value.len();
+            b.extend_from_slice(&(alen as u16).to_ne_bytes());
+            b.extend_from_slice(&kind.to_ne_bytes());
+            b.extend_from_slice(value);
+            b.resize(b.len().next_multiple_of(4), 0);
+        }
+        b
+    }
+
+    #[test]
+    fn a_neighbour_dump_is_parsed_for_both_families_until_done() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let v6: Ipv6Addr = "fd00:201:77::1".parse().unwrap();
+        let mut buf = nlmsg(
+            RTM_NEWNEIGH,
+            &ndmsg(
+                libc::AF_INET,
+                3,
+                NUD_REACHABLE,
+                &[(NDA_DST, &[10, 0, 0, 1]), (NDA_LLADDR, &mac)],
+            ),
+        );
+        buf.extend(nlmsg(
+            RTM_NEWNEIGH,
+            &ndmsg(
+                libc::AF_INET6,
+                3,
+                NUD_STALE,
+                &[(NDA_DST, &v6.octets()), (NDA_LLADDR, &mac)],
+            ),
+        ));
+        // Still being resolved: no link-layer address yet.
+        buf.extend(nlmsg(
+            RTM_NEWNEIGH,
+            &ndmsg(libc::AF_INET, 3, 0x01, &[(NDA_DST, &[10, 0, 0, 7])]),
+        ));
+        let (first, done) = parse_neighbours(&buf).unwrap();
+        assert!(!done);
+        assert_eq!(first.len(), 3);
+        assert_eq!(first[0].ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(first[1].ip, IpAddr::V6(v6));
+        assert!(first[0].usable() && first[1].usable());
+        assert_eq!(first[1].mac, Some(mac));
+        assert!(!first[2].usable(), "INCOMPLETE has no address to use");
+        buf.extend(nlmsg(NLMSG_DONE, &[0; 4]));
+        assert!(parse_neighbours(&buf).unwrap().1);
+    }
+
+    #[test]
+    fn a_netlink_error_and_a_truncated_message_are_errors_not_panics() {
+        let err = nlmsg(NLMSG_ERROR, &(-libc::EPERM).to_ne_bytes());
+        let e = parse_neighbours(&err).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+        let mut cut = nlmsg(RTM_NEWNEIGH, &ndmsg(libc::AF_INET, 1, NUD_REACHABLE, &[]));
+        cut.truncate(cut.len() - 4);
+        assert!(parse_neighbours(&cut).is_err());
+        let short_body = nlmsg(RTM_NEWNEIGH, &[0; 4]);
+        assert!(parse_neighbours(&short_body).is_err());
+    }
+
+    #[test]
+    fn link_local_is_fe80_slash_10_only() {
+        assert!(is_link_local("fe80::1".parse().unwrap()));
+        assert!(is_link_local("febf::1".parse().unwrap()));
+        assert!(!is_link_local("fd00::1".parse().unwrap()));
+        assert!(!is_link_local("10.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn this_namespaces_neighbour_table_can_be_dumped() {
+        // Any namespace has a (maybe empty) table; the dump must end without an error.
+        neighbours(false).expect("IPv4 neighbours");
+        neighbours(true).expect("IPv6 neighbours");
+    }
+
+    #[test]
+    fn loopback_has_the_loopback_addresses() {
+        let a = interface_addresses("lo").unwrap();
+        assert!(a.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{a:?}");
     }
 
     #[test]

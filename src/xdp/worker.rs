@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::stats::{Latencies, LatencyKind, Stats};
+use crate::stats::{Latencies, LatencyKind, Memory, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
@@ -41,6 +41,10 @@ pub trait Handler {
     fn app_counters(&self) -> Vec<(&'static str, u64)> {
         Vec::new()
     }
+    /// What the connections cost in memory now (walks them: asked about once a second).
+    fn memory(&self) -> Memory {
+        Memory::default()
+    }
 }
 
 /// What the control thread tells a worker.
@@ -69,6 +73,8 @@ pub struct Snapshot {
     pub latencies: Latencies,
     /// The application's counters.
     pub app: Vec<(&'static str, u64)>,
+    /// What the connections cost in memory, in every [`MEMORY_EVERY`]th snapshot and the last.
+    pub memory: Option<Memory>,
     /// The pcap tap's counters (zero without `--pcap`).
     pub capture: TapCounters,
     /// Whether this is the last snapshot of a stopped worker.
@@ -77,6 +83,10 @@ pub struct Snapshot {
 
 /// How often a worker reports.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One snapshot in this many carries the memory figures (walking 200 000 connections takes a
+/// few milliseconds: once a second, not ten times).
+pub const MEMORY_EVERY: u32 = 10;
 
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
 /// With a `tap`, every frame received or sent is also copied into the capture queue.
@@ -88,6 +98,7 @@ pub fn run<H: Handler, R: Rings>(
     snapshots: &Sender<Snapshot>,
 ) {
     let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
+    let mut snapshots_sent = 0u32;
     let mut latencies = Latencies::default();
     loop {
         match control.try_recv() {
@@ -120,7 +131,16 @@ pub fn run<H: Handler, R: Rings>(
             latencies.record(LatencyKind::RxBatch, flushed - batch_start);
         }
         if now >= next_snapshot {
-            let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, false));
+            let with_memory = snapshots_sent % MEMORY_EVERY == 0;
+            let _ = snapshots.send(snapshot(
+                socket,
+                handler,
+                &tap,
+                &mut latencies,
+                with_memory,
+                false,
+            ));
+            snapshots_sent = snapshots_sent.wrapping_add(1);
             next_snapshot = now + SNAPSHOT_INTERVAL;
         }
         if received == 0 {
@@ -134,7 +154,7 @@ pub fn run<H: Handler, R: Rings>(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true));
+    let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
 }
 
 fn snapshot<H: Handler, R: Rings>(
@@ -142,6 +162,7 @@ fn snapshot<H: Handler, R: Rings>(
     handler: &mut H,
     tap: &Option<Tap>,
     latencies: &mut Latencies,
+    with_memory: bool,
     last: bool,
 ) -> Snapshot {
     handler.take_latencies(latencies);
@@ -154,6 +175,7 @@ fn snapshot<H: Handler, R: Rings>(
         frames: socket.account(),
         latencies: delta,
         app: handler.app_counters(),
+        memory: with_memory.then(|| handler.memory()),
         capture: tap.as_ref().map(Tap::counters).unwrap_or_default(),
         last,
     }
@@ -217,6 +239,10 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         self.app().counters()
     }
 
+    fn memory(&self) -> Memory {
+        crate::tcp::Engine::memory(self)
+    }
+
     fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
         crate::tcp::Engine::rotate_cookie_secret(self, key);
     }
@@ -256,7 +282,13 @@ impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
         let mut c = self.engine.app().counters();
         c.push(("opened", self.opened()));
         c.push(("in_flight", self.engine.connections() as u64));
+        c.push(("ready", u64::from(self.ready_at().is_some())));
+        c.push(("ports_in_use", self.ports_in_use()));
         c
+    }
+
+    fn memory(&self) -> Memory {
+        self.engine.memory()
     }
 }
 

@@ -4,6 +4,7 @@
 mod util;
 mod netsim;
 
+mod driver;
 mod keepalive;
 mod lifecycle;
 mod load;

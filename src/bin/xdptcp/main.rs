@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use xdptcp::xdp::{BindMode, XdpMode};
+use xdptcp::xdp::{BindMode, XdpMode, XskConfig};
 
 mod config;
 mod load;
@@ -166,6 +166,30 @@ pub(crate) fn mode_of(arg: ModeArg) -> XdpMode {
     }
 }
 
+/// Parses `--ring-size`: entries in each AF_XDP ring, a power of two from 64 to 32768.
+pub(crate) fn parse_ring_size(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("bad ring size {s:?}: use a power of two, e.g. 2048"))?;
+    if !n.is_power_of_two() || !(64..=32768).contains(&n) {
+        return Err(format!(
+            "ring size {n}: use a power of two from 64 to 32768"
+        ));
+    }
+    Ok(n)
+}
+
+/// The AF_XDP sizes for `--ring-size` and `--bind`: four 4 KiB UMEM frames per ring entry, so
+/// a full fill, RX and TX ring fit at once (the default 2048 gives 8192 frames, 32 MiB).
+pub(crate) fn xsk_config(bind: BindArg, ring_size: u32) -> XskConfig {
+    XskConfig {
+        ring_size,
+        frames: ring_size * 4,
+        bind: bind_of(bind),
+        ..XskConfig::default()
+    }
+}
+
 pub(crate) fn bind_of(arg: BindArg) -> BindMode {
     match arg {
         BindArg::Auto => BindMode::Auto,
@@ -177,6 +201,66 @@ pub(crate) fn bind_of(arg: BindArg) -> BindMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_and_takes_every_load_option() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "xdptcp",
+            "load",
+            "--iface",
+            "x",
+            "--target",
+            "[fd00::1]:80",
+            "--mode",
+            "keepalive",
+            "--connections",
+            "200000",
+            "--sources",
+            "fd00::100/126",
+            "--interval",
+            "5",
+            "--late-ms",
+            "1000",
+            "--queues",
+            "2",
+            "--cores",
+            "0,1",
+            "--ports",
+            "1024-65535",
+            "--ring-size",
+            "8192",
+        ])
+        .expect("a keep-alive open-loop command line parses");
+        assert!(matches!(cli.command, Command::Load(_)));
+        let serve = Cli::try_parse_from([
+            "xdptcp",
+            "serve",
+            "--iface",
+            "x",
+            "--port",
+            "80",
+            "--ring-size",
+            "8192",
+        ]);
+        assert!(serve.is_ok());
+    }
+
+    #[test]
+    fn ring_sizes_are_powers_of_two_in_range_and_get_four_frames_per_entry() {
+        assert_eq!(parse_ring_size("8192"), Ok(8192));
+        assert!(parse_ring_size("3000").is_err());
+        assert!(parse_ring_size("32").is_err());
+        assert!(parse_ring_size("65536").is_err());
+        assert!(parse_ring_size("lots").is_err());
+        let x = xsk_config(BindArg::Auto, 2048);
+        let d = XskConfig::default();
+        assert_eq!(
+            (x.frames, x.ring_size, x.frame_size),
+            (d.frames, d.ring_size, d.frame_size)
+        );
+    }
 
     #[test]
     fn sizes_take_binary_units_and_refuse_anything_else() {

@@ -24,6 +24,8 @@ pub(crate) fn write_hist(
     let mut extra = t.stats.to_json();
     extra["app"] = serde_json::Value::Object(app);
     extra["rx_per_queue"] = t.rx_per_queue.clone().into();
+    extra["memory"] = t.memory.to_json();
+    extra["memory_peak"] = t.memory_peak.to_json();
     extra["elapsed_s"] = elapsed.as_secs_f64().into();
     write_reports(dir, lat, extra).with_context(|| format!("writing {}", dir.display()))
 }
@@ -62,6 +64,8 @@ pub(crate) fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
         eprintln!("app: {}", app.join(" "));
     }
     eprintln!("{xdp}");
+    eprintln!("memory: {}", t.memory);
+    eprintln!("memory at the most connections: {}", t.memory_peak);
     let per_queue: Vec<String> = t.rx_per_queue.iter().map(u64::to_string).collect();
     eprintln!("rx frames per queue: {}", per_queue.join(" "));
     eprintln!(

@@ -19,12 +19,12 @@ use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::tcp::cc::Algorithm;
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode, XskConfig};
+use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
 
 use crate::report::{report, write_hist};
 use crate::{
-    BindArg, Cores, DUMP, ModeArg, STOP, bind_of, install_signal_handlers, mode_of, parse_cores,
-    parse_size,
+    BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
+    parse_ring_size, parse_size, xsk_config,
 };
 
 /// The largest `--body-size` (the body is held in memory once, shared by every worker).
@@ -62,6 +62,10 @@ pub(crate) struct ServeArgs {
     /// How the AF_XDP sockets bind.
     #[arg(long, value_enum, default_value_t = BindArg::Auto)]
     bind: BindArg,
+    /// Entries in each AF_XDP ring (a power of two; four UMEM frames each). Deeper rings ride
+    /// out longer stalls of the worker (a busy or virtualised CPU) without dropping frames.
+    #[arg(long = "ring-size", value_parser = parse_ring_size, default_value_t = 2048)]
+    ring_size: u32,
     /// On stop, keep serving existing connections this long (new ones are refused).
     #[arg(long = "drain-secs", default_value_t = 0)]
     drain_secs: u64,
@@ -298,10 +302,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         queues: args.queues,
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
-        xsk: XskConfig {
-            bind: bind_of(args.bind),
-            ..XskConfig::default()
-        },
+        xsk: xsk_config(args.bind, args.ring_size),
         capture: args.pcap.clone().map(|path| CaptureConfig {
             path,
             limit: args.pcap_limit,

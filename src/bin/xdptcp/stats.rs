@@ -142,6 +142,22 @@ fn render(status: &Value, since: Option<(Duration, &Value)>, all: bool) -> Strin
         frames["tx_pending"],
         frames["tx_in_flight"]
     );
+    let memory = &total["memory"];
+    if memory.is_object() {
+        out += &format!(
+            "Memory: {} connections, {:.0} B each in use, {:.0} B each allocated; {} TIME-WAIT \
+             entries, {} B (at the most connections, {}: {:.0} B each in use)\n",
+            memory["connections"],
+            memory["bytes_per_connection"].as_f64().unwrap_or(0.0),
+            memory["allocated_per_connection"].as_f64().unwrap_or(0.0),
+            memory["time_wait"],
+            memory["time_wait_bytes"],
+            total["memory_peak"]["connections"],
+            total["memory_peak"]["bytes_per_connection"]
+                .as_f64()
+                .unwrap_or(0.0),
+        );
+    }
     let now = counters(status);
     match since {
         None => {
@@ -244,6 +260,29 @@ mod tests {
             "zeros only with --all: {text}"
         );
         assert!(render(&status(10, 500), None, true).contains("resets_sent"));
+    }
+
+    #[test]
+    fn the_report_gives_memory_per_connection_when_the_server_measured_it() {
+        let mut s = status(10, 500);
+        assert!(!render(&s, None, false).contains("Memory:"));
+        let m = xdptcp::stats::Memory {
+            connections: 10,
+            connection_bytes: 6000,
+            allocated_bytes: 9000,
+            time_wait: 2,
+            time_wait_bytes: 136,
+        };
+        s["total"]["memory"] = m.to_json();
+        s["total"]["memory_peak"] = m.to_json();
+        let text = render(&s, None, false);
+        assert!(
+            text.contains(
+                "\nMemory: 10 connections, 600 B each in use, 900 B each allocated; 2 TIME-WAIT \
+                 entries, 136 B (at the most connections, 10: 600 B each in use)\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
