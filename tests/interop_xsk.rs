@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use xdptcp::xdp::refuser::Refuser;
-use xdptcp::xdp::{BindMode, Server, ServerConfig, XdpMode, XskConfig};
+use xdptcp::tcp::Config;
+use xdptcp::xdp::{BindMode, Server, ServerConfig, SynAckTemplate, XdpMode, XskConfig};
 
 const CONNECTS: usize = 20;
 
@@ -26,6 +27,7 @@ fn config(topo: &common::Topology) -> ServerConfig {
             bind: BindMode::Auto,
             ..XskConfig::default()
         },
+        synack: SynAckTemplate::from_engine(&Config::default()),
     }
 }
 

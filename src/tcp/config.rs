@@ -108,6 +108,17 @@ pub struct Config {
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
     pub secret: [u8; 32],
+    /// A secret shared by several hosts: when set, SYN-cookie keys and timestamp offsets derive
+    /// from it instead of [`Config::secret`], so hosts behind one balancer validate each
+    /// other's cookies (give them one clock too: [`Config::cookie_clock_offset_us`]).
+    pub cookie_secret: Option<[u8; 32]>,
+    /// SYN-cookie keys rotate every this long: the key of a rotation epoch derives from the
+    /// cookie secret and the epoch number, so every engine and the XDP program agree on it
+    /// without talking. A cookie stays valid one epoch after the one it was made in.
+    pub cookie_rotation: Duration,
+    /// Added to `now` (µs) for SYN-cookie slots and key epochs: the wall clock's offset from
+    /// the monotonic clock, so that hosts sharing [`Config::cookie_secret`] agree on both.
+    pub cookie_clock_offset_us: i64,
 }
 
 impl Default for Config {
@@ -140,6 +151,9 @@ impl Default for Config {
             ttl: 64,
             reset_unknown: true,
             secret: [0; 32],
+            cookie_secret: None,
+            cookie_rotation: Duration::from_secs(64),
+            cookie_clock_offset_us: 0,
         }
     }
 }

@@ -6,13 +6,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use siphasher::sip::SipHasher24;
-use std::hash::Hasher;
-
 use super::congestion::NewReno;
 use super::conn::{Conn, Negotiated};
 use super::conn_table::ConnTable;
-use super::hash::{Key, hash_tuple};
+use super::hash::{Key, derive_key, hash_tuple};
 use super::output::{self, Cx, Outcome};
 use super::rate_limit::RateLimiter;
 use super::reassembly::Reassembly;
@@ -73,18 +70,6 @@ pub struct Engine<A: App> {
     /// When we last sent a SYN cookie.
     last_cookie_at: Option<Instant>,
     latencies: Latencies,
-}
-
-fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
-    let mut k = [0u8; 16];
-    for (i, half) in k.chunks_mut(8).enumerate() {
-        let mut h = SipHasher24::new_with_key(secret[..16].try_into().expect("16 bytes"));
-        h.write(&secret[16..]);
-        h.write(label);
-        h.write_u8(i as u8);
-        half.copy_from_slice(&h.finish().to_le_bytes());
-    }
-    Key(k)
 }
 
 fn drop_reason(e: WireError) -> DropReason {

@@ -7,7 +7,7 @@
 use core::fmt;
 use core::hash::Hasher;
 
-use siphasher::sip::SipHasher13;
+use siphasher::sip::{SipHasher13, SipHasher24};
 
 use super::FourTuple;
 
@@ -20,6 +20,21 @@ impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Key(..)")
     }
+}
+
+/// A key for one purpose (`label`), derived from a 32-byte secret: SipHash-2-4 keyed with the
+/// secret's first half over its second half and the label, once per 8-byte half of the key.
+/// Keys of different labels are unrelated, so one secret serves every keyed hash.
+pub fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
+    let mut k = [0u8; 16];
+    for (i, half) in k.chunks_mut(8).enumerate() {
+        let mut h = SipHasher24::new_with_key(secret[..16].try_into().expect("16 bytes"));
+        h.write(&secret[16..]);
+        h.write(label);
+        h.write_u8(i as u8);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    Key(k)
 }
 
 /// Hashes a 4-tuple for table lookups: SipHash-1-3 over [`FourTuple::write_to`]'s bytes.

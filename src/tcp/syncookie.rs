@@ -31,13 +31,23 @@
 //!
 //! A blind forger must hit the right 6 slot bits and 24 MAC bits: one ACK in about 2^24 (with
 //! the slot bits right) is accepted by chance, so millions of ACKs buy one connection.
+//!
+//! # Keys
+//!
+//! The MAC key rotates: the key of rotation epoch `e` (`e = cookie clock / rotation`) is
+//! [`epoch_key`]`(secret, e)`, a pure function, so every engine, the XDP program (which makes
+//! the same cookies in front of the engines) and every host sharing the secret agree on it
+//! without a message. [`CookieKeys`] accepts the keys of epochs `e - 1` (cookies made just
+//! before a rotation), `e` and `e + 1` (an XDP program or a host whose clock is slightly ahead).
+//! The cookie clock is the engine's `now` plus an offset: in production the wall clock's offset
+//! from the monotonic one, so that hosts agree on slots and epochs too.
 
 use core::hash::Hasher;
 use core::time::Duration;
 
 use siphasher::sip::SipHasher24;
 
-use super::hash::Key;
+use super::hash::{Key, derive_key};
 use super::{FourTuple, SeqNumber};
 use crate::time::Instant;
 
@@ -72,6 +82,145 @@ const TS_SACK: u8 = 1 << 4;
 const TS_RESERVED: u8 = !(TS_WSCALE_MASK | TS_SACK);
 /// RFC 7323 §2.3: "the shift count [...] MUST be limited to 14".
 const MAX_WSCALE: u8 = 14;
+
+/// The MAC key of rotation epoch `epoch` under `secret`.
+pub fn epoch_key(secret: &[u8; 32], epoch: u64) -> Key {
+    let mut label = [0u8; 14];
+    label[..6].copy_from_slice(b"cookie");
+    label[6..].copy_from_slice(&epoch.to_be_bytes());
+    derive_key(secret, &label)
+}
+
+/// The key of the per-connection timestamp offsets that go with cookies made under `secret`
+/// (hosts sharing cookies must share it too: a connection's TSvals continue from its
+/// SYN-ACK's, whoever sent that).
+pub fn timestamp_key(secret: &[u8; 32]) -> Key {
+    derive_key(secret, b"timestamp")
+}
+
+/// The clock cookies are made on: the engine's `now` plus an offset, cut into 64 s slots
+/// (the cookie's age) and rotation epochs (which key makes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieClock {
+    /// Added to `now`, µs.
+    pub offset_us: i64,
+    /// The length of a rotation epoch, µs (at least 1).
+    pub rotation_us: u64,
+}
+
+impl CookieClock {
+    fn micros(&self, now: Instant) -> u64 {
+        now.total_micros().wrapping_add_signed(self.offset_us)
+    }
+
+    /// The cookie slot of `now` (wrapping, as the cookie's 6 bits do).
+    pub fn slot(&self, now: Instant) -> u32 {
+        (self.micros(now) / SLOT.as_micros() as u64) as u32
+    }
+
+    /// The rotation epoch of `now`.
+    pub fn epoch(&self, now: Instant) -> u64 {
+        self.micros(now) / self.rotation_us.max(1)
+    }
+}
+
+/// The keys an engine makes and accepts cookies with: the epochs around `now` of the current
+/// secret, and, for one epoch after the secret was replaced, the old secret's too.
+#[derive(Debug, Clone)]
+pub struct CookieKeys {
+    secret: [u8; 32],
+    clock: CookieClock,
+    epoch: u64,
+    /// The keys of epochs `epoch - 1`, `epoch` and `epoch + 1`.
+    keys: [Key; 3],
+    /// The replaced secret's keys (epochs `epoch - 1` and `epoch` when it was replaced) and
+    /// the first epoch in which they are no longer accepted.
+    retired: Option<([Key; 2], u64)>,
+}
+
+impl CookieKeys {
+    /// The keys of `secret` around `now`.
+    pub fn new(secret: [u8; 32], clock: CookieClock, now: Instant) -> CookieKeys {
+        let epoch = clock.epoch(now);
+        CookieKeys {
+            keys: Self::around(&secret, epoch),
+            secret,
+            clock,
+            epoch,
+            retired: None,
+        }
+    }
+
+    fn around(secret: &[u8; 32], epoch: u64) -> [Key; 3] {
+        [
+            epoch_key(secret, epoch.wrapping_sub(1)),
+            epoch_key(secret, epoch),
+            epoch_key(secret, epoch.wrapping_add(1)),
+        ]
+    }
+
+    /// Moves on to `now`'s epoch (cheap when it has not changed).
+    pub fn advance(&mut self, now: Instant) {
+        let epoch = self.clock.epoch(now);
+        if epoch == self.epoch {
+            return;
+        }
+        self.keys = if epoch == self.epoch.wrapping_add(1) {
+            [
+                self.keys[1],
+                self.keys[2],
+                epoch_key(&self.secret, epoch.wrapping_add(1)),
+            ]
+        } else {
+            Self::around(&self.secret, epoch)
+        };
+        self.epoch = epoch;
+        if self.retired.is_some_and(|(_, until)| epoch >= until) {
+            self.retired = None;
+        }
+    }
+
+    /// Replaces the secret at `now`; cookies made under the old one in this epoch and the
+    /// last stay valid until the next epoch ends.
+    pub fn replace_secret(&mut self, secret: [u8; 32], now: Instant) {
+        self.advance(now);
+        if secret == self.secret {
+            return;
+        }
+        self.retired = Some(([self.keys[0], self.keys[1]], self.epoch.wrapping_add(2)));
+        self.secret = secret;
+        self.keys = Self::around(&self.secret, self.epoch);
+    }
+
+    /// The key new cookies are made with (this epoch's).
+    pub fn current(&self) -> &Key {
+        &self.keys[1]
+    }
+
+    /// The epoch [`CookieKeys::advance`] last moved to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &CookieClock {
+        &self.clock
+    }
+
+    /// The secret the keys derive from.
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// Whether `matches` holds for one of the accepted keys.
+    fn accepts(&self, mut matches: impl FnMut(&Key) -> bool) -> bool {
+        self.keys.iter().any(&mut matches)
+            || self
+                .retired
+                .as_ref()
+                .is_some_and(|(old, _)| old.iter().any(&mut matches))
+    }
+}
 
 /// The current and the previous cookie secret: rotating keeps old cookies valid for one more
 /// rotation, so a rotation never breaks a handshake in flight.

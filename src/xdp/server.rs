@@ -10,7 +10,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Stats};
 use crate::xdp::program::{
-    AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
+    AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
+    XdpCounters, XdpMode,
 };
 use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
 use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub xdp_mode: XdpMode,
     /// Socket and UMEM sizes and the bind mode.
     pub xsk: XskConfig,
+    /// The SYN-ACK the engines send, for the XDP program's cookie SYN-ACKs.
+    pub synack: SynAckTemplate,
 }
 
 /// Why the server could not start.
@@ -146,7 +149,13 @@ impl Server {
                 has: interface.rx_queues,
             });
         }
-        let mut program = Program::load(queues)?;
+        let mut program = Program::load(&ProgramConfig {
+            xsk_queues: queues,
+            local_mac: interface.mac,
+            ifindex: interface.ifindex,
+            synack: config.synack,
+            fixed_now: None,
+        })?;
         for (addr, port) in &config.listeners {
             program.serve(*addr, *port)?;
         }

@@ -12,7 +12,7 @@ use xdptcp::load::{LoadConfig, LoadGen, LoadMode};
 use xdptcp::tcp::{Config, Engine};
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig, XskConfig};
+use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate, XskConfig};
 
 use crate::report::{report, write_hist};
 use crate::{
@@ -181,6 +181,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
             bind: bind_of(args.bind),
             ..XskConfig::default()
         },
+        synack: SynAckTemplate::from_engine(&engine),
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
     let now = sys::monotonic_now();

@@ -13,7 +13,7 @@ use xdptcp::app::echo::Echo;
 use xdptcp::app::http::{Http, HttpConfig};
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig, XdpMode, XskConfig};
+use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate, XdpMode, XskConfig};
 
 use crate::report::{report, write_hist};
 use crate::{
@@ -145,6 +145,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             bind: bind_of(args.bind),
             ..XskConfig::default()
         },
+        synack: SynAckTemplate::from_engine(&engine),
     };
     let now = sys::monotonic_now();
     let server = match args.app {
