@@ -197,6 +197,16 @@ impl CookieKeys {
         &self.keys[1]
     }
 
+    /// The key of `epoch` under the current secret.
+    pub fn key_of(&self, epoch: u64) -> Key {
+        match epoch.wrapping_sub(self.epoch) {
+            0 => self.keys[1],
+            1 => self.keys[2],
+            u64::MAX => self.keys[0],
+            _ => epoch_key(&self.secret, epoch),
+        }
+    }
+
     /// The epoch [`CookieKeys::advance`] last moved to.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -120,7 +120,7 @@ pub enum LoadError {
 /// Why a map update or read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
-    /// Writing `served` failed (full: at most 256 endpoints).
+    /// Writing `served` failed (full: at most 65536 endpoints).
     #[error("adding served endpoint {0}: {1}")]
     Served(String, #[source] libbpf_rs::Error),
     /// Inserting a socket into `xsks` failed (socket not bound, or queue beyond 64).
@@ -360,6 +360,16 @@ impl Program {
                 .map_err(|e| MapError::Served(format!("{addr:?}:{port}"), e))?;
         }
         Ok(())
+    }
+
+    /// Stops serving `port` on `addr` (segments for it go to the kernel from now on).
+    pub fn unserve(&mut self, addr: IpAddr, port: u16) -> Result<(), MapError> {
+        let key = served_key(Some(addr), port, family_of(addr));
+        self.skel
+            .maps
+            .served
+            .delete(key_bytes(&key))
+            .map_err(|e| MapError::Served(format!("{addr}:{port}"), e))
     }
 
     /// Puts the AF_XDP socket `fd` at index `queue` of the XSKMAP.

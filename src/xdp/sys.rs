@@ -1,6 +1,7 @@
 //! What the shell asks the system: privileges, interfaces, the monotonic clock, randomness.
 
 use std::ffi::CString;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fs;
 use std::io::{self, Read};
 use std::path::Path;
@@ -229,36 +230,51 @@ pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     Ok(buf)
 }
 
-/// The first IPv4 address of interface `name` (getifaddrs), if it has one.
-pub fn ipv4_address(name: &str) -> io::Result<Option<std::net::Ipv4Addr>> {
+/// Every IPv4 and IPv6 address of interface `name` (getifaddrs), in the kernel's order.
+pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // Safety: getifaddrs writes a list head we free below with freeifaddrs.
+    // SAFETY: getifaddrs writes a list head we free below with freeifaddrs.
     if unsafe { libc::getifaddrs(&mut head) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut found = None;
+    let mut found = Vec::new();
     let mut cur = head;
     while !cur.is_null() {
-        // Safety: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
-        // ifa_name is a NUL-terminated string and ifa_addr, when non-null and AF_INET, points
-        // to a sockaddr_in.
+        // SAFETY: `cur` is a node of the list getifaddrs returned, valid until freeifaddrs;
+        // ifa_name is a NUL-terminated string and ifa_addr, when non-null, points to a
+        // sockaddr of the family it names (sockaddr_in / sockaddr_in6).
         unsafe {
             let ifa = &*cur;
             let ifname = std::ffi::CStr::from_ptr(ifa.ifa_name);
-            if !ifa.ifa_addr.is_null()
-                && i32::from((*ifa.ifa_addr).sa_family) == libc::AF_INET
-                && ifname.to_bytes() == name.as_bytes()
-            {
-                let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                found = Some(std::net::Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)));
-                break;
+            if !ifa.ifa_addr.is_null() && ifname.to_bytes() == name.as_bytes() {
+                match i32::from((*ifa.ifa_addr).sa_family) {
+                    libc::AF_INET => {
+                        let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                        found.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                            sin.sin_addr.s_addr,
+                        ))));
+                    }
+                    libc::AF_INET6 => {
+                        let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                        found.push(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)));
+                    }
+                    _ => {}
+                }
             }
             cur = ifa.ifa_next;
         }
     }
-    // Safety: `head` came from getifaddrs and is freed once.
+    // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(found)
+}
+
+/// The first IPv4 address of interface `name`, if it has one.
+pub fn ipv4_address(name: &str) -> io::Result<Option<Ipv4Addr>> {
+    Ok(interface_addresses(name)?.into_iter().find_map(|a| match a {
+        IpAddr::V4(v4) => Some(v4),
+        IpAddr::V6(_) => None,
+    }))
 }
 
 /// The kernel's neighbour-table entry (`/proc/net/arp`) for `ip` on `iface`, if complete.

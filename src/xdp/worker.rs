@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::stats::{Latencies, LatencyKind, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
+use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
 use crate::xdp::sys::monotonic_now;
 
@@ -23,9 +24,17 @@ pub trait Handler {
     fn stats(&self) -> Stats;
     /// Stop accepting new connections; existing ones go on.
     fn stop_accepting(&mut self) {}
-    /// Switch to a fresh SYN-cookie secret (the previous one is still accepted for a slot).
-    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
-        let _ = key;
+    /// Switch to a new SYN-cookie secret at `now` (cookies made under the old one stay
+    /// valid for the rest of the next rotation epoch).
+    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        let _ = (now, secret);
+    }
+    /// Whether SYNs of this worker's queue should be answered by the XDP program with SYN
+    /// cookies, given how many it has answered so far (`xdp_cookies`). Asked after every
+    /// batch; the worker sets the queue's flag to the answer.
+    fn cookie_mode(&mut self, now: Instant, xdp_cookies: u64) -> bool {
+        let _ = (now, xdp_cookies);
+        false
     }
     /// Replies written so far were handed to the TX ring at `now`.
     fn flushed(&mut self, now: Instant) {
@@ -46,8 +55,8 @@ pub trait Handler {
 pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
-    /// Rotate the SYN-cookie secret.
-    RotateCookieSecret([u8; 16]),
+    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
+    ReplaceCookieSecret([u8; 32]),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -75,19 +84,24 @@ pub struct Snapshot {
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
+/// `flag` is the queue's cookie-mode flag in the XDP program, if it has one.
 pub fn run<H: Handler>(
     socket: &mut XskSocket,
     handler: &mut H,
+    flag: Option<&QueueFlag>,
     control: &Receiver<Control>,
     snapshots: &Sender<Snapshot>,
 ) {
     let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
     let mut latencies = Latencies::default();
+    let mut cookie_mode = flag.is_some_and(QueueFlag::cookie_mode);
     loop {
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
             Ok(Control::StopAccepting) => handler.stop_accepting(),
-            Ok(Control::RotateCookieSecret(key)) => handler.rotate_cookie_secret(key),
+            Ok(Control::ReplaceCookieSecret(secret)) => {
+                handler.replace_cookie_secret(monotonic_now(), secret);
+            }
             Err(TryRecvError::Empty) => {}
         }
         let batch_start = monotonic_now();
@@ -95,6 +109,13 @@ pub fn run<H: Handler>(
         let now = monotonic_now();
         if handler.next_deadline().is_some_and(|d| d <= now) {
             handler.poll_timers(now, &mut socket.tx());
+        }
+        if let Some(flag) = flag {
+            let want = handler.cookie_mode(now, flag.cookies());
+            if want != cookie_mode {
+                flag.set_cookie_mode(want);
+                cookie_mode = want;
+            }
         }
         // A failed kick (ENOBUFS and friends are already absorbed) leaves frames pending for
         // the next round; nothing to do but try again.
@@ -111,6 +132,9 @@ pub fn run<H: Handler>(
         if received == 0 {
             idle_wait(socket, handler, now, next_snapshot);
         }
+    }
+    if let Some(flag) = flag {
+        flag.set_cookie_mode(false);
     }
     // Give in-flight replies a moment to leave (bounded), then report.
     for _ in 0..100 {
@@ -202,9 +226,6 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         self.app().counters()
     }
 
-    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
-        crate::tcp::Engine::rotate_cookie_secret(self, key);
-    }
 }
 
 /// The worker drives the load generator like an engine.
