@@ -101,11 +101,21 @@ fn main() {
     };
     let bare = Options::default();
     let cases = [
-        ("IPv4 SYN, Linux options", syn(IpAddr::V4(Ipv4Addr::new(10, 201, 0, 2)), v4, linux)),
-        ("IPv4 SYN, no options (hping3)", syn(IpAddr::V4(Ipv4Addr::new(10, 201, 0, 2)), v4, bare)),
+        (
+            "IPv4 SYN, Linux options",
+            syn(IpAddr::V4(Ipv4Addr::new(10, 201, 0, 2)), v4, linux),
+        ),
+        (
+            "IPv4 SYN, no options (hping3)",
+            syn(IpAddr::V4(Ipv4Addr::new(10, 201, 0, 2)), v4, bare),
+        ),
         (
             "IPv6 SYN, Linux options",
-            syn(IpAddr::V6(Ipv6Addr::new(0xfd00, 0x201, 0, 0, 0, 0, 0, 2)), v6, linux),
+            syn(
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0x201, 0, 0, 0, 0, 0, 2)),
+                v6,
+                linux,
+            ),
         ),
     ];
     let runs = if measure { 300_000 } else { 10 };
@@ -121,7 +131,10 @@ fn main() {
     let base = mean_ns(&arp);
     println!("baseline (ARP, passed at once): {base:.1} ns per run ({runs} runs)");
     p.queue_flag(0).unwrap().set_cookie_mode(false);
-    println!("EXP cookie mode off, served SYN: {:.1}", mean_ns(&cases[0].1));
+    println!(
+        "EXP cookie mode off, served SYN: {:.1}",
+        mean_ns(&cases[0].1)
+    );
     p.queue_flag(0).unwrap().set_cookie_mode(true);
     for (name, frame) in &cases {
         assert_eq!(p.test_run(frame).unwrap(), XDP_TX, "{name}");

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark, as root: kernel + nginx (1 worker) vs xdptcp (1 worker) on the same
 # two-namespace veth topology, the same client and the same core budget (server on CPU 0, client
-# on CPU 1), alternating, repeated; reports medians, percentiles and the ratio xdptcp / nginx.
+# on CPU 1), alternating, repeated; reports medians, percentiles and the ratio xdptcp / nginx,
+# and draws one SVG per load with both servers' latency percentile curves (latency-LOAD.svg).
 #
 #   sudo scripts/bench.sh [--repeat N] [--duration S] [--out DIR] [--quick] [--micro]
 #
@@ -129,6 +130,10 @@ out = {
     "rate": ops / secs if secs else None, "ops": ops, "seconds": secs, "errors": errors,
     "p50_us": lat.get("p50_us"), "p90_us": lat.get("p90_us"), "p99_us": lat.get("p99_us"),
     "p999_us": lat.get("p999_us"), "cpu_us_per_op": cpu / ops if ops else None,
+    # The percentile curve for the report's SVGs: wrk's many points, or our load's summary.
+    "percentiles": r.get("percentiles") or [
+        [q, lat[k]] for q, k in ((0, "min_us"), (50, "p50_us"), (90, "p90_us"), (99, "p99_us"),
+                                 (99.9, "p999_us"), (100, "max_us")) if lat.get(k) is not None],
 }
 print(json.dumps(out))
 PY
@@ -164,4 +169,4 @@ if [ "$micro" = 1 ]; then
         echo '```'
     } >>"$out/result.md"
 fi
-echo "results: $out/result.json $out/result.md"
+echo "results: $out/result.json $out/result.md $out/latency-*.svg"

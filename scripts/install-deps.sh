@@ -9,11 +9,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# tshark's package asks whether non-root users may capture: no.
+echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
     clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
-    iproute2 ethtool iptables iputils-ping procps psmisc \
-    curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump \
-    python3 python3-scapy
+    iproute2 ethtool iptables iputils-ping procps psmisc systemd \
+    curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump tshark \
+    python3 python3-scapy python3-prometheus-client
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

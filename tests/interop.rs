@@ -10,32 +10,18 @@ use common::Topology;
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 const PORT: &str = "8080";
 
-/// Starts `xdptcp serve` in the server namespace (bounded by `--duration`) and waits until
-/// the XDP program is on the interface.
 /// Spawns `xdptcp serve --iface <server veth> <extra...>` in the server namespace.
 fn spawn_serve(topo: &mut Topology, extra: &[&str]) -> usize {
-    let iface = topo.srv_if.clone();
-    let mut args = vec![BIN, "serve", "--iface", &iface];
-    args.extend_from_slice(extra);
-    topo.spawn(true, &args)
+    topo.spawn_serve(extra)
 }
 
 /// Serves PORT for at most 30 s and waits until the XDP program is attached.
 fn start_server(topo: &mut Topology, extra: &[&str]) -> usize {
-    let mut args = vec!["--port", PORT, "--duration", "30"];
-    args.extend_from_slice(extra);
-    let i = spawn_serve(topo, &args);
-    let attached = Topology::wait_for(Duration::from_secs(10), || xdp_attached(topo));
-    if !attached {
-        let (_, err, _) = topo.wait_child(i, Duration::from_secs(5));
-        panic!("server did not attach: {err}");
-    }
-    i
+    topo.start_serve(extra)
 }
 
 fn xdp_attached(topo: &Topology) -> bool {
-    let out = topo.srv(&["ip", "link", "show", "dev", &topo.srv_if]);
-    String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    topo.xdp_attached()
 }
 
 #[test]

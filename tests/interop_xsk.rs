@@ -7,8 +7,8 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use xdptcp::xdp::refuser::Refuser;
 use xdptcp::tcp::Config;
+use xdptcp::xdp::refuser::Refuser;
 use xdptcp::xdp::{BindMode, Server, ServerConfig, SynAckTemplate, XdpMode, XskConfig};
 
 const CONNECTS: usize = 20;
@@ -28,6 +28,8 @@ fn config(topo: &common::Topology) -> ServerConfig {
             ..XskConfig::default()
         },
         synack: SynAckTemplate::from_engine(&Config::default()),
+        cookie_keys: None,
+        capture: None,
     }
 }
 

@@ -343,7 +343,9 @@ fn a_vlan_tag_is_kept_and_mss_values_map_to_the_table() {
     }
     let cfg = Config::default();
     let p = cookie_program(&cfg, t0());
-    for mss in [0, 100, 535, 536, 1299, 1300, 1420, 1440, 1452, 1460, 8940, 9000, 65535] {
+    for mss in [
+        0, 100, 535, 536, 1299, 1300, 1420, 1440, 1452, 1460, 8940, 9000, 65535,
+    ] {
         for (src, dst) in [(cli4(), srv4()), (cli6(), srv6())] {
             let o = SynOpts {
                 mss: Some(mss),
@@ -372,8 +374,8 @@ fn options_in_any_order_with_unknown_kinds_and_padding_are_read_as_the_engine_re
     let mut s = syn(cli4(), srv4(), o);
     // WS 20 (clamped to 14), unknown kind 30, NOPs, TS, MSS twice (the last wins), SACK-perm.
     s.options = vec![
-        3, 3, 20, 30, 4, 0xaa, 0xbb, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 0, 2, 4, 0x05, 0xdc, 1, 2,
-        4, 0x05, 0xa0, 4, 2,
+        3, 3, 20, 30, 4, 0xaa, 0xbb, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 0, 2, 4, 0x05, 0xdc, 1, 2, 4,
+        0x05, 0xa0, 4, 2,
     ];
     assert_answered_like_the_engine(&p, &cfg, &s, o, t0());
     // EOL ends the options: what follows it is not read.
@@ -423,7 +425,10 @@ fn expect(p: &Program, what: &str, frame: &[u8], verdict: u32, counter: fn(&XdpC
     assert_eq!(got, verdict, "{what}");
     assert_eq!(counter(&after) - counter(&before), 1, "{what}: {after}");
     if verdict != XDP_TX {
-        assert_eq!(after.cookie_synacks, before.cookie_synacks, "{what}: answered");
+        assert_eq!(
+            after.cookie_synacks, before.cookie_synacks,
+            "{what}: answered"
+        );
     }
 }
 
@@ -457,13 +462,21 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
         c.syn_malformed
     });
     s.options = vec![1, 1, 8, 10, 0, 0];
-    expect(&p, "TS option running past the header", &frame(&s), XDP_DROP, |c| {
-        c.syn_malformed
-    });
+    expect(
+        &p,
+        "TS option running past the header",
+        &frame(&s),
+        XDP_DROP,
+        |c| c.syn_malformed,
+    );
     s.options = vec![1, 1, 1, 30];
-    expect(&p, "option kind without a length", &frame(&s), XDP_DROP, |c| {
-        c.syn_malformed
-    });
+    expect(
+        &p,
+        "option kind without a length",
+        &frame(&s),
+        XDP_DROP,
+        |c| c.syn_malformed,
+    );
     for (what, flags) in [("SYN+FIN", 0x03), ("SYN+RST", 0x06)] {
         let mut s = good.clone();
         s.flags = flags;
@@ -474,7 +487,10 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
         IpAddr::V4(Ipv4Addr::BROADCAST),
         IpAddr::V4(Ipv4Addr::new(0, 1, 2, 3)),
     ] {
-        let s = Syn { src, ..good.clone() };
+        let s = Syn {
+            src,
+            ..good.clone()
+        };
         expect(&p, &format!("source {src}"), &frame(&s), XDP_DROP, |c| {
             c.syn_malformed
         });
@@ -490,7 +506,9 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
     // Not ours to answer here: on to the engine (no socket in this test: passed, no_socket).
     let mut s = good.clone();
     s.payload = b"hello".to_vec();
-    expect(&p, "SYN with data", &frame(&s), XDP_PASS, |c| c.syn_to_worker);
+    expect(&p, "SYN with data", &frame(&s), XDP_PASS, |c| {
+        c.syn_to_worker
+    });
     let mut s = good.clone();
     s.ip_options = 1;
     expect(&p, "SYN with IP options", &frame(&s), XDP_PASS, |c| {
@@ -512,7 +530,9 @@ fn without_cookie_mode_or_a_current_key_the_syn_goes_to_the_engine() {
     // The entries hold the previous epoch's and a later epoch's keys: neither is used.
     p.cookie_keys().write(epoch(t0()) - 1, &MAC_KEY, &TS_KEY);
     p.cookie_keys().write(epoch(t0()) + 2, &MAC_KEY, &TS_KEY);
-    expect(&p, "no key for this epoch", &f, XDP_PASS, |c| c.syn_to_worker);
+    expect(&p, "no key for this epoch", &f, XDP_PASS, |c| {
+        c.syn_to_worker
+    });
     p.cookie_keys().write(epoch(t0()), &MAC_KEY, &TS_KEY);
     expect(&p, "key back", &f, XDP_TX, |c| c.cookie_synacks);
     assert_eq!(p.queue_flag(0).unwrap().cookies(), 1);

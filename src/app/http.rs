@@ -1,5 +1,6 @@
 //! A minimal HTTP/1.1 responder for load generators (wrk, curl, ab): every request gets the
-//! same pre-rendered response.
+//! same pre-rendered response, whose body is configurable ([`HttpConfig::body`], e.g. a
+//! [`generated_body`] of any size or a file's contents).
 //!
 //! Read first: RFC 9112 (HTTP/1.1 message syntax: §2.2 message parsing, §3 request line,
 //! §5 field syntax, §6.3 message body length, §9.3 persistence) and RFC 9110 §15 (status codes).
@@ -7,10 +8,13 @@
 //! The parser is incremental over the byte stream: requests may arrive split at any byte and
 //! pipelined several to a segment. A request head that lies whole inside one `on_data` call is
 //! parsed in place; only a head split across calls is carried in [`HttpConn`], bounded by
-//! [`HttpConfig::max_header_bytes`]. Serving a request is a copy of a pre-rendered response into
-//! the send buffer; a response that does not fit is continued from `on_writable`, and no further
-//! request is read until it is fully queued (so a client that does not read is throttled by
-//! TCP's window, not by our memory).
+//! [`HttpConfig::max_header_bytes`]. Serving a request is a copy of a pre-rendered head and of
+//! the body into the send buffer; a response that does not fit is continued from `on_writable`
+//! (the connection keeps only an offset: the body is shared by every connection and every
+//! worker, never copied per connection), and no further request is read until it is fully
+//! queued (so a client that does not read is throttled by TCP's window, not by our memory).
+
+use std::sync::Arc;
 
 use super::{App, Io, Shutdown};
 use crate::stats::{Latencies, LatencyKind};
@@ -19,8 +23,9 @@ use crate::time::Instant;
 /// What the HTTP app serves and how much it accepts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// The body of every `200 OK` response.
-    pub body: Vec<u8>,
+    /// The body of every `200 OK` response, shared (not copied) by every connection and by
+    /// every worker built from clones of this configuration.
+    pub body: Arc<[u8]>,
     /// The `Content-Type` of that body.
     pub content_type: String,
     /// The largest request head (request line and header fields, with the blank line) accepted;
@@ -31,7 +36,7 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
-            body: b"Hello from xdptcp\n".to_vec(),
+            body: Arc::from(&b"Hello from xdptcp\n"[..]),
             content_type: "text/plain".to_string(),
             max_header_bytes: 8192,
         }
@@ -108,13 +113,28 @@ pub struct HttpConn {
     peer_closed: bool,
 }
 
+/// A body of `len` bytes in which every 16-byte line is unique, so a client can check it byte
+/// for byte without a copy: line `i` is `i * 16` in 15 lowercase hex digits and a newline
+/// (`000000000000000\n000000000000010\n...`), the last line cut at `len`.
+pub fn generated_body(len: usize) -> Arc<[u8]> {
+    let mut body = Vec::with_capacity(len + 16);
+    let mut offset = 0usize;
+    while body.len() < len {
+        body.extend_from_slice(format!("{offset:015x}\n").as_bytes());
+        offset += 16;
+    }
+    body.truncate(len);
+    body.into()
+}
+
 /// The HTTP/1.1 responder: one per worker; its per-connection state is [`HttpConn`].
 #[derive(Debug)]
 pub struct Http {
-    /// The `200 OK` responses, indexed by [`Persist`].
-    ok: [Vec<u8>; 3],
-    /// The length of each response's head (what a HEAD request gets).
-    ok_head_len: [usize; 3],
+    /// The heads of the `200 OK` responses, indexed by [`Persist`] (a HEAD request gets just
+    /// the head).
+    ok_head: [Vec<u8>; 3],
+    /// The body of every `200 OK`, shared.
+    body: Arc<[u8]>,
     max_header_bytes: usize,
     requests: u64,
     errors: u64,
@@ -140,22 +160,20 @@ impl Http {
             .filter(|c| !c.is_control())
             .collect();
         let render = |connection: &str| {
-            let mut r = format!(
+            format!(
                 "HTTP/1.1 200 OK\r\nServer: xdptcp\r\nContent-Type: {content_type}\r\n\
                  Content-Length: {}\r\n{connection}\r\n",
                 config.body.len()
             )
-            .into_bytes();
-            let head_len = r.len();
-            r.extend_from_slice(&config.body);
-            (r, head_len)
+            .into_bytes()
         };
-        let (keep, keep_head) = render("");
-        let (keep10, keep10_head) = render("Connection: keep-alive\r\n");
-        let (close, close_head) = render("Connection: close\r\n");
         Http {
-            ok: [keep, keep10, close],
-            ok_head_len: [keep_head, keep10_head, close_head],
+            ok_head: [
+                render(""),
+                render("Connection: keep-alive\r\n"),
+                render("Connection: close\r\n"),
+            ],
+            body: config.body,
             max_header_bytes: config.max_header_bytes,
             requests: 0,
             errors: 0,
@@ -175,13 +193,14 @@ impl Http {
         self.errors
     }
 
-    fn reply_bytes(&self, reply: Reply) -> &[u8] {
+    /// A reply as its head and its body (empty but for a `200 OK` to a GET).
+    fn reply_parts(&self, reply: Reply) -> [&[u8]; 2] {
         match reply {
-            Reply::Ok(p) => &self.ok[p as usize],
-            Reply::Head(p) => &self.ok[p as usize][..self.ok_head_len[p as usize]],
-            Reply::BadRequest => BAD_REQUEST,
-            Reply::HeadersTooLarge => HEADERS_TOO_LARGE,
-            Reply::NotImplemented => NOT_IMPLEMENTED,
+            Reply::Ok(p) => [&self.ok_head[p as usize], &self.body],
+            Reply::Head(p) => [&self.ok_head[p as usize], &[]],
+            Reply::BadRequest => [BAD_REQUEST, &[]],
+            Reply::HeadersTooLarge => [HEADERS_TOO_LARGE, &[]],
+            Reply::NotImplemented => [NOT_IMPLEMENTED, &[]],
         }
     }
 
@@ -191,10 +210,20 @@ impl Http {
         let Some(reply) = st.reply else {
             return true;
         };
-        let bytes = self.reply_bytes(reply);
-        let rest = bytes.get(st.offset..).unwrap_or_default();
-        st.offset += io.write(rest);
-        if st.offset < bytes.len() {
+        // `offset` counts through the head and then the body.
+        let parts = self.reply_parts(reply);
+        let mut start = 0;
+        for part in parts {
+            if let Some(rest) = st.offset.checked_sub(start).and_then(|o| part.get(o..)) {
+                let n = io.write(rest);
+                st.offset += n;
+                if n < rest.len() {
+                    break;
+                }
+            }
+            start += part.len();
+        }
+        if st.offset < parts[0].len() + parts[1].len() {
             if io.shutdown() == Shutdown::Open {
                 return false;
             }
@@ -802,7 +831,7 @@ Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
 
     #[test]
     fn a_response_larger_than_the_send_buffer_is_completed_through_on_writable() {
-        let body = vec![b'x'; 10_000];
+        let body = generated_body(10_000);
         let mut app = Http::new(HttpConfig {
             body: body.clone(),
             ..HttpConfig::default()
@@ -820,16 +849,64 @@ Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
         let expected = String::from_utf8_lossy(&OK_KEEP[..OK_KEEP.len() - BODY.len()])
             .replace("18", "10000")
             .into_bytes();
-        let one = [&expected[..], &body].concat();
+        let one = [&expected[..], &body[..]].concat();
         assert_eq!(out, [&one[..], &one].concat());
         assert!(conn.unread.is_empty());
         assert_eq!(app.requests(), 2);
     }
 
     #[test]
+    fn generated_bodies_have_the_exact_length_and_unique_lines() {
+        assert!(generated_body(0).is_empty());
+        assert_eq!(
+            &generated_body(40)[..],
+            b"000000000000000\n000000000000010\n00000000"
+        );
+        let body = generated_body(1 << 20);
+        assert_eq!(body.len(), 1 << 20);
+        let lines: std::collections::HashSet<&[u8]> = body.chunks(16).collect();
+        assert_eq!(lines.len(), (1 << 20) / 16, "every 16-byte line is unique");
+    }
+
+    #[test]
+    fn a_large_body_is_shared_by_every_worker_and_streamed_byte_exact_with_head_splits() {
+        let config = HttpConfig {
+            body: generated_body(300_001),
+            content_type: "application/octet-stream".into(),
+            ..HttpConfig::default()
+        };
+        let mut app = Http::new(config.clone());
+        let other_worker = Http::new(config.clone());
+        assert!(
+            Arc::ptr_eq(&app.body, &other_worker.body),
+            "no copy per worker"
+        );
+        // Send buffers smaller than the head, and reads that cut it anywhere.
+        for (capacity, read) in [(10, 7), (100, 33), (4096, 1448)] {
+            let mut conn = Endpoint::connect(&mut app, capacity);
+            conn.receive(&mut app, WRK_CLOSE);
+            let mut out = Vec::new();
+            while !conn.fin_sent() {
+                out.extend(conn.take_sent_upto(&mut app, read));
+            }
+            let head = b"HTTP/1.1 200 OK\r\nServer: xdptcp\r\n\
+Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: close\r\n\r\n";
+            assert_eq!(&out[..head.len()], head, "capacity {capacity}");
+            assert!(out[head.len()..] == config.body[..], "capacity {capacity}");
+        }
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.receive(&mut app, b"HEAD / HTTP/1.1\r\n\r\n");
+        let out = conn.take_sent(&mut app);
+        assert!(
+            out.ends_with(b"Content-Length: 300001\r\n\r\n"),
+            "HEAD: no body"
+        );
+    }
+
+    #[test]
     fn peer_close_during_a_large_response_closes_after_it() {
         let mut app = Http::new(HttpConfig {
-            body: vec![b'x'; 5000],
+            body: vec![b'x'; 5000].into(),
             ..HttpConfig::default()
         });
         let mut conn = Endpoint::connect(&mut app, 1000);

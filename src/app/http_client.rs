@@ -458,7 +458,7 @@ mod tests {
     fn a_large_response_through_a_small_buffer_completes() {
         let client = HttpClient::new(ClientMode::KeepAlive { requests: 3 }, "/big", "x");
         let server = Http::new(HttpConfig {
-            body: vec![7; 50_000],
+            body: vec![7; 50_000].into(),
             ..HttpConfig::default()
         });
         let mut pair = Pair::new(client, server, 1500);

@@ -160,6 +160,11 @@ macro_rules! counters {
             pub fn counters(&self) -> Vec<(&'static str, u64)> {
                 vec![$((stringify!($name), self.$name),)*]
             }
+
+            /// Every named counter's name and description (its doc line), in the order of
+            /// [`Stats::counters`].
+            pub const COUNTER_HELP: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($name), concat!($($doc),*)),)*];
         }
     };
 }
@@ -299,6 +304,17 @@ mod tests {
         assert_eq!(a.dropped(DropReason::Fragment), 1);
         assert_eq!(a.in_state(State::Established), 4);
         assert_eq!(a.total_drops(), 3);
+    }
+
+    #[test]
+    fn every_counter_has_its_doc_line_as_help_in_the_same_order() {
+        let names: Vec<&str> = Stats::default().counters().iter().map(|c| c.0).collect();
+        let help: Vec<&str> = Stats::COUNTER_HELP.iter().map(|c| c.0).collect();
+        assert_eq!(names, help);
+        assert_eq!(
+            Stats::COUNTER_HELP[0].1.trim(),
+            "Frames handed to the engine."
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::syncookie::{CookieClock, CookieKeys};
+use crate::time::Instant;
+
 /// When to answer SYNs with SYN cookies (RFC 4987) instead of keeping half-open state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SynCookieMode {
@@ -119,6 +122,26 @@ pub struct Config {
     /// Added to `now` (µs) for SYN-cookie slots and key epochs: the wall clock's offset from
     /// the monotonic clock, so that hosts sharing [`Config::cookie_secret`] agree on both.
     pub cookie_clock_offset_us: i64,
+}
+
+impl Config {
+    /// The secret SYN-cookie keys and timestamp offsets derive from.
+    pub fn cookie_master(&self) -> &[u8; 32] {
+        self.cookie_secret.as_ref().unwrap_or(&self.secret)
+    }
+
+    /// The SYN-cookie keys of this configuration at `now`: what every engine built from it
+    /// uses, and what the XDP program is given.
+    pub fn cookie_keys(&self, now: Instant) -> CookieKeys {
+        CookieKeys::new(
+            *self.cookie_master(),
+            CookieClock {
+                offset_us: self.cookie_clock_offset_us,
+                rotation_us: self.cookie_rotation.as_micros().max(1) as u64,
+            },
+            now,
+        )
+    }
 }
 
 impl Default for Config {

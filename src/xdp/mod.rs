@@ -20,6 +20,7 @@
 //! ([`socket::FrameAccount::balanced`], reported in every worker snapshot). All the `unsafe`
 //! around xsk-rs rings and UMEM accesses in [`socket`] rests on these rules.
 
+pub mod capture;
 pub mod program;
 pub mod refuser;
 pub mod server;
@@ -28,11 +29,12 @@ pub mod socket;
 pub mod sys;
 pub mod worker;
 
+pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals};
 pub use program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
 };
-pub use shared_maps::{CookieKeyTable, QueueFlag};
 pub use server::{Server, ServerConfig, StartError};
+pub use shared_maps::{CookieKeyTable, QueueFlag};
 pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
 pub use worker::{Control, Handler, Snapshot};

@@ -239,7 +239,8 @@ pub struct XdpCounters {
 }
 
 impl XdpCounters {
-    /// Every counter as (name, value), in one order for reports and metrics.
+    /// Every counter as (name, value): the one list that reports, metrics and the stats
+    /// socket render, so a counter added here shows up everywhere.
     pub fn fields(&self) -> [(&'static str, u64); 10] {
         [
             ("redirected", self.redirected),
@@ -464,8 +465,10 @@ impl Program {
             XdpMode::Native | XdpMode::Generic => self.link(ifindex, mode),
             XdpMode::Auto => match self.link(ifindex, XdpMode::Native) {
                 Err(AttachError::NotSupported { source, .. }) => {
-                    eprintln!(
-                        "warning: native XDP not supported on ifindex {ifindex} ({source}); using generic XDP"
+                    tracing::warn!(
+                        ifindex,
+                        %source,
+                        "native XDP not supported; using generic XDP"
                     );
                     self.link(ifindex, XdpMode::Generic)
                 }
@@ -599,8 +602,14 @@ mod tests {
     #[test]
     fn shared_map_layouts_match_the_programs_structs() {
         assert_eq!(size_of::<types::queue_state>(), queue_layout::SIZE);
-        assert_eq!(std::mem::offset_of!(types::queue_state, cookie_mode), queue_layout::COOKIE_MODE);
-        assert_eq!(std::mem::offset_of!(types::queue_state, cookies), queue_layout::COOKIES);
+        assert_eq!(
+            std::mem::offset_of!(types::queue_state, cookie_mode),
+            queue_layout::COOKIE_MODE
+        );
+        assert_eq!(
+            std::mem::offset_of!(types::queue_state, cookies),
+            queue_layout::COOKIES
+        );
         assert_eq!(size_of::<types::cookie_key>(), key_layout::ENTRY);
         assert_eq!(size_of::<types::cookie_keys>(), key_layout::SIZE);
         assert_eq!(std::mem::offset_of!(types::cookie_key, epoch), 0);

@@ -10,7 +10,9 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Stats};
 use crate::tcp::syncookie::{CookieKeys, timestamp_key};
+use crate::tcp::{Config, SynCookieMode};
 use crate::time::Instant;
+use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, TapCounters};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
@@ -40,6 +42,29 @@ pub struct ServerConfig {
     /// The engines' SYN-cookie keys, for the XDP program's key table; `None`: the program
     /// never answers SYNs itself.
     pub cookie_keys: Option<CookieKeys>,
+    /// A pcap capture of the frames the workers receive and send, if wanted.
+    pub capture: Option<CaptureConfig>,
+}
+
+impl ServerConfig {
+    /// What serving engines configured by `engine` on `iface` takes: the engine's listeners,
+    /// the SYN-ACK and SYN-cookie keys the XDP program needs to answer SYNs as the engines would
+    /// (none in `never` mode), at `now`; one worker per receive queue, worker `i` on core `i`,
+    /// XDP and bind modes `auto`, no capture. Change what you like before starting.
+    pub fn for_engine(iface: &str, engine: &Config, now: Instant) -> ServerConfig {
+        ServerConfig {
+            iface: iface.to_string(),
+            listeners: engine.listeners.iter().map(|l| (l.addr, l.port)).collect(),
+            queues: None,
+            cores: None,
+            xdp_mode: XdpMode::Auto,
+            xsk: XskConfig::default(),
+            synack: SynAckTemplate::from_engine(engine),
+            cookie_keys: (engine.syncookies != SynCookieMode::Never)
+                .then(|| engine.cookie_keys(now)),
+            capture: None,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -97,6 +122,9 @@ pub enum StartError {
     /// A worker thread could not be spawned.
     #[error("spawning a worker thread: {0}")]
     Spawn(#[source] std::io::Error),
+    /// The pcap capture could not start.
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
 }
 
 /// Everything the workers reported last, added up.
@@ -114,6 +142,8 @@ pub struct Totals {
     pub app: Vec<(&'static str, u64)>,
     /// Frames each worker received, by queue (how RSS, or veth's TX queue choice, spread them).
     pub rx_per_queue: Vec<u64>,
+    /// The pcap taps' counters, added up.
+    pub capture: TapCounters,
 }
 
 /// What a stopped server leaves behind.
@@ -125,6 +155,8 @@ pub struct Final {
     pub xdp: XdpCounters,
     /// Every latency the workers reported.
     pub latencies: Latencies,
+    /// What the pcap capture wrote (with `--pcap`), or why it failed.
+    pub capture: Option<std::io::Result<CaptureTotals>>,
 }
 
 /// A running data path. Dropping it stops the workers and detaches the program.
@@ -142,6 +174,8 @@ pub struct Server {
     threads: Vec<JoinHandle<()>>,
     latest: Vec<Option<Snapshot>>,
     latencies: Latencies,
+    listeners: Vec<(Option<IpAddr>, u16)>,
+    capture: Option<Capture>,
 }
 
 impl std::fmt::Debug for Server {
@@ -216,7 +250,33 @@ impl Server {
             sockets.push(socket);
         }
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
+        for socket in &sockets {
+            tracing::info!(
+                queue = socket.queue(),
+                mode = if socket.zero_copy() {
+                    "zero-copy"
+                } else {
+                    "copy"
+                },
+                "AF_XDP socket bound"
+            );
+        }
+        // Before attaching: a bad path leaves the interface untouched.
+        let capture = match &config.capture {
+            Some(c) => {
+                let capture = Capture::start(c, sys::monotonic_now())?;
+                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
+                Some(capture)
+            }
+            None => None,
+        };
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
+        tracing::info!(
+            iface = %interface.name,
+            ifindex = interface.ifindex,
+            mode = ?attachment.mode(),
+            "XDP program attached through a bpf_link"
+        );
 
         let (snap_tx, snapshots) = crossbeam_channel::unbounded();
         let make_handler = Arc::new(make_handler);
@@ -230,6 +290,7 @@ impl Server {
             let flag = cookie_keys
                 .as_ref()
                 .and_then(|_| program.queue_flag(socket.queue()));
+            let tap = capture.as_ref().map(Capture::tap);
             let core = match &config.cores {
                 Some(list) if !list.is_empty() => Some(list[i % list.len()]),
                 _ => all_cores.get(i % all_cores.len().max(1)).map(|c| c.id),
@@ -241,7 +302,14 @@ impl Server {
                         core_affinity::set_for_current(core_affinity::CoreId { id });
                     }
                     let mut handler = make_handler(socket.queue());
-                    worker::run(&mut socket, &mut handler, flag.as_ref(), &ctl_rx, &snap_tx);
+                    worker::run(
+                        &mut socket,
+                        &mut handler,
+                        tap,
+                        flag.as_ref(),
+                        &ctl_rx,
+                        &snap_tx,
+                    );
                 })
                 .map_err(StartError::Spawn)?;
             controls.push(ctl_tx);
@@ -257,6 +325,8 @@ impl Server {
             zero_copy,
             latest: vec![None; threads.len()],
             latencies: Latencies::default(),
+            listeners: config.listeners,
+            capture,
             controls,
             snapshots,
             threads,
@@ -343,7 +413,23 @@ impl Server {
 
     /// Number of workers.
     pub fn workers(&self) -> usize {
-        self.threads.len()
+        self.latest.len()
+    }
+
+    /// The served endpoints: an address (`None`: any) and a port.
+    pub fn listeners(&self) -> &[(Option<IpAddr>, u16)] {
+        &self.listeners
+    }
+
+    /// Each worker's latest snapshot, in queue order (workers that have not reported yet are
+    /// left out).
+    pub fn snapshots(&self) -> impl Iterator<Item = &Snapshot> {
+        self.latest.iter().flatten()
+    }
+
+    /// The pcap capture, if one runs.
+    pub fn capture(&self) -> Option<&Capture> {
+        self.capture.as_ref()
     }
 
     /// Tells every worker `control`.
@@ -396,6 +482,8 @@ impl Server {
             t.frames.tx_pending += s.frames.tx_pending;
             t.frames.tx_in_flight += s.frames.tx_in_flight;
             t.frames_balanced &= s.frames.balanced();
+            t.capture.queued += s.capture.queued;
+            t.capture.dropped += s.capture.dropped;
             for (name, v) in &s.app {
                 match t.app.iter_mut().find(|(n, _)| n == name) {
                     Some((_, total)) => *total += v,
@@ -424,6 +512,7 @@ impl Server {
             totals: self.totals(),
             xdp: self.program.counters().unwrap_or_default(),
             latencies: std::mem::take(&mut self.latencies),
+            capture: self.capture.take().map(Capture::finish),
         }
     }
 
@@ -458,8 +547,6 @@ fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
     let ts = timestamp_key(keys.secret());
     let e = keys.epoch();
     for epoch in [e, e + 1] {
-        program
-            .cookie_keys()
-            .write(epoch, &keys.key_of(epoch), &ts);
+        program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);
     }
 }

@@ -1,9 +1,9 @@
 //! What the shell asks the system: privileges, interfaces, the monotonic clock, randomness.
 
 use std::ffi::CString;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::fs;
 use std::io::{self, Read};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use crate::time::Instant;
@@ -223,6 +223,21 @@ pub fn monotonic_now() -> Instant {
     Instant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }
 
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, µs: added to the monotonic clock it gives the wall
+/// clock, which hosts sharing SYN-cookie keys agree on.
+pub fn wall_clock_offset_us() -> i64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; both clocks always exist on Linux.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as i64 * 1_000_000 + ts.tv_nsec as i64 / 1000
+    };
+    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
+}
+
 /// `N` bytes from the kernel's CSPRNG.
 pub fn random_bytes<const N: usize>() -> io::Result<[u8; N]> {
     let mut buf = [0u8; N];
@@ -271,10 +286,12 @@ pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
 
 /// The first IPv4 address of interface `name`, if it has one.
 pub fn ipv4_address(name: &str) -> io::Result<Option<Ipv4Addr>> {
-    Ok(interface_addresses(name)?.into_iter().find_map(|a| match a {
-        IpAddr::V4(v4) => Some(v4),
-        IpAddr::V6(_) => None,
-    }))
+    Ok(interface_addresses(name)?
+        .into_iter()
+        .find_map(|a| match a {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        }))
 }
 
 /// The kernel's neighbour-table entry (`/proc/net/arp`) for `ip` on `iface`, if complete.

@@ -8,6 +8,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use crate::stats::{Latencies, LatencyKind, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
+use crate::xdp::capture::{Tap, TapCounters};
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
 use crate::xdp::sys::monotonic_now;
@@ -76,6 +77,8 @@ pub struct Snapshot {
     pub latencies: Latencies,
     /// The application's counters.
     pub app: Vec<(&'static str, u64)>,
+    /// The pcap tap's counters (zero without `--pcap`).
+    pub capture: TapCounters,
     /// Whether this is the last snapshot of a stopped worker.
     pub last: bool,
 }
@@ -84,10 +87,12 @@ pub struct Snapshot {
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
-/// `flag` is the queue's cookie-mode flag in the XDP program, if it has one.
+/// With a `tap`, every frame received or sent is also copied into the capture queue; `flag` is
+/// the queue's cookie-mode flag in the XDP program, if it has one.
 pub fn run<H: Handler>(
     socket: &mut XskSocket,
     handler: &mut H,
+    mut tap: Option<Tap>,
     flag: Option<&QueueFlag>,
     control: &Receiver<Control>,
     snapshots: &Sender<Snapshot>,
@@ -105,10 +110,19 @@ pub fn run<H: Handler>(
             Err(TryRecvError::Empty) => {}
         }
         let batch_start = monotonic_now();
-        let received = socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx));
+        let received = match tap.as_mut() {
+            None => socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx)),
+            Some(tap) => socket.receive_batch(|frame, tx| {
+                tap.copy(batch_start, frame);
+                handler.receive(batch_start, frame, &mut tap.tx(tx, batch_start));
+            }),
+        };
         let now = monotonic_now();
         if handler.next_deadline().is_some_and(|d| d <= now) {
-            handler.poll_timers(now, &mut socket.tx());
+            match tap.as_mut() {
+                None => handler.poll_timers(now, &mut socket.tx()),
+                Some(tap) => handler.poll_timers(now, &mut tap.tx(&mut socket.tx(), now)),
+            }
         }
         if let Some(flag) = flag {
             let want = handler.cookie_mode(now, flag.cookies());
@@ -126,7 +140,7 @@ pub fn run<H: Handler>(
             latencies.record(LatencyKind::RxBatch, flushed - batch_start);
         }
         if now >= next_snapshot {
-            let _ = snapshots.send(snapshot(socket, handler, &mut latencies, false));
+            let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, false));
             next_snapshot = now + SNAPSHOT_INTERVAL;
         }
         if received == 0 {
@@ -143,12 +157,13 @@ pub fn run<H: Handler>(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = snapshots.send(snapshot(socket, handler, &mut latencies, true));
+    let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true));
 }
 
 fn snapshot<H: Handler>(
     socket: &XskSocket,
     handler: &mut H,
+    tap: &Option<Tap>,
     latencies: &mut Latencies,
     last: bool,
 ) -> Snapshot {
@@ -162,6 +177,7 @@ fn snapshot<H: Handler>(
         frames: socket.account(),
         latencies: delta,
         app: handler.app_counters(),
+        capture: tap.as_ref().map(Tap::counters).unwrap_or_default(),
         last,
     }
 }
@@ -225,7 +241,6 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
     fn app_counters(&self) -> Vec<(&'static str, u64)> {
         self.app().counters()
     }
-
 }
 
 /// The worker drives the load generator like an engine.

@@ -225,6 +225,41 @@ impl Topology {
         .expect("thread in the server namespace panicked")
     }
 
+    /// Spawns `xdptcp serve --iface <server veth> <extra...>` in the server namespace, with
+    /// `env` (e.g. `RUST_LOG=debug`) set for it.
+    pub fn spawn_serve_env(&mut self, env: &[&str], extra: &[&str]) -> usize {
+        let iface = self.srv_if.clone();
+        let mut args = vec!["env"];
+        args.extend_from_slice(env);
+        args.extend_from_slice(&[env!("CARGO_BIN_EXE_xdptcp"), "serve", "--iface", &iface]);
+        args.extend_from_slice(extra);
+        self.spawn(true, &args)
+    }
+
+    /// Spawns `xdptcp serve --iface <server veth> <extra...>` in the server namespace.
+    pub fn spawn_serve(&mut self, extra: &[&str]) -> usize {
+        self.spawn_serve_env(&[], extra)
+    }
+
+    /// Serves port 8080 for at most 30 s (plus `extra`) and waits until the XDP program is
+    /// attached; panics with the server's output if it is not.
+    pub fn start_serve(&mut self, extra: &[&str]) -> usize {
+        let mut args = vec!["--port", "8080", "--duration", "30"];
+        args.extend_from_slice(extra);
+        let i = self.spawn_serve(&args);
+        if !Topology::wait_for(Duration::from_secs(10), || self.xdp_attached()) {
+            let (_, err, _) = self.wait_child(i, Duration::from_secs(5));
+            panic!("server did not attach: {err}");
+        }
+        i
+    }
+
+    /// Whether an XDP program is attached to the server's veth.
+    pub fn xdp_attached(&self) -> bool {
+        let out = self.srv(&["ip", "link", "show", "dev", &self.srv_if]);
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    }
+
     /// Polls `cond` every 50 ms until it holds or `limit` passes.
     pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
         let start = Instant::now();

@@ -182,6 +182,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
             ..XskConfig::default()
         },
         synack: SynAckTemplate::from_engine(&engine),
+        cookie_keys: None,
+        capture: None,
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
     let now = sys::monotonic_now();

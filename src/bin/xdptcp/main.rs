@@ -1,5 +1,9 @@
 //! `xdptcp`: the command line. `xdptcp serve --iface IF --port P ...` runs the AF_XDP data path
-//! until SIGINT/SIGTERM or `--duration`, printing a status line every second and a final report.
+//! until SIGINT/SIGTERM or `--duration`, printing a status line every second and a final report;
+//! `xdptcp stats` asks a running server for its counters; `xdptcp load` generates load.
+//!
+//! Logs of the control plane go through `tracing` to stderr, filtered by `RUST_LOG` (default
+//! `info`); the status lines and the final report are printed as they are.
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,12 +12,15 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use xdptcp::xdp::{BindMode, XdpMode};
 
+mod config;
 mod load;
 mod report;
 mod serve;
+mod stats;
 
 use load::LoadArgs;
 use serve::ServeArgs;
+use stats::StatsArgs;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -33,6 +40,8 @@ enum Command {
     /// Generate load (HTTP connect-close or keep-alive, or a SYN flood) from our own engine
     /// over AF_XDP.
     Load(LoadArgs),
+    /// Ask a running server for its connections by state and its counters.
+    Stats(StatsArgs),
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +64,23 @@ pub(crate) fn parse_cores(s: &str) -> Result<Cores, String> {
         }
     }
     Ok(Cores(cores))
+}
+
+/// A size in bytes: a number with an optional unit, `B`, `KiB`/`K`, `MiB`/`M`, `GiB`/`G`
+/// (powers of 1024), e.g. `512`, `64KiB`, `100MiB`.
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("bad size {s:?}: use e.g. 4096, 64KiB, 100MiB or 1GiB");
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale).ok_or_else(bad)
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -97,10 +123,19 @@ pub(crate) fn install_signal_handlers() {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    init_logs();
+    let argv = match config::merge(std::env::args_os().collect()) {
+        Ok(argv) => argv,
+        Err(e) => {
+            eprintln!("xdptcp: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(argv);
     let result = match cli.command {
         Command::Serve(args) => serve::serve(args),
         Command::Load(args) => load::load(args),
+        Command::Stats(args) => stats::stats(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,6 +144,18 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Control-plane logs on stderr, filtered by `RUST_LOG` (e.g. `RUST_LOG=debug`,
+/// `RUST_LOG=xdptcp=warn`, `RUST_LOG=off`); `info` when unset.
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
 }
 
 pub(crate) fn mode_of(arg: ModeArg) -> XdpMode {
@@ -124,5 +171,29 @@ pub(crate) fn bind_of(arg: BindArg) -> BindMode {
         BindArg::Auto => BindMode::Auto,
         BindArg::ZeroCopy => BindMode::ZeroCopy,
         BindArg::Copy => BindMode::Copy,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_take_binary_units_and_refuse_anything_else() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("10B"), Ok(10));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("100MiB"), Ok(100 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        for bad in [
+            "",
+            "MiB",
+            "1.5MiB",
+            "10 parsecs",
+            "-1",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
     }
 }

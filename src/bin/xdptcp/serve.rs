@@ -1,31 +1,42 @@
 //! `xdptcp serve`: the AF_XDP data path until SIGINT/SIGTERM or `--duration`, a status line
 //! every second and a final report.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::ValueEnum;
 
 use xdptcp::app::discard::Discard;
 use xdptcp::app::echo::Echo;
-use xdptcp::app::http::{Http, HttpConfig};
+use xdptcp::app::http::{Http, HttpConfig, generated_body};
+use xdptcp::control::cookie_secret::SecretFile;
+use xdptcp::control::metrics::{self, MetricsEndpoint};
+use xdptcp::control::stats_socket::{self, StatsSocket};
+use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate, XdpMode, XskConfig};
+use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode, XskConfig};
 
 use crate::report::{report, write_hist};
 use crate::{
     BindArg, Cores, DUMP, ModeArg, STOP, bind_of, install_signal_handlers, mode_of, parse_cores,
+    parse_size,
 };
+
+/// The largest `--body-size` (the body is held in memory once, shared by every worker).
+const MAX_BODY: u64 = 1 << 30;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct ServeArgs {
     /// The interface (its MAC and MTU configure the engine).
     #[arg(long)]
     iface: String,
-    /// A local address to serve (repeat for several); default: every address.
+    /// A local address to serve (repeat for several); default: the interface's own IPv4 and
+    /// IPv6 addresses, followed as they change.
     #[arg(long = "addr")]
     addrs: Vec<IpAddr>,
     /// The TCP port to serve.
@@ -62,6 +73,60 @@ pub(crate) struct ServeArgs {
     /// 7200:75:9, Linux's defaults); off by default.
     #[arg(long, value_parser = parse_keepalive)]
     keepalive: Option<Keepalive>,
+    /// Serve Prometheus metrics on GET /metrics at this management address (kernel TCP, never
+    /// the AF_XDP port), e.g. 127.0.0.1:9100.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
+    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock.
+    #[arg(long = "stats-socket", value_name = "PATH")]
+    stats_socket: Option<PathBuf>,
+    /// Capture the frames the engine receives and sends into this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Stop capturing after this many frames (a plain number) or file bytes (with a unit:
+    /// B, KiB, MiB, GiB).
+    #[arg(long = "pcap-limit", value_parser = parse_pcap_limit, default_value = "100000")]
+    pcap_limit: CaptureLimit,
+    /// HTTP: a generated body of this size (B, KiB, MiB, GiB), unique 16-byte lines
+    /// (offset in hex, newline).
+    #[arg(long = "body-size", value_name = "SIZE", value_parser = parse_size, conflicts_with = "body_file")]
+    body_size: Option<u64>,
+    /// HTTP: serve this file's contents as the body.
+    #[arg(long = "body-file", value_name = "PATH")]
+    body_file: Option<PathBuf>,
+    /// HTTP: the Content-Type of the body.
+    #[arg(
+        long = "content-type",
+        value_name = "TYPE",
+        default_value = "text/plain"
+    )]
+    content_type: String,
+    /// Seconds between SYN-cookie key rotations: the key of each period derives from the
+    /// secret and the period's number on the wall clock (a cookie stays valid one period
+    /// after the one it was made in).
+    #[arg(long = "cookie-rotation-secs", value_name = "SECS", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    cookie_rotation_secs: u64,
+    /// Derive SYN-cookie keys from this file (at least 32 bytes, e.g. `head -c 32
+    /// /dev/urandom`) instead of a random secret, so that hosts sharing it validate each
+    /// other's cookies (keep their clocks in sync). Watched: a changed file replaces the
+    /// secret; a bad one keeps the old secret and is reported.
+    #[arg(long = "cookie-secret-file", value_name = "PATH")]
+    cookie_secret_file: Option<PathBuf>,
+    /// Read settings from this TOML file: the keys are these flags' long names (`port =
+    /// 8080`, `addr = ["192.0.2.10"]`); flags given on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+fn parse_pcap_limit(s: &str) -> Result<CaptureLimit, String> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse()
+            .map(CaptureLimit::Frames)
+            .map_err(|_| format!("bad --pcap-limit {s:?}: a frame count, or a size like 64MiB"));
+    }
+    parse_size(s).map(CaptureLimit::Bytes)
 }
 
 fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
@@ -82,11 +147,95 @@ fn parse_keepalive(s: &str) -> Result<Keepalive, String> {
     })
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug)]
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum AppKind {
     Http,
     Echo,
     Discard,
+}
+
+impl AppKind {
+    fn name(self) -> &'static str {
+        match self {
+            AppKind::Http => "http",
+            AppKind::Echo => "echo",
+            AppKind::Discard => "discard",
+        }
+    }
+}
+
+/// The HTTP app's configuration from `--body-size`, `--body-file` and `--content-type`.
+fn http_config(args: &ServeArgs) -> Result<HttpConfig> {
+    let http_only = args.body_size.is_some() || args.body_file.is_some();
+    if args.app != AppKind::Http && http_only {
+        bail!("--body-size and --body-file apply to --app http only");
+    }
+    let body = match (&args.body_file, args.body_size) {
+        (Some(path), _) => std::fs::read(path)
+            .map_err(|e| {
+                anyhow!(
+                    "cannot read --body-file {}: {e}; give a readable file, or --body-size N for a generated body",
+                    path.display()
+                )
+            })?
+            .into(),
+        (None, Some(n)) if n > MAX_BODY => {
+            bail!("--body-size {n} is larger than 1 GiB; serve a file with --body-file instead")
+        }
+        (None, Some(n)) => generated_body(n as usize),
+        (None, None) => HttpConfig::default().body,
+    };
+    Ok(HttpConfig {
+        body,
+        content_type: args.content_type.clone(),
+        ..HttpConfig::default()
+    })
+}
+
+/// The control thread's windows: the stats socket and, if asked for, the metrics endpoint.
+struct Windows {
+    stats: StatsSocket,
+    metrics: Option<MetricsEndpoint>,
+}
+
+impl Windows {
+    /// The metrics endpoint is bound before the data path starts (a taken address fails with
+    /// the NIC untouched); the stats socket once it runs (a second server on the same interface
+    /// is refused by its AF_XDP bind first, with the explanation that goes with it).
+    fn bind_metrics(
+        args: &ServeArgs,
+        listeners: &[(Option<IpAddr>, u16)],
+    ) -> Result<Option<MetricsEndpoint>> {
+        Ok(args
+            .metrics
+            .map(|addr| MetricsEndpoint::bind(addr, listeners))
+            .transpose()?)
+    }
+
+    fn bind_stats(args: &ServeArgs, metrics: Option<MetricsEndpoint>) -> Result<Windows> {
+        let path = args
+            .stats_socket
+            .clone()
+            .unwrap_or_else(|| stats_socket::default_path(&args.iface));
+        let stats = StatsSocket::bind(&path)?;
+        Ok(Windows { stats, metrics })
+    }
+
+    fn info(&self, app: AppKind, start: StdInstant) -> ServerInfo {
+        ServerInfo {
+            uptime: start.elapsed(),
+            app: app.name().to_string(),
+            stats_socket: Some(self.stats.path().to_path_buf()),
+            metrics: self.metrics.as_ref().and_then(|m| m.local_addr().ok()),
+        }
+    }
+
+    fn serve_pending(&self, server: &Server, info: &ServerInfo) {
+        if let Some(m) = &self.metrics {
+            m.serve_pending(|| metrics::render(server, info));
+        }
+        self.stats.serve_pending(|| status_json(server, info));
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -96,8 +245,13 @@ enum Cookies {
     Never,
 }
 
-/// The engine configuration for this interface and these arguments.
-fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
+/// The engine configuration for this interface and these arguments (`secret_file`: the
+/// opened `--cookie-secret-file`).
+fn engine_config(
+    args: &ServeArgs,
+    iface: &Interface,
+    secret_file: Option<&SecretFile>,
+) -> Result<Config> {
     let listeners = if args.addrs.is_empty() {
         vec![Listener {
             addr: None,
@@ -127,6 +281,9 @@ fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
         secret: sys::random_bytes().context("reading /dev/urandom")?,
+        cookie_secret: secret_file.map(SecretFile::secret),
+        cookie_rotation: Duration::from_secs(args.cookie_rotation_secs),
+        cookie_clock_offset_us: sys::wall_clock_offset_us(),
         ..Config::default()
     })
 }
@@ -134,10 +291,23 @@ fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     sys::check_privileges()?;
     let iface = Interface::lookup(&args.iface)?;
-    let engine = engine_config(&args, &iface)?;
+    let secret_file = args
+        .cookie_secret_file
+        .as_deref()
+        .map(SecretFile::open)
+        .transpose()?;
+    if let Some(f) = secret_file.as_ref().filter(|f| f.readable_by_others()) {
+        tracing::warn!(
+            path = %f.path().display(),
+            "the SYN-cookie secret file is readable by others (chmod 600 it)"
+        );
+    }
+    let engine = engine_config(&args, &iface, secret_file.as_ref())?;
+    let http = Arc::new(http_config(&args)?);
+    let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
+    let metrics = Windows::bind_metrics(&args, &listeners)?;
+    let now = sys::monotonic_now();
     let server_config = ServerConfig {
-        iface: args.iface.clone(),
-        listeners: engine.listeners.iter().map(|l| (l.addr, l.port)).collect(),
         queues: args.queues,
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
@@ -145,12 +315,15 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             bind: bind_of(args.bind),
             ..XskConfig::default()
         },
-        synack: SynAckTemplate::from_engine(&engine),
+        capture: args.pcap.clone().map(|path| CaptureConfig {
+            path,
+            limit: args.pcap_limit,
+        }),
+        ..ServerConfig::for_engine(&args.iface, &engine, now)
     };
-    let now = sys::monotonic_now();
     let server = match args.app {
         AppKind::Http => Server::start(server_config, move |_| {
-            Engine::new(engine.clone(), Http::new(HttpConfig::default()), now)
+            Engine::new(engine.clone(), Http::new((*http).clone()), now)
         })?,
         AppKind::Echo => Server::start(server_config, move |_| {
             Engine::new(engine.clone(), Echo::default(), now)
@@ -159,13 +332,61 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             Engine::new(engine.clone(), Discard::default(), now)
         })?,
     };
-    run(server, &args)
+    let windows = Windows::bind_stats(&args, metrics)?;
+    run(server, &args, &windows, secret_file)
 }
 
-fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
+/// What the control loop checks once a second besides the status line: the interface's
+/// addresses, the secret file, and whether the driver drops our XDP_TX frames.
+struct Watch {
+    secret_file: Option<SecretFile>,
+    tx_dropped: u64,
+}
+
+impl Watch {
+    fn once_a_second(&mut self, server: &mut Server) {
+        match server.refresh_addresses() {
+            Ok((added, removed)) => {
+                for a in added {
+                    tracing::info!(address = %a, "address added to the interface: now served");
+                }
+                for a in removed {
+                    tracing::warn!(address = %a, "address gone from the interface: no longer served");
+                }
+            }
+            Err(e) => tracing::error!("re-reading the interface's addresses: {e}"),
+        }
+        if let Some(f) = &mut self.secret_file {
+            match f.reread() {
+                Ok(Some(secret)) => {
+                    server.replace_cookie_secret(sys::monotonic_now(), secret);
+                    tracing::info!(path = %f.path().display(), "SYN-cookie secret replaced");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("{e}; keeping the current SYN-cookie secret"),
+            }
+        }
+        let dropped = server.xdp_counters().map_or(0, |c| c.tx_dropped);
+        if dropped > self.tx_dropped {
+            tracing::warn!(
+                dropped = dropped - self.tx_dropped,
+                "the driver dropped XDP_TX frames (cookie SYN-ACKs): on veth the peer device needs NAPI (`ethtool -K PEER gro on`, or an XDP program on the peer); on a NIC, its XDP TX ring is full"
+            );
+            self.tx_dropped = dropped;
+        }
+    }
+}
+
+fn run(
+    mut server: Server,
+    args: &ServeArgs,
+    windows: &Windows,
+    secret_file: Option<SecretFile>,
+) -> Result<()> {
     install_signal_handlers();
-    eprintln!(
-        "xdptcp: serving port {} on {} ({} queue(s), XDP {:?}, {} mode); stop with Ctrl-C{}",
+    let start = StdInstant::now();
+    tracing::info!(
+        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
         args.port,
         server.interface().name,
         server.workers(),
@@ -175,46 +396,58 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
         } else {
             "copy"
         },
+        args.app.name(),
+        windows.stats.path().display(),
+        windows
+            .info(args.app, start)
+            .metrics
+            .map(|a| format!("; metrics: http://{a}/metrics"))
+            .unwrap_or_default(),
         args.duration
             .map(|d| format!(" or after {d} s"))
             .unwrap_or_default()
     );
-    let start = StdInstant::now();
+    if !server.own_addresses().is_empty() {
+        let addrs: Vec<String> = server
+            .own_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        tracing::info!(addresses = %addrs.join(" "), "serving the interface's own addresses");
+    }
+    let mut watch = Watch {
+        secret_file,
+        tx_dropped: 0,
+    };
     let deadline = args.duration.map(|d| start + Duration::from_secs(d));
     let mut next_status = start + Duration::from_secs(1);
-    let mut next_rotation = start + Duration::from_secs(64);
     let mut last = (0u64, 0u64, start);
     let mut draining_until: Option<StdInstant> = None;
     loop {
-        server.collect(Duration::from_millis(100));
+        server.collect(Duration::from_millis(50));
+        windows.serve_pending(&server, &windows.info(args.app, start));
         let now = StdInstant::now();
         let stop_asked = STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d);
         if stop_asked && draining_until.is_none() {
             server.broadcast(Control::StopAccepting);
             draining_until = Some(now + Duration::from_secs(args.drain_secs));
-            if args.drain_secs > 0 {
-                eprintln!("xdptcp: draining for {} s", args.drain_secs);
-            }
+            tracing::info!(drain_secs = args.drain_secs, "stopping: no new connections");
         }
         if draining_until.is_some_and(|d| now >= d) {
             break;
         }
         if DUMP.swap(false, Ordering::SeqCst) {
             if let Some(dir) = &args.hist_out {
-                write_hist(
-                    dir,
-                    server.latencies(),
-                    &server.totals(),
-                    now.duration_since(start),
-                )?;
-                eprintln!("xdptcp: histograms written to {}", dir.display());
+                let elapsed = now.duration_since(start);
+                match write_hist(dir, server.latencies(), &server.totals(), elapsed) {
+                    Ok(()) => tracing::info!(dir = %dir.display(), "histograms written"),
+                    Err(e) => tracing::error!("SIGUSR1: {e:#}"),
+                }
             }
         }
-        if now >= next_rotation {
-            server.broadcast(Control::RotateCookieSecret(sys::random_bytes()?));
-            next_rotation = now + Duration::from_secs(64);
-        }
+        server.refresh_cookie_keys(sys::monotonic_now());
         if now >= next_status {
+            watch.once_a_second(&mut server);
             let t = server.totals();
             let secs = now.duration_since(last.2).as_secs_f64().max(1e-3);
             let rx_pps = (t.socket.rx_frames - last.0) as f64 / secs;
@@ -230,11 +463,33 @@ fn run(mut server: Server, args: &ServeArgs) -> Result<()> {
     }
     let elapsed = start.elapsed();
     let fin = server.stop();
+    tracing::info!(
+        elapsed_s = elapsed.as_secs_f64(),
+        "stopped; XDP program detached"
+    );
     report(&fin.totals, &fin.xdp, elapsed);
     eprintln!("latency: {}", fin.latencies.one_line());
+    match (&fin.capture, &args.pcap) {
+        (Some(Ok(c)), Some(path)) => eprintln!(
+            "pcap: {} frame(s), {} bytes written to {}{}; {} frame(s) dropped (queue full)",
+            c.written_frames,
+            c.written_bytes,
+            path.display(),
+            if c.limit_reached {
+                " (limit reached)"
+            } else {
+                ""
+            },
+            fin.totals.capture.dropped
+        ),
+        (Some(Err(e)), Some(path)) => {
+            tracing::error!(path = %path.display(), error = %e, "pcap write failed")
+        }
+        _ => {}
+    }
     if let Some(dir) = &args.hist_out {
         write_hist(dir, &fin.latencies, &fin.totals, elapsed)?;
-        eprintln!("xdptcp: histograms written to {}", dir.display());
+        tracing::info!(dir = %dir.display(), "histograms written");
     }
     Ok(())
 }

@@ -1,0 +1,265 @@
+//! `xdptcp stats`: asks a running server over its stats socket and prints connections by state
+//! (like `ss -s`) and counters (like `nstat`), or the whole status as JSON; `--watch SECS`
+//! prints what moved every SECS seconds, as per-second rates.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use xdptcp::control::stats_socket::{self, DEFAULT_DIR};
+
+#[derive(clap::Args, Debug)]
+pub(crate) struct StatsArgs {
+    /// The interface the server serves (its socket: /run/xdptcp/IFACE.sock). Default: the
+    /// only server running.
+    #[arg(long, conflicts_with = "socket")]
+    iface: Option<String>,
+    /// The server's stats socket, as it printed at start (`--stats-socket` of `serve`).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// Print the whole status as JSON (one object per line with --watch).
+    #[arg(long)]
+    json: bool,
+    /// Ask again every SECS seconds and print the counters that moved, per second.
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    watch: Option<u64>,
+    /// With --watch: stop after this many reports.
+    #[arg(long, requires = "watch")]
+    count: Option<u64>,
+    /// Also print the counters that are zero.
+    #[arg(long, short)]
+    all: bool,
+}
+
+pub(crate) fn stats(args: StatsArgs) -> Result<()> {
+    let path = socket_path(&args)?;
+    let mut previous: Option<(Instant, Value)> = None;
+    let mut reports = 0u64;
+    loop {
+        let status = stats_socket::query(&path)?;
+        let at = Instant::now();
+        if args.json {
+            println!("{status}");
+        } else {
+            let since = previous.as_ref().map(|(t, v)| (at.duration_since(*t), v));
+            print!("{}", render(&status, since, args.all));
+        }
+        reports += 1;
+        let Some(secs) = args.watch else {
+            return Ok(());
+        };
+        if args.count.is_some_and(|n| reports >= n) {
+            return Ok(());
+        }
+        previous = Some((at, status));
+        std::thread::sleep(Duration::from_secs(secs));
+    }
+}
+
+/// The socket to ask: `--socket`, `--iface`'s default, or the only one in /run/xdptcp.
+fn socket_path(args: &StatsArgs) -> Result<PathBuf> {
+    if let Some(p) = &args.socket {
+        return Ok(p.clone());
+    }
+    if let Some(iface) = &args.iface {
+        return Ok(stats_socket::default_path(iface));
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir(DEFAULT_DIR)
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    match found.len() {
+        0 => bail!(
+            "no xdptcp server is running: no stats socket in {DEFAULT_DIR}; start one with `xdptcp serve --iface IFACE ...` (or give --socket PATH)"
+        ),
+        1 => Ok(found.remove(0)),
+        _ => bail!(
+            "several servers run ({}); say which with --iface IFACE or --socket PATH",
+            found
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// The text report: a header, the `ss -s`-style state line, then `nstat`-style counters (with
+/// `since`, only those that moved, as the change and the rate per second).
+fn render(status: &Value, since: Option<(Duration, &Value)>, all: bool) -> String {
+    let mut out = String::new();
+    let total = &status["total"];
+    out += &format!(
+        "xdptcp {} (pid {}) on {}: {} on {}, {} queue(s), XDP {}, {}, up {:.1} s\n",
+        str_of(&status["version"]),
+        status["pid"],
+        str_of(&status["iface"]),
+        str_of(&status["app"]),
+        status["listeners"]
+            .as_array()
+            .map(|l| l.iter().map(str_of).collect::<Vec<_>>().join(" "))
+            .unwrap_or_default(),
+        status["queues"],
+        str_of(&status["xdp_mode"]),
+        if status["zero_copy"] == true {
+            "zero-copy"
+        } else {
+            "copy mode"
+        },
+        status["uptime_s"].as_f64().unwrap_or(0.0),
+    );
+    let states: Vec<(&str, u64)> = status["state_order"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|s| (s, total["states"][s].as_u64().unwrap_or(0)))
+        .collect();
+    let connections: u64 = states
+        .iter()
+        .filter(|(s, _)| *s != "listen")
+        .map(|(_, n)| n)
+        .sum();
+    let list: Vec<String> = states.iter().map(|(s, n)| format!("{s} {n}")).collect();
+    out += &format!(
+        "Total: {connections}\nTCP:   {connections} ({})\n",
+        list.join(", ")
+    );
+    let frames = &total["frames"];
+    out += &format!(
+        "UMEM:  {} frames (free {}, fill {}, rx_held {}, tx_pending {}, tx_in_flight {})\n",
+        frames["total"],
+        frames["free"],
+        frames["fill"],
+        frames["rx_held"],
+        frames["tx_pending"],
+        frames["tx_in_flight"]
+    );
+    let now = counters(status);
+    match since {
+        None => {
+            out += &format!("#{:<38}{:>16}\n", "xdptcp", "value");
+            for (name, v) in &now {
+                if all || *v > 0 {
+                    out += &format!("{name:<39}{v:>16}\n");
+                }
+            }
+        }
+        Some((elapsed, before)) => {
+            let before = counters(before);
+            let secs = elapsed.as_secs_f64().max(1e-3);
+            out += &format!(
+                "#{:<38}{:>16}{:>14}   (over {secs:.1} s)\n",
+                "xdptcp", "delta", "per second"
+            );
+            for (name, v) in &now {
+                let old = before
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map_or(0, |(_, v)| *v);
+                let delta = v.saturating_sub(old);
+                if all || delta > 0 {
+                    out += &format!("{name:<39}{delta:>16}{:>14.1}\n", delta as f64 / secs);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every counter of the status, nstat-style names: engine counters, `drop_<reason>`,
+/// `xsk_<counter>`, `xdp_<counter>`, `app_<counter>`, `pcap_<counter>`.
+fn counters(status: &Value) -> Vec<(String, u64)> {
+    let total = &status["total"];
+    let mut out = Vec::new();
+    let mut add = |prefix: &str, obj: &Value| {
+        for (k, v) in obj.as_object().into_iter().flatten() {
+            if let Some(n) = v.as_u64() {
+                out.push((format!("{prefix}{k}"), n));
+            }
+        }
+    };
+    add("", &total["counters"]);
+    add("drop_", &total["drops"]);
+    add("xsk_", &total["socket"]);
+    add("xdp_", &status["xdp"]);
+    add("app_", &total["app"]);
+    if status["capture"].is_object() {
+        add("pcap_", &status["capture"]);
+    }
+    out
+}
+
+fn str_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(established: u64, rx: u64) -> Value {
+        serde_json::json!({
+            "version": "0.1.0", "pid": 42, "iface": "veth0", "app": "http",
+            "listeners": ["10.0.0.1:8080"], "queues": 1, "xdp_mode": "native",
+            "zero_copy": false, "uptime_s": 3.0,
+            "state_order": ["listen", "established", "time_wait"],
+            "total": {
+                "states": { "listen": 1, "established": established, "time_wait": 2 },
+                "counters": { "rx_frames": rx, "resets_sent": 0 },
+                "drops": { "bad_checksum": 1 },
+                "socket": { "rx_frames": rx },
+                "frames": { "total": 8192, "free": 100, "fill": 8092, "rx_held": 0,
+                            "tx_pending": 0, "tx_in_flight": 0 },
+                "app": { "requests": 5 },
+            },
+            "xdp": { "redirected": rx },
+            "capture": null,
+        })
+    }
+
+    #[test]
+    fn the_report_reads_like_ss_s_then_nstat() {
+        let text = render(&status(10, 500), None, false);
+        assert!(
+            text.starts_with("xdptcp 0.1.0 (pid 42) on veth0: http on 10.0.0.1:8080"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nTotal: 12\nTCP:   12 (listen 1, established 10, time_wait 2)\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nrx_frames "), "{text}");
+        assert!(text.contains("\ndrop_bad_checksum "), "{text}");
+        assert!(text.contains("\nxdp_redirected "), "{text}");
+        assert!(
+            !text.contains("resets_sent"),
+            "zeros only with --all: {text}"
+        );
+        assert!(render(&status(10, 500), None, true).contains("resets_sent"));
+    }
+
+    #[test]
+    fn watching_prints_what_moved_as_rates() {
+        let before = status(10, 500);
+        let text = render(
+            &status(11, 1500),
+            Some((Duration::from_secs(2), &before)),
+            false,
+        );
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("rx_frames "))
+            .expect(&text);
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(fields, ["rx_frames", "1000", "500.0"], "{text}");
+        assert!(!text.contains("drop_bad_checksum"), "unchanged: {text}");
+    }
+}

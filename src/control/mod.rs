@@ -1,0 +1,171 @@
+//! The control plane's windows on a running server, served from the control thread (never a
+//! worker) over the kernel's own sockets:
+//!
+//! - [`metrics`]: Prometheus text exposition on `/metrics`, over kernel TCP on a management
+//!   address;
+//! - [`stats_socket`]: the status as JSON over a unix socket, what `xdptcp stats` reads;
+//! - [`cookie_secret`]: a SYN-cookie secret file shared by several hosts, watched for changes.
+//!
+//! Both are polled without blocking: the control thread calls `serve_pending` between two
+//! collections of worker snapshots, and each request is answered from the latest snapshots.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::tcp::State;
+use crate::xdp::Server;
+
+pub mod cookie_secret;
+pub mod metrics;
+pub mod stats_socket;
+
+/// What the control thread knows about the server beyond its snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct ServerInfo {
+    /// How long the server has been running.
+    pub uptime: Duration,
+    /// The application served.
+    pub app: String,
+    /// The stats socket, if any.
+    pub stats_socket: Option<PathBuf>,
+    /// The metrics address, if any.
+    pub metrics: Option<std::net::SocketAddr>,
+}
+
+/// The whole status of a running server as one JSON object: who it is, connections by state,
+/// engine counters and drop reasons (added up and per queue), socket counters, UMEM frame
+/// accounting, XDP counters, the pcap capture, and latency summaries.
+pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
+    let t = server.totals();
+    let mut total = t.stats.to_json();
+    total["socket"] = socket_json(&t.socket);
+    total["frames"] = frames_json(&t.frames);
+    total["app"] = pairs_json(&t.app);
+    let queues: Vec<Value> = server
+        .snapshots()
+        .map(|s| {
+            let mut q = s.stats.to_json();
+            q["queue"] = s.queue.into();
+            q["socket"] = socket_json(&s.socket);
+            q["frames"] = frames_json(&s.frames);
+            q["frames_balanced"] = s.frames.balanced().into();
+            q["app"] = pairs_json(&s.app);
+            q["capture"] = json!({ "queued": s.capture.queued, "dropped": s.capture.dropped });
+            q
+        })
+        .collect();
+    let xdp = server
+        .xdp_counters()
+        .map(|x| pairs_json(&x.fields()))
+        .unwrap_or(Value::Null);
+    let capture = server.capture().map(|c| {
+        let w = c.totals();
+        json!({
+            "path": c.path().display().to_string(),
+            "written_frames": w.written_frames,
+            "written_bytes": w.written_bytes,
+            "limit_reached": w.limit_reached,
+            "dropped": t.capture.dropped,
+        })
+    });
+    let listeners: Vec<String> = server
+        .listeners()
+        .iter()
+        .map(|(addr, port)| match addr {
+            Some(a) => std::net::SocketAddr::new(*a, *port).to_string(),
+            None => format!("*:{port}"),
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "pid": std::process::id(),
+        "iface": server.interface().name,
+        "listeners": listeners,
+        "app": info.app,
+        "queues": server.workers(),
+        "xdp_mode": server.xdp_mode().map(|m| format!("{m:?}").to_lowercase()),
+        "zero_copy": server.zero_copy(),
+        "uptime_s": info.uptime.as_secs_f64(),
+        "stats_socket": info.stats_socket.as_ref().map(|p| p.display().to_string()),
+        "metrics": info.metrics.map(|a| a.to_string()),
+        "total": total,
+        "per_queue": queues,
+        "xdp": xdp,
+        "capture": capture,
+        "latency": server.latencies().summary_json(),
+        "state_order": State::ALL.iter().map(|s| s.label()).collect::<Vec<_>>(),
+    })
+}
+
+/// Connections answered per `serve_pending` call at most, so a burst of clients cannot hold
+/// the control thread.
+const MAX_PER_CALL: usize = 8;
+
+/// Accepts the connections waiting on a non-blocking listener (at most [`MAX_PER_CALL`]) and
+/// hands each to `answer`. Returns how many were answered; `what` names the listener in logs.
+fn serve_accepted<S>(
+    mut accept: impl FnMut() -> io::Result<S>,
+    mut answer: impl FnMut(S) -> io::Result<()>,
+    what: &str,
+) -> usize {
+    let mut served = 0;
+    while served < MAX_PER_CALL {
+        match accept() {
+            Ok(stream) => {
+                if let Err(e) = answer(stream) {
+                    tracing::debug!(error = %e, "answering on the {what} failed");
+                }
+                served += 1;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting on the {what} failed");
+                break;
+            }
+        }
+    }
+    served
+}
+
+fn pairs_json(pairs: &[(&'static str, u64)]) -> Value {
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).into()))
+            .collect(),
+    )
+}
+
+fn socket_json(s: &crate::xdp::socket::SocketCounters) -> Value {
+    pairs_json(&socket_fields(s))
+}
+
+fn frames_json(f: &crate::xdp::FrameAccount) -> Value {
+    pairs_json(&frame_fields(f))
+}
+
+/// The socket counters as (name, value).
+pub(crate) fn socket_fields(s: &crate::xdp::socket::SocketCounters) -> [(&'static str, u64); 5] {
+    [
+        ("rx_frames", s.rx_frames),
+        ("tx_frames", s.tx_frames),
+        ("tx_no_frame", s.tx_no_frame),
+        ("tx_kicks", s.tx_kicks),
+        ("kernel_rx_dropped", s.kernel_rx_dropped),
+    ]
+}
+
+/// Where the UMEM frames are, as (place, frames), `total` first.
+pub(crate) fn frame_fields(f: &crate::xdp::FrameAccount) -> [(&'static str, u64); 6] {
+    [
+        ("total", f.total),
+        ("free", f.free),
+        ("fill", f.fill),
+        ("rx_held", f.rx_held),
+        ("tx_pending", f.tx_pending),
+        ("tx_in_flight", f.tx_in_flight),
+    ]
+}
