@@ -23,6 +23,7 @@
 #include <linux/tcp.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include <bpf/bpf_tracing.h>
 
 #include "siphash.h"
 
@@ -848,46 +849,42 @@ int xdptcp_steer(struct xdp_md *ctx)
  * no NAPI to receive them (xdp_bulk_tx with drops and an error), NICs when their XDP TX ring
  * is full (xdp_exception). Counted here so that `serve` can tell the operator. */
 
-/* The fields of the xdp:xdp_bulk_tx tracepoint (/sys/kernel/tracing/events/xdp/). */
-struct bulk_tx_args {
-	__u64 common;
-	__s32 ifindex;
-	__u32 act;
-	__s32 drops;
-	__s32 sent;
-	__s32 err;
-};
+/* The one field of the kernel's net_device read here; its offset is relocated against the
+ * running kernel's BTF (CO-RE), and the tracepoints below are BTF-typed (tp_btf), so neither
+ * needs tracefs (which `ip netns exec` does not mount). */
+struct net_device {
+	int ifindex;
+} __attribute__((preserve_access_index));
 
-/* The fields of the xdp:xdp_exception tracepoint. */
-struct exception_args {
-	__u64 common;
-	__s32 prog_id;
-	__u32 act;
-	__s32 ifindex;
-};
+struct bpf_prog;
 
-static __always_inline void count_tx_dropped(__s32 n)
+static __always_inline void count_tx_dropped(const struct net_device *dev, int n)
 {
 	__u32 zero = 0;
-	struct xdp_counters *c = bpf_map_lookup_elem(&counters, &zero);
+	struct xdp_counters *c;
 
-	if (c && n > 0)
+	if (n <= 0 || dev->ifindex != watched_ifindex)
+		return;
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (c)
 		c->tx_dropped += n;
 }
 
-SEC("tracepoint/xdp/xdp_bulk_tx")
-int count_bulk_tx(struct bulk_tx_args *a)
+/* include/trace/events/xdp.h: TP_PROTO(const struct net_device *dev, int sent, int drops,
+ * int err), fired when a bulk of XDP_TX frames is flushed. */
+SEC("tp_btf/xdp_bulk_tx")
+int BPF_PROG(count_bulk_tx, const struct net_device *dev, int sent, int drops, int err)
 {
-	if (a->ifindex == watched_ifindex && a->act == XDP_TX)
-		count_tx_dropped(a->drops);
+	count_tx_dropped(dev, drops);
 	return 0;
 }
 
-SEC("tracepoint/xdp/xdp_exception")
-int count_exception(struct exception_args *a)
+/* TP_PROTO(const struct net_device *dev, const struct bpf_prog *xdp, u32 act). */
+SEC("tp_btf/xdp_exception")
+int BPF_PROG(count_exception, const struct net_device *dev, const struct bpf_prog *xdp, __u32 act)
 {
-	if (a->ifindex == watched_ifindex && a->act == XDP_TX)
-		count_tx_dropped(1);
+	if (act == XDP_TX)
+		count_tx_dropped(dev, 1);
 	return 0;
 }
 
