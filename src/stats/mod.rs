@@ -242,6 +242,18 @@ impl Stats {
     pub fn in_state(&self, state: State) -> u64 {
         self.states[state.index()]
     }
+
+    /// The one place the per-state gauges move: a connection (a TIME-WAIT entry, a listener)
+    /// went from `from` to `to`. CLOSED is never counted: it is the absence of a connection.
+    pub(crate) fn state_changed(&mut self, from: State, to: State) {
+        if from != State::Closed {
+            let gauge = &mut self.states[from.index()];
+            *gauge = gauge.saturating_sub(1);
+        }
+        if to != State::Closed {
+            self.states[to.index()] += 1;
+        }
+    }
 }
 
 /// One line, like `ss -s`: connections by state (non-zero only), then drops by reason.

@@ -1,101 +1,138 @@
 //! The transmission control block (RFC 9293 §3.3.1): everything one connection remembers.
 //!
-//! Kept compact: buffers start empty and are released when drained, timers are three optional
-//! deadlines folded into one timer-wheel entry, keepalive settings are an index into the
-//! listener table.
+//! Grouped as RFC 9293 names them: the send sequence space ([`SendSpace`], Figure 3) and the
+//! receive sequence space ([`RecvSpace`], Figure 4), each with its bytes; the options the
+//! handshake settled and the RFC 7323 timestamp state; the timers; the app's side. Kept
+//! compact: buffers start empty and are released when drained, the timers share one
+//! timer-wheel entry, keepalive settings are an index into the listener table.
 
 use std::collections::VecDeque;
 
 use super::congestion::NewReno;
 use super::conn_table::Keyed;
+use super::hash::Keys;
+pub(crate) use super::negotiate::Negotiated;
 use super::reassembly::Reassembly;
+use super::route::Route;
 use super::rtt::RttEstimator;
-use super::{FourTuple, SeqNumber, State};
+use super::timer::{Timer, Timers};
+use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
+use crate::stats::Stats;
 use crate::time::Instant;
-use crate::wire::ethernet::MacAddr;
+use crate::wire::tcp::{Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
 
-/// Options negotiated on the handshake.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Negotiated {
-    /// The MSS we send with (min of the peer's and ours).
-    pub(crate) mss: u16,
-    /// Shift applied to windows the peer advertises (RFC 7323 §2.3).
-    pub(crate) snd_wscale: u8,
-    /// Shift applied to windows we advertise.
-    pub(crate) rcv_wscale: u8,
-    /// RFC 7323 timestamps in use.
-    pub(crate) ts: bool,
-    /// SACK-permitted exchanged both ways.
-    pub(crate) sack: bool,
+/// [`Conn::listener`] of an actively opened connection: no listener's keepalive applies.
+pub(crate) const NO_LISTENER: u8 = u8::MAX;
+
+/// A drained send or receive buffer keeps at most this much capacity; a larger one goes back
+/// to the allocator, so an idle connection stays small.
+pub(crate) const MAX_IDLE_BUFFER: usize = 4096;
+
+/// The send sequence space (RFC 9293 §3.3.1, Figure 3) and the bytes in it.
+#[derive(Debug)]
+pub(crate) struct SendSpace {
+    /// ISS: our initial sequence number.
+    pub(crate) iss: SeqNumber,
+    /// SND.UNA: the oldest unacknowledged sequence number.
+    pub(crate) una: SeqNumber,
+    /// SND.NXT: the next sequence number to send (back to SND.UNA after a timeout).
+    pub(crate) nxt: SeqNumber,
+    /// Highest sequence number sent so far (SND.NXT moves back on a timeout, this does not).
+    pub(crate) max: SeqNumber,
+    /// SND.WND: the peer's window, in bytes (scaled).
+    pub(crate) wnd: u32,
+    /// The largest window the peer offered (MAX.SND.WND of RFC 5961 §5.2).
+    pub(crate) max_wnd: u32,
+    /// SND.WL1: the sequence number of the segment of the last window update.
+    pub(crate) wl1: SeqNumber,
+    /// SND.WL2: the acknowledgment number of the segment of the last window update.
+    pub(crate) wl2: SeqNumber,
+    /// Bytes from SND.UNA on: in flight first, then not yet sent.
+    pub(crate) buf: VecDeque<u8>,
+    /// Sequence number of our FIN once it has gone out (right after the last byte of `buf`).
+    pub(crate) fin: Option<SeqNumber>,
+}
+
+/// The receive sequence space (RFC 9293 §3.3.1, Figure 4) and the bytes in it.
+#[derive(Debug)]
+pub(crate) struct RecvSpace {
+    /// IRS: the peer's initial sequence number.
+    pub(crate) irs: SeqNumber,
+    /// RCV.NXT: the next sequence number we expect.
+    pub(crate) nxt: SeqNumber,
+    /// Right edge of the window we advertised last; it never moves left (RFC 9293 §3.8.6).
+    pub(crate) adv: SeqNumber,
+    /// RCV.NXT carried by the last ACK we sent ("Last.ACK.sent", RFC 7323 §4.3).
+    pub(crate) last_ack_sent: SeqNumber,
+    /// In-order bytes the app has not consumed yet.
+    pub(crate) buf: VecDeque<u8>,
+    /// Bytes that arrived ahead of a hole.
+    pub(crate) ooo: Reassembly,
+}
+
+/// RFC 7323 timestamps of one connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timestamps {
+    /// Added to our millisecond clock for our TSval (RFC 7323 §5.4: a per-connection offset).
+    pub(crate) offset: u32,
+    /// TS.Recent: the TSval we echo (RFC 7323 §4.3).
+    pub(crate) recent: u32,
+}
+
+/// The application's side of a connection.
+#[derive(Debug)]
+pub(crate) struct AppSide<S> {
+    /// How far the app shut the connection.
+    pub(crate) shutdown: Shutdown,
+    /// The app was told the connection is up.
+    pub(crate) connected: bool,
+    /// The app was told the peer's FIN arrived.
+    pub(crate) peer_closed: bool,
+    /// The app found the send buffer full; tell it when room appears.
+    pub(crate) blocked: bool,
+    /// The app's per-connection state.
+    pub(crate) state: S,
 }
 
 /// One connection in the table.
 #[derive(Debug)]
 pub(crate) struct Conn<S> {
-    pub(crate) tuple: FourTuple,
-    /// The peer's (next hop's) Ethernet address and our VLAN tag, for every frame we send.
-    pub(crate) mac: MacAddr,
-    pub(crate) vlan: Option<u16>,
+    /// The 4-tuple, and the peer's (next hop's) MAC and VLAN tag for every frame we send.
+    pub(crate) route: Route,
     pub(crate) state: State,
     /// Opened by a listener (true) or by `connect` (false).
     pub(crate) passive: bool,
     /// Established by a SYN-cookie ACK (no SYN-RECEIVED state was ever kept).
     pub(crate) from_cookie: bool,
+    /// Index of the listener whose keepalive applies ([`NO_LISTENER`]: none).
+    pub(crate) listener: u8,
+    /// When the SYN arrived (passive) or was sent (active): handshake latency.
+    pub(crate) opened_at: Instant,
+
+    pub(crate) snd: SendSpace,
+    pub(crate) rcv: RecvSpace,
+    /// The options the handshake settled.
     pub(crate) opts: Negotiated,
+    pub(crate) ts: Timestamps,
+    /// Retransmission, delayed ACK and keepalive / FIN-WAIT-2, and their timer-wheel entry.
+    pub(crate) timers: Timers,
 
-    // Send sequence space (RFC 9293 §3.3.1, Figure 3).
-    pub(crate) iss: SeqNumber,
-    pub(crate) snd_una: SeqNumber,
-    pub(crate) snd_nxt: SeqNumber,
-    /// Highest sequence number sent so far (SND.NXT moves back on a timeout, this does not).
-    pub(crate) snd_max: SeqNumber,
-    pub(crate) snd_wnd: u32,
-    pub(crate) max_snd_wnd: u32,
-    pub(crate) snd_wl1: SeqNumber,
-    pub(crate) snd_wl2: SeqNumber,
-    /// Bytes from SND.UNA on: in flight first, then not yet sent.
-    pub(crate) send: VecDeque<u8>,
-    /// Sequence number of our FIN once it has gone out (right after the last byte of `send`).
-    pub(crate) fin_seq: Option<SeqNumber>,
-
-    // Receive sequence space.
-    pub(crate) irs: SeqNumber,
-    pub(crate) rcv_nxt: SeqNumber,
-    /// Right edge of the window we advertised last; it never moves left (RFC 9293 §3.8.6).
-    pub(crate) rcv_adv: SeqNumber,
-    /// RCV.NXT carried by the last ACK we sent ("Last.ACK.sent", RFC 7323 §4.3).
-    pub(crate) last_ack_sent: SeqNumber,
-    /// In-order bytes the app has not consumed yet.
-    pub(crate) recv: VecDeque<u8>,
-    pub(crate) ooo: Reassembly,
-
-    // Timestamps (RFC 7323).
-    pub(crate) ts_recent: u32,
-    pub(crate) ts_offset: u32,
-
-    // Timers: the wheel holds one entry at `scheduled`, the earliest of these.
-    pub(crate) rto_at: Option<Instant>,
-    pub(crate) ack_at: Option<Instant>,
-    pub(crate) idle_at: Option<Instant>,
-    pub(crate) scheduled: Option<Instant>,
-    /// The latest deadline we put in the wheel that has not fired yet: rescheduling to it
-    /// reuses that entry instead of adding a duplicate.
-    pub(crate) wheel_latest: Option<Instant>,
-    /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
-    /// from here, checked when its timer fires (the deadline does not move on every segment).
-    pub(crate) last_rx: Instant,
+    // Retransmission and congestion control.
     pub(crate) rtt: RttEstimator,
     /// Segment being timed for an RTT sample when timestamps are off (Karn: never a
     /// retransmitted one).
     pub(crate) rtt_probe: Option<(SeqNumber, Instant)>,
     /// Consecutive retransmission timeouts (or unanswered window probes).
     pub(crate) retries: u8,
+    pub(crate) cc: NewReno,
+
+    // Keepalive.
+    /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
+    /// from here, checked when its timer fires (the deadline does not move on every segment).
+    pub(crate) last_rx: Instant,
     /// Unanswered keepalive probes.
     pub(crate) ka_probes: u8,
-    /// Index of the listener whose keepalive applies (u8::MAX: none).
-    pub(crate) listener: u8,
-    pub(crate) cc: NewReno,
 
     // ACK bookkeeping.
     /// Full-sized segments received since our last ACK.
@@ -107,59 +144,121 @@ pub(crate) struct Conn<S> {
     /// Last time (ms) we answered an out-of-window pure ACK (Linux tcp_invalid_ratelimit).
     pub(crate) last_oow_ack_ms: u32,
 
-    // The app's side.
-    pub(crate) shutdown: Shutdown,
-    pub(crate) app_connected: bool,
-    pub(crate) app_peer_closed: bool,
-    /// The app found the send buffer full; tell it when room appears.
-    pub(crate) app_blocked: bool,
-    /// When the SYN arrived (passive) or was sent (active): handshake latency.
-    pub(crate) opened_at: Instant,
-    pub(crate) app: S,
+    pub(crate) app: AppSide<S>,
 }
 
 impl<S> Keyed for Conn<S> {
     fn tuple(&self) -> &FourTuple {
-        &self.tuple
+        &self.route.tuple
+    }
+}
+
+impl<S: Default> Conn<S> {
+    /// A fresh control block, still CLOSED, with our ISS and the negotiated options; the
+    /// caller completes the sequence variables the segment that opened it decides, files it
+    /// and moves it to its first state with [`Conn::set_state`].
+    pub(crate) fn new(
+        cfg: &Config,
+        keys: &Keys,
+        now: Instant,
+        route: &Route,
+        opts: Negotiated,
+        iss: SeqNumber,
+    ) -> Conn<S> {
+        Conn {
+            route: *route,
+            state: State::Closed,
+            passive: false,
+            from_cookie: false,
+            listener: NO_LISTENER,
+            opened_at: now,
+            snd: SendSpace {
+                iss,
+                una: iss,
+                nxt: iss,
+                max: iss,
+                wnd: 0,
+                max_wnd: 0,
+                wl1: SeqNumber(0),
+                wl2: iss,
+                buf: VecDeque::new(),
+                fin: None,
+            },
+            rcv: RecvSpace {
+                irs: SeqNumber(0),
+                nxt: SeqNumber(0),
+                adv: SeqNumber(0),
+                last_ack_sent: SeqNumber(0),
+                buf: VecDeque::new(),
+                ooo: Reassembly::default(),
+            },
+            opts,
+            ts: Timestamps {
+                offset: isn::timestamp_offset(&keys.timestamp, &route.tuple),
+                recent: 0,
+            },
+            timers: Timers::default(),
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt_probe: None,
+            retries: 0,
+            cc: NewReno::new(opts.mss, cfg.initial_window),
+            last_rx: now,
+            ka_probes: 0,
+            unacked_segs: 0,
+            ack_now: false,
+            challenge: (0, 0),
+            last_oow_ack_ms: 0,
+            app: AppSide {
+                shutdown: Shutdown::Open,
+                connected: false,
+                peer_closed: false,
+                blocked: false,
+                state: S::default(),
+            },
+        }
     }
 }
 
 impl<S> Conn<S> {
     /// Bytes sent and not yet acknowledged (SYN and FIN count as one each).
     pub(crate) fn flight(&self) -> u32 {
-        self.snd_nxt - self.snd_una
+        self.snd.nxt - self.snd.una
     }
 
     /// Most payload bytes per segment: the MSS less the options every segment carries
     /// (timestamps: 12 bytes), so header + options + data fit the peer's MSS (RFC 6691).
     pub(crate) fn payload_mss(&self) -> usize {
-        let ts = if self.opts.ts { 12 } else { 0 };
+        let ts = if self.opts.ts {
+            TIMESTAMP_OPTION_LEN
+        } else {
+            0
+        };
         usize::from(self.opts.mss).saturating_sub(ts).max(1)
     }
 
     /// Bytes of `send` already transmitted (in flight or acknowledged-but-unread: never).
     pub(crate) fn data_sent(&self) -> usize {
-        (self.flight() as usize).min(self.send.len())
+        (self.flight() as usize).min(self.snd.buf.len())
     }
 
     /// Bytes of `send` not transmitted yet.
     pub(crate) fn unsent(&self) -> usize {
-        self.send.len() - self.data_sent()
+        self.snd.buf.len() - self.data_sent()
     }
 
     /// Whether our FIN is due (the app shut down writing) once the data before it is out.
     pub(crate) fn fin_queued(&self) -> bool {
-        matches!(self.shutdown, Shutdown::Write | Shutdown::Close)
+        matches!(self.app.shutdown, Shutdown::Write | Shutdown::Close)
     }
 
     /// Whether our FIN has been acknowledged.
     pub(crate) fn fin_acked(&self) -> bool {
-        self.fin_seq.is_some_and(|fin| self.snd_una.gt(fin))
+        self.snd.fin.is_some_and(|fin| self.snd.una.gt(fin))
     }
 
     /// Free receive buffer space: what we may advertise.
     pub(crate) fn rcv_space(&self, recv_buffer: u32) -> u32 {
-        let used = self.recv.len() + self.ooo.bytes();
+        let used = self.rcv.buf.len() + self.rcv.ooo.bytes();
         recv_buffer.saturating_sub(used as u32)
     }
 
@@ -171,49 +270,80 @@ impl<S> Conn<S> {
         // Round down to the scale granularity; at least what we already promised.
         let max = u32::from(u16::MAX) << scale;
         let mut wnd = (space.min(max) >> scale) << scale;
-        let promised = self.rcv_adv - self.rcv_nxt;
-        if self.rcv_adv.gt(self.rcv_nxt) && promised > wnd {
+        let promised = self.rcv.adv - self.rcv.nxt;
+        if self.rcv.adv.gt(self.rcv.nxt) && promised > wnd {
             wnd = promised.min(max);
         }
         let field = (wnd >> scale).min(u32::from(u16::MAX)) as u16;
-        let edge = self.rcv_nxt + (u32::from(field) << scale);
-        (field, edge.max(self.rcv_adv))
+        let edge = self.rcv.nxt + (u32::from(field) << scale);
+        (field, edge.max(self.rcv.adv))
     }
 
     /// Heap bytes held by the connection's buffers.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.send.capacity() + self.recv.capacity() + self.ooo.heap_bytes()
-    }
-
-    /// The earliest of the connection's timers.
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        [self.rto_at, self.ack_at, self.idle_at]
-            .into_iter()
-            .flatten()
-            .min()
+        self.snd.buf.capacity() + self.rcv.buf.capacity() + self.rcv.ooo.heap_bytes()
     }
 }
 
 impl<S> Conn<S> {
-    /// Moves to `new`, keeping the per-state gauges right.
-    pub(crate) fn set_state(&mut self, new: State, stats: &mut crate::stats::Stats) {
-        let old = &mut stats.states[self.state.index()];
-        *old = old.saturating_sub(1);
-        stats.states[new.index()] += 1;
+    /// Moves to `new` (RFC 9293 §3.3.2), and the per-state gauges with it: every state
+    /// change of a connection, from its creation (out of CLOSED) to its removal (back to
+    /// CLOSED), goes through here.
+    pub(crate) fn set_state(&mut self, new: State, stats: &mut Stats) {
+        stats.state_changed(self.state, new);
         self.state = new;
     }
 
     /// Our TSval now: a millisecond clock plus the per-connection offset (RFC 7323 §5.4).
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        (now.total_millis() as u32).wrapping_add(self.ts_offset)
+        now.wrapping_millis().wrapping_add(self.ts.offset)
+    }
+}
+
+impl<S> Conn<S> {
+    /// The peer's SYN had sequence number `irs` (for a cookie connection: the SYN the cookie
+    /// stands for) and timestamps `timestamp`: "set RCV.NXT to SEG.SEQ+1, IRS is set to
+    /// SEG.SEQ" (RFC 9293 §3.10.7.2 third step), and its TSval is TS.Recent (RFC 7323 §4.3).
+    pub(crate) fn synchronize_receive(&mut self, irs: SeqNumber, timestamp: Option<(u32, u32)>) {
+        self.rcv.irs = irs;
+        self.rcv.nxt = irs + 1u32;
+        self.rcv.last_ack_sent = self.rcv.nxt;
+        if let Some((tsval, _)) = timestamp {
+            self.ts.recent = tsval;
+        }
     }
 
-    /// Where this connection's frames go.
-    pub(crate) fn route(&self) -> super::engine::Route {
-        super::engine::Route {
-            tuple: self.tuple,
-            mac: self.mac,
-            vlan: self.vlan,
+    /// Our SYN (or SYN-ACK) went out: SND.NXT and SND.MAX are past it.
+    pub(crate) fn syn_sent(&mut self) {
+        self.snd.nxt = self.snd.iss + 1u32;
+        self.snd.max = self.snd.nxt;
+    }
+
+    /// `seg` acknowledges our SYN (its ACK covers exactly the SYN): ESTABLISHED (RFC 9293
+    /// §3.10.7.3 SYN-SENT fourth step, §3.10.7.4 SYN-RECEIVED fifth step). The send sequence
+    /// space starts at SEG.ACK with the peer's window `wnd` in bytes ("set SND.WND <- SEG.WND,
+    /// set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"), congestion control at the
+    /// initial window; the handshake gives an RTT sample unless our SYN was retransmitted
+    /// (Karn) or no state was kept for it (a cookie).
+    pub(crate) fn establish(
+        &mut self,
+        cfg: &Config,
+        stats: &mut Stats,
+        now: Instant,
+        seg: &TcpRepr<'_>,
+        wnd: u32,
+    ) {
+        self.set_state(State::Established, stats);
+        if self.retries == 0 && !self.from_cookie {
+            self.rtt.sample(now - self.opened_at);
         }
+        self.retries = 0;
+        self.timers.stop(Timer::Rto);
+        self.snd.una = seg.ack;
+        self.snd.wnd = wnd;
+        self.snd.max_wnd = wnd;
+        self.snd.wl1 = seg.seq;
+        self.snd.wl2 = seg.ack;
+        self.cc = NewReno::new(self.opts.mss, cfg.initial_window);
     }
 }

@@ -22,10 +22,10 @@ impl fmt::Debug for Key {
     }
 }
 
-/// A key for one purpose (`label`), derived from a 32-byte secret: SipHash-2-4 keyed with the
-/// secret's first half over its second half and the label, once per 8-byte half of the key.
-/// Keys of different labels are unrelated, so one secret serves every keyed hash.
-pub fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
+/// Derives the key for one use (`label`) from an engine's 32-byte secret
+/// ([`Config::secret`](super::Config::secret)): SipHash-2-4 under the secret's first half over
+/// its second half, the label and the output half's index.
+pub(crate) fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
     let mut k = [0u8; 16];
     for (i, half) in k.chunks_mut(8).enumerate() {
         let mut h = SipHasher24::new_with_key(secret[..16].try_into().expect("16 bytes"));
@@ -36,6 +36,31 @@ pub fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
     }
     Key(k)
 }
+
+/// The keys of an engine's keyed per-connection hashes, derived once from its secret.
+#[derive(Clone, Copy)]
+pub(crate) struct Keys {
+    /// RFC 6528 initial sequence numbers.
+    pub(crate) isn: Key,
+    /// Per-connection timestamp offsets (RFC 7323 §5.4).
+    pub(crate) timestamp: Key,
+}
+
+impl Keys {
+    /// The keys for `secret`.
+    pub(crate) fn derive(secret: &[u8; 32]) -> Keys {
+        Keys {
+            isn: derive_key(secret, b"isn"),
+            timestamp: derive_key(secret, b"timestamp"),
+        }
+    }
+}
+
+/// Index bytes per entry of a table whose keyed index is a hashbrown `HashTable<u32>` (a
+/// 4-byte position and a control byte a bucket), in the worst case: right after the index
+/// doubled, at a load of 7/16 (5 × 16/7 ≈ 11.4 B, rounded up). At a full index (load 7/8) it
+/// is half that.
+pub const INDEX_BYTES_PER_ENTRY: usize = ((size_of::<u32>() + 1) * 16).div_ceil(7);
 
 /// Hashes a 4-tuple for table lookups: SipHash-1-3 over [`FourTuple::write_to`]'s bytes.
 pub fn hash_tuple(key: &Key, tuple: &FourTuple) -> u64 {

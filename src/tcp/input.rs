@@ -1,176 +1,237 @@
-//! SEGMENT ARRIVES for a connection in the table (RFC 9293 §3.10.7.3 and §3.10.7.4), in the
-//! RFC's order: sequence check (after PAWS, RFC 7323 §5.3), RST (RFC 5961 §3), SYN (RFC 5961
-//! §4), ACK (RFC 5961 §5, RFC 5681, RFC 6582), segment text, FIN.
+//! SEGMENT ARRIVES for a connection in the table: RFC 9293 §3.10.7.3 (SYN-SENT) and
+//! §3.10.7.4 (every other state), with RFC 5961's defences and RFC 7323's PAWS. The order:
+//!
+//! 1. SYN-SENT has its own steps ([`handle_syn_sent`]). In SYN-RECEIVED a retransmitted SYN
+//!    gets our SYN-ACK again, and the SYN-ACK of a simultaneous open establishes.
+//! 2. PAWS (RFC 7323 §5.3 R1) drops an old duplicate before the sequence check.
+//! 3. A SYN gets a challenge ACK whatever its sequence number (RFC 5961 §4.2: RFC 9293's
+//!    fourth step, done first as RFC 5961 asks).
+//! 4. "First, check the sequence number", then record TS.Recent (RFC 7323 §5.3 R3).
+//! 5. "Second, check the RST bit" (RFC 5961 §3.2: exactly RCV.NXT resets, else a challenge
+//!    ACK).
+//! 6. "Fifth, check the ACK field": SYN-RECEIVED → ESTABLISHED, RFC 5961 §5.2's acceptable
+//!    range, new data acknowledged (RTT, RFC 6298; NewReno, RFC 5681 / RFC 6582), the window
+//!    update, our FIN acknowledged.
+//! 7. "Seventh, process the segment text": in order, or into reassembly; delayed ACKs.
+//! 8. "Eighth, check the FIN bit", once every byte before it has arrived.
+//!
+//! The third step (security compartments) has nothing to check here, and the sixth (URG) is
+//! not implemented: urgent data is delivered as ordinary data.
+
+use std::time::Duration;
 
 use super::congestion::AckAction;
-use super::conn::Conn;
-use super::output::{self, Cx, Outcome};
+use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
+use super::event::{Cx, Outcome};
+use super::output;
+use super::timer::Timer;
 use super::{SeqNumber, State};
 use crate::app::{App, CloseReason, Shutdown};
 use crate::stats::DropReason;
 use crate::tx::Tx;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
 
+/// An echoed timestamp further back than this gives no RTT sample: it is stale (or bogus).
+const MAX_TIMESTAMP_RTT_MS: u32 = 60_000;
+
 /// Handles one segment; the caller then lets the app act and transmits.
-pub(crate) fn on_segment<A: App, T: Tx>(
+pub(crate) fn handle_segment<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     seg: &TcpRepr<'_>,
 ) -> Outcome {
     if c.state == State::SynSent {
-        return syn_sent(c, cx, seg);
+        return handle_syn_sent(c, cx, seg);
     }
-    let flags = seg.flags;
-    let seq = seg.seq;
-
-    // A retransmitted SYN while we are half-open: our SYN-ACK was lost, send it again.
-    if c.state == State::SynReceived && flags.contains(Flags::SYN) {
-        if c.passive && !flags.contains(Flags::ACK) && seq == c.irs {
-            output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
-            return Outcome::Keep;
-        }
-        // Simultaneous open: the peer's SYN-ACK acknowledges our SYN.
-        if !c.passive && flags.contains(Flags::ACK) && seq == c.irs && ack_acceptable_syn(c, seg) {
-            establish(c, cx, seg);
-            c.ack_now = true;
-            return Outcome::Keep;
+    if c.state == State::SynReceived && seg.flags.contains(Flags::SYN) {
+        if let Some(outcome) = handle_syn_received_syn(c, cx, seg) {
+            return outcome;
         }
     }
-
     // PAWS (RFC 7323 §5.3 R1): a timestamp older than TS.Recent marks an old duplicate.
-    if c.opts.ts && !flags.contains(Flags::RST) {
-        if let Some((tsval, _)) = seg.options.timestamp {
-            if (tsval.wrapping_sub(c.ts_recent) as i32) < 0 {
-                cx.stats.drop(DropReason::Paws);
-                output::ack_unacceptable(c, cx, !seg.payload.is_empty());
-                return Outcome::Keep;
-            }
-        }
+    if is_old_duplicate(c, seg) {
+        cx.stats.drop(DropReason::Paws);
+        output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        return Outcome::Keep;
     }
-
     // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
     // endpoints MUST send a 'challenge ACK' to the remote peer".
-    if flags.contains(Flags::SYN) {
+    if seg.flags.contains(Flags::SYN) {
         output::challenge_ack(c, cx);
         cx.stats.drop(DropReason::SynChallenged);
         return Outcome::Keep;
     }
-
     // First, check the sequence number.
-    let rcv_wnd = if c.rcv_adv.gt(c.rcv_nxt) {
-        c.rcv_adv - c.rcv_nxt
-    } else {
-        0
-    };
-    let seg_len = seg.segment_len() as u32;
-    let right = c.rcv_nxt + rcv_wnd;
-    let acceptable = match (seg_len, rcv_wnd) {
-        (0, 0) => seq == c.rcv_nxt,
-        (0, _) => seq.in_range(c.rcv_nxt, right),
-        (_, 0) => false,
-        (_, _) => {
-            seq.in_range(c.rcv_nxt, right) || (seq + (seg_len - 1)).in_range(c.rcv_nxt, right)
-        }
-    };
-    // "If the RCV.WND is zero, no segments will be acceptable, but special allowance should be
-    // made to accept valid ACKs, URGs, and RSTs."
-    let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv_nxt;
-    if !acceptable && !zero_window_control {
-        if !flags.contains(Flags::RST) {
-            output::ack_unacceptable(c, cx, !seg.payload.is_empty());
-        }
-        cx.stats.drop(DropReason::OutOfWindow);
+    let Some(right) = check_sequence(c, cx, seg) else {
         return Outcome::Keep;
+    };
+    update_ts_recent(c, seg);
+    // Second, check the RST bit.
+    if seg.flags.contains(Flags::RST) {
+        return handle_rst(c, cx, seg);
     }
-
-    // RFC 7323 §5.3 R3: "If an arriving segment satisfies SEG.TSval >= TS.Recent and SEG.SEQ
-    // <= Last.ACK.sent (see Section 4.3), then record its timestamp in TS.Recent."
-    if c.opts.ts && !flags.contains(Flags::RST) {
-        if let Some((tsval, _)) = seg.options.timestamp {
-            if (tsval.wrapping_sub(c.ts_recent) as i32) >= 0 && seq.le(c.last_ack_sent) {
-                c.ts_recent = tsval;
-            }
-        }
-    }
-
-    // Second, check the RST bit (RFC 5961 §3.2).
-    if flags.contains(Flags::RST) {
-        if seq != c.rcv_nxt {
-            output::challenge_ack(c, cx);
-            cx.stats.drop(DropReason::RstNotExact);
-            return Outcome::Keep;
-        }
-        cx.stats.resets_received += 1;
-        return Outcome::Close(match c.state {
-            State::SynReceived if !c.passive => CloseReason::Refused,
-            _ => CloseReason::Reset,
-        });
-    }
-
     // Fifth, check the ACK field.
-    if !flags.contains(Flags::ACK) {
+    if !seg.flags.contains(Flags::ACK) {
         cx.stats.drop(DropReason::NoAck);
         return Outcome::Keep;
     }
     if c.state == State::SynReceived {
-        if !(seg.ack.gt(c.snd_una) && seg.ack.le(c.snd_max)) {
+        if !(seg.ack.gt(c.snd.una) && seg.ack.le(c.snd.max)) {
             output::send_rst_for_ack(c, cx, seg.ack);
             cx.stats.drop(DropReason::AckTooHigh);
             return Outcome::Keep;
         }
-        establish(c, cx, seg);
+        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
     }
     if let Some(outcome) = process_ack(c, cx, seg) {
         return outcome;
     }
     touch_keepalive(c, cx);
-
     // Seventh, process the segment text.
-    let fin_seq = seq + seg.payload.len();
     if matches!(
         c.state,
         State::Established | State::FinWait1 | State::FinWait2
     ) && !seg.payload.is_empty()
     {
-        receive_data(c, cx, seq, seg.payload, right);
+        receive_data(c, cx, seg.seq, seg.payload, right);
     }
+    // Eighth, check the FIN bit.
+    if seg.flags.contains(Flags::FIN) {
+        return handle_fin(c, cx, seg);
+    }
+    Outcome::Keep
+}
 
-    // Eighth, check the FIN bit: only once every byte before it has arrived.
-    if flags.contains(Flags::FIN) && fin_seq == c.rcv_nxt && !c.state.fin_received() {
-        c.rcv_nxt += 1u32;
+/// A SYN in SYN-RECEIVED: the peer's retransmitted SYN (our SYN-ACK was lost: send it again),
+/// or, in a simultaneous open, the peer's SYN-ACK acknowledging our SYN. `None` for any other
+/// SYN, which goes on to the challenge ACK.
+fn handle_syn_received_syn<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Option<Outcome> {
+    let ack = seg.flags.contains(Flags::ACK);
+    if c.passive && !ack && seg.seq == c.rcv.irs {
+        output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
+        return Some(Outcome::Keep);
+    }
+    if !c.passive && ack && seg.seq == c.rcv.irs && ack_acceptable_syn(c, seg) {
+        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
         c.ack_now = true;
-        match c.state {
-            State::Established => c.set_state(State::CloseWait, cx.stats),
-            State::FinWait1 if !c.fin_acked() => c.set_state(State::Closing, cx.stats),
-            State::FinWait1 | State::FinWait2 => {
-                c.set_state(State::TimeWait, cx.stats);
-                return Outcome::TimeWait;
-            }
-            _ => {}
+        return Some(Outcome::Keep);
+    }
+    None
+}
+
+/// RFC 7323 §5.3 R1: with timestamps in use, a segment (but a RST) whose TSval is older than
+/// TS.Recent.
+fn is_old_duplicate<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
+    c.opts.ts
+        && !seg.flags.contains(Flags::RST)
+        && seg
+            .options
+            .timestamp
+            .is_some_and(|(tsval, _)| (tsval.wrapping_sub(c.ts.recent) as i32) < 0)
+}
+
+/// RFC 9293 §3.10.7.4 first step, the acceptability test of the segment against the receive
+/// window. Returns the window's right edge, or `None` (after the ACK an unacceptable segment
+/// is owed) to end processing.
+fn check_sequence<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Option<SeqNumber> {
+    let seq = seg.seq;
+    let rcv_wnd = if c.rcv.adv.gt(c.rcv.nxt) {
+        c.rcv.adv - c.rcv.nxt
+    } else {
+        0
+    };
+    let seg_len = seg.segment_len() as u32;
+    let right = c.rcv.nxt + rcv_wnd;
+    let acceptable = match (seg_len, rcv_wnd) {
+        (0, 0) => seq == c.rcv.nxt,
+        (0, _) => seq.in_range(c.rcv.nxt, right),
+        (_, 0) => false,
+        (_, _) => {
+            seq.in_range(c.rcv.nxt, right) || (seq + (seg_len - 1)).in_range(c.rcv.nxt, right)
         }
+    };
+    // "If the RCV.WND is zero, no segments will be acceptable, but special allowance should be
+    // made to accept valid ACKs, URGs, and RSTs."
+    let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv.nxt;
+    if !acceptable && !zero_window_control {
+        if !seg.flags.contains(Flags::RST) {
+            output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        }
+        cx.stats.drop(DropReason::OutOfWindow);
+        return None;
+    }
+    Some(right)
+}
+
+/// RFC 7323 §5.3 R3: "If an arriving segment satisfies SEG.TSval >= TS.Recent and SEG.SEQ
+/// <= Last.ACK.sent (see Section 4.3), then record its timestamp in TS.Recent."
+fn update_ts_recent<S>(c: &mut Conn<S>, seg: &TcpRepr<'_>) {
+    if !c.opts.ts || seg.flags.contains(Flags::RST) {
+        return;
+    }
+    if let Some((tsval, _)) = seg.options.timestamp {
+        if (tsval.wrapping_sub(c.ts.recent) as i32) >= 0 && seg.seq.le(c.rcv.last_ack_sent) {
+            c.ts.recent = tsval;
+        }
+    }
+}
+
+/// RFC 9293 §3.10.7.4 second step, as RFC 5961 §3.2 sharpens it: a RST at exactly RCV.NXT
+/// resets the connection; any other (in-window) RST gets a challenge ACK.
+fn handle_rst<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Outcome {
+    if seg.seq != c.rcv.nxt {
+        output::challenge_ack(c, cx);
+        cx.stats.drop(DropReason::RstNotExact);
+        return Outcome::Keep;
+    }
+    cx.stats.resets_received += 1;
+    Outcome::Close(match c.state {
+        State::SynReceived if !c.passive => CloseReason::Refused,
+        _ => CloseReason::Reset,
+    })
+}
+
+/// RFC 9293 §3.10.7.4 eighth step: a FIN counts only once every byte before it has arrived
+/// (one ahead of a hole waits in reassembly for a retransmission of it), and only once.
+fn handle_fin<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Outcome {
+    if seg.seq + seg.payload.len() != c.rcv.nxt || c.state.fin_received() {
+        return Outcome::Keep;
+    }
+    c.rcv.nxt += 1u32;
+    c.ack_now = true;
+    match c.state {
+        State::Established => c.set_state(State::CloseWait, cx.stats),
+        State::FinWait1 if !c.fin_acked() => c.set_state(State::Closing, cx.stats),
+        State::FinWait1 | State::FinWait2 => {
+            c.set_state(State::TimeWait, cx.stats);
+            return Outcome::TimeWait;
+        }
+        _ => {}
     }
     Outcome::Keep
 }
 
 /// An ACK of our SYN in SYN-SENT / SYN-RECEIVED must cover exactly the SYN or more.
 fn ack_acceptable_syn<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
-    seg.ack.gt(c.iss) && seg.ack.le(c.snd_max)
-}
-
-/// SYN-RECEIVED → ESTABLISHED on an acceptable ACK of our SYN.
-fn establish<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, seg: &TcpRepr<'_>) {
-    c.set_state(State::Established, cx.stats);
-    if c.retries == 0 {
-        c.rtt.sample(cx.now - c.opened_at);
-    }
-    c.retries = 0;
-    c.rto_at = None;
-    c.snd_una = c.iss + 1u32;
-    c.snd_wnd = u32::from(seg.window) << c.opts.snd_wscale;
-    c.max_snd_wnd = c.snd_wnd;
-    c.snd_wl1 = seg.seq;
-    c.snd_wl2 = seg.ack;
-    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
+    seg.ack.gt(c.snd.iss) && seg.ack.le(c.snd.max)
 }
 
 /// RFC 9293 §3.10.7.4 fifth step for the synchronized states. `Some` ends processing.
@@ -181,62 +242,27 @@ fn process_ack<A: App, T: Tx>(
 ) -> Option<Outcome> {
     let ack = seg.ack;
     // RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT.
-    if ack.gt(c.snd_max) {
+    if ack.gt(c.snd.max) {
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         cx.stats.drop(DropReason::AckTooHigh);
         return Some(Outcome::Keep);
     }
-    if ack.lt(c.snd_una - c.max_snd_wnd.max(1)) {
+    if ack.lt(c.snd.una - c.snd.max_wnd.max(1)) {
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         cx.stats.drop(DropReason::AckTooOld);
         return Some(Outcome::Keep);
     }
     let window = u32::from(seg.window) << c.opts.snd_wscale;
-    if ack.gt(c.snd_una) {
-        let acked = ack - c.snd_una;
-        let fin_acked_now = c.fin_seq.is_some_and(|f| ack.gt(f));
-        let data = (acked as usize - usize::from(fin_acked_now)).min(c.send.len());
-        c.send.drain(..data);
-        if c.send.is_empty() && c.send.capacity() > 4096 {
-            c.send = Default::default();
-        }
-        // RTT sample: from the echoed timestamp (RFC 7323 §4), else the timed segment.
-        if c.opts.ts {
-            if let Some((_, ecr)) = seg.options.timestamp.filter(|(_, e)| *e != 0) {
-                let ms = c.ts_now(cx.now).wrapping_sub(ecr);
-                if ms < 60_000 {
-                    c.rtt
-                        .sample(std::time::Duration::from_millis(u64::from(ms)));
-                }
-            }
-        } else if let Some((probe, at)) = c.rtt_probe {
-            if ack.gt(probe) {
-                c.rtt.sample(cx.now - at);
-                c.rtt_probe = None;
-            }
-        }
-        c.snd_una = ack;
-        if c.snd_nxt.lt(ack) {
-            c.snd_nxt = ack;
-        }
-        c.retries = 0;
-        let action = c.cc.on_ack(ack, acked, c.flight());
-        c.rto_at = if c.snd_una == c.snd_max {
-            None
-        } else {
-            Some(cx.now + c.rtt.rto())
-        };
-        if action == AckAction::RetransmitFirst {
-            output::retransmit_first(c, cx);
-        }
-    } else if ack == c.snd_una
+    if ack.gt(c.snd.una) {
+        handle_new_ack(c, cx, seg);
+    } else if ack == c.snd.una
         && seg.payload.is_empty()
         && !seg.flags.contains(Flags::FIN)
-        && window == c.snd_wnd
-        && c.snd_max != c.snd_una
+        && window == c.snd.wnd
+        && c.snd.max != c.snd.una
     {
         // A duplicate ACK (RFC 5681 §2).
-        if c.cc.on_dup_ack(c.snd_max - c.snd_una, c.snd_max) == AckAction::RetransmitFirst {
+        if c.cc.on_dup_ack(c.snd.max - c.snd.una, c.snd.max) == AckAction::RetransmitFirst {
             output::retransmit_first(c, cx);
         }
     }
@@ -245,35 +271,84 @@ fn process_ack<A: App, T: Tx>(
     }
     // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <-
     // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-    if c.snd_wl1.lt(seg.seq) || (c.snd_wl1 == seg.seq && c.snd_wl2.le(ack)) {
-        c.snd_wnd = window;
-        c.snd_wl1 = seg.seq;
-        c.snd_wl2 = ack;
-        c.max_snd_wnd = c.max_snd_wnd.max(window);
+    if c.snd.wl1.lt(seg.seq) || (c.snd.wl1 == seg.seq && c.snd.wl2.le(ack)) {
+        c.snd.wnd = window;
+        c.snd.wl1 = seg.seq;
+        c.snd.wl2 = ack;
+        c.snd.max_wnd = c.snd.max_wnd.max(window);
         if window > 0 && c.flight() == 0 && c.unsent() == 0 {
-            c.rto_at = None;
+            c.timers.stop(Timer::Rto);
         }
     }
-    // Our FIN acknowledged?
     if c.fin_acked() {
-        match c.state {
-            State::FinWait1 => {
-                c.set_state(State::FinWait2, cx.stats);
-                // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
-                // half-closed one keeps receiving as long as the peer sends.
-                if c.shutdown == Shutdown::Close {
-                    c.idle_at = Some(cx.now + cx.cfg.fin_wait2_timeout);
-                }
-            }
-            State::Closing => {
-                c.set_state(State::TimeWait, cx.stats);
-                return Some(Outcome::TimeWait);
-            }
-            State::LastAck => return Some(Outcome::Close(CloseReason::Normal)),
-            _ => {}
-        }
+        return handle_fin_acked(c, cx);
     }
     None
+}
+
+/// SND.UNA < SEG.ACK: "set SND.UNA <- SEG.ACK", drop the acknowledged bytes, take an RTT
+/// sample (RFC 7323 §4 from the echoed timestamp, else the timed segment; RFC 6298), feed
+/// congestion control and restart (or stop) the retransmission timer (RFC 6298 §5.2, §5.3).
+fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, seg: &TcpRepr<'_>) {
+    let ack = seg.ack;
+    let acked = ack - c.snd.una;
+    let fin_acked_now = c.snd.fin.is_some_and(|f| ack.gt(f));
+    let data = (acked as usize - usize::from(fin_acked_now)).min(c.snd.buf.len());
+    c.snd.buf.drain(..data);
+    if c.snd.buf.is_empty() && c.snd.buf.capacity() > MAX_IDLE_BUFFER {
+        c.snd.buf = Default::default();
+    }
+    if c.opts.ts {
+        if let Some((_, ecr)) = seg.options.timestamp.filter(|(_, e)| *e != 0) {
+            let ms = c.ts_now(cx.now).wrapping_sub(ecr);
+            if ms < MAX_TIMESTAMP_RTT_MS {
+                c.rtt.sample(Duration::from_millis(u64::from(ms)));
+            }
+        }
+    } else if let Some((probe, at)) = c.rtt_probe {
+        if ack.gt(probe) {
+            c.rtt.sample(cx.now - at);
+            c.rtt_probe = None;
+        }
+    }
+    c.snd.una = ack;
+    if c.snd.nxt.lt(ack) {
+        c.snd.nxt = ack;
+    }
+    c.retries = 0;
+    let action = c.cc.on_ack(ack, acked, c.flight());
+    if c.snd.una == c.snd.max {
+        c.timers.stop(Timer::Rto);
+    } else {
+        c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
+    }
+    if action == AckAction::RetransmitFirst {
+        output::retransmit_first(c, cx);
+    }
+}
+
+/// Our FIN is acknowledged: FIN-WAIT-1 → FIN-WAIT-2, CLOSING → TIME-WAIT, LAST-ACK → CLOSED.
+fn handle_fin_acked<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+) -> Option<Outcome> {
+    match c.state {
+        State::FinWait1 => {
+            c.set_state(State::FinWait2, cx.stats);
+            // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
+            // half-closed one keeps receiving as long as the peer sends.
+            if c.app.shutdown == Shutdown::Close {
+                c.timers.arm(Timer::Idle, cx.now + cx.cfg.fin_wait2_timeout);
+            }
+            None
+        }
+        State::Closing => {
+            c.set_state(State::TimeWait, cx.stats);
+            Some(Outcome::TimeWait)
+        }
+        State::LastAck => Some(Outcome::Close(CloseReason::Normal)),
+        _ => None,
+    }
 }
 
 /// Any acceptable segment proves the peer alive. Like Linux, the keepalive timer is not moved
@@ -287,8 +362,8 @@ fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>)
         .get(usize::from(c.listener))
         .and_then(|l| l.keepalive)
     {
-        if c.idle_at.is_none() && matches!(c.state, State::Established | State::CloseWait) {
-            c.idle_at = Some(cx.now + ka.idle);
+        if matches!(c.state, State::Established | State::CloseWait) {
+            c.timers.arm_if_stopped(Timer::Idle, cx.now + ka.idle);
         }
     }
 }
@@ -303,10 +378,10 @@ fn receive_data<A: App, T: Tx>(
 ) {
     let mut data = payload;
     let mut dseq = seq;
-    if dseq.lt(c.rcv_nxt) {
-        let skip = ((c.rcv_nxt - dseq) as usize).min(data.len());
+    if dseq.lt(c.rcv.nxt) {
+        let skip = ((c.rcv.nxt - dseq) as usize).min(data.len());
         data = &data[skip..];
-        dseq = c.rcv_nxt;
+        dseq = c.rcv.nxt;
     }
     let room = if right.gt(dseq) {
         (right - dseq) as usize
@@ -321,9 +396,9 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    if dseq != c.rcv_nxt {
+    if dseq != c.rcv.nxt {
         // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2).
-        if c.ooo.insert(dseq, data) {
+        if c.rcv.ooo.insert(dseq, data) {
             cx.stats.ooo_segments += 1;
         } else {
             cx.stats.drop(DropReason::NoRoom);
@@ -331,20 +406,20 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    let refused = c.shutdown >= Shutdown::Close;
+    let refused = c.app.shutdown >= Shutdown::Close;
     if refused {
         cx.stats.drop(DropReason::NoRoom);
     } else {
-        c.recv.extend(data);
+        c.rcv.buf.extend(data);
     }
-    c.rcv_nxt += data.len();
+    c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
-    let filled_hole = !c.ooo.is_empty();
-    while let Some(more) = c.ooo.pop_ready(c.rcv_nxt) {
-        c.rcv_nxt += more.len();
+    let filled_hole = !c.rcv.ooo.is_empty();
+    while let Some(more) = c.rcv.ooo.pop_ready(c.rcv.nxt) {
+        c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
         if !refused {
-            c.recv.extend(more.iter());
+            c.rcv.buf.extend(more.iter());
         }
     }
     // Delayed ACK: at least every second full-sized segment, at most `delayed_ack` later;
@@ -354,13 +429,14 @@ fn receive_data<A: App, T: Tx>(
     }
     if filled_hole || c.unacked_segs >= 2 {
         c.ack_now = true;
-    } else if c.ack_at.is_none() {
-        c.ack_at = Some(cx.now + cx.cfg.delayed_ack);
+    } else {
+        c.timers
+            .arm_if_stopped(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
     }
 }
 
 /// RFC 9293 §3.10.7.3, SYN-SENT.
-fn syn_sent<A: App, T: Tx>(
+fn handle_syn_sent<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     seg: &TcpRepr<'_>,
@@ -391,51 +467,22 @@ fn syn_sent<A: App, T: Tx>(
         cx.stats.drop(DropReason::NoAck);
         return Outcome::Keep;
     }
-    c.irs = seg.seq;
-    c.rcv_nxt = seg.seq + 1u32;
+    c.synchronize_receive(seg.seq, seg.options.timestamp);
     // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
-    c.rcv_adv = c.rcv_nxt + cx.cfg.recv_buffer.min(u32::from(u16::MAX));
-    c.last_ack_sent = c.rcv_nxt;
-    let peer = &seg.options;
-    let peer_mss = peer.mss.unwrap_or(if c.tuple.remote_addr.is_ipv4() {
-        536
-    } else {
-        1220
-    });
-    c.opts.mss = peer_mss.min(cx.cfg.mss).max(64);
-    if let (Some(ws), true) = (peer.window_scale, cx.cfg.window_scale > 0) {
-        c.opts.snd_wscale = ws.min(14);
-    } else {
-        c.opts.snd_wscale = 0;
-        c.opts.rcv_wscale = 0;
-    }
-    c.opts.ts = cx.cfg.timestamps && peer.timestamp.is_some();
-    c.opts.sack = cx.cfg.sack && peer.sack_permitted;
-    if let Some((tsval, _)) = peer.timestamp {
-        c.ts_recent = tsval;
-    }
-    c.cc = super::congestion::NewReno::new(c.opts.mss, cx.cfg.initial_window);
+    c.rcv.adv = c.rcv.nxt + output::syn_window(cx.cfg);
+    c.opts = Negotiated::from_syn(cx.cfg, c.route.tuple.remote_addr.is_ipv4(), &seg.options);
+    // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
+    let wnd = u32::from(seg.window);
     if flags.contains(Flags::ACK) {
-        // Our SYN is acknowledged: ESTABLISHED. "The window field in a SYN segment itself is
-        // never scaled" (RFC 7323 §2.2).
-        c.set_state(State::Established, cx.stats);
-        if c.retries == 0 {
-            c.rtt.sample(cx.now - c.opened_at);
-        }
-        c.retries = 0;
-        c.rto_at = None;
-        c.snd_una = seg.ack;
-        c.snd_wnd = u32::from(seg.window);
-        c.max_snd_wnd = c.snd_wnd;
-        c.snd_wl1 = seg.seq;
-        c.snd_wl2 = seg.ack;
+        // Our SYN is acknowledged: ESTABLISHED.
+        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
         c.ack_now = true;
     } else {
         // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
         c.set_state(State::SynReceived, cx.stats);
-        c.snd_wnd = u32::from(seg.window);
-        c.max_snd_wnd = c.snd_wnd;
+        c.snd.wnd = wnd;
+        c.snd.max_wnd = c.snd.wnd;
         output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
     }
     Outcome::Keep

@@ -7,25 +7,42 @@
 //!
 //! Nothing below this module touches a socket, a clock, a thread or a ring: frames and `now`
 //! come in, frames go out through [`crate::tx::Tx`].
+//!
+//! Where things are, top down (a module only uses the ones below it):
+//!
+//! | module | what |
+//! | --- | --- |
+//! | `engine` | the [`Engine`]: tables, dispatch of frames and timers, the public API |
+//! | `listen`, [`time_wait`] | segments of no connection: LISTEN and SYN cookies; TIME-WAIT |
+//! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
+//! | `output` | everything sent: segments of a connection and stateless replies |
+//! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
+//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `congestion`, `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
 
 pub mod config;
 mod congestion;
 mod conn;
 pub mod conn_table;
+mod deliver;
 mod engine;
+mod event;
 pub mod hash;
 mod input;
 pub mod isn;
+mod listen;
+mod negotiate;
 mod output;
 pub mod rate_limit;
 mod reassembly;
+mod route;
 mod rtt;
 pub mod seq;
 pub mod state;
 pub mod syncookie;
 pub mod time_wait;
+mod timeout;
+mod timer;
 pub mod timer_wheel;
-mod timers;
 pub mod tuple;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};

@@ -1,43 +1,25 @@
 //! What the engine sends: SYN and SYN-ACK, data within the send and congestion windows (with
 //! sender silly-window avoidance, RFC 9293 §3.8.6.2.1), FIN, ACKs (immediate or delayed,
-//! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for. Also where the
-//! app is called after each event.
+//! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for; and the
+//! stateless replies to segments that match no connection: the RST of RFC 9293 §3.10.7.1,
+//! the SYN-cookie SYN-ACK (RFC 4987 §3.6) and the TIME-WAIT ACK (RFC 9293 §3.10.7.4).
 
-use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use super::conn::Conn;
-use super::engine::Route;
-use super::{Config, ConnId, SeqNumber, State};
-use crate::app::{App, CloseReason, Io, Shutdown};
-use crate::stats::{Latencies, LatencyKind, Stats};
+use super::event::{Cx, Stateless};
+use super::route::Route;
+use super::timer::Timer;
+use super::{Config, SeqNumber, State};
+use crate::app::App;
+use crate::stats::Stats;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
-use crate::wire::{IpRepr, TcpFrame, ipv4, ipv6};
-
-/// What happens to a connection after an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// It lives on.
-    Keep,
-    /// It is gone (the app is told why).
-    Close(CloseReason),
-    /// It moves to the TIME-WAIT table.
-    TimeWait,
-}
-
-/// Everything an event handler may touch besides the connection itself.
-pub(crate) struct Cx<'a, A: App, T: Tx> {
-    pub(crate) cfg: &'a Config,
-    pub(crate) stats: &'a mut Stats,
-    pub(crate) app: &'a mut A,
-    pub(crate) tx: &'a mut T,
-    pub(crate) now: Instant,
-    pub(crate) id: ConnId,
-    pub(crate) latencies: &'a mut Latencies,
-}
+use crate::wire::tcp::{
+    Flags, MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TIMESTAMPS, Options, Repr as TcpRepr,
+};
+use crate::wire::{IPPROTO_TCP, IpRepr, TcpFrame, ipv4, ipv6};
 
 /// Builds the whole frame for `tcp` in place in a TX frame. False if no frame was free (or
 /// the addresses mix families, which a parsed frame never does).
@@ -56,7 +38,7 @@ pub(crate) fn emit<T: Tx>(
             IpRepr::V4(ipv4::Repr {
                 src,
                 dst,
-                protocol: 6,
+                protocol: IPPROTO_TCP,
                 payload_len,
                 ttl: cfg.ttl,
             }),
@@ -66,7 +48,7 @@ pub(crate) fn emit<T: Tx>(
             IpRepr::V6(ipv6::Repr {
                 src,
                 dst,
-                next_header: 6,
+                next_header: IPPROTO_TCP,
                 payload_len,
                 hop_limit: cfg.ttl,
             }),
@@ -97,6 +79,17 @@ pub(crate) fn emit<T: Tx>(
     }
 }
 
+/// Pure ACKs that answer unacceptable pure ACKs are this far apart at least (Linux
+/// `tcp_invalid_ratelimit`: 500 ms).
+const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
+
+/// The window our SYN or SYN-ACK advertises: the receive buffer, at most 65 535 bytes, since
+/// "the window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled"
+/// (RFC 7323 §2.2).
+pub(crate) fn syn_window(cfg: &Config) -> u32 {
+    cfg.recv_buffer.min(u32::from(u16::MAX))
+}
+
 /// Our SYN (in SYN-SENT) or SYN-ACK (in SYN-RECEIVED), with the options we offer / accepted.
 pub(crate) fn send_syn<S, T: Tx>(
     c: &mut Conn<S>,
@@ -106,12 +99,12 @@ pub(crate) fn send_syn<S, T: Tx>(
     now: Instant,
 ) -> bool {
     let syn_ack = c.state == State::SynReceived;
-    let window = cfg.recv_buffer.min(u32::from(u16::MAX)) as u16;
+    let window = syn_window(cfg) as u16;
     let (ws, sack, ts) = if syn_ack {
         (
             (c.opts.rcv_wscale > 0 || c.opts.snd_wscale > 0).then_some(c.opts.rcv_wscale),
             c.opts.sack,
-            c.opts.ts.then(|| (c.ts_now(now), c.ts_recent)),
+            c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         )
     } else {
         (
@@ -121,10 +114,10 @@ pub(crate) fn send_syn<S, T: Tx>(
         )
     };
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
-        seq: c.iss,
-        ack: if syn_ack { c.rcv_nxt } else { SeqNumber(0) },
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
+        seq: c.snd.iss,
+        ack: if syn_ack { c.rcv.nxt } else { SeqNumber(0) },
         flags: if syn_ack {
             Flags::SYN | Flags::ACK
         } else {
@@ -140,11 +133,11 @@ pub(crate) fn send_syn<S, T: Tx>(
         },
         payload: &[],
     };
-    let sent = emit(cfg, stats, tx, &c.route(), &repr);
+    let sent = emit(cfg, stats, tx, &c.route, &repr);
     if sent && syn_ack {
         stats.synacks_sent += 1;
-        c.rcv_adv = c.rcv_nxt + u32::from(window);
-        c.last_ack_sent = c.rcv_nxt;
+        c.rcv.adv = c.rcv.nxt + u32::from(window);
+        c.rcv.last_ack_sent = c.rcv.nxt;
     }
     sent
 }
@@ -161,22 +154,26 @@ fn header<'p, S>(
 ) -> (TcpRepr<'p>, SeqNumber) {
     let (window, edge) = c.window_to_advertise(cfg.recv_buffer);
     let mut options = Options {
-        timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts_recent)),
+        timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         ..Options::default()
     };
     // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS.
-    if c.opts.sack && !c.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
-        let max = if c.opts.ts { 3 } else { 4 };
-        for (i, block) in c.ooo.sack_blocks(max).enumerate() {
+    if c.opts.sack && !c.rcv.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
+        let max = if c.opts.ts {
+            MAX_SACK_BLOCKS_WITH_TIMESTAMPS
+        } else {
+            MAX_SACK_BLOCKS
+        };
+        for (i, block) in c.rcv.ooo.sack_blocks(max).enumerate() {
             options.sack_blocks[i] = block;
             options.sack_count = i as u8 + 1;
         }
     }
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
         seq,
-        ack: c.rcv_nxt,
+        ack: c.rcv.nxt,
         flags: flags | Flags::ACK,
         window,
         options,
@@ -194,35 +191,35 @@ fn send_segment<A: App, T: Tx>(
     len: usize,
     mut flags: Flags,
 ) -> bool {
-    let off = (seq - c.snd_una) as usize;
+    let off = (seq - c.snd.una) as usize;
     let sent;
     let edge;
     {
-        let start = off.min(c.send.len());
-        let end = (off + len).min(c.send.len());
+        let start = off.min(c.snd.buf.len());
+        let end = (off + len).min(c.snd.buf.len());
         // Rotate the ring only when this segment straddles its wrap point (once per lap):
         // rotating for every segment moved the whole send buffer each time.
-        if start < c.send.as_slices().0.len() && end > c.send.as_slices().0.len() {
-            c.send.make_contiguous();
+        if start < c.snd.buf.as_slices().0.len() && end > c.snd.buf.as_slices().0.len() {
+            c.snd.buf.make_contiguous();
         }
-        let (front, back) = c.send.as_slices();
+        let (front, back) = c.snd.buf.as_slices();
         let payload = if end <= front.len() {
             &front[start..end]
         } else {
             &back[start - front.len()..end - front.len()]
         };
-        if !payload.is_empty() && off + len == c.send.len() {
+        if !payload.is_empty() && off + len == c.snd.buf.len() {
             flags |= Flags::PSH;
         }
         let (repr, e) = header(c, cx.cfg, cx.now, seq, flags, payload);
         edge = e;
-        sent = emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr);
+        sent = emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr);
     }
     if sent {
-        c.rcv_adv = edge;
-        c.last_ack_sent = c.rcv_nxt;
+        c.rcv.adv = edge;
+        c.rcv.last_ack_sent = c.rcv.nxt;
         c.ack_now = false;
-        c.ack_at = None;
+        c.timers.stop(Timer::DelayedAck);
         c.unacked_segs = 0;
     }
     sent
@@ -236,24 +233,24 @@ fn send_segment<A: App, T: Tx>(
 /// As BSD: "for ACK only packets, we do not want the sequence number of the retransmitted
 /// packet, we want the sequence number of the next unsent octet".
 pub(crate) fn send_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_max;
+    let seq = c.snd.max;
     send_segment(c, cx, seq, 0, Flags::ACK)
 }
 
 /// A probe that the peer must answer with an ACK: SEG.SEQ one below what it expects, no
 /// data. Keepalive (RFC 1122 §4.2.3.6) and zero-window probes use it, as Linux does.
 pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
-    let seq = c.snd_una - 1;
+    let seq = c.snd.una - 1;
     let (repr, _) = header(c, cx.cfg, cx.now, seq, Flags::ACK, &[]);
-    emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr)
+    emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr)
 }
 
 /// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
 /// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd_max, Flags::RST, &[]);
+    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
     repr.window = 0;
-    if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
+    if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
 }
@@ -265,8 +262,8 @@ pub(crate) fn send_rst_for_ack<A: App, T: Tx>(
     ack: SeqNumber,
 ) {
     let repr = TcpRepr {
-        src_port: c.tuple.local_port,
-        dst_port: c.tuple.remote_port,
+        src_port: c.route.tuple.local_port,
+        dst_port: c.route.tuple.remote_port,
         seq: ack,
         ack: SeqNumber(0),
         flags: Flags::RST,
@@ -274,14 +271,14 @@ pub(crate) fn send_rst_for_ack<A: App, T: Tx>(
         options: Options::default(),
         payload: &[],
     };
-    if emit(cx.cfg, cx.stats, cx.tx, &c.route(), &repr) {
+    if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
 }
 
 /// A challenge ACK (RFC 5961 §3.2, §4.2), at most `challenge_acks_per_second` per connection.
 pub(crate) fn challenge_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let second = (cx.now.total_micros() / 1_000_000) as u32;
+    let second = cx.now.total_secs() as u32;
     if c.challenge.0 != second {
         c.challenge = (second, 0);
     }
@@ -297,16 +294,19 @@ pub(crate) fn challenge_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'
 }
 
 /// The ACK owed to an unacceptable segment (RFC 9293 §3.10.7.4 first check). Pure ACKs are
-/// answered at most every 500 ms, so two ends that disagree cannot ping-pong ACKs forever;
+/// answered at most every [`OUT_OF_WINDOW_ACK_INTERVAL_MS`], so two ends that disagree cannot
+/// ping-pong ACKs forever;
 /// data segments always are (Linux `tcp_oow_rate_limited`).
 pub(crate) fn ack_unacceptable<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     has_data: bool,
 ) {
-    let now_ms = cx.now.total_millis() as u32;
+    let now_ms = cx.now.wrapping_millis();
     if !has_data {
-        if c.last_oow_ack_ms != 0 && now_ms.wrapping_sub(c.last_oow_ack_ms) < 500 {
+        if c.last_oow_ack_ms != 0
+            && now_ms.wrapping_sub(c.last_oow_ack_ms) < OUT_OF_WINDOW_ACK_INTERVAL_MS
+        {
             return;
         }
         c.last_oow_ack_ms = now_ms.max(1);
@@ -318,9 +318,9 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
 /// unchanged.
 pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     c.rtt_probe = None; // Karn
-    let len = c.send.len().min(c.payload_mss());
-    let fin = c.fin_seq == Some(c.snd_una + len);
-    let seq = c.snd_una;
+    let len = c.snd.buf.len().min(c.payload_mss());
+    let fin = c.snd.fin == Some(c.snd.una + len);
+    let seq = c.snd.una;
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if (len > 0 || fin) && send_segment(c, cx, seq, len, flags) {
         cx.stats.fast_retransmits += 1;
@@ -334,15 +334,15 @@ pub(crate) fn send_into_small_window<A: App, T: Tx>(
     cx: &mut Cx<'_, A, T>,
 ) -> bool {
     let unsent = c.unsent();
-    let wnd = c.snd_wnd.min(c.cc.window());
+    let wnd = c.snd.wnd.min(c.cc.window());
     let len = unsent
         .min(usize::from(c.opts.mss))
         .min(wnd.saturating_sub(c.flight()) as usize);
     if len == 0 {
         return false;
     }
-    let seq = c.snd_nxt;
-    let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+    let seq = c.snd.nxt;
+    let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if !send_segment(c, cx, seq, len, flags) {
         return false;
@@ -367,7 +367,7 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         if unsent == 0 {
             break;
         }
-        let wnd = c.snd_wnd.min(c.cc.window());
+        let wnd = c.snd.wnd.min(c.cc.window());
         let usable = wnd.saturating_sub(c.flight()) as usize;
         let len = unsent.min(mss).min(usable);
         if len == 0 {
@@ -375,11 +375,11 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
         // Sender SWS avoidance: a full segment, everything we have, or half the peer's
         // largest window.
-        if len < mss && len < unsent && (len as u32) < c.max_snd_wnd / 2 {
+        if len < mss && len < unsent && (len as u32) < c.snd.max_wnd / 2 {
             break;
         }
-        let seq = c.snd_nxt;
-        let fin = c.fin_queued() && len == unsent && c.fin_seq.is_none_or(|f| f == seq + len);
+        let seq = c.snd.nxt;
+        let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
         let flags = if fin { Flags::FIN } else { Flags(0) };
         if !send_segment(c, cx, seq, len, flags) {
             break;
@@ -387,9 +387,9 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         advance(c, cx, seq, len, fin);
     }
     if c.fin_queued() && c.unsent() == 0 {
-        let seq = c.snd_nxt;
-        let due = match c.fin_seq {
-            None => seq == c.snd_una + c.send.len(),
+        let seq = c.snd.nxt;
+        let due = match c.snd.fin {
+            None => seq == c.snd.una + c.snd.buf.len(),
             Some(f) => seq == f,
         };
         if due && send_segment(c, cx, seq, 0, Flags::FIN) {
@@ -397,8 +397,8 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
     }
     // Zero window with data waiting and nothing in flight: the persist timer probes it.
-    if c.unsent() > 0 && c.flight() == 0 && c.rto_at.is_none() {
-        c.rto_at = Some(cx.now + c.rtt.rto());
+    if c.unsent() > 0 && c.flight() == 0 {
+        c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
     }
     if c.ack_now {
         send_ack(c, cx);
@@ -414,115 +414,100 @@ fn advance<A: App, T: Tx>(
     fin: bool,
 ) {
     let end = seq + len + usize::from(fin);
-    if end.gt(c.snd_max) {
-        if c.rtt_probe.is_none() && !c.opts.ts && seq.ge(c.snd_max) {
+    if end.gt(c.snd.max) {
+        if c.rtt_probe.is_none() && !c.opts.ts && seq.ge(c.snd.max) {
             c.rtt_probe = Some((seq, cx.now));
         }
-        c.snd_max = end;
+        c.snd.max = end;
     } else {
         cx.stats.rto_retransmits += u64::from(len > 0 || fin);
     }
-    c.snd_nxt = end;
-    if fin && c.fin_seq.is_none() {
-        c.fin_seq = Some(seq + len);
+    c.snd.nxt = end;
+    if fin && c.snd.fin.is_none() {
+        c.snd.fin = Some(seq + len);
         match c.state {
             State::Established => c.set_state(State::FinWait1, cx.stats),
             State::CloseWait => c.set_state(State::LastAck, cx.stats),
             _ => {}
         }
     }
-    if c.rto_at.is_none() {
-        c.rto_at = Some(cx.now + c.rtt.rto());
+    c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
+}
+
+/// RFC 9293 §3.10.7.1: the RST for a segment that matches no connection: "If the ACK bit is
+/// off, <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>; if the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>".
+pub(crate) fn send_reset_for<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+    let (seq, ack, flags) = if seg.flags.contains(Flags::ACK) {
+        (seg.ack, SeqNumber(0), Flags::RST)
+    } else {
+        (
+            SeqNumber(0),
+            seg.seq + seg.segment_len(),
+            Flags::RST | Flags::ACK,
+        )
+    };
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq,
+        ack,
+        flags,
+        window: 0,
+        options: Options::default(),
+        payload: &[],
+    };
+    if emit(sx.cfg, sx.stats, sx.tx, route, &repr) {
+        sx.stats.resets_sent += 1;
     }
 }
 
-fn io<'c, S>(
-    c: &'c mut Conn<S>,
-    cfg: &Config,
-    id: ConnId,
-    now: Instant,
-) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
-    let io = Io::new(
-        id,
-        c.tuple,
-        now,
-        &mut c.send,
-        cfg.send_buffer as usize,
-        &mut c.shutdown,
-    );
-    (io, &mut c.app, &mut c.recv)
+/// A SYN-ACK for which no connection is kept: its ISN `iss` is a SYN cookie (RFC 4987 §3.6)
+/// and `options` are what the cookie can carry. False if no frame was free.
+pub(crate) fn send_cookie_syn_ack<T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    route: &Route,
+    iss: SeqNumber,
+    ack: SeqNumber,
+    options: Options,
+) -> bool {
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq: iss,
+        ack,
+        flags: Flags::SYN | Flags::ACK,
+        window: syn_window(sx.cfg) as u16,
+        options,
+        payload: &[],
+    };
+    let sent = emit(sx.cfg, sx.stats, sx.tx, route, &repr);
+    if sent {
+        sx.stats.synacks_sent += 1;
+    }
+    sent
 }
 
-/// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
-fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    if !c.state.is_synchronized() {
-        return;
-    }
-    let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
-    if !c.app_connected {
-        c.app_connected = true;
-        if c.passive {
-            cx.stats.passive_opens += 1;
-        } else {
-            cx.stats.active_opens += 1;
-        }
-        // A cookie connection kept nothing from its SYN, so its handshake time is unknown.
-        if !c.from_cookie {
-            cx.latencies
-                .record(LatencyKind::Handshake, now - c.opened_at);
-        }
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_connected(state, &mut io);
-    }
-    if c.app_blocked && c.shutdown == Shutdown::Open && c.send.len() < cfg.send_buffer as usize {
-        c.app_blocked = false;
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_writable(state, &mut io);
-    }
-    if !c.recv.is_empty() {
-        if c.shutdown >= Shutdown::Close {
-            c.recv.clear();
-        } else {
-            let before = c.rcv_space(cfg.recv_buffer);
-            let (mut io, state, recv) = io(c, cfg, id, now);
-            let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
-            recv.drain(..consumed.min(recv.len()));
-            // Window update when reading opened the window by two segments or half the buffer.
-            let after = c.rcv_space(cfg.recv_buffer);
-            let advertised = c.rcv_adv - c.rcv_nxt;
-            let grown = after.saturating_sub(advertised.max(before.min(advertised)));
-            if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
-                c.ack_now = true;
-            }
-        }
-    }
-    if c.recv.is_empty() && c.recv.capacity() > 4096 {
-        c.recv = VecDeque::new();
-    }
-    if c.state.fin_received() && c.recv.is_empty() && !c.app_peer_closed {
-        c.app_peer_closed = true;
-        let (mut io, state, _) = io(c, cfg, id, now);
-        cx.app.on_peer_closed(state, &mut io);
-    }
-    if c.shutdown == Shutdown::Open && c.send.len() >= cfg.send_buffer as usize {
-        c.app_blocked = true;
-    }
-}
-
-/// After the state machine or a timer ran: the app acts, then we transmit.
-pub(crate) fn after_event<A: App, T: Tx>(
-    c: &mut Conn<A::State>,
-    cx: &mut Cx<'_, A, T>,
-    outcome: Outcome,
-) -> Outcome {
-    if let Outcome::Close(_) = outcome {
-        return outcome;
-    }
-    deliver(c, cx);
-    if c.shutdown == Shutdown::Abort {
-        send_rst(c, cx);
-        return Outcome::Close(CloseReason::Aborted);
-    }
-    transmit(c, cx);
-    outcome
+/// The ACK a connection in TIME-WAIT owes a retransmitted FIN or new data (RFC 9293
+/// §3.10.7.4): <SEQ=SND.NXT><ACK=RCV.NXT>, a zero window, and timestamps if it used them.
+pub(crate) fn send_time_wait_ack<T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    route: &Route,
+    seq: SeqNumber,
+    ack: SeqNumber,
+    timestamp: Option<(u32, u32)>,
+) {
+    let repr = TcpRepr {
+        src_port: route.tuple.local_port,
+        dst_port: route.tuple.remote_port,
+        seq,
+        ack,
+        flags: Flags::ACK,
+        window: 0,
+        options: Options {
+            timestamp,
+            ..Options::default()
+        },
+        payload: &[],
+    };
+    emit(sx.cfg, sx.stats, sx.tx, route, &repr);
 }

@@ -50,6 +50,7 @@ use siphasher::sip::SipHasher24;
 use super::hash::{Key, derive_key};
 use super::{FourTuple, SeqNumber};
 use crate::time::Instant;
+use crate::wire::tcp::MAX_WINDOW_SCALE;
 
 /// The length of one cookie time slot: a cookie stays valid for one to two slots.
 pub const SLOT: Duration = Duration::from_secs(64);
@@ -80,8 +81,6 @@ const TS_WSCALE_MASK: u8 = 0x0f;
 const TS_WSCALE_NONE: u8 = 0x0f;
 const TS_SACK: u8 = 1 << 4;
 const TS_RESERVED: u8 = !(TS_WSCALE_MASK | TS_SACK);
-/// RFC 7323 §2.3: "the shift count [...] MUST be limited to 14".
-const MAX_WSCALE: u8 = 14;
 
 /// The MAC key of rotation epoch `epoch` under `secret`.
 pub fn epoch_key(secret: &[u8; 32], epoch: u64) -> Key {
@@ -285,7 +284,7 @@ pub enum CookieError {
 /// 6 bits carried in our TSval (bit 5 reserved, zero). A scale above 14 is sent as 14
 /// (RFC 7323 §2.3).
 pub fn encode_ts_bits(window_scale: Option<u8>, sack_permitted: bool) -> u8 {
-    let ws = window_scale.map_or(TS_WSCALE_NONE, |ws| ws.min(MAX_WSCALE));
+    let ws = window_scale.map_or(TS_WSCALE_NONE, |ws| ws.min(MAX_WINDOW_SCALE));
     ws | if sack_permitted { TS_SACK } else { 0 }
 }
 

@@ -1,7 +1,8 @@
-//! The TIME-WAIT table: compact entries for connections in TIME-WAIT (RFC 9293 §3.6.1 and
-//! §3.10.7.4, 2MSL), enough to re-ACK a retransmitted FIN and to decide whether a new SYN may
-//! recycle the tuple (RFC 6191: higher sequence number or newer timestamp). Bounded like
-//! Linux `tcp_max_tw_buckets`: when full, the oldest entry is evicted and counted.
+//! TIME-WAIT (RFC 9293 §3.6.1 and §3.10.7.4, 2MSL): compact entries in their own table, and
+//! what a segment for one of them gets. A retransmitted FIN is ACKed again and restarts 2MSL;
+//! a new SYN may recycle the tuple (RFC 6191: higher sequence number or newer timestamp);
+//! RSTs are ignored (RFC 1337). Bounded like Linux `tcp_max_tw_buckets`: when full, the
+//! oldest entry is evicted and counted.
 //!
 //! Since 2MSL is the same for every entry, insertion order is expiry order: entries live in a
 //! ring (a FIFO), and expiring is popping from the tail. Lookups go through a keyed hash table
@@ -16,8 +17,14 @@ use core::mem::size_of;
 
 use hashbrown::HashTable;
 
-use super::hash::{Key, hash_tuple};
-use super::{FourTuple, SeqNumber};
+use super::conn::Conn;
+use super::event::Stateless;
+use super::hash::{INDEX_BYTES_PER_ENTRY, Key, hash_tuple};
+use super::route::Route;
+use super::{FourTuple, SeqNumber, State, isn, output};
+use crate::stats::{DropReason, Stats};
+use crate::tx::Tx;
+use crate::wire::tcp::{Flags, Repr as TcpRepr};
 
 /// What the engine keeps of a connection in TIME-WAIT.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +39,17 @@ pub struct TimeWait {
     pub ts_recent: u32,
     /// Whether the connection used timestamps.
     pub ts_enabled: bool,
-    /// Our receive window scale, to advertise a correctly scaled window in the re-ACK.
-    pub window_scale: u8,
     /// When 2MSL runs out, on the engine's wrapping millisecond clock.
     pub expires_ms: u32,
+}
+
+/// The re-ACK of a connection in TIME-WAIT, with its timestamps if it used them.
+fn send_ack<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, tw: &TimeWait) {
+    let ts = tw.ts_enabled.then(|| {
+        let off = isn::timestamp_offset(&sx.keys.timestamp, &route.tuple);
+        (sx.now.wrapping_millis().wrapping_add(off), tw.ts_recent)
+    });
+    output::send_time_wait_ack(sx, route, tw.snd_nxt, tw.rcv_nxt, ts);
 }
 
 /// One ring position: an entry, or `None` for a tombstone or unused position.
@@ -43,9 +57,6 @@ type Slot = Option<TimeWait>;
 
 /// Ring positions per lazily allocated chunk.
 const CHUNK: usize = 256;
-
-/// Bytes of one hash-index bucket: a `u32` ring position plus hashbrown's control byte.
-const INDEX_BUCKET_BYTES: usize = size_of::<u32>() + 1;
 
 /// Entries of the compact TIME-WAIT table, bounded and evicting the oldest when full.
 #[derive(Debug, Clone)]
@@ -74,10 +85,10 @@ fn slot_in(chunks: &[Option<Box<[Slot]>>], pos: usize) -> Option<&TimeWait> {
 
 impl TimeWaitTable {
     /// Honest memory per entry, in bytes: one ring slot (56 B) plus the hash index's share in
-    /// the worst case, right after it doubled (a bucket of 5 B at a load of 7/16, so
-    /// 5 × 16/7 ≈ 11.4 B, rounded up to 12). At a full index (load 7/8) the share is 5.7 B
-    /// and an entry costs 62 B. Tombstones and the last partly used chunk come on top.
-    pub const ENTRY_BYTES: usize = size_of::<Slot>() + (INDEX_BUCKET_BYTES * 16).div_ceil(7);
+    /// the worst case ([`INDEX_BYTES_PER_ENTRY`]: 12 B right after the index doubled). At a
+    /// full index (load 7/8) the share is 5.7 B and an entry costs 62 B. Tombstones and the
+    /// last partly used chunk come on top.
+    pub const ENTRY_BYTES: usize = size_of::<Slot>() + INDEX_BYTES_PER_ENTRY;
 
     /// An empty table for at most `capacity` entries (like `tcp_max_tw_buckets`); memory is
     /// allocated as entries arrive.
@@ -131,17 +142,91 @@ impl TimeWaitTable {
         slot_in(&self.chunks, self.find_pos_hashed(tuple, hash)?)
     }
 
-    /// Restarts the 2MSL timer of `tuple` (a retransmitted FIN was re-ACKed, RFC 9293
-    /// §3.10.7.4): the entry gets `expires_ms` and moves to the head. `false` if absent.
-    pub fn restart(&mut self, tuple: &FourTuple, expires_ms: u32) -> bool {
-        match self.remove(tuple) {
-            Some(mut entry) => {
-                entry.expires_ms = expires_ms;
-                self.push(entry);
-                true
-            }
-            None => false,
+    /// Restarts the 2MSL timer of `entry.tuple` (a retransmitted FIN was re-ACKed, RFC 9293
+    /// §3.10.7.4): `entry` (with its new `expires_ms`, and the TS.Recent the FIN brought)
+    /// replaces the old one and moves to the head. `false`, and nothing stored, if absent.
+    pub fn restart(&mut self, entry: TimeWait) -> bool {
+        if self.remove(&entry.tuple).is_none() {
+            return false;
         }
+        self.push(entry);
+        true
+    }
+
+    /// `c`, in TIME-WAIT, leaves the connection table for this one until `expires_ms`; an
+    /// entry evicted to make room (the oldest) is CLOSED.
+    pub(crate) fn enter<S>(&mut self, c: &Conn<S>, expires_ms: u32, stats: &mut Stats) {
+        let entry = TimeWait {
+            tuple: c.route.tuple,
+            snd_nxt: c.snd.nxt,
+            rcv_nxt: c.rcv.nxt,
+            ts_recent: c.ts.recent,
+            ts_enabled: c.opts.ts,
+            expires_ms,
+        };
+        if self.insert(entry).is_some() {
+            stats.time_wait_evicted += 1;
+            stats.state_changed(State::TimeWait, State::Closed);
+        }
+    }
+
+    /// A new incarnation takes over `tuple` (RFC 6191): its entry, if any, is CLOSED.
+    pub(crate) fn recycle(&mut self, tuple: &FourTuple, stats: &mut Stats) {
+        if self.remove(tuple).is_some() {
+            stats.time_wait_recycled += 1;
+            stats.state_changed(State::TimeWait, State::Closed);
+        }
+    }
+
+    /// A segment for `tw`, a 4-tuple in TIME-WAIT (RFC 9293 §3.10.7.4 and RFC 6191). True
+    /// when it is a SYN that recycled the entry: it goes on to the listener.
+    pub(crate) fn handle_segment<T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        route: &Route,
+        tw: TimeWait,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let flags = seg.flags;
+        // RFC 1337: ignore RSTs in TIME-WAIT (no assassination).
+        if flags.contains(Flags::RST) {
+            sx.stats.drop(DropReason::RstNoConnection);
+            return false;
+        }
+        if flags.contains(Flags::SYN) && !flags.contains(Flags::ACK) {
+            // RFC 6191 §2: accept a new incarnation if its timestamp is newer, or (without
+            // timestamps) if its sequence number is above the old RCV.NXT.
+            let newer = match (tw.ts_enabled, seg.options.timestamp) {
+                (true, Some((tsval, _))) => (tsval.wrapping_sub(tw.ts_recent) as i32) > 0,
+                _ => seg.seq.gt(tw.rcv_nxt),
+            };
+            if newer {
+                self.recycle(&route.tuple, sx.stats);
+                return true;
+            }
+            sx.stats.drop(DropReason::TimeWaitOldSyn);
+            send_ack(sx, route, &tw);
+            return false;
+        }
+        // A retransmitted FIN: ACK it again and restart the 2MSL timer.
+        if flags.contains(Flags::FIN) {
+            let mut tw = tw;
+            // RFC 7323 §4.3: the FIN (at RCV.NXT - 1 =< Last.ACK.sent) updates TS.Recent, so
+            // the re-ACK echoes it and RFC 6191 compares new SYNs against it (as Linux).
+            if let (true, Some((tsval, _))) = (tw.ts_enabled, seg.options.timestamp) {
+                if (tsval.wrapping_sub(tw.ts_recent) as i32) >= 0 {
+                    tw.ts_recent = tsval;
+                }
+            }
+            tw.expires_ms = (sx.now + sx.cfg.time_wait).wrapping_millis();
+            self.restart(tw);
+            send_ack(sx, route, &tw);
+            return false;
+        }
+        if !seg.payload.is_empty() {
+            send_ack(sx, route, &tw);
+        }
+        false
     }
 
     /// Takes the entry for `tuple` out (the tuple is being recycled by a new SYN, RFC 6191).
@@ -335,7 +420,6 @@ mod tests {
             rcv_nxt: SeqNumber(n.wrapping_mul(7)),
             ts_recent: n,
             ts_enabled: n % 2 == 0,
-            window_scale: 7,
             expires_ms,
         }
     }
@@ -397,8 +481,8 @@ mod tests {
         let mut t = TimeWaitTable::new(10, KEY);
         t.insert(tw(1, 10));
         t.insert(tw(2, 20));
-        assert!(t.restart(&tuple_v4(1), 30));
-        assert!(!t.restart(&tuple_v4(9), 30));
+        assert!(t.restart(tw(1, 30)));
+        assert!(!t.restart(tw(9, 30)));
         assert_eq!(t.next_expiry(), Some(20));
         assert_eq!(t.expire(25), 1);
         assert!(t.get(&tuple_v4(2)).is_none());
@@ -407,7 +491,7 @@ mod tests {
         let mut full = TimeWaitTable::new(2, KEY);
         full.insert(tw(1, 10));
         full.insert(tw(2, 20));
-        full.restart(&tuple_v4(1), 30);
+        full.restart(tw(1, 30));
         assert_eq!(full.insert(tw(3, 40)), Some(tuple_v4(2)));
     }
 
@@ -450,7 +534,7 @@ mod tests {
         for round in 0..20u32 {
             for n in 0..1000u32 {
                 let m = (n * 617 + round) % 1000;
-                assert!(t.restart(&tuple_v4(m), 10_000 + round));
+                assert!(t.restart(tw(m, 10_000 + round)));
             }
             assert!(t.span <= t.ring_len);
         }
@@ -539,7 +623,7 @@ mod tests {
                             x.expires_ms = e;
                             model.push_back(x);
                         }
-                        prop_assert_eq!(t.restart(&tuple_v4(n), e), found.is_some());
+                        prop_assert_eq!(t.restart(tw(n, e)), found.is_some());
                     }
                     Op::Expire(now) => {
                         let mut want = 0;

@@ -1,7 +1,8 @@
 //! A hierarchical timing wheel (Varghese and Lauck, 1987; layout after Linux
-//! `kernel/time/timer.c` and tokio's wheel) for the engine's timers: retransmission
-//! (RFC 6298 §5), delayed ACK (RFC 9293 §3.8.6.3), TIME-WAIT 2MSL (RFC 9293 §3.6.1),
-//! keepalive (RFC 1122 §4.2.3.6) and the FIN-WAIT-2 timeout.
+//! `kernel/time/timer.c` and tokio's wheel) for the connections' timers: retransmission
+//! (RFC 6298 §5), delayed ACK (RFC 9293 §3.8.6.3), keepalive (RFC 1122 §4.2.3.6) and the
+//! FIN-WAIT-2 timeout. (TIME-WAIT's 2MSL needs no wheel: its table expires in insertion
+//! order.)
 //!
 //! One tick is 1 ms. Four levels of 64 slots (6 bits each) cover 64^4 ms ≈ 4.66 h:
 //!

@@ -39,6 +39,24 @@ pub const MAX_OPTIONS_LEN: usize = MAX_HEADER_LEN - HEADER_LEN;
 /// The largest window scale shift (RFC 7323 §2.3); larger received values are clamped to it.
 pub const MAX_WINDOW_SCALE: u8 = 14;
 
+/// The MSS to assume for an IPv4 peer that sent no MSS option (RFC 9293 §3.7.1: "536").
+pub const DEFAULT_MSS_IPV4: u16 = 536;
+
+/// The MSS to assume for an IPv6 peer that sent no MSS option: the minimum link MTU of 1280
+/// (RFC 8200 §5) less the IPv6 and TCP headers (RFC 8200 §8.3: 1280 - 60).
+pub const DEFAULT_MSS_IPV6: u16 = 1220;
+
+/// Bytes the timestamp option takes in a segment as we and Linux lay it out (NOP, NOP, kind,
+/// length, TSval, TSecr: RFC 7323 Appendix A).
+pub const TIMESTAMP_OPTION_LEN: usize = 12;
+
+/// SACK blocks that fit in the options area (RFC 2018 §3): four alone, three beside the
+/// timestamp option.
+pub const MAX_SACK_BLOCKS: usize = 4;
+
+/// SACK blocks that fit beside the timestamp option.
+pub const MAX_SACK_BLOCKS_WITH_TIMESTAMPS: usize = 3;
+
 /// Option kinds (IANA "TCP Option Kind Numbers").
 mod kind {
     pub(super) const EOL: u8 = 0;
@@ -302,7 +320,7 @@ pub struct Options {
     /// SACK-permitted (RFC 2018 §2), SYN only.
     pub sack_permitted: bool,
     /// SACK blocks (left edge, right edge) (RFC 2018 §3); the first `sack_count` are valid.
-    pub sack_blocks: [(SeqNumber, SeqNumber); 4],
+    pub sack_blocks: [(SeqNumber, SeqNumber); MAX_SACK_BLOCKS],
     /// How many of `sack_blocks` are valid (0..=4).
     pub sack_count: u8,
     /// Timestamps (TSval, TSecr) (RFC 7323 §3).

@@ -1,7 +1,7 @@
 //! A handler for a port with no listener: every TCP/IPv4 segment that is not a RST gets the
 //! RST of RFC 9293 §3.10.7.1 ("If the state is CLOSED ..."). It exercises the whole data path
-//! (XDP → socket → handler → UMEM TX frame → peer) without the engine, and is what `serve`
-//! runs until the engine is wired in.
+//! (XDP → socket → handler → UMEM TX frame → peer) without the engine: the AF_XDP interop
+//! tests (`tests/interop_xsk.rs`) run it to test the shell alone.
 
 use crate::stats::Stats;
 use crate::time::Instant;

@@ -1,28 +1,31 @@
-//! Connection timers: retransmission (RFC 6298 §5) with the retry limit, SYN and SYN-ACK
-//! retransmission, zero-window persist probes (RFC 9293 §3.8.6.1), delayed ACK, keepalive
-//! (RFC 1122 §4.2.3.6) and the FIN-WAIT-2 timeout.
+//! What a connection does when its timers fire: retransmission (RFC 6298 §5) with the retry
+//! limit, SYN and SYN-ACK retransmission, zero-window persist probes (RFC 9293 §3.8.6.1),
+//! the delayed ACK (RFC 1122 §4.2.3.2), keepalive (RFC 1122 §4.2.3.6) and the FIN-WAIT-2
+//! timeout. The timers themselves are in [`super::timer`].
 
 use super::State;
 use super::conn::Conn;
-use super::output::{self, Cx, Outcome};
+use super::event::{Cx, Outcome};
+use super::output;
+use super::timer::Timer;
 use crate::app::{App, CloseReason};
 use crate::tx::Tx;
 
 /// Runs whichever of the connection's timers are due.
-pub(crate) fn on_timer<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Outcome {
+pub(crate) fn handle_timeout<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+) -> Outcome {
     let now = cx.now;
-    if c.ack_at.is_some_and(|t| t <= now) {
-        c.ack_at = None;
+    if c.timers.expire(Timer::DelayedAck, now) {
         c.ack_now = true;
     }
-    if c.idle_at.is_some_and(|t| t <= now) {
-        c.idle_at = None;
+    if c.timers.expire(Timer::Idle, now) {
         if let Some(outcome) = idle(c, cx) {
             return outcome;
         }
     }
-    if c.rto_at.is_some_and(|t| t <= now) {
-        c.rto_at = None;
+    if c.timers.expire(Timer::Rto, now) {
         if let Some(outcome) = retransmission(c, cx) {
             return outcome;
         }
@@ -46,12 +49,12 @@ fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<
     }
     if c.flight() > 0 {
         // Retransmission is already probing the peer.
-        c.idle_at = Some(cx.now + ka.idle);
+        c.timers.arm(Timer::Idle, cx.now + ka.idle);
         return None;
     }
     // Heard from the peer since the timer was armed: idle only since then.
     if c.ka_probes == 0 && cx.now < c.last_rx + ka.idle {
-        c.idle_at = Some(c.last_rx + ka.idle);
+        c.timers.arm(Timer::Idle, c.last_rx + ka.idle);
         return None;
     }
     if u32::from(c.ka_probes) >= ka.count {
@@ -62,7 +65,7 @@ fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<
     c.ka_probes = c.ka_probes.saturating_add(1);
     cx.stats.keepalive_probes += 1;
     output::send_probe(c, cx);
-    c.idle_at = Some(cx.now + ka.interval);
+    c.timers.arm(Timer::Idle, cx.now + ka.interval);
     None
 }
 
@@ -89,7 +92,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             c.rtt.back_off();
             output::send_syn(c, cx.cfg, cx.stats, cx.tx, now);
             cx.stats.rto_retransmits += 1;
-            c.rto_at = Some(now + c.rtt.rto());
+            c.timers.arm(Timer::Rto, now + c.rtt.rto());
             None
         }
         _ if c.flight() == 0 && c.unsent() > 0 => {
@@ -105,9 +108,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 cx.stats.window_probes += 1;
                 output::send_probe(c, cx);
             }
-            if c.rto_at.is_none() {
-                c.rto_at = Some(now + c.rtt.rto());
-            }
+            c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
             None
         }
         _ if c.flight() > 0 => {
@@ -116,11 +117,9 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             }
             c.cc.on_timeout(c.flight());
             c.rtt_probe = None; // Karn: no sample from a retransmission
-            c.snd_nxt = c.snd_una; // go back: the first segment now, the rest as ACKs return
+            c.snd.nxt = c.snd.una; // go back: the first segment now, the rest as ACKs return
             output::transmit(c, cx);
-            if c.rto_at.is_none() {
-                c.rto_at = Some(now + c.rtt.rto());
-            }
+            c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
             None
         }
         _ => None,

@@ -1,0 +1,111 @@
+//! The app's turn after every event: tell it the connection is up, that there is room to
+//! write, what arrived in order, and that the peer's FIN came (RFC 9293 §3.10.7.4 seventh
+//! and eighth steps, "signal the user"); then send what it wrote.
+//!
+//! The app only ever sees a connection in a synchronized state, and reads through flow
+//! control: what it does not consume stays buffered and shrinks the window we advertise.
+
+use std::collections::VecDeque;
+
+use super::conn::{Conn, MAX_IDLE_BUFFER};
+use super::event::{Cx, Outcome};
+use super::{Config, ConnId, output};
+use crate::app::{App, CloseReason, Io, Shutdown};
+use crate::stats::LatencyKind;
+use crate::time::Instant;
+use crate::tx::Tx;
+
+/// After the state machine or a timer ran: the app acts, then we transmit.
+pub(crate) fn after_event<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    outcome: Outcome,
+) -> Outcome {
+    if let Outcome::Close(_) = outcome {
+        return outcome;
+    }
+    deliver(c, cx);
+    if c.app.shutdown == Shutdown::Abort {
+        output::send_rst(c, cx);
+        return Outcome::Close(CloseReason::Aborted);
+    }
+    output::transmit(c, cx);
+    outcome
+}
+
+/// The app's handle on `c`, its per-connection state and the receive buffer, split borrows.
+fn io<'c, S>(
+    c: &'c mut Conn<S>,
+    cfg: &Config,
+    id: ConnId,
+    now: Instant,
+) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
+    let io = Io::new(
+        id,
+        c.route.tuple,
+        now,
+        &mut c.snd.buf,
+        cfg.send_buffer as usize,
+        &mut c.app.shutdown,
+    );
+    (io, &mut c.app.state, &mut c.rcv.buf)
+}
+
+/// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
+fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    if !c.state.is_synchronized() {
+        return;
+    }
+    let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
+    if !c.app.connected {
+        c.app.connected = true;
+        if c.passive {
+            cx.stats.passive_opens += 1;
+        } else {
+            cx.stats.active_opens += 1;
+        }
+        // A cookie connection kept nothing from its SYN, so its handshake time is unknown.
+        if !c.from_cookie {
+            cx.latencies
+                .record(LatencyKind::Handshake, now - c.opened_at);
+        }
+        let (mut io, state, _) = io(c, cfg, id, now);
+        cx.app.on_connected(state, &mut io);
+    }
+    if c.app.blocked
+        && c.app.shutdown == Shutdown::Open
+        && c.snd.buf.len() < cfg.send_buffer as usize
+    {
+        c.app.blocked = false;
+        let (mut io, state, _) = io(c, cfg, id, now);
+        cx.app.on_writable(state, &mut io);
+    }
+    if !c.rcv.buf.is_empty() {
+        if c.app.shutdown >= Shutdown::Close {
+            c.rcv.buf.clear();
+        } else {
+            let before = c.rcv_space(cfg.recv_buffer);
+            let (mut io, state, recv) = io(c, cfg, id, now);
+            let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
+            recv.drain(..consumed.min(recv.len()));
+            // Window update when reading opened the window by two segments or half the buffer.
+            let after = c.rcv_space(cfg.recv_buffer);
+            let advertised = c.rcv.adv - c.rcv.nxt;
+            let grown = after.saturating_sub(advertised.max(before.min(advertised)));
+            if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
+                c.ack_now = true;
+            }
+        }
+    }
+    if c.rcv.buf.is_empty() && c.rcv.buf.capacity() > MAX_IDLE_BUFFER {
+        c.rcv.buf = VecDeque::new();
+    }
+    if c.state.fin_received() && c.rcv.buf.is_empty() && !c.app.peer_closed {
+        c.app.peer_closed = true;
+        let (mut io, state, _) = io(c, cfg, id, now);
+        cx.app.on_peer_closed(state, &mut io);
+    }
+    if c.app.shutdown == Shutdown::Open && c.snd.buf.len() >= cfg.send_buffer as usize {
+        c.app.blocked = true;
+    }
+}

@@ -1,0 +1,46 @@
+//! What a connection's event handlers share: the context of one event ([`Cx`]: configuration,
+//! counters, the app, the transmit side, `now`) and what the event decided ([`Outcome`]).
+//!
+//! Connection handlers (`input`, `timers`, `deliver`, `output`) take `(&mut Conn, &mut Cx)`;
+//! the handlers of segments that match no connection (`listen`, `time_wait`) take a
+//! [`Stateless`] context. Only the engine builds them and acts on an `Outcome`.
+
+use super::hash::Keys;
+use super::{Config, ConnId};
+use crate::app::{App, CloseReason};
+use crate::stats::{Latencies, Stats};
+use crate::time::Instant;
+use crate::tx::Tx;
+
+/// What happens to a connection after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// It lives on.
+    Keep,
+    /// It is gone (the app is told why).
+    Close(CloseReason),
+    /// It moves to the TIME-WAIT table.
+    TimeWait,
+}
+
+/// Everything an event handler may touch besides the connection itself.
+pub(crate) struct Cx<'a, A: App, T: Tx> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) stats: &'a mut Stats,
+    pub(crate) app: &'a mut A,
+    pub(crate) tx: &'a mut T,
+    pub(crate) now: Instant,
+    pub(crate) id: ConnId,
+    pub(crate) latencies: &'a mut Latencies,
+}
+
+/// Everything handling a segment that matches no connection (LISTEN, TIME-WAIT) may touch:
+/// no connection and no app, just the configuration, the counters, the keys and the
+/// transmit side.
+pub(crate) struct Stateless<'a, T: Tx> {
+    pub(crate) cfg: &'a Config,
+    pub(crate) stats: &'a mut Stats,
+    pub(crate) keys: &'a Keys,
+    pub(crate) tx: &'a mut T,
+    pub(crate) now: Instant,
+}

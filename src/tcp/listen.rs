@@ -1,0 +1,312 @@
+//! LISTEN (RFC 9293 §3.10.7.2): a segment for a served port that matches no connection.
+//!
+//! In the RFC's order: a RST is dropped; an ACK is bad ("an acceptable reset segment should
+//! be formed") unless it completes a SYN-cookie handshake (RFC 4987 §3.6), which opens the
+//! connection directly in ESTABLISHED; a SYN opens a SYN-RECEIVED connection, or, when the
+//! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
+//! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1).
+
+use super::conn::Conn;
+use super::conn_table::ConnTable;
+use super::event::Stateless;
+use super::hash::Key;
+use super::negotiate::{Negotiated, default_mss};
+use super::rate_limit::RateLimiter;
+use super::route::Route;
+use super::syncookie::{self, CookieError, CookieSecrets, SynOptions};
+use super::timer::Timer;
+use super::{Config, ConnId, State, SynCookieMode, isn, output};
+use crate::stats::DropReason;
+use crate::time::Instant;
+use crate::tx::Tx;
+use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+
+/// What the listeners remember between segments: the SYN-cookie secrets, when cookies were
+/// last sent, whether new connections are welcome, and the RST budget.
+#[derive(Debug)]
+pub(crate) struct Listen {
+    cookies: CookieSecrets,
+    /// When we last sent a SYN cookie (`auto` takes cookie ACKs only while cookies are live).
+    last_cookie_at: Option<Instant>,
+    /// False once draining: SYNs get a RST.
+    accepting: bool,
+    /// RSTs for segments that match no connection.
+    rst_limiter: RateLimiter,
+}
+
+/// What became of a segment that reached a listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accept {
+    /// Nothing follows: it was answered statelessly, or dropped and counted.
+    Done,
+    /// A new SYN-RECEIVED connection; its SYN-ACK is sent, its timer is to be scheduled.
+    HalfOpen(ConnId),
+    /// A valid cookie ACK made this ESTABLISHED connection; the segment goes on to it (it may
+    /// carry data, or even a FIN).
+    Established(ConnId),
+}
+
+impl Listen {
+    /// Listeners with `cookie_key` as the first SYN-cookie secret.
+    pub(crate) fn new(cfg: &Config, cookie_key: Key) -> Listen {
+        Listen {
+            cookies: CookieSecrets::new(cookie_key),
+            last_cookie_at: None,
+            accepting: true,
+            rst_limiter: RateLimiter::new(cfg.rst_per_second, cfg.rst_per_second.max(1)),
+        }
+    }
+
+    /// Stop accepting: SYNs are answered with a RST from now on. True if it was accepting.
+    pub(crate) fn stop_accepting(&mut self) -> bool {
+        std::mem::replace(&mut self.accepting, false)
+    }
+
+    /// A fresh SYN-cookie secret; cookies under the previous one stay valid.
+    pub(crate) fn rotate_cookie_secret(&mut self, key: Key) {
+        self.cookies.rotate(key);
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN state (plus the SYN-cookie ACK of RFC 4987), for a segment
+    /// that reached `listener` on `route`. (`sx` comes by value: a local context the optimizer
+    /// keeps in registers on the SYN path.)
+    pub(crate) fn handle_segment<S: Default, T: Tx>(
+        &mut self,
+        mut sx: Stateless<'_, T>,
+        conns: &mut ConnTable<Conn<S>>,
+        listener: u8,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> Accept {
+        // "First, check for a RST: an incoming RST segment could not be valid since it could
+        // not have been sent in response to anything sent by this incarnation."
+        if seg.flags.contains(Flags::RST) {
+            sx.stats.drop(DropReason::RstNoConnection);
+            return Accept::Done;
+        }
+        // "Second, check for an ACK: any acknowledgment is bad if it arrives on a connection
+        // still in the LISTEN state. An acceptable reset segment should be formed [...]" —
+        // unless it completes a SYN-cookie handshake.
+        if seg.flags.contains(Flags::ACK) {
+            if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
+                match self.check_cookie_ack(sx.now, route, seg) {
+                    Ok(syn) if self.accepting => {
+                        return established_by_cookie(&mut sx, conns, listener, route, seg, &syn);
+                    }
+                    Ok(_) => {
+                        sx.stats.drop(DropReason::TableFull);
+                        return Accept::Done;
+                    }
+                    Err(CookieError::Expired) => sx.stats.drop(DropReason::ExpiredCookie),
+                    Err(_) => sx.stats.drop(DropReason::BadCookie),
+                }
+            }
+            if !sx.cfg.reset_unknown {
+                sx.stats.drop(DropReason::UnknownConnection);
+                return Accept::Done;
+            }
+            self.reset(&mut sx, route, seg);
+            return Accept::Done;
+        }
+        // "Third, check for a SYN."
+        sx.stats.syns_received += 1;
+        if !self.accepting {
+            self.reset(&mut sx, route, seg);
+            return Accept::Done;
+        }
+        let use_cookie = match syn_policy(&sx) {
+            Ok(cookie) => cookie,
+            Err(reason) => {
+                sx.stats.drop(reason);
+                return Accept::Done;
+            }
+        };
+        if use_cookie {
+            self.send_cookie_syn_ack(&mut sx, route, seg);
+            return Accept::Done;
+        }
+        if conns.len() >= sx.cfg.max_connections {
+            sx.stats.drop(DropReason::TableFull);
+            return Accept::Done;
+        }
+        let Ok(id) = conns.insert(syn_received(&sx, listener, route, seg)) else {
+            sx.stats.drop(DropReason::TableFull);
+            return Accept::Done;
+        };
+        if let Some(c) = conns.get_mut(id) {
+            c.set_state(State::SynReceived, sx.stats);
+            output::send_syn(c, sx.cfg, sx.stats, sx.tx, sx.now);
+        }
+        Accept::HalfOpen(id)
+    }
+
+    /// Whether an ACK may complete a cookie handshake. Like Linux, `auto` only takes one while
+    /// cookies were being sent (within the two slots a cookie stays valid).
+    fn cookies_live(&self, cfg: &Config, now: Instant) -> bool {
+        match cfg.syncookies {
+            SynCookieMode::Always => true,
+            SynCookieMode::Auto => self
+                .last_cookie_at
+                .is_some_and(|t| now.saturating_since(t) <= 2 * syncookie::SLOT),
+            SynCookieMode::Never => false,
+        }
+    }
+
+    /// The RST of RFC 9293 §3.10.7.1 for a segment that matches nothing, within the RST
+    /// budget; never for a RST.
+    fn reset<T: Tx>(&mut self, sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+        if seg.flags.contains(Flags::RST) {
+            return;
+        }
+        if !self.rst_limiter.allow(sx.now) {
+            return sx.stats.drop(DropReason::RstRateLimited);
+        }
+        output::send_reset_for(sx, route, seg);
+    }
+
+    /// A stateless SYN-ACK whose ISN is a SYN cookie (RFC 4987 §3.6).
+    fn send_cookie_syn_ack<T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) {
+        let ipv4 = route.tuple.remote_addr.is_ipv4();
+        let opts = Negotiated::from_syn(sx.cfg, ipv4, &seg.options);
+        let peer_mss = seg.options.mss.unwrap_or(default_mss(ipv4));
+        let ts_bits = seg.options.timestamp.map(|_| {
+            syncookie::encode_ts_bits(
+                seg.options.window_scale.filter(|_| opts.rcv_wscale > 0),
+                opts.sack,
+            )
+        });
+        let (iss, _mss) = syncookie::make_cookie(
+            &self.cookies,
+            sx.now,
+            &route.tuple,
+            seg.seq,
+            peer_mss,
+            ts_bits,
+        );
+        let ts = match (ts_bits, seg.options.timestamp) {
+            (Some(bits), Some((tsval, _))) if sx.cfg.timestamps => {
+                let off = isn::timestamp_offset(&sx.keys.timestamp, &route.tuple);
+                let ts_now = sx.now.wrapping_millis().wrapping_add(off);
+                Some((syncookie::cookie_tsval(ts_now, bits), tsval))
+            }
+            _ => None,
+        };
+        // Without timestamps, window scale and SACK cannot be carried: offer neither.
+        let options = Options {
+            mss: Some(sx.cfg.mss),
+            window_scale: (ts.is_some() && opts.rcv_wscale > 0).then_some(opts.rcv_wscale),
+            sack_permitted: ts.is_some() && opts.sack,
+            timestamp: ts,
+            ..Options::default()
+        };
+        if output::send_cookie_syn_ack(sx, route, iss, seg.seq + 1u32, options) {
+            sx.stats.cookies_sent += 1;
+            self.last_cookie_at = Some(sx.now);
+        }
+    }
+
+    /// The third step of a cookie handshake (RFC 4987 §3.6): SEG.ACK - 1 must be a cookie we
+    /// made for this tuple and SEG.SEQ - 1; it gives back what the SYN negotiated.
+    fn check_cookie_ack(
+        &self,
+        now: Instant,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> Result<SynOptions, CookieError> {
+        let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
+        syncookie::check_cookie(
+            &self.cookies,
+            now,
+            &route.tuple,
+            seg.seq - 1,
+            seg.ack - 1,
+            tsecr,
+        )
+    }
+}
+
+/// Whether a SYN we accept gets a cookie (`Ok(true)`) or a SYN-RECEIVED connection
+/// (`Ok(false)`), from the cookie mode and the half-open budget; `Err` when neither may be.
+fn syn_policy<T: Tx>(sx: &Stateless<'_, T>) -> Result<bool, DropReason> {
+    let budget_spent = sx.stats.in_state(State::SynReceived) as usize >= sx.cfg.max_half_open;
+    match sx.cfg.syncookies {
+        SynCookieMode::Always => Ok(true),
+        SynCookieMode::Auto => Ok(budget_spent),
+        SynCookieMode::Never if budget_spent => Err(DropReason::HalfOpenFull),
+        SynCookieMode::Never => Ok(false),
+    }
+}
+
+/// The control block a SYN opens (still CLOSED, to be filed and moved to SYN-RECEIVED): "Set
+/// RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ [...] ISS should be selected and a SYN segment
+/// sent [...] SND.NXT is set to ISS+1 and SND.UNA to ISS" (RFC 9293 §3.10.7.2).
+fn syn_received<S: Default, T: Tx>(
+    sx: &Stateless<'_, T>,
+    listener: u8,
+    route: &Route,
+    seg: &TcpRepr<'_>,
+) -> Conn<S> {
+    let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
+    let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
+    let mut c = Conn::new(sx.cfg, sx.keys, sx.now, route, opts, iss);
+    c.passive = true;
+    c.listener = listener;
+    c.synchronize_receive(seg.seq, seg.options.timestamp);
+    c.syn_sent();
+    // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
+    c.snd.wnd = u32::from(seg.window);
+    c.snd.max_wnd = c.snd.wnd;
+    c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
+    c
+}
+
+/// A valid cookie ACK opens its connection directly in ESTABLISHED, from the SYN options `syn`
+/// the cookie carried; the caller processes the rest of the segment.
+fn established_by_cookie<S: Default, T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    conns: &mut ConnTable<Conn<S>>,
+    listener: u8,
+    route: &Route,
+    seg: &TcpRepr<'_>,
+    syn: &SynOptions,
+) -> Accept {
+    let cfg = sx.cfg;
+    if conns.len() >= cfg.max_connections {
+        sx.stats.drop(DropReason::TableFull);
+        return Accept::Done;
+    }
+    // The SYN the cookie stands for: window scale and SACK-permitted rode in our TSval, so
+    // without timestamps in use they are lost (as in Linux).
+    let carried = cfg.timestamps && seg.options.timestamp.is_some();
+    let syn_options = Options {
+        mss: Some(syn.mss),
+        window_scale: syn.window_scale.filter(|_| carried),
+        sack_permitted: carried && syn.sack_permitted,
+        timestamp: seg.options.timestamp,
+        ..Options::default()
+    };
+    let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
+    let mut c = Conn::new(cfg, sx.keys, sx.now, route, opts, seg.ack - 1);
+    c.passive = true;
+    c.from_cookie = true;
+    c.listener = listener;
+    c.synchronize_receive(seg.seq - 1, seg.options.timestamp);
+    c.syn_sent();
+    c.rcv.adv = c.rcv.nxt + output::syn_window(cfg);
+    let Ok(id) = conns.insert(c) else {
+        sx.stats.drop(DropReason::TableFull);
+        return Accept::Done;
+    };
+    if let Some(c) = conns.get_mut(id) {
+        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
+        c.establish(cfg, sx.stats, sx.now, seg, wnd);
+    }
+    sx.stats.cookies_validated += 1;
+    // `passive_opens` is counted once, when the app is told (deliver).
+    Accept::Established(id)
+}
