@@ -109,7 +109,10 @@ fn syns_to_an_address_the_server_does_not_have_or_to_another_mac_reach_only_the_
         "ip", "neigh", "replace", &ghost, "lladdr", &srv_mac, "dev", &cli_if,
     ]);
     let passed = xdp(&topo, "passed");
-    let (sent, received) = hping3(&topo, &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &ghost]);
+    let (sent, received) = hping3(
+        &topo,
+        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &ghost],
+    );
     assert_eq!((sent, received), (5, 0), "answered for {ghost}");
     assert!(xdp(&topo, "passed") >= passed + 5);
     // The server's own address, but a frame to another MAC.
@@ -134,7 +137,14 @@ fn syns_to_an_address_the_server_does_not_have_or_to_another_mac_reach_only_the_
     assert_eq!(engine(&topo, "syns_received"), 0);
     // With the right MAC again, the same SYNs are answered (in XDP).
     topo.cli(&[
-        "ip", "neigh", "replace", &topo.srv_ip, "lladdr", &srv_mac, "dev", &cli_if,
+        "ip",
+        "neigh",
+        "replace",
+        &topo.srv_ip,
+        "lladdr",
+        &srv_mac,
+        "dev",
+        &cli_if,
     ]);
     let (_, received) = hping3(
         &topo,
@@ -163,11 +173,17 @@ fn under_an_hping3_flood_curl_gets_two_hundred_of_two_hundred() {
     );
     let start = Instant::now();
     let ok = curls(&topo, &url, 200, "3");
-    assert_eq!(ok, 200, "only {ok} of 200 legit requests succeeded under the flood");
+    assert_eq!(
+        ok, 200,
+        "only {ok} of 200 legit requests succeeded under the flood"
+    );
     assert!(start.elapsed() < Duration::from_secs(50));
     let s = status(&topo);
     assert!(
-        s["total"]["counters"]["cookies_validated"].as_u64().unwrap() >= 1,
+        s["total"]["counters"]["cookies_validated"]
+            .as_u64()
+            .unwrap()
+            >= 1,
         "legit connections completed on XDP cookies: {s}"
     );
 }
@@ -207,7 +223,11 @@ print("ECHOED", bytes(got) == data)
     assert!(text.contains("wscale:"), "{text}");
     assert!(text.contains(" sack"), "{text}");
     assert_eq!(xdp(&topo, "cookie_synacks"), 1, "{text}");
-    assert_eq!(engine(&topo, "syns_received"), 0, "the engine never saw the SYN");
+    assert_eq!(
+        engine(&topo, "syns_received"),
+        0,
+        "the engine never saw the SYN"
+    );
     assert_eq!(engine(&topo, "cookies_validated"), 1);
 }
 
@@ -244,7 +264,11 @@ fn key_rotations_and_a_replaced_secret_file_mid_flood_fail_no_legit_connection()
     let _ = std::fs::remove_file(&secret);
     assert!(ok > 40, "only {ok} requests in 6 s");
     let s = status(&topo);
-    assert_eq!(s["total"]["drops"]["bad_cookie"].as_u64().unwrap_or(0), 0, "{s}");
+    assert_eq!(
+        s["total"]["drops"]["bad_cookie"].as_u64().unwrap_or(0),
+        0,
+        "{s}"
+    );
     assert!(s["xdp"]["cookie_synacks"].as_u64().unwrap() > 1000, "{s}");
 }
 

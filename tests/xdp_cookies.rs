@@ -1,8 +1,8 @@
 //! The XDP program's SYN cookies against the engine's, through `BPF_PROG_RUN`: for each SYN,
-//! the frame the program sends back (XDP_TX) must be, byte for byte, the cookie SYN-ACK the
-//! engine's own functions and emitter make (`syncookie::make_cookie`, `cookie_tsval`,
-//! `isn::timestamp_offset`, `wire::TcpFrame::emit`), and `check_cookie` must accept it. Named
-//! fixtures first (Katran style), then a property test over random SYNs. Needs root.
+//! the frame the program sends back (XDP_TX) must be, byte for byte, the cookie SYN-ACK an
+//! engine in `always` mode sends for the same SYN at the same instant with the same secret, and
+//! `check_cookie` must accept it with the options the SYN offered. Named fixtures first
+//! (Katran style), then a property test over random SYNs. Needs root.
 
 mod common;
 
@@ -10,25 +10,34 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use proptest::prelude::*;
 
-use xdptcp::tcp::hash::Key;
-use xdptcp::tcp::isn::timestamp_offset;
-use xdptcp::tcp::syncookie::{
-    CookieSecrets, SynOptions, check_cookie, cookie_tsval, encode_ts_bits, make_cookie,
-};
-use xdptcp::tcp::{Config, FourTuple, SeqNumber};
+use xdptcp::app::discard::Discard;
+use xdptcp::tcp::syncookie::{SynOptions, check_cookie, timestamp_key};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, SeqNumber, SynCookieMode};
 use xdptcp::time::Instant;
+use xdptcp::wire::TcpFrame;
 use xdptcp::wire::checksum;
-use xdptcp::wire::ethernet;
-use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
-use xdptcp::wire::{IpRepr, TcpFrame, ipv4, ipv6};
 use xdptcp::xdp::program::verdict::{XDP_DROP, XDP_PASS, XDP_TX};
 use xdptcp::xdp::{Program, ProgramConfig, SynAckTemplate, XdpCounters};
 
 const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const PORT: u16 = 8080;
-const MAC_KEY: Key = Key([0x5a; 16]);
-const TS_KEY: Key = Key([0xc3; 16]);
+const SECRET: [u8; 32] = [0x5a; 32];
+
+/// An engine configuration as a test varies it, with our MAC, port and cookie secret.
+fn engine_config(base: Config) -> Config {
+    Config {
+        local_mac: OUR_MAC,
+        listeners: vec![Listener {
+            addr: None,
+            port: PORT,
+            keepalive: None,
+        }],
+        syncookies: SynCookieMode::Always,
+        cookie_secret: Some(SECRET),
+        ..base
+    }
+}
 
 fn srv4() -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 201, 0, 1))
@@ -183,79 +192,32 @@ fn tuple(s: &Syn) -> FourTuple {
     }
 }
 
-/// The engine's cookie SYN-ACK for `s` at `now` (send_cookie_syn_ack's choices, the engine's
-/// own cookie functions and frame emitter), and what `check_cookie` must give back.
+/// The engine's cookie SYN-ACK for `s` at `now` (an engine in `always` mode receiving the same
+/// SYN), and what `check_cookie` must give back for it.
 fn expected(s: &Syn, o: SynOpts, cfg: &Config, now: Instant) -> (Vec<u8>, SynOptions) {
-    let t = tuple(s);
+    let cfg = engine_config(cfg.clone());
+    let mut engine = Engine::new(cfg.clone(), Discard::default(), now);
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    engine.receive(now, &frame(s), &mut tx);
+    assert_eq!(tx.len(), 1, "the engine answers {s:?} with one SYN-ACK");
     let ws_ok = o.ws.is_some() && cfg.window_scale > 0;
-    let sack = cfg.sack && o.sack;
-    let ts_bits = (cfg.timestamps && o.ts.is_some())
-        .then(|| encode_ts_bits(o.ws.filter(|_| ws_ok).map(|w| w.min(14)), sack));
-    let secrets = CookieSecrets::new(MAC_KEY);
-    let (cookie, mss) = make_cookie(
-        &secrets,
-        now,
-        &t,
-        SeqNumber(s.seq),
-        o.mss.unwrap_or(536),
-        ts_bits,
-    );
-    let ts = ts_bits.map(|bits| {
-        let ts_now = (now.total_millis() as u32).wrapping_add(timestamp_offset(&TS_KEY, &t));
-        (cookie_tsval(ts_now, bits), o.ts.unwrap_or(0))
-    });
-    let options = Options {
-        mss: Some(cfg.mss),
-        window_scale: (ts.is_some() && ws_ok).then_some(cfg.window_scale),
-        sack_permitted: ts.is_some() && sack,
-        timestamp: ts,
-        ..Options::default()
+    let ts = cfg.timestamps && o.ts.is_some();
+    let table: [u16; 4] = if s.src.is_ipv4() {
+        [536, 1300, 1440, 1460]
+    } else {
+        [1220, 1420, 1440, 8940]
     };
-    let tcp = TcpRepr {
-        src_port: s.dport,
-        dst_port: s.sport,
-        seq: cookie,
-        ack: SeqNumber(s.seq.wrapping_add(1)),
-        flags: Flags::SYN | Flags::ACK,
-        window: cfg.recv_buffer.min(65535) as u16,
-        options,
-        payload: &[],
-    };
-    let ip = match (s.dst, s.src) {
-        (IpAddr::V4(src), IpAddr::V4(dst)) => IpRepr::V4(ipv4::Repr {
-            src,
-            dst,
-            protocol: 6,
-            payload_len: tcp.buffer_len(),
-            ttl: cfg.ttl,
-        }),
-        (IpAddr::V6(src), IpAddr::V6(dst)) => IpRepr::V6(ipv6::Repr {
-            src,
-            dst,
-            next_header: 6,
-            payload_len: tcp.buffer_len(),
-            hop_limit: cfg.ttl,
-        }),
-        _ => unreachable!(),
-    };
-    let f = TcpFrame {
-        eth: ethernet::Repr {
-            dst: PEER_MAC,
-            src: OUR_MAC,
-            vlan: s.vlan,
-            ethertype: if s.dst.is_ipv4() { 0x0800 } else { 0x86dd },
-        },
-        ip,
-        tcp,
-    };
-    let mut buf = vec![0u8; f.buffer_len()];
-    f.emit(&mut buf);
+    let peer = o.mss.unwrap_or(536);
     let negotiated = SynOptions {
-        mss,
-        window_scale: ts_bits.and(o.ws.filter(|_| ws_ok).map(|w| w.min(14))),
-        sack_permitted: ts_bits.is_some() && sack,
+        mss: *table
+            .iter()
+            .rev()
+            .find(|&&m| m <= peer)
+            .unwrap_or(&table[0]),
+        window_scale: o.ws.filter(|_| ts && ws_ok).map(|w| w.min(14)),
+        sack_permitted: ts && cfg.sack && o.sack,
     };
-    (buf, negotiated)
+    (tx.remove(0), negotiated)
 }
 
 /// The program for one queue in cookie mode, its clock fixed at `now`, the keys of `now`'s
@@ -276,12 +238,17 @@ fn serve_both(mut p: Program, now: Instant) -> Program {
     p.serve(Some(srv4()), PORT).unwrap();
     p.serve(Some(srv6()), PORT).unwrap();
     p.queue_flag(0).unwrap().set_cookie_mode(true);
-    p.cookie_keys().write(epoch(now), &MAC_KEY, &TS_KEY);
+    write_key(&p, now, 0);
     p
 }
 
-fn epoch(now: Instant) -> u64 {
-    now.total_micros() / 64_000_000
+/// Puts the key of the epoch `ahead` epochs after `now`'s into the program's table, as the
+/// server does.
+fn write_key(p: &Program, now: Instant, ahead: i64) {
+    let keys = engine_config(Config::default()).cookie_keys(now);
+    let epoch = keys.epoch().wrapping_add_signed(ahead);
+    p.cookie_keys()
+        .write(epoch, &keys.key_of(epoch), &timestamp_key(&SECRET));
 }
 
 /// Runs `s` through the program: the SYN-ACK must be the engine's and its cookie valid.
@@ -292,14 +259,8 @@ fn assert_answered_like_the_engine(p: &Program, cfg: &Config, s: &Syn, o: SynOpt
     assert_eq!(out, want, "SYN-ACK differs from the engine's for {s:?}");
     let f = TcpFrame::parse(&out).expect("our own parser (checksums included) takes it");
     let tsecr = f.tcp.options.timestamp.map(|(val, _)| val);
-    let got = check_cookie(
-        &CookieSecrets::new(MAC_KEY),
-        now,
-        &tuple(s),
-        SeqNumber(s.seq),
-        f.tcp.seq,
-        tsecr,
-    );
+    let keys = engine_config(cfg.clone()).cookie_keys(now);
+    let got = check_cookie(&keys, now, &tuple(s), SeqNumber(s.seq), f.tcp.seq, tsecr);
     assert_eq!(got, Ok(negotiated), "{s:?}");
 }
 
@@ -528,12 +489,12 @@ fn without_cookie_mode_or_a_current_key_the_syn_goes_to_the_engine() {
     expect(&p, "cookie mode off", &f, XDP_PASS, |c| c.no_socket);
     p.queue_flag(0).unwrap().set_cookie_mode(true);
     // The entries hold the previous epoch's and a later epoch's keys: neither is used.
-    p.cookie_keys().write(epoch(t0()) - 1, &MAC_KEY, &TS_KEY);
-    p.cookie_keys().write(epoch(t0()) + 2, &MAC_KEY, &TS_KEY);
+    write_key(&p, t0(), -1);
+    write_key(&p, t0(), 2);
     expect(&p, "no key for this epoch", &f, XDP_PASS, |c| {
         c.syn_to_worker
     });
-    p.cookie_keys().write(epoch(t0()), &MAC_KEY, &TS_KEY);
+    write_key(&p, t0(), 0);
     expect(&p, "key back", &f, XDP_TX, |c| c.cookie_synacks);
     assert_eq!(p.queue_flag(0).unwrap().cookies(), 1);
 }

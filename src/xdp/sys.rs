@@ -233,7 +233,7 @@ pub fn wall_clock_offset_us() -> i64 {
         };
         // SAFETY: `ts` is a valid, writable timespec; both clocks always exist on Linux.
         unsafe { libc::clock_gettime(clock, &mut ts) };
-        ts.tv_sec as i64 * 1_000_000 + ts.tv_nsec as i64 / 1000
+        ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
     };
     read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }

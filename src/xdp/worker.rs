@@ -241,6 +241,14 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
     fn app_counters(&self) -> Vec<(&'static str, u64)> {
         self.app().counters()
     }
+
+    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        crate::tcp::Engine::replace_cookie_secret(self, now, secret);
+    }
+
+    fn cookie_mode(&mut self, now: Instant, xdp_cookies: u64) -> bool {
+        crate::tcp::Engine::poll_cookie_mode(self, now, xdp_cookies)
+    }
 }
 
 /// The worker drives the load generator like an engine.

@@ -16,4 +16,5 @@ mod rfc5961;
 mod states;
 mod syncookies;
 mod time_wait;
+mod xdp_cookies;
 mod zero_window;

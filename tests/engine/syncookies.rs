@@ -258,20 +258,45 @@ fn without_timestamps_the_cookie_syn_ack_offers_no_window_scale_or_sack() {
 }
 
 #[test]
-fn after_one_rotation_an_old_cookie_works_after_two_it_does_not() {
-    let mut p = cookie_peer(SynCookieMode::Always, Scripted::default());
+fn a_cookie_outlives_one_key_rotation_but_not_two() {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Always;
+    cfg.cookie_rotation = Duration::from_secs(10);
+    let mut p = Peer::server(cfg, Scripted::default());
     let sa = p.send(linux_syn(1000)).remove(0);
-    p.engine.rotate_cookie_secret([9; 16]);
+    p.advance(Duration::from_secs(10));
     p.send(cookie_ack(1000, &sa));
     assert!(
         p.engine.find(&p.tuple()).is_some(),
-        "one rotation: still valid"
+        "one rotation later: still valid"
     );
 
     p.port = 40001;
     let sa = p.send(linux_syn(2000)).remove(0);
-    p.engine.rotate_cookie_secret([10; 16]);
-    p.engine.rotate_cookie_secret([11; 16]);
+    p.advance(Duration::from_secs(20));
+    assert_refused_after_rotation(&mut p, cookie_ack(2000, &sa));
+}
+
+#[test]
+fn a_replaced_secrets_cookies_stay_valid_for_the_next_rotation_epoch_only() {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Always;
+    cfg.cookie_rotation = Duration::from_secs(10);
+    let mut p = Peer::server(cfg, Scripted::default());
+    let sa = p.send(linux_syn(1000)).remove(0);
+    let now = p.now;
+    p.engine.replace_cookie_secret(now, [0x55; 32]);
+    p.send(cookie_ack(1000, &sa));
+    assert!(
+        p.engine.find(&p.tuple()).is_some(),
+        "the old secret still counts"
+    );
+
+    p.port = 40001;
+    let sa = p.send(linux_syn(2000)).remove(0);
+    let now = p.now;
+    p.engine.replace_cookie_secret(now, [0x43; 32]);
+    p.advance(Duration::from_secs(20));
     assert_refused_after_rotation(&mut p, cookie_ack(2000, &sa));
 }
 
