@@ -76,6 +76,7 @@ fn main() {
         xsk_queues: 1,
         local_mac: OUR_MAC,
         ifindex: 0,
+        tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(&Config::default()),
         fixed_now: None,
     })

@@ -79,6 +79,7 @@ struct xdp_counters {
 	__u64 syn_malformed;    /* cookie mode: SYNs dropped for bad options, flags or addresses */
 	__u64 syn_to_worker;    /* cookie mode: SYNs we do not answer here (IP options, data...) */
 	__u64 tx_dropped;       /* XDP_TX frames the driver dropped (tracepoints below) */
+	__u64 rst_backscatter;  /* cookie mode: bare RSTs answering our cookie SYN-ACKs, dropped */
 };
 
 enum counter {
@@ -92,6 +93,7 @@ enum counter {
 	COUNTER_SYN_MALFORMED,
 	COUNTER_SYN_TO_WORKER,
 	COUNTER_TX_DROPPED,
+	COUNTER_RST_BACKSCATTER,
 };
 
 /* One receive queue, written by its worker (cookie_mode) and by this program (cookies): a
@@ -131,6 +133,11 @@ const volatile __u8 use_sack = 1;
 const volatile __s64 cookie_clock_offset_us = 0;
 /* Length of a key rotation epoch, in microseconds (tcp::Config::cookie_rotation). */
 const volatile __u64 cookie_epoch_us = 64000000;
+/* Send cookie SYN-ACKs back with bpf_redirect() to the device they came in on rather than
+ * XDP_TX: on veth, XDP_TX frames reach a peer without an XDP program of its own only when
+ * something else wakes the peer's NAPI, while redirected ones are flushed to it (GRO on the
+ * peer is enough). Real NICs keep XDP_TX, their fastest path. */
+const volatile __u8 tx_by_redirect = 0;
 /* The device the program is attached to, for the XDP_TX tracepoints. */
 const volatile __s32 watched_ifindex = 0;
 /* Tests only: a fixed CLOCK_MONOTONIC reading in ns instead of bpf_ktime_get_ns(). */
@@ -166,6 +173,21 @@ struct {
 	__type(key, __u32);
 	__type(value, struct queue_state);
 } queues SEC(".maps");
+
+/* Backscatter: a flooder that sends SYNs from its own address has its kernel answer each of
+ * our cookie SYN-ACKs with a bare RST (SEQ = our SYN-ACK's ACK, RFC 9293 §3.10.7.1), one for
+ * every flood SYN. The engine would only drop them (no connection exists before the third
+ * ACK), after a trip through the AF_XDP ring that legit segments need. So each cookie SYN-ACK
+ * leaves the RST sequence number it would draw in a per-CPU slot picked by a hash of the
+ * tuple (RSS keeps a tuple on one CPU), and a bare RST (no ACK: a host with a socket for the
+ * tuple sends RST|ACK when it aborts) carrying exactly that number is dropped here. */
+#define BACKSCATTER_SLOTS 65536
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BACKSCATTER_SLOTS);
+	__type(key, __u32);
+	__type(value, __u32);
+} backscatter SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -217,6 +239,9 @@ static __always_inline int count(enum counter which, int verdict)
 		break;
 	case COUNTER_TX_DROPPED:
 		c->tx_dropped++;
+		break;
+	case COUNTER_RST_BACKSCATTER:
+		c->rst_backscatter++;
 		break;
 	}
 	return verdict;
@@ -323,6 +348,19 @@ static __always_inline int to_our_mac(const struct ethhdr *eth)
 		if (eth->h_dest[i] != local_mac[i])
 			return 0;
 	return 1;
+}
+
+/* The backscatter slot of a tuple: the peer's address words and both ports, mixed. */
+static __always_inline __u32 backscatter_slot(const __u32 *peer, int words, __u32 ports)
+{
+	__u32 h = ports;
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 4; i++)
+		if (i < words)
+			h = (h ^ peer[i]) * 0x9e3779b1;
+	return (h >> 16) % BACKSCATTER_SLOTS;
 }
 
 /* ---- SYN cookies ------------------------------------------------------------------------ */
@@ -773,6 +811,9 @@ int xdptcp_steer(struct xdp_md *ctx)
 	int proto;
 	int verdict;
 
+	__u32 peer[4] = {};
+	int peer_words = 0;
+
 	proto = parse_ethhdr(&nh, data_end);
 	if (proto == -1)
 		return count(COUNTER_MALFORMED, XDP_PASS);
@@ -787,6 +828,8 @@ int xdptcp_steer(struct xdp_md *ctx)
 			return count(COUNTER_PASSED, XDP_PASS);
 		key.family = FAMILY_INET;
 		__builtin_memcpy(key.addr, &iph->daddr, 4);
+		__builtin_memcpy(peer, &iph->saddr, 4);
+		peer_words = 1;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		int nexthdr = parse_ip6hdr(&nh, data_end, &ip6h);
 
@@ -796,6 +839,8 @@ int xdptcp_steer(struct xdp_md *ctx)
 			return count(COUNTER_PASSED, XDP_PASS);
 		key.family = FAMILY_INET6;
 		__builtin_memcpy(key.addr, &ip6h->daddr, 16);
+		__builtin_memcpy(peer, &ip6h->saddr, 16);
+		peer_words = 4;
 	} else {
 		return count(COUNTER_PASSED, XDP_PASS);
 	}
@@ -812,6 +857,14 @@ int xdptcp_steer(struct xdp_md *ctx)
 		return count(COUNTER_NO_SOCKET, XDP_PASS);
 
 	qs = bpf_map_lookup_elem(&queues, &queue);
+	if (qs && qs->cookie_mode && tcph->rst && !tcph->ack && !tcph->syn) {
+		__u32 slot = backscatter_slot(peer, peer_words,
+					      ((__u32)tcph->source << 16) | tcph->dest);
+		__u32 *expect = bpf_map_lookup_elem(&backscatter, &slot);
+
+		if (expect && *expect == bpf_ntohl(tcph->seq))
+			return count(COUNTER_RST_BACKSCATTER, XDP_DROP);
+	}
 	if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
 	    eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
 		struct syn_info si = {
@@ -824,9 +877,19 @@ int xdptcp_steer(struct xdp_md *ctx)
 			return count(COUNTER_SYN_MALFORMED, XDP_DROP);
 		__builtin_memcpy(si.src_mac, eth->h_source, 6);
 		switch (answer_syn(ctx, &si, l3, tcph, (__u32)((void *)tcph - data))) {
-		case SYN_ANSWERED:
+		case SYN_ANSWERED: {
+			__u32 slot = backscatter_slot(peer, peer_words,
+						      ((__u32)si.sport << 16) | si.dport);
+			__u32 *expect = bpf_map_lookup_elem(&backscatter, &slot);
+
+			if (expect)
+				*expect = bpf_ntohl(si.seq) + 1;
 			__sync_fetch_and_add(&qs->cookies, 1);
+			if (tx_by_redirect)
+				return count(COUNTER_COOKIE_SYNACKS,
+					     bpf_redirect(ctx->ingress_ifindex, 0));
 			return count(COUNTER_COOKIE_SYNACKS, XDP_TX);
+		}
 		case SYN_BAD_CHECKSUM:
 			return count(COUNTER_SYN_BAD_CHECKSUM, XDP_DROP);
 		case SYN_MALFORMED:
@@ -844,10 +907,11 @@ int xdptcp_steer(struct xdp_md *ctx)
 	return count(COUNTER_NO_SOCKET, verdict);
 }
 
-/* ---- XDP_TX frames the driver could not send ---------------------------------------------
- * A driver that drops XDP_TX frames says so only through tracepoints: veth when its peer has
- * no NAPI to receive them (xdp_bulk_tx with drops and an error), NICs when their XDP TX ring
- * is full (xdp_exception). Counted here so that `serve` can tell the operator. */
+/* ---- SYN-ACKs the driver could not send -------------------------------------------------
+ * A driver that drops XDP_TX (or self-redirected) frames says so only through tracepoints:
+ * veth when its peer has no NAPI to receive them (xdp_bulk_tx or xdp_devmap_xmit with drops
+ * and an error), NICs when their XDP TX ring is full (xdp_exception). Counted here so that
+ * `serve` can tell the operator. */
 
 /* The one field of the kernel's net_device read here; its offset is relocated against the
  * running kernel's BTF (CO-RE), and the tracepoints below are BTF-typed (tp_btf), so neither
@@ -876,6 +940,31 @@ SEC("tp_btf/xdp_bulk_tx")
 int BPF_PROG(count_bulk_tx, const struct net_device *dev, int sent, int drops, int err)
 {
 	count_tx_dropped(dev, drops);
+	return 0;
+}
+
+/* TP_PROTO(const struct net_device *from_dev, const struct net_device *to_dev, int sent,
+ * int drops, int err): a bulk of redirected frames flushed (our SYN-ACKs with
+ * tx_by_redirect). */
+SEC("tp_btf/xdp_devmap_xmit")
+int BPF_PROG(count_devmap_xmit, const struct net_device *from_dev,
+	     const struct net_device *to_dev, int sent, int drops, int err)
+{
+	count_tx_dropped(to_dev, drops);
+	return 0;
+}
+
+/* TP_PROTO(const struct net_device *dev, const struct bpf_prog *xdp, const void *tgt, int err,
+ * enum bpf_map_type map_type, u32 map_id, u32 index): a redirect without a map (ours, to the
+ * device itself) that failed at once (veth: the peer has no NAPI, so no ndo_xdp_xmit). */
+SEC("tp_btf/xdp_redirect_err")
+int BPF_PROG(count_redirect_err, const struct net_device *dev, const struct bpf_prog *xdp,
+	     const void *tgt, int err, int map_type, __u32 map_id, __u32 index)
+{
+	/* Redirects into the XSKMAP (a full AF_XDP ring) come here too, with their map type;
+	 * ours to the device itself have none (BPF_MAP_TYPE_UNSPEC). */
+	if (map_type == BPF_MAP_TYPE_UNSPEC)
+		count_tx_dropped(dev, 1);
 	return 0;
 }
 

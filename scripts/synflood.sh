@@ -160,6 +160,7 @@ print(json.dumps({
     "engine_syns": delta(["total", "counters", "syns_received"]),
     "kernel_rx_dropped": delta(["total", "socket", "kernel_rx_dropped"]),
     "xdp_tx_dropped": delta(["xdp", "tx_dropped"]),
+    "xdp_rst_backscatter": delta(["xdp", "rst_backscatter"]),
     "rss_kib_before": mb[0], "rss_kib_after": ma[0],
     "slab_kib_before": mb[1], "slab_kib_after": ma[1],
 }))

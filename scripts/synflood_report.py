@@ -52,6 +52,7 @@ def main(runs_path, json_path, md_path):
             "engine_syns": served.get("engine_syns"),
             "kernel_rx_dropped": served.get("kernel_rx_dropped"),
             "xdp_tx_dropped": served.get("xdp_tx_dropped"),
+            "xdp_rst_backscatter": served.get("xdp_rst_backscatter"),
             "rss_kib": (served.get("rss_kib_before"), served.get("rss_kib_after")),
         })
     json.dump({"runs": runs, "table": table}, open(json_path, "w"), indent=2)
@@ -70,8 +71,9 @@ def main(runs_path, json_path, md_path):
     lines += [
         "",
         "| server | flood at the served port | SYNs sent | SYN-ACKs from XDP | SYNs reaching the engine "
-        "| AF_XDP RX drops | XDP_TX drops | RSS KiB before → after |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| backscatter RSTs dropped in XDP | AF_XDP RX drops | SYN-ACKs the driver dropped "
+        "| RSS KiB before → after |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for t in table:
         if t["server"] == "nginx":
@@ -80,6 +82,7 @@ def main(runs_path, json_path, md_path):
         lines.append(
             f"| {NAMES[t['server']]} | {t['flood']} | {num(t['flood_syns_sent'])} "
             f"| {num(t['xdp_cookie_synacks'])} | {num(t['engine_syns'])} "
+            f"| {num(t['xdp_rst_backscatter'])} "
             f"| {num(t['kernel_rx_dropped'])} | {num(t['xdp_tx_dropped'])} "
             f"| {num(before)} → {num(after)} |")
     text = "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ fn program(xsk_queues: u32) -> Program {
         xsk_queues,
         local_mac: OUR_MAC,
         ifindex: 0,
+        tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(&Config::default()),
         fixed_now: None,
     })

@@ -227,6 +227,7 @@ fn cookie_program(cfg: &Config, now: Instant) -> Program {
         xsk_queues: 1,
         local_mac: OUR_MAC,
         ifindex: 0,
+        tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(cfg),
         fixed_now: Some(now),
     })
@@ -573,4 +574,44 @@ proptest! {
         s.vlan = vlan;
         PROGRAMS.with(|p| assert_answered_like_the_engine(&p[clock], &cfg, &s, o, now));
     }
+}
+
+#[test]
+fn a_bare_rst_answering_a_cookie_syn_ack_is_dropped_as_backscatter_and_others_go_on() {
+    if !require_root() {
+        return;
+    }
+    let cfg = Config::default();
+    let p = cookie_program(&cfg, t0());
+    let s = syn(cli4(), srv4(), FULL);
+    assert_eq!(p.test_run(&frame(&s)).unwrap(), XDP_TX);
+    // The flooder's kernel: <SEQ=SEG.ACK><CTL=RST> for the SYN-ACK it did not expect.
+    let rst = |flags: u8, seq: u32| {
+        frame(&Syn {
+            flags,
+            seq,
+            options: Vec::new(),
+            ..s.clone()
+        })
+    };
+    let backscatter = rst(0x04, s.seq + 1);
+    expect(&p, "backscatter RST", &backscatter, XDP_DROP, |c| {
+        c.rst_backscatter
+    });
+    // A host with a socket for the tuple aborts with RST|ACK; another SEQ is not ours to judge.
+    expect(&p, "RST|ACK", &rst(0x14, s.seq + 1), XDP_PASS, |c| {
+        c.no_socket
+    });
+    expect(
+        &p,
+        "RST at another SEQ",
+        &rst(0x04, s.seq + 7),
+        XDP_PASS,
+        |c| c.no_socket,
+    );
+    // Outside cookie mode every RST goes to the engine.
+    p.queue_flag(0).unwrap().set_cookie_mode(false);
+    expect(&p, "RST, cookie mode off", &backscatter, XDP_PASS, |c| {
+        c.no_socket
+    });
 }

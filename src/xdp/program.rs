@@ -98,6 +98,9 @@ pub struct ProgramConfig {
     pub local_mac: [u8; 6],
     /// The device's ifindex, whose XDP_TX drops the program counts (0: none).
     pub ifindex: u32,
+    /// Send cookie SYN-ACKs with a redirect to the device itself instead of XDP_TX (for veth,
+    /// whose XDP_TX frames a peer without its own XDP program only gets late).
+    pub tx_by_redirect: bool,
     /// The cookie SYN-ACK.
     pub synack: SynAckTemplate,
     /// Tests only: the program reads this instant of CLOCK_MONOTONIC instead of the clock.
@@ -230,15 +233,18 @@ pub struct XdpCounters {
     pub syn_malformed: u64,
     /// Cookie mode: SYNs handed to the engine instead (IP options, data, no key yet).
     pub syn_to_worker: u64,
-    /// XDP_TX frames the driver dropped (on veth: the peer has no NAPI; see `serve`'s
-    /// warning).
+    /// SYN-ACKs (XDP_TX or redirected to the device itself) the driver dropped (on veth: the
+    /// peer has no NAPI; see `serve`'s warning).
     pub tx_dropped: u64,
+    /// Cookie mode: bare RSTs answering our cookie SYN-ACKs (a flooder's kernel's backscatter),
+    /// dropped before they reach the engine.
+    pub rst_backscatter: u64,
 }
 
 impl XdpCounters {
     /// Every counter as (name, value): the one list that reports, metrics and the stats
     /// socket render, so a counter added here shows up everywhere.
-    pub fn fields(&self) -> [(&'static str, u64); 10] {
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
         [
             ("redirected", self.redirected),
             ("passed", self.passed),
@@ -250,6 +256,7 @@ impl XdpCounters {
             ("syn_malformed", self.syn_malformed),
             ("syn_to_worker", self.syn_to_worker),
             ("tx_dropped", self.tx_dropped),
+            ("rst_backscatter", self.rst_backscatter),
         ]
     }
 
@@ -264,6 +271,7 @@ impl XdpCounters {
         self.syn_malformed += c.syn_malformed;
         self.syn_to_worker += c.syn_to_worker;
         self.tx_dropped += c.tx_dropped;
+        self.rst_backscatter += c.rst_backscatter;
     }
 }
 
@@ -508,10 +516,15 @@ impl Program {
         // SAFETY: bpf_link_create returned a fresh fd that nothing else owns.
         let link = unsafe { OwnedFd::from_raw_fd(fd) };
         let progs = &self.skel.progs;
-        let tracepoints = match [&progs.count_bulk_tx, &progs.count_exception]
-            .into_iter()
-            .map(|p| p.attach())
-            .collect::<Result<Vec<_>, _>>()
+        let tracepoints = match [
+            &progs.count_bulk_tx,
+            &progs.count_devmap_xmit,
+            &progs.count_redirect_err,
+            &progs.count_exception,
+        ]
+        .into_iter()
+        .map(|p| p.attach())
+        .collect::<Result<Vec<_>, _>>()
         {
             Ok(links) => links,
             Err(e) => {
@@ -550,6 +563,7 @@ fn open_and_load(
     ro.xsk_queues = config.xsk_queues;
     ro.local_mac = config.local_mac;
     ro.watched_ifindex = config.ifindex as i32;
+    ro.tx_by_redirect = u8::from(config.tx_by_redirect);
     ro.synack_mss = t.mss;
     ro.synack_window = t.window;
     ro.synack_wscale = t.window_scale;

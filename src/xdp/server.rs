@@ -213,6 +213,7 @@ impl Server {
             xsk_queues: queues,
             local_mac: interface.mac,
             ifindex: interface.ifindex,
+            tx_by_redirect: interface.driver.as_deref() == Some("veth"),
             synack: config.synack,
             fixed_now: None,
         })?;

@@ -37,6 +37,8 @@ pub struct Interface {
     pub mtu: u32,
     /// Its number of receive queues (`/sys/class/net/IF/queues/rx-*`).
     pub rx_queues: u32,
+    /// Its driver (`ethtool -i`), if it says: `veth`, `mlx5_core`, ...
+    pub driver: Option<String>,
 }
 
 impl Interface {
@@ -63,12 +65,14 @@ impl Interface {
         let rx_queues = sysfs_rx_queues(name, ifindex)
             .or_else(|| sock.rx_channels(name))
             .unwrap_or(1);
+        let driver = sock.driver(name);
         Ok(Interface {
             name: name.to_string(),
             ifindex,
             mac,
             mtu,
             rx_queues: rx_queues.max(1),
+            driver,
         })
     }
 }
@@ -108,6 +112,24 @@ struct EthtoolChannels {
 }
 
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const ETHTOOL_GDRVINFO: u32 = 0x03;
+
+/// `struct ethtool_drvinfo` (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
 
 /// A datagram socket for interface ioctls.
 struct IoctlSocket(std::os::fd::OwnedFd);
@@ -165,6 +187,18 @@ impl IoctlSocket {
         self.ioctl(libc::SIOCGIFMTU, &mut req)?;
         // Safety: SIOCGIFMTU filled the ifru_mtu member of the union.
         Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
+    }
+
+    fn driver(&self, name: &str) -> Option<String> {
+        // SAFETY: all-zero bytes are a valid ethtool_drvinfo (integers and byte arrays).
+        let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+        info.cmd = ETHTOOL_GDRVINFO;
+        let mut req = Self::ifreq(name);
+        req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+        self.ioctl(libc::SIOCETHTOOL, &mut req).ok()?;
+        let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+        let driver = String::from_utf8_lossy(&info.driver[..end]).into_owned();
+        (!driver.is_empty()).then_some(driver)
     }
 
     fn rx_channels(&self, name: &str) -> Option<u32> {

@@ -370,7 +370,7 @@ impl Watch {
         if dropped > self.tx_dropped {
             tracing::warn!(
                 dropped = dropped - self.tx_dropped,
-                "the driver dropped XDP_TX frames (cookie SYN-ACKs): on veth the peer device needs NAPI (`ethtool -K PEER gro on`, or an XDP program on the peer); on a NIC, its XDP TX ring is full"
+                "the driver dropped cookie SYN-ACKs sent from XDP: on veth the peer device needs NAPI (`ethtool -K PEER gro on`, or an XDP program on the peer); on a NIC, its XDP TX ring is full"
             );
             self.tx_dropped = dropped;
         }
