@@ -16,6 +16,9 @@ apt-get install -y -q --no-install-recommends \
     clang llvm m4 libelf-dev zlib1g-dev libpcap-dev pkg-config make gcc libc6-dev linux-libc-dev \
     iproute2 ethtool iptables iputils-ping procps psmisc systemd \
     curl wrk nginx-light hping3 nmap netcat-openbsd tcpdump tshark \
-    python3 python3-scapy python3-prometheus-client
+    python3 python3-scapy python3-prometheus-client \
+    bison flex git
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
+# scripts/fuzz.sh (and so test.sh) runs the cargo-fuzz targets.
+command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz

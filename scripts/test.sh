@@ -2,7 +2,7 @@
 # The whole test suite, as root: formatting, lints, unit tests, in-memory engine scenarios,
 # BPF fixtures, AF_XDP interop with the kernel's TCP over veth pairs between network
 # namespaces the tests create themselves, criterion benches in test mode, and short smoke runs
-# of both benchmark scripts so they cannot rot.
+# of the benchmark scripts so they cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,8 +30,10 @@ if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socke
     echo "test.sh: tracing on the packet path (above): log from the control thread instead" >&2
     exit 1
 fi
-echo "== fuzz targets build (run them with cargo fuzz: see fuzz/README.md)"
-cargo build --manifest-path fuzz/Cargo.toml
+echo "== packetdrill: our suite and the adapted upstream scripts, through the shim"
+scripts/packetdrill.sh
+echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts/fuzz.sh MINUTES for more)"
+scripts/fuzz.sh --seconds 20
 echo "== bench report: medians, ratios and latency SVGs on made-up runs"
 python3 scripts/test_bench_report.py
 echo "== smoke: scripts/bench.sh --quick"
@@ -43,4 +45,6 @@ for load in keepalive close xload; do
 done
 echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
+echo "== smoke: scripts/loss.sh --quick"
+scripts/loss.sh --quick --out out/ci-loss
 echo "== all tests passed"

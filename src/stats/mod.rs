@@ -200,8 +200,14 @@ counters! {
     challenge_acks,
     /// Segments retransmitted on a retransmission timeout.
     rto_retransmits,
-    /// Segments retransmitted by fast retransmit / NewReno recovery.
+    /// Segments retransmitted in fast recovery (SACK scoreboard and RACK, or duplicate ACKs).
     fast_retransmits,
+    /// Fast recovery episodes entered (RFC 6675 §5).
+    recovery_episodes,
+    /// Tail loss probes sent (RFC 8985 §7).
+    tail_loss_probes,
+    /// Window reductions undone as spurious (D-SACK, RFC 2883; timestamps, RFC 5682).
+    undos,
     /// Connections aborted after the retry limit.
     timeouts,
     /// Connections aborted after unanswered keepalive probes.

@@ -97,6 +97,8 @@ pub struct Config {
     pub delayed_ack: Duration,
     /// Initial congestion window in segments (RFC 6928).
     pub initial_window: u32,
+    /// The congestion controller (Linux's default: CUBIC).
+    pub congestion_control: super::cc::Algorithm,
     /// RSTs per second we send for segments matching no connection.
     pub rst_per_second: u32,
     /// Challenge ACKs per second per connection (RFC 5961 §7).
@@ -108,6 +110,11 @@ pub struct Config {
     /// veth a flow can change RX queue): such segments are then dropped and counted
     /// (`unknown_connection`) instead of resetting a connection another engine owns.
     pub reset_unknown: bool,
+    /// Answer segments for ports no listener serves with a RST too (rate-limited like the
+    /// others), as a host that owns the whole address does. Off for the XDP server, where such a
+    /// segment never arrives (or belongs to another program); on for a socket layer that owns
+    /// every port of its address, as the packetdrill shim does.
+    pub reset_unserved: bool,
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
     pub secret: [u8; 32],
@@ -169,10 +176,12 @@ impl Default for Config {
             synack_retries: 5,
             delayed_ack: Duration::from_millis(40),
             initial_window: 10,
+            congestion_control: super::cc::Algorithm::Cubic,
             rst_per_second: 1000,
             challenge_acks_per_second: 10,
             ttl: 64,
             reset_unknown: true,
+            reset_unserved: false,
             secret: [0; 32],
             cookie_secret: None,
             cookie_rotation: Duration::from_secs(64),

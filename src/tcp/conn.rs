@@ -8,11 +8,11 @@
 
 use std::collections::VecDeque;
 
-use super::congestion::NewReno;
 use super::conn_table::Keyed;
 use super::hash::Keys;
 pub(crate) use super::negotiate::Negotiated;
 use super::reassembly::Reassembly;
+use super::recovery::Recovery;
 use super::route::Route;
 use super::rtt::RttEstimator;
 use super::timer::{Timer, Timers};
@@ -69,6 +69,8 @@ pub(crate) struct RecvSpace {
     pub(crate) buf: VecDeque<u8>,
     /// Bytes that arrived ahead of a hole.
     pub(crate) ooo: Reassembly,
+    /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 D-SACK).
+    pub(crate) dsack: Option<(SeqNumber, SeqNumber)>,
 }
 
 /// RFC 7323 timestamps of one connection.
@@ -125,7 +127,8 @@ pub(crate) struct Conn<S> {
     pub(crate) rtt_probe: Option<(SeqNumber, Instant)>,
     /// Consecutive retransmission timeouts (or unanswered window probes).
     pub(crate) retries: u8,
-    pub(crate) cc: NewReno,
+    /// Loss recovery and congestion control (RFC 6675, RFC 8985, RFC 6937, RFC 9438).
+    pub(crate) rec: Recovery,
 
     // Keepalive.
     /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
@@ -191,6 +194,7 @@ impl<S: Default> Conn<S> {
                 last_ack_sent: SeqNumber(0),
                 buf: VecDeque::new(),
                 ooo: Reassembly::default(),
+                dsack: None,
             },
             opts,
             ts: Timestamps {
@@ -201,7 +205,7 @@ impl<S: Default> Conn<S> {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
             rtt_probe: None,
             retries: 0,
-            cc: NewReno::new(opts.mss, cfg.initial_window),
+            rec: Recovery::new(cfg.congestion_control, opts.mss, cfg.initial_window, false),
             last_rx: now,
             ka_probes: 0,
             unacked_segs: 0,
@@ -281,7 +285,10 @@ impl<S> Conn<S> {
 
     /// Heap bytes held by the connection's buffers.
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.snd.buf.capacity() + self.rcv.buf.capacity() + self.rcv.ooo.heap_bytes()
+        self.snd.buf.capacity()
+            + self.rcv.buf.capacity()
+            + self.rcv.ooo.heap_bytes()
+            + self.rec.heap_bytes()
     }
 }
 
@@ -344,6 +351,27 @@ impl<S> Conn<S> {
         self.snd.max_wnd = wnd;
         self.snd.wl1 = seg.seq;
         self.snd.wl2 = seg.ack;
-        self.cc = NewReno::new(self.opts.mss, cfg.initial_window);
+        self.rec = Recovery::new(
+            cfg.congestion_control,
+            self.payload_mss() as u16,
+            cfg.initial_window,
+            self.opts.sack,
+        );
+    }
+
+    /// (Re)arms the timer that guards the data in flight: the retransmission timeout, or the
+    /// tail loss probe or RACK's reordering timer when recovery asks for one (RFC 8985 §6.3,
+    /// §7.2). With nothing in flight it is stopped (the persist timer is armed elsewhere).
+    pub(crate) fn arm_loss_timer(&mut self, now: Instant) {
+        if self.snd.una == self.snd.max {
+            self.timers.stop(Timer::Rto);
+            return;
+        }
+        let rto_at = now + self.rtt.rto();
+        let one_segment = self.flight() as usize <= self.payload_mss();
+        let (at, _) = self
+            .rec
+            .arm_timer(now, rto_at, self.rtt.srtt(), one_segment);
+        self.timers.arm(Timer::Rto, at);
     }
 }

@@ -111,6 +111,19 @@ fn bad_address(a: IpAddr) -> bool {
 impl<A: App> Engine<A> {
     /// A new engine with no connections. `now` anchors the timer wheel.
     pub fn new(cfg: Config, app: A, now: Instant) -> Engine<A> {
+        Self::build(cfg, app, now, Latencies::default())
+    }
+
+    /// A fresh engine with `cfg`, as [`Engine::new`] would make it, that keeps this one's app
+    /// and latency histograms (their allocations are the costly part of a new engine): for
+    /// fuzzing and tests that need thousands of engines. What the app and the histograms
+    /// recorded stays; everything else starts over.
+    pub fn recycle(self, cfg: Config, now: Instant) -> Engine<A> {
+        let Engine { app, latencies, .. } = self;
+        Self::build(cfg, app, now, latencies)
+    }
+
+    fn build(cfg: Config, app: A, now: Instant, latencies: Latencies) -> Engine<A> {
         // One key for both tables, so one hash of a frame's tuple finds it in either.
         let table_key = derive_key(&cfg.secret, b"table");
         let keys = Keys::derive(&cfg.secret, cfg.cookie_master());
@@ -129,7 +142,7 @@ impl<A: App> Engine<A> {
             stats,
             due: Vec::new(),
             last_now: now,
-            latencies: Latencies::default(),
+            latencies,
             app,
             cfg,
         }
@@ -202,6 +215,12 @@ impl<A: App> Engine<A> {
     /// table and report `None`).
     pub fn state(&self, id: ConnId) -> Option<State> {
         self.conns.get(id).map(|c| c.state)
+    }
+
+    /// A connection's congestion window in bytes, if it still exists (for tests and
+    /// diagnostics).
+    pub fn congestion_window(&self, id: ConnId) -> Option<u32> {
+        self.conns.get(id).map(|c| c.rec.window())
     }
 
     /// The connection with this 4-tuple, if any.
@@ -329,6 +348,10 @@ impl<A: App> Engine<A> {
             }
         }
         let Some(listener) = listener_for(&self.cfg, &route.tuple) else {
+            // RFC 9293 §3.10.7.1 for a port nobody listens on, when this engine owns them all.
+            if sx.cfg.reset_unserved && sx.cfg.reset_unknown {
+                return self.listen.reset(&mut sx, &route, &f.tcp);
+            }
             return sx.stats.drop(DropReason::NotServed);
         };
         match self

@@ -10,20 +10,21 @@
 //! 5. "Second, check the RST bit" (RFC 5961 §3.2: exactly RCV.NXT resets, else a challenge
 //!    ACK).
 //! 6. "Fifth, check the ACK field": SYN-RECEIVED → ESTABLISHED, RFC 5961 §5.2's acceptable
-//!    range, new data acknowledged (RTT, RFC 6298; NewReno, RFC 5681 / RFC 6582), the window
-//!    update, our FIN acknowledged.
+//!    range, new data acknowledged (RTT, RFC 6298), the ACK and its SACK blocks fed to loss
+//!    recovery ([`super::recovery`]), the window update, our FIN acknowledged.
 //! 7. "Seventh, process the segment text": in order, or into reassembly; delayed ACKs.
-//! 8. "Eighth, check the FIN bit", once every byte before it has arrived.
+//! 8. "Eighth, check the FIN bit", once every byte before it has arrived (a FIN ahead of a
+//!    hole is kept until then).
 //!
 //! The third step (security compartments) has nothing to check here, and the sixth (URG) is
 //! not implemented: urgent data is delivered as ordinary data.
 
 use std::time::Duration;
 
-use super::congestion::AckAction;
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::event::{Cx, Outcome};
 use super::output;
+use super::recovery::AckInput;
 use super::timer::Timer;
 use super::{SeqNumber, State};
 use crate::app::{App, CloseReason, Shutdown};
@@ -51,6 +52,12 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     // PAWS (RFC 7323 §5.3 R1): a timestamp older than TS.Recent marks an old duplicate.
     if is_old_duplicate(c, seg) {
         cx.stats.drop(DropReason::Paws);
+        // Data already received (an original overtaken by its retransmission) is reported as
+        // a duplicate, as Linux's tcp_send_dupack does (RFC 2883).
+        let end = seg.seq + seg.payload.len();
+        if c.opts.sack && !seg.payload.is_empty() && seg.seq.lt(c.rcv.nxt) {
+            c.rcv.dsack = Some((seg.seq, end.min(c.rcv.nxt)));
+        }
         output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         return Outcome::Keep;
     }
@@ -65,7 +72,6 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     let Some(right) = check_sequence(c, cx, seg) else {
         return Outcome::Keep;
     };
-    update_ts_recent(c, seg);
     // Second, check the RST bit.
     if seg.flags.contains(Flags::RST) {
         return handle_rst(c, cx, seg);
@@ -87,6 +93,10 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     if let Some(outcome) = process_ack(c, cx, seg) {
         return outcome;
     }
+    // RFC 7323 §5.3 R3, once the ACK is known acceptable (as Linux): a segment whose ACK is
+    // then dropped (RFC 5961 §5.2) must not move TS.Recent, or a blind attacker's one forged
+    // segment with a far-future TSval would make PAWS drop every real one.
+    update_ts_recent(c, seg);
     touch_keepalive(c, cx);
     // Seventh, process the segment text.
     if matches!(
@@ -96,9 +106,12 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     {
         receive_data(c, cx, seg.seq, seg.payload, right);
     }
-    // Eighth, check the FIN bit.
+    // Eighth, check the FIN bit (or the one kept ahead of a hole this segment filled).
     if seg.flags.contains(Flags::FIN) {
         return handle_fin(c, cx, seg);
+    }
+    if c.rcv.ooo.take_fin(c.rcv.nxt) && !c.state.fin_received() {
+        return accept_fin(c, cx);
     }
     Outcome::Keep
 }
@@ -165,6 +178,11 @@ fn check_sequence<A: App, T: Tx>(
     let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv.nxt;
     if !acceptable && !zero_window_control {
         if !seg.flags.contains(Flags::RST) {
+            // Data entirely below RCV.NXT is a duplicate: report it (RFC 2883 §4.1.1).
+            let end = seq + seg.payload.len();
+            if c.opts.sack && !seg.payload.is_empty() && end.le(c.rcv.nxt) {
+                c.rcv.dsack = Some((seq, end));
+            }
             output::ack_unacceptable(c, cx, !seg.payload.is_empty());
         }
         cx.stats.drop(DropReason::OutOfWindow);
@@ -206,15 +224,34 @@ fn handle_rst<A: App, T: Tx>(
 }
 
 /// RFC 9293 §3.10.7.4 eighth step: a FIN counts only once every byte before it has arrived
-/// (one ahead of a hole waits in reassembly for a retransmission of it), and only once.
+/// (one ahead of a hole is kept in reassembly until the hole is filled), and only once.
 fn handle_fin<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     seg: &TcpRepr<'_>,
 ) -> Outcome {
-    if seg.seq + seg.payload.len() != c.rcv.nxt || c.state.fin_received() {
+    if c.state.fin_received() {
         return Outcome::Keep;
     }
+    let fin_seq = seg.seq + seg.payload.len();
+    if c.rcv.ooo.take_fin(c.rcv.nxt) || fin_seq == c.rcv.nxt {
+        return accept_fin(c, cx);
+    }
+    // Ahead of a hole: RFC 9293 §3.10.7.4 processes segments, the FIN included, in sequence
+    // order, so it is kept until the data before it has arrived (not dropped, to be resent).
+    if fin_seq.gt(c.rcv.nxt)
+        && matches!(
+            c.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        )
+    {
+        c.rcv.ooo.set_fin(fin_seq);
+    }
+    Outcome::Keep
+}
+
+/// The peer's FIN, next in sequence: RCV.NXT passes it, and the state moves on.
+fn accept_fin<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Outcome {
     c.rcv.nxt += 1u32;
     c.ack_now = true;
     match c.state {
@@ -253,18 +290,19 @@ fn process_ack<A: App, T: Tx>(
         return Some(Outcome::Keep);
     }
     let window = u32::from(seg.window) << c.opts.snd_wscale;
-    if ack.gt(c.snd.una) {
-        handle_new_ack(c, cx, seg);
-    } else if ack == c.snd.una
+    // A duplicate ACK (RFC 5681 §2).
+    let dup_ack = ack == c.snd.una
         && seg.payload.is_empty()
         && !seg.flags.contains(Flags::FIN)
         && window == c.snd.wnd
-        && c.snd.max != c.snd.una
-    {
-        // A duplicate ACK (RFC 5681 §2).
-        if c.cc.on_dup_ack(c.snd.max - c.snd.una, c.snd.max) == AckAction::RetransmitFirst {
-            output::retransmit_first(c, cx);
-        }
+        && c.snd.max != c.snd.una;
+    let advanced = ack.gt(c.snd.una);
+    let outstanding = c.snd.max != c.snd.una;
+    if advanced {
+        handle_new_ack(c, cx, seg);
+    }
+    if advanced || (ack == c.snd.una && outstanding) {
+        feed_recovery(c, cx, seg, dup_ack);
     }
     if c.flight() == 0 {
         c.retries = 0; // a window probe was answered
@@ -316,14 +354,43 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
         c.snd.nxt = ack;
     }
     c.retries = 0;
-    let action = c.cc.on_ack(ack, acked, c.flight());
-    if c.snd.una == c.snd.max {
-        c.timers.stop(Timer::Rto);
+}
+
+/// Feeds an acceptable ACK at or above SND.UNA to loss recovery: the scoreboard takes its SACK
+/// blocks, RACK decides what is lost, the window follows (PRR in recovery, the congestion
+/// controller outside), and the loss timer is re-armed: restarted when new data was
+/// acknowledged (RFC 6298 §5.3), moved earlier when RACK is waiting on a reordering window.
+fn feed_recovery<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+    dup_ack: bool,
+) {
+    let blocks = if c.opts.sack {
+        &seg.options.sack_blocks[..usize::from(seg.options.sack_count).min(4)]
     } else {
-        c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
-    }
-    if action == AckAction::RetransmitFirst {
-        output::retransmit_first(c, cx);
+        &[]
+    };
+    let tsecr = seg
+        .options
+        .timestamp
+        .filter(|_| c.opts.ts)
+        .map(|(_, ecr)| ecr);
+    let srtt = c.rtt.srtt().unwrap_or_else(|| c.rtt.rto());
+    let out = c.rec.on_ack(&AckInput {
+        now: cx.now,
+        ack: seg.ack,
+        blocks,
+        tsecr,
+        ts_now: c.ts_now(cx.now),
+        snd_max: c.snd.max,
+        srtt,
+        dup_ack,
+    });
+    cx.stats.recovery_episodes += u64::from(out.entered);
+    cx.stats.undos += u64::from(out.undone);
+    if out.acked > 0 || out.entered || out.undone || c.rec.reorder_pending() {
+        c.arm_loss_timer(cx.now);
     }
 }
 
@@ -380,6 +447,8 @@ fn receive_data<A: App, T: Tx>(
     let mut dseq = seq;
     if dseq.lt(c.rcv.nxt) {
         let skip = ((c.rcv.nxt - dseq) as usize).min(data.len());
+        // RFC 2883 §4.1.1: the part already received is reported in a D-SACK block.
+        c.rcv.dsack = Some((seq, seq + skip));
         data = &data[skip..];
         dseq = c.rcv.nxt;
     }
@@ -397,7 +466,12 @@ fn receive_data<A: App, T: Tx>(
         return;
     }
     if dseq != c.rcv.nxt {
-        // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2).
+        // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2); one
+        // already held is a duplicate to report (RFC 2883 §4.1.2).
+        let end = dseq + data.len();
+        if c.rcv.ooo.contains(dseq, end) {
+            c.rcv.dsack = Some((dseq, end));
+        }
         if c.rcv.ooo.insert(dseq, data) {
             cx.stats.ooo_segments += 1;
         } else {

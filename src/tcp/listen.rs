@@ -211,7 +211,12 @@ impl Listen {
 
     /// The RST of RFC 9293 §3.10.7.1 for a segment that matches nothing, within the RST
     /// budget; never for a RST.
-    fn reset<T: Tx>(&mut self, sx: &mut Stateless<'_, T>, route: &Route, seg: &TcpRepr<'_>) {
+    pub(crate) fn reset<T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) {
         if seg.flags.contains(Flags::RST) {
             return;
         }

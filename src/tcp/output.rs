@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use super::conn::Conn;
 use super::event::{Cx, Stateless};
+use super::recovery::LossTimer;
 use super::route::Route;
 use super::timer::Timer;
 use super::{Config, SeqNumber, State};
@@ -157,14 +158,19 @@ fn header<'p, S>(
         timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         ..Options::default()
     };
-    // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS.
-    if c.opts.sack && !c.rcv.ooo.is_empty() && payload.is_empty() && !flags.contains(Flags::RST) {
+    // SACK blocks ride on pure ACKs only, so a data segment never outgrows the MSS: a D-SACK
+    // block first (RFC 2883 §4: "the first SACK block [...] MUST specify the contiguous block
+    // of data containing the duplicate"), then the out-of-order ranges, newest first (RFC
+    // 2018 §4), as many as fit beside the timestamps.
+    let has_blocks = !c.rcv.ooo.is_empty() || c.rcv.dsack.is_some();
+    if c.opts.sack && has_blocks && payload.is_empty() && !flags.contains(Flags::RST) {
         let max = if c.opts.ts {
             MAX_SACK_BLOCKS_WITH_TIMESTAMPS
         } else {
             MAX_SACK_BLOCKS
         };
-        for (i, block) in c.rcv.ooo.sack_blocks(max).enumerate() {
+        let blocks = c.rcv.dsack.into_iter().chain(c.rcv.ooo.sack_blocks(max));
+        for (i, block) in blocks.take(max).enumerate() {
             options.sack_blocks[i] = block;
             options.sack_count = i as u8 + 1;
         }
@@ -221,6 +227,9 @@ fn send_segment<A: App, T: Tx>(
         c.ack_now = false;
         c.timers.stop(Timer::DelayedAck);
         c.unacked_segs = 0;
+        if len == 0 {
+            c.rcv.dsack = None; // carried by this pure ACK
+        }
     }
     sent
 }
@@ -314,17 +323,63 @@ pub(crate) fn ack_unacceptable<A: App, T: Tx>(
     send_ack(c, cx);
 }
 
-/// Retransmits the first unacknowledged segment (fast retransmit, partial ACK), SND.NXT
-/// unchanged.
-pub(crate) fn retransmit_first<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    c.rtt_probe = None; // Karn
-    let len = c.snd.buf.len().min(c.payload_mss());
-    let fin = c.snd.fin == Some(c.snd.una + len);
-    let seq = c.snd.una;
+/// Sends `[start, end)` again (data from the send buffer, our FIN if it is the last sequence
+/// number), SND.NXT unchanged, and tells loss recovery.
+fn retransmit<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    start: SeqNumber,
+    end: SeqNumber,
+) -> bool {
+    c.rtt_probe = None; // Karn: no RTT sample from a retransmission
+    let data_end = c.snd.una + c.snd.buf.len();
+    let fin = c.snd.fin.is_some_and(|f| end.gt(f));
+    let len = if data_end.gt(start) {
+        (data_end.min(end) - start) as usize
+    } else {
+        0
+    };
     let flags = if fin { Flags::FIN } else { Flags(0) };
-    if (len > 0 || fin) && send_segment(c, cx, seq, len, flags) {
-        cx.stats.fast_retransmits += 1;
+    if (len == 0 && !fin) || !send_segment(c, cx, start, len, flags) {
+        return false;
     }
+    let tsval = c.ts_now(cx.now);
+    c.rec.on_transmit(start, end, cx.now, tsval);
+    true
+}
+
+/// RFC 6675 §5 NextSeg (): the segments loss recovery deems lost go out first, as far as
+/// the window (PRR's during recovery) lets them.
+fn retransmit_lost<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    while let Some((start, end)) = c.rec.next_retransmission() {
+        if !c.rec.can_send(end - start) || !retransmit(c, cx, start, end) {
+            break;
+        }
+        if c.rec.in_timeout_recovery() {
+            cx.stats.rto_retransmits += 1;
+        } else {
+            cx.stats.fast_retransmits += 1;
+        }
+    }
+}
+
+/// RFC 8985 §7.3, the tail loss probe: "If such a segment is available and the receive window
+/// allows, send one new segment" (the congestion window does not hold a probe back, as in
+/// Linux), else retransmit the last segment sent; then the RTO guards what is in flight.
+pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    let mss = c.payload_mss();
+    let unsent = c.unsent();
+    let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
+    let len = unsent.min(mss).min(peer_room);
+    let sent_new = len > 0 && (len == mss || len == unsent) && send_new(c, cx, len);
+    let last = c.rec.scoreboard().last().map(|s| (s.start, s.end));
+    let probed = sent_new || last.is_some_and(|(start, end)| retransmit(c, cx, start, end));
+    if probed {
+        cx.stats.tail_loss_probes += 1;
+        c.rec.on_probe_sent(c.snd.max, !sent_new);
+    }
+    c.rec.arm_retransmission();
+    c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
 }
 
 /// The sender SWS override (RFC 1122 §4.2.3.4): with nothing in flight and a peer window
@@ -334,15 +389,18 @@ pub(crate) fn send_into_small_window<A: App, T: Tx>(
     cx: &mut Cx<'_, A, T>,
 ) -> bool {
     let unsent = c.unsent();
-    let wnd = c.snd.wnd.min(c.cc.window());
     let len = unsent
         .min(usize::from(c.opts.mss))
-        .min(wnd.saturating_sub(c.flight()) as usize);
-    if len == 0 {
-        return false;
-    }
+        .min(c.snd.wnd.saturating_sub(c.flight()) as usize)
+        .min(c.rec.room() as usize);
+    len > 0 && send_new(c, cx, len)
+}
+
+/// Sends the next `len` unsent bytes at SND.NXT (with our FIN if they are the last and the app
+/// shut down writing) and moves SND.NXT past them.
+fn send_new<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, len: usize) -> bool {
     let seq = c.snd.nxt;
-    let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
+    let fin = c.fin_queued() && len == c.unsent() && c.snd.fin.is_none_or(|f| f == seq + len);
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if !send_segment(c, cx, seq, len, flags) {
         return false;
@@ -362,14 +420,17 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         return;
     }
     let mss = c.payload_mss();
+    retransmit_lost(c, cx);
     loop {
         let unsent = c.unsent();
         if unsent == 0 {
+            c.rec.set_cwnd_limited(false);
             break;
         }
-        let wnd = c.snd.wnd.min(c.cc.window());
-        let usable = wnd.saturating_sub(c.flight()) as usize;
-        let len = unsent.min(mss).min(usable);
+        let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
+        let cwnd_room = c.rec.room() as usize;
+        let len = unsent.min(mss).min(peer_room).min(cwnd_room);
+        c.rec.set_cwnd_limited(cwnd_room < unsent.min(mss));
         if len == 0 {
             break;
         }
@@ -378,13 +439,9 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         if len < mss && len < unsent && (len as u32) < c.snd.max_wnd / 2 {
             break;
         }
-        let seq = c.snd.nxt;
-        let fin = c.fin_queued() && len == unsent && c.snd.fin.is_none_or(|f| f == seq + len);
-        let flags = if fin { Flags::FIN } else { Flags(0) };
-        if !send_segment(c, cx, seq, len, flags) {
+        if !send_new(c, cx, len) {
             break;
         }
-        advance(c, cx, seq, len, fin);
     }
     if c.fin_queued() && c.unsent() == 0 {
         let seq = c.snd.nxt;
@@ -419,9 +476,9 @@ fn advance<A: App, T: Tx>(
             c.rtt_probe = Some((seq, cx.now));
         }
         c.snd.max = end;
-    } else {
-        cx.stats.rto_retransmits += u64::from(len > 0 || fin);
     }
+    let tsval = c.ts_now(cx.now);
+    c.rec.on_transmit(seq, end, cx.now, tsval);
     c.snd.nxt = end;
     if fin && c.snd.fin.is_none() {
         c.snd.fin = Some(seq + len);
@@ -431,7 +488,11 @@ fn advance<A: App, T: Tx>(
             _ => {}
         }
     }
-    c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
+    // RFC 6298 §5.1 starts the timer if it is not running; a probe timer moves with the last
+    // new data sent (Linux re-arms the PTO after every transmission).
+    if !c.timers.is_armed(Timer::Rto) || c.rec.armed() == LossTimer::Probe {
+        c.arm_loss_timer(cx.now);
+    }
 }
 
 /// RFC 9293 §3.10.7.1: the RST for a segment that matches no connection: "If the ACK bit is

@@ -40,7 +40,6 @@ impl RttEstimator {
     }
 
     /// The smoothed RTT, if there was a sample.
-    #[cfg(test)]
     pub(crate) fn srtt(&self) -> Option<Duration> {
         self.sampled
             .then(|| Duration::from_micros(u64::from(self.srtt_us)))

@@ -7,6 +7,7 @@ use super::State;
 use super::conn::Conn;
 use super::event::{Cx, Outcome};
 use super::output;
+use super::recovery::LossTimer;
 use super::timer::Timer;
 use crate::app::{App, CloseReason};
 use crate::tx::Tx;
@@ -111,17 +112,36 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
             None
         }
-        _ if c.flight() > 0 => {
-            if let Some(abort) = retry_or_abort(c, cx) {
-                return Some(abort);
+        _ if c.flight() > 0 => match c.rec.armed() {
+            // RFC 8985 §6.3: RACK's reordering window ran out; what it deems lost now goes
+            // out as the window allows.
+            LossTimer::Reorder => {
+                let srtt = c.rtt.srtt().unwrap_or_else(|| c.rtt.rto());
+                c.rec.on_reorder_timeout(now, srtt, c.snd.una, c.snd.max);
+                output::transmit(c, cx);
+                c.arm_loss_timer(now);
+                None
             }
-            c.cc.on_timeout(c.flight());
-            c.rtt_probe = None; // Karn: no sample from a retransmission
-            c.snd.nxt = c.snd.una; // go back: the first segment now, the rest as ACKs return
-            output::transmit(c, cx);
-            c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
-            None
-        }
+            // RFC 8985 §7.3.
+            LossTimer::Probe => {
+                output::send_loss_probe(c, cx);
+                None
+            }
+            LossTimer::Retransmission => {
+                if let Some(abort) = retry_or_abort(c, cx) {
+                    return Some(abort);
+                }
+                // Everything unSACKed is lost; the retransmissions start from SND.UNA, one
+                // segment now and more as the window grows again (SND.NXT does not move back:
+                // the scoreboard knows what to resend).
+                c.rec.on_retransmission_timeout(now, c.snd.una, c.snd.max);
+                c.rtt_probe = None; // Karn: no sample from a retransmission
+                output::transmit(c, cx);
+                c.rec.arm_retransmission();
+                c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
+                None
+            }
+        },
         _ => None,
     }
 }

@@ -60,7 +60,6 @@ impl Timers {
     }
 
     /// Whether `timer` is armed.
-    #[cfg(test)]
     pub(crate) fn is_armed(&self, timer: Timer) -> bool {
         self.deadlines[timer.index()].is_some()
     }

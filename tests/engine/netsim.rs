@@ -164,6 +164,19 @@ pub fn sent_before(history: &[Seg], dir: Dir, seq: SeqNumber) -> bool {
         .any(|s| s.dir == dir && s.is_data() && s.seq == seq)
 }
 
+/// A drop rule that loses the first transmission of the `nth` (1-based) new data segments the
+/// client sends.
+pub fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[Seg]) -> bool {
+    let mut n = 0;
+    move |s, h| {
+        if s.dir != Dir::ToServer || !s.is_data() || sent_before(h, Dir::ToServer, s.seq) {
+            return false;
+        }
+        n += 1;
+        nth.contains(&n)
+    }
+}
+
 /// The ISN a direction used (from its SYN), if a SYN was sent.
 pub fn isn_of(history: &[Seg], dir: Dir) -> Option<SeqNumber> {
     history

@@ -255,3 +255,51 @@ fn the_peers_keepalive_probes_are_answered_with_an_ack() {
         "the garbage byte is not delivered"
     );
 }
+
+#[test]
+fn sack_blocks_report_the_newest_range_first_and_a_duplicate_in_a_dsack_block() {
+    let (mut peer, data) = connected(server_cfg(), 6 * MSS, Some(7));
+    let base = peer.snd_nxt;
+    peer.send_at(base + 4 * MSS, Flags::NONE, &data[4 * MSS..5 * MSS]);
+    // RFC 2018 §4: "The first SACK block [...] MUST specify the contiguous block of data
+    // containing the segment which triggered this ACK".
+    let ack = peer.send_at(base + 2 * MSS, Flags::NONE, &data[2 * MSS..3 * MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.options.sack_count, 2);
+    assert_eq!(ack.options.sack_blocks[0], (base + 2 * MSS, base + 3 * MSS));
+    assert_eq!(ack.options.sack_blocks[1], (base + 4 * MSS, base + 5 * MSS));
+    // The same out-of-order segment again: RFC 2883 §4.1.2, a D-SACK block for it first.
+    let ack = peer.send_at(base + 2 * MSS, Flags::NONE, &data[2 * MSS..3 * MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.options.sack_blocks[0], (base + 2 * MSS, base + 3 * MSS));
+    assert_eq!(ack.options.sack_blocks[1], (base + 2 * MSS, base + 3 * MSS));
+    // Data below RCV.NXT again: RFC 2883 §4.1.1, a D-SACK block below the cumulative ACK.
+    peer.send_at(base, Flags::NONE, &data[..MSS]);
+    let ack = peer.send_at(base, Flags::NONE, &data[..MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base + MSS);
+    assert_eq!(ack.options.sack_blocks[0], (base, base + MSS));
+    assert!(
+        ack.options.sack_count >= 2,
+        "the out-of-order ranges follow"
+    );
+    // Reported once.
+    let ack = peer.send_at(base + 5 * MSS, Flags::NONE, &data[5 * MSS..]);
+    assert_ne!(only_ack(&ack).options.sack_blocks[0], (base, base + MSS));
+}
+
+#[test]
+fn a_fin_ahead_of_a_hole_is_kept_and_counts_once_the_hole_is_filled() {
+    // RFC 9293 §3.10.7.4: segments are processed in sequence order, the FIN included.
+    let (mut peer, data) = connected(server_cfg(), 2 * MSS, Some(7));
+    let base = peer.snd_nxt;
+    let ack = peer.send_at(base + MSS, Flags::FIN, &data[MSS..]);
+    assert_eq!(only_ack(&ack).ack, base, "a hole before it");
+    assert!(peer.engine.app().tally.borrow().closed.is_empty());
+    // The hole is filled; the FIN, not resent, counts: RCV.NXT passes it.
+    let answer = peer.send_at(base, Flags::NONE, &data[..MSS]);
+    let last = answer.last().expect("an ACK (with the server's own FIN)");
+    assert_eq!(last.ack, base + (2 * MSS + 1), "data and FIN acknowledged");
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!((t.completed, t.mismatched), (1, 0));
+}

@@ -9,7 +9,7 @@ use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
 use xdptcp::wire::tcp::Flags;
 
-use crate::netsim::{Bulk, Net, PingPong, Seg, Server, isn_of, sent_before};
+use crate::netsim::{Bulk, Net, PingPong, Seg, Server, isn_of, lose_first_transmission_of};
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -24,8 +24,6 @@ fn gaps_ms(segs: &[Seg]) -> Vec<u64> {
         .collect()
 }
 
-/// A drop rule that loses the first transmission of the `nth` (1-based) new data segments the
-/// client sends.
 /// A `drop_when` rule that loses the first segment matching `pred`, once.
 fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
     let mut lost = false;
@@ -33,17 +31,6 @@ fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
         let drop = !lost && pred(s);
         lost |= drop;
         drop
-    }
-}
-
-fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[Seg]) -> bool {
-    let mut n = 0;
-    move |s, h| {
-        if s.dir != Dir::ToServer || !s.is_data() || sent_before(h, Dir::ToServer, s.seq) {
-            return false;
-        }
-        n += 1;
-        nth.contains(&n)
     }
 }
 
@@ -188,9 +175,12 @@ fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
     assert!(net.run_until(Duration::from_secs(60), |_| stally.borrow().completed == 1));
     let data = net.sent(Dir::ToServer, Seg::is_data);
     assert_eq!(data.len(), 7);
-    // The handshake measured ~2 ms, so the RTO starts at the 200 ms minimum.
-    assert_eq!(gaps_ms(&data), [200, 400, 800, 1600, 3200, 6400]);
-    assert_eq!(net.p.client.stats().rto_retransmits, 6);
+    // The handshake measured ~2 ms, so the RTO starts at the 200 ms minimum. The first resend
+    // is the tail loss probe (RFC 8985 §7.2: one segment in flight, PTO = 2 SRTT + 200 ms,
+    // capped by the RTO), the RTO follows it and then backs off.
+    assert_eq!(gaps_ms(&data), [200, 200, 400, 800, 1600, 3200]);
+    assert_eq!(net.p.client.stats().tail_loss_probes, 1);
+    assert_eq!(net.p.client.stats().rto_retransmits, 5);
     assert_eq!(stally.borrow().mismatched, 0);
 }
 
@@ -305,7 +295,8 @@ fn karn_no_rtt_sample_is_taken_from_a_retransmitted_segment() {
         "the RTO came from the valid samples only"
     );
     let m1 = net.sent(Dir::ToServer, |s| s.is_data() && s.seq == isn + 101u32);
-    assert_eq!(gaps_ms(&m1), [200, 400], "backed off while it kept failing");
+    // A tail loss probe at the RTO (RFC 8985 §7.2: min(2 SRTT + 200 ms, RTO)), then the RTO.
+    assert_eq!(gaps_ms(&m1), [200, 200], "the probe, then the timeout");
 }
 
 #[test]
@@ -324,16 +315,19 @@ fn a_dead_peer_is_aborted_with_a_rst_after_the_retry_limit() {
         let data = net.sent(dir, Seg::is_data);
         // The echo (server) or the request (client, whose first copy got through).
         let retransmits = data.len() - 1;
-        assert_eq!(retransmits, 15, "{dir:?}: tcp_retries2 retransmissions");
+        assert_eq!(
+            retransmits, 16,
+            "{dir:?}: a tail loss probe, then tcp_retries2 retransmissions"
+        );
         let rsts = net.sent(dir, |s| s.is(Flags::RST));
         assert_eq!(rsts.len(), 1, "{dir:?}: the abort sends a RST");
         let gaps = gaps_ms(&data);
-        // 200 ms doubling up to the 120 s maximum.
+        // The probe, then 200 ms doubling up to the 120 s maximum.
         assert_eq!(
             gaps,
             [
-                200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 51_200, 102_400, 120_000, 120_000,
-                120_000, 120_000, 120_000
+                200, 200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 51_200, 102_400, 120_000,
+                120_000, 120_000, 120_000, 120_000
             ],
             "{dir:?}"
         );

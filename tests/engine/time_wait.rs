@@ -143,10 +143,12 @@ fn lost_last_ack_the_fin_is_retransmitted_and_time_wait_acks_it_again() {
         1,
         "the server waits for the lost ACK"
     );
-    // The server's RTO retransmits the FIN; the client's TIME-WAIT re-ACKs it.
+    // The server's tail loss probe (RFC 8985 §7.3: the last segment, its FIN, again)
+    // retransmits the FIN; the client's TIME-WAIT re-ACKs it.
     p.run_for(Duration::from_secs(5));
     assert_eq!(p.server.connections(), 0);
-    assert_eq!(p.server.stats().rto_retransmits, 1);
+    assert_eq!(p.server.stats().tail_loss_probes, 1);
+    assert_eq!(p.server.stats().rto_retransmits, 0);
     assert_eq!(
         p.server.stats().resets_sent + p.client.stats().resets_sent,
         0

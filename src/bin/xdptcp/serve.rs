@@ -17,6 +17,7 @@ use xdptcp::control::cookie_secret::SecretFile;
 use xdptcp::control::metrics::{self, MetricsEndpoint};
 use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
+use xdptcp::tcp::cc::Algorithm;
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode, XskConfig};
@@ -54,6 +55,9 @@ pub(crate) struct ServeArgs {
     /// SYN cookies.
     #[arg(long, value_enum, default_value_t = Cookies::Auto)]
     syncookies: Cookies,
+    /// Congestion control (CUBIC, RFC 9438, as Linux; or NewReno, RFC 5681/6582).
+    #[arg(long, value_enum, default_value_t = CongestionControl::Cubic)]
+    cc: CongestionControl,
     /// Where the XDP program runs.
     #[arg(long = "xdp-mode", value_enum, default_value_t = ModeArg::Auto)]
     xdp_mode: ModeArg,
@@ -239,6 +243,12 @@ impl Windows {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+enum CongestionControl {
+    Cubic,
+    Newreno,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum Cookies {
     Always,
     Auto,
@@ -275,6 +285,10 @@ fn engine_config(
             Cookies::Always => SynCookieMode::Always,
             Cookies::Auto => SynCookieMode::Auto,
             Cookies::Never => SynCookieMode::Never,
+        },
+        congestion_control: match args.cc {
+            CongestionControl::Cubic => Algorithm::Cubic,
+            CongestionControl::Newreno => Algorithm::NewReno,
         },
         mss: iface.mtu.saturating_sub(40).min(u16::MAX as u32) as u16,
         // Several queues: a flow may show up on a worker that does not own it (veth can move

@@ -1,0 +1,180 @@
+//! `--so_flags`: engine settings for one run, as `key=value` pairs separated by commas or
+//! spaces. Without flags the engine runs with its defaults (Linux's where a number is needed:
+//! MSS 1460, window scale 7, IW10, 40 ms delayed ACK, 200 ms minimum RTO).
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `syncookies` | `always`, `auto`, `never` |
+//! | `mss` | the MSS we announce |
+//! | `wscale` | the window scale we offer |
+//! | `timestamps`, `sack` | `0` or `1` |
+//! | `syn_retries`, `synack_retries`, `retries` | retransmission limits |
+//! | `recv_buffer`, `send_buffer` | bytes per connection |
+//! | `initial_window` | segments |
+//! | `rto_min_ms`, `rto_initial_ms`, `delayed_ack_ms`, `time_wait_ms`, `fin_wait2_ms` | timers |
+//! | `max_half_open` | half-open connections before cookies (`auto`) or drops (`never`) |
+//! | `local_ip` | the address an unbound `connect()` uses (IPv4 or IPv6; one per family) |
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use xdptcp::tcp::{Config, SynCookieMode};
+
+/// What `--so_flags` could not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FlagError {
+    /// Not `key=value`.
+    #[error("`{0}` is not key=value")]
+    NotPair(String),
+    /// A key this shim does not know.
+    #[error("unknown key `{0}` (see the shim's flags documentation)")]
+    UnknownKey(String),
+    /// The value does not parse for its key.
+    #[error("bad value `{value}` for `{key}`")]
+    BadValue {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+    },
+}
+
+/// Everything a run is configured with.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The engine's configuration (listeners are added by `listen()`).
+    pub engine: Config,
+    /// The IPv4 address an unbound `connect()` sends from (`--local_ip` of packetdrill).
+    pub local_v4: Ipv4Addr,
+    /// The IPv6 address an unbound `connect()` sends from.
+    pub local_v6: Ipv6Addr,
+}
+
+/// packetdrill's usual `--local_ip` for IPv4 (Linux's selftests use it).
+pub const DEFAULT_LOCAL_V4: Ipv4Addr = Ipv4Addr::new(192, 168, 0, 1);
+/// packetdrill's usual `--local_ip` for IPv6.
+pub const DEFAULT_LOCAL_V6: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0x0a0b, 0x17d6, 0, 0, 0, 0, 1);
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            engine: Config {
+                secret: *b"xdptcp packetdrill shim secret!!",
+                ..Config::default()
+            },
+            local_v4: DEFAULT_LOCAL_V4,
+            local_v6: DEFAULT_LOCAL_V6,
+        }
+    }
+}
+
+fn bad(key: &str, v: &str) -> FlagError {
+    FlagError::BadValue {
+        key: key.to_string(),
+        value: v.to_string(),
+    }
+}
+
+fn value<T: FromStr>(key: &str, v: &str) -> Result<T, FlagError> {
+    v.parse().map_err(|_| bad(key, v))
+}
+
+fn millis(key: &str, v: &str) -> Result<Duration, FlagError> {
+    value::<u64>(key, v).map(Duration::from_millis)
+}
+
+fn boolean(key: &str, v: &str) -> Result<bool, FlagError> {
+    match v {
+        "1" | "on" | "true" => Ok(true),
+        "0" | "off" | "false" => Ok(false),
+        _ => Err(bad(key, v)),
+    }
+}
+
+impl Options {
+    /// Parses `--so_flags` (empty: the defaults).
+    pub fn parse(flags: &str) -> Result<Options, FlagError> {
+        let mut o = Options::default();
+        for item in flags
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+        {
+            let (k, v) = item
+                .split_once('=')
+                .ok_or_else(|| FlagError::NotPair(item.to_string()))?;
+            let e = &mut o.engine;
+            match k {
+                "syncookies" => {
+                    e.syncookies = match v {
+                        "always" => SynCookieMode::Always,
+                        "auto" => SynCookieMode::Auto,
+                        "never" => SynCookieMode::Never,
+                        _ => return Err(bad(k, v)),
+                    }
+                }
+                "mss" => e.mss = value(k, v)?,
+                "wscale" => e.window_scale = value(k, v)?,
+                "timestamps" => e.timestamps = boolean(k, v)?,
+                "sack" => e.sack = boolean(k, v)?,
+                "syn_retries" => e.syn_retries = value(k, v)?,
+                "synack_retries" => e.synack_retries = value(k, v)?,
+                "retries" => e.retries = value(k, v)?,
+                "recv_buffer" => e.recv_buffer = value(k, v)?,
+                "send_buffer" => e.send_buffer = value(k, v)?,
+                "initial_window" => e.initial_window = value(k, v)?,
+                "max_half_open" => e.max_half_open = value(k, v)?,
+                "rto_min_ms" => e.rto_min = millis(k, v)?,
+                "rto_initial_ms" => e.rto_initial = millis(k, v)?,
+                "delayed_ack_ms" => e.delayed_ack = millis(k, v)?,
+                "time_wait_ms" => e.time_wait = millis(k, v)?,
+                "fin_wait2_ms" => e.fin_wait2_timeout = millis(k, v)?,
+                "local_ip" => match value::<IpAddr>(k, v)? {
+                    IpAddr::V4(a) => o.local_v4 = a,
+                    IpAddr::V6(a) => o.local_v6 = a,
+                },
+                _ => return Err(FlagError::UnknownKey(k.to_string())),
+            }
+        }
+        Ok(o)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_flags_give_the_linux_like_defaults() {
+        let o = Options::parse("").unwrap();
+        assert_eq!(o.engine.mss, 1460);
+        assert_eq!(o.engine.window_scale, 7);
+        assert_eq!(o.engine.initial_window, 10);
+        assert_eq!(o.engine.delayed_ack, Duration::from_millis(40));
+        assert_eq!(o.engine.rto_min, Duration::from_millis(200));
+        assert_eq!(o.local_v4, DEFAULT_LOCAL_V4);
+    }
+
+    #[test]
+    fn flags_set_their_keys_and_bad_ones_are_named() {
+        let o =
+            Options::parse("syncookies=always, wscale=8 local_ip=fd00::5,rto_min_ms=300").unwrap();
+        assert_eq!(o.engine.syncookies, SynCookieMode::Always);
+        assert_eq!(o.engine.window_scale, 8);
+        assert_eq!(o.engine.rto_min, Duration::from_millis(300));
+        assert_eq!(o.local_v6, "fd00::5".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            Options::parse("bogus=1").unwrap_err(),
+            FlagError::UnknownKey("bogus".into())
+        );
+        assert!(matches!(
+            Options::parse("mss=big"),
+            Err(FlagError::BadValue { .. })
+        ));
+        assert_eq!(
+            Options::parse("mss").unwrap_err(),
+            FlagError::NotPair("mss".into())
+        );
+        assert!(Options::parse("syncookies=sometimes").is_err());
+    }
+}

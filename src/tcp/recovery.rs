@@ -1,0 +1,710 @@
+//! The sender's loss recovery, as Linux does it by default: the SACK scoreboard (RFC 6675)
+//! says what is outstanding, RACK-TLP (RFC 8985) decides what is lost and probes a lost tail,
+//! PRR (RFC 6937) paces the window through a recovery episode, a congestion controller (CUBIC
+//! or NewReno, [`super::cc`]) sets the window outside it, and a reduction proved spurious by a
+//! D-SACK (RFC 2883 §5) or by timestamps (RFC 5682's Eifel detection, RFC 3522) is undone.
+//!
+//! Read: RFC 6675 §5 (the algorithm: entering recovery, "RecoveryPoint = HighData", leaving
+//! it), RFC 8985 §6–§7, RFC 6937 §3, RFC 5682 §3 and RFC 3522 §2 (a retransmission is spurious
+//! when the ACK echoes a timestamp older than the retransmission's), RFC 6582 (a peer without
+//! SACK: three duplicate ACKs, then one hole per partial ACK). Linux: `tcp_input.c`
+//! (`tcp_fastretrans_alert`, `tcp_try_undo_*`), `tcp_recovery.c`, `tcp_timer.c`.
+//!
+//! No I/O and no clock: the engine feeds ACKs and transmissions in, and asks what to send and
+//! which timer to run.
+
+use std::time::Duration;
+
+use super::SeqNumber;
+use super::cc::{Algorithm, CongestionControl, Controller};
+use super::prr::Prr;
+use super::rack::{Rack, Tlp, TlpOutcome};
+use super::scoreboard::Scoreboard;
+use crate::time::Instant;
+
+/// Which timer guards the data in flight (one at a time, as Linux multiplexes its RTO timer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LossTimer {
+    /// The retransmission timeout (RFC 6298).
+    Retransmission,
+    /// The tail loss probe timeout (RFC 8985 §7.2).
+    Probe,
+    /// RACK's reordering timer (RFC 8985 §6.3): a segment is lost unless acknowledged by then.
+    Reorder,
+}
+
+/// Where the sender is (Linux's `icsk_ca_state`, reduced to what matters here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No loss being repaired.
+    Open,
+    /// Fast recovery (RFC 6675 §5) until SND.UNA passes `point` ("RecoveryPoint").
+    Recovery { point: SeqNumber },
+    /// After a retransmission timeout, until SND.UNA passes `point`.
+    Loss { point: SeqNumber },
+}
+
+/// What is needed to undo a reduction (Linux's `undo_marker`, `undo_retrans`, `retrans_stamp`).
+#[derive(Debug, Clone, Copy)]
+struct Undo {
+    /// SND.UNA when the episode began: D-SACKs below it are not about this episode.
+    marker: SeqNumber,
+    /// Bytes retransmitted in the episode and not yet reported duplicate by a D-SACK.
+    retrans: u32,
+    /// Whether anything was retransmitted at all.
+    any: bool,
+    /// TSval of the episode's first retransmission.
+    tsval: Option<u32>,
+}
+
+/// One ACK, as the engine parsed it.
+#[derive(Debug, Clone, Copy)]
+pub struct AckInput<'a> {
+    /// When it arrived.
+    pub now: Instant,
+    /// SEG.ACK (acceptable: within SND.UNA..=SND.MAX).
+    pub ack: SeqNumber,
+    /// Its SACK blocks as received.
+    pub blocks: &'a [(SeqNumber, SeqNumber)],
+    /// Its TSecr, when timestamps are in use.
+    pub tsecr: Option<u32>,
+    /// Our TSval clock now (to tell how old `tsecr` is).
+    pub ts_now: u32,
+    /// SND.MAX: the highest sequence number sent.
+    pub snd_max: SeqNumber,
+    /// The smoothed RTT (or the initial RTO before any sample).
+    pub srtt: Duration,
+    /// A duplicate ACK in RFC 5681's sense (no data, window unchanged, nothing new
+    /// acknowledged, data outstanding).
+    pub dup_ack: bool,
+}
+
+/// What an ACK changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AckOutcome {
+    /// Bytes newly acknowledged cumulatively.
+    pub acked: u32,
+    /// Bytes newly delivered (cumulatively or selectively).
+    pub delivered: u32,
+    /// The last reduction was found spurious and undone.
+    pub undone: bool,
+    /// A recovery episode (fast or after a timeout) ended.
+    pub recovered: bool,
+    /// A fast recovery episode began.
+    pub entered: bool,
+}
+
+/// The loss recovery state of one connection.
+#[derive(Debug)]
+pub struct Recovery {
+    sb: Scoreboard,
+    rack: Rack,
+    tlp: Tlp,
+    prr: Prr,
+    cc: Controller,
+    phase: Phase,
+    undo: Option<Undo>,
+    /// When RACK's reordering timer is due, if it is armed.
+    reorder_at: Option<Instant>,
+    /// The timer [`Recovery::arm_timer`] chose last.
+    armed: LossTimer,
+    /// Duplicate ACKs in a row (peers without SACK).
+    dupacks: u8,
+    /// The last transmission stopped because the window was full (Linux `is_cwnd_limited`).
+    cwnd_limited: bool,
+    mss: u32,
+    sack: bool,
+}
+
+impl Recovery {
+    /// Fresh state for a connection sending segments of `mss` bytes, with an initial window of
+    /// `iw` segments; `sack`: the peer sends SACK blocks.
+    pub fn new(algorithm: Algorithm, mss: u16, iw: u32, sack: bool) -> Recovery {
+        Recovery {
+            sb: Scoreboard::new(),
+            rack: Rack::new(),
+            tlp: Tlp::default(),
+            prr: Prr::default(),
+            cc: Controller::new(algorithm, mss, iw),
+            phase: Phase::Open,
+            undo: None,
+            reorder_at: None,
+            armed: LossTimer::Retransmission,
+            dupacks: 0,
+            cwnd_limited: false,
+            mss: u32::from(mss.max(1)),
+            sack,
+        }
+    }
+
+    /// The congestion window, bytes.
+    pub fn window(&self) -> u32 {
+        self.cc.window()
+    }
+
+    /// The slow-start threshold, bytes.
+    pub fn ssthresh(&self) -> u32 {
+        self.cc.ssthresh()
+    }
+
+    /// Bytes in the network (RFC 6675 pipe).
+    pub fn pipe(&self) -> u32 {
+        self.sb.pipe()
+    }
+
+    /// The scoreboard (read only).
+    pub fn scoreboard(&self) -> &Scoreboard {
+        &self.sb
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.sb.heap_bytes()
+    }
+
+    /// Whether a fast recovery or timeout recovery episode is in progress.
+    pub fn in_recovery(&self) -> bool {
+        self.phase != Phase::Open
+    }
+
+    /// Whether the episode in progress began with a retransmission timeout.
+    pub fn in_timeout_recovery(&self) -> bool {
+        matches!(self.phase, Phase::Loss { .. })
+    }
+
+    /// Whether RACK waits on a reordering window (its timer should run).
+    pub fn reorder_pending(&self) -> bool {
+        self.reorder_at.is_some()
+    }
+
+    /// The timer chosen by the last [`Recovery::arm_timer`].
+    pub fn armed(&self) -> LossTimer {
+        self.armed
+    }
+
+    /// Whether `bytes` more may be sent now: RFC 6675 §5 "(cwnd - pipe) >= 1 SMSS", with
+    /// PRR's allowance folded into cwnd during recovery.
+    pub fn can_send(&self, bytes: u32) -> bool {
+        self.sb.pipe().saturating_add(bytes) <= self.cc.window()
+    }
+
+    /// Bytes the window lets out now.
+    pub fn room(&self) -> u32 {
+        self.cc.window().saturating_sub(self.sb.pipe())
+    }
+
+    /// The sender stopped with data left because the window was full (`true`), or had nothing
+    /// more to send (`false`): an application-limited flow does not grow its window.
+    pub fn set_cwnd_limited(&mut self, limited: bool) {
+        self.cwnd_limited = limited;
+    }
+
+    /// RFC 6675 NextSeg () rule (1): the next lost segment to retransmit, holes first.
+    pub fn next_retransmission(&self) -> Option<(SeqNumber, SeqNumber)> {
+        self.sb.next_lost(self.mss)
+    }
+
+    /// `[start, end)` went out at `now` with TSval `tsval` (new data or a retransmission).
+    pub fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, tsval: u32) {
+        let resent = self.sb.on_send(start, end, now);
+        if let Phase::Recovery { .. } = self.phase {
+            self.prr.on_send(end - start);
+        }
+        if resent > 0 {
+            if let Some(u) = &mut self.undo {
+                u.retrans += resent;
+                u.any = true;
+                u.tsval.get_or_insert(tsval);
+            }
+        }
+    }
+
+    /// Processes an acceptable ACK.
+    pub fn on_ack(&mut self, a: &AckInput<'_>) -> AckOutcome {
+        let prior_pipe = self.sb.pipe();
+        // RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
+        let prior_flight = self.sb.outstanding();
+        let s = self.sb.on_ack(a.ack, a.blocks);
+        let mut out = AckOutcome {
+            acked: s.acked,
+            delivered: s.delivered,
+            ..AckOutcome::default()
+        };
+        // RACK (RFC 8985 §6.2 steps 2–4).
+        if let Some(latest) = s.latest {
+            // The TSecr in our clock's milliseconds, against the segment's send time.
+            let echo_before_xmit = a.tsecr.is_some_and(|e| {
+                let age_ms = a.ts_now.wrapping_sub(e);
+                let echo_ms = a.now.total_millis().saturating_sub(u64::from(age_ms));
+                echo_ms < latest.sent_at.total_millis()
+            });
+            self.rack.update(latest, a.now, echo_before_xmit);
+        }
+        // Reordering seen: an original delivered below one delivered before it, or a D-SACK
+        // (a retransmission was unnecessary: its original was only late, Linux's view too).
+        if s.reordered || s.dsack.is_some() {
+            self.rack.on_reordering();
+        }
+        self.rack.on_ack_dsack(a.ack, a.snd_max, s.dsack.is_some());
+
+        // Spurious retransmissions (RFC 2883 §5, RFC 5682 §3 / RFC 3522).
+        if self.spurious(a, s.acked > 0, s.dsack) {
+            self.do_undo();
+            out.undone = true;
+        }
+
+        // A tail loss probe's outcome (RFC 8985 §7.4).
+        let tlp = self
+            .tlp
+            .on_ack(a.ack, s.dsack, a.dup_ack && a.blocks.is_empty());
+        if tlp == TlpOutcome::LossRepaired && self.phase == Phase::Open {
+            self.cc.on_congestion_event(a.now);
+            self.cc.on_recovery_end();
+        }
+
+        // Loss detection.
+        if self.sack {
+            self.detect_loss(a.now, a.srtt, s.sacked > 0);
+        } else {
+            self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0);
+        }
+
+        // Leaving an episode (RFC 6675 §5: "once SND.UNA > RecoveryPoint" — at or past, as
+        // RFC 6582 and Linux).
+        match self.phase {
+            Phase::Recovery { point } | Phase::Loss { point } if a.ack.ge(point) => {
+                if let Phase::Recovery { .. } = self.phase {
+                    self.cc.on_recovery_end();
+                }
+                self.rack.on_recovery_exit();
+                self.phase = Phase::Open;
+                self.undo = None;
+                out.recovered = true;
+            }
+            _ => {}
+        }
+        // Entering fast recovery: something is deemed lost.
+        if self.phase == Phase::Open && self.sb.lost_bytes() > 0 {
+            self.phase = Phase::Recovery { point: a.snd_max };
+            self.cc.on_congestion_event(a.now);
+            self.prr = Prr::start(prior_flight);
+            self.undo = Some(Undo {
+                marker: a.ack,
+                retrans: 0,
+                any: false,
+                tsval: None,
+            });
+            self.tlp.reset();
+            out.entered = true;
+        }
+        // The window.
+        match self.phase {
+            Phase::Recovery { .. } => {
+                let pipe = self.sb.pipe();
+                let sndcnt = self
+                    .prr
+                    .on_ack(s.delivered, pipe, self.cc.ssthresh(), self.mss);
+                self.cc.set_window(pipe + sndcnt);
+            }
+            // The window grows on delivered data, not on the ACK that ends an episode (the
+            // window was just set to ssthresh) nor on one that repaired a probed loss.
+            Phase::Open | Phase::Loss { .. }
+                if tlp != TlpOutcome::LossRepaired && !out.recovered =>
+            {
+                let cwnd = self.cc.window();
+                let slow_start = cwnd < self.cc.ssthresh();
+                // Linux `tcp_is_cwnd_limited`: "If in slow start, ensure cwnd grows to twice
+                // what was ACKed", else only if the window was what limited the sender.
+                let limited = self.cwnd_limited || (slow_start && 2 * prior_pipe > cwnd);
+                self.cc.on_ack(s.delivered, a.now, a.srtt, !limited);
+            }
+            _ => {}
+        }
+        out
+    }
+
+    /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule (IsLost) while no reordering
+    /// was seen, when `newly_sacked` data changed what it counts.
+    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) {
+        self.reorder_at = None;
+        if self.sb.sacked_bytes() == 0 && self.phase == Phase::Open {
+            // Nothing delivered above a hole: nothing RACK could deem lost.
+            return;
+        }
+        let reo_wnd = self
+            .rack
+            .reo_wnd(self.in_recovery(), self.sb.sacked_segments(), srtt);
+        let (_, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
+        self.reorder_at = timeout.map(|t| now + t);
+        if newly_sacked && !self.rack.reordering_seen() {
+            self.sb.mark_lost_by_sack(self.mss);
+        }
+    }
+
+    /// A peer without SACK (RFC 6582): the third duplicate ACK marks the first segment lost,
+    /// and in recovery every partial ACK marks the next one.
+    fn newreno_dupacks(&mut self, ack: SeqNumber, dup_ack: bool, advanced: bool) {
+        if dup_ack {
+            self.dupacks = self.dupacks.saturating_add(1);
+            if self.dupacks == 3 && self.phase == Phase::Open {
+                self.sb.mark_lost(ack);
+            }
+        } else if advanced {
+            self.dupacks = 0;
+            if let Phase::Recovery { point } = self.phase {
+                if ack.lt(point) {
+                    self.sb.mark_lost(ack);
+                }
+            }
+        }
+    }
+
+    /// Whether this ACK proves the episode's retransmissions unnecessary.
+    fn spurious(
+        &mut self,
+        a: &AckInput<'_>,
+        advanced: bool,
+        dsack: Option<(SeqNumber, SeqNumber)>,
+    ) -> bool {
+        let Some(u) = &mut self.undo else {
+            return false;
+        };
+        // Timestamps: "the ACK [...] echoes a timestamp value [...] older than that of the
+        // retransmission" (RFC 3522 §2): the original was delivered.
+        if let (true, Some(tsecr), Some(first)) = (advanced, a.tsecr, u.tsval) {
+            if (tsecr.wrapping_sub(first) as i32) < 0 {
+                return true;
+            }
+        }
+        // D-SACK: every byte retransmitted in the episode came back as a duplicate (Linux
+        // `tcp_try_undo_dsack`: "undo_retrans" reached zero).
+        if let Some((l, r)) = dsack.filter(|(l, _)| l.ge(u.marker)) {
+            u.retrans = u.retrans.saturating_sub(r - l);
+            return u.any && u.retrans == 0;
+        }
+        false
+    }
+
+    /// Undoes the last reduction: window and threshold back, nothing lost after all.
+    fn do_undo(&mut self) {
+        self.cc.undo();
+        self.sb.clear_lost();
+        self.phase = Phase::Open;
+        self.undo = None;
+        self.reorder_at = None;
+    }
+
+    /// The retransmission timer expired (the engine backs the RTO off and counts the retry):
+    /// everything unSACKed is lost, the window collapses (RFC 5681 §3.1, RFC 6675 §5.1), and
+    /// the episode can still be undone if the original turns out to have arrived.
+    pub fn on_retransmission_timeout(
+        &mut self,
+        now: Instant,
+        snd_una: SeqNumber,
+        snd_max: SeqNumber,
+    ) {
+        let episode = self.undo.filter(|_| self.in_recovery());
+        self.cc.on_timeout(now);
+        self.sb.mark_all_lost();
+        self.phase = Phase::Loss { point: snd_max };
+        self.undo = Some(episode.unwrap_or(Undo {
+            marker: snd_una,
+            retrans: 0,
+            any: false,
+            tsval: None,
+        }));
+        self.tlp.reset();
+        self.reorder_at = None;
+        self.dupacks = 0;
+    }
+
+    /// RACK's reordering timer fired (RFC 8985 §6.3): look again; lost segments are then
+    /// retransmitted by the engine's next transmission.
+    pub fn on_reorder_timeout(
+        &mut self,
+        now: Instant,
+        srtt: Duration,
+        snd_una: SeqNumber,
+        snd_max: SeqNumber,
+    ) {
+        self.detect_loss(now, srtt, false);
+        if self.phase == Phase::Open && self.sb.lost_bytes() > 0 {
+            self.phase = Phase::Recovery { point: snd_max };
+            self.cc.on_congestion_event(now);
+            self.prr = Prr::start(self.sb.outstanding());
+            self.undo = Some(Undo {
+                marker: snd_una,
+                retrans: 0,
+                any: false,
+                tsval: None,
+            });
+            // RFC 6937: the first retransmission goes out at once.
+            let pipe = self.sb.pipe();
+            self.cc.set_window(pipe + self.mss);
+        }
+    }
+
+    /// A tail loss probe went out (RFC 8985 §7.3): `snd_max` after it, and whether it was a
+    /// retransmission (no new data could be sent).
+    pub fn on_probe_sent(&mut self, snd_max: SeqNumber, retransmission: bool) {
+        self.tlp.on_probe(snd_max, retransmission);
+    }
+
+    /// The timer to run while data is in flight, and when (RFC 8985 §7.2: a probe instead of
+    /// the RTO while no loss is being repaired and the peer SACKs; the reordering timer when
+    /// RACK is waiting on one). `rto_at`: when the retransmission timer would fire;
+    /// `srtt`: the smoothed RTT if sampled; `one_segment`: only one segment is in flight.
+    pub fn arm_timer(
+        &mut self,
+        now: Instant,
+        rto_at: Instant,
+        srtt: Option<Duration>,
+        one_segment: bool,
+    ) -> (Instant, LossTimer) {
+        let (at, kind) = if let Some(at) = self.reorder_at.filter(|at| *at < rto_at) {
+            (at, LossTimer::Reorder)
+        } else if self.sack
+            && self.phase == Phase::Open
+            && !self.tlp.in_flight()
+            && !self.sb.is_empty()
+        {
+            let pto = Tlp::pto(srtt, one_segment, rto_at - now);
+            (now + pto, LossTimer::Probe)
+        } else {
+            (rto_at, LossTimer::Retransmission)
+        };
+        self.armed = kind;
+        (at, kind)
+    }
+
+    /// The engine runs the timer as a plain retransmission timeout from here on (a probe went
+    /// out, or the persist or a backed-off timer was armed).
+    pub fn arm_retransmission(&mut self) {
+        self.armed = LossTimer::Retransmission;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MSS: u32 = 1000;
+    const RTT: Duration = Duration::from_millis(10);
+
+    fn seq(n: u32) -> SeqNumber {
+        SeqNumber(n)
+    }
+
+    fn ms(n: u64) -> Instant {
+        Instant::from_millis(n)
+    }
+
+    /// A sender with `n` segments of 1000 bytes in flight, sent at 0 ms, past slow start.
+    fn sending(n: u32) -> Recovery {
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, n, true);
+        for i in 0..n {
+            r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(0), 0);
+        }
+        r.set_cwnd_limited(true);
+        r
+    }
+
+    fn ack(r: &mut Recovery, now: u64, a: u32, blocks: &[(u32, u32)], snd_max: u32) -> AckOutcome {
+        let blocks: Vec<_> = blocks.iter().map(|&(l, h)| (seq(l), seq(h))).collect();
+        r.on_ack(&AckInput {
+            now: ms(now),
+            ack: seq(a),
+            blocks: &blocks,
+            tsecr: None,
+            ts_now: now as u32,
+            snd_max: seq(snd_max),
+            srtt: RTT,
+            dup_ack: blocks.is_empty() && a == 0,
+        })
+    }
+
+    #[test]
+    fn three_holes_in_one_window_are_repaired_in_one_episode_holes_first() {
+        let mut r = sending(20);
+        // Segments 2, 7 and 12 lost; the rest SACKed as they arrive (10 ms RTT).
+        ack(&mut r, 10, 2000, &[], 20_000);
+        ack(&mut r, 10, 2000, &[(3000, 7000)], 20_000);
+        assert!(
+            r.in_recovery(),
+            "RFC 6675 IsLost: 4 segments SACKed above 2000"
+        );
+        ack(&mut r, 10, 2000, &[(8000, 12_000), (3000, 7000)], 20_000);
+        ack(
+            &mut r,
+            10,
+            2000,
+            &[(13_000, 20_000), (8000, 12_000), (3000, 7000)],
+            20_000,
+        );
+        let mut resent = Vec::new();
+        while let Some((s, e)) = r.next_retransmission() {
+            resent.push(s.0);
+            r.on_transmit(s, e, ms(10), 10);
+        }
+        assert_eq!(resent, vec![2000, 7000, 12_000]);
+        // The retransmissions arrive: one ACK covers everything, the episode ends.
+        let out = ack(&mut r, 20, 20_000, &[], 20_000);
+        assert!(out.recovered);
+        assert!(!r.in_recovery());
+        // NewReno: half the window at the loss (22 segments, after the first ACK's growth).
+        assert_eq!((r.window(), r.ssthresh()), (11_000, 11_000));
+    }
+
+    #[test]
+    fn prr_sends_within_its_bound_through_the_episode() {
+        // RFC 6937 §3: while pipe > ssthresh, "sndcnt = CEIL(prr_delivered * ssthresh /
+        // RecoverFS) - prr_out": what goes out is proportional to what was delivered.
+        let mut r = sending(20);
+        let mut nxt = 20_000;
+        let mut sent_in_recovery = 0u64;
+        let mut delivered = 0u64;
+        for k in 4..20u32 {
+            let out = ack(&mut r, 10 + u64::from(k), 0, &[(1000, (k + 1) * MSS)], nxt);
+            if !r.in_recovery() {
+                continue;
+            }
+            delivered += u64::from(out.delivered);
+            let ssthresh = u64::from(r.ssthresh());
+            while let Some((s, e)) = r.next_retransmission() {
+                if !r.can_send(e - s) {
+                    break;
+                }
+                r.on_transmit(s, e, ms(20), 20);
+                sent_in_recovery += u64::from(e - s);
+            }
+            while r.can_send(MSS) {
+                r.on_transmit(seq(nxt), seq(nxt + MSS), ms(20), 20);
+                nxt += MSS;
+                sent_in_recovery += u64::from(MSS);
+            }
+            let bound = (delivered * ssthresh)
+                .div_ceil(20_000)
+                .next_multiple_of(1000);
+            assert!(
+                sent_in_recovery <= bound,
+                "k={k}: {sent_in_recovery} > {bound}"
+            );
+        }
+        assert!(sent_in_recovery > 0);
+        assert!(r.pipe() <= r.ssthresh() + MSS, "pipe down to ssthresh");
+    }
+
+    #[test]
+    fn a_lost_tail_gets_a_probe_timer_not_the_rto() {
+        let mut r = sending(10);
+        let (at, kind) = r.arm_timer(ms(0), ms(200), Some(RTT), false);
+        assert_eq!(kind, LossTimer::Probe);
+        assert_eq!(at, ms(22), "2 SRTT + 2 ms");
+        let (at, _) = r.arm_timer(ms(0), ms(200), Some(RTT), true);
+        assert_eq!(
+            at,
+            ms(200),
+            "one segment: 2 SRTT + 200 ms, capped by the RTO"
+        );
+    }
+
+    #[test]
+    fn a_probe_that_repairs_a_tail_loss_reduces_the_window_once() {
+        let mut r = sending(10);
+        // The last segment was lost; its probe (a retransmission) is acknowledged.
+        ack(&mut r, 10, 9000, &[], 10_000);
+        r.on_transmit(seq(9000), seq(10_000), ms(30), 30);
+        r.on_probe_sent(seq(10_000), true);
+        let before = r.window();
+        // RFC 8985 §7.4: an ACK of exactly TLP.end_seq decides nothing yet (a D-SACK may
+        // follow, if the original arrived after all)...
+        let out = ack(&mut r, 40, 10_000, &[], 10_000);
+        assert_eq!(out.acked, 1000);
+        assert!(r.window() >= before);
+        // ... one beyond it, without a D-SACK, proves the loss: "Invoke congestion control to
+        // lower cwnd and ssthresh".
+        r.on_transmit(seq(10_000), seq(11_000), ms(40), 40);
+        ack(&mut r, 50, 11_000, &[], 11_000);
+        assert!(r.window() < before);
+        assert!(r.ssthresh() < before);
+        assert!(!r.in_recovery());
+    }
+
+    #[test]
+    fn a_spurious_timeout_is_undone_by_timestamps() {
+        let mut r = sending(10);
+        let cwnd = r.window();
+        r.on_retransmission_timeout(ms(200), seq(0), seq(10_000));
+        assert_eq!(r.window(), MSS);
+        let (s, e) = r.next_retransmission().unwrap();
+        r.on_transmit(s, e, ms(200), 200);
+        // The original's ACK: it echoes TSval 0, older than the retransmission's 200.
+        let out = r.on_ack(&AckInput {
+            now: ms(210),
+            ack: seq(10_000),
+            blocks: &[],
+            tsecr: Some(0),
+            ts_now: 210,
+            snd_max: seq(10_000),
+            srtt: RTT,
+            dup_ack: false,
+        });
+        assert!(out.undone);
+        assert!(r.window() >= cwnd, "RFC 5682: the window is restored");
+    }
+
+    #[test]
+    fn a_dsack_for_every_retransmission_undoes_the_recovery() {
+        let mut r = sending(10);
+        ack(&mut r, 10, 0, &[(1000, 5000)], 10_000);
+        assert!(r.in_recovery());
+        let cwnd_before = 10 * MSS;
+        let (s, e) = r.next_retransmission().unwrap();
+        r.on_transmit(s, e, ms(10), 10);
+        // Segment 0 was only delayed: the original and the retransmission both arrive.
+        ack(&mut r, 12, 5000, &[], 10_000);
+        let out = ack(&mut r, 20, 5000, &[(0, 1000)], 10_000);
+        assert!(
+            out.undone,
+            "RFC 2883 §5: the retransmission was unnecessary"
+        );
+        assert!(!r.in_recovery());
+        assert!(r.window() >= cwnd_before);
+    }
+
+    #[test]
+    fn a_reordered_segment_does_not_trigger_recovery_once_reordering_was_seen() {
+        let mut r = sending(20);
+        // Reordering seen once: segment 1 arrived after 2.
+        ack(&mut r, 10, 1000, &[(2000, 3000)], 20_000);
+        ack(&mut r, 10, 3000, &[], 20_000);
+        assert!(r.rack.reordering_seen());
+        assert!(!r.in_recovery());
+        // Segment 3 now overtaken by 4..8: within the reordering window, not lost yet.
+        let out = ack(&mut r, 11, 3000, &[(4000, 9000)], 20_000);
+        assert!(!r.in_recovery());
+        assert!(r.reorder_at.is_some(), "RACK waits for it");
+        assert_eq!(out.delivered, 5000);
+        ack(&mut r, 12, 9000, &[], 20_000);
+        assert_eq!(r.next_retransmission(), None);
+    }
+
+    #[test]
+    fn without_sack_the_third_duplicate_ack_starts_recovery() {
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 10, false);
+        for i in 0..10 {
+            r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(0), 0);
+        }
+        for _ in 0..2 {
+            ack(&mut r, 10, 0, &[], 10_000);
+            assert!(!r.in_recovery());
+        }
+        ack(&mut r, 10, 0, &[], 10_000);
+        assert!(r.in_recovery());
+        assert_eq!(r.next_retransmission(), Some((seq(0), seq(1000))));
+        r.on_transmit(seq(0), seq(1000), ms(10), 10);
+        // A partial ACK: the next hole (RFC 6582).
+        ack(&mut r, 20, 3000, &[], 10_000);
+        assert_eq!(r.next_retransmission(), Some((seq(3000), seq(4000))));
+    }
+}
