@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use xdptcp::app::{App, Io};
-use xdptcp::sim::Rng;
+use xdptcp::rng::Rng;
 use xdptcp::tcp::time_wait::TimeWaitTable;
 use xdptcp::tcp::{Config, Engine, Listener, SeqNumber, SynCookieMode};
 use xdptcp::time::Instant;

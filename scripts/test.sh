@@ -15,7 +15,11 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
-echo "== cargo test --all-targets (examples included: examples/kv.rs is exercised by interop_ops)"
+# `cargo test --all-targets` builds a `test = true` example only as its test harness, so the
+# example binary interop_ops runs (target/debug/examples/kv) is built first.
+echo "== cargo build --examples (examples/kv.rs is exercised by interop_ops)"
+cargo build --examples
+echo "== cargo test --all-targets"
 cargo test --all-targets
 echo "== doctests and rustdoc (every public item documented, no broken links)"
 cargo test --doc

@@ -10,6 +10,8 @@
 //! - [`xdp`]: the AF_XDP shell: the XDP program, sockets, workers, [`xdp::Server`], pcap.
 //! - [`control`]: what a running server tells the outside: Prometheus metrics, the stats
 //!   socket.
+//! - `sim` (cargo feature `sim`, for tests, benches and fuzzing only): two engines joined by
+//!   a simulated link with seeded faults.
 //!
 //! # The engine: frames and `now` in, frames out
 //!
@@ -139,10 +141,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![warn(missing_docs, unreachable_pub)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod app;
 pub mod control;
 pub mod load;
+pub mod rng;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod stats;
 pub mod tcp;

@@ -15,7 +15,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use crate::app::App;
-use crate::sim::Rng;
+use crate::rng::Rng;
 use crate::stats::Stats;
 use crate::tcp::{ConnectError, Engine, SeqNumber};
 use crate::time::Instant;

@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use crate::app::App;
+pub use crate::rng::Rng;
 use crate::tcp::{Config, ConnId, ConnectError, Engine, Listener};
 use crate::time::Instant;
 use crate::wire::TcpFrame;
@@ -66,39 +67,6 @@ pub enum Dir {
     ToServer,
     /// Server to client.
     ToClient,
-}
-
-/// SplitMix64: small, seeded, good enough to drive a fault injector.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A float in [0, 1).
-    pub fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Fills `out` with random bytes.
-    pub fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let b = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&b[..chunk.len()]);
-        }
-    }
 }
 
 /// A frame in flight: when it arrives, a tie-breaking order, its direction, its bytes.

@@ -6,6 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::Topology;
+use xdptcp::app::http::HttpConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 const PORT: &str = "8080";
@@ -144,6 +145,13 @@ fn curl(topo: &Topology, url: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// curl gets exactly the body the built-in HTTP app serves by default from `url`.
+fn assert_curl_gets_the_default_body(topo: &Topology, url: &str) {
+    let body = curl(topo, url);
+    let want = HttpConfig::default().body;
+    assert_eq!(body.as_bytes(), &want[..], "curl {url} got {body:?}");
+}
+
 #[test]
 fn curl_gets_the_http_body() {
     if !common::require_root() {
@@ -151,8 +159,7 @@ fn curl_gets_the_http_body() {
     }
     let mut topo = Topology::new(1);
     start_server(&mut topo, &["--app", "http"]);
-    let body = curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip));
-    assert!(!body.is_empty());
+    assert_curl_gets_the_default_body(&topo, &format!("http://{}:{PORT}/", topo.srv_ip));
 }
 
 #[test]
@@ -304,7 +311,7 @@ fn hping3_syns_each_get_a_cookie_syn_ack_and_leave_no_state() {
         .unwrap_or(0);
     assert_eq!(received, 50, "{text}");
     // Legit traffic still works.
-    assert!(!curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip)).is_empty());
+    assert_curl_gets_the_default_body(&topo, &format!("http://{}:{PORT}/", topo.srv_ip));
     let s = stop_and_summary(&mut topo, i, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     assert!(s["counters"]["cookies_sent"].as_u64().unwrap() >= 51, "{s}");
@@ -426,7 +433,7 @@ fn a_second_server_on_a_served_interface_is_refused_with_an_explanation() {
         "the OS error is said once: {err}"
     );
     // The first server is untouched.
-    assert!(!curl(&topo, &format!("http://{}:{PORT}/", topo.srv_ip)).is_empty());
+    assert_curl_gets_the_default_body(&topo, &format!("http://{}:{PORT}/", topo.srv_ip));
 }
 
 #[test]
@@ -440,7 +447,7 @@ fn sigusr1_writes_the_histograms_while_the_server_keeps_serving() {
     let i = start_server(&mut topo, &["--hist-out", &dir_arg]);
     let url = format!("http://{}:{PORT}/", topo.srv_ip);
     for _ in 0..5 {
-        assert!(!curl(&topo, &url).is_empty());
+        assert_curl_gets_the_default_body(&topo, &url);
     }
     // Workers report every 100 ms: dump until the report has caught up with the 5 requests.
     let summary = dir.join("summary.json");
@@ -465,7 +472,7 @@ fn sigusr1_writes_the_histograms_while_the_server_keeps_serving() {
         assert!(dir.join(format!("{kind}.svg")).exists());
     }
     // Still serving after the dump.
-    assert!(!curl(&topo, &url).is_empty());
+    assert_curl_gets_the_default_body(&topo, &url);
     let s = stop_and_summary(&mut topo, i, &dir);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(s["latency"]["handshake"]["count"], 6, "{s}");

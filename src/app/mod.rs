@@ -8,6 +8,7 @@
 //! (the rest stays in the receive buffer and shrinks the advertised window, and is offered again
 //! later), and [`Io::write`] accepts only what fits in the send buffer ([`App::on_writable`]
 //! tells when there is room again).
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::IpAddr;

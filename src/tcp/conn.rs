@@ -20,7 +20,7 @@ use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::Shutdown;
 use crate::stats::Stats;
 use crate::time::Instant;
-use crate::wire::tcp::{Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
+use crate::wire::tcp::{Flags, Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
 
 /// [`Conn::listener`] of an actively opened connection: no listener's keepalive applies.
 pub(crate) const NO_LISTENER: u8 = u8::MAX;
@@ -328,18 +328,24 @@ impl<S> Conn<S> {
 
     /// `seg` acknowledges our SYN (its ACK covers exactly the SYN): ESTABLISHED (RFC 9293
     /// §3.10.7.3 SYN-SENT fourth step, §3.10.7.4 SYN-RECEIVED fifth step). The send sequence
-    /// space starts at SEG.ACK with the peer's window `wnd` in bytes ("set SND.WND <- SEG.WND,
-    /// set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"), congestion control at the
-    /// initial window; the handshake gives an RTT sample unless our SYN was retransmitted
-    /// (Karn) or no state was kept for it (a cookie).
+    /// space starts at SEG.ACK with the peer's window ("set SND.WND <- SEG.WND, set SND.WL1 <-
+    /// SEG.SEQ, and set SND.WL2 <- SEG.ACK"), scaled unless `seg` is a SYN-ACK: "the window
+    /// field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled" (RFC 7323
+    /// §2.2). Congestion control starts at the initial window; the handshake gives an RTT
+    /// sample unless our SYN was retransmitted (Karn) or no state was kept for it (a cookie).
     pub(crate) fn establish(
         &mut self,
         cfg: &Config,
         stats: &mut Stats,
         now: Instant,
         seg: &TcpRepr<'_>,
-        wnd: u32,
     ) {
+        let shift = if seg.flags.contains(Flags::SYN) {
+            0
+        } else {
+            self.opts.snd_wscale
+        };
+        let wnd = u32::from(seg.window) << shift;
         self.set_state(State::Established, stats);
         if self.retries == 0 && !self.from_cookie {
             self.rtt.sample(now - self.opened_at);

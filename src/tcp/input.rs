@@ -87,8 +87,7 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
             cx.stats.drop(DropReason::AckTooHigh);
             return Outcome::Keep;
         }
-        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
-        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
+        c.establish(cx.cfg, cx.stats, cx.now, seg);
     }
     if let Some(outcome) = process_ack(c, cx, seg) {
         return outcome;
@@ -130,8 +129,7 @@ fn handle_syn_received_syn<A: App, T: Tx>(
         return Some(Outcome::Keep);
     }
     if !c.passive && ack && seg.seq == c.rcv.irs && ack_acceptable_syn(c, seg) {
-        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
-        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
+        c.establish(cx.cfg, cx.stats, cx.now, seg);
         c.ack_now = true;
         return Some(Outcome::Keep);
     }
@@ -546,16 +544,15 @@ fn handle_syn_sent<A: App, T: Tx>(
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
     c.rcv.adv = c.rcv.nxt + output::syn_window(cx.cfg);
     c.opts = Negotiated::from_syn(cx.cfg, c.route.tuple.remote_addr.is_ipv4(), &seg.options);
-    // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
-    let wnd = u32::from(seg.window);
     if flags.contains(Flags::ACK) {
         // Our SYN is acknowledged: ESTABLISHED.
-        c.establish(cx.cfg, cx.stats, cx.now, seg, wnd);
+        c.establish(cx.cfg, cx.stats, cx.now, seg);
         c.ack_now = true;
     } else {
         // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment and send it".
         c.set_state(State::SynReceived, cx.stats);
-        c.snd.wnd = wnd;
+        // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
+        c.snd.wnd = u32::from(seg.window);
         c.snd.max_wnd = c.snd.wnd;
         output::send_syn(c, cx.cfg, cx.stats, cx.tx, cx.now);
     }

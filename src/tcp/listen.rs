@@ -373,8 +373,7 @@ fn established_by_cookie<S: Default, T: Tx>(
         return Accept::Done;
     };
     if let Some(c) = conns.get_mut(id) {
-        let wnd = u32::from(seg.window) << c.opts.snd_wscale;
-        c.establish(cfg, sx.stats, sx.now, seg, wnd);
+        c.establish(cfg, sx.stats, sx.now, seg);
     }
     sx.stats.cookies_validated += 1;
     // `passive_opens` is counted once, when the app is told (deliver).

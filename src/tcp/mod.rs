@@ -20,6 +20,7 @@
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
 //! | [`recovery`] over [`scoreboard`], [`rack`], [`prr`], [`cc`] | the sender's loss recovery |
 //! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
+#![forbid(unsafe_code)]
 
 pub mod cc;
 pub mod config;

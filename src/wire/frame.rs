@@ -546,14 +546,20 @@ mod tests {
         fn parsing_a_frame_with_valid_headers_and_random_rest_never_panics(
             is_v6: bool, rest in proptest::collection::vec(any::<u8>(), 0..80),
         ) {
-            // Random bytes behind a valid Ethernet + IP header reach the TCP and option parsers.
+            // Random bytes behind a valid Ethernet + IP header, with their TCP checksum filled
+            // in so they get past it to the TCP header and option parsers.
             let ip = if is_v6 { v6() } else { v4() };
             let eth = ethernet::Repr { dst: SERVER_MAC, src: CLIENT_MAC, vlan: None, ethertype: ip.ethertype() };
             let mut frame = vec![0u8; 14 + ip.header_len() + rest.len()];
             eth.emit(&mut frame);
             ip.emit(&mut frame[14..], rest.len());
-            frame[14 + ip.header_len()..].copy_from_slice(&rest);
-            let _ = TcpFrame::parse(&frame);
+            let segment = &mut frame[14 + ip.header_len()..];
+            segment.copy_from_slice(&rest);
+            if segment.len() >= tcp::HEADER_LEN {
+                tcp::Packet::new_unchecked(&mut segment[..]).fill_checksum(ip.src(), ip.dst());
+            }
+            let parsed = TcpFrame::parse(&frame);
+            prop_assert_ne!(parsed.err(), Some(Error::BadChecksum));
         }
     }
 }

@@ -8,6 +8,7 @@
 //! Nothing here allocates, and no input makes anything here panic: a bad frame is an [`Error`]
 //! naming why it was dropped. `emit` functions expect a buffer of the size their `Repr` asks
 //! for (`header_len` / `buffer_len`) and panic on a shorter one: that is a caller bug.
+#![forbid(unsafe_code)]
 
 pub mod checksum;
 pub mod ethernet;

@@ -15,14 +15,19 @@
 //! | TX ring, then completion ring | kernel | `reap_completions` (→ free list) |
 //!
 //! So a frame given to the fill or TX ring is never read or written until it comes back on the
-//! RX or completion ring; the engine reads a received frame only during its `receive` call;
-//! and `free + fill + rx_held + tx_pending + tx_in_flight == total` always holds
-//! ([`socket::FrameAccount::balanced`], reported in every worker snapshot). All the `unsafe`
-//! around xsk-rs rings and UMEM accesses in [`socket`] rests on these rules.
+//! RX or completion ring; the engine reads a received frame only during its `receive` call,
+//! while replies are written only into frames taken off the free list; and `free + fill +
+//! rx_held + tx_pending + tx_in_flight == total` always holds ([`frames::FramePool`] keeps the
+//! places and is property-tested for it; [`frames::FrameAccount`] is in every worker
+//! snapshot). Every `unsafe` around the rings and the UMEM ([`ring`], [`socket`]) rests on
+//! these rules, which [`ring::Rings`] and [`ring::Umem`] state as their safety contract; the
+//! in-memory rings of `ring::testing` run the worker loop without a kernel.
 
 pub mod capture;
+pub mod frames;
 pub mod program;
 pub mod refuser;
+pub mod ring;
 pub mod server;
 pub mod shared_maps;
 pub mod socket;

@@ -22,6 +22,7 @@ use crate::xdp::shared_maps::{CookieKeyTable, QueueFlag, QueueFlags};
     unreachable_pub,
     clippy::all,
     clippy::pedantic,
+    clippy::undocumented_unsafe_blocks,
     dead_code,
     unused_imports
 )]
@@ -294,7 +295,7 @@ pub struct Program {
     keys: CookieKeyTable,
 }
 
-// Safety: the skeleton only holds libbpf object pointers and fds; libbpf objects may be used
+// SAFETY: the skeleton only holds libbpf object pointers and fds; libbpf objects may be used
 // from another thread as long as it is not concurrently (`Program` is not `Sync`).
 unsafe impl Send for Program {}
 
@@ -493,7 +494,7 @@ impl Program {
             ..Default::default()
         };
         let prog_fd = self.skel.progs.xdptcp_steer.as_fd().as_raw_fd();
-        // Safety: `prog_fd` is our loaded program; `opts` is a fully initialised options struct
+        // SAFETY: `prog_fd` is our loaded program; `opts` is a fully initialised options struct
         // whose `sz` tells libbpf its size. The call only reads them.
         let fd = unsafe {
             libbpf_sys::bpf_link_create(prog_fd, ifindex as i32, libbpf_sys::BPF_XDP, &opts)
@@ -544,7 +545,7 @@ impl Program {
 
 impl Drop for Program {
     fn drop(&mut self) {
-        // Safety: the skeleton is dropped exactly once, here, before the storage it borrows;
+        // SAFETY: the skeleton is dropped exactly once, here, before the storage it borrows;
         // then the Box leaked in `load` is reclaimed exactly once.
         unsafe {
             ManuallyDrop::drop(&mut self.skel);
@@ -601,7 +602,7 @@ fn served_key(addr: Option<IpAddr>, port: u16, family: u8) -> types::served_key 
 }
 
 fn key_bytes(key: &types::served_key) -> &[u8] {
-    // Safety: `served_key` is `repr(C)` with only integer fields and no padding
+    // SAFETY: `served_key` is `repr(C)` with only integer fields and no padding
     // (1 + 1 + 2 + 16 bytes, align 2), so all of its bytes are initialised.
     unsafe {
         std::slice::from_raw_parts(

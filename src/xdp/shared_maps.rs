@@ -56,6 +56,32 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
+    /// Anonymous shared memory of `len` bytes, zeroed: a stand-in for a map in tests.
+    #[cfg(test)]
+    fn anonymous(len: usize) -> Mapping {
+        // SAFETY: a fresh anonymous mapping; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(
+            ptr,
+            libc::MAP_FAILED,
+            "mmap: {}",
+            io::Error::last_os_error()
+        );
+        Mapping {
+            ptr: NonNull::new(ptr.cast()).expect("mmap gave NULL"),
+            len,
+        }
+    }
+
     /// The `u32` at byte `offset`.
     fn u32_at(&self, offset: usize) -> &AtomicU32 {
         assert!(offset % 4 == 0 && offset + 4 <= self.len, "offset {offset}");
@@ -146,6 +172,15 @@ impl QueueFlags {
             map: Arc::new(Mapping::new(fd, queues as usize * queue_layout::SIZE)?),
             queues,
         })
+    }
+
+    /// Flags in plain memory, for tests of the worker without a BPF program.
+    #[cfg(test)]
+    pub(crate) fn anonymous(queues: u32) -> QueueFlags {
+        QueueFlags {
+            map: Arc::new(Mapping::anonymous(queues as usize * queue_layout::SIZE)),
+            queues,
+        }
     }
 
     /// The handle of `queue`, or `None` beyond the map.

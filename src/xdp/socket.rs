@@ -1,17 +1,21 @@
 //! One AF_XDP socket on one receive queue, with its own UMEM, its four rings and the frame
 //! bookkeeping that keeps every UMEM frame in exactly one place (see the rules in
-//! [`crate::xdp`]).
+//! [`crate::xdp`] and [`super::frames`]). Generic over the kernel's side ([`Rings`]): xsk-rs in
+//! production, in-memory fakes in tests.
 
 use std::io;
 use std::num::NonZeroU32;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface as XskInterface, LibxdpFlags, QueueSize, SocketConfig,
     UmemConfig,
 };
-use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
+use xsk_rs::{Socket, Umem as XskUmem};
 
+pub use super::frames::FrameAccount;
+use super::frames::FramePool;
+use super::ring::{Desc, Rings, Umem, XdpRings, XdpUmem};
 use crate::tx::Tx;
 
 /// Frames moved per ring operation.
@@ -98,31 +102,6 @@ fn bind_hint(mode: BindMode, e: &io::Error) -> &'static str {
     }
 }
 
-/// Where a socket's frames are right now. `free + fill + rx_held + tx_pending + tx_in_flight
-/// == total` at all times: no frame is leaked or owned twice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FrameAccount {
-    /// Frames in the UMEM.
-    pub total: u64,
-    /// On the free list, owned by user space.
-    pub free: u64,
-    /// On the fill ring or the RX ring: owned by the kernel until received.
-    pub fill: u64,
-    /// Received, being handed to the engine.
-    pub rx_held: u64,
-    /// Written by the engine, not yet on the TX ring.
-    pub tx_pending: u64,
-    /// On the TX ring or the completion ring: owned by the kernel until completed.
-    pub tx_in_flight: u64,
-}
-
-impl FrameAccount {
-    /// Whether every frame is in exactly one place.
-    pub fn balanced(&self) -> bool {
-        self.free + self.fill + self.rx_held + self.tx_pending + self.tx_in_flight == self.total
-    }
-}
-
 /// Traffic counters of one socket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SocketCounters {
@@ -140,29 +119,29 @@ pub struct SocketCounters {
 }
 
 /// An AF_XDP socket bound to one queue, with its own UMEM.
-pub struct XskSocket {
+pub struct XskSocket<R: Rings = XdpRings> {
     queue: u32,
+    /// Read for received frames while `port` writes replies into other frames: the borrows
+    /// are split, and the frame ownership rules keep the frames apart.
+    umem: R::Umem,
+    port: Port<R>,
+}
+
+/// Everything of a socket but its UMEM: the rings, where the frames are, the counters.
+struct Port<R: Rings> {
+    rings: R,
+    frames: FramePool<Desc<R>>,
     zero_copy: bool,
-    umem: Umem,
-    rx: RxQueue,
-    tx: TxQueue,
-    fill: FillQueue,
-    comp: CompQueue,
     frame_len: usize,
-    free: Vec<FrameDesc>,
-    in_fill: u64,
-    pending: Vec<FrameDesc>,
-    in_flight: u64,
-    total: u64,
-    scratch: Vec<FrameDesc>,
+    scratch: Vec<Desc<R>>,
     counters: SocketCounters,
 }
 
-impl std::fmt::Debug for XskSocket {
+impl<R: Rings> std::fmt::Debug for XskSocket<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XskSocket")
             .field("queue", &self.queue)
-            .field("zero_copy", &self.zero_copy)
+            .field("zero_copy", &self.port.zero_copy)
             .field("account", &self.account())
             .finish()
     }
@@ -220,7 +199,7 @@ impl XskSocket {
         let frames = NonZeroU32::new(config.frames).ok_or_else(|| bad(&"zero frames"))?;
         let frame_len = umem_config.mtu() as usize;
         let (umem, descs) =
-            Umem::new(umem_config, frames, false).map_err(|e| SocketError::Umem {
+            XskUmem::new(umem_config, frames, false).map_err(|e| SocketError::Umem {
                 queue,
                 source: Box::new(e),
             })?;
@@ -242,7 +221,7 @@ impl XskSocket {
             mode,
             source,
         };
-        // Safety: this UMEM is fresh and used by this socket only, and the caller binds at most
+        // SAFETY: this UMEM is fresh and used by this socket only, and the caller binds at most
         // one socket per (device, queue) (the kernel refuses a second with EBUSY anyway).
         let (tx, rx, rings) =
             unsafe { Socket::new(socket_config, &umem, &name, queue) }.map_err(|e| {
@@ -255,26 +234,43 @@ impl XskSocket {
             })?;
         let (fill, comp) =
             rings.ok_or_else(|| bind_error(io::Error::other("UMEM rings already taken")))?;
-        let total = descs.len() as u64;
+        let rings = XdpRings { rx, tx, fill, comp };
+        let umem = XdpUmem { umem, frame_len };
+        Ok(XskSocket::new(
+            queue,
+            mode == BindMode::ZeroCopy,
+            umem,
+            rings,
+            descs,
+        ))
+    }
+}
+
+impl<R: Rings> XskSocket<R> {
+    /// A socket over `rings` and `umem` on `queue`, owning the frames `descs` (all of the
+    /// UMEM's), which go on the fill ring at once.
+    pub fn new(
+        queue: u32,
+        zero_copy: bool,
+        umem: R::Umem,
+        rings: R,
+        descs: Vec<Desc<R>>,
+    ) -> XskSocket<R> {
+        let frame_len = umem.frame_len();
         let mut socket = XskSocket {
             queue,
-            zero_copy: mode == BindMode::ZeroCopy,
             umem,
-            rx,
-            tx,
-            fill,
-            comp,
-            frame_len,
-            free: descs,
-            in_fill: 0,
-            pending: Vec::with_capacity(BATCH),
-            in_flight: 0,
-            total,
-            scratch: vec![FrameDesc::default(); BATCH],
-            counters: SocketCounters::default(),
+            port: Port {
+                rings,
+                frames: FramePool::new(descs),
+                zero_copy,
+                frame_len,
+                scratch: vec![Desc::<R>::default(); BATCH],
+                counters: SocketCounters::default(),
+            },
         };
-        socket.refill();
-        Ok(socket)
+        socket.port.refill();
+        socket
     }
 
     /// The queue this socket is bound to.
@@ -284,196 +280,199 @@ impl XskSocket {
 
     /// Whether the bind is zero-copy (else copy mode).
     pub fn zero_copy(&self) -> bool {
-        self.zero_copy
+        self.port.zero_copy
     }
 
-    /// The socket's file descriptor (for the XSKMAP and for `poll`).
+    /// The socket's file descriptor (for the XSKMAP).
     pub fn fd(&self) -> RawFd {
-        self.rx.fd().as_raw_fd()
+        self.port.rings.fd()
     }
 
     /// Largest frame that fits in a UMEM frame.
     pub fn max_frame_len(&self) -> usize {
-        self.frame_len
+        self.port.frame_len
     }
 
     /// Where the frames are.
     pub fn account(&self) -> FrameAccount {
-        FrameAccount {
-            total: self.total,
-            free: self.free.len() as u64,
-            fill: self.in_fill,
-            rx_held: 0,
-            tx_pending: self.pending.len() as u64,
-            tx_in_flight: self.in_flight,
-        }
+        self.port.frames.account()
     }
 
     /// Traffic counters, with the kernel's drop counts.
     pub fn counters(&self) -> SocketCounters {
-        let mut c = self.counters;
-        if let Ok(s) = self.rx.fd().xdp_statistics() {
-            c.kernel_rx_dropped = s.rx_dropped() + s.rx_ring_full();
+        let mut c = self.port.counters;
+        if let Some(dropped) = self.port.rings.kernel_rx_dropped() {
+            c.kernel_rx_dropped = dropped;
         }
         c
     }
 
     /// Puts free frames on the fill ring, as many as it takes.
     pub fn refill(&mut self) {
-        let want = self.fill.nb_free(self.free.len() as u32) as usize;
-        let n = want.min(self.free.len());
-        if n == 0 {
-            return;
-        }
-        let start = self.free.len() - n;
-        // Safety: these frames come off our free list, so neither the kernel nor the engine
-        // owns them; they belong to this socket's UMEM.
-        let produced = unsafe { self.fill.produce(&self.free[start..]) };
-        self.free.truncate(self.free.len() - produced);
-        self.in_fill += produced as u64;
+        self.port.refill();
     }
 
     /// Takes back frames the kernel has transmitted.
     pub fn reap_completions(&mut self) {
-        loop {
-            // Safety: completed frames are owned by user space again; `scratch` only receives
-            // descriptors of this UMEM.
-            let n = unsafe { self.comp.consume(&mut self.scratch) };
-            if n == 0 {
-                break;
-            }
-            self.in_flight -= n as u64;
-            self.free.extend_from_slice(&self.scratch[..n]);
-            if n < self.scratch.len() {
-                break;
-            }
-        }
+        self.port.reap_completions();
     }
 
     /// Receives up to [`BATCH`] frames and hands each to `handle` with a [`Tx`] that writes
     /// replies straight into free UMEM frames. Returns the number of frames received.
     pub fn receive_batch<F>(&mut self, mut handle: F) -> usize
     where
-        F: FnMut(&[u8], &mut XskTx<'_>),
+        F: FnMut(&[u8], &mut XskTx<'_, R>),
     {
-        let mut rx_descs = [FrameDesc::default(); BATCH];
-        // Safety: descriptors popped from the RX ring are ours until we give them back.
-        let n = unsafe { self.rx.consume(&mut rx_descs) };
+        let XskSocket { umem, port, .. } = self;
+        let mut rx = [Desc::<R>::default(); BATCH];
+        // SAFETY: the frames taken off the RX ring are ours until we release them below.
+        let n = unsafe { port.rings.receive(&mut rx) };
         if n == 0 {
             return 0;
         }
-        self.in_fill -= n as u64;
-        self.counters.rx_frames += n as u64;
-        for desc in &rx_descs[..n] {
-            let frame: &[u8] = {
-                // Safety: the kernel handed this frame to us on the RX ring; nobody writes it
-                // while we read (TX frames come off the free list, never from `rx_descs`).
-                let data = unsafe { self.umem.data(desc) };
-                let contents = data.contents();
-                // Safety: the slice points into the mmap'ed UMEM, which outlives this call and
-                // whose frame is written by no one until it is recycled below; detaching it
-                // from the `umem` borrow lets the handler's `Tx` borrow the socket.
-                unsafe { std::slice::from_raw_parts(contents.as_ptr(), contents.len()) }
-            };
-            let mut tx = XskTx { socket_tx: self };
-            handle(frame, &mut tx);
+        port.frames.received(n);
+        port.counters.rx_frames += n as u64;
+        for desc in &rx[..n] {
+            let mut tx = XskTx { umem, port };
+            // SAFETY: `desc` came off the RX ring and is held until the release below; nobody
+            // writes it meanwhile, since replies are written only into frames taken off the
+            // free list, which a held frame is not on.
+            unsafe { umem.read(desc, |frame| handle(frame, &mut tx)) };
         }
         // Recycle: straight back on the fill ring when it has room, else the free list.
-        self.free.extend_from_slice(&rx_descs[..n]);
-        self.refill();
+        port.frames.release(&rx[..n]);
+        port.refill();
         n
     }
 
     /// A [`Tx`] for sends outside of a receive (timers).
-    pub fn tx(&mut self) -> XskTx<'_> {
-        XskTx { socket_tx: self }
+    pub fn tx(&mut self) -> XskTx<'_, R> {
+        XskTx {
+            umem: &self.umem,
+            port: &mut self.port,
+        }
     }
 
     /// Puts pending frames on the TX ring and kicks the kernel when it needs it (always in
     /// copy mode, where only `sendto` moves frames). Also reaps completions.
     pub fn flush(&mut self) -> io::Result<()> {
-        self.reap_completions();
-        let mut produced_any = false;
-        while !self.pending.is_empty() {
-            let room = self.tx.nb_free(self.pending.len() as u32) as usize;
-            let n = room.min(self.pending.len());
-            if n == 0 {
-                break;
-            }
-            // Safety: pending frames were written by the engine and are on no ring.
-            let produced = unsafe { self.tx.produce(&self.pending[..n]) };
-            if produced == 0 {
-                break;
-            }
-            produced_any = true;
-            self.pending.drain(..produced);
-            self.in_flight += produced as u64;
-            self.counters.tx_frames += produced as u64;
-        }
-        let kick = if self.zero_copy {
-            self.in_flight > 0 && self.tx.needs_wakeup()
-        } else {
-            produced_any || (self.in_flight > 0 && self.tx.needs_wakeup())
-        };
-        if kick {
-            self.counters.tx_kicks += 1;
-            self.tx.wakeup()?;
-        }
-        self.reap_completions();
-        Ok(())
+        self.port.flush()
     }
 
-    /// Frames still owned by the kernel for transmission.
+    /// Frames still owned by the kernel for transmission, or waiting to be handed to it.
     pub fn tx_in_flight(&self) -> u64 {
-        self.in_flight + self.pending.len() as u64
+        self.port.frames.tx_outstanding()
     }
 
     /// Whether the fill ring wants a wakeup (`poll` on the fd gives it one).
     pub fn fill_needs_wakeup(&self) -> bool {
-        self.fill.needs_wakeup()
+        self.port.rings.fill_needs_wakeup()
+    }
+
+    /// Waits up to `timeout_ms` for a frame (see [`Rings::wait`]).
+    pub fn wait(&self, timeout_ms: i32) {
+        self.port.rings.wait(timeout_ms);
+    }
+}
+
+impl<R: Rings> Port<R> {
+    fn refill(&mut self) {
+        let n = self.rings.fill_room(self.frames.free_len());
+        let offered = self.frames.to_fill(n);
+        if offered.is_empty() {
+            return;
+        }
+        // SAFETY: these frames come off our free list, so neither the kernel nor the engine
+        // owns them; they belong to this socket's UMEM.
+        let produced = unsafe { self.rings.fill(offered) };
+        self.frames.filled(produced);
+    }
+
+    fn reap_completions(&mut self) {
+        loop {
+            // SAFETY: completed frames are owned by user space again; `scratch` only receives
+            // descriptors of this UMEM.
+            let n = unsafe { self.rings.complete(&mut self.scratch) };
+            if n == 0 {
+                break;
+            }
+            self.frames.completed(&self.scratch[..n]);
+            if n < self.scratch.len() {
+                break;
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.reap_completions();
+        let mut produced_any = false;
+        while !self.frames.pending().is_empty() {
+            let pending = self.frames.pending();
+            let n = self.rings.tx_room(pending.len());
+            if n == 0 {
+                break;
+            }
+            // SAFETY: pending frames were written by the engine and are on no ring.
+            let produced = unsafe { self.rings.transmit(&pending[..n]) };
+            if produced == 0 {
+                break;
+            }
+            produced_any = true;
+            self.frames.submitted(produced);
+            self.counters.tx_frames += produced as u64;
+        }
+        let in_flight = self.frames.in_flight() > 0;
+        let kick = if self.zero_copy {
+            in_flight && self.rings.tx_needs_wakeup()
+        } else {
+            produced_any || (in_flight && self.rings.tx_needs_wakeup())
+        };
+        if kick {
+            self.counters.tx_kicks += 1;
+            self.rings.kick()?;
+        }
+        self.reap_completions();
+        Ok(())
     }
 }
 
 /// The [`Tx`] of one socket: each `send` takes a free UMEM frame, the engine builds the frame
 /// in place, and the frame waits in the pending batch for [`XskSocket::flush`].
-pub struct XskTx<'a> {
-    socket_tx: &'a mut XskSocket,
+pub struct XskTx<'a, R: Rings = XdpRings> {
+    umem: &'a R::Umem,
+    port: &'a mut Port<R>,
 }
 
-impl std::fmt::Debug for XskTx<'_> {
+impl<R: Rings> std::fmt::Debug for XskTx<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XskTx")
-            .field("queue", &self.socket_tx.queue)
+            .field("pending", &self.port.frames.pending().len())
             .finish()
     }
 }
 
-impl Tx for XskTx<'_> {
+impl<R: Rings> Tx for XskTx<'_, R> {
     fn send<F: FnOnce(&mut [u8])>(&mut self, len: usize, build: F) -> bool {
-        let s = &mut *self.socket_tx;
-        if len > s.frame_len {
-            s.counters.tx_no_frame += 1;
+        let (umem, p) = (self.umem, &mut *self.port);
+        if len > p.frame_len {
+            p.counters.tx_no_frame += 1;
             return false;
         }
-        if s.pending.len() >= BATCH {
+        if p.frames.pending().len() >= BATCH {
             // Best effort: a failed kick leaves the frames pending for the next flush.
-            let _ = s.flush();
+            let _ = p.flush();
         }
-        if s.free.is_empty() {
-            s.reap_completions();
+        if !p.frames.has_free() {
+            p.reap_completions();
         }
-        let Some(mut desc) = s.free.pop() else {
-            s.counters.tx_no_frame += 1;
-            return false;
-        };
-        {
-            // Safety: `desc` came off the free list: no ring and no other reference has it.
-            let mut data = unsafe { s.umem.data_mut(&mut desc) };
-            let mut cursor = data.cursor();
-            cursor.set_pos(len);
-            build(data.contents_mut());
+        // SAFETY: `desc` comes off the free list: no ring, no received frame and no other
+        // reference has it.
+        let sent = p
+            .frames
+            .send(|desc| unsafe { umem.write(desc, len, build) });
+        if !sent {
+            p.counters.tx_no_frame += 1;
         }
-        s.pending.push(desc);
-        true
+        sent
     }
 }

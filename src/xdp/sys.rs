@@ -46,7 +46,7 @@ impl Interface {
     pub fn lookup(name: &str) -> Result<Interface, InterfaceError> {
         let not_found = || InterfaceError::NotFound(name.to_string());
         let cname = CString::new(name).map_err(|_| not_found())?;
-        // Safety: `cname` is a valid NUL-terminated string that outlives the call.
+        // SAFETY: `cname` is a valid NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
         if ifindex == 0 {
             return Err(not_found());
@@ -136,19 +136,19 @@ struct IoctlSocket(std::os::fd::OwnedFd);
 
 impl IoctlSocket {
     fn new() -> io::Result<IoctlSocket> {
-        // Safety: plain socket(2); the fd is owned right away.
+        // SAFETY: plain socket(2); the fd is owned right away.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        // Safety: a fresh fd nothing else owns.
+        // SAFETY: a fresh fd nothing else owns.
         Ok(IoctlSocket(unsafe {
             <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd)
         }))
     }
 
     fn ifreq(name: &str) -> libc::ifreq {
-        // Safety: ifreq is plain C data; all zeroes is a valid value.
+        // SAFETY: ifreq is plain C data; all zeroes is a valid value.
         let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
         for (d, s) in req
             .ifr_name
@@ -162,7 +162,7 @@ impl IoctlSocket {
 
     fn ioctl(&self, request: libc::Ioctl, req: &mut libc::ifreq) -> io::Result<()> {
         use std::os::fd::AsRawFd;
-        // Safety: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
+        // SAFETY: `req` is a valid ifreq for these SIOCGIF*/SIOCETHTOOL requests, which write
         // at most an ifreq (or, for SIOCETHTOOL, the buffer its ifru_data points to).
         if unsafe { libc::ioctl(self.0.as_raw_fd(), request, req as *mut libc::ifreq) } < 0 {
             return Err(io::Error::last_os_error());
@@ -173,7 +173,7 @@ impl IoctlSocket {
     fn hwaddr(&self, name: &str) -> io::Result<[u8; 6]> {
         let mut req = Self::ifreq(name);
         self.ioctl(libc::SIOCGIFHWADDR, &mut req)?;
-        // Safety: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
+        // SAFETY: SIOCGIFHWADDR filled the ifru_hwaddr member of the union.
         let sa = unsafe { req.ifr_ifru.ifru_hwaddr };
         let mut mac = [0u8; 6];
         for (m, b) in mac.iter_mut().zip(sa.sa_data.iter()) {
@@ -185,7 +185,7 @@ impl IoctlSocket {
     fn mtu(&self, name: &str) -> io::Result<u32> {
         let mut req = Self::ifreq(name);
         self.ioctl(libc::SIOCGIFMTU, &mut req)?;
-        // Safety: SIOCGIFMTU filled the ifru_mtu member of the union.
+        // SAFETY: SIOCGIFMTU filled the ifru_mtu member of the union.
         Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
     }
 
@@ -252,7 +252,7 @@ pub fn monotonic_now() -> Instant {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // Safety: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Instant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
 }

@@ -9,6 +9,7 @@ use crate::stats::{Latencies, LatencyKind, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
+use crate::xdp::ring::Rings;
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
 use crate::xdp::sys::monotonic_now;
@@ -89,8 +90,8 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
 /// With a `tap`, every frame received or sent is also copied into the capture queue; `flag` is
 /// the queue's cookie-mode flag in the XDP program, if it has one.
-pub fn run<H: Handler>(
-    socket: &mut XskSocket,
+pub fn run<H: Handler, R: Rings>(
+    socket: &mut XskSocket<R>,
     handler: &mut H,
     mut tap: Option<Tap>,
     flag: Option<&QueueFlag>,
@@ -160,8 +161,8 @@ pub fn run<H: Handler>(
     let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true));
 }
 
-fn snapshot<H: Handler>(
-    socket: &XskSocket,
+fn snapshot<H: Handler, R: Rings>(
+    socket: &XskSocket<R>,
     handler: &mut H,
     tap: &Option<Tap>,
     latencies: &mut Latencies,
@@ -185,7 +186,12 @@ fn snapshot<H: Handler>(
 /// Sleeps in `poll()` until a frame arrives, the next timer is due or the next snapshot (which
 /// is also when control messages are looked at). The poll also wakes the driver when the fill
 /// ring needs it (need_wakeup).
-fn idle_wait<H: Handler>(socket: &mut XskSocket, handler: &H, now: Instant, next: Instant) {
+fn idle_wait<H: Handler, R: Rings>(
+    socket: &mut XskSocket<R>,
+    handler: &H,
+    now: Instant,
+    next: Instant,
+) {
     let mut until = next;
     if let Some(d) = handler.next_deadline() {
         until = until.min(d);
@@ -198,14 +204,7 @@ fn idle_wait<H: Handler>(socket: &mut XskSocket, handler: &H, now: Instant, next
     if timeout_ms == 0 && !socket.fill_needs_wakeup() {
         return;
     }
-    let mut pfd = libc::pollfd {
-        fd: socket.fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // Safety: `pfd` is one valid pollfd for the duration of the call. EINTR (a signal) just
-    // ends the wait early, which is what we want.
-    unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    socket.wait(timeout_ms);
 }
 
 /// The worker drives the sans-IO engine directly.
@@ -286,5 +285,187 @@ impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
         c.push(("opened", self.opened()));
         c.push(("in_flight", self.engine.connections() as u64));
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::app::echo::Echo;
+    use crate::tcp::{Config, Engine, Listener, SeqNumber};
+    use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+    use crate::wire::{IPPROTO_TCP, IpRepr, TcpFrame, ethernet, ipv4};
+    use crate::xdp::ring::testing::{self, Kernel};
+
+    const SERVER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    const SERVER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+    const PORT: u16 = 7;
+
+    /// A frame from the client to the server.
+    fn frame(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
+        frame_from(40_000, seq, ack, flags, payload)
+    }
+
+    /// A frame from the client's port `port` to the server.
+    fn frame_from(port: u16, seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
+        let f = TcpFrame {
+            eth: ethernet::Repr {
+                dst: SERVER_MAC,
+                src: CLIENT_MAC,
+                vlan: None,
+                ethertype: ethernet::ETHERTYPE_IPV4,
+            },
+            ip: IpRepr::V4(ipv4::Repr {
+                src: CLIENT,
+                dst: SERVER,
+                protocol: IPPROTO_TCP,
+                payload_len: 0,
+                ttl: 64,
+            }),
+            tcp: TcpRepr {
+                src_port: port,
+                dst_port: PORT,
+                seq: SeqNumber(seq),
+                ack: SeqNumber(ack),
+                flags,
+                window: 65_535,
+                options: Options {
+                    mss: flags.contains(Flags::SYN).then_some(1460),
+                    ..Options::default()
+                },
+                payload,
+            },
+        };
+        let mut buf = vec![0; f.buffer_len()];
+        f.emit(&mut buf);
+        buf
+    }
+
+    /// Plays the kernel until the worker has sent `n` frames (bounded generously in time).
+    fn sent(kernel: &Kernel, n: usize) -> Vec<Vec<u8>> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut out = Vec::new();
+        while out.len() < n && std::time::Instant::now() < deadline {
+            out.extend(kernel.transmit());
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(out.len(), n, "frames sent by the worker: {out:?}");
+        out
+    }
+
+    #[test]
+    fn the_worker_loop_answers_a_handshake_and_echoes_through_in_memory_rings() {
+        let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let (snap_tx, snap_rx) = crossbeam_channel::unbounded();
+        // Copy mode: every batch put on the TX ring is kicked.
+        let mut socket = XskSocket::new(0, false, umem, rings, descs);
+        assert_eq!(kernel.fill_len(), 32, "the fill ring is filled at once");
+        let worker = std::thread::spawn(move || {
+            let cfg = Config {
+                local_mac: SERVER_MAC,
+                listeners: vec![Listener {
+                    addr: Some(IpAddr::V4(SERVER)),
+                    port: PORT,
+                    keepalive: None,
+                }],
+                secret: [3; 32],
+                ..Config::default()
+            };
+            let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
+            run(&mut socket, &mut engine, None, None, &ctl_rx, &snap_tx);
+            socket.account()
+        });
+
+        assert!(kernel.deliver(&frame(1000, 0, Flags::SYN, &[])));
+        let syn_ack = sent(&kernel, 1).remove(0);
+        let syn_ack = TcpFrame::parse(&syn_ack).expect("a valid frame");
+        assert_eq!(syn_ack.tcp.flags, Flags::SYN | Flags::ACK);
+        assert_eq!(syn_ack.tcp.ack, SeqNumber(1001));
+        let ack = syn_ack.tcp.seq.0.wrapping_add(1);
+        assert!(kernel.deliver(&frame(1001, ack, Flags::ACK | Flags::PSH, b"ping")));
+        let echo = sent(&kernel, 1).remove(0);
+        let echo = TcpFrame::parse(&echo).expect("a valid frame");
+        assert_eq!(echo.tcp.payload, b"ping");
+        assert_eq!(echo.tcp.ack, SeqNumber(1005));
+
+        ctl_tx.send(Control::Stop).expect("the worker listens");
+        let account = worker.join().expect("the worker ends");
+        let last = snap_rx.try_iter().last().expect("a final snapshot");
+        assert!(last.last);
+        assert_eq!((last.socket.rx_frames, last.socket.tx_frames), (2, 2));
+        assert_eq!(last.socket.tx_kicks, kernel.kicks());
+        assert!(last.socket.tx_kicks >= 2, "copy mode kicks every batch");
+        assert_eq!(last.stats.passive_opens, 1);
+        // Every frame is back in one place: none held, none pending, none lost.
+        assert_eq!(last.frames, account);
+        assert!(account.balanced(), "{account:?}");
+        assert_eq!(
+            (account.total, account.rx_held, account.tx_pending),
+            (64, 0, 0)
+        );
+        assert_eq!(account.fill, 32, "the fill ring is full again");
+        assert_eq!(account.tx_in_flight, 0, "both completions were reaped");
+    }
+
+    #[test]
+    fn the_worker_turns_its_queues_cookie_flag_on_when_the_half_open_budget_fills_and_off_at_stop()
+    {
+        let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let (snap_tx, _snap_rx) = crossbeam_channel::unbounded();
+        let mut socket = XskSocket::new(0, false, umem, rings, descs);
+        let flags = crate::xdp::shared_maps::QueueFlags::anonymous(1);
+        let flag = flags.queue(0).expect("queue 0");
+        let seen = flag.clone();
+        let worker = std::thread::spawn(move || {
+            let cfg = Config {
+                local_mac: SERVER_MAC,
+                listeners: vec![Listener {
+                    addr: Some(IpAddr::V4(SERVER)),
+                    port: PORT,
+                    keepalive: None,
+                }],
+                max_half_open: 2,
+                secret: [3; 32],
+                ..Config::default()
+            };
+            let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
+            run(
+                &mut socket,
+                &mut engine,
+                None,
+                Some(&flag),
+                &ctl_rx,
+                &snap_tx,
+            );
+        });
+        assert!(kernel.deliver(&frame_from(50_000, 1000, 0, Flags::SYN, &[])));
+        sent(&kernel, 1);
+        assert!(
+            !seen.cookie_mode(),
+            "one half-open connection: no flood yet"
+        );
+        assert!(kernel.deliver(&frame_from(50_001, 1000, 0, Flags::SYN, &[])));
+        sent(&kernel, 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !seen.cookie_mode() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            seen.cookie_mode(),
+            "the budget of 2 is full: the XDP program should answer"
+        );
+        ctl_tx.send(Control::Stop).expect("the worker listens");
+        worker.join().expect("the worker ends");
+        assert!(
+            !seen.cookie_mode(),
+            "a stopped worker leaves its queue to the engine path"
+        );
     }
 }

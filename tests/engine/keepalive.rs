@@ -8,7 +8,8 @@ use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
 use xdptcp::tcp::{Config, Keepalive, State};
 
-use crate::netsim::{Bulk, Net, RawPeer, Server};
+use crate::netsim::{Bulk, Net, Server};
+use crate::util::RawPeer;
 
 fn with_keepalive(seed: u64) -> (Config, Config) {
     let (ccfg, mut scfg) = configs(seed);
@@ -66,9 +67,9 @@ fn an_idle_connection_is_probed_and_survives_while_the_peer_answers() {
         between >= Duration::from_secs(7200) && between < Duration::from_millis(7_200_004),
         "an answered probe restarts the idle time: {between:?}"
     );
-    let server_isn = net.sent(Dir::ToClient, |s| s.is(xdptcp::wire::tcp::Flags::SYN))[0].seq;
+    let server_isn = net.sent(Dir::ToClient, |s| s.has(xdptcp::wire::tcp::Flags::SYN))[0].seq;
     for p in &probes {
-        assert_eq!(p.len, 0, "no data");
+        assert_eq!(p.len(), 0, "no data");
         // The server sent 100 bytes after its SYN: SND.NXT = ISN + 101.
         assert_eq!(p.seq, server_isn + 100u32, "SND.NXT - 1");
         let answer = net.sent(Dir::ToServer, |s| {
@@ -93,9 +94,9 @@ fn a_dead_peer_is_aborted_after_nine_unanswered_keepalive_probes() {
     let sent = net.sent(Dir::ToClient, |s| s.at > quiet_from);
     let (probes, rest): (Vec<_>, Vec<_>) = sent
         .into_iter()
-        .partition(|s| !s.is(xdptcp::wire::tcp::Flags::RST));
+        .partition(|s| !s.has(xdptcp::wire::tcp::Flags::RST));
     assert_eq!(probes.len(), 9, "count = 9 probes");
-    assert!(probes.iter().all(|p| p.len == 0));
+    assert!(probes.iter().all(|p| p.len() == 0));
     for w in probes.windows(2) {
         assert_eq!(w[1].at - w[0].at, Duration::from_secs(75), "the interval");
     }
@@ -123,7 +124,7 @@ fn keepalive_settings_are_honoured() {
     net.drop_when(|_, _| true);
     net.run_for(Duration::from_secs(120));
     let probes = net.sent(Dir::ToClient, |s| {
-        s.at > quiet_from && !s.is(xdptcp::wire::tcp::Flags::RST)
+        s.at > quiet_from && !s.has(xdptcp::wire::tcp::Flags::RST)
     });
     assert_eq!(probes.len(), 3);
     assert!(probes[0].at - quiet_from <= Duration::from_secs(30));

@@ -83,3 +83,47 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_a_different_one() {
     assert_eq!(a, run(7), "deterministic");
     assert_ne!(a, run(8), "the seed matters");
 }
+
+/// The per-state gauges count exactly the live connections and the TIME-WAIT entries.
+fn assert_gauges_add_up<A: xdptcp::app::App>(e: &xdptcp::tcp::Engine<A>, when: &str) {
+    use xdptcp::tcp::State;
+    let counted: u64 = State::ALL
+        .iter()
+        .filter(|s| **s != State::Listen)
+        .map(|s| e.stats().in_state(*s))
+        .sum();
+    assert_eq!(
+        counted,
+        (e.connections() + e.time_wait_len()) as u64,
+        "{when}: {}",
+        e.stats()
+    );
+    assert_eq!(
+        e.stats().in_state(State::TimeWait),
+        e.time_wait_len() as u64,
+        "{when}"
+    );
+}
+
+#[test]
+fn the_state_gauges_add_up_at_every_step_through_loss_and_time_wait_evictions() {
+    let (mut ccfg, mut scfg) = configs(3);
+    // A TIME-WAIT table smaller than the connections, so entries are evicted too.
+    ccfg.max_time_wait = 8;
+    scfg.max_time_wait = 8;
+    let (client, server) = (Bulk::new(4096, true), Server::new(true, None));
+    let ctally = client.tally.clone();
+    let mut p = Pair::new(ccfg, client, scfg, server, LOSSY);
+    for i in 0..40 {
+        p.connect(30_000 + i).expect("connect");
+    }
+    let limit = p.now + Duration::from_secs(600);
+    let mut steps = 0;
+    while ctally.borrow().closed.len() < 40 && p.step(limit) {
+        steps += 1;
+        assert_gauges_add_up(&p.client, &format!("client, step {steps}"));
+        assert_gauges_add_up(&p.server, &format!("server, step {steps}"));
+    }
+    assert_eq!(ctally.borrow().completed, 40);
+    assert!(p.client.stats().time_wait_evicted + p.server.stats().time_wait_evicted > 0);
+}

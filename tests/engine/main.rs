@@ -1,7 +1,8 @@
 //! In-memory, deterministic engine scenarios: no root, no network, a virtual clock.
 
-mod netsim;
+#[macro_use]
 mod util;
+mod netsim;
 
 mod keepalive;
 mod lifecycle;

@@ -1,77 +1,27 @@
 //! Helpers for the reliable-data scenarios: a timed trace of every segment two engines send,
-//! with a drop rule ([`Net`]); a hand-driven peer that talks raw segments to one engine
-//! ([`RawPeer`]); and apps that move checkable byte patterns ([`Bulk`], [`Server`]).
+//! with a drop rule ([`Net`]), and apps that move checkable byte patterns ([`Bulk`],
+//! [`Server`], [`PingPong`]). The segments are [`Sent`] records of the one [`Seg`] type of
+//! `util`, which also has the hand-driven peers.
 
 use std::cell::{Cell, Ref, RefCell};
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::{App, CloseReason, Io};
-use xdptcp::sim::{
-    CLIENT_ADDR, CLIENT_MAC, Dir, LinkConfig, Pair, Rng, SERVER_ADDR, SERVER_MAC, SERVER_PORT,
-};
-use xdptcp::tcp::{Config, ConnId, Engine, SeqNumber};
+use xdptcp::sim::{Dir, LinkConfig, Pair, Rng};
+use xdptcp::tcp::{Config, ConnId, SeqNumber};
 use xdptcp::time::Instant;
-use xdptcp::wire::ethernet;
-use xdptcp::wire::ipv4;
-use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
-use xdptcp::wire::{IpRepr, TcpFrame};
+use xdptcp::wire::tcp::Flags;
 
-/// One segment an engine sent, as the link saw it.
-#[derive(Debug, Clone)]
-pub struct Seg {
-    /// When it was sent (virtual clock).
-    pub at: Instant,
-    pub dir: Dir,
-    pub seq: SeqNumber,
-    pub ack: SeqNumber,
-    pub flags: Flags,
-    /// The window field, unscaled.
-    pub window: u16,
-    pub options: Options,
-    /// Payload length.
-    pub len: usize,
-    /// The drop rule removed it from the link.
-    pub dropped: bool,
-}
-
-impl Seg {
-    fn from_frame(at: Instant, dir: Dir, f: &TcpFrame<'_>) -> Seg {
-        Seg {
-            at,
-            dir,
-            seq: f.tcp.seq,
-            ack: f.tcp.ack,
-            flags: f.tcp.flags,
-            window: f.tcp.window,
-            options: f.tcp.options,
-            len: f.tcp.payload.len(),
-            dropped: false,
-        }
-    }
-
-    pub fn is(&self, flags: Flags) -> bool {
-        self.flags.contains(flags)
-    }
-
-    /// Sequence number just past the segment (payload, SYN and FIN counted).
-    pub fn end(&self) -> SeqNumber {
-        self.seq + (self.len + usize::from(self.is(Flags::SYN)) + usize::from(self.is(Flags::FIN)))
-    }
-
-    pub fn is_data(&self) -> bool {
-        self.len > 0
-    }
-}
+use crate::util::{Seg, Sent};
 
 /// Decides, for a segment about to go on the link and everything sent before it, whether the
 /// link loses it.
-pub type DropRule = Box<dyn FnMut(&Seg, &[Seg]) -> bool>;
+pub type DropRule = Box<dyn FnMut(&Sent, &[Sent]) -> bool>;
 
 #[derive(Default)]
 struct TraceInner {
-    segs: Vec<Seg>,
+    segs: Vec<Sent>,
     /// Segments from here on were sent during the current step and still need their time.
     unstamped: usize,
     rule: Option<DropRule>,
@@ -91,7 +41,7 @@ impl<C: App, S: App> Net<C, S> {
         let t = trace.clone();
         p.set_filter(move |dir, f| {
             let mut t = t.borrow_mut();
-            let mut seg = Seg::from_frame(Instant::ZERO, dir, f);
+            let mut seg = Sent::new(Instant::ZERO, dir, Seg::from(f));
             let TraceInner { segs, rule, .. } = &mut *t;
             seg.dropped = rule.as_mut().is_some_and(|r| r(&seg, segs));
             let keep = !seg.dropped;
@@ -102,7 +52,7 @@ impl<C: App, S: App> Net<C, S> {
     }
 
     /// Loses every segment `rule` picks from now on (replacing any earlier rule).
-    pub fn drop_when(&mut self, rule: impl FnMut(&Seg, &[Seg]) -> bool + 'static) {
+    pub fn drop_when(&mut self, rule: impl FnMut(&Sent, &[Sent]) -> bool + 'static) {
         self.trace.borrow_mut().rule = Some(Box::new(rule));
     }
 
@@ -143,12 +93,12 @@ impl<C: App, S: App> Net<C, S> {
     }
 
     /// Every segment sent so far, in order.
-    pub fn segs(&self) -> Ref<'_, Vec<Seg>> {
+    pub fn segs(&self) -> Ref<'_, Vec<Sent>> {
         Ref::map(self.trace.borrow(), |t| &t.segs)
     }
 
     /// The segments sent in direction `dir` that match `f`, cloned.
-    pub fn sent(&self, dir: Dir, mut f: impl FnMut(&Seg) -> bool) -> Vec<Seg> {
+    pub fn sent(&self, dir: Dir, mut f: impl FnMut(&Sent) -> bool) -> Vec<Sent> {
         self.segs()
             .iter()
             .filter(|s| s.dir == dir && f(s))
@@ -158,7 +108,7 @@ impl<C: App, S: App> Net<C, S> {
 }
 
 /// Whether some earlier segment in `dir` already carried sequence number `seq` as data.
-pub fn sent_before(history: &[Seg], dir: Dir, seq: SeqNumber) -> bool {
+pub fn sent_before(history: &[Sent], dir: Dir, seq: SeqNumber) -> bool {
     history
         .iter()
         .any(|s| s.dir == dir && s.is_data() && s.seq == seq)
@@ -166,7 +116,7 @@ pub fn sent_before(history: &[Seg], dir: Dir, seq: SeqNumber) -> bool {
 
 /// A drop rule that loses the first transmission of the `nth` (1-based) new data segments the
 /// client sends.
-pub fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[Seg]) -> bool {
+pub fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Sent, &[Sent]) -> bool {
     let mut n = 0;
     move |s, h| {
         if s.dir != Dir::ToServer || !s.is_data() || sent_before(h, Dir::ToServer, s.seq) {
@@ -178,10 +128,10 @@ pub fn lose_first_transmission_of(nth: &'static [usize]) -> impl FnMut(&Seg, &[S
 }
 
 /// The ISN a direction used (from its SYN), if a SYN was sent.
-pub fn isn_of(history: &[Seg], dir: Dir) -> Option<SeqNumber> {
+pub fn isn_of(history: &[Sent], dir: Dir) -> Option<SeqNumber> {
     history
         .iter()
-        .find(|s| s.dir == dir && s.is(Flags::SYN))
+        .find(|s| s.dir == dir && s.has(Flags::SYN))
         .map(|s| s.seq)
 }
 
@@ -488,162 +438,5 @@ impl App for PingPong {
 
     fn on_closed(&mut self, _: &mut PingPongConn, reason: CloseReason) {
         self.tally.borrow_mut().closed.push(reason);
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// A raw peer
-
-/// The client port a [`RawPeer`] uses.
-pub const RAW_PORT: u16 = 40_000;
-
-/// Plays the client by hand against one engine (the server): builds exactly the segments a
-/// test asks for and returns exactly what the engine answered, with times.
-pub struct RawPeer<A: App> {
-    pub engine: Engine<A>,
-    pub now: Instant,
-    /// Our ISN and the next sequence number we would send.
-    pub iss: SeqNumber,
-    pub snd_nxt: SeqNumber,
-    /// What we acknowledge: the engine's ISN + 1 after the handshake.
-    pub rcv_nxt: SeqNumber,
-    /// The window field we advertise (unscaled).
-    pub window: u16,
-    /// Timestamps on our segments (TSval = our millisecond clock) if negotiated.
-    pub ts: bool,
-    ts_recent: u32,
-}
-
-impl<A: App> RawPeer<A> {
-    pub fn new(cfg: Config, app: A) -> RawPeer<A> {
-        let now = Instant::from_secs(1000);
-        RawPeer {
-            engine: Engine::new(cfg, app, now),
-            now,
-            iss: SeqNumber(0x1000_0000),
-            snd_nxt: SeqNumber(0x1000_0000),
-            rcv_nxt: SeqNumber(0),
-            window: 65_535,
-            ts: false,
-            ts_recent: 0,
-        }
-    }
-
-    /// A frame from us to the engine.
-    pub fn frame(&self, seq: SeqNumber, flags: Flags, options: Options, payload: &[u8]) -> Vec<u8> {
-        let (IpAddr::V4(src), IpAddr::V4(dst)) = (CLIENT_ADDR, SERVER_ADDR) else {
-            unreachable!("the pair is IPv4")
-        };
-        let mut options = options;
-        if self.ts && options.timestamp.is_none() {
-            options.timestamp = Some((self.now.total_millis() as u32, self.ts_recent));
-        }
-        let f = TcpFrame {
-            eth: ethernet::Repr {
-                dst: SERVER_MAC,
-                src: CLIENT_MAC,
-                vlan: None,
-                ethertype: ethernet::ETHERTYPE_IPV4,
-            },
-            ip: IpRepr::V4(ipv4::Repr {
-                src,
-                dst,
-                protocol: 6,
-                payload_len: 0,
-                ttl: 64,
-            }),
-            tcp: TcpRepr {
-                src_port: RAW_PORT,
-                dst_port: SERVER_PORT,
-                seq,
-                ack: if flags.contains(Flags::ACK) {
-                    self.rcv_nxt
-                } else {
-                    SeqNumber(0)
-                },
-                flags,
-                window: self.window,
-                options,
-                payload,
-            },
-        };
-        let mut buf = vec![0; f.buffer_len()];
-        f.emit(&mut buf);
-        buf
-    }
-
-    /// Delivers one frame now; returns what the engine sent in answer.
-    pub fn deliver(&mut self, frame: &[u8]) -> Vec<Seg> {
-        let mut out: Vec<Vec<u8>> = Vec::new();
-        self.engine.receive(self.now, frame, &mut out);
-        self.parse(out)
-    }
-
-    fn parse(&mut self, out: Vec<Vec<u8>>) -> Vec<Seg> {
-        out.iter()
-            .map(|b| {
-                let f = TcpFrame::parse(b).expect("the engine sends valid frames");
-                if let Some((tsval, _)) = f.tcp.options.timestamp {
-                    self.ts_recent = tsval;
-                }
-                Seg::from_frame(self.now, Dir::ToClient, &f)
-            })
-            .collect()
-    }
-
-    /// Sends `payload` at `seq` with ACK (plus `flags`); returns the engine's answers.
-    pub fn send_at(&mut self, seq: SeqNumber, flags: Flags, payload: &[u8]) -> Vec<Seg> {
-        let f = self.frame(seq, flags | Flags::ACK, Options::default(), payload);
-        self.deliver(&f)
-    }
-
-    /// Sends the next `payload` in order (advancing SND.NXT).
-    pub fn send(&mut self, payload: &[u8]) -> Vec<Seg> {
-        let seq = self.snd_nxt;
-        self.snd_nxt += payload.len();
-        self.send_at(seq, Flags::NONE, payload)
-    }
-
-    /// Runs the engine's timers for `d` of virtual time; returns what it sent, with times.
-    pub fn advance(&mut self, d: Duration) -> Vec<Seg> {
-        let until = self.now + d;
-        let mut segs = Vec::new();
-        while let Some(at) = self.engine.next_deadline() {
-            if at > until {
-                break;
-            }
-            self.now = self.now.max(at);
-            let mut out: Vec<Vec<u8>> = Vec::new();
-            self.engine.poll_timers(self.now, &mut out);
-            segs.extend(self.parse(out));
-        }
-        self.now = until;
-        segs
-    }
-
-    /// SYN with MSS 1460, SACK-permitted, window scale `wscale` (and timestamps if `ts`), then
-    /// the ACK of the SYN-ACK. Returns the SYN-ACK.
-    pub fn handshake(&mut self, wscale: Option<u8>, ts: bool) -> Seg {
-        let opts = Options {
-            mss: Some(1460),
-            window_scale: wscale,
-            timestamp: ts.then(|| (self.now.total_millis() as u32, 0)),
-            sack_permitted: true,
-            ..Options::default()
-        };
-        let syn = self.frame(self.iss, Flags::SYN, opts, &[]);
-        let answer = self.deliver(&syn);
-        let syn_ack = answer
-            .into_iter()
-            .find(|s| s.is(Flags::SYN | Flags::ACK))
-            .expect("a SYN-ACK");
-        assert_eq!(syn_ack.ack, self.iss + 1u32);
-        self.ts = ts && syn_ack.options.timestamp.is_some();
-        self.snd_nxt = self.iss + 1u32;
-        self.rcv_nxt = syn_ack.seq + 1u32;
-        self.now = self.now + Duration::from_millis(1);
-        let ack = self.send(&[]);
-        assert!(ack.is_empty(), "nothing answers the handshake ACK: {ack:?}");
-        syn_ack
     }
 }

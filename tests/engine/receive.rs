@@ -10,7 +10,8 @@ use xdptcp::sim::configs;
 use xdptcp::tcp::Config;
 use xdptcp::wire::tcp::Flags;
 
-use crate::netsim::{Pattern, RAW_PORT, RawPeer, Seg, Server};
+use crate::netsim::{Pattern, Server};
+use crate::util::{RAW_PORT, RawPeer, Sent};
 
 const MSS: usize = 1460;
 
@@ -26,9 +27,9 @@ fn server_cfg() -> Config {
     configs(40).1
 }
 
-fn only_ack(segs: &[Seg]) -> &Seg {
+fn only_ack(segs: &[Sent]) -> &Sent {
     assert_eq!(segs.len(), 1, "exactly one segment: {segs:?}");
-    assert!(segs[0].is(Flags::ACK) && segs[0].len == 0, "{segs:?}");
+    assert!(segs[0].has(Flags::ACK) && segs[0].len() == 0, "{segs:?}");
     &segs[0]
 }
 
@@ -45,7 +46,7 @@ fn a_lone_small_segment_is_acked_after_the_delayed_ack_timeout() {
     let (mut peer, data) = connected(server_cfg(), 200, Some(7));
     warm_up(&mut peer, &data[..100]);
     let sent_at = peer.now;
-    assert!(peer.send(&data[100..]).is_empty(), "not at once");
+    recv_nothing!(peer.send(&data[100..]), "not at once");
     let later = peer.advance(Duration::from_secs(1));
     let ack = only_ack(&later);
     assert_eq!(ack.ack, peer.snd_nxt);
@@ -63,7 +64,7 @@ fn every_second_full_sized_segment_is_acked_at_once() {
     let (mut peer, data) = connected(server_cfg(), 7 * MSS, Some(7));
     warm_up(&mut peer, &data[..MSS]);
     for pair in data[MSS..].chunks(2 * MSS) {
-        assert!(peer.send(&pair[..MSS]).is_empty(), "the first of two waits");
+        recv_nothing!(peer.send(&pair[..MSS]), "the first of two waits");
         let ack = peer.send(&pair[MSS..]);
         assert_eq!(
             only_ack(&ack).ack,

@@ -9,7 +9,8 @@ use std::rc::Rc;
 
 use xdptcp::sim::{Dir, LinkConfig, configs};
 
-use crate::netsim::{Bulk, Net, Seg, Server, Tally, lose_first_transmission_of, sent_before};
+use crate::netsim::{Bulk, Net, Server, Tally, lose_first_transmission_of, sent_before};
+use crate::util::Sent;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -231,7 +232,7 @@ fn prr_sends_in_proportion_to_what_is_delivered_during_recovery() {
         .unwrap()
         .at
         + 5 * MS;
-    let sent: Vec<&Seg> = segs
+    let sent: Vec<&Sent> = segs
         .iter()
         .filter(|s| s.dir == Dir::ToServer && s.is_data() && s.at >= again.at && s.at < end)
         .collect();

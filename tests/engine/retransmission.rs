@@ -9,7 +9,8 @@ use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
 use xdptcp::wire::tcp::Flags;
 
-use crate::netsim::{Bulk, Net, PingPong, Seg, Server, isn_of, lose_first_transmission_of};
+use crate::netsim::{Bulk, Net, PingPong, Server, isn_of, lose_first_transmission_of};
+use crate::util::Sent;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -18,14 +19,14 @@ fn secs(d: Duration) -> f64 {
 }
 
 /// Gaps between consecutive segments, in milliseconds.
-fn gaps_ms(segs: &[Seg]) -> Vec<u64> {
+fn gaps_ms(segs: &[Sent]) -> Vec<u64> {
     segs.windows(2)
         .map(|w| (w[1].at - w[0].at).as_millis() as u64)
         .collect()
 }
 
 /// A `drop_when` rule that loses the first segment matching `pred`, once.
-fn lose_once(pred: impl Fn(&Seg) -> bool) -> impl FnMut(&Seg, &[Seg]) -> bool {
+fn lose_once(pred: impl Fn(&Sent) -> bool) -> impl FnMut(&Sent, &[Sent]) -> bool {
     let mut lost = false;
     move |s, _| {
         let drop = !lost && pred(s);
@@ -46,10 +47,10 @@ fn syn_retransmissions_start_at_one_second_and_double_until_the_open_fails() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(|s, _| s.dir == Dir::ToServer && s.is(Flags::SYN));
+    net.drop_when(|s, _| s.dir == Dir::ToServer && s.has(Flags::SYN));
     let id = net.connect(41000);
     net.run_for(Duration::from_secs(300));
-    let syns = net.sent(Dir::ToServer, |s| s.is(Flags::SYN));
+    let syns = net.sent(Dir::ToServer, |s| s.has(Flags::SYN));
     assert_eq!(syns.len(), 7, "the SYN and syn_retries (6) retransmissions");
     assert_eq!(gaps_ms(&syns), [1000, 2000, 4000, 8000, 16_000, 32_000]);
     assert_eq!(net.p.client.state(id), None, "the open gave up");
@@ -69,10 +70,10 @@ fn a_lost_syn_is_retransmitted_after_one_second_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(lose_once(|s| s.is(Flags::SYN)));
+    net.drop_when(lose_once(|s| s.has(Flags::SYN)));
     net.connect(41001);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
-    let syns = net.sent(Dir::ToServer, |s| s.is(Flags::SYN));
+    let syns = net.sent(Dir::ToServer, |s| s.has(Flags::SYN));
     assert_eq!(gaps_ms(&syns), [1000]);
     assert_eq!(tally.borrow().mismatched, 0);
 }
@@ -89,10 +90,10 @@ fn a_lost_syn_ack_is_recovered_and_the_connection_completes() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    net.drop_when(lose_once(|s| s.is(Flags::SYN | Flags::ACK)));
+    net.drop_when(lose_once(|s| s.has(Flags::SYN | Flags::ACK)));
     net.connect(41002);
     assert!(net.run_until(Duration::from_secs(10), |_| tally.borrow().completed == 1));
-    let syn_acks = net.sent(Dir::ToClient, |s| s.is(Flags::SYN | Flags::ACK));
+    let syn_acks = net.sent(Dir::ToClient, |s| s.has(Flags::SYN | Flags::ACK));
     assert!(syn_acks.len() >= 2, "{syn_acks:?}");
     assert_eq!(
         syn_acks[1].at - syn_acks[0].at,
@@ -109,12 +110,12 @@ fn a_lost_fin_is_retransmitted_and_both_sides_close_normally() {
     let server = Server::new(true, None);
     let (ctally, stally) = (client.tally.clone(), server.tally.clone());
     let mut net = Net::new(ccfg, client, scfg, server, LinkConfig::default());
-    net.drop_when(lose_once(|s| s.dir == Dir::ToServer && s.is(Flags::FIN)));
+    net.drop_when(lose_once(|s| s.dir == Dir::ToServer && s.has(Flags::FIN)));
     net.connect(41003);
     assert!(net.run_until(Duration::from_secs(10), |_| {
         ctally.borrow().closed.len() == 1 && stally.borrow().closed.len() == 1
     }));
-    let fins = net.sent(Dir::ToServer, |s| s.is(Flags::FIN));
+    let fins = net.sent(Dir::ToServer, |s| s.has(Flags::FIN));
     assert_eq!(fins.len(), 2, "{fins:?}");
     assert_eq!(fins[0].seq, fins[1].seq, "the same FIN again");
     assert!(fins[1].at - fins[0].at >= Duration::from_millis(200));
@@ -134,12 +135,12 @@ fn a_lost_final_ack_is_recovered_by_the_fin_retransmission() {
         // The client's ACK of the server's FIN, the first time.
         let server_fin = h
             .iter()
-            .find(|x| x.dir == Dir::ToClient && x.is(Flags::FIN))
-            .map(Seg::end);
+            .find(|x| x.dir == Dir::ToClient && x.has(Flags::FIN))
+            .map(|s| s.end());
         let drop = !lost
             && s.dir == Dir::ToServer
             && !s.is_data()
-            && !s.is(Flags::FIN)
+            && !s.has(Flags::FIN)
             && Some(s.ack) == server_fin;
         lost |= drop;
         drop
@@ -148,7 +149,7 @@ fn a_lost_final_ack_is_recovered_by_the_fin_retransmission() {
     assert!(net.run_until(Duration::from_secs(10), |_| {
         ctally.borrow().closed.len() == 1 && stally.borrow().closed.len() == 1
     }));
-    let fins = net.sent(Dir::ToClient, |s| s.is(Flags::FIN));
+    let fins = net.sent(Dir::ToClient, |s| s.has(Flags::FIN));
     assert_eq!(fins.len(), 2, "the server's FIN once more: {fins:?}");
     assert!(fins[1].at - fins[0].at >= Duration::from_millis(200));
     assert!(net.segs().iter().any(|s| s.dropped), "the ACK was lost");
@@ -173,7 +174,7 @@ fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
     });
     net.connect(41005);
     assert!(net.run_until(Duration::from_secs(60), |_| stally.borrow().completed == 1));
-    let data = net.sent(Dir::ToServer, Seg::is_data);
+    let data = net.sent(Dir::ToServer, |s| s.is_data());
     assert_eq!(data.len(), 7);
     // The handshake measured ~2 ms, so the RTO starts at the 200 ms minimum. The first resend
     // is the tail loss probe (RFC 8985 §7.2: one segment in flight, PTO = 2 SRTT + 200 ms,
@@ -199,7 +200,7 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
     // Lose the last data segment once: no later segment can produce duplicate ACKs, so only
     // the timer recovers it.
     net.drop_when(lose_once(|s| {
-        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
     }));
     net.connect(41006);
     assert!(net.run_until(Duration::from_secs(10), |_| stally.borrow().completed == 1));
@@ -233,7 +234,7 @@ fn retransmission_timeout_follows_the_path_rtt_not_the_connection_age() {
     net.connect(41007);
     net.run_for(Duration::from_secs(30));
     net.drop_when(lose_once(|s| {
-        s.dir == Dir::ToServer && s.is(Flags::PSH) && s.is_data()
+        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
     }));
     stalled.set(false);
     assert!(net.run_until(Duration::from_secs(300), |_| stally.borrow().completed == 1));
@@ -312,14 +313,14 @@ fn a_dead_peer_is_aborted_with_a_rst_after_the_retry_limit() {
     net.connect(41009);
     net.run_for(Duration::from_secs(3600));
     for (dir, tally) in [(Dir::ToServer, &ctally), (Dir::ToClient, &stally)] {
-        let data = net.sent(dir, Seg::is_data);
+        let data = net.sent(dir, |s| s.is_data());
         // The echo (server) or the request (client, whose first copy got through).
         let retransmits = data.len() - 1;
         assert_eq!(
             retransmits, 16,
             "{dir:?}: a tail loss probe, then tcp_retries2 retransmissions"
         );
-        let rsts = net.sent(dir, |s| s.is(Flags::RST));
+        let rsts = net.sent(dir, |s| s.has(Flags::RST));
         assert_eq!(rsts.len(), 1, "{dir:?}: the abort sends a RST");
         let gaps = gaps_ms(&data);
         // The probe, then 200 ms doubling up to the 120 s maximum.
@@ -421,7 +422,7 @@ fn the_initial_window_is_ten_segments() {
     let before = net.sent(Dir::ToServer, |s| s.is_data() && s.at < arrives);
     assert_eq!(before.len(), 10, "{before:?}");
     // Full segments: MSS 1460 less the 12-byte timestamp option (RFC 6691).
-    assert!(before.iter().all(|s| s.len == 1448), "{before:?}");
+    assert!(before.iter().all(|s| s.len() == 1448), "{before:?}");
 }
 
 #[test]
@@ -444,7 +445,7 @@ fn the_sender_never_exceeds_the_peers_scaled_window() {
     let segs = net.segs().clone();
     let syn_ack = segs
         .iter()
-        .find(|s| s.dir == Dir::ToClient && s.is(Flags::SYN))
+        .find(|s| s.dir == Dir::ToClient && s.has(Flags::SYN))
         .unwrap();
     let wscale = syn_ack
         .options
@@ -456,7 +457,7 @@ fn the_sender_never_exceeds_the_peers_scaled_window() {
     let mut max_sent = syn_ack.ack;
     for s in segs.iter() {
         match s.dir {
-            Dir::ToClient if !s.is(Flags::SYN) => {
+            Dir::ToClient if !s.has(Flags::SYN) => {
                 let e = s.ack + (u32::from(s.window) << wscale);
                 edge = edge.max(e);
             }

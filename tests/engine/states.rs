@@ -37,7 +37,7 @@ fn server_goes_closed_listen_syn_received_established_close_wait_last_ack_closed
 
     // SYN-RECEIVED → ESTABLISHED.
     let r = p.send(seg(ACK).seq(1001).ack(iss + 1u32).win(100));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::Established));
     assert_gauges(p.engine.stats(), &[(State::Established, 1)]);
     assert_eq!(log.borrow().connected.len(), 1);
@@ -68,7 +68,7 @@ fn server_goes_closed_listen_syn_received_established_close_wait_last_ack_closed
 
     // LAST-ACK → CLOSED on the ACK of our FIN; no TIME-WAIT on this side.
     let r = p.send(seg(ACK).seq(1002).ack(iss + 302u32).win(100));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), None);
     assert_eq!(p.engine.connections(), 0);
     assert_eq!(p.engine.time_wait_len(), 0);
@@ -124,7 +124,7 @@ fn client_goes_closed_syn_sent_established_fin_wait_1_fin_wait_2_time_wait_close
 
     // FIN-WAIT-1 → FIN-WAIT-2 on the ACK of our FIN.
     let r = p.send(seg(ACK).seq(7003).ack(syn.seq + 2u32).ts(PEER_TS + 2, 0));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     assert_gauges(p.engine.stats(), &[(State::FinWait2, 1)]);
 
@@ -253,7 +253,7 @@ fn simultaneous_close_goes_fin_wait_1_closing_time_wait() {
     );
     // CLOSING → TIME-WAIT on the ACK of our FIN.
     let r = p.send(seg(ACK).seq(1005).ack(fin.seq + 1u32));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), None);
     assert_eq!(p.engine.time_wait_len(), 1);
     assert_gauges(p.engine.stats(), &[(State::TimeWait, 1)]);
@@ -278,7 +278,7 @@ fn close_wait_keeps_sending_after_the_peer_half_closes() {
     );
     // The peer ACKs; we stay in CLOSE-WAIT, nothing more to say.
     let r = p.send(seg(ACK).seq(1002).ack(sa.seq + 11u32));
-    assert!(r.is_empty(), "{r:?}");
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::CloseWait));
 }
 
@@ -305,7 +305,7 @@ fn fin_wait_2_keeps_receiving_after_a_half_close() {
     let fin_end = fin.end();
     assert_eq!(p.engine.state(id), Some(State::FinWait1));
     let r = p.send(seg(ACK).seq(7001).ack(fin_end));
-    assert!(r.is_empty());
+    recv_nothing!(r);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     // The response keeps coming, for longer than the FIN-WAIT-2 timeout: a half-closed
     // connection does not time out.
@@ -337,7 +337,7 @@ fn fin_wait_2_times_out_after_60_seconds_when_fully_closed() {
     p.send(seg(ACK).seq(1002).ack(fin.seq + 1u32));
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     let sent = p.run_timers(Duration::from_secs(59));
-    assert!(sent.is_empty(), "{sent:?}");
+    recv_nothing!(sent);
     assert_eq!(p.engine.state(id), Some(State::FinWait2));
     p.run_timers(Duration::from_secs(2));
     assert_eq!(p.engine.state(id), None);
@@ -350,7 +350,6 @@ fn fin_wait_2_times_out_after_60_seconds_when_fully_closed() {
 #[test]
 fn all_eleven_states_are_reached() {
     let mut seen = std::collections::HashSet::new();
-    seen.insert(State::Closed); // before anything, and after the last transition
     // LISTEN: a listener gauge.
     let p = server_peer(Scripted::default());
     if p.engine.stats().in_state(State::Listen) == 1 {
@@ -394,6 +393,14 @@ fn all_eleven_states_are_reached() {
     record(s.engine.stats(), &mut seen);
     s.send(seg(ACK).seq(12).ack(iss + 101u32).win(100));
     record(s.engine.stats(), &mut seen);
+    // CLOSED is no TCB at all (RFC 9293 §3.3.2): once the LAST-ACK connection's FIN (after
+    // its 200 bytes) is acknowledged, it is in neither table.
+    let id = s.engine.find(&s.tuple()).expect("live");
+    let in_last_ack = s.engine.state(id) == Some(State::LastAck);
+    s.send(seg(ACK).seq(12).ack(iss + 202u32).win(100));
+    if in_last_ack && s.engine.state(id).is_none() && s.engine.time_wait_len() == 0 {
+        seen.insert(State::Closed);
+    }
     let app = Scripted {
         close_on_data: true,
         ..Scripted::default()
@@ -418,4 +425,30 @@ fn stats_display_line_names_live_states_and_drops() {
     assert!(line.starts_with("conns listen=1 established=1 |"), "{line}");
     assert!(line.contains("est=1+0"), "{line}");
     assert!(line.contains("truncated=1"), "{line}");
+}
+
+#[test]
+fn test_syn_received_simultaneous_open_syn_ack_window_is_not_scaled() {
+    // RFC 7323 §2.2: "The window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself
+    // is never scaled." The SYN-ACK that completes a simultaneous open offers 1000 bytes.
+    let app = Scripted {
+        greeting: vec![b'g'; 5000],
+        ..Scripted::default()
+    };
+    let mut c = Peer::client(client_config(), app, 50003);
+    let (id, syn) = c.connect();
+    let r = c.send(seg(SYN).seq(500).mss(1460).ws(7));
+    recv!(r, [|s| s.is(SYN_ACK) && s.ack == SeqNumber(501)]);
+    assert_eq!(c.engine.state(id), Some(State::SynReceived));
+    let r = c.send(
+        seg(SYN_ACK)
+            .seq(500)
+            .ack(syn.seq + 1u32)
+            .win(1000)
+            .mss(1460)
+            .ws(7),
+    );
+    assert_eq!(c.engine.state(id), Some(State::Established));
+    let sent: usize = r.iter().map(|s| s.payload.len()).sum();
+    assert_eq!(sent, 1000, "no more than the unscaled window: {r:?}");
 }

@@ -1,4 +1,7 @@
-//! Test apps and helpers shared by the engine scenarios.
+//! Test apps and helpers shared by the engine scenarios: the one segment type ([`Seg`], and
+//! [`Sent`] for a segment with its time and direction), the hand-driven peers ([`Peer`], and
+//! [`RawPeer`] that keeps its own sequence numbers), and "these segments, then nothing"
+//! assertions ([`recv!`], [`recv_nothing!`], after smoltcp's).
 
 #![allow(dead_code)]
 
@@ -95,26 +98,28 @@ impl App for Scripted {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A crafted peer: packet traces against one engine.
+// Segments
 // ---------------------------------------------------------------------------------------------
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use xdptcp::sim::{self, Dir};
 use xdptcp::tcp::{Config, Engine, FourTuple, Listener, SeqNumber};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4};
 
-/// The fake client's address (the peer of a server engine).
+/// The fake client's address (the peer of a server engine): the client of [`sim::Pair`].
 pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
-/// The engine's address.
+/// The engine's address: the server of [`sim::Pair`].
 pub const ENGINE_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 2];
-pub const ENGINE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 1];
+pub const PEER_MAC: [u8; 6] = sim::CLIENT_MAC;
+pub const ENGINE_MAC: [u8; 6] = sim::SERVER_MAC;
 /// The port a server engine listens on.
-pub const PORT: u16 = 80;
+pub const PORT: u16 = sim::SERVER_PORT;
 /// The peer's default port.
 pub const PEER_PORT: u16 = 40000;
 
@@ -150,6 +155,7 @@ pub struct Seg {
     pub seq: SeqNumber,
     pub ack: SeqNumber,
     pub flags: Flags,
+    /// The window field, unscaled.
     pub window: u16,
     pub options: Options,
     pub payload: Vec<u8>,
@@ -180,6 +186,9 @@ impl std::fmt::Debug for Seg {
         }
         if let Some((v, e)) = o.timestamp {
             write!(f, " ts={v}/{e}")?;
+        }
+        for (l, r) in &o.sack_blocks[..usize::from(o.sack_count)] {
+            write!(f, " sack={}-{}", l.0, r.0)?;
         }
         write!(f, ">")
     }
@@ -232,8 +241,20 @@ impl Seg {
         self.payload = data.to_vec();
         self
     }
+    /// Exactly these flags (PSH aside).
     pub fn is(&self, flags: Flags) -> bool {
         self.flags == flags || self.flags == (flags | Flags::PSH)
+    }
+    /// At least these flags.
+    pub fn has(&self, flags: Flags) -> bool {
+        self.flags.contains(flags)
+    }
+    /// Payload length.
+    pub fn len(&self) -> usize {
+        self.payload.len()
+    }
+    pub fn is_data(&self) -> bool {
+        !self.payload.is_empty()
     }
     pub fn tsval(&self) -> u32 {
         self.options.timestamp.expect("timestamp option").0
@@ -241,12 +262,57 @@ impl Seg {
     pub fn tsecr(&self) -> u32 {
         self.options.timestamp.expect("timestamp option").1
     }
-    /// SEG.SEQ + SEG.LEN.
+    /// SEG.SEQ + SEG.LEN (payload, SYN and FIN counted).
     pub fn end(&self) -> SeqNumber {
         self.seq
             + (self.payload.len()
                 + usize::from(self.flags.contains(Flags::SYN))
                 + usize::from(self.flags.contains(Flags::FIN)))
+    }
+}
+
+impl From<&TcpFrame<'_>> for Seg {
+    fn from(f: &TcpFrame<'_>) -> Seg {
+        Seg {
+            src_port: f.tcp.src_port,
+            dst_port: f.tcp.dst_port,
+            seq: f.tcp.seq,
+            ack: f.tcp.ack,
+            flags: f.tcp.flags,
+            window: f.tcp.window,
+            options: f.tcp.options,
+            payload: f.tcp.payload.to_vec(),
+        }
+    }
+}
+
+/// A segment an engine sent, with when and which way (and whether a test's drop rule lost
+/// it on the link). It derefs to its [`Seg`].
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// When it was sent (virtual clock).
+    pub at: Instant,
+    pub dir: Dir,
+    pub seg: Seg,
+    /// The drop rule removed it from the link.
+    pub dropped: bool,
+}
+
+impl Sent {
+    pub fn new(at: Instant, dir: Dir, seg: Seg) -> Sent {
+        Sent {
+            at,
+            dir,
+            seg,
+            dropped: false,
+        }
+    }
+}
+
+impl Deref for Sent {
+    type Target = Seg;
+    fn deref(&self) -> &Seg {
+        &self.seg
     }
 }
 
@@ -271,7 +337,7 @@ pub fn frame(src: (Ipv4Addr, [u8; 6]), dst: (Ipv4Addr, [u8; 6]), s: &Seg) -> Vec
         ip: IpRepr::V4(ipv4::Repr {
             src: src.0,
             dst: dst.0,
-            protocol: 6,
+            protocol: xdptcp::wire::IPPROTO_TCP,
             payload_len: 0,
             ttl: 64,
         }),
@@ -298,19 +364,59 @@ pub fn parse_all(frames: &[Vec<u8>]) -> Vec<Seg> {
         .iter()
         .map(|b| {
             let f = TcpFrame::parse(b).expect("the engine sent a frame that does not parse");
-            Seg {
-                src_port: f.tcp.src_port,
-                dst_port: f.tcp.dst_port,
-                seq: f.tcp.seq,
-                ack: f.tcp.ack,
-                flags: f.tcp.flags,
-                window: f.tcp.window,
-                options: f.tcp.options,
-                payload: f.tcp.payload.to_vec(),
-            }
+            Seg::from(&f)
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// "These segments, then nothing"
+// ---------------------------------------------------------------------------------------------
+
+/// A named check of one segment, for [`expect_segments`].
+pub type Check<'c, S> = (&'c str, &'c dyn Fn(&S) -> bool);
+
+/// Asserts that `segs` holds exactly one segment per predicate, each matching its own, in
+/// order, and nothing more (smoltcp's `recv!`); returns them. Use it through [`recv!`].
+#[track_caller]
+pub fn expect_segments<'s, S: std::fmt::Debug>(segs: &'s [S], checks: &[Check<'_, S>]) -> &'s [S] {
+    let names: Vec<&str> = checks.iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        segs.len(),
+        checks.len(),
+        "expected {names:?}, then nothing; got {segs:#?}"
+    );
+    for (i, (s, (name, check))) in segs.iter().zip(checks).enumerate() {
+        assert!(
+            check(s),
+            "segment {i} is not `{name}`: {s:?}; all: {segs:#?}"
+        );
+    }
+    segs
+}
+
+/// `recv!(segs, [|s| pred, ...])`: exactly these segments, in order, then nothing.
+macro_rules! recv {
+    ($segs:expr, [$(|$s:ident| $check:expr),+ $(,)?]) => {
+        $crate::util::expect_segments(&$segs, &[$((stringify!($check), &|$s: &_| $check)),+])
+    };
+}
+
+/// `recv_nothing!(segs)`: the engine sent nothing (smoltcp's `recv_nothing!`); a format
+/// string and arguments after `segs` say what was being checked.
+macro_rules! recv_nothing {
+    ($segs:expr) => {
+        recv_nothing!($segs, "")
+    };
+    ($segs:expr, $($what:tt)+) => {{
+        let segs = &$segs;
+        assert!(segs.is_empty(), "{}: expected nothing, got {segs:#?}", format!($($what)+));
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers
+// ---------------------------------------------------------------------------------------------
 
 /// A fake remote end talking to one engine: the engine is at [`ENGINE_ADDR`], the peer at
 /// [`PEER_ADDR`]. Segments sent get the peer's port and the engine's port filled in.
@@ -466,6 +572,130 @@ pub fn server_peer(app: Scripted) -> Peer<Scripted> {
     Peer::server(server_config(), app)
 }
 
+/// The client port a [`RawPeer`] uses.
+pub const RAW_PORT: u16 = PEER_PORT;
+
+/// A [`Peer`] that plays the client by hand and keeps its own sequence numbers: it sends the
+/// next bytes in order (or at a sequence number a test picks), acknowledges what the engine
+/// sent, stamps its own timestamps once negotiated, and returns exactly what the engine
+/// answered, with times. It derefs to its [`Peer`].
+pub struct RawPeer<A: App> {
+    pub peer: Peer<A>,
+    /// Our ISN and the next sequence number we would send.
+    pub iss: SeqNumber,
+    pub snd_nxt: SeqNumber,
+    /// What we acknowledge: the engine's ISN + 1 after the handshake.
+    pub rcv_nxt: SeqNumber,
+    /// The window field we advertise (unscaled).
+    pub window: u16,
+    /// Timestamps on our segments (TSval = our millisecond clock) if negotiated.
+    pub ts: bool,
+    ts_recent: u32,
+}
+
+impl<A: App> Deref for RawPeer<A> {
+    type Target = Peer<A>;
+    fn deref(&self) -> &Peer<A> {
+        &self.peer
+    }
+}
+
+impl<A: App> DerefMut for RawPeer<A> {
+    fn deref_mut(&mut self) -> &mut Peer<A> {
+        &mut self.peer
+    }
+}
+
+impl<A: App> RawPeer<A> {
+    /// A raw client ([`RAW_PORT`]) in front of a server engine, clock at 1000 s.
+    pub fn new(cfg: Config, app: A) -> RawPeer<A> {
+        RawPeer {
+            peer: Peer::server(cfg, app),
+            iss: SeqNumber(0x1000_0000),
+            snd_nxt: SeqNumber(0x1000_0000),
+            rcv_nxt: SeqNumber(0),
+            window: 65_535,
+            ts: false,
+            ts_recent: 0,
+        }
+    }
+
+    /// A frame from us to the engine: ACK of RCV.NXT if `flags` has ACK, our window, our
+    /// timestamp if negotiated and `options` has none.
+    pub fn frame(&self, seq: SeqNumber, flags: Flags, options: Options, payload: &[u8]) -> Vec<u8> {
+        let mut s = seg(flags).win(self.window).data(payload);
+        s.seq = seq;
+        s.options = options;
+        if flags.contains(Flags::ACK) {
+            s.ack = self.rcv_nxt;
+        }
+        if self.ts && s.options.timestamp.is_none() {
+            s.options.timestamp = Some((self.now.total_millis() as u32, self.ts_recent));
+        }
+        self.peer.frame(s)
+    }
+
+    /// Delivers one frame now; returns what the engine sent in answer.
+    pub fn deliver(&mut self, frame: &[u8]) -> Vec<Sent> {
+        let at = self.now;
+        let replies = self.peer.send_frame(frame);
+        replies.into_iter().map(|s| self.heard(at, s)).collect()
+    }
+
+    /// A segment the engine sent at `at`: remember its TSval to echo.
+    fn heard(&mut self, at: Instant, s: Seg) -> Sent {
+        if let Some((tsval, _)) = s.options.timestamp {
+            self.ts_recent = tsval;
+        }
+        Sent::new(at, Dir::ToClient, s)
+    }
+
+    /// Sends `payload` at `seq` with ACK (plus `flags`); returns the engine's answers.
+    pub fn send_at(&mut self, seq: SeqNumber, flags: Flags, payload: &[u8]) -> Vec<Sent> {
+        let f = self.frame(seq, flags | Flags::ACK, Options::default(), payload);
+        self.deliver(&f)
+    }
+
+    /// Sends the next `payload` in order (advancing SND.NXT).
+    pub fn send(&mut self, payload: &[u8]) -> Vec<Sent> {
+        let seq = self.snd_nxt;
+        self.snd_nxt += payload.len();
+        self.send_at(seq, Flags::NONE, payload)
+    }
+
+    /// Runs the engine's timers for `d` of virtual time; returns what it sent, with times.
+    pub fn advance(&mut self, d: Duration) -> Vec<Sent> {
+        let sent = self.peer.run_timers(d);
+        sent.into_iter().map(|(at, s)| self.heard(at, s)).collect()
+    }
+
+    /// SYN with MSS 1460, SACK-permitted, window scale `wscale` (and timestamps if `ts`), then
+    /// the ACK of the SYN-ACK. Returns the SYN-ACK.
+    pub fn handshake(&mut self, wscale: Option<u8>, ts: bool) -> Sent {
+        let opts = Options {
+            mss: Some(1460),
+            window_scale: wscale,
+            timestamp: ts.then(|| (self.now.total_millis() as u32, 0)),
+            sack_permitted: true,
+            ..Options::default()
+        };
+        let syn = self.frame(self.iss, Flags::SYN, opts, &[]);
+        let answer = self.deliver(&syn);
+        let syn_ack = answer
+            .into_iter()
+            .find(|s| s.has(Flags::SYN | Flags::ACK))
+            .expect("a SYN-ACK");
+        assert_eq!(syn_ack.ack, self.iss + 1u32);
+        self.ts = ts && syn_ack.options.timestamp.is_some();
+        self.snd_nxt = self.iss + 1u32;
+        self.rcv_nxt = syn_ack.seq + 1u32;
+        self.now = self.now + Duration::from_millis(1);
+        let ack = self.send(&[]);
+        recv_nothing!(ack);
+        syn_ack
+    }
+}
+
 /// Asserts the per-state gauges: the listed states have these counts, every other state but
 /// LISTEN is zero.
 pub fn assert_gauges(stats: &xdptcp::stats::Stats, expected: &[(xdptcp::tcp::State, u64)]) {
@@ -476,4 +706,24 @@ pub fn assert_gauges(stats: &xdptcp::stats::Stats, expected: &[(xdptcp::tcp::Sta
         let want = expected.iter().find(|(e, _)| e == s).map_or(0, |(_, n)| *n);
         assert_eq!(stats.in_state(*s), want, "gauge {s}: {stats}");
     }
+}
+
+#[test]
+#[should_panic(expected = "then nothing")]
+fn recv_fails_on_a_segment_more_than_expected() {
+    let segs = [seg(ACK), seg(ACK)];
+    recv!(segs, [|s| s.is(ACK)]);
+}
+
+#[test]
+#[should_panic(expected = "segment 1 is not")]
+fn recv_fails_on_a_segment_that_does_not_match() {
+    let segs = [seg(ACK), seg(RST)];
+    recv!(segs, [|s| s.is(ACK), |s| s.is(ACK)]);
+}
+
+#[test]
+#[should_panic(expected = "expected nothing")]
+fn recv_nothing_fails_on_any_segment() {
+    recv_nothing!([seg(ACK)]);
 }

@@ -111,7 +111,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
 
 pub(crate) fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGUSR1] {
-        // Safety: the handler only stores to an atomic, which is async-signal-safe; the
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
         // sigaction struct is fully initialised (zeroed, then handler set) before the call.
         unsafe {
             let mut sa: libc::sigaction = std::mem::zeroed();
