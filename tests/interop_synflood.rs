@@ -172,7 +172,7 @@ fn under_an_hping3_flood_curl_gets_two_hundred_of_two_hundred() {
         status(&topo)
     );
     let start = Instant::now();
-    let ok = curls(&topo, &url, 200, "3");
+    let ok = curls(&topo, &url, 200, "10");
     assert_eq!(
         ok, 200,
         "only {ok} of 200 legit requests succeeded under the flood"
@@ -263,16 +263,22 @@ fn key_rotations_and_a_replaced_secret_file_mid_flood_fail_no_legit_connection()
         if ok == 40 {
             std::fs::write(&secret, [0x22u8; 40]).unwrap();
         }
-        assert_eq!(curls(&topo, &url, 1, "3"), 1, "request {ok} failed");
+        if curls(&topo, &url, 1, "10") != 1 {
+            panic!("request {ok} failed: {}", status(&topo));
+        }
         ok += 1;
     }
     let _ = std::fs::remove_file(&secret);
     assert!(ok > 40, "only {ok} requests in 6 s");
     let s = status(&topo);
-    assert_eq!(
-        s["total"]["drops"]["bad_cookie"].as_u64().unwrap_or(0),
-        0,
-        "{s}"
+    // (bad_cookie moves too: hping3 shares the client's address, and its SYNs on ports of
+    // the client's TIME-WAIT sockets draw ACKs that are no cookie ACKs.)
+    assert!(
+        s["total"]["counters"]["cookies_validated"]
+            .as_u64()
+            .unwrap()
+            >= ok as u64,
+        "every request's handshake completed on a cookie: {s}"
     );
     assert!(s["xdp"]["cookie_synacks"].as_u64().unwrap() > 1000, "{s}");
 }

@@ -375,3 +375,31 @@ fn auto_mode_checks_acks_as_cookies_only_while_cookies_are_being_sent() {
     assert_eq!(p.engine.stats().dropped(DropReason::BadCookie), 1);
     assert_eq!(p.engine.stats().dropped(DropReason::ExpiredCookie), 0);
 }
+
+#[test]
+fn data_after_a_cookie_handshake_is_answered_at_once() {
+    let mut p = cookie_peer(
+        SynCookieMode::Always,
+        Scripted {
+            echo: true,
+            ..Scripted::default()
+        },
+    );
+    // A cookie's TSval is up to 63 ms behind the clock (its low 6 bits carry the options):
+    // the ACK's TSecr must not pass for an RTT sample of that size.
+    p.now = p.now + Duration::from_millis(63);
+    let sa = p.send(linux_syn(1000)).remove(0);
+    p.now = p.now + Duration::from_millis(1);
+    assert!(p.send(cookie_ack(1000, &sa)).is_empty());
+    let r = p.send(
+        seg(PSH_ACK)
+            .seq(1001)
+            .ack(sa.seq + 1u32)
+            .ts(PEER_TS + 2, sa.tsval())
+            .data(b"ping"),
+    );
+    assert!(
+        r.iter().any(|s| s.payload == b"ping"),
+        "the echo goes out with the ACK, not after the delayed-ACK timer: {r:?}"
+    );
+}

@@ -273,7 +273,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = &args.hist_out {
-        write_hist(dir, &fin.latencies, t, elapsed)?;
+        write_hist(dir, &fin.latencies, t, &fin.xdp, elapsed)?;
     }
     Ok(())
 }

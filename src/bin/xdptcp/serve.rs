@@ -453,7 +453,8 @@ fn run(
         if DUMP.swap(false, Ordering::SeqCst) {
             if let Some(dir) = &args.hist_out {
                 let elapsed = now.duration_since(start);
-                match write_hist(dir, server.latencies(), &server.totals(), elapsed) {
+                let xdp = server.xdp_counters().unwrap_or_default();
+                match write_hist(dir, server.latencies(), &server.totals(), &xdp, elapsed) {
                     Ok(()) => tracing::info!(dir = %dir.display(), "histograms written"),
                     Err(e) => tracing::error!("SIGUSR1: {e:#}"),
                 }
@@ -502,7 +503,7 @@ fn run(
         _ => {}
     }
     if let Some(dir) = &args.hist_out {
-        write_hist(dir, &fin.latencies, &fin.totals, elapsed)?;
+        write_hist(dir, &fin.latencies, &fin.totals, &fin.xdp, elapsed)?;
         tracing::info!(dir = %dir.display(), "histograms written");
     }
     Ok(())
