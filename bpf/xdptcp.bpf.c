@@ -495,12 +495,9 @@ bad:
 
 /* The layout every Linux SYN has (MSS, SACK-permitted, TS, NOP, WS: 20 bytes), read without
  * the walk, as `Options::parse` reads it on its fast path. Returns 1 when it matched. */
-static __always_inline int linux_syn_options(struct option_walk *w)
+static __always_inline int linux_syn_options(const __u8 *h, struct syn_options *o)
 {
-	const __u8 *h = w->hdr;
-	struct syn_options *o = &w->opts;
-
-	if (w->len != 40 || h[20] != TCPOPT_MSS_ || h[21] != 4 || h[24] != TCPOPT_SACK_PERM_ ||
+	if (h[20] != TCPOPT_MSS_ || h[21] != 4 || h[24] != TCPOPT_SACK_PERM_ ||
 	    h[25] != 2 || h[26] != TCPOPT_TIMESTAMP_ || h[27] != 10 || h[36] != TCPOPT_NOP_ ||
 	    h[37] != TCPOPT_WINDOW_ || h[38] != 3)
 		return 0;
@@ -729,23 +726,32 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 	if (bad_address(si->src, si->family) || bad_address(si->dst, si->family))
 		return SYN_MALFORMED;
 
-	/* The whole TCP header on the stack: checksum and options are read from there. */
-	w.len = tcp_len;
-	if (bpf_xdp_load_bytes(ctx, tcp_off, w.hdr, tcp_len))
-		return SYN_MALFORMED;
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)w.hdr, tcp_len, 0);
+	/* The two layouts floods and Linux send (no options: 20 bytes; Linux's: 40) are read in
+	 * place; any other is copied to the stack and its options walked there. */
+	if (tcp_len == 20 && (void *)th + 20 <= data_end) {
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)th, 20, 0);
+	} else if (tcp_len == 40 && (void *)th + 40 <= data_end &&
+		   linux_syn_options((const __u8 *)th, o)) {
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)th, 40, 0);
+	} else {
+		w.len = tcp_len;
+		if (bpf_xdp_load_bytes(ctx, tcp_off, w.hdr, tcp_len))
+			return SYN_MALFORMED;
+		sum = bpf_csum_diff(NULL, 0, (__be32 *)w.hdr, tcp_len, 0);
+		bpf_loop(TCP_MAX_OPTIONS, option_step, &w, 0);
+	}
 	if (csum_fold32(pseudo_sum(si->src, si->dst, si->family, tcp_len, sum)) != 0)
 		return SYN_BAD_CHECKSUM;
-	if (!linux_syn_options(&w) && tcp_len > 20) {
-		bpf_loop(TCP_MAX_OPTIONS, option_step, &w, 0);
-		if (w.bad)
-			return SYN_MALFORMED;
-	}
+	if (w.bad)
+		return SYN_MALFORMED;
 	si->seq = th->seq;
 	si->sport = th->source;
 	si->dport = th->dest;
 
-	now_us = (fixed_now_ns ? fixed_now_ns : bpf_ktime_get_ns()) / 1000;
+	/* The coarse clock is enough and cheaper: the TSval only has to be no later than the
+	 * engine's clock (CLOCK_MONOTONIC, of which this is a slightly stale reading), and the
+	 * engine takes the neighbouring slot and epoch too. */
+	now_us = (fixed_now_ns ? fixed_now_ns : bpf_ktime_get_coarse_ns()) / 1000;
 	slot = (__u32)((now_us + cookie_clock_offset_us) / COOKIE_SLOT_US);
 	epoch = (now_us + cookie_clock_offset_us) / cookie_epoch_us;
 	keys = bpf_map_lookup_elem(&cookie_keys, &zero);
