@@ -38,5 +38,6 @@ fn main() {
         .build_and_generate(&out)
         .expect("compiling bpf/xdptcp.bpf.c (is clang installed? see scripts/install-deps.sh)");
     println!("cargo:rerun-if-changed={SRC}");
+    println!("cargo:rerun-if-changed=bpf/siphash.h");
     println!("cargo:rerun-if-changed=build.rs");
 }

@@ -25,7 +25,7 @@ use clap::Parser;
 use xdptcp::app::{App, Io};
 use xdptcp::tcp::{Config, Engine, Listener};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Server, ServerConfig, XdpMode, XskConfig};
+use xdptcp::xdp::{Server, ServerConfig};
 
 /// The longest command line accepted.
 const MAX_LINE: usize = 4096;
@@ -171,15 +171,7 @@ fn main() -> Result<()> {
     };
     let now = sys::monotonic_now();
     let mut server = Server::start(
-        ServerConfig {
-            iface: iface.name.clone(),
-            listeners: vec![(args.addr, args.port)],
-            queues: None,
-            cores: None,
-            xdp_mode: XdpMode::Auto,
-            xsk: XskConfig::default(),
-            capture: None,
-        },
+        ServerConfig::for_engine(&iface.name, &config, now),
         move |_queue| Engine::new(config.clone(), Kv::default(), now),
     )?;
     eprintln!(

@@ -30,7 +30,7 @@ up)
     ip -n "$cli" link set dev "$name-c" up
     ip -n "$srv" link set dev lo up
     ip -n "$cli" link set dev lo up
-    ip netns exec "$cli" ethtool -K "$name-c" tx off tso off gso off >/dev/null
+    ip netns exec "$cli" ethtool -K "$name-c" tx off tso off gso off gro on >/dev/null
     ;;
 down)
     ip netns del "$srv" 2>/dev/null || true

@@ -5,13 +5,29 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use xdptcp::tcp::Config;
 use xdptcp::xdp::program::verdict::{XDP_PASS, XDP_REDIRECT};
-use xdptcp::xdp::{Program, XdpCounters, XskConfig, XskSocket};
+use xdptcp::xdp::{Program, ProgramConfig, SynAckTemplate, XdpCounters, XskConfig, XskSocket};
 
 const SRV4: [u8; 4] = [10, 201, 0, 1];
 const OTHER4: [u8; 4] = [10, 201, 0, 9];
 const SRV6: [u8; 16] = [0xfd, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 const PORT: u16 = 8080;
+/// The device's MAC in every fixture (`eth` sends to it).
+const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+/// The program as `serve` loads it for one queue of a device with `OUR_MAC`.
+fn program(xsk_queues: u32) -> Program {
+    Program::load(&ProgramConfig {
+        xsk_queues,
+        local_mac: OUR_MAC,
+        ifindex: 0,
+        tx_by_redirect: false,
+        synack: SynAckTemplate::from_engine(&Config::default()),
+        fixed_now: None,
+    })
+    .expect("loading the XDP program")
+}
 
 fn eth(ethertype: u16) -> Vec<u8> {
     let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
@@ -164,7 +180,7 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
 }
 
 fn loaded(xsk_queues: u32) -> Program {
-    let mut p = Program::load(xsk_queues).expect("loading the XDP program");
+    let mut p = program(xsk_queues);
     p.serve(Some(IpAddr::V4(Ipv4Addr::from(SRV4))), PORT)
         .unwrap();
     p.serve(Some(IpAddr::V6(Ipv6Addr::from(SRV6))), PORT)
@@ -244,7 +260,7 @@ fn a_wildcard_endpoint_serves_every_address_of_both_families() {
     if !common::require_root() {
         return;
     }
-    let mut p = Program::load(1).unwrap();
+    let mut p = program(1);
     p.serve(None, PORT).unwrap();
     for frame in [
         cat(&[&eth(0x0800), &ipv4(6, OTHER4, 5, &tcp(PORT))]),
@@ -262,7 +278,7 @@ fn an_ipv6_endpoint_is_served_by_its_exact_address() {
     if !common::require_root() {
         return;
     }
-    let mut p = Program::load(1).unwrap();
+    let mut p = program(1);
     p.serve(Some(IpAddr::V6(Ipv6Addr::from(SRV6))), PORT)
         .unwrap();
     let to = |dst: [u8; 16]| cat(&[&eth(0x86dd), &ipv6(6, dst, &tcp(PORT))]);
@@ -279,7 +295,7 @@ fn port_zero_serves_every_port_of_its_address_and_no_other_address() {
     if !common::require_root() {
         return;
     }
-    let mut p = Program::load(1).unwrap();
+    let mut p = program(1);
     p.serve(Some(IpAddr::V4(Ipv4Addr::from(SRV4))), 0).unwrap();
     for frame in [
         cat(&[&eth(0x0800), &ipv4(6, SRV4, 5, &tcp(PORT))]),

@@ -7,8 +7,9 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use xdptcp::tcp::Config;
 use xdptcp::xdp::refuser::Refuser;
-use xdptcp::xdp::{BindMode, Server, ServerConfig, XdpMode, XskConfig};
+use xdptcp::xdp::{BindMode, Server, ServerConfig, SynAckTemplate, XdpMode, XskConfig};
 
 const CONNECTS: usize = 20;
 
@@ -26,6 +27,8 @@ fn config(topo: &common::Topology) -> ServerConfig {
             bind: BindMode::Auto,
             ..XskConfig::default()
         },
+        synack: SynAckTemplate::from_engine(&Config::default()),
+        cookie_keys: None,
         capture: None,
     }
 }

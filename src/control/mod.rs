@@ -3,7 +3,8 @@
 //!
 //! - [`metrics`]: Prometheus text exposition on `/metrics`, over kernel TCP on a management
 //!   address;
-//! - [`stats_socket`]: the status as JSON over a unix socket, what `xdptcp stats` reads.
+//! - [`stats_socket`]: the status as JSON over a unix socket, what `xdptcp stats` reads;
+//! - [`cookie_secret`]: a SYN-cookie secret file shared by several hosts, watched for changes.
 //!
 //! Both are polled without blocking: the control thread calls `serve_pending` between two
 //! collections of worker snapshots, and each request is answered from the latest snapshots.
@@ -17,6 +18,7 @@ use serde_json::{Value, json};
 use crate::tcp::State;
 use crate::xdp::Server;
 
+pub mod cookie_secret;
 pub mod metrics;
 pub mod stats_socket;
 

@@ -3,6 +3,9 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::syncookie::{CookieClock, CookieKeys};
+use crate::time::Instant;
+
 /// When to answer SYNs with SYN cookies (RFC 4987) instead of keeping half-open state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SynCookieMode {
@@ -115,6 +118,37 @@ pub struct Config {
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
     pub secret: [u8; 32],
+    /// A secret shared by several hosts: when set, SYN-cookie keys and timestamp offsets derive
+    /// from it instead of [`Config::secret`], so hosts behind one balancer validate each
+    /// other's cookies (give them one clock too: [`Config::cookie_clock_offset_us`]).
+    pub cookie_secret: Option<[u8; 32]>,
+    /// SYN-cookie keys rotate every this long: the key of a rotation epoch derives from the
+    /// cookie secret and the epoch number, so every engine and the XDP program agree on it
+    /// without talking. A cookie stays valid one epoch after the one it was made in.
+    pub cookie_rotation: Duration,
+    /// Added to `now` (µs) for SYN-cookie slots and key epochs: the wall clock's offset from
+    /// the monotonic clock, so that hosts sharing [`Config::cookie_secret`] agree on both.
+    pub cookie_clock_offset_us: i64,
+}
+
+impl Config {
+    /// The secret SYN-cookie keys and timestamp offsets derive from.
+    pub fn cookie_master(&self) -> &[u8; 32] {
+        self.cookie_secret.as_ref().unwrap_or(&self.secret)
+    }
+
+    /// The SYN-cookie keys of this configuration at `now`: what every engine built from it
+    /// uses, and what the XDP program is given.
+    pub fn cookie_keys(&self, now: Instant) -> CookieKeys {
+        CookieKeys::new(
+            *self.cookie_master(),
+            CookieClock {
+                offset_us: self.cookie_clock_offset_us,
+                rotation_us: self.cookie_rotation.as_micros().max(1) as u64,
+            },
+            now,
+        )
+    }
 }
 
 impl Default for Config {
@@ -149,6 +183,9 @@ impl Default for Config {
             reset_unknown: true,
             reset_unserved: false,
             secret: [0; 32],
+            cookie_secret: None,
+            cookie_rotation: Duration::from_secs(64),
+            cookie_clock_offset_us: 0,
         }
     }
 }

@@ -19,7 +19,7 @@ use super::route::Route;
 use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
-use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, timeout};
+use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, syncookie, timeout};
 use crate::app::{App, CloseReason};
 use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
@@ -93,6 +93,12 @@ fn bad_flags(flags: Flags) -> Option<DropReason> {
     None
 }
 
+/// Whether a segment can be the third step of a cookie handshake: an ACK, neither SYN nor RST
+/// (it may carry data, or a FIN).
+fn cookie_ack_shape(seg: &TcpRepr<'_>) -> bool {
+    seg.flags.contains(Flags::ACK) && !seg.flags.intersects(Flags::SYN | Flags::RST)
+}
+
 /// Sources and destinations that can never be one end of a TCP connection.
 fn bad_address(a: IpAddr) -> bool {
     match a {
@@ -120,8 +126,8 @@ impl<A: App> Engine<A> {
     fn build(cfg: Config, app: A, now: Instant, latencies: Latencies) -> Engine<A> {
         // One key for both tables, so one hash of a frame's tuple finds it in either.
         let table_key = derive_key(&cfg.secret, b"table");
-        let keys = Keys::derive(&cfg.secret);
-        let listen = Listen::new(&cfg, derive_key(&cfg.secret, b"cookie"));
+        let keys = Keys::derive(&cfg.secret, cfg.cookie_master());
+        let listen = Listen::new(&cfg, now);
         let mut stats = Stats::default();
         for _ in &cfg.listeners {
             stats.state_changed(State::Closed, State::Listen);
@@ -241,10 +247,26 @@ impl<A: App> Engine<A> {
         }
     }
 
-    /// Rotates the SYN-cookie secret; cookies under the previous one stay valid until the
-    /// next rotation. Call it every 64 s with fresh random bytes.
-    pub fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
-        self.listen.rotate_cookie_secret(Key(key));
+    /// Replaces the secret SYN-cookie keys and timestamp offsets derive from (a shared secret
+    /// file that changed). Cookies made under the old secret stay valid for the rest of the
+    /// next rotation epoch; connections keep their timestamp offsets. (Keys rotate by
+    /// themselves every [`Config::cookie_rotation`]: nothing to call for that.)
+    pub fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        self.last_now = now;
+        self.listen.replace_cookie_secret(secret, now);
+        self.keys.timestamp = syncookie::timestamp_key(&secret);
+    }
+
+    /// Whether SYNs for this engine should be answered with SYN cookies in front of it, by the
+    /// XDP program, which has answered `xdp_cookies` of them so far. `always`: yes; `never`:
+    /// no; `auto`: from when the half-open budget fills until the flood is over (the half-open
+    /// table drained below half and the program answered fewer than a budget's worth of SYNs
+    /// in two seconds). While yes, ACKs completing those cookies are taken. The worker asks
+    /// after every batch.
+    pub fn poll_cookie_mode(&mut self, now: Instant, xdp_cookies: u64) -> bool {
+        let half_open = self.stats.in_state(State::SynReceived) as usize;
+        self.listen
+            .poll_xdp_cookie_mode(&self.cfg, now, half_open, xdp_cookies)
     }
 
     /// The earliest time [`Engine::poll_timers`] has work to do.
@@ -299,7 +321,9 @@ impl<A: App> Engine<A> {
         };
         let hash = hash_tuple(&self.table_key, &route.tuple);
         if let Some(id) = self.conns.find_hashed(&route.tuple, hash) {
-            return self.segment_for_connection(now, id, &f.tcp, tx);
+            if !self.cookie_ack_replaces_half_open(now, id, &route, &f.tcp) {
+                return self.segment_for_connection(now, id, &f.tcp, tx);
+            }
         }
         let mut sx = Stateless {
             cfg: &self.cfg,
@@ -309,7 +333,17 @@ impl<A: App> Engine<A> {
             now,
         };
         if let Some(&tw) = self.time_wait.get_hashed(&route.tuple, hash) {
-            if !self.time_wait.handle_segment(&mut sx, &route, tw, &f.tcp) {
+            let recycled = if cookie_ack_shape(&f.tcp) && tw.is_older_than(&f.tcp) {
+                // The SYN of a new incarnation was answered with a cookie in front of us (the
+                // XDP program), so it never recycled the entry (RFC 6191): its ACK does.
+                self.listen.cookies_live(sx.cfg, now)
+                    && self.listen.check_cookie_ack(now, &route, &f.tcp).is_ok()
+            } else {
+                false
+            };
+            if recycled {
+                self.time_wait.recycle(&route.tuple, sx.stats);
+            } else if !self.time_wait.handle_segment(&mut sx, &route, tw, &f.tcp) {
                 return;
             }
         }
@@ -328,6 +362,31 @@ impl<A: App> Engine<A> {
             Accept::HalfOpen(id) => self.reschedule(id),
             Accept::Established(id) => self.segment_for_connection(now, id, &f.tcp, tx),
         }
+    }
+
+    /// A half-open connection whose peer ACKs a SYN cookie instead of our SYN-ACK: its SYN
+    /// (retransmitted) was answered with a cookie in front of us once the XDP program took
+    /// over. The cookie stands for the peer's incarnation, so the half-open entry goes and the
+    /// ACK opens the connection as a listener's cookie ACK does. Anything else is the
+    /// connection's business (RFC 9293's unacceptable-ACK reset included).
+    fn cookie_ack_replaces_half_open(
+        &mut self,
+        now: Instant,
+        id: ConnId,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+    ) -> bool {
+        let replace = cookie_ack_shape(seg)
+            && self
+                .conns
+                .get(id)
+                .is_some_and(|c| c.state == State::SynReceived && seg.ack != c.snd.nxt)
+            && self.listen.cookies_live(&self.cfg, now)
+            && self.listen.check_cookie_ack(now, route, seg).is_ok();
+        if replace {
+            self.remove(id);
+        }
+        replace
     }
 
     /// Active open (RFC 9293 §3.10.1): a SYN to `remote` via the next hop `remote_mac`.

@@ -47,11 +47,13 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// The keys for `secret`.
-    pub(crate) fn derive(secret: &[u8; 32]) -> Keys {
+    /// The keys for `secret`, timestamp offsets from `cookie_secret` (the secret SYN cookies
+    /// derive from, which hosts sharing cookies share, so a connection's TSvals continue from
+    /// a SYN-ACK another host sent: `syncookie::timestamp_key`).
+    pub(crate) fn derive(secret: &[u8; 32], cookie_secret: &[u8; 32]) -> Keys {
         Keys {
             isn: derive_key(secret, b"isn"),
-            timestamp: derive_key(secret, b"timestamp"),
+            timestamp: super::syncookie::timestamp_key(cookie_secret),
         }
     }
 }

@@ -9,25 +9,28 @@
 use super::conn::Conn;
 use super::conn_table::ConnTable;
 use super::event::Stateless;
-use super::hash::Key;
 use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
-use super::syncookie::{self, CookieError, CookieSecrets, SynOptions};
+use super::syncookie::{self, CookieError, CookieKeys, SynOptions};
 use super::timer::Timer;
 use super::{Config, ConnId, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+use core::time::Duration;
 
-/// What the listeners remember between segments: the SYN-cookie secrets, when cookies were
-/// last sent, whether new connections are welcome, and the RST budget.
+/// What the listeners remember between segments: the SYN-cookie keys, when cookies were last
+/// sent (here or, for us, by the XDP program), whether new connections are welcome, and the RST
+/// budget.
 #[derive(Debug)]
 pub(crate) struct Listen {
-    cookies: CookieSecrets,
+    cookies: CookieKeys,
     /// When we last sent a SYN cookie (`auto` takes cookie ACKs only while cookies are live).
     last_cookie_at: Option<Instant>,
+    /// The XDP program's cookie mode for our queue.
+    xdp: XdpCookieMode,
     /// False once draining: SYNs get a RST.
     accepting: bool,
     /// RSTs for segments that match no connection.
@@ -46,12 +49,28 @@ pub(crate) enum Accept {
     Established(ConnId),
 }
 
+/// How long the XDP program's cookie mode stays on at least, and the window over which its
+/// SYN-ACKs are counted to decide whether the flood goes on.
+pub(crate) const XDP_COOKIE_HOLD: Duration = Duration::from_secs(2);
+
+/// The hysteresis of the XDP program's cookie mode (`auto`): on when the half-open budget is
+/// full, off only once the half-open table has drained below half the budget *and* the program
+/// answered fewer SYNs than one budget's worth over the last [`XDP_COOKIE_HOLD`] (so a flood
+/// whose RST backscatter empties the half-open table keeps it on).
+#[derive(Debug, Clone, Copy, Default)]
+struct XdpCookieMode {
+    on: bool,
+    /// When the counting window began, and the program's SYN-ACK count then.
+    window: Option<(Instant, u64)>,
+}
+
 impl Listen {
-    /// Listeners with `cookie_key` as the first SYN-cookie secret.
-    pub(crate) fn new(cfg: &Config, cookie_key: Key) -> Listen {
+    /// Listeners for `cfg`, SYN-cookie keys as of `now`.
+    pub(crate) fn new(cfg: &Config, now: Instant) -> Listen {
         Listen {
-            cookies: CookieSecrets::new(cookie_key),
+            cookies: cfg.cookie_keys(now),
             last_cookie_at: None,
+            xdp: XdpCookieMode::default(),
             accepting: true,
             rst_limiter: RateLimiter::new(cfg.rst_per_second, cfg.rst_per_second.max(1)),
         }
@@ -62,9 +81,46 @@ impl Listen {
         std::mem::replace(&mut self.accepting, false)
     }
 
-    /// A fresh SYN-cookie secret; cookies under the previous one stay valid.
-    pub(crate) fn rotate_cookie_secret(&mut self, key: Key) {
-        self.cookies.rotate(key);
+    /// Replaces the SYN-cookie secret at `now`; cookies under the old one stay valid for the
+    /// rest of the next rotation epoch.
+    pub(crate) fn replace_cookie_secret(&mut self, secret: [u8; 32], now: Instant) {
+        self.cookies.replace_secret(secret, now);
+    }
+
+    /// Whether the XDP program should answer our queue's SYNs with cookies, given the count of
+    /// SYN-ACKs it sent so far (`xdp_cookies`) and the half-open connections we hold. While it
+    /// does, cookie ACKs are taken as if we had sent the cookies ourselves.
+    pub(crate) fn poll_xdp_cookie_mode(
+        &mut self,
+        cfg: &Config,
+        now: Instant,
+        half_open: usize,
+        xdp_cookies: u64,
+    ) -> bool {
+        let budget = cfg.max_half_open;
+        let on = match cfg.syncookies {
+            _ if !self.accepting => false,
+            SynCookieMode::Never => false,
+            SynCookieMode::Always => true,
+            SynCookieMode::Auto if !self.xdp.on => half_open >= budget,
+            SynCookieMode::Auto => match self.xdp.window {
+                Some((start, count)) if now.saturating_since(start) >= XDP_COOKIE_HOLD => {
+                    let answered = xdp_cookies.saturating_sub(count);
+                    let flood = answered >= budget as u64 || half_open >= budget / 2;
+                    self.xdp.window = Some((now, xdp_cookies));
+                    flood
+                }
+                _ => true,
+            },
+        };
+        if on && !self.xdp.on {
+            self.xdp.window = Some((now, xdp_cookies));
+        }
+        if on {
+            self.last_cookie_at = Some(now);
+        }
+        self.xdp.on = on;
+        on
     }
 
     /// RFC 9293 §3.10.7.2, LISTEN state (plus the SYN-cookie ACK of RFC 4987), for a segment
@@ -141,8 +197,9 @@ impl Listen {
     }
 
     /// Whether an ACK may complete a cookie handshake. Like Linux, `auto` only takes one while
-    /// cookies were being sent (within the two slots a cookie stays valid).
-    fn cookies_live(&self, cfg: &Config, now: Instant) -> bool {
+    /// cookies were being sent (within the two slots a cookie stays valid), here or by the XDP
+    /// program in front of us.
+    pub(crate) fn cookies_live(&self, cfg: &Config, now: Instant) -> bool {
         match cfg.syncookies {
             SynCookieMode::Always => true,
             SynCookieMode::Auto => self
@@ -176,18 +233,25 @@ impl Listen {
         route: &Route,
         seg: &TcpRepr<'_>,
     ) {
+        self.cookies.advance(sx.now);
         let ipv4 = route.tuple.remote_addr.is_ipv4();
         let opts = Negotiated::from_syn(sx.cfg, ipv4, &seg.options);
         let peer_mss = seg.options.mss.unwrap_or(default_mss(ipv4));
-        let ts_bits = seg.options.timestamp.map(|_| {
-            syncookie::encode_ts_bits(
-                seg.options.window_scale.filter(|_| opts.rcv_wscale > 0),
-                opts.sack,
-            )
-        });
+        // The options ride in our TSval only if timestamps are in use (the peer sent them and
+        // we take them); otherwise the ACK carries no TSecr to give them back.
+        let ts_bits = seg
+            .options
+            .timestamp
+            .filter(|_| sx.cfg.timestamps)
+            .map(|_| {
+                syncookie::encode_ts_bits(
+                    seg.options.window_scale.filter(|_| opts.rcv_wscale > 0),
+                    opts.sack,
+                )
+            });
         let (iss, _mss) = syncookie::make_cookie(
-            &self.cookies,
-            sx.now,
+            self.cookies.current(),
+            self.cookies.slot(sx.now),
             &route.tuple,
             seg.seq,
             peer_mss,
@@ -217,12 +281,13 @@ impl Listen {
 
     /// The third step of a cookie handshake (RFC 4987 §3.6): SEG.ACK - 1 must be a cookie we
     /// made for this tuple and SEG.SEQ - 1; it gives back what the SYN negotiated.
-    fn check_cookie_ack(
-        &self,
+    pub(crate) fn check_cookie_ack(
+        &mut self,
         now: Instant,
         route: &Route,
         seg: &TcpRepr<'_>,
     ) -> Result<SynOptions, CookieError> {
+        self.cookies.advance(now);
         let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
         syncookie::check_cookie(
             &self.cookies,

@@ -31,13 +31,23 @@
 //!
 //! A blind forger must hit the right 6 slot bits and 24 MAC bits: one ACK in about 2^24 (with
 //! the slot bits right) is accepted by chance, so millions of ACKs buy one connection.
+//!
+//! # Keys
+//!
+//! The MAC key rotates: the key of rotation epoch `e` (`e = cookie clock / rotation`) is
+//! [`epoch_key`]`(secret, e)`, a pure function, so every engine, the XDP program (which makes
+//! the same cookies in front of the engines) and every host sharing the secret agree on it
+//! without a message. [`CookieKeys`] accepts the keys of epochs `e - 1` (cookies made just
+//! before a rotation), `e` and `e + 1` (an XDP program or a host whose clock is slightly ahead).
+//! The cookie clock is the engine's `now` plus an offset: in production the wall clock's offset
+//! from the monotonic one, so that hosts agree on slots and epochs too.
 
 use core::hash::Hasher;
 use core::time::Duration;
 
 use siphasher::sip::SipHasher24;
 
-use super::hash::Key;
+use super::hash::{Key, derive_key};
 use super::{FourTuple, SeqNumber};
 use crate::time::Instant;
 use crate::wire::tcp::MAX_WINDOW_SCALE;
@@ -72,27 +82,168 @@ const TS_WSCALE_NONE: u8 = 0x0f;
 const TS_SACK: u8 = 1 << 4;
 const TS_RESERVED: u8 = !(TS_WSCALE_MASK | TS_SACK);
 
-/// The current and the previous cookie secret: rotating keeps old cookies valid for one more
-/// rotation, so a rotation never breaks a handshake in flight.
-#[derive(Debug, Clone)]
-pub struct CookieSecrets {
-    current: Key,
-    previous: Option<Key>,
+/// The MAC key of rotation epoch `epoch` under `secret`.
+pub fn epoch_key(secret: &[u8; 32], epoch: u64) -> Key {
+    let mut label = [0u8; 14];
+    label[..6].copy_from_slice(b"cookie");
+    label[6..].copy_from_slice(&epoch.to_be_bytes());
+    derive_key(secret, &label)
 }
 
-impl CookieSecrets {
-    /// Secrets with `key` as the only key.
-    pub fn new(key: Key) -> Self {
-        CookieSecrets {
-            current: key,
-            previous: None,
+/// The key of the per-connection timestamp offsets that go with cookies made under `secret`
+/// (hosts sharing cookies must share it too: a connection's TSvals continue from its
+/// SYN-ACK's, whoever sent that).
+pub fn timestamp_key(secret: &[u8; 32]) -> Key {
+    derive_key(secret, b"timestamp")
+}
+
+/// The clock cookies are made on: the engine's `now` plus an offset, cut into 64 s slots
+/// (the cookie's age) and rotation epochs (which key makes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CookieClock {
+    /// Added to `now`, µs.
+    pub offset_us: i64,
+    /// The length of a rotation epoch, µs (at least 1).
+    pub rotation_us: u64,
+}
+
+impl CookieClock {
+    fn micros(&self, now: Instant) -> u64 {
+        now.total_micros().wrapping_add_signed(self.offset_us)
+    }
+
+    /// The cookie slot of `now` (wrapping, as the cookie's 6 bits do).
+    pub fn slot(&self, now: Instant) -> u32 {
+        (self.micros(now) / SLOT.as_micros() as u64) as u32
+    }
+
+    /// The rotation epoch of `now`.
+    pub fn epoch(&self, now: Instant) -> u64 {
+        self.micros(now) / self.rotation_us.max(1)
+    }
+}
+
+/// The keys an engine makes and accepts cookies with: the epochs around `now` of the current
+/// secret, and, for one epoch after the secret was replaced, the old secret's too.
+#[derive(Debug, Clone)]
+pub struct CookieKeys {
+    secret: [u8; 32],
+    clock: CookieClock,
+    epoch: u64,
+    /// The cookie-clock µs at which `epoch` starts and the next one starts (so that moving
+    /// on is a comparison, not a division, on the packet path).
+    epoch_start_us: u64,
+    next_epoch_us: u64,
+    /// The keys of epochs `epoch - 1`, `epoch` and `epoch + 1`.
+    keys: [Key; 3],
+    /// The replaced secret's keys (epochs `epoch - 1` and `epoch` when it was replaced) and
+    /// the first epoch in which they are no longer accepted.
+    retired: Option<([Key; 2], u64)>,
+}
+
+impl CookieKeys {
+    /// The keys of `secret` around `now`.
+    pub fn new(secret: [u8; 32], clock: CookieClock, now: Instant) -> CookieKeys {
+        let epoch = clock.epoch(now);
+        let rotation = clock.rotation_us.max(1);
+        CookieKeys {
+            keys: Self::around(&secret, epoch),
+            secret,
+            clock,
+            epoch,
+            epoch_start_us: epoch * rotation,
+            next_epoch_us: (epoch + 1).saturating_mul(rotation),
+            retired: None,
         }
     }
 
-    /// Makes `new_key` current; the current key becomes the previous one, and cookies made
-    /// under the key before that are refused from now on.
-    pub fn rotate(&mut self, new_key: Key) {
-        self.previous = Some(core::mem::replace(&mut self.current, new_key));
+    fn around(secret: &[u8; 32], epoch: u64) -> [Key; 3] {
+        [
+            epoch_key(secret, epoch.wrapping_sub(1)),
+            epoch_key(secret, epoch),
+            epoch_key(secret, epoch.wrapping_add(1)),
+        ]
+    }
+
+    /// Moves on to `now`'s epoch (cheap when it has not changed).
+    pub fn advance(&mut self, now: Instant) {
+        let us = self.clock.micros(now);
+        if (self.epoch_start_us..self.next_epoch_us).contains(&us) {
+            return;
+        }
+        let epoch = self.clock.epoch(now);
+        let rotation = self.clock.rotation_us.max(1);
+        self.epoch_start_us = epoch * rotation;
+        self.next_epoch_us = (epoch + 1).saturating_mul(rotation);
+        self.keys = if epoch == self.epoch.wrapping_add(1) {
+            [
+                self.keys[1],
+                self.keys[2],
+                epoch_key(&self.secret, epoch.wrapping_add(1)),
+            ]
+        } else {
+            Self::around(&self.secret, epoch)
+        };
+        self.epoch = epoch;
+        if self.retired.is_some_and(|(_, until)| epoch >= until) {
+            self.retired = None;
+        }
+    }
+
+    /// Replaces the secret at `now`; cookies made under the old one in this epoch and the
+    /// last stay valid until the next epoch ends.
+    pub fn replace_secret(&mut self, secret: [u8; 32], now: Instant) {
+        self.advance(now);
+        if secret == self.secret {
+            return;
+        }
+        self.retired = Some(([self.keys[0], self.keys[1]], self.epoch.wrapping_add(2)));
+        self.secret = secret;
+        self.keys = Self::around(&self.secret, self.epoch);
+    }
+
+    /// The key new cookies are made with (this epoch's).
+    pub fn current(&self) -> &Key {
+        &self.keys[1]
+    }
+
+    /// The key of `epoch` under the current secret.
+    pub fn key_of(&self, epoch: u64) -> Key {
+        match epoch.wrapping_sub(self.epoch) {
+            0 => self.keys[1],
+            1 => self.keys[2],
+            u64::MAX => self.keys[0],
+            _ => epoch_key(&self.secret, epoch),
+        }
+    }
+
+    /// The epoch [`CookieKeys::advance`] last moved to.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &CookieClock {
+        &self.clock
+    }
+
+    /// The secret the keys derive from.
+    pub fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// The cookie slot of `now`.
+    pub fn slot(&self, now: Instant) -> u32 {
+        self.clock.slot(now)
+    }
+
+    /// Whether `matches` holds for one of the accepted keys.
+    fn accepts(&self, mut matches: impl FnMut(&Key) -> bool) -> bool {
+        self.keys.iter().any(&mut matches)
+            || self
+                .retired
+                .as_ref()
+                .is_some_and(|(old, _)| old.iter().any(&mut matches))
     }
 }
 
@@ -152,10 +303,6 @@ pub fn cookie_tsval(ts_now: u32, bits: u8) -> u32 {
     }
 }
 
-fn slot_of(now: Instant) -> u32 {
-    (now.total_micros() / SLOT.as_micros() as u64) as u32
-}
-
 fn mss_table(tuple: &FourTuple) -> &'static [u16; 4] {
     if tuple.remote_addr.is_ipv4() && tuple.local_addr.is_ipv4() {
         &MSS_V4
@@ -181,15 +328,16 @@ fn mac(key: &Key, slot: u32, tuple: &FourTuple, peer_isn: SeqNumber, mss_idx: u8
     h.finish() as u32 & MAC_MASK
 }
 
-/// Makes the cookie for a SYN: returns our ISN and the MSS we will use (the largest table
-/// entry not above `peer_mss`, or the smallest entry).
+/// Makes the cookie for a SYN under `key` in cookie slot `slot` ([`CookieKeys::current`] and
+/// [`CookieKeys::slot`]): returns our ISN and the MSS we will use (the largest table entry not
+/// above `peer_mss`, or the smallest entry).
 ///
 /// `tuple` picks the MSS table (IPv4 or IPv6). `ts_bits` is `Some(bits)` (from
-/// [`encode_ts_bits`]) when the peer sent timestamps, so the options ride in our TSval (see
+/// [`encode_ts_bits`]) when timestamps are in use, so the options ride in our TSval (see
 /// [`cookie_tsval`]); `None` otherwise, and window scale and SACK are then lost, as in Linux.
 pub fn make_cookie(
-    secrets: &CookieSecrets,
-    now: Instant,
+    key: &Key,
+    slot: u32,
     tuple: &FourTuple,
     peer_isn: SeqNumber,
     peer_mss: u16,
@@ -197,25 +345,24 @@ pub fn make_cookie(
 ) -> (SeqNumber, u16) {
     let table = mss_table(tuple);
     let idx = table.iter().rposition(|&m| m <= peer_mss).unwrap_or(0);
-    let slot = slot_of(now);
     let ts = ts_bits.map_or(NO_TS, |b| b & TS_BITS_MASK as u8);
-    let mac = mac(&secrets.current, slot, tuple, peer_isn, idx as u8, ts);
+    let mac = mac(key, slot, tuple, peer_isn, idx as u8, ts);
     let cookie = (slot << SLOT_SHIFT) | ((idx as u32) << MSS_SHIFT) | mac;
     (SeqNumber(cookie), table[idx])
 }
 
 /// Checks the ACK of the third step: `cookie` = SEG.ACK - 1, `peer_isn` = SEG.SEQ - 1,
 /// `tsecr` = the ACK's TSecr if it carries timestamps. Accepts the current and the previous
-/// slot, under the current and the previous key. Returns what the SYN negotiated.
+/// slot, under every key `keys` accepts. Returns what the SYN negotiated.
 pub fn check_cookie(
-    secrets: &CookieSecrets,
+    keys: &CookieKeys,
     now: Instant,
     tuple: &FourTuple,
     peer_isn: SeqNumber,
     cookie: SeqNumber,
     tsecr: Option<u32>,
 ) -> Result<SynOptions, CookieError> {
-    let now_slot = slot_of(now);
+    let now_slot = keys.slot(now);
     let cookie_slot = cookie.0 >> SLOT_SHIFT;
     // RFC 4987 §3.6: the time counter limits how long a cookie is replayable. The 6 bits say
     // which of the two acceptable slots it was made in; the MAC covers the full slot number,
@@ -230,8 +377,7 @@ pub fn check_cookie(
     let idx = ((cookie.0 >> MSS_SHIFT) & 0x3) as u8;
     let ts = tsecr.map_or(NO_TS, |t| (t & TS_BITS_MASK) as u8);
     let got = cookie.0 & MAC_MASK;
-    let matches = |key: &Key| mac(key, slot, tuple, peer_isn, idx, ts) == got;
-    if !(matches(&secrets.current) || secrets.previous.as_ref().is_some_and(matches)) {
+    if !keys.accepts(|key| mac(key, slot, tuple, peer_isn, idx, ts) == got) {
         return Err(CookieError::BadMac);
     }
     let (window_scale, sack_permitted) = if ts == NO_TS {
@@ -252,10 +398,46 @@ mod tests {
     use crate::tcp::hash::test_util::*;
     use proptest::prelude::*;
 
-    const KEY: Key = Key([0x11; 16]);
+    const SECRET: [u8; 32] = [0x11; 32];
 
-    fn secrets() -> CookieSecrets {
-        CookieSecrets::new(KEY)
+    /// The keys of `SECRET` at `now`, rotating every `rotation_s` seconds.
+    fn keys_rotating(now: Instant, rotation_s: u64) -> CookieKeys {
+        CookieKeys::new(
+            SECRET,
+            CookieClock {
+                offset_us: 0,
+                rotation_us: rotation_s * 1_000_000,
+            },
+            now,
+        )
+    }
+
+    /// The keys at `now` with the default rotation (one slot).
+    fn keys(now: Instant) -> CookieKeys {
+        keys_rotating(now, 64)
+    }
+
+    /// A cookie as an engine makes it at `now`.
+    fn make(
+        now: Instant,
+        t: &FourTuple,
+        isn: SeqNumber,
+        mss: u16,
+        ts: Option<u8>,
+    ) -> (SeqNumber, u16) {
+        let k = keys(now);
+        make_cookie(k.current(), k.slot(now), t, isn, mss, ts)
+    }
+
+    /// `check_cookie` with the keys an engine has at `now`.
+    fn check(
+        now: Instant,
+        t: &FourTuple,
+        isn: SeqNumber,
+        cookie: SeqNumber,
+        tsecr: Option<u32>,
+    ) -> Result<SynOptions, CookieError> {
+        check_cookie(&keys(now), now, t, isn, cookie, tsecr)
     }
 
     fn t0() -> Instant {
@@ -267,9 +449,8 @@ mod tests {
 
     #[test]
     fn cookie_validates_in_the_same_slot_and_the_next_one() {
-        let s = secrets();
         let t = tuple_v4(1);
-        let (cookie, mss) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        let (cookie, mss) = make(t0(), &t, PEER_ISN, 1460, None);
         assert_eq!(mss, 1460);
         let want = SynOptions {
             mss: 1460,
@@ -279,7 +460,7 @@ mod tests {
         for later in [0, 1, 63, 64, 127] {
             let now = t0() + Duration::from_secs(later);
             assert_eq!(
-                check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+                check(now, &t, PEER_ISN, cookie, None),
                 Ok(want),
                 "{later} s later"
             );
@@ -288,46 +469,42 @@ mod tests {
 
     #[test]
     fn cookie_from_two_slots_ago_is_refused() {
-        let s = secrets();
         let t = tuple_v4(1);
-        let (cookie, _) = make_cookie(&s, t0() + Duration::from_secs(63), &t, PEER_ISN, 1460, None);
+        let (cookie, _) = make(t0() + Duration::from_secs(63), &t, PEER_ISN, 1460, None);
         let now = t0() + Duration::from_secs(128);
         assert_eq!(
-            check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+            check(now, &t, PEER_ISN, cookie, None),
             Err(CookieError::Expired)
         );
     }
 
     #[test]
     fn cookie_from_sixty_four_slots_ago_matches_the_bits_but_not_the_mac() {
-        let s = secrets();
         let t = tuple_v4(1);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, None);
         let now = t0() + SLOT * 64;
         assert_eq!(
-            check_cookie(&s, now, &t, PEER_ISN, cookie, None),
+            check(now, &t, PEER_ISN, cookie, None),
             Err(CookieError::BadMac)
         );
     }
 
     #[test]
     fn cookie_made_before_the_slot_counter_wraps_is_accepted_after() {
-        let s = secrets();
         let t = tuple_v4(1);
         let last = Instant::from_micros((u64::from(u32::MAX)) * 64_000_000);
-        let (cookie, _) = make_cookie(&s, last, &t, PEER_ISN, 1460, None);
-        assert!(check_cookie(&s, last + SLOT, &t, PEER_ISN, cookie, None).is_ok());
+        let (cookie, _) = make(last, &t, PEER_ISN, 1460, None);
+        assert!(check(last + SLOT, &t, PEER_ISN, cookie, None).is_ok());
     }
 
     #[test]
     fn tampered_mss_bits_are_refused() {
-        let s = secrets();
         let t = tuple_v4(1);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, None);
         for idx in 0..3u32 {
             let forged = SeqNumber((cookie.0 & !(3 << MSS_SHIFT)) | (idx << MSS_SHIFT));
             assert_eq!(
-                check_cookie(&s, t0(), &t, PEER_ISN, forged, None),
+                check(t0(), &t, PEER_ISN, forged, None),
                 Err(CookieError::BadMac)
             );
         }
@@ -335,13 +512,12 @@ mod tests {
 
     #[test]
     fn tampered_tsecr_option_bits_are_refused() {
-        let s = secrets();
         let t = tuple_v4(1);
         let bits = encode_ts_bits(Some(7), true);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, Some(bits));
+        let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, Some(bits));
         let tsval = cookie_tsval(123_456_789, bits);
         assert_eq!(
-            check_cookie(&s, t0(), &t, PEER_ISN, cookie, Some(tsval)),
+            check(t0(), &t, PEER_ISN, cookie, Some(tsval)),
             Ok(SynOptions {
                 mss: 1460,
                 window_scale: Some(7),
@@ -352,7 +528,7 @@ mod tests {
         let no_sack = cookie_tsval(123_456_789, encode_ts_bits(Some(7), false));
         for tsecr in [Some(more_scale), Some(no_sack), None] {
             assert_eq!(
-                check_cookie(&s, t0(), &t, PEER_ISN, cookie, tsecr),
+                check(t0(), &t, PEER_ISN, cookie, tsecr),
                 Err(CookieError::BadMac)
             );
         }
@@ -360,60 +536,119 @@ mod tests {
 
     #[test]
     fn reserved_option_bit_passes_the_mac_but_is_refused_as_bad_options() {
-        let s = secrets();
         let t = tuple_v4(1);
         let bits = 0x20 | encode_ts_bits(None, false);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, Some(bits));
+        let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, Some(bits));
         assert_eq!(
-            check_cookie(
-                &s,
-                t0(),
-                &t,
-                PEER_ISN,
-                cookie,
-                Some(cookie_tsval(99_999, bits))
-            ),
+            check(t0(), &t, PEER_ISN, cookie, Some(cookie_tsval(99_999, bits))),
             Err(CookieError::BadOptions)
         );
     }
 
     #[test]
     fn cookie_for_another_tuple_or_peer_isn_is_refused() {
-        let s = secrets();
         let t = tuple_v4(1);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1460, None);
+        let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, None);
         assert_eq!(
-            check_cookie(&s, t0(), &tuple_v4(2), PEER_ISN, cookie, None),
+            check(t0(), &tuple_v4(2), PEER_ISN, cookie, None),
             Err(CookieError::BadMac)
         );
         assert_eq!(
-            check_cookie(&s, t0(), &t, PEER_ISN + 1u32, cookie, None),
+            check(t0(), &t, PEER_ISN + 1u32, cookie, None),
             Err(CookieError::BadMac)
         );
     }
 
     #[test]
-    fn cookie_stays_valid_after_one_rotation_and_is_refused_after_two() {
-        let mut s = secrets();
+    fn a_cookie_stays_valid_one_rotation_epoch_and_is_refused_two_epochs_on() {
+        // Rotation every 10 s: well inside the cookie's own 64 s slot window.
         let t = tuple_v6(5);
-        let (cookie, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1500, None);
-        s.rotate(Key([0x22; 16]));
-        assert!(check_cookie(&s, t0(), &t, PEER_ISN, cookie, None).is_ok());
-        // New cookies use the new key and are valid too.
-        let (fresh, _) = make_cookie(&s, t0(), &t, PEER_ISN, 1500, None);
-        assert_ne!(fresh, cookie);
-        assert!(check_cookie(&s, t0(), &t, PEER_ISN, fresh, None).is_ok());
-        s.rotate(Key([0x33; 16]));
-        assert_eq!(
-            check_cookie(&s, t0(), &t, PEER_ISN, cookie, None),
-            Err(CookieError::BadMac)
+        let at = |secs| t0() + Duration::from_secs(secs);
+        let k = keys_rotating(at(1), 10);
+        let (cookie, _) = make_cookie(k.current(), k.slot(at(1)), &t, PEER_ISN, 1500, None);
+        let check_at = |secs| {
+            check_cookie(
+                &keys_rotating(at(secs), 10),
+                at(secs),
+                &t,
+                PEER_ISN,
+                cookie,
+                None,
+            )
+        };
+        assert!(check_at(1).is_ok());
+        assert!(check_at(19).is_ok(), "the next epoch still takes it");
+        assert_eq!(check_at(21), Err(CookieError::BadMac), "two epochs on");
+        // A host (or XDP program) one epoch ahead makes a cookie this epoch already takes.
+        let ahead = keys_rotating(at(11), 10);
+        let (early, _) = make_cookie(
+            ahead.current(),
+            ahead.slot(at(11)),
+            &t,
+            PEER_ISN,
+            1500,
+            None,
         );
-        assert!(check_cookie(&s, t0(), &t, PEER_ISN, fresh, None).is_ok());
+        assert!(check_cookie(&keys_rotating(at(9), 10), at(9), &t, PEER_ISN, early, None).is_ok());
+    }
+
+    #[test]
+    fn advancing_keeps_the_keys_a_fresh_derivation_would_have() {
+        let mut k = keys_rotating(t0(), 10);
+        for secs in [0, 5, 10, 11, 25, 100, 1000] {
+            let now = t0() + Duration::from_secs(secs);
+            k.advance(now);
+            let fresh = keys_rotating(now, 10);
+            assert_eq!(k.epoch(), fresh.epoch(), "{secs} s");
+            assert_eq!(k.current(), fresh.current(), "{secs} s");
+            assert_eq!(k.key_of(k.epoch() + 1), epoch_key(&SECRET, k.epoch() + 1));
+            assert_eq!(k.key_of(k.epoch() - 1), epoch_key(&SECRET, k.epoch() - 1));
+        }
+    }
+
+    #[test]
+    fn after_a_secret_is_replaced_its_cookies_last_one_more_epoch() {
+        let t = tuple_v4(9);
+        let at = |secs| t0() + Duration::from_secs(secs);
+        let mut k = keys_rotating(at(1), 10);
+        let (old, _) = make_cookie(k.current(), k.slot(at(1)), &t, PEER_ISN, 1460, None);
+        k.replace_secret([0x77; 32], at(2));
+        let (new, _) = make_cookie(k.current(), k.slot(at(2)), &t, PEER_ISN, 1460, None);
+        assert_ne!(old, new);
+        let mut later = k.clone();
+        later.advance(at(12));
+        assert!(check_cookie(&later, at(12), &t, PEER_ISN, new, None).is_ok());
+        for (secs, old_ok) in [(2, true), (15, true), (25, false)] {
+            k.advance(at(secs));
+            let got = check_cookie(&k, at(secs), &t, PEER_ISN, old, None);
+            assert_eq!(
+                got.is_ok(),
+                old_ok,
+                "old secret's cookie at {secs} s: {got:?}"
+            );
+        }
+        // Replacing a secret with itself changes nothing.
+        let before = k.current().to_owned();
+        k.replace_secret([0x77; 32], at(26));
+        assert_eq!(*k.current(), before);
+    }
+
+    #[test]
+    fn the_cookie_clock_offset_moves_slots_and_epochs_alike() {
+        let clock = CookieClock {
+            offset_us: 64_000_000,
+            rotation_us: 64_000_000,
+        };
+        let plain = CookieClock {
+            offset_us: 0,
+            ..clock
+        };
+        assert_eq!(clock.slot(t0()), plain.slot(t0()) + 1);
+        assert_eq!(clock.epoch(t0()), plain.epoch(t0()) + 1);
     }
 
     #[test]
     fn mss_is_the_largest_table_entry_not_above_the_peers() {
-        let s = secrets();
         let v4 = tuple_v4(1);
         let v6 = tuple_v6(1);
         let cases = [
@@ -428,16 +663,15 @@ mod tests {
             (&v6, 0, 1220),
         ];
         for (t, peer, want) in cases {
-            let (cookie, mss) = make_cookie(&s, t0(), t, PEER_ISN, peer, None);
+            let (cookie, mss) = make(t0(), t, PEER_ISN, peer, None);
             assert_eq!(mss, want, "peer {peer}");
-            let got = check_cookie(&s, t0(), t, PEER_ISN, cookie, None).unwrap();
+            let got = check(t0(), t, PEER_ISN, cookie, None).unwrap();
             assert_eq!(got.mss, want, "peer {peer}");
         }
     }
 
     #[test]
     fn random_cookies_are_refused_but_for_a_handful_in_a_hundred_thousand() {
-        let s = secrets();
         let t = tuple_v4(1);
         // xorshift: deterministic, no randomness generated by the module under test.
         let mut x: u32 = 0x9e37_79b9;
@@ -448,11 +682,11 @@ mod tests {
             x ^= x << 5;
             // Half of them carry the current slot bits so the MAC is what refuses them.
             let c = if i % 2 == 0 {
-                (x & !(0x3f << SLOT_SHIFT)) | ((slot_of(t0()) & 0x3f) << SLOT_SHIFT)
+                (x & !(0x3f << SLOT_SHIFT)) | ((keys(t0()).slot(t0()) & 0x3f) << SLOT_SHIFT)
             } else {
                 x
             };
-            if check_cookie(&s, t0(), &t, PEER_ISN, SeqNumber(c), None).is_ok() {
+            if check(t0(), &t, PEER_ISN, SeqNumber(c), None).is_ok() {
                 accepted += 1;
             }
         }
@@ -462,12 +696,11 @@ mod tests {
     proptest! {
         #[test]
         fn random_cookie_values_are_refused(cookie: u32, isn: u32, port: u16, secs in 0u64..1 << 40) {
-            let s = secrets();
             let now = Instant::from_secs(secs);
             let t = tuple_v6(port);
-            let (real, _) = make_cookie(&s, now, &t, SeqNumber(isn), 1440, None);
+            let (real, _) = make(now, &t, SeqNumber(isn), 1440, None);
             prop_assume!(real.0 != cookie);
-            prop_assert!(check_cookie(&s, now, &t, SeqNumber(isn), SeqNumber(cookie), None).is_err());
+            prop_assert!(check(now, &t, SeqNumber(isn), SeqNumber(cookie), None).is_err());
         }
 
         #[test]
@@ -488,11 +721,10 @@ mod tests {
         #[test]
         fn options_survive_the_handshake(ws in proptest::option::of(0u8..=14), sack: bool,
                                          ts_now: u32, isn: u32, mss: u16) {
-            let s = secrets();
             let t = tuple_v4(77);
             let bits = encode_ts_bits(ws, sack);
-            let (cookie, used) = make_cookie(&s, t0(), &t, SeqNumber(isn), mss, Some(bits));
-            let got = check_cookie(&s, t0() + SLOT, &t, SeqNumber(isn), cookie,
+            let (cookie, used) = make(t0(), &t, SeqNumber(isn), mss, Some(bits));
+            let got = check(t0() + SLOT, &t, SeqNumber(isn), cookie,
                                    Some(cookie_tsval(ts_now, bits)));
             prop_assert_eq!(got, Ok(SynOptions { mss: used, window_scale: ws, sack_permitted: sack }));
         }

@@ -43,6 +43,18 @@ pub struct TimeWait {
     pub expires_ms: u32,
 }
 
+impl TimeWait {
+    /// RFC 6191 §2: whether `seg` belongs to a newer incarnation of the connection: its
+    /// timestamp is newer than TS.Recent, or (without timestamps) its sequence number is above
+    /// the old RCV.NXT.
+    pub(crate) fn is_older_than(&self, seg: &TcpRepr<'_>) -> bool {
+        match (self.ts_enabled, seg.options.timestamp) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => seg.seq.gt(self.rcv_nxt),
+        }
+    }
+}
+
 /// The re-ACK of a connection in TIME-WAIT, with its timestamps if it used them.
 fn send_ack<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, tw: &TimeWait) {
     let ts = tw.ts_enabled.then(|| {
@@ -196,11 +208,7 @@ impl TimeWaitTable {
         if flags.contains(Flags::SYN) && !flags.contains(Flags::ACK) {
             // RFC 6191 §2: accept a new incarnation if its timestamp is newer, or (without
             // timestamps) if its sequence number is above the old RCV.NXT.
-            let newer = match (tw.ts_enabled, seg.options.timestamp) {
-                (true, Some((tsval, _))) => (tsval.wrapping_sub(tw.ts_recent) as i32) > 0,
-                _ => seg.seq.gt(tw.rcv_nxt),
-            };
-            if newer {
+            if tw.is_older_than(seg) {
                 self.recycle(&route.tuple, sx.stats);
                 return true;
             }

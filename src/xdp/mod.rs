@@ -29,12 +29,17 @@ pub mod program;
 pub mod refuser;
 pub mod ring;
 pub mod server;
+pub mod shared_maps;
 pub mod socket;
 pub mod sys;
 pub mod worker;
 
 pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals};
-pub use program::{AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode};
+pub use program::{
+    AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
+    XdpCounters, XdpMode,
+};
 pub use server::{Server, ServerConfig, StartError};
+pub use shared_maps::{CookieKeyTable, QueueFlag};
 pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
 pub use worker::{Control, Handler, Snapshot};

@@ -13,6 +13,10 @@ use std::ptr::NonNull;
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use libbpf_rs::{MapCore, MapFlags, OpenObject};
 
+use crate::tcp::Config;
+use crate::time::Instant;
+use crate::xdp::shared_maps::{CookieKeyTable, QueueFlag, QueueFlags};
+
 #[allow(
     missing_docs,
     unreachable_pub,
@@ -34,12 +38,74 @@ const FAMILY_INET6: u8 = libc::AF_INET6 as u8;
 
 /// The XDP verdicts the program returns (`enum xdp_action`).
 pub mod verdict {
-    /// Dropped (never returned by our program).
+    /// Dropped (SYNs with bad checksums, flags or options, in cookie mode).
     pub const XDP_DROP: u32 = 1;
     /// Handed to the kernel stack.
     pub const XDP_PASS: u32 = 2;
+    /// Sent back out of the device it came in on (a cookie SYN-ACK).
+    pub const XDP_TX: u32 = 3;
     /// Redirected into an AF_XDP socket.
     pub const XDP_REDIRECT: u32 = 4;
+}
+
+/// Receive queues the program can serve (the size of its per-queue maps).
+pub const MAX_QUEUES: u32 = 64;
+
+/// What the program writes into a cookie SYN-ACK, taken from the engine's configuration so
+/// that its SYN-ACK is the engine's, byte for byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAckTemplate {
+    /// The MSS we announce.
+    pub mss: u16,
+    /// The SYN-ACK's window (unscaled, as in every SYN).
+    pub window: u16,
+    /// The window scale we offer; 0 offers none.
+    pub window_scale: u8,
+    /// IPv4 TTL / IPv6 hop limit.
+    pub ttl: u8,
+    /// Whether we take timestamps (and so can carry options in a cookie).
+    pub timestamps: bool,
+    /// Whether we take SACK.
+    pub sack: bool,
+    /// The engine's cookie clock: added to CLOCK_MONOTONIC for slots and epochs, µs.
+    pub clock_offset_us: i64,
+    /// The key rotation epoch, µs.
+    pub epoch_us: u64,
+}
+
+impl SynAckTemplate {
+    /// The SYN-ACK the engine configured by `cfg` sends.
+    pub fn from_engine(cfg: &Config) -> SynAckTemplate {
+        SynAckTemplate {
+            mss: cfg.mss,
+            window: cfg.recv_buffer.min(u32::from(u16::MAX)) as u16,
+            window_scale: cfg.window_scale.min(crate::wire::tcp::MAX_WINDOW_SCALE),
+            ttl: cfg.ttl,
+            timestamps: cfg.timestamps,
+            sack: cfg.sack,
+            clock_offset_us: cfg.cookie_clock_offset_us,
+            epoch_us: cfg.cookie_rotation.as_micros().max(1) as u64,
+        }
+    }
+}
+
+/// Everything fixed when the program is loaded.
+#[derive(Debug, Clone)]
+pub struct ProgramConfig {
+    /// Frames for served endpoints arriving on queues `>= xsk_queues` are passed to the kernel
+    /// (counted as `no_socket`).
+    pub xsk_queues: u32,
+    /// The device's MAC: frames to another destination go to the kernel.
+    pub local_mac: [u8; 6],
+    /// The device's ifindex, whose XDP_TX drops the program counts (0: none).
+    pub ifindex: u32,
+    /// Send cookie SYN-ACKs with a redirect to the device itself instead of XDP_TX (for veth,
+    /// whose XDP_TX frames a peer without its own XDP program only gets late).
+    pub tx_by_redirect: bool,
+    /// The cookie SYN-ACK.
+    pub synack: SynAckTemplate,
+    /// Tests only: the program reads this instant of CLOCK_MONOTONIC instead of the clock.
+    pub fixed_now: Option<Instant>,
 }
 
 /// Why the program could not be loaded.
@@ -50,12 +116,15 @@ pub enum LoadError {
         "loading the XDP program failed: {0} (needs root or CAP_BPF+CAP_NET_ADMIN, and a kernel >= 5.9 with BTF)"
     )]
     Load(#[source] libbpf_rs::Error),
+    /// Mapping a shared map (`queues`, `cookie_keys`) into memory failed.
+    #[error("mapping the XDP program's {0} map: {1}")]
+    Mmap(&'static str, #[source] io::Error),
 }
 
 /// Why a map update or read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
-    /// Writing `served` failed (full: at most 256 endpoints).
+    /// Writing `served` failed (full: at most 65536 endpoints).
     #[error("adding served endpoint {0}: {1}")]
     Served(String, #[source] libbpf_rs::Error),
     /// Inserting a socket into `xsks` failed (socket not bound, or queue beyond 64).
@@ -123,6 +192,8 @@ pub struct Attachment {
     link: OwnedFd,
     mode: XdpMode,
     ifindex: u32,
+    /// The tracepoints that count XDP_TX drops.
+    _tracepoints: Vec<libbpf_rs::Link>,
 }
 
 impl Attachment {
@@ -153,26 +224,63 @@ pub struct XdpCounters {
     pub malformed: u64,
     /// Frames for a served endpoint on a queue without a socket, passed to the kernel.
     pub no_socket: u64,
+    /// Frames for a served endpoint but to another MAC than the device's, passed to the kernel.
+    pub other_mac: u64,
+    /// SYNs answered with a cookie SYN-ACK in XDP (XDP_TX).
+    pub cookie_synacks: u64,
+    /// Cookie mode: SYNs dropped for a bad IP or TCP checksum.
+    pub syn_bad_checksum: u64,
+    /// Cookie mode: SYNs dropped for bad options, flags or addresses.
+    pub syn_malformed: u64,
+    /// Cookie mode: SYNs handed to the engine instead (IP options, data, no key yet).
+    pub syn_to_worker: u64,
+    /// SYN-ACKs (XDP_TX or redirected to the device itself) the driver dropped (on veth: the
+    /// peer has no NAPI; see `serve`'s warning).
+    pub tx_dropped: u64,
+    /// Cookie mode: bare RSTs answering our cookie SYN-ACKs (a flooder's kernel's backscatter),
+    /// dropped before they reach the engine.
+    pub rst_backscatter: u64,
 }
 
 impl XdpCounters {
     /// Every counter as (name, value): the one list that reports, metrics and the stats
     /// socket render, so a counter added here shows up everywhere.
-    pub fn fields(&self) -> Vec<(&'static str, u64)> {
-        vec![
+    pub fn fields(&self) -> [(&'static str, u64); 11] {
+        [
             ("redirected", self.redirected),
             ("passed", self.passed),
             ("malformed", self.malformed),
             ("no_socket", self.no_socket),
+            ("other_mac", self.other_mac),
+            ("cookie_synacks", self.cookie_synacks),
+            ("syn_bad_checksum", self.syn_bad_checksum),
+            ("syn_malformed", self.syn_malformed),
+            ("syn_to_worker", self.syn_to_worker),
+            ("tx_dropped", self.tx_dropped),
+            ("rst_backscatter", self.rst_backscatter),
         ]
+    }
+
+    fn add(&mut self, c: &types::xdp_counters) {
+        self.redirected += c.redirected;
+        self.passed += c.passed;
+        self.malformed += c.malformed;
+        self.no_socket += c.no_socket;
+        self.other_mac += c.other_mac;
+        self.cookie_synacks += c.cookie_synacks;
+        self.syn_bad_checksum += c.syn_bad_checksum;
+        self.syn_malformed += c.syn_malformed;
+        self.syn_to_worker += c.syn_to_worker;
+        self.tx_dropped += c.tx_dropped;
+        self.rst_backscatter += c.rst_backscatter;
     }
 }
 
 impl std::fmt::Display for XdpCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "xdp")?;
-        for (name, value) in self.fields() {
-            write!(f, " {name}={value}")?;
+        f.write_str("xdp")?;
+        for (name, v) in self.fields() {
+            write!(f, " {name}={v}")?;
         }
         Ok(())
     }
@@ -183,6 +291,8 @@ pub struct Program {
     // Borrows `*storage`: declared first, dropped first (see `Drop`).
     skel: ManuallyDrop<XdptcpSkel<'static>>,
     storage: NonNull<MaybeUninit<OpenObject>>,
+    queues: QueueFlags,
+    keys: CookieKeyTable,
 }
 
 // SAFETY: the skeleton only holds libbpf object pointers and fds; libbpf objects may be used
@@ -198,25 +308,45 @@ impl std::fmt::Debug for Program {
 }
 
 impl Program {
-    /// Loads the program. Frames for served endpoints arriving on queues `>= xsk_queues` are
-    /// passed to the kernel (counted as `no_socket`).
-    pub fn load(xsk_queues: u32) -> Result<Program, LoadError> {
+    /// Loads the program.
+    pub fn load(config: &ProgramConfig) -> Result<Program, LoadError> {
         let storage = NonNull::from(Box::leak(Box::new(MaybeUninit::<OpenObject>::uninit())));
         // SAFETY: `storage` comes from a leaked Box, so it is valid and unaliased until `Drop`
         // turns it back into a Box, which happens only after the skeleton borrowing it is gone.
         let object: &'static mut MaybeUninit<OpenObject> = unsafe { &mut *storage.as_ptr() };
-        match open_and_load(object, xsk_queues) {
-            Ok(skel) => Ok(Program {
+        let loaded = open_and_load(object, config)
+            .map_err(LoadError::Load)
+            .and_then(|skel| {
+                let queues = QueueFlags::new(skel.maps.queues.as_fd(), MAX_QUEUES)
+                    .map_err(|e| LoadError::Mmap("queues", e))?;
+                let keys = CookieKeyTable::new(skel.maps.cookie_keys.as_fd())
+                    .map_err(|e| LoadError::Mmap("cookie_keys", e))?;
+                Ok((skel, queues, keys))
+            });
+        match loaded {
+            Ok((skel, queues, keys)) => Ok(Program {
                 skel: ManuallyDrop::new(skel),
                 storage,
+                queues,
+                keys,
             }),
             Err(e) => {
                 // SAFETY: the failed open/load dropped every borrow of `storage`; the Box was
                 // leaked above and is reclaimed exactly once.
                 drop(unsafe { Box::from_raw(storage.as_ptr()) });
-                Err(LoadError::Load(e))
+                Err(e)
             }
         }
+    }
+
+    /// The cookie-mode flag and SYN-ACK count of `queue`, shared with the program.
+    pub fn queue_flag(&self, queue: u32) -> Option<QueueFlag> {
+        self.queues.queue(queue)
+    }
+
+    /// The cookie key table the program reads.
+    pub fn cookie_keys(&self) -> &CookieKeyTable {
+        &self.keys
     }
 
     /// Serves `port` on `addr`, or on every address of both families when `addr` is `None`.
@@ -237,6 +367,16 @@ impl Program {
                 .map_err(|e| MapError::Served(format!("{addr:?}:{port}"), e))?;
         }
         Ok(())
+    }
+
+    /// Stops serving `port` on `addr` (segments for it go to the kernel from now on).
+    pub fn unserve(&mut self, addr: IpAddr, port: u16) -> Result<(), MapError> {
+        let key = served_key(Some(addr), port, family_of(addr));
+        self.skel
+            .maps
+            .served
+            .delete(key_bytes(&key))
+            .map_err(|e| MapError::Served(format!("{addr}:{port}"), e))
     }
 
     /// Puts the AF_XDP socket `fd` at index `queue` of the XSKMAP.
@@ -269,27 +409,60 @@ impl Program {
             // SAFETY: `bytes` holds at least one `xdp_counters` (plain u64s, any bit pattern
             // is valid); read_unaligned copes with the Vec's alignment.
             let c: types::xdp_counters = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-            sum.redirected += c.redirected;
-            sum.passed += c.passed;
-            sum.malformed += c.malformed;
-            sum.no_socket += c.no_socket;
+            sum.add(&c);
         }
         Ok(sum)
     }
 
     /// Runs the program once over `frame` (`BPF_PROG_RUN`) and returns its verdict.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, MapError> {
+        self.test_run_frame(frame).map(|(verdict, _)| verdict)
+    }
+
+    /// Runs the program once over `frame` and returns its verdict and the frame as the
+    /// program left it (the SYN-ACK, after XDP_TX).
+    pub fn test_run_frame(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), MapError> {
+        let mut out = vec![0u8; frame.len() + 256];
         let input = libbpf_rs::ProgramInput {
             data_in: Some(frame),
+            data_out: Some(&mut out),
             ..Default::default()
         };
-        let out = self
+        let res = self
             .skel
             .progs
             .xdptcp_steer
             .test_run(input)
             .map_err(MapError::TestRun)?;
-        Ok(out.return_value)
+        let (verdict, len) = (res.return_value, res.data.map_or(0, |d| d.len()));
+        out.truncate(len);
+        Ok((verdict, out))
+    }
+
+    /// Runs the program `repeat` times over `frame` in the kernel (`BPF_PROG_RUN` with
+    /// `repeat`) and returns the kernel's mean time per run. The runs share one buffer: from
+    /// the second on, they see the frame as the first run left it.
+    pub fn bench_run(&self, frame: &[u8], repeat: u32) -> Result<std::time::Duration, MapError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = libbpf_sys::bpf_test_run_opts {
+            sz: size_of::<libbpf_sys::bpf_test_run_opts>() as _,
+            data_in: frame.as_ptr().cast(),
+            data_size_in: frame.len() as u32,
+            data_out: out.as_mut_ptr().cast(),
+            data_size_out: out.len() as u32,
+            repeat: repeat.clamp(1, i32::MAX as u32) as i32,
+            ..Default::default()
+        };
+        let fd = self.skel.progs.xdptcp_steer.as_fd().as_raw_fd();
+        // SAFETY: `opts` is fully initialised with its size; its buffers outlive the call and
+        // their lengths are the ones given.
+        let rc = unsafe { libbpf_sys::bpf_prog_test_run_opts(fd, &mut opts) };
+        if rc < 0 {
+            return Err(MapError::TestRun(libbpf_rs::Error::from(
+                io::Error::from_raw_os_error(-rc),
+            )));
+        }
+        Ok(std::time::Duration::from_nanos(u64::from(opts.duration)))
     }
 
     /// Attaches the program to `ifindex` through a bpf_link.
@@ -343,10 +516,29 @@ impl Program {
         }
         // SAFETY: bpf_link_create returned a fresh fd that nothing else owns.
         let link = unsafe { OwnedFd::from_raw_fd(fd) };
+        let progs = &self.skel.progs;
+        let tracepoints = match [
+            &progs.count_bulk_tx,
+            &progs.count_devmap_xmit,
+            &progs.count_redirect_err,
+            &progs.count_exception,
+        ]
+        .into_iter()
+        .map(|p| p.attach())
+        .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(links) => links,
+            Err(e) => {
+                // Only a diagnostic is lost: the data path does not need them.
+                tracing::warn!(error = %e, "XDP_TX drops will not be counted (no BTF-typed tracepoints)");
+                Vec::new()
+            }
+        };
         Ok(Attachment {
             link,
             mode,
             ifindex,
+            _tracepoints: tracepoints,
         })
     }
 }
@@ -364,10 +556,26 @@ impl Drop for Program {
 
 fn open_and_load(
     object: &'static mut MaybeUninit<OpenObject>,
-    xsk_queues: u32,
+    config: &ProgramConfig,
 ) -> libbpf_rs::Result<XdptcpSkel<'static>> {
     let open = XdptcpSkelBuilder::default().open(object)?;
-    open.maps.rodata_data.xsk_queues = xsk_queues;
+    let ro = &mut *open.maps.rodata_data;
+    let t = &config.synack;
+    ro.xsk_queues = config.xsk_queues;
+    ro.local_mac = config.local_mac;
+    ro.watched_ifindex = config.ifindex as i32;
+    ro.tx_by_redirect = u8::from(config.tx_by_redirect);
+    ro.synack_mss = t.mss;
+    ro.synack_window = t.window;
+    ro.synack_wscale = t.window_scale;
+    ro.synack_ttl = t.ttl;
+    ro.use_timestamps = u8::from(t.timestamps);
+    ro.use_sack = u8::from(t.sack);
+    ro.cookie_clock_offset_us = t.clock_offset_us;
+    ro.cookie_epoch_us = t.epoch_us;
+    ro.fixed_now_ns = config
+        .fixed_now
+        .map_or(0, |now| now.total_micros().saturating_mul(1000).max(1));
     open.load()
 }
 
@@ -407,7 +615,26 @@ fn key_bytes(key: &types::served_key) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xdp::shared_maps::{key_layout, queue_layout};
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn shared_map_layouts_match_the_programs_structs() {
+        assert_eq!(size_of::<types::queue_state>(), queue_layout::SIZE);
+        assert_eq!(
+            std::mem::offset_of!(types::queue_state, cookie_mode),
+            queue_layout::COOKIE_MODE
+        );
+        assert_eq!(
+            std::mem::offset_of!(types::queue_state, cookies),
+            queue_layout::COOKIES
+        );
+        assert_eq!(size_of::<types::cookie_key>(), key_layout::ENTRY);
+        assert_eq!(size_of::<types::cookie_keys>(), key_layout::SIZE);
+        assert_eq!(std::mem::offset_of!(types::cookie_key, epoch), 0);
+        assert_eq!(std::mem::offset_of!(types::cookie_key, mac_k0), 8);
+        assert_eq!(std::mem::offset_of!(types::cookie_key, ts_k1), 32);
+    }
 
     #[test]
     fn served_key_has_no_padding_and_port_in_network_order() {

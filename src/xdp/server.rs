@@ -9,9 +9,13 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
+use crate::tcp::syncookie::{CookieKeys, timestamp_key};
+use crate::tcp::{Config, SynCookieMode};
+use crate::time::Instant;
 use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, TapCounters};
 use crate::xdp::program::{
-    AttachError, Attachment, LoadError, MapError, Program, XdpCounters, XdpMode,
+    AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
+    XdpCounters, XdpMode,
 };
 use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
 use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
@@ -22,7 +26,8 @@ use crate::xdp::worker::{self, Control, Handler, Snapshot};
 pub struct ServerConfig {
     /// The interface.
     pub iface: String,
-    /// Served endpoints: an address (`None`: any) and a port.
+    /// Served endpoints: an address and a port; `None` serves the port on the interface's own
+    /// addresses, IPv4 and IPv6, following them as they change ([`Server::refresh_addresses`]).
     pub listeners: Vec<(Option<IpAddr>, u16)>,
     /// Queues (and workers); `None`: every receive queue of the interface.
     pub queues: Option<u32>,
@@ -32,8 +37,34 @@ pub struct ServerConfig {
     pub xdp_mode: XdpMode,
     /// Socket and UMEM sizes and the bind mode.
     pub xsk: XskConfig,
+    /// The SYN-ACK the engines send, for the XDP program's cookie SYN-ACKs.
+    pub synack: SynAckTemplate,
+    /// The engines' SYN-cookie keys, for the XDP program's key table; `None`: the program
+    /// never answers SYNs itself.
+    pub cookie_keys: Option<CookieKeys>,
     /// A pcap capture of the frames the workers receive and send, if wanted.
     pub capture: Option<CaptureConfig>,
+}
+
+impl ServerConfig {
+    /// What serving engines configured by `engine` on `iface` takes: the engine's listeners,
+    /// the SYN-ACK and SYN-cookie keys the XDP program needs to answer SYNs as the engines would
+    /// (none in `never` mode), at `now`; one worker per receive queue, worker `i` on core `i`,
+    /// XDP and bind modes `auto`, no capture. Change what you like before starting.
+    pub fn for_engine(iface: &str, engine: &Config, now: Instant) -> ServerConfig {
+        ServerConfig {
+            iface: iface.to_string(),
+            listeners: engine.listeners.iter().map(|l| (l.addr, l.port)).collect(),
+            queues: None,
+            cores: None,
+            xdp_mode: XdpMode::Auto,
+            xsk: XskConfig::default(),
+            synack: SynAckTemplate::from_engine(engine),
+            cookie_keys: (engine.syncookies != SynCookieMode::Never)
+                .then(|| engine.cookie_keys(now)),
+            capture: None,
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -60,6 +91,22 @@ pub enum StartError {
     /// No listener given.
     #[error("nothing to serve: give at least one port")]
     NoListeners,
+    /// Serving the interface's own addresses, but it has none.
+    #[error(
+        "{iface} has no IPv4 or IPv6 address to serve: add one (`ip addr add ADDR dev {iface}`) or give --addr"
+    )]
+    NoAddress {
+        /// The interface.
+        iface: String,
+    },
+    /// The interface's addresses could not be read.
+    #[error("reading the addresses of {iface}: {source}")]
+    Addresses {
+        /// The interface.
+        iface: String,
+        /// What getifaddrs said.
+        source: std::io::Error,
+    },
     /// The XDP program did not load.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -120,6 +167,10 @@ pub struct Final {
 pub struct Server {
     interface: Interface,
     program: Program,
+    /// Ports served on the interface's own addresses, and the addresses served for them now.
+    tracked_ports: Vec<u16>,
+    tracked_addrs: Vec<IpAddr>,
+    cookie_keys: Option<CookieKeys>,
     attachment: Option<Attachment>,
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
@@ -165,9 +216,40 @@ impl Server {
                 has: interface.rx_queues,
             });
         }
-        let mut program = Program::load(queues)?;
+        let mut program = Program::load(&ProgramConfig {
+            xsk_queues: queues,
+            local_mac: interface.mac,
+            ifindex: interface.ifindex,
+            tx_by_redirect: interface.driver.as_deref() == Some("veth"),
+            synack: config.synack,
+            fixed_now: None,
+        })?;
+        let mut tracked_ports = Vec::new();
         for (addr, port) in &config.listeners {
-            program.serve(*addr, *port)?;
+            match addr {
+                Some(a) => program.serve(Some(*a), *port)?,
+                None => tracked_ports.push(*port),
+            }
+        }
+        let tracked_addrs = if tracked_ports.is_empty() {
+            Vec::new()
+        } else {
+            let addrs = own_addresses(&interface.name)?;
+            if addrs.is_empty() {
+                return Err(StartError::NoAddress {
+                    iface: interface.name.clone(),
+                });
+            }
+            for a in &addrs {
+                for port in &tracked_ports {
+                    program.serve(Some(*a), *port)?;
+                }
+            }
+            addrs
+        };
+        let cookie_keys = config.cookie_keys;
+        if let Some(keys) = &cookie_keys {
+            write_cookie_keys(&program, keys);
         }
         let mut sockets = Vec::with_capacity(queues as usize);
         for queue in 0..queues {
@@ -213,6 +295,9 @@ impl Server {
             let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
             let snap_tx = snap_tx.clone();
             let make_handler = Arc::clone(&make_handler);
+            let flag = cookie_keys
+                .as_ref()
+                .and_then(|_| program.queue_flag(socket.queue()));
             let tap = capture.as_ref().map(Capture::tap);
             let core = match &config.cores {
                 Some(list) if !list.is_empty() => Some(list[i % list.len()]),
@@ -225,7 +310,14 @@ impl Server {
                         core_affinity::set_for_current(core_affinity::CoreId { id });
                     }
                     let mut handler = make_handler(socket.queue());
-                    worker::run(&mut socket, &mut handler, tap, &ctl_rx, &snap_tx);
+                    worker::run(
+                        &mut socket,
+                        &mut handler,
+                        tap,
+                        flag.as_ref(),
+                        &ctl_rx,
+                        &snap_tx,
+                    );
                 })
                 .map_err(StartError::Spawn)?;
             controls.push(ctl_tx);
@@ -234,6 +326,9 @@ impl Server {
         Ok(Server {
             interface,
             program,
+            tracked_ports,
+            tracked_addrs,
+            cookie_keys,
             attachment: Some(attachment),
             zero_copy,
             latest: vec![None; threads.len()],
@@ -251,6 +346,69 @@ impl Server {
     /// The interface served.
     pub fn interface(&self) -> &Interface {
         &self.interface
+    }
+
+    /// The interface's own addresses served now (for ports given without an address).
+    pub fn own_addresses(&self) -> &[IpAddr] {
+        &self.tracked_addrs
+    }
+
+    /// Re-reads the interface's addresses and serves the ports given without an address on
+    /// exactly those: new addresses are added to the XDP program's map, gone ones removed (a
+    /// segment for a removed address goes to the kernel from then on). Returns the addresses
+    /// added and removed. Call it now and then (the control loop does, every second).
+    pub fn refresh_addresses(&mut self) -> Result<(Vec<IpAddr>, Vec<IpAddr>), StartError> {
+        if self.tracked_ports.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
+        }
+        let now = own_addresses(&self.interface.name)?;
+        let added: Vec<IpAddr> = now
+            .iter()
+            .filter(|a| !self.tracked_addrs.contains(a))
+            .copied()
+            .collect();
+        let removed: Vec<IpAddr> = self
+            .tracked_addrs
+            .iter()
+            .filter(|a| !now.contains(a))
+            .copied()
+            .collect();
+        for port in &self.tracked_ports {
+            for a in &added {
+                self.program.serve(Some(*a), *port)?;
+            }
+            for a in &removed {
+                self.program.unserve(*a, *port)?;
+            }
+        }
+        self.tracked_addrs = now;
+        Ok((added, removed))
+    }
+
+    /// Keeps the XDP program's cookie keys one rotation epoch ahead of `now` (the control
+    /// loop calls it every 100 ms; an epoch is at least a second).
+    pub fn refresh_cookie_keys(&mut self, now: Instant) {
+        if let Some(keys) = &mut self.cookie_keys {
+            let before = keys.epoch();
+            keys.advance(now);
+            if keys.epoch() != before {
+                write_cookie_keys(&self.program, keys);
+            }
+        }
+    }
+
+    /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then
+    /// the XDP program, so that no engine ever sees a cookie of the new secret before it knows
+    /// the secret (a worker reads its control messages before the frames of each batch).
+    pub fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        let Some(keys) = &mut self.cookie_keys else {
+            return;
+        };
+        for c in &self.controls {
+            let _ = c.send(Control::ReplaceCookieSecret(secret));
+        }
+        keys.replace_secret(secret, now);
+        write_cookie_keys(&self.program, keys);
     }
 
     /// The mode the XDP program runs in.
@@ -400,5 +558,22 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// The addresses of `iface`, as a start error when they cannot be read.
+fn own_addresses(iface: &str) -> Result<Vec<IpAddr>, StartError> {
+    sys::interface_addresses(iface).map_err(|source| StartError::Addresses {
+        iface: iface.to_string(),
+        source,
+    })
+}
+
+/// Puts the keys of the current and the next epoch into the program's table.
+fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
+    let ts = timestamp_key(keys.secret());
+    let e = keys.epoch();
+    for epoch in [e, e + 1] {
+        program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);
     }
 }

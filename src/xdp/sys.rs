@@ -37,6 +37,8 @@ pub struct Interface {
     pub mtu: u32,
     /// Its number of receive queues (`/sys/class/net/IF/queues/rx-*`).
     pub rx_queues: u32,
+    /// Its driver (`ethtool -i`), if it says: `veth`, `mlx5_core`, ...
+    pub driver: Option<String>,
 }
 
 impl Interface {
@@ -63,12 +65,14 @@ impl Interface {
         let rx_queues = sysfs_rx_queues(name, ifindex)
             .or_else(|| sock.rx_channels(name))
             .unwrap_or(1);
+        let driver = sock.driver(name);
         Ok(Interface {
             name: name.to_string(),
             ifindex,
             mac,
             mtu,
             rx_queues: rx_queues.max(1),
+            driver,
         })
     }
 }
@@ -108,6 +112,24 @@ struct EthtoolChannels {
 }
 
 const ETHTOOL_GCHANNELS: u32 = 0x3c;
+const ETHTOOL_GDRVINFO: u32 = 0x03;
+
+/// `struct ethtool_drvinfo` (linux/ethtool.h).
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
 
 /// A datagram socket for interface ioctls.
 struct IoctlSocket(std::os::fd::OwnedFd);
@@ -167,6 +189,18 @@ impl IoctlSocket {
         Ok(unsafe { req.ifr_ifru.ifru_mtu } as u32)
     }
 
+    fn driver(&self, name: &str) -> Option<String> {
+        // SAFETY: all-zero bytes are a valid ethtool_drvinfo (integers and byte arrays).
+        let mut info: EthtoolDrvinfo = unsafe { std::mem::zeroed() };
+        info.cmd = ETHTOOL_GDRVINFO;
+        let mut req = Self::ifreq(name);
+        req.ifr_ifru.ifru_data = (&mut info as *mut EthtoolDrvinfo).cast();
+        self.ioctl(libc::SIOCETHTOOL, &mut req).ok()?;
+        let end = info.driver.iter().position(|&b| b == 0).unwrap_or(32);
+        let driver = String::from_utf8_lossy(&info.driver[..end]).into_owned();
+        (!driver.is_empty()).then_some(driver)
+    }
+
     fn rx_channels(&self, name: &str) -> Option<u32> {
         let mut ch = EthtoolChannels {
             cmd: ETHTOOL_GCHANNELS,
@@ -221,6 +255,21 @@ pub fn monotonic_now() -> Instant {
     // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     Instant::from_micros(ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000)
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, µs: added to the monotonic clock it gives the wall
+/// clock, which hosts sharing SYN-cookie keys agree on.
+pub fn wall_clock_offset_us() -> i64 {
+    let read = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid, writable timespec; both clocks always exist on Linux.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec * 1_000_000 + ts.tv_nsec / 1000
+    };
+    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
 }
 
 /// `N` bytes from the kernel's CSPRNG.

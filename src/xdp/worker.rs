@@ -10,6 +10,7 @@ use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
 use crate::xdp::ring::Rings;
+use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
 use crate::xdp::sys::monotonic_now;
 
@@ -25,9 +26,17 @@ pub trait Handler {
     fn stats(&self) -> Stats;
     /// Stop accepting new connections; existing ones go on.
     fn stop_accepting(&mut self) {}
-    /// Switch to a fresh SYN-cookie secret (the previous one is still accepted for a slot).
-    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
-        let _ = key;
+    /// Switch to a new SYN-cookie secret at `now` (cookies made under the old one stay
+    /// valid for the rest of the next rotation epoch).
+    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        let _ = (now, secret);
+    }
+    /// Whether SYNs of this worker's queue should be answered by the XDP program with SYN
+    /// cookies, given how many it has answered so far (`xdp_cookies`). Asked after every
+    /// batch; the worker sets the queue's flag to the answer.
+    fn cookie_mode(&mut self, now: Instant, xdp_cookies: u64) -> bool {
+        let _ = (now, xdp_cookies);
+        false
     }
     /// Replies written so far were handed to the TX ring at `now`.
     fn flushed(&mut self, now: Instant) {
@@ -52,8 +61,8 @@ pub trait Handler {
 pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
-    /// Rotate the SYN-cookie secret.
-    RotateCookieSecret([u8; 16]),
+    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
+    ReplaceCookieSecret([u8; 32]),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -89,22 +98,27 @@ pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 pub const MEMORY_EVERY: u32 = 10;
 
 /// Runs the data-path loop until [`Control::Stop`] arrives or the control side hangs up.
-/// With a `tap`, every frame received or sent is also copied into the capture queue.
+/// With a `tap`, every frame received or sent is also copied into the capture queue; `flag` is
+/// the queue's cookie-mode flag in the XDP program, if it has one.
 pub fn run<H: Handler, R: Rings>(
     socket: &mut XskSocket<R>,
     handler: &mut H,
     mut tap: Option<Tap>,
+    flag: Option<&QueueFlag>,
     control: &Receiver<Control>,
     snapshots: &Sender<Snapshot>,
 ) {
     let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
     let mut snapshots_sent = 0u32;
     let mut latencies = Latencies::default();
+    let mut cookie_mode = flag.is_some_and(QueueFlag::cookie_mode);
     loop {
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
             Ok(Control::StopAccepting) => handler.stop_accepting(),
-            Ok(Control::RotateCookieSecret(key)) => handler.rotate_cookie_secret(key),
+            Ok(Control::ReplaceCookieSecret(secret)) => {
+                handler.replace_cookie_secret(monotonic_now(), secret);
+            }
             Err(TryRecvError::Empty) => {}
         }
         let batch_start = monotonic_now();
@@ -120,6 +134,13 @@ pub fn run<H: Handler, R: Rings>(
             match tap.as_mut() {
                 None => handler.poll_timers(now, &mut socket.tx()),
                 Some(tap) => handler.poll_timers(now, &mut tap.tx(&mut socket.tx(), now)),
+            }
+        }
+        if let Some(flag) = flag {
+            let want = handler.cookie_mode(now, flag.cookies());
+            if want != cookie_mode {
+                flag.set_cookie_mode(want);
+                cookie_mode = want;
             }
         }
         // A failed kick (ENOBUFS and friends are already absorbed) leaves frames pending for
@@ -146,6 +167,9 @@ pub fn run<H: Handler, R: Rings>(
         if received == 0 {
             idle_wait(socket, handler, now, next_snapshot);
         }
+    }
+    if let Some(flag) = flag {
+        flag.set_cookie_mode(false);
     }
     // Give in-flight replies a moment to leave (bounded), then report.
     for _ in 0..100 {
@@ -243,8 +267,12 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         crate::tcp::Engine::memory(self)
     }
 
-    fn rotate_cookie_secret(&mut self, key: [u8; 16]) {
-        crate::tcp::Engine::rotate_cookie_secret(self, key);
+    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+        crate::tcp::Engine::replace_cookie_secret(self, now, secret);
+    }
+
+    fn cookie_mode(&mut self, now: Instant, xdp_cookies: u64) -> bool {
+        crate::tcp::Engine::poll_cookie_mode(self, now, xdp_cookies)
     }
 }
 
@@ -312,6 +340,11 @@ mod tests {
 
     /// A frame from the client to the server.
     fn frame(seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
+        frame_from(40_000, seq, ack, flags, payload)
+    }
+
+    /// A frame from the client's port `port` to the server.
+    fn frame_from(port: u16, seq: u32, ack: u32, flags: Flags, payload: &[u8]) -> Vec<u8> {
         let f = TcpFrame {
             eth: ethernet::Repr {
                 dst: SERVER_MAC,
@@ -327,7 +360,7 @@ mod tests {
                 ttl: 64,
             }),
             tcp: TcpRepr {
-                src_port: 40_000,
+                src_port: port,
                 dst_port: PORT,
                 seq: SeqNumber(seq),
                 ack: SeqNumber(ack),
@@ -377,7 +410,7 @@ mod tests {
                 ..Config::default()
             };
             let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
-            run(&mut socket, &mut engine, None, &ctl_rx, &snap_tx);
+            run(&mut socket, &mut engine, None, None, &ctl_rx, &snap_tx);
             socket.account()
         });
 
@@ -410,5 +443,61 @@ mod tests {
         );
         assert_eq!(account.fill, 32, "the fill ring is full again");
         assert_eq!(account.tx_in_flight, 0, "both completions were reaped");
+    }
+
+    #[test]
+    fn the_worker_turns_its_queues_cookie_flag_on_when_the_half_open_budget_fills_and_off_at_stop()
+    {
+        let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
+        let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
+        let (snap_tx, _snap_rx) = crossbeam_channel::unbounded();
+        let mut socket = XskSocket::new(0, false, umem, rings, descs);
+        let flags = crate::xdp::shared_maps::QueueFlags::anonymous(1);
+        let flag = flags.queue(0).expect("queue 0");
+        let seen = flag.clone();
+        let worker = std::thread::spawn(move || {
+            let cfg = Config {
+                local_mac: SERVER_MAC,
+                listeners: vec![Listener {
+                    addr: Some(IpAddr::V4(SERVER)),
+                    port: PORT,
+                    keepalive: None,
+                }],
+                max_half_open: 2,
+                secret: [3; 32],
+                ..Config::default()
+            };
+            let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
+            run(
+                &mut socket,
+                &mut engine,
+                None,
+                Some(&flag),
+                &ctl_rx,
+                &snap_tx,
+            );
+        });
+        assert!(kernel.deliver(&frame_from(50_000, 1000, 0, Flags::SYN, &[])));
+        sent(&kernel, 1);
+        assert!(
+            !seen.cookie_mode(),
+            "one half-open connection: no flood yet"
+        );
+        assert!(kernel.deliver(&frame_from(50_001, 1000, 0, Flags::SYN, &[])));
+        sent(&kernel, 1);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !seen.cookie_mode() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(
+            seen.cookie_mode(),
+            "the budget of 2 is full: the XDP program should answer"
+        );
+        ctl_tx.send(Control::Stop).expect("the worker listens");
+        worker.join().expect("the worker ends");
+        assert!(
+            !seen.cookie_mode(),
+            "a stopped worker leaves its queue to the engine path"
+        );
     }
 }

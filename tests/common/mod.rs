@@ -62,7 +62,7 @@ pub struct Topology {
 impl Topology {
     /// Makes the namespaces and the veth pair with `queues` RX/TX queues on each end. The
     /// client's veth has TX checksum offload, TSO and GSO off (a kernel peer over veth otherwise
-    /// sends CHECKSUM_PARTIAL frames whose TCP checksum is not filled in).
+    /// sends CHECKSUM_PARTIAL frames whose TCP checksum is not filled in), and GRO on.
     pub fn new(queues: u32) -> Topology {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -116,8 +116,10 @@ impl Topology {
         t.cli(&["ip", "-6", "addr", "add", &cli6, "dev", &t.cli_if, "nodad"]);
         t.cli(&["ip", "link", "set", "dev", &t.cli_if, "up"]);
         t.cli(&["ip", "link", "set", "dev", "lo", "up"]);
+        // GRO gives the client's veth NAPI, without which veth drops the XDP_TX frames (cookie
+        // SYN-ACKs) of the server's XDP program.
         t.cli(&[
-            "ethtool", "-K", &t.cli_if, "tx", "off", "tso", "off", "gso", "off",
+            "ethtool", "-K", &t.cli_if, "tx", "off", "tso", "off", "gso", "off", "gro", "on",
         ]);
         t
     }

@@ -20,4 +20,5 @@ mod states;
 mod syncookies;
 mod time_wait;
 mod user_calls;
+mod xdp_cookies;
 mod zero_window;

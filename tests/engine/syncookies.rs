@@ -258,20 +258,45 @@ fn without_timestamps_the_cookie_syn_ack_offers_no_window_scale_or_sack() {
 }
 
 #[test]
-fn after_one_rotation_an_old_cookie_works_after_two_it_does_not() {
-    let mut p = cookie_peer(SynCookieMode::Always, Scripted::default());
+fn a_cookie_outlives_one_key_rotation_but_not_two() {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Always;
+    cfg.cookie_rotation = Duration::from_secs(10);
+    let mut p = Peer::server(cfg, Scripted::default());
     let sa = p.send(linux_syn(1000)).remove(0);
-    p.engine.rotate_cookie_secret([9; 16]);
+    p.advance(Duration::from_secs(10));
     p.send(cookie_ack(1000, &sa));
     assert!(
         p.engine.find(&p.tuple()).is_some(),
-        "one rotation: still valid"
+        "one rotation later: still valid"
     );
 
     p.port = 40001;
     let sa = p.send(linux_syn(2000)).remove(0);
-    p.engine.rotate_cookie_secret([10; 16]);
-    p.engine.rotate_cookie_secret([11; 16]);
+    p.advance(Duration::from_secs(20));
+    assert_refused_after_rotation(&mut p, cookie_ack(2000, &sa));
+}
+
+#[test]
+fn a_replaced_secrets_cookies_stay_valid_for_the_next_rotation_epoch_only() {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Always;
+    cfg.cookie_rotation = Duration::from_secs(10);
+    let mut p = Peer::server(cfg, Scripted::default());
+    let sa = p.send(linux_syn(1000)).remove(0);
+    let now = p.now;
+    p.engine.replace_cookie_secret(now, [0x55; 32]);
+    p.send(cookie_ack(1000, &sa));
+    assert!(
+        p.engine.find(&p.tuple()).is_some(),
+        "the old secret still counts"
+    );
+
+    p.port = 40001;
+    let sa = p.send(linux_syn(2000)).remove(0);
+    let now = p.now;
+    p.engine.replace_cookie_secret(now, [0x43; 32]);
+    p.advance(Duration::from_secs(20));
     assert_refused_after_rotation(&mut p, cookie_ack(2000, &sa));
 }
 
@@ -349,4 +374,32 @@ fn auto_mode_checks_acks_as_cookies_only_while_cookies_are_being_sent() {
     assert!(r[0].is(RST), "{r:?}");
     assert_eq!(p.engine.stats().dropped(DropReason::BadCookie), 1);
     assert_eq!(p.engine.stats().dropped(DropReason::ExpiredCookie), 0);
+}
+
+#[test]
+fn data_after_a_cookie_handshake_is_answered_at_once() {
+    let mut p = cookie_peer(
+        SynCookieMode::Always,
+        Scripted {
+            echo: true,
+            ..Scripted::default()
+        },
+    );
+    // A cookie's TSval is up to 63 ms behind the clock (its low 6 bits carry the options):
+    // the ACK's TSecr must not pass for an RTT sample of that size.
+    p.now = p.now + Duration::from_millis(63);
+    let sa = p.send(linux_syn(1000)).remove(0);
+    p.now = p.now + Duration::from_millis(1);
+    assert!(p.send(cookie_ack(1000, &sa)).is_empty());
+    let r = p.send(
+        seg(PSH_ACK)
+            .seq(1001)
+            .ack(sa.seq + 1u32)
+            .ts(PEER_TS + 2, sa.tsval())
+            .data(b"ping"),
+    );
+    assert!(
+        r.iter().any(|s| s.payload == b"ping"),
+        "the echo goes out with the ACK, not after the delayed-ACK timer: {r:?}"
+    );
 }

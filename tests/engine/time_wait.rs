@@ -264,3 +264,32 @@ fn an_old_duplicate_syn_after_close_does_not_create_a_connection() {
     assert_eq!(p.server.stats().syns_received, 1);
     assert_eq!(p.client.connections(), 0);
 }
+
+#[test]
+fn the_ack_of_an_xdp_cookie_recycles_a_time_wait_entry_whose_syn_the_engine_never_saw() {
+    let mut cfg = server_config();
+    cfg.max_half_open = 0;
+    let (mut p, _, _) = server_in_time_wait(cfg, PEER_PORT, 1000, true, None);
+    assert!(
+        p.engine.poll_cookie_mode(p.now, 0),
+        "a budget of 0 is always full"
+    );
+    // The new incarnation (newer timestamp), its SYN answered by the XDP program.
+    let syn = seg(SYN).seq(90_000).mss(1460).ts(PEER_TS + 10, 0);
+    let sa = crate::xdp_cookies::xdp_syn_ack(&p, syn);
+    let ack = seg(ACK)
+        .seq(90_001)
+        .ack(sa.seq + 1u32)
+        .ts(PEER_TS + 11, sa.tsval());
+    let r = p.send(ack);
+    assert!(r.iter().all(|s| !s.is(RST)), "{r:?}");
+    let id = p.engine.find(&p.tuple()).expect("the new incarnation");
+    assert_eq!(p.engine.state(id), Some(State::Established));
+    assert_eq!(p.engine.time_wait_len(), 0);
+    assert_eq!(p.engine.stats().time_wait_recycled, 1);
+    // An old duplicate ACK of the old incarnation is no cookie: TIME-WAIT would have taken it.
+    let (mut q, fin, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, true, None);
+    let r = q.send(seg(ACK).seq(rcv).ack(fin).ts(PEER_TS + 20, 0));
+    assert!(r.is_empty(), "{r:?}");
+    assert_eq!(q.engine.time_wait_len(), 1);
+}

@@ -13,7 +13,7 @@ use xdptcp::load::{LoadConfig, LoadGen, LoadMode};
 use xdptcp::tcp::{Config, Engine};
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig};
+use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate};
 
 use crate::report::{report, write_hist};
 use crate::{
@@ -379,6 +379,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
         xsk: xsk_config(args.bind, args.ring_size),
+        synack: SynAckTemplate::from_engine(&engine),
+        cookie_keys: None,
         capture: None,
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
@@ -560,7 +562,7 @@ fn run(mut server: Server, args: &LoadArgs, mode: LoadMode) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = &args.hist_out {
-        write_hist(dir, &fin.latencies, t, end.duration_since(start))?;
+        write_hist(dir, &fin.latencies, t, &fin.xdp, end.duration_since(start))?;
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ pub(crate) fn write_hist(
     dir: &std::path::Path,
     lat: &Latencies,
     t: &Totals,
+    xdp: &XdpCounters,
     elapsed: Duration,
 ) -> Result<()> {
     let app: serde_json::Map<String, serde_json::Value> = t
@@ -26,6 +27,12 @@ pub(crate) fn write_hist(
     extra["rx_per_queue"] = t.rx_per_queue.clone().into();
     extra["memory"] = t.memory.to_json();
     extra["memory_peak"] = t.memory_peak.to_json();
+    extra["xdp"] = xdp
+        .fields()
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).into()))
+        .collect::<serde_json::Map<_, _>>()
+        .into();
     extra["elapsed_s"] = elapsed.as_secs_f64().into();
     write_reports(dir, lat, extra).with_context(|| format!("writing {}", dir.display()))
 }

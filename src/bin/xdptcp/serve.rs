@@ -13,6 +13,7 @@ use clap::ValueEnum;
 use xdptcp::app::discard::Discard;
 use xdptcp::app::echo::Echo;
 use xdptcp::app::http::{Http, HttpConfig, generated_body};
+use xdptcp::control::cookie_secret::SecretFile;
 use xdptcp::control::metrics::{self, MetricsEndpoint};
 use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
@@ -35,7 +36,8 @@ pub(crate) struct ServeArgs {
     /// The interface (its MAC and MTU configure the engine).
     #[arg(long)]
     iface: String,
-    /// A local address to serve (repeat for several); default: every address.
+    /// A local address to serve (repeat for several); default: the interface's own IPv4 and
+    /// IPv6 addresses, followed as they change.
     #[arg(long = "addr")]
     addrs: Vec<IpAddr>,
     /// The TCP port to serve.
@@ -107,11 +109,18 @@ pub(crate) struct ServeArgs {
         default_value = "text/plain"
     )]
     content_type: String,
-    /// Seconds between SYN-cookie secret rotations (the previous secret stays valid for one
-    /// more period).
+    /// Seconds between SYN-cookie key rotations: the key of each period derives from the
+    /// secret and the period's number on the wall clock (a cookie stays valid one period
+    /// after the one it was made in).
     #[arg(long = "cookie-rotation-secs", value_name = "SECS", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..))]
     cookie_rotation_secs: u64,
+    /// Derive SYN-cookie keys from this file (at least 32 bytes, e.g. `head -c 32
+    /// /dev/urandom`) instead of a random secret, so that hosts sharing it validate each
+    /// other's cookies (keep their clocks in sync). Watched: a changed file replaces the
+    /// secret; a bad one keeps the old secret and is reported.
+    #[arg(long = "cookie-secret-file", value_name = "PATH")]
+    cookie_secret_file: Option<PathBuf>,
     /// Read settings from this TOML file: the keys are these flags' long names (`port =
     /// 8080`, `addr = ["192.0.2.10"]`); flags given on the command line win.
     #[arg(long, value_name = "FILE")]
@@ -250,8 +259,13 @@ enum Cookies {
     Never,
 }
 
-/// The engine configuration for this interface and these arguments.
-fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
+/// The engine configuration for this interface and these arguments (`secret_file`: the
+/// opened `--cookie-secret-file`).
+fn engine_config(
+    args: &ServeArgs,
+    iface: &Interface,
+    secret_file: Option<&SecretFile>,
+) -> Result<Config> {
     let listeners = if args.addrs.is_empty() {
         vec![Listener {
             addr: None,
@@ -285,6 +299,9 @@ fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
         secret: sys::random_bytes().context("reading /dev/urandom")?,
+        cookie_secret: secret_file.map(SecretFile::secret),
+        cookie_rotation: Duration::from_secs(args.cookie_rotation_secs),
+        cookie_clock_offset_us: sys::wall_clock_offset_us(),
         ..Config::default()
     })
 }
@@ -292,13 +309,23 @@ fn engine_config(args: &ServeArgs, iface: &Interface) -> Result<Config> {
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     sys::check_privileges()?;
     let iface = Interface::lookup(&args.iface)?;
-    let engine = engine_config(&args, &iface)?;
+    let secret_file = args
+        .cookie_secret_file
+        .as_deref()
+        .map(SecretFile::open)
+        .transpose()?;
+    if let Some(f) = secret_file.as_ref().filter(|f| f.readable_by_others()) {
+        tracing::warn!(
+            path = %f.path().display(),
+            "the SYN-cookie secret file is readable by others (chmod 600 it)"
+        );
+    }
+    let engine = engine_config(&args, &iface, secret_file.as_ref())?;
     let http = Arc::new(http_config(&args)?);
     let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
     let metrics = Windows::bind_metrics(&args, &listeners)?;
+    let now = sys::monotonic_now();
     let server_config = ServerConfig {
-        iface: args.iface.clone(),
-        listeners,
         queues: args.queues,
         cores: args.cores.clone().map(|c| c.0),
         xdp_mode: mode_of(args.xdp_mode),
@@ -307,8 +334,8 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             path,
             limit: args.pcap_limit,
         }),
+        ..ServerConfig::for_engine(&args.iface, &engine, now)
     };
-    let now = sys::monotonic_now();
     let server = match args.app {
         AppKind::Http => Server::start(server_config, move |_| {
             Engine::new(engine.clone(), Http::new((*http).clone()), now)
@@ -321,10 +348,56 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         })?,
     };
     let windows = Windows::bind_stats(&args, metrics)?;
-    run(server, &args, &windows)
+    run(server, &args, &windows, secret_file)
 }
 
-fn run(mut server: Server, args: &ServeArgs, windows: &Windows) -> Result<()> {
+/// What the control loop checks once a second besides the status line: the interface's
+/// addresses, the secret file, and whether the driver drops our XDP_TX frames.
+struct Watch {
+    secret_file: Option<SecretFile>,
+    tx_dropped: u64,
+}
+
+impl Watch {
+    fn once_a_second(&mut self, server: &mut Server) {
+        match server.refresh_addresses() {
+            Ok((added, removed)) => {
+                for a in added {
+                    tracing::info!(address = %a, "address added to the interface: now served");
+                }
+                for a in removed {
+                    tracing::warn!(address = %a, "address gone from the interface: no longer served");
+                }
+            }
+            Err(e) => tracing::error!("re-reading the interface's addresses: {e}"),
+        }
+        if let Some(f) = &mut self.secret_file {
+            match f.reread() {
+                Ok(Some(secret)) => {
+                    server.replace_cookie_secret(sys::monotonic_now(), secret);
+                    tracing::info!(path = %f.path().display(), "SYN-cookie secret replaced");
+                }
+                Ok(None) => {}
+                Err(e) => tracing::error!("{e}; keeping the current SYN-cookie secret"),
+            }
+        }
+        let dropped = server.xdp_counters().map_or(0, |c| c.tx_dropped);
+        if dropped > self.tx_dropped {
+            tracing::warn!(
+                dropped = dropped - self.tx_dropped,
+                "the driver dropped cookie SYN-ACKs sent from XDP: on veth the peer device needs NAPI (`ethtool -K PEER gro on`, or an XDP program on the peer); on a NIC, its XDP TX ring is full"
+            );
+            self.tx_dropped = dropped;
+        }
+    }
+}
+
+fn run(
+    mut server: Server,
+    args: &ServeArgs,
+    windows: &Windows,
+    secret_file: Option<SecretFile>,
+) -> Result<()> {
     install_signal_handlers();
     let start = StdInstant::now();
     tracing::info!(
@@ -349,10 +422,20 @@ fn run(mut server: Server, args: &ServeArgs, windows: &Windows) -> Result<()> {
             .map(|d| format!(" or after {d} s"))
             .unwrap_or_default()
     );
-    let rotation = Duration::from_secs(args.cookie_rotation_secs);
+    if !server.own_addresses().is_empty() {
+        let addrs: Vec<String> = server
+            .own_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        tracing::info!(addresses = %addrs.join(" "), "serving the interface's own addresses");
+    }
+    let mut watch = Watch {
+        secret_file,
+        tx_dropped: 0,
+    };
     let deadline = args.duration.map(|d| start + Duration::from_secs(d));
     let mut next_status = start + Duration::from_secs(1);
-    let mut next_rotation = start + rotation;
     let mut last = (0u64, 0u64, start);
     let mut draining_until: Option<StdInstant> = None;
     loop {
@@ -371,23 +454,16 @@ fn run(mut server: Server, args: &ServeArgs, windows: &Windows) -> Result<()> {
         if DUMP.swap(false, Ordering::SeqCst) {
             if let Some(dir) = &args.hist_out {
                 let elapsed = now.duration_since(start);
-                match write_hist(dir, server.latencies(), &server.totals(), elapsed) {
+                let xdp = server.xdp_counters().unwrap_or_default();
+                match write_hist(dir, server.latencies(), &server.totals(), &xdp, elapsed) {
                     Ok(()) => tracing::info!(dir = %dir.display(), "histograms written"),
                     Err(e) => tracing::error!("SIGUSR1: {e:#}"),
                 }
             }
         }
-        if now >= next_rotation {
-            match sys::random_bytes() {
-                Ok(key) => {
-                    server.broadcast(Control::RotateCookieSecret(key));
-                    tracing::info!(next_in_s = rotation.as_secs(), "SYN-cookie secret rotated");
-                }
-                Err(e) => tracing::error!(error = %e, "SYN-cookie secret not rotated"),
-            }
-            next_rotation = now + rotation;
-        }
+        server.refresh_cookie_keys(sys::monotonic_now());
         if now >= next_status {
+            watch.once_a_second(&mut server);
             let t = server.totals();
             let secs = now.duration_since(last.2).as_secs_f64().max(1e-3);
             let rx_pps = (t.socket.rx_frames - last.0) as f64 / secs;
@@ -428,7 +504,7 @@ fn run(mut server: Server, args: &ServeArgs, windows: &Windows) -> Result<()> {
         _ => {}
     }
     if let Some(dir) = &args.hist_out {
-        write_hist(dir, &fin.latencies, &fin.totals, elapsed)?;
+        write_hist(dir, &fin.latencies, &fin.totals, &fin.xdp, elapsed)?;
         tracing::info!(dir = %dir.display(), "histograms written");
     }
     Ok(())

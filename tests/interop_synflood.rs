@@ -1,0 +1,331 @@
+//! SYN floods absorbed in XDP, against the kernel's TCP as the legit client: the XDP program
+//! answers SYNs with the engine's cookie SYN-ACKs (always, or under `auto` once the half-open
+//! budget is full), legit clients are unharmed, and the server answers only for its own
+//! addresses and MAC. Needs root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Topology;
+
+const PORT: &str = "8080";
+
+/// The running server's status (`xdptcp stats --json`).
+fn status(topo: &Topology) -> serde_json::Value {
+    let out = common::run(&[
+        env!("CARGO_BIN_EXE_xdptcp"),
+        "stats",
+        "--iface",
+        &topo.srv_if,
+        "--json",
+    ]);
+    serde_json::from_slice(&out.stdout).expect("xdptcp stats --json is JSON")
+}
+
+fn xdp(topo: &Topology, counter: &str) -> u64 {
+    status(topo)["xdp"][counter].as_u64().unwrap_or(0)
+}
+
+fn engine(topo: &Topology, counter: &str) -> u64 {
+    status(topo)["total"]["counters"][counter]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// Waits until the stats socket answers (the data path runs).
+fn wait_ready(topo: &Topology) {
+    let path = format!("/run/xdptcp/{}.sock", topo.srv_if);
+    assert!(
+        Topology::wait_for(Duration::from_secs(10), || std::path::Path::new(&path)
+            .exists()),
+        "no stats socket at {path}"
+    );
+}
+
+/// `hping3 ARGS` in the client namespace: (packets sent, packets received).
+fn hping3(topo: &Topology, args: &[&str]) -> (u64, u64) {
+    let mut v = vec!["timeout", "-s", "INT", "20", "hping3"];
+    v.extend_from_slice(args);
+    let out = topo.cli_output(&v);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let line = text
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no hping3 statistics in: {text}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (nums[0], nums[1])
+}
+
+/// A bounded `hping3 --flood -S` at `port` of the server, in the background.
+fn flood(topo: &mut Topology, port: &str, secs: u64) -> usize {
+    let secs = secs.to_string();
+    let ip = topo.srv_ip.clone();
+    topo.spawn(
+        false,
+        &[
+            "timeout", "-s", "INT", &secs, "taskset", "-c", "1", "hping3", "--flood", "-S", "-p",
+            port, &ip,
+        ],
+    )
+}
+
+/// `n` sequential curls of `url` from the client, each bounded by `per_try`: how many got the
+/// HTTP body.
+fn curls(topo: &Topology, url: &str, n: usize, per_try: &str) -> usize {
+    (0..n)
+        .filter(|_| {
+            let out = topo.cli_output(&["curl", "-s", "-m", per_try, "-o", "-", url]);
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("Hello")
+        })
+        .count()
+}
+
+#[test]
+fn syns_to_an_address_the_server_does_not_have_or_to_another_mac_reach_only_the_kernel() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    // No --addr: the interface's own addresses are served, nothing else.
+    let _server = topo.start_serve(&["--syncookies", "always"]);
+    wait_ready(&topo);
+    let cli_if = topo.cli_if.clone();
+    let srv_mac = String::from_utf8_lossy(
+        &topo
+            .srv(&["cat", &format!("/sys/class/net/{}/address", topo.srv_if)])
+            .stdout,
+    )
+    .trim()
+    .to_string();
+    assert!(!srv_mac.is_empty());
+    // An address no host has, on the server's link and MAC.
+    let ghost = format!("{}.99", topo.srv_ip.rsplit_once('.').unwrap().0);
+    topo.cli(&[
+        "ip", "neigh", "replace", &ghost, "lladdr", &srv_mac, "dev", &cli_if,
+    ]);
+    let passed = xdp(&topo, "passed");
+    let (sent, received) = hping3(
+        &topo,
+        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &ghost],
+    );
+    assert_eq!((sent, received), (5, 0), "answered for {ghost}");
+    assert!(xdp(&topo, "passed") >= passed + 5);
+    // The server's own address, but a frame to another MAC.
+    topo.cli(&[
+        "ip",
+        "neigh",
+        "replace",
+        &topo.srv_ip,
+        "lladdr",
+        "02:00:00:00:00:99",
+        "dev",
+        &cli_if,
+    ]);
+    let other = xdp(&topo, "other_mac");
+    let (sent, received) = hping3(
+        &topo,
+        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &topo.srv_ip],
+    );
+    assert_eq!((sent, received), (5, 0), "answered a frame to another MAC");
+    assert_eq!(xdp(&topo, "other_mac"), other + 5);
+    assert_eq!(xdp(&topo, "cookie_synacks"), 0);
+    assert_eq!(engine(&topo, "syns_received"), 0);
+    // With the right MAC again, the same SYNs are answered (in XDP).
+    topo.cli(&[
+        "ip",
+        "neigh",
+        "replace",
+        &topo.srv_ip,
+        "lladdr",
+        &srv_mac,
+        "dev",
+        &cli_if,
+    ]);
+    let (_, received) = hping3(
+        &topo,
+        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &topo.srv_ip],
+    );
+    assert_eq!(received, 5);
+    assert_eq!(xdp(&topo, "cookie_synacks"), 5);
+}
+
+#[test]
+fn under_an_hping3_flood_curl_gets_two_hundred_of_two_hundred() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let _server = topo.start_serve(&["--cores", "0"]);
+    wait_ready(&topo);
+    let url = format!("http://{}:{PORT}/", topo.srv_ip);
+    let _flood = flood(&mut topo, PORT, 60);
+    // The flood fills the half-open budget; then the XDP program answers.
+    assert!(
+        Topology::wait_for(Duration::from_secs(10), || xdp(&topo, "cookie_synacks")
+            > 10_000),
+        "the XDP program never took over: {}",
+        status(&topo)
+    );
+    let start = Instant::now();
+    let ok = curls(&topo, &url, 200, "10");
+    assert_eq!(
+        ok, 200,
+        "only {ok} of 200 legit requests succeeded under the flood"
+    );
+    assert!(start.elapsed() < Duration::from_secs(50));
+    let s = status(&topo);
+    assert!(
+        s["total"]["counters"]["cookies_validated"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "legit connections completed on XDP cookies: {s}"
+    );
+}
+
+#[test]
+fn a_kernel_client_keeps_window_scale_and_sack_through_an_xdp_cookie() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let _server = topo.start_serve(&["--syncookies", "always", "--app", "echo"]);
+    wait_ready(&topo);
+    // Echo 4 MiB (a scaled window makes it quick), then ask the kernel (TCP_INFO) what the
+    // handshake negotiated: tcpi_options (timestamps 1, SACK 2, window scale 4) and
+    // tcpi_snd_wscale (the server's shift, low nibble of the next byte).
+    let script = format!(
+        r#"
+import socket, threading
+s = socket.create_connection(("{ip}", {port}))
+data = bytes(range(256)) * 16384
+got = bytearray()
+def read():
+    while len(got) < len(data):
+        b = s.recv(1 << 16)
+        if not b: break
+        got.extend(b)
+t = threading.Thread(target=read); t.start()
+s.sendall(data)
+t.join(30)
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+print("OPTIONS", info[5], "SND_WSCALE", info[6] & 0xf)
+print("ECHOED", bytes(got) == data)
+"#,
+        ip = topo.srv_ip,
+        port = PORT
+    );
+    let out = topo.cli(&["timeout", "40", "python3", "-c", &script]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("ECHOED True"), "{text}");
+    assert!(
+        text.contains("OPTIONS 7 SND_WSCALE 7"),
+        "timestamps, SACK and window scale 7 negotiated through the cookie: {text}"
+    );
+    assert_eq!(xdp(&topo, "cookie_synacks"), 1, "{text}");
+    assert_eq!(
+        engine(&topo, "syns_received"),
+        0,
+        "the engine never saw the SYN"
+    );
+    assert_eq!(engine(&topo, "cookies_validated"), 1);
+}
+
+#[test]
+fn key_rotations_and_a_replaced_secret_file_mid_flood_fail_no_legit_connection() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let secret = std::env::temp_dir().join(format!("xdptcp-secret-{}", std::process::id()));
+    std::fs::write(&secret, [0x11u8; 32]).unwrap();
+    let secret_arg = secret.to_string_lossy().into_owned();
+    let _server = topo.start_serve(&[
+        "--syncookies",
+        "always",
+        "--cookie-rotation-secs",
+        "1",
+        "--cookie-secret-file",
+        &secret_arg,
+    ]);
+    wait_ready(&topo);
+    let url = format!("http://{}:{PORT}/", topo.srv_ip);
+    let _flood = flood(&mut topo, PORT, 60);
+    let start = Instant::now();
+    let mut ok = 0;
+    // Six seconds of requests span five key rotations; halfway, the secret file changes.
+    while start.elapsed() < Duration::from_secs(6) {
+        if ok == 40 {
+            std::fs::write(&secret, [0x22u8; 40]).unwrap();
+        }
+        if curls(&topo, &url, 1, "10") != 1 {
+            panic!("request {ok} failed: {}", status(&topo));
+        }
+        ok += 1;
+    }
+    let _ = std::fs::remove_file(&secret);
+    assert!(ok > 40, "only {ok} requests in 6 s");
+    let s = status(&topo);
+    // (bad_cookie moves too: hping3 shares the client's address, and its SYNs on ports of
+    // the client's TIME-WAIT sockets draw ACKs that are no cookie ACKs.)
+    assert!(
+        s["total"]["counters"]["cookies_validated"]
+            .as_u64()
+            .unwrap()
+            >= ok as u64,
+        "every request's handshake completed on a cookie: {s}"
+    );
+    assert!(s["xdp"]["cookie_synacks"].as_u64().unwrap() > 1000, "{s}");
+}
+
+#[test]
+fn sigkill_under_a_flood_leaves_no_xdp_program() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let server = topo.start_serve(&["--syncookies", "always"]);
+    wait_ready(&topo);
+    let _flood = flood(&mut topo, PORT, 30);
+    assert!(Topology::wait_for(Duration::from_secs(10), || xdp(
+        &topo,
+        "cookie_synacks"
+    ) > 1000));
+    topo.signal_child(server, libc::SIGKILL);
+    let _ = topo.wait_child(server, Duration::from_secs(10));
+    assert!(
+        Topology::wait_for(Duration::from_secs(5), || !topo.xdp_attached()),
+        "an XDP program is still attached after SIGKILL"
+    );
+}
+
+#[test]
+fn xdp_tx_frames_dropped_by_a_veth_peer_without_napi_are_counted_and_explained() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let server = topo.start_serve(&["--syncookies", "always"]);
+    wait_ready(&topo);
+    // Without GRO (NAPI) on the peer, veth drops the XDP program's SYN-ACKs.
+    let cli_if = topo.cli_if.clone();
+    topo.cli(&["ethtool", "-K", &cli_if, "gro", "off"]);
+    let (sent, received) = hping3(
+        &topo,
+        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &topo.srv_ip],
+    );
+    assert_eq!((sent, received), (5, 0));
+    assert!(xdp(&topo, "cookie_synacks") >= 5);
+    assert!(xdp(&topo, "tx_dropped") >= 5, "{}", status(&topo));
+    // The control loop looks once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    topo.signal_child(server, libc::SIGTERM);
+    let (_, err, code) = topo.wait_child(server, Duration::from_secs(20));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("gro on"), "no hint for the operator: {err}");
+}
