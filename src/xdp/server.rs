@@ -386,15 +386,17 @@ impl Server {
     }
 
     /// Keeps the XDP program's cookie keys one rotation epoch ahead of `now` (the control
-    /// loop calls it every 100 ms; an epoch is at least a second).
-    pub fn refresh_cookie_keys(&mut self, now: Instant) {
-        if let Some(keys) = &mut self.cookie_keys {
-            let before = keys.epoch();
-            keys.advance(now);
-            if keys.epoch() != before {
-                write_cookie_keys(&self.program, keys);
-            }
+    /// loop calls it every 100 ms; an epoch is at least a second). Returns the new epoch when
+    /// one began.
+    pub fn refresh_cookie_keys(&mut self, now: Instant) -> Option<u64> {
+        let keys = self.cookie_keys.as_mut()?;
+        let before = keys.epoch();
+        keys.advance(now);
+        if keys.epoch() == before {
+            return None;
         }
+        write_cookie_keys(&self.program, keys);
+        Some(keys.epoch())
     }
 
     /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then

@@ -461,7 +461,12 @@ fn run(
                 }
             }
         }
-        server.refresh_cookie_keys(sys::monotonic_now());
+        if let Some(epoch) = server.refresh_cookie_keys(sys::monotonic_now()) {
+            tracing::debug!(
+                epoch,
+                "SYN-cookie secret rotated: the new epoch's key is in use"
+            );
+        }
         if now >= next_status {
             watch.once_a_second(&mut server);
             let t = server.totals();
