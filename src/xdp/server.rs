@@ -12,11 +12,12 @@ use crate::stats::{Latencies, Memory, Stats};
 use crate::tcp::syncookie::{CookieKeys, timestamp_key};
 use crate::tcp::{Config, SynCookieMode};
 use crate::time::Instant;
-use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, TapCounters};
+use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, Tap, TapCounters};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
 };
+use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
 use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
 use crate::xdp::worker::{self, Control, Handler, Snapshot};
@@ -224,51 +225,14 @@ impl Server {
             synack: config.synack,
             fixed_now: None,
         })?;
-        let mut tracked_ports = Vec::new();
-        for (addr, port) in &config.listeners {
-            match addr {
-                Some(a) => program.serve(Some(*a), *port)?,
-                None => tracked_ports.push(*port),
-            }
-        }
-        let tracked_addrs = if tracked_ports.is_empty() {
-            Vec::new()
-        } else {
-            let addrs = own_addresses(&interface.name)?;
-            if addrs.is_empty() {
-                return Err(StartError::NoAddress {
-                    iface: interface.name.clone(),
-                });
-            }
-            for a in &addrs {
-                for port in &tracked_ports {
-                    program.serve(Some(*a), *port)?;
-                }
-            }
-            addrs
-        };
+        let (tracked_ports, tracked_addrs) =
+            serve_listeners(&mut program, &interface, &config.listeners)?;
         let cookie_keys = config.cookie_keys;
         if let Some(keys) = &cookie_keys {
             write_cookie_keys(&program, keys);
         }
-        let mut sockets = Vec::with_capacity(queues as usize);
-        for queue in 0..queues {
-            let socket = XskSocket::bind(&interface.name, queue, config.xsk)?;
-            program.insert_socket(queue, socket.fd())?;
-            sockets.push(socket);
-        }
+        let sockets = bind_sockets(&mut program, &interface, queues, config.xsk)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
-        for socket in &sockets {
-            tracing::info!(
-                queue = socket.queue(),
-                mode = if socket.zero_copy() {
-                    "zero-copy"
-                } else {
-                    "copy"
-                },
-                "AF_XDP socket bound"
-            );
-        }
         // Before attaching: a bad path leaves the interface untouched.
         let capture = match &config.capture {
             Some(c) => {
@@ -291,37 +255,25 @@ impl Server {
         let all_cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut controls = Vec::new();
         let mut threads = Vec::new();
-        for (i, mut socket) in sockets.into_iter().enumerate() {
+        for (i, socket) in sockets.into_iter().enumerate() {
             let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-            let snap_tx = snap_tx.clone();
-            let make_handler = Arc::clone(&make_handler);
-            let flag = cookie_keys
-                .as_ref()
-                .and_then(|_| program.queue_flag(socket.queue()));
-            let tap = capture.as_ref().map(Capture::tap);
             let core = match &config.cores {
                 Some(list) if !list.is_empty() => Some(list[i % list.len()]),
                 _ => all_cores.get(i % all_cores.len().max(1)).map(|c| c.id),
             };
-            let thread = std::thread::Builder::new()
-                .name(format!("xdptcp-q{i}"))
-                .spawn(move || {
-                    if let Some(id) = core {
-                        core_affinity::set_for_current(core_affinity::CoreId { id });
-                    }
-                    let mut handler = make_handler(socket.queue());
-                    worker::run(
-                        &mut socket,
-                        &mut handler,
-                        tap,
-                        flag.as_ref(),
-                        &ctl_rx,
-                        &snap_tx,
-                    );
-                })
-                .map_err(StartError::Spawn)?;
+            let worker = WorkerStart {
+                name: format!("xdptcp-q{i}"),
+                core,
+                flag: cookie_keys
+                    .as_ref()
+                    .and_then(|_| program.queue_flag(socket.queue())),
+                tap: capture.as_ref().map(Capture::tap),
+                socket,
+                control: ctl_rx,
+                snapshots: snap_tx.clone(),
+            };
+            threads.push(worker.spawn(Arc::clone(&make_handler))?);
             controls.push(ctl_tx);
-            threads.push(thread);
         }
         Ok(Server {
             interface,
@@ -569,6 +521,109 @@ fn own_addresses(iface: &str) -> Result<Vec<IpAddr>, StartError> {
         iface: iface.to_string(),
         source,
     })
+}
+
+/// Puts the listeners into the program's served map. A listener with no address serves the
+/// interface's own addresses, read now (and again by [`Server::refresh_addresses`]): returns
+/// those ports and addresses.
+fn serve_listeners(
+    program: &mut Program,
+    interface: &Interface,
+    listeners: &[(Option<IpAddr>, u16)],
+) -> Result<(Vec<u16>, Vec<IpAddr>), StartError> {
+    let mut tracked_ports = Vec::new();
+    for (addr, port) in listeners {
+        match addr {
+            Some(a) => program.serve(Some(*a), *port)?,
+            None => tracked_ports.push(*port),
+        }
+    }
+    if tracked_ports.is_empty() {
+        return Ok((tracked_ports, Vec::new()));
+    }
+    let addrs = own_addresses(&interface.name)?;
+    if addrs.is_empty() {
+        return Err(StartError::NoAddress {
+            iface: interface.name.clone(),
+        });
+    }
+    for a in &addrs {
+        for port in &tracked_ports {
+            program.serve(Some(*a), *port)?;
+        }
+    }
+    Ok((tracked_ports, addrs))
+}
+
+/// Binds one AF_XDP socket per queue and puts each into the program's socket map.
+fn bind_sockets(
+    program: &mut Program,
+    interface: &Interface,
+    queues: u32,
+    xsk: XskConfig,
+) -> Result<Vec<XskSocket>, StartError> {
+    let mut sockets = Vec::with_capacity(queues as usize);
+    for queue in 0..queues {
+        let socket = XskSocket::bind(&interface.name, queue, xsk)?;
+        program.insert_socket(queue, socket.fd())?;
+        let mode = if socket.zero_copy() {
+            "zero-copy"
+        } else {
+            "copy"
+        };
+        tracing::info!(queue, mode, "AF_XDP socket bound");
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// What one worker thread is started with.
+struct WorkerStart {
+    name: String,
+    /// The core it is pinned to, if any.
+    core: Option<usize>,
+    /// Its queue's cookie-mode flag, when cookies are answered in XDP.
+    flag: Option<QueueFlag>,
+    tap: Option<Tap>,
+    socket: XskSocket,
+    control: Receiver<Control>,
+    snapshots: Sender<Snapshot>,
+}
+
+impl WorkerStart {
+    /// Spawns the thread: it pins itself, builds its handler and runs the worker loop.
+    fn spawn<H, F>(self, make_handler: Arc<F>) -> Result<JoinHandle<()>, StartError>
+    where
+        H: Handler,
+        F: Fn(u32) -> H + Send + Sync + 'static,
+    {
+        let WorkerStart {
+            name,
+            core,
+            flag,
+            tap,
+            mut socket,
+            control,
+            snapshots,
+        } = self;
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                if let Some(id) = core {
+                    core_affinity::set_for_current(core_affinity::CoreId { id });
+                }
+                let mut handler = make_handler(socket.queue());
+                worker::run(
+                    &mut socket,
+                    &mut handler,
+                    tap,
+                    flag.as_ref(),
+                    &control,
+                    &snapshots,
+                );
+            })
+            .map_err(StartError::Spawn)
+    }
 }
 
 /// Puts the keys of the current and the next epoch into the program's table.
