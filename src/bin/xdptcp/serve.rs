@@ -400,36 +400,7 @@ fn run(
 ) -> Result<()> {
     install_signal_handlers();
     let start = StdInstant::now();
-    tracing::info!(
-        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
-        args.port,
-        server.interface().name,
-        server.workers(),
-        server.xdp_mode().unwrap_or(XdpMode::Auto),
-        if server.zero_copy() {
-            "zero-copy"
-        } else {
-            "copy"
-        },
-        args.app.name(),
-        windows.stats.path().display(),
-        windows
-            .info(args.app, start)
-            .metrics
-            .map(|a| format!("; metrics: http://{a}/metrics"))
-            .unwrap_or_default(),
-        args.duration
-            .map(|d| format!(" or after {d} s"))
-            .unwrap_or_default()
-    );
-    if !server.own_addresses().is_empty() {
-        let addrs: Vec<String> = server
-            .own_addresses()
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
-        tracing::info!(addresses = %addrs.join(" "), "serving the interface's own addresses");
-    }
+    announce(&server, args, windows, start);
     let mut watch = Watch {
         secret_file,
         tx_dropped: 0,
@@ -482,7 +453,45 @@ fn run(
             next_status = now + Duration::from_secs(1);
         }
     }
-    let elapsed = start.elapsed();
+    finish(server, args, start.elapsed())
+}
+
+/// The log lines that say what is being served and how to watch it.
+fn announce(server: &Server, args: &ServeArgs, windows: &Windows, start: StdInstant) {
+    tracing::info!(
+        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
+        args.port,
+        server.interface().name,
+        server.workers(),
+        server.xdp_mode().unwrap_or(XdpMode::Auto),
+        if server.zero_copy() {
+            "zero-copy"
+        } else {
+            "copy"
+        },
+        args.app.name(),
+        windows.stats.path().display(),
+        windows
+            .info(args.app, start)
+            .metrics
+            .map(|a| format!("; metrics: http://{a}/metrics"))
+            .unwrap_or_default(),
+        args.duration
+            .map(|d| format!(" or after {d} s"))
+            .unwrap_or_default()
+    );
+    if !server.own_addresses().is_empty() {
+        let addrs: Vec<String> = server
+            .own_addresses()
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        tracing::info!(addresses = %addrs.join(" "), "serving the interface's own addresses");
+    }
+}
+
+/// Stops the server and reports: the final report, the capture's outcome, the histograms.
+fn finish(server: Server, args: &ServeArgs, elapsed: Duration) -> Result<()> {
     let fin = server.stop();
     tracing::info!(
         elapsed_s = elapsed.as_secs_f64(),
