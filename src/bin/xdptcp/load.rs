@@ -422,68 +422,7 @@ fn app(t: &Totals, name: &str) -> u64 {
 fn run(mut server: Server, args: &LoadArgs, mode: LoadMode) -> Result<()> {
     let keepalive = args.mode == LoadModeArg::Keepalive;
     let start = StdInstant::now();
-    // Keep-alive: the hold starts once every generator is ready (or the ramp gave up).
-    let mut hold: Option<(StdInstant, Totals)> = (!keepalive).then(|| (start, Totals::default()));
-    let mut stopped: Option<(StdInstant, Totals)> = None;
-    let mut next_status = start + Duration::from_secs(1);
-    let mut last = (0u64, start);
-    // Closing 200 000 connections takes a while: a few seconds plus 50 µs each.
-    let drain = Duration::from_secs(3) + Duration::from_micros(50 * args.connections as u64);
-    loop {
-        server.collect(Duration::from_millis(100));
-        let now = StdInstant::now();
-        let t = server.totals();
-        if hold.is_none() {
-            let ready = app(&t, "ready") >= u64::from(args.queues);
-            if ready || now >= start + Duration::from_secs(args.ramp_secs) {
-                if !ready {
-                    eprintln!(
-                        "xdptcp load: only {} of {} connections open after {} s; holding them",
-                        app(&t, "opened"),
-                        args.connections,
-                        args.ramp_secs
-                    );
-                }
-                eprintln!(
-                    "xdptcp load: {} connections open after {:.1} s; holding for {} s",
-                    app(&t, "in_flight"),
-                    now.duration_since(start).as_secs_f64(),
-                    args.duration
-                );
-                hold = Some((now, t.clone()));
-            }
-        }
-        let hold_over = hold
-            .as_ref()
-            .is_some_and(|(h, _)| now >= *h + Duration::from_secs(args.duration));
-        if stopped.is_none() && (hold_over || STOP.load(Ordering::SeqCst)) {
-            server.broadcast(Control::StopAccepting);
-            stopped = Some((now, t.clone()));
-        }
-        if let Some((s, _)) = &stopped {
-            let drained = app(&t, "in_flight") == 0 || args.mode == LoadModeArg::Synflood;
-            if drained || now.duration_since(*s) > drain {
-                break;
-            }
-        }
-        if now >= next_status {
-            let done = app(&t, "completed");
-            let secs = now.duration_since(last.1).as_secs_f64().max(1e-3);
-            eprintln!(
-                "[{:>5.1}s] {:.0} req/s | opened={} completed={} failed={} late={} in_flight={} | {}",
-                now.duration_since(start).as_secs_f64(),
-                (done - last.0) as f64 / secs,
-                app(&t, "opened"),
-                done,
-                app(&t, "failed"),
-                app(&t, "late"),
-                app(&t, "in_flight"),
-                t.stats
-            );
-            last = (done, now);
-            next_status = now + Duration::from_secs(1);
-        }
-    }
+    let (hold, stopped) = drive(&mut server, args, start);
     let end = StdInstant::now();
     let (hold_at, at_hold) = hold.unwrap_or((start, Totals::default()));
     let (stop_at, at_stop) = stopped.unwrap_or((end, server.totals()));
@@ -565,6 +504,78 @@ fn run(mut server: Server, args: &LoadArgs, mode: LoadMode) -> Result<()> {
         write_hist(dir, &fin.latencies, t, &fin.xdp, end.duration_since(start))?;
     }
     Ok(())
+}
+
+/// A moment of the run and the totals then.
+type Mark = Option<(StdInstant, Totals)>;
+
+/// Runs the load until it is over, with a status line a second: returns when the hold began
+/// (keep-alive: once every generator is ready) and when the generators were told to stop.
+fn drive(server: &mut Server, args: &LoadArgs, start: StdInstant) -> (Mark, Mark) {
+    let keepalive = args.mode == LoadModeArg::Keepalive;
+    // Keep-alive: the hold starts once every generator is ready (or the ramp gave up).
+    let mut hold: Mark = (!keepalive).then(|| (start, Totals::default()));
+    let mut stopped: Mark = None;
+    let mut next_status = start + Duration::from_secs(1);
+    let mut last = (0u64, start);
+    // Closing 200 000 connections takes a while: a few seconds plus 50 µs each.
+    let drain = Duration::from_secs(3) + Duration::from_micros(50 * args.connections as u64);
+    loop {
+        server.collect(Duration::from_millis(100));
+        let now = StdInstant::now();
+        let t = server.totals();
+        if hold.is_none() {
+            let ready = app(&t, "ready") >= u64::from(args.queues);
+            if ready || now >= start + Duration::from_secs(args.ramp_secs) {
+                if !ready {
+                    eprintln!(
+                        "xdptcp load: only {} of {} connections open after {} s; holding them",
+                        app(&t, "opened"),
+                        args.connections,
+                        args.ramp_secs
+                    );
+                }
+                eprintln!(
+                    "xdptcp load: {} connections open after {:.1} s; holding for {} s",
+                    app(&t, "in_flight"),
+                    now.duration_since(start).as_secs_f64(),
+                    args.duration
+                );
+                hold = Some((now, t.clone()));
+            }
+        }
+        let hold_over = hold
+            .as_ref()
+            .is_some_and(|(h, _)| now >= *h + Duration::from_secs(args.duration));
+        if stopped.is_none() && (hold_over || STOP.load(Ordering::SeqCst)) {
+            server.broadcast(Control::StopAccepting);
+            stopped = Some((now, t.clone()));
+        }
+        if let Some((s, _)) = &stopped {
+            let drained = app(&t, "in_flight") == 0 || args.mode == LoadModeArg::Synflood;
+            if drained || now.duration_since(*s) > drain {
+                break;
+            }
+        }
+        if now >= next_status {
+            let done = app(&t, "completed");
+            let secs = now.duration_since(last.1).as_secs_f64().max(1e-3);
+            eprintln!(
+                "[{:>5.1}s] {:.0} req/s | opened={} completed={} failed={} late={} in_flight={} | {}",
+                now.duration_since(start).as_secs_f64(),
+                (done - last.0) as f64 / secs,
+                app(&t, "opened"),
+                done,
+                app(&t, "failed"),
+                app(&t, "late"),
+                app(&t, "in_flight"),
+                t.stats
+            );
+            last = (done, now);
+            next_status = now + Duration::from_secs(1);
+        }
+    }
+    (hold, stopped)
 }
 
 /// The load generator's secret: derived from this boot's random `boot_id`, like Linux's
