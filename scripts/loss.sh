@@ -10,6 +10,7 @@
 #   --capture  also keep a tcpdump capture (client veth) of every lossy echo run under DIR/pcap
 #              and summarise the retransmissions of each in DIR/captures.md (needs tshark)
 #   --no-bbr   only reno on the kernel side
+#   --bulk     only the bulk rows (upload and echo64)
 #
 # Rows:
 #   echo   100 transfers of 256 KiB, 25 at a time, at 0/1/5/10 % random drop both ways in the
@@ -34,6 +35,7 @@ out="out/loss"
 quick=0
 capture=0
 bbr=1
+bulk_only=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --repeat) repeat=$2; shift 2 ;;
@@ -41,6 +43,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; repeat=1; shift ;;
     --capture) capture=1; shift ;;
     --no-bbr) bbr=0; shift ;;
+    --bulk) bulk_only=1; shift ;;
     *) echo "loss.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -62,6 +65,7 @@ else
     transfers=100; size=$((256 * 1024)); concurrency=25
     upload=$((1024 * 1024 * 1024)); echo_big=$((64 * 1024 * 1024))
 fi
+[ "$bulk_only" = 1 ] && losses=""
 servers="reno"
 [ "$bbr" = 1 ] && servers="reno bbr"
 servers="$servers xdptcp"

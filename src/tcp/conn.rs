@@ -147,6 +147,9 @@ pub(crate) struct Conn<S> {
     pub(crate) delack: DelayedAck,
     /// An ACK must go out with the next transmission (now, not delayed).
     pub(crate) ack_now: bool,
+    /// An ACK for in-order data is owed at the end of the receive batch (the connection is
+    /// in the batch's list once).
+    pub(crate) ack_batched: bool,
     /// Challenge ACK limiter: (second, count in that second).
     pub(crate) challenge: (u32, u16),
     /// Last time (ms) we answered an out-of-window pure ACK (Linux tcp_invalid_ratelimit).
@@ -215,6 +218,7 @@ impl<S: Default> Conn<S> {
             ka_probes: 0,
             delack: DelayedAck::default(),
             ack_now: false,
+            ack_batched: false,
             challenge: (0, 0),
             last_oow_ack_ms: 0,
             app: AppSide {

@@ -93,7 +93,7 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
             let advertised = c.rcv.adv - c.rcv.nxt;
             let grown = after.saturating_sub(advertised.max(before.min(advertised)));
             if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
-                c.ack_now = true;
+                output::ack_by_batch_end(c, cx);
             }
         }
     }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::conn::{Conn, NO_LISTENER, Negotiated};
 use super::conn_table::ConnTable;
-use super::event::{Cx, Outcome, Stateless};
+use super::event::{AckBatch, Cx, Outcome, Stateless};
 use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
 use super::route::Route;
@@ -61,6 +61,8 @@ pub struct Engine<A: App> {
     /// The `now` of the latest call in.
     pub(crate) last_now: Instant,
     latencies: Latencies,
+    /// The receive batch in progress and the ACKs it owes.
+    batch: AckBatch,
 }
 
 fn drop_reason(e: WireError) -> DropReason {
@@ -143,6 +145,7 @@ impl<A: App> Engine<A> {
             due: Vec::new(),
             last_now: now,
             latencies,
+            batch: AckBatch::default(),
             app,
             cfg,
         }
@@ -292,6 +295,37 @@ impl<A: App> Engine<A> {
         } else {
             Instant::from_millis(base.total_millis() + delta as u64)
         }
+    }
+
+    /// Starts a receive batch: the frames given to [`Engine::receive`] until
+    /// [`Engine::end_batch`] are taken as one burst, as a NIC's GRO would merge them. In-order
+    /// data that would be acknowledged at once (quick-ACK mode, or more than a segment's worth
+    /// unacknowledged: Linux's rules, see `delayed_ack.rs`) is acknowledged when the batch
+    /// ends instead, once per connection, with RCV.NXT past all of it. Out-of-order data, a
+    /// filled hole, a FIN and replies that carry data are not held back. A driver that hands
+    /// its replies to the NIC once per batch loses no time by it and sends (and makes the
+    /// peer process) fewer ACKs.
+    pub fn begin_batch(&mut self) {
+        self.batch.open = true;
+    }
+
+    /// Ends the receive batch begun by [`Engine::begin_batch`] and sends the ACKs it owes to
+    /// `tx`. (Were it never ended, the delayed-ACK timer would send them.)
+    pub fn end_batch<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        self.batch.open = false;
+        self.last_now = now;
+        let mut owed = std::mem::take(&mut self.batch.owed);
+        for id in owed.drain(..) {
+            // A connection gone in the batch may have left its id to a new one, which owes
+            // nothing unless it is in the list itself.
+            self.with_conn(id, now, tx, |c, cx| {
+                if c.ack_batched {
+                    output::send_ack(c, cx);
+                }
+            });
+            self.reschedule(id);
+        }
+        self.batch.owed = owed;
     }
 
     /// Handles one received Ethernet frame; replies go to `tx`.
@@ -486,6 +520,7 @@ impl<A: App> Engine<A> {
             now,
             id,
             latencies: &mut self.latencies,
+            batch: &mut self.batch,
         };
         Some(f(c, &mut cx))
     }

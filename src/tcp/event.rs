@@ -23,6 +23,17 @@ pub(crate) enum Outcome {
     TimeWait,
 }
 
+/// The receive batch the engine is in, if any ([`super::Engine::begin_batch`]): in-order data
+/// that would be acknowledged at once is acknowledged when the batch ends instead, once per
+/// connection, as if a NIC's GRO had merged the batch's segments into one.
+#[derive(Debug, Default)]
+pub(crate) struct AckBatch {
+    /// A batch is open.
+    pub(crate) open: bool,
+    /// The connections owed an ACK when it ends (each once while its ACK is owed).
+    pub(crate) owed: Vec<ConnId>,
+}
+
 /// Everything an event handler may touch besides the connection itself.
 pub(crate) struct Cx<'a, A: App, T: Tx> {
     pub(crate) cfg: &'a Config,
@@ -32,6 +43,7 @@ pub(crate) struct Cx<'a, A: App, T: Tx> {
     pub(crate) now: Instant,
     pub(crate) id: ConnId,
     pub(crate) latencies: &'a mut Latencies,
+    pub(crate) batch: &'a mut AckBatch,
 }
 
 /// Everything handling a segment that matches no connection (LISTEN, TIME-WAIT) may touch:

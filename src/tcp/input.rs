@@ -504,13 +504,17 @@ fn receive_data<A: App, T: Tx>(
         }
     }
     // At once in quick-ACK mode, with more than a segment's worth unacknowledged, or when a
-    // hole was filled (RFC 5681 §4.2); else at most `delayed_ack` later.
+    // hole was filled (RFC 5681 §4.2); else at most `delayed_ack` later. In a receive batch,
+    // "at once" for in-order data is the batch's end: one ACK for all of it, as Linux sends
+    // one for a GRO-merged segment.
     let adv_mss = c.rcv_payload_mss(cx.cfg);
     let rcv_wnd = c.rcv_wnd();
     c.delack
         .on_data(cx.now, data.len(), adv_mss, rcv_wnd, c.rtt.rto());
-    if filled_hole || c.delack.ack_at_once(c.rcv.nxt - c.rcv.last_ack_sent) {
+    if filled_hole {
         c.ack_now = true;
+    } else if c.delack.ack_at_once(c.rcv.nxt - c.rcv.last_ack_sent) {
+        output::ack_by_batch_end(c, cx);
     } else {
         c.timers
             .arm_if_stopped(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);

@@ -225,6 +225,7 @@ fn send_segment<A: App, T: Tx>(
         c.rcv.adv = edge;
         c.rcv.last_ack_sent = c.rcv.nxt;
         c.ack_now = false;
+        c.ack_batched = false;
         c.timers.stop(Timer::DelayedAck);
         c.delack.on_ack_sent();
         if len == 0 {
@@ -232,6 +233,22 @@ fn send_segment<A: App, T: Tx>(
         }
     }
     sent
+}
+
+/// An ACK for in-order data (or a window the app opened) is due: at once, or, in a receive
+/// batch ([`super::Engine::begin_batch`]), when the batch ends, once for all of its segments.
+/// The delayed-ACK timer covers a batch that is never ended.
+pub(crate) fn ack_by_batch_end<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    if !cx.batch.open {
+        c.ack_now = true;
+        return;
+    }
+    if !c.ack_batched {
+        c.ack_batched = true;
+        cx.batch.owed.push(cx.id);
+    }
+    c.timers
+        .arm_if_stopped(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
 }
 
 /// A pure ACK (also used for challenge ACKs and window updates).

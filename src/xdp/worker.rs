@@ -18,6 +18,12 @@ use crate::xdp::sys::monotonic_now;
 pub trait Handler {
     /// One received Ethernet frame.
     fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T);
+    /// The frames of one RX batch follow, until [`Handler::end_batch`].
+    fn begin_batch(&mut self) {}
+    /// The RX batch is over: send what was held for its end.
+    fn end_batch<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        let _ = (now, tx);
+    }
     /// Runs the timers that are due.
     fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T);
     /// When the next timer is due, if any.
@@ -122,6 +128,7 @@ pub fn run<H: Handler, R: Rings>(
             Err(TryRecvError::Empty) => {}
         }
         let batch_start = monotonic_now();
+        handler.begin_batch();
         let received = match tap.as_mut() {
             None => socket.receive_batch(|frame, tx| handler.receive(batch_start, frame, tx)),
             Some(tap) => socket.receive_batch(|frame, tx| {
@@ -129,6 +136,10 @@ pub fn run<H: Handler, R: Rings>(
                 handler.receive(batch_start, frame, &mut tap.tx(tx, batch_start));
             }),
         };
+        match tap.as_mut() {
+            None => handler.end_batch(batch_start, &mut socket.tx()),
+            Some(tap) => handler.end_batch(batch_start, &mut tap.tx(&mut socket.tx(), batch_start)),
+        }
         let now = monotonic_now();
         if handler.next_deadline().is_some_and(|d| d <= now) {
             match tap.as_mut() {
@@ -235,6 +246,14 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         crate::tcp::Engine::receive(self, now, frame, tx);
     }
 
+    fn begin_batch(&mut self) {
+        crate::tcp::Engine::begin_batch(self);
+    }
+
+    fn end_batch<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        crate::tcp::Engine::end_batch(self, now, tx);
+    }
+
     fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {
         crate::tcp::Engine::poll_timers(self, now, tx);
     }
@@ -280,6 +299,14 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
 impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
     fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
         crate::load::LoadGen::receive(self, now, frame, tx);
+    }
+
+    fn begin_batch(&mut self) {
+        self.engine.begin_batch();
+    }
+
+    fn end_batch<T: Tx>(&mut self, now: Instant, tx: &mut T) {
+        self.engine.end_batch(now, tx);
     }
 
     fn poll_timers<T: Tx>(&mut self, now: Instant, tx: &mut T) {

@@ -379,3 +379,54 @@ fn a_fin_ahead_of_a_hole_is_kept_and_counts_once_the_hole_is_filled() {
     let t = peer.engine.app().tally.borrow();
     assert_eq!((t.completed, t.mismatched), (1, 0));
 }
+
+/// Ends the engine's receive batch now; returns what it sent.
+fn end_batch(peer: &mut RawPeer<Server>) -> Vec<crate::util::Seg> {
+    let mut tx: Vec<Vec<u8>> = Vec::new();
+    let now = peer.now;
+    peer.engine.end_batch(now, &mut tx);
+    crate::util::parse_all(&tx)
+}
+
+#[test]
+fn in_a_receive_batch_in_order_data_is_acked_once_at_its_end() {
+    let (mut peer, data) = connected(server_cfg(), 20 * MSS, Some(7));
+    // Quick-ACK mode: outside a batch each of these would be ACKed at once.
+    peer.engine.begin_batch();
+    for (i, piece) in data[..10 * MSS].chunks(MSS).enumerate() {
+        recv_nothing!(peer.send(piece), "segment {i} in the batch");
+    }
+    let acks = end_batch(&mut peer);
+    assert_eq!(acks.len(), 1, "one ACK for the batch: {acks:?}");
+    assert!(acks[0].has(Flags::ACK) && acks[0].len() == 0);
+    assert_eq!(acks[0].ack, peer.snd_nxt, "past all of it");
+    // Outside a batch the rules are as before: the next segment is ACKed at once.
+    assert_eq!(
+        only_ack(&peer.send(&data[10 * MSS..11 * MSS])).ack,
+        peer.snd_nxt
+    );
+    // A batch that is never ended leaves its ACK to the delayed-ACK timer.
+    peer.engine.begin_batch();
+    recv_nothing!(peer.send(&data[11 * MSS..12 * MSS]));
+    recv_nothing!(peer.send(&data[12 * MSS..13 * MSS]));
+    let late = peer.advance(Duration::from_secs(1));
+    assert_eq!(only_ack(&late).ack, peer.snd_nxt);
+}
+
+#[test]
+fn in_a_receive_batch_out_of_order_data_is_acked_at_once() {
+    let (mut peer, data) = connected(server_cfg(), 4 * MSS, Some(7));
+    peer.engine.begin_batch();
+    recv_nothing!(peer.send(&data[..MSS]));
+    let in_order = peer.snd_nxt;
+    // The second segment is lost; the third arrives above the hole.
+    let third = in_order + MSS;
+    let dup = peer.send_at(third, Flags::NONE, &data[2 * MSS..3 * MSS]);
+    assert_eq!(only_ack(&dup).ack, in_order, "a duplicate ACK at once");
+    recv_nothing!(end_batch(&mut peer), "the duplicate ACK covered the batch");
+    // The hole filled, in a batch: ACKed at once too.
+    peer.engine.begin_batch();
+    let filled = peer.send_at(in_order, Flags::NONE, &data[MSS..2 * MSS]);
+    assert_eq!(only_ack(&filled).ack, in_order + 2 * MSS);
+    recv_nothing!(end_batch(&mut peer));
+}
