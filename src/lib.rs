@@ -111,7 +111,7 @@
 //!
 //! use xdptcp::tcp::{Config, Engine, Listener};
 //! use xdptcp::xdp::sys::{self, Interface};
-//! use xdptcp::xdp::{Server, ServerConfig, XdpMode, XskConfig};
+//! use xdptcp::xdp::{Server, ServerConfig};
 //!
 //! let iface = Interface::lookup("eth1")?;
 //! let config = Config {
@@ -121,18 +121,12 @@
 //!     ..Config::default()
 //! };
 //! let now = sys::monotonic_now();
-//! let mut server = Server::start(
-//!     ServerConfig {
-//!         iface: iface.name.clone(),
-//!         listeners: vec![(None, 7000)],
-//!         queues: None,  // one worker per receive queue
-//!         cores: None,   // worker i on core i
-//!         xdp_mode: XdpMode::Auto,
-//!         xsk: XskConfig::default(),
-//!         capture: None, // or a pcap of what the engine saw
-//!     },
-//!     move |_queue| Engine::new(config.clone(), Upper, now),
-//! )?;
+//! // The engine's listeners, its SYN-ACK for the XDP program's cookies and their keys; one
+//! // worker per receive queue, worker i on core i, XDP native if the driver has it, no pcap
+//! // (every field is public: change what you like).
+//! let server_config = ServerConfig::for_engine(&iface.name, &config, now);
+//! let mut server =
+//!     Server::start(server_config, move |_queue| Engine::new(config.clone(), Upper, now))?;
 //! for _ in 0..600 {
 //!     server.collect(Duration::from_millis(100)); // the workers' snapshots
 //! }

@@ -403,3 +403,40 @@ fn data_after_a_cookie_handshake_is_answered_at_once() {
         "the echo goes out with the ACK, not after the delayed-ACK timer: {r:?}"
     );
 }
+
+/// A host of a group behind one balancer: its own random secret and monotonic clock (booted
+/// `boot_s` seconds before the test's wall clock began), the group's cookie secret.
+fn group_host(cookie_secret: [u8; 32], own: u8, boot_s: u64) -> Peer<Scripted> {
+    let mut cfg = server_config();
+    cfg.syncookies = SynCookieMode::Always;
+    cfg.secret = [own; 32];
+    cfg.cookie_secret = Some(cookie_secret);
+    let mut p = Peer::server(cfg.clone(), Scripted::default());
+    // The same wall-clock moment on both: `now` differs by the boot times, the offsets
+    // (wall - monotonic) differ the other way.
+    p.now = p.now + Duration::from_secs(boot_s);
+    cfg.cookie_clock_offset_us = 5_000_000_000_000 - (boot_s as i64) * 1_000_000;
+    p.engine = xdptcp::tcp::Engine::new(cfg, Scripted::default(), p.now);
+    p
+}
+
+#[test]
+fn hosts_sharing_a_cookie_secret_validate_each_others_cookies() {
+    let shared = [0x5a; 32];
+    let mut a = group_host(shared, 1, 0);
+    let mut b = group_host(shared, 2, 777);
+    let sa = a.send(linux_syn(1000)).remove(0);
+    assert!(sa.is(SYN_ACK), "{sa:?}");
+    // The balancer sends the third segment to the other host.
+    let r = b.send(cookie_ack(1000, &sa));
+    assert!(r.iter().all(|s| !s.flags.contains(RST)), "{r:?}");
+    let id = b
+        .engine
+        .find(&b.tuple())
+        .expect("established on the other host");
+    assert_eq!(b.engine.state(id), Some(State::Established));
+    assert_eq!(b.engine.stats().cookies_validated, 1);
+    // A host outside the group (its own cookie secret) refuses it.
+    let mut c = group_host([0x66; 32], 3, 777);
+    assert_refused(&mut c, cookie_ack(1000, &sa), DropReason::BadCookie);
+}
