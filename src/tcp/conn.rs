@@ -289,6 +289,12 @@ impl<S> Conn<S> {
         recv_buffer.saturating_sub(used as u32)
     }
 
+    /// The largest window we can ever advertise (Linux's `window_clamp`): the receive buffer,
+    /// as far as the window field and our scale reach.
+    pub(crate) fn window_clamp(&self, recv_buffer: u32) -> u32 {
+        (u32::from(u16::MAX) << self.opts.rcv_wscale).min(recv_buffer)
+    }
+
     /// The window field to advertise now (scaled), never shrinking the right edge, and the
     /// right edge it implies.
     pub(crate) fn window_to_advertise(&self, recv_buffer: u32) -> (u16, SeqNumber) {

@@ -51,6 +51,30 @@ pub(crate) fn io<'c, S>(
     (io, &mut c.app.state, &mut c.rcv.buf)
 }
 
+/// After the app read: whether to send a window update now rather than with the next ACK.
+/// RFC 9293 §3.8.6.2.2 (receiver SWS avoidance) says how far the right edge may move, not when
+/// to announce it; this is Linux's `tcp_cleanup_rbuf`: only while more data may come (no FIN
+/// from the peer yet), once the window still open to the peer has fallen to half the largest
+/// we can advertise or less, and if the window we would advertise now is open and at least
+/// twice that. A read that frees a little of a wide-open window, or any read with an unscaled
+/// window (capped at 65 535 bytes, below the buffer), waits for the next ACK.
+fn window_update_due<S>(c: &Conn<S>, recv_buffer: u32) -> bool {
+    if c.state.fin_received() {
+        return false;
+    }
+    let open = if c.rcv.adv.gt(c.rcv.nxt) {
+        c.rcv.adv - c.rcv.nxt
+    } else {
+        0
+    };
+    if open > c.window_clamp(recv_buffer) / 2 {
+        return false;
+    }
+    let (field, _) = c.window_to_advertise(recv_buffer);
+    let new = u32::from(field) << c.opts.rcv_wscale;
+    new > 0 && new / 2 >= open
+}
+
 /// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
 fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     if !c.state.is_synchronized() {
@@ -84,15 +108,10 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         if c.app.shutdown >= Shutdown::Close {
             c.rcv.buf.clear();
         } else {
-            let before = c.rcv_space(cfg.recv_buffer);
             let (mut io, state, recv) = io(c, cfg, id, now);
             let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
             recv.drain(..consumed.min(recv.len()));
-            // Window update when reading opened the window by two segments or half the buffer.
-            let after = c.rcv_space(cfg.recv_buffer);
-            let advertised = c.rcv.adv - c.rcv.nxt;
-            let grown = after.saturating_sub(advertised.max(before.min(advertised)));
-            if grown >= 2 * u32::from(c.opts.mss) || grown >= cfg.recv_buffer / 2 {
+            if consumed > 0 && window_update_due(c, cfg.recv_buffer) {
                 output::ack_by_batch_end(c, cx);
             }
         }

@@ -3,7 +3,7 @@
 //! than one segment's worth of bytes, else the delayed-ACK timer: RFC 1122 §4.2.3.2, RFC 5681
 //! §4.2), out-of-order data kept and acknowledged at once, overlaps trimmed so no byte is
 //! delivered twice, the window advertised from free buffer space with window scaling (RFC 7323
-//! §2), timestamps echoed (RFC 7323 §4.3), and the peer's keepalive probes answered (RFC 1122
+//! §2) and updated after a read as Linux does, timestamps echoed (RFC 7323 §4.3), and the peer's keepalive probes answered (RFC 1122
 //! §4.2.3.6).
 
 use std::time::Duration;
@@ -288,6 +288,63 @@ fn without_window_scaling_the_window_is_capped_at_65535() {
     let (mut peer, data) = connected(cfg, 2 * MSS, None);
     let ack = peer.send(&data);
     assert_eq!(only_ack(&ack).window, 65_535);
+}
+
+/// A server with a 64 KiB receive buffer whose app does not read, `segments` full segments
+/// received and every ACK for them out; returns the peer and the window last advertised.
+fn stalled_with(segments: usize, wscale: Option<u8>) -> (RawPeer<Server>, u16) {
+    let mut cfg = server_cfg();
+    cfg.recv_buffer = 64 * 1024;
+    let mut peer = RawPeer::new(cfg, Server::new(false, None));
+    peer.engine.app().stalled.set(true);
+    peer.handshake(wscale, false);
+    let mut acks = Vec::new();
+    for _ in 0..segments {
+        acks.extend(peer.send(&[7u8; MSS]));
+    }
+    acks.extend(peer.advance(Duration::from_secs(1)));
+    let last = acks.last().expect("ACKs");
+    assert_eq!(last.ack, peer.snd_nxt);
+    (peer, last.window)
+}
+
+#[test]
+fn a_read_that_frees_two_segments_of_a_mostly_open_window_sends_no_window_update() {
+    // Linux's tcp_cleanup_rbuf: a read sends a window update only once the window still
+    // open to the peer has fallen to half the largest it can be, and the new one doubles it.
+    let (mut peer, window) = stalled_with(2, Some(7));
+    assert_eq!(usize::from(window) << 7, (64 * 1024 - 2 * MSS) / 128 * 128);
+    peer.engine.app().stalled.set(false);
+    recv_nothing!(peer.send(&[]), "the app read 2 MSS; 62 KiB were still open");
+    assert_eq!(peer.engine.app().tally.borrow().received, 2 * MSS as u64);
+    // The next ACK carries the whole window.
+    let ack = peer.send(&[7u8; MSS]);
+    assert_eq!(only_ack(&ack).window, 512);
+}
+
+#[test]
+fn without_window_scaling_a_read_sends_no_window_update() {
+    // The window is capped at 65 535 bytes, far below a 256 KiB buffer: the space a read
+    // frees is always more than two segments beyond it, yet the window never fell at all.
+    let mut peer = RawPeer::new(server_cfg(), Server::new(false, None));
+    peer.engine.app().stalled.set(true);
+    peer.handshake(None, false);
+    let acks = peer.send(&[7u8; MSS]);
+    assert_eq!(only_ack(&acks).window, 65_535, "more than that is free");
+    peer.engine.app().stalled.set(false);
+    recv_nothing!(peer.send(&[]), "the app read; the window is what it was");
+    assert_eq!(peer.engine.app().tally.borrow().received, MSS as u64);
+}
+
+#[test]
+fn a_read_that_reopens_a_window_fallen_below_half_the_buffer_sends_a_window_update() {
+    let (mut peer, window) = stalled_with(24, Some(7));
+    assert!(usize::from(window) << 7 <= 32 * 1024, "{window}");
+    peer.engine.app().stalled.set(false);
+    let update = peer.send(&[]);
+    let update = only_ack(&update);
+    assert_eq!(update.window, 512, "all 64 KiB open again");
+    assert_eq!(update.ack, peer.snd_nxt);
 }
 
 #[test]
