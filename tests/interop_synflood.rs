@@ -43,6 +43,18 @@ fn wait_ready(topo: &Topology) {
     );
 }
 
+/// A topology with `xdptcp serve` (with `args`) answering, or `None` without root (the test
+/// then returns; under CI it fails instead).
+fn serving(args: &[&str]) -> Option<(Topology, usize)> {
+    if !common::require_root() {
+        return None;
+    }
+    let mut topo = Topology::new(1);
+    let server = topo.start_serve(args);
+    wait_ready(&topo);
+    Some((topo, server))
+}
+
 /// `hping3 ARGS` in the client namespace: (packets sent, packets received).
 fn hping3(topo: &Topology, args: &[&str]) -> (u64, u64) {
     let mut v = vec!["timeout", "-s", "INT", "20", "hping3"];
@@ -87,14 +99,10 @@ fn curls(topo: &Topology, url: &str, n: usize, per_try: &str) -> usize {
 
 #[test]
 fn syns_to_an_address_the_server_does_not_have_or_to_another_mac_reach_only_the_kernel() {
-    if !common::require_root() {
-        return;
-    }
-    let mut topo = Topology::new(1);
     // No --addr: the interface's own addresses are served, nothing else.
-    let _server = topo.start_serve(&["--syncookies", "always"]);
-    wait_ready(&topo);
-    let cli_if = topo.cli_if.clone();
+    let Some((topo, _server)) = serving(&["--syncookies", "always"]) else {
+        return;
+    };
     let srv_mac = String::from_utf8_lossy(
         &topo
             .srv(&["cat", &format!("/sys/class/net/{}/address", topo.srv_if)])
@@ -103,65 +111,49 @@ fn syns_to_an_address_the_server_does_not_have_or_to_another_mac_reach_only_the_
     .trim()
     .to_string();
     assert!(!srv_mac.is_empty());
+    // The client's neighbour entry for `ip`: frames to it go to `mac`.
+    let neighbour = |ip: &str, mac: &str| {
+        topo.cli(&[
+            "ip",
+            "neigh",
+            "replace",
+            ip,
+            "lladdr",
+            mac,
+            "dev",
+            &topo.cli_if,
+        ]);
+    };
+    // Five SYNs to `ip`: how many were sent and answered.
+    let five_syns = |ip: &str| hping3(&topo, &["-S", "-p", PORT, "-c", "5", "-i", "u20000", ip]);
     // An address no host has, on the server's link and MAC.
     let ghost = format!("{}.99", topo.srv_ip.rsplit_once('.').unwrap().0);
-    topo.cli(&[
-        "ip", "neigh", "replace", &ghost, "lladdr", &srv_mac, "dev", &cli_if,
-    ]);
+    neighbour(&ghost, &srv_mac);
     let passed = xdp(&topo, "passed");
-    let (sent, received) = hping3(
-        &topo,
-        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &ghost],
-    );
-    assert_eq!((sent, received), (5, 0), "answered for {ghost}");
+    assert_eq!(five_syns(&ghost), (5, 0), "answered for {ghost}");
     assert!(xdp(&topo, "passed") >= passed + 5);
     // The server's own address, but a frame to another MAC.
-    topo.cli(&[
-        "ip",
-        "neigh",
-        "replace",
-        &topo.srv_ip,
-        "lladdr",
-        "02:00:00:00:00:99",
-        "dev",
-        &cli_if,
-    ]);
+    neighbour(&topo.srv_ip, "02:00:00:00:00:99");
     let other = xdp(&topo, "other_mac");
-    let (sent, received) = hping3(
-        &topo,
-        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &topo.srv_ip],
+    assert_eq!(
+        five_syns(&topo.srv_ip),
+        (5, 0),
+        "answered a frame to another MAC"
     );
-    assert_eq!((sent, received), (5, 0), "answered a frame to another MAC");
     assert_eq!(xdp(&topo, "other_mac"), other + 5);
     assert_eq!(xdp(&topo, "cookie_synacks"), 0);
     assert_eq!(engine(&topo, "syns_received"), 0);
     // With the right MAC again, the same SYNs are answered (in XDP).
-    topo.cli(&[
-        "ip",
-        "neigh",
-        "replace",
-        &topo.srv_ip,
-        "lladdr",
-        &srv_mac,
-        "dev",
-        &cli_if,
-    ]);
-    let (_, received) = hping3(
-        &topo,
-        &["-S", "-p", PORT, "-c", "5", "-i", "u20000", &topo.srv_ip],
-    );
-    assert_eq!(received, 5);
+    neighbour(&topo.srv_ip, &srv_mac);
+    assert_eq!(five_syns(&topo.srv_ip).1, 5);
     assert_eq!(xdp(&topo, "cookie_synacks"), 5);
 }
 
 #[test]
 fn under_an_hping3_flood_curl_gets_two_hundred_of_two_hundred() {
-    if !common::require_root() {
+    let Some((mut topo, _server)) = serving(&["--cores", "0"]) else {
         return;
-    }
-    let mut topo = Topology::new(1);
-    let _server = topo.start_serve(&["--cores", "0"]);
-    wait_ready(&topo);
+    };
     let url = format!("http://{}:{PORT}/", topo.srv_ip);
     let _flood = flood(&mut topo, PORT, 60);
     // The flood fills the half-open budget; then the XDP program answers.
@@ -190,12 +182,9 @@ fn under_an_hping3_flood_curl_gets_two_hundred_of_two_hundred() {
 
 #[test]
 fn a_kernel_client_keeps_window_scale_and_sack_through_an_xdp_cookie() {
-    if !common::require_root() {
+    let Some((topo, _server)) = serving(&["--syncookies", "always", "--app", "echo"]) else {
         return;
-    }
-    let mut topo = Topology::new(1);
-    let _server = topo.start_serve(&["--syncookies", "always", "--app", "echo"]);
-    wait_ready(&topo);
+    };
     // Echo 4 MiB (a scaled window makes it quick), then ask the kernel (TCP_INFO) what the
     // handshake negotiated: tcpi_options (timestamps 1, SACK 2, window scale 4) and
     // tcpi_snd_wscale (the server's shift, low nibble of the next byte).
@@ -293,12 +282,9 @@ fn key_rotations_and_a_replaced_secret_file_mid_flood_fail_no_legit_connection()
 
 #[test]
 fn sigkill_under_a_flood_leaves_no_xdp_program() {
-    if !common::require_root() {
+    let Some((mut topo, server)) = serving(&["--syncookies", "always"]) else {
         return;
-    }
-    let mut topo = Topology::new(1);
-    let server = topo.start_serve(&["--syncookies", "always"]);
-    wait_ready(&topo);
+    };
     let _flood = flood(&mut topo, PORT, 30);
     assert!(Topology::wait_for(Duration::from_secs(10), || xdp(
         &topo,
@@ -314,12 +300,9 @@ fn sigkill_under_a_flood_leaves_no_xdp_program() {
 
 #[test]
 fn xdp_tx_frames_dropped_by_a_veth_peer_without_napi_are_counted_and_explained() {
-    if !common::require_root() {
+    let Some((mut topo, server)) = serving(&["--syncookies", "always"]) else {
         return;
-    }
-    let mut topo = Topology::new(1);
-    let server = topo.start_serve(&["--syncookies", "always"]);
-    wait_ready(&topo);
+    };
     // Without GRO (NAPI) on the peer, veth drops the XDP program's SYN-ACKs.
     let cli_if = topo.cli_if.clone();
     topo.cli(&["ethtool", "-K", &cli_if, "gro", "off"]);

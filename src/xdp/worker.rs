@@ -417,6 +417,20 @@ mod tests {
         out
     }
 
+    /// The echo server at SERVER:PORT the tests' frames are for.
+    fn server_config() -> Config {
+        Config {
+            local_mac: SERVER_MAC,
+            listeners: vec![Listener {
+                addr: Some(IpAddr::V4(SERVER)),
+                port: PORT,
+                keepalive: None,
+            }],
+            secret: [3; 32],
+            ..Config::default()
+        }
+    }
+
     #[test]
     fn the_worker_loop_answers_a_handshake_and_echoes_through_in_memory_rings() {
         let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
@@ -426,17 +440,7 @@ mod tests {
         let mut socket = XskSocket::new(0, false, umem, rings, descs);
         assert_eq!(kernel.fill_len(), 32, "the fill ring is filled at once");
         let worker = std::thread::spawn(move || {
-            let cfg = Config {
-                local_mac: SERVER_MAC,
-                listeners: vec![Listener {
-                    addr: Some(IpAddr::V4(SERVER)),
-                    port: PORT,
-                    keepalive: None,
-                }],
-                secret: [3; 32],
-                ..Config::default()
-            };
-            let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
+            let mut engine = Engine::new(server_config(), Echo::new(), monotonic_now());
             run(&mut socket, &mut engine, None, None, &ctl_rx, &snap_tx);
             socket.account()
         });
@@ -484,15 +488,8 @@ mod tests {
         let seen = flag.clone();
         let worker = std::thread::spawn(move || {
             let cfg = Config {
-                local_mac: SERVER_MAC,
-                listeners: vec![Listener {
-                    addr: Some(IpAddr::V4(SERVER)),
-                    port: PORT,
-                    keepalive: None,
-                }],
                 max_half_open: 2,
-                secret: [3; 32],
-                ..Config::default()
+                ..server_config()
             };
             let mut engine = Engine::new(cfg, Echo::new(), monotonic_now());
             run(

@@ -15,20 +15,6 @@ fn cookie_peer(mode: SynCookieMode, app: Scripted) -> Peer<Scripted> {
     Peer::server(cfg, app)
 }
 
-/// The Linux-like SYN.
-fn linux_syn(isn: u32) -> Seg {
-    seg(SYN).seq(isn).mss(1460).sack_perm().ts(PEER_TS, 0).ws(7)
-}
-
-/// The third segment answering the cookie SYN-ACK `sa`.
-fn cookie_ack(isn: u32, sa: &Seg) -> Seg {
-    let mut s = seg(ACK).seq(isn.wrapping_add(1)).ack(sa.seq + 1u32);
-    if let Some((val, _)) = sa.options.timestamp {
-        s = s.ts(PEER_TS + 1, val);
-    }
-    s
-}
-
 #[test]
 fn always_mode_answers_a_syn_with_a_cookie_and_allocates_nothing() {
     let mut p = cookie_peer(SynCookieMode::Always, Scripted::default());

@@ -138,6 +138,21 @@ pub fn server_config() -> Config {
     }
 }
 
+/// A SYN as Linux sends it (MSS 1460, SACK-permitted, timestamps, window scale 7) from `isn`.
+pub fn linux_syn(isn: u32) -> Seg {
+    seg(SYN).seq(isn).mss(1460).sack_perm().ts(PEER_TS, 0).ws(7)
+}
+
+/// The third segment of a handshake from `isn` that the SYN-ACK `sa` (a cookie, say) answered,
+/// echoing its timestamp.
+pub fn cookie_ack(isn: u32, sa: &Seg) -> Seg {
+    let mut s = seg(ACK).seq(isn.wrapping_add(1)).ack(sa.seq + 1u32);
+    if let Some((val, _)) = sa.options.timestamp {
+        s = s.ts(PEER_TS + 1, val);
+    }
+    s
+}
+
 /// A client configuration (no listeners).
 pub fn client_config() -> Config {
     Config {

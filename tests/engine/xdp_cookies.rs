@@ -26,19 +26,6 @@ pub fn xdp_syn_ack(p: &Peer<Scripted>, syn: Seg) -> Seg {
     replies.remove(0)
 }
 
-fn linux_syn(isn: u32) -> Seg {
-    seg(SYN).seq(isn).mss(1460).sack_perm().ts(PEER_TS, 0).ws(7)
-}
-
-/// The ACK completing the handshake `sa` answered, from `isn`.
-fn third_ack(isn: u32, sa: &Seg) -> Seg {
-    let mut s = seg(ACK).seq(isn.wrapping_add(1)).ack(sa.seq + 1u32);
-    if let Some((val, _)) = sa.options.timestamp {
-        s = s.ts(PEER_TS + 1, val);
-    }
-    s
-}
-
 fn auto_peer(budget: usize) -> Peer<Scripted> {
     let mut cfg = server_config();
     cfg.max_half_open = budget;
@@ -112,7 +99,7 @@ fn always_mode_always_asks_never_mode_never_and_draining_stops_asking() {
 fn auto_mode_takes_the_acks_of_xdp_cookies_only_while_they_are_being_sent() {
     let mut p = auto_peer(4096);
     let sa = xdp_syn_ack(&p, linux_syn(1000));
-    let r = p.send(third_ack(1000, &sa));
+    let r = p.send(cookie_ack(1000, &sa));
     assert!(
         r.len() == 1 && r[0].is(RST),
         "not in cookie mode: reset {r:?}"
@@ -123,7 +110,7 @@ fn auto_mode_takes_the_acks_of_xdp_cookies_only_while_they_are_being_sent() {
     half_open(&mut p, 1);
     assert!(p.engine.poll_cookie_mode(p.now, 0));
     let sa = xdp_syn_ack(&p, linux_syn(1000));
-    let r = p.send(third_ack(1000, &sa));
+    let r = p.send(cookie_ack(1000, &sa));
     assert!(r.iter().all(|s| !s.is(RST)), "{r:?}");
     let id = p
         .engine
@@ -149,7 +136,7 @@ fn a_half_open_connection_gives_way_to_the_ack_of_an_xdp_cookie_for_its_tuple() 
     );
     let sa = xdp_syn_ack(&p, linux_syn(1000));
     assert_ne!(sa.seq, ours.seq);
-    let r = p.send(third_ack(1000, &sa).data(b"GET"));
+    let r = p.send(cookie_ack(1000, &sa).data(b"GET"));
     assert!(r.iter().all(|s| !s.is(RST)), "{r:?}");
     let id = p.engine.find(&p.tuple()).expect("connection");
     assert_eq!(p.engine.state(id), Some(State::Established));
@@ -162,7 +149,7 @@ fn a_half_open_connection_gives_way_to_the_ack_of_an_xdp_cookie_for_its_tuple() 
     let mut q = auto_peer(1);
     let ours = q.send(linux_syn(1000)).remove(0);
     assert!(q.engine.poll_cookie_mode(q.now, 0));
-    q.send(third_ack(1000, &ours));
+    q.send(cookie_ack(1000, &ours));
     let id = q.engine.find(&q.tuple()).expect("connection");
     assert_eq!(q.engine.state(id), Some(State::Established));
     assert_eq!(q.engine.stats().cookies_validated, 0);
@@ -189,6 +176,6 @@ fn an_xdp_cookie_made_a_moment_before_a_key_rotation_is_taken_after_it() {
     let mut p = Peer::server(cfg, Scripted::default());
     let sa = xdp_syn_ack(&p, linux_syn(1000));
     p.advance(Duration::from_millis(2500));
-    p.send(third_ack(1000, &sa));
+    p.send(cookie_ack(1000, &sa));
     assert!(p.engine.find(&p.tuple()).is_some());
 }
