@@ -162,6 +162,25 @@ struct Socket {
     last_received: usize,
 }
 
+impl Socket {
+    /// A blocking socket in `state`, no error, not shut down, never woken.
+    fn new(v6: bool, bound: Option<SocketAddr>, state: SockState, opts: SockOpts) -> Socket {
+        Socket {
+            v6,
+            nonblocking: false,
+            bound,
+            state,
+            opts,
+            error: None,
+            shut_rd: false,
+            shut_wr: false,
+            wakeups: 0,
+            last_mask: 0,
+            last_received: 0,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Interest {
     events: u32,
@@ -706,17 +725,8 @@ impl Stack {
         }
         let fd = self.new_fd()?;
         let s = Socket {
-            v6,
             nonblocking: ty & libc::SOCK_NONBLOCK != 0,
-            bound: None,
-            state: SockState::Fresh,
-            opts: SockOpts::default(),
-            error: None,
-            shut_rd: false,
-            shut_wr: false,
-            wakeups: 0,
-            last_mask: 0,
-            last_received: 0,
+            ..Socket::new(v6, None, SockState::Fresh, SockOpts::default())
         };
         self.files.insert(fd, File::Socket(Box::new(s)));
         self.note_created(fd);
@@ -828,19 +838,7 @@ impl Stack {
             SocketAddr::new(conn.tuple.local_addr, conn.tuple.local_port),
             v6,
         );
-        let socket = Socket {
-            v6,
-            nonblocking: false,
-            bound: Some(local),
-            state: SockState::Connected(conn),
-            opts,
-            error: None,
-            shut_rd: false,
-            shut_wr: false,
-            wakeups: 0,
-            last_mask: 0,
-            last_received: 0,
-        };
+        let socket = Socket::new(v6, Some(local), SockState::Connected(conn), opts);
         self.files.insert(new, File::Socket(Box::new(socket)));
         if conn.alive() {
             self.owners.insert(conn.id, new);
