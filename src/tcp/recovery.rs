@@ -306,10 +306,15 @@ impl Recovery {
                     .on_ack(s.delivered, pipe, self.cc.ssthresh(), self.mss);
                 self.cc.set_window(pipe + sndcnt);
             }
-            // The window grows on delivered data, not on the ACK that ends an episode (the
-            // window was just set to ssthresh) nor on one that repaired a probed loss.
+            // The window grows on delivered data, only when the ACK advances SND.UNA (RFC 5681
+            // §3.1: "when a new ACK is received"; Linux `tcp_may_raise_cwnd`: "only grow cwnd
+            // on in-order delivery", so `tcp_cong_control` skips `tcp_cong_avoid` on a
+            // duplicate ACK that only SACKs new data), not on the ACK that ends an episode
+            // (the window was just set to ssthresh) nor on one that repaired a probed loss.
+            // (Linux also grows on SACKs once it measured reordering deeper than three
+            // segments, a degree the engine does not keep.)
             Phase::Open | Phase::Loss { .. }
-                if tlp != TlpOutcome::LossRepaired && !out.recovered =>
+                if s.acked > 0 && tlp != TlpOutcome::LossRepaired && !out.recovered =>
             {
                 let cwnd = self.cc.window();
                 let slow_start = cwnd < self.cc.ssthresh();
@@ -553,6 +558,25 @@ mod tests {
         assert!(!r.in_recovery());
         // NewReno: half the window at the loss (22 segments, after the first ACK's growth).
         assert_eq!((r.window(), r.ssthresh()), (11_000, 11_000));
+    }
+
+    #[test]
+    fn slow_start_grows_the_window_only_on_acks_that_advance_snd_una() {
+        // RFC 5681 §3.1 and Linux (`tcp_may_raise_cwnd`): duplicate ACKs that only SACK new
+        // data leave the window alone, so ssthresh at the loss is half of the window that was
+        // sent, not of one grown by the duplicates (packetdrill's prr-ss-10pkt-lost-1).
+        let mut r = sending(10);
+        ack(&mut r, 10, 0, &[(1000, 2000)], 10_000);
+        ack(&mut r, 10, 0, &[(1000, 3000)], 10_000);
+        assert_eq!(r.window(), 10_000, "SACK-only duplicate ACKs");
+        ack(&mut r, 10, 0, &[(1000, 4000)], 10_000);
+        assert!(r.in_recovery());
+        assert_eq!(r.ssthresh(), 5000, "NewReno: half of the 10 segments sent");
+
+        // An ACK that advances SND.UNA grows it by everything it delivered, SACKed too.
+        let mut r = sending(10);
+        ack(&mut r, 10, 1000, &[(2000, 3000)], 10_000);
+        assert_eq!(r.window(), 12_000);
     }
 
     #[test]
