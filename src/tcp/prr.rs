@@ -31,7 +31,10 @@ impl Prr {
     /// RFC 6937 §3, "on every ACK during recovery": given
     /// "DeliveredData = change_in(snd.una) + change_in(SACKd)", the pipe after the ACK and
     /// ssthresh, returns `sndcnt`, the bytes that may be sent now; the window is then
-    /// pipe + sndcnt.
+    /// pipe + sndcnt. `extra`: PRR-SSRB may add its MSS, which Linux (`tcp_cwnd_reduction`)
+    /// does only on an ACK that advances SND.UNA and marks nothing newly lost ("if (flag &
+    /// FLAG_SND_UNA_ADVANCED && !newly_lost) sndcnt++"): a duplicate ACK, or one that shows
+    /// more loss, lets out no more than was delivered.
     ///
     /// ```text
     /// prr_delivered += DeliveredData
@@ -50,7 +53,14 @@ impl Prr {
     ///    sndcnt = MIN(ssthresh - pipe, limit)
     /// }
     /// ```
-    pub fn on_ack(&mut self, delivered_data: u32, pipe: u32, ssthresh: u32, mss: u32) -> u32 {
+    pub fn on_ack(
+        &mut self,
+        delivered_data: u32,
+        pipe: u32,
+        ssthresh: u32,
+        mss: u32,
+        extra: bool,
+    ) -> u32 {
         self.delivered = self.delivered.saturating_add(delivered_data);
         let sndcnt = if pipe > ssthresh {
             // CEIL in whole segments, as Linux computes it in packets: a fraction of a
@@ -64,7 +74,7 @@ impl Prr {
                 .delivered
                 .saturating_sub(self.out)
                 .max(delivered_data)
-                .saturating_add(mss);
+                .saturating_add(if extra { mss } else { 0 });
             (ssthresh - pipe).min(limit)
         };
         // Linux (tcp_cwnd_reduction): "Force a fast retransmit upon entering fast recovery",
@@ -102,7 +112,7 @@ mod tests {
         let mut sent = Vec::new();
         for _ in 0..19 {
             pipe -= MSS; // one segment delivered per ACK
-            let sndcnt = prr.on_ack(MSS, pipe, ssthresh, MSS);
+            let sndcnt = prr.on_ack(MSS, pipe, ssthresh, MSS, true);
             let n = sndcnt / MSS;
             prr.on_send(n * MSS);
             pipe += n * MSS;
@@ -129,7 +139,7 @@ mod tests {
             if pipe <= ssthresh {
                 break;
             }
-            let s = prr.on_ack(MSS, pipe, ssthresh, MSS);
+            let s = prr.on_ack(MSS, pipe, ssthresh, MSS, true);
             prr.on_send(s);
             delivered_total += u64::from(MSS);
             // "sndcnt = CEIL(prr_delivered * ssthresh / RecoverFS) - prr_out".
@@ -149,12 +159,16 @@ mod tests {
         let ssthresh = 10 * MSS;
         // A burst of losses left the pipe far below ssthresh.
         prr.on_send(MSS);
-        let s = prr.on_ack(2 * MSS, 2 * MSS, ssthresh, MSS);
+        let s = prr.on_ack(2 * MSS, 2 * MSS, ssthresh, MSS, true);
         assert_eq!(s, 3 * MSS, "MAX(2000 - 1000, 2000) + MSS");
         prr.on_send(s);
-        let s = prr.on_ack(MSS, 3 * MSS, ssthresh, MSS);
+        let s = prr.on_ack(MSS, 3 * MSS, ssthresh, MSS, true);
         assert_eq!(s, 2 * MSS, "DeliveredData (1) + MSS: slow start, at most");
-        let s = prr.on_ack(MSS, 9 * MSS + 500, ssthresh, MSS);
+        prr.on_send(s);
+        // Linux adds the MSS only when SND.UNA advanced and nothing was newly lost.
+        let s = prr.on_ack(MSS, 4 * MSS, ssthresh, MSS, false);
+        assert_eq!(s, MSS, "DeliveredData (1), no more");
+        let s = prr.on_ack(MSS, 9 * MSS + 500, ssthresh, MSS, true);
         assert_eq!(s, 500, "never beyond ssthresh - pipe");
     }
 }

@@ -262,12 +262,12 @@ impl Recovery {
             self.cc.on_recovery_end();
         }
 
-        // Loss detection.
-        if self.sack {
-            self.detect_loss(a.now, a.srtt, s.sacked > 0);
+        // Loss detection (Linux's `rs->losses`: what this ACK newly marked lost).
+        let newly_lost = if self.sack {
+            self.detect_loss(a.now, a.srtt, s.sacked > 0)
         } else {
-            self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0);
-        }
+            self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
+        };
 
         // Leaving an episode (RFC 6675 §5: "once SND.UNA > RecoveryPoint" — at or past, as
         // RFC 6582 and Linux).
@@ -301,15 +301,23 @@ impl Recovery {
         match self.phase {
             Phase::Recovery { .. } => {
                 let pipe = self.sb.pipe();
-                let sndcnt = self
-                    .prr
-                    .on_ack(s.delivered, pipe, self.cc.ssthresh(), self.mss);
+                // Linux `tcp_cwnd_reduction`: PRR-SSRB's extra segment "if (flag &
+                // FLAG_SND_UNA_ADVANCED && !newly_lost)".
+                let extra = s.acked > 0 && newly_lost == 0;
+                let sndcnt =
+                    self.prr
+                        .on_ack(s.delivered, pipe, self.cc.ssthresh(), self.mss, extra);
                 self.cc.set_window(pipe + sndcnt);
             }
-            // The window grows on delivered data, not on the ACK that ends an episode (the
-            // window was just set to ssthresh) nor on one that repaired a probed loss.
+            // The window grows on delivered data, only when the ACK advances SND.UNA (RFC 5681
+            // §3.1: "when a new ACK is received"; Linux `tcp_may_raise_cwnd`: "only grow cwnd
+            // on in-order delivery", so `tcp_cong_control` skips `tcp_cong_avoid` on a
+            // duplicate ACK that only SACKs new data), not on the ACK that ends an episode
+            // (the window was just set to ssthresh) nor on one that repaired a probed loss.
+            // (Linux also grows on SACKs once it measured reordering deeper than three
+            // segments, a degree the engine does not keep.)
             Phase::Open | Phase::Loss { .. }
-                if tlp != TlpOutcome::LossRepaired && !out.recovered =>
+                if s.acked > 0 && tlp != TlpOutcome::LossRepaired && !out.recovered =>
             {
                 let cwnd = self.cc.window();
                 let slow_start = cwnd < self.cc.ssthresh();
@@ -324,39 +332,43 @@ impl Recovery {
     }
 
     /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule (IsLost) while no reordering
-    /// was seen, when `newly_sacked` data changed what it counts.
-    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) {
+    /// was seen, when `newly_sacked` data changed what it counts. Returns the bytes newly
+    /// marked lost.
+    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) -> u32 {
         self.reorder_at = None;
         if self.sb.sacked_bytes() == 0 && self.phase == Phase::Open {
             // Nothing delivered above a hole: nothing RACK could deem lost.
-            return;
+            return 0;
         }
         let reo_wnd = self
             .rack
             .reo_wnd(self.in_recovery(), self.sb.sacked_segments(), srtt);
-        let (_, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
+        let (mut lost, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
         self.reorder_at = timeout.map(|t| now + t);
         if newly_sacked && !self.rack.reordering_seen() {
-            self.sb.mark_lost_by_sack(self.mss);
+            lost += self.sb.mark_lost_by_sack(self.mss);
         }
+        lost
     }
 
     /// A peer without SACK (RFC 6582): the third duplicate ACK marks the first segment lost,
-    /// and in recovery every partial ACK marks the next one.
-    fn newreno_dupacks(&mut self, ack: SeqNumber, dup_ack: bool, advanced: bool) {
+    /// and in recovery every partial ACK marks the next one. Returns the bytes newly marked
+    /// lost.
+    fn newreno_dupacks(&mut self, ack: SeqNumber, dup_ack: bool, advanced: bool) -> u32 {
         if dup_ack {
             self.dupacks = self.dupacks.saturating_add(1);
             if self.dupacks == 3 && self.phase == Phase::Open {
-                self.sb.mark_lost(ack);
+                return self.sb.mark_lost(ack);
             }
         } else if advanced {
             self.dupacks = 0;
             if let Phase::Recovery { point } = self.phase {
                 if ack.lt(point) {
-                    self.sb.mark_lost(ack);
+                    return self.sb.mark_lost(ack);
                 }
             }
         }
+        0
     }
 
     /// Whether this ACK proves the episode's retransmissions unnecessary.
@@ -556,6 +568,25 @@ mod tests {
     }
 
     #[test]
+    fn slow_start_grows_the_window_only_on_acks_that_advance_snd_una() {
+        // RFC 5681 §3.1 and Linux (`tcp_may_raise_cwnd`): duplicate ACKs that only SACK new
+        // data leave the window alone, so ssthresh at the loss is half of the window that was
+        // sent, not of one grown by the duplicates (packetdrill's prr-ss-10pkt-lost-1).
+        let mut r = sending(10);
+        ack(&mut r, 10, 0, &[(1000, 2000)], 10_000);
+        ack(&mut r, 10, 0, &[(1000, 3000)], 10_000);
+        assert_eq!(r.window(), 10_000, "SACK-only duplicate ACKs");
+        ack(&mut r, 10, 0, &[(1000, 4000)], 10_000);
+        assert!(r.in_recovery());
+        assert_eq!(r.ssthresh(), 5000, "NewReno: half of the 10 segments sent");
+
+        // An ACK that advances SND.UNA grows it by everything it delivered, SACKed too.
+        let mut r = sending(10);
+        ack(&mut r, 10, 1000, &[(2000, 3000)], 10_000);
+        assert_eq!(r.window(), 12_000);
+    }
+
+    #[test]
     fn prr_sends_within_its_bound_through_the_episode() {
         // RFC 6937 §3: while pipe > ssthresh, "sndcnt = CEIL(prr_delivered * ssthresh /
         // RecoverFS) - prr_out": what goes out is proportional to what was delivered.
@@ -592,6 +623,44 @@ mod tests {
         }
         assert!(sent_in_recovery > 0);
         assert!(r.pipe() <= r.ssthresh() + MSS, "pipe down to ssthresh");
+    }
+
+    #[test]
+    fn prr_ssrb_adds_its_extra_segment_only_when_snd_una_advances_and_nothing_new_is_lost() {
+        // Linux `tcp_cwnd_reduction`, below ssthresh: "sndcnt = max(prr_delivered - prr_out,
+        // newly_acked_sacked); if (flag & FLAG_SND_UNA_ADVANCED && !newly_lost) sndcnt++".
+        let mut r = sending(14);
+        // Segments 0 to 9 lost, 10 to 12 SACKed: the third SACK marks all ten lost.
+        ack(&mut r, 10, 0, &[(10_000, 11_000)], 14_000);
+        ack(&mut r, 10, 0, &[(10_000, 12_000)], 14_000);
+        ack(&mut r, 10, 0, &[(10_000, 13_000)], 14_000);
+        assert!(r.in_recovery());
+        assert_eq!(r.ssthresh(), 7000);
+        // Not advanced, new loss: only what it delivered (pipe 1000 + 1000).
+        assert_eq!(r.window(), 2000);
+        assert_eq!(r.next_retransmission(), Some((seq(0), seq(1000))));
+        r.on_transmit(seq(0), seq(1000), ms(10), 10);
+        // SND.UNA advances over the retransmission, nothing newly lost: delivered 2000,
+        // prr_delivered - prr_out 2000, and the extra segment (pipe 0 + 3000).
+        ack(&mut r, 20, 1000, &[(10_000, 14_000)], 14_000);
+        assert_eq!((r.pipe(), r.window()), (0, 3000));
+        for (i, at) in [(14, 20), (15, 20), (16, 25)] {
+            r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(at), at as u32);
+        }
+        // A duplicate ACK SACKing one new segment, nothing newly lost: one segment, not two
+        // (pipe 2000 + 1000).
+        ack(&mut r, 30, 1000, &[(10_000, 15_000)], 17_000);
+        assert_eq!((r.pipe(), r.window()), (2000, 3000));
+        // SND.UNA advances (segment 1's original, late) and the SACK of segment 16 shows 15,
+        // sent before it, lost: what it delivered (2000), no extra segment (pipe 0).
+        ack(
+            &mut r,
+            40,
+            2000,
+            &[(10_000, 15_000), (16_000, 17_000)],
+            17_000,
+        );
+        assert_eq!((r.pipe(), r.window()), (0, 2000));
     }
 
     #[test]
