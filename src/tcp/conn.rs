@@ -289,6 +289,16 @@ impl<S> Conn<S> {
         recv_buffer.saturating_sub(used as u32)
     }
 
+    /// The window still open to the peer: from RCV.NXT to the right edge we last advertised
+    /// (RCV.ADV), or 0 once data has reached it.
+    pub(crate) fn rcv_open(&self) -> u32 {
+        if self.rcv.adv.gt(self.rcv.nxt) {
+            self.rcv.adv - self.rcv.nxt
+        } else {
+            0
+        }
+    }
+
     /// The largest window we can ever advertise (Linux's `window_clamp`): the receive buffer,
     /// as far as the window field and our scale reach.
     pub(crate) fn window_clamp(&self, recv_buffer: u32) -> u32 {
@@ -303,8 +313,8 @@ impl<S> Conn<S> {
         // Round down to the scale granularity; at least what we already promised.
         let max = u32::from(u16::MAX) << scale;
         let mut wnd = (space.min(max) >> scale) << scale;
-        let promised = self.rcv.adv - self.rcv.nxt;
-        if self.rcv.adv.gt(self.rcv.nxt) && promised > wnd {
+        let promised = self.rcv_open();
+        if promised > wnd {
             wnd = promised.min(max);
         }
         let field = (wnd >> scale).min(u32::from(u16::MAX)) as u16;

@@ -62,11 +62,7 @@ fn window_update_due<S>(c: &Conn<S>, recv_buffer: u32) -> bool {
     if c.state.fin_received() {
         return false;
     }
-    let open = if c.rcv.adv.gt(c.rcv.nxt) {
-        c.rcv.adv - c.rcv.nxt
-    } else {
-        0
-    };
+    let open = c.rcv_open();
     if open > c.window_clamp(recv_buffer) / 2 {
         return false;
     }

@@ -159,11 +159,7 @@ fn check_sequence<A: App, T: Tx>(
     seg: &TcpRepr<'_>,
 ) -> Option<SeqNumber> {
     let seq = seg.seq;
-    let rcv_wnd = if c.rcv.adv.gt(c.rcv.nxt) {
-        c.rcv.adv - c.rcv.nxt
-    } else {
-        0
-    };
+    let rcv_wnd = c.rcv_open();
     let seg_len = seg.segment_len() as u32;
     let right = c.rcv.nxt + rcv_wnd;
     let acceptable = match (seg_len, rcv_wnd) {
