@@ -325,10 +325,8 @@ impl Server {
             .filter(|a| !now.contains(a))
             .copied()
             .collect();
+        serve_each(&mut self.program, &added, &self.tracked_ports)?;
         for port in &self.tracked_ports {
-            for a in &added {
-                self.program.serve(Some(*a), *port)?;
-            }
             for a in &removed {
                 self.program.unserve(*a, *port)?;
             }
@@ -547,12 +545,18 @@ fn serve_listeners(
             iface: interface.name.clone(),
         });
     }
-    for a in &addrs {
-        for port in &tracked_ports {
+    serve_each(program, &addrs, &tracked_ports)?;
+    Ok((tracked_ports, addrs))
+}
+
+/// Serves every port of `ports` on every address of `addrs`.
+fn serve_each(program: &mut Program, addrs: &[IpAddr], ports: &[u16]) -> Result<(), MapError> {
+    for a in addrs {
+        for port in ports {
             program.serve(Some(*a), *port)?;
         }
     }
-    Ok((tracked_ports, addrs))
+    Ok(())
 }
 
 /// Binds one AF_XDP socket per queue and puts each into the program's socket map.
