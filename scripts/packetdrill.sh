@@ -4,18 +4,22 @@
 #
 #   scripts/packetdrill.sh [--timeout SECS] [--verbose] [SCRIPT.pkt...]
 #
-# Without scripts it runs our suite (tests/packetdrill/*.pkt) and the adapted upstream scripts
-# (tests/packetdrill/upstream/*.pkt), each once per IP family (ipv4 and ipv6; a script narrows
-# or widens that with a `// families: ...` line).
+# Without scripts it runs our suite (tests/packetdrill/*.pkt), the adapted upstream scripts
+# (tests/packetdrill/upstream/*.pkt) and the adapted Linux kernel selftests
+# (tests/packetdrill/ksft/*.pkt), each once per IP family (ipv4 and ipv6; a script narrows or
+# widens that with a `// families: ...` line, a kernel selftest with an `--ip_version=` line, as
+# the kernel's ksft_runner.sh reads it). The kernel selftests run with ksft_runner.sh's
+# arguments (addresses, IPv6 MTU 1520, the TFO_COOKIE and CMSG_* defines).
 #
 # packetdrill is built in a temporary directory from, in this order: $PACKETDRILL_SRC; else
 # <repo>/../shared/packetdrill when present; else a clone of google/packetdrill at the pinned
 # commit below (gtests/net/packetdrill). If none builds, the script fails (it never skips).
 #
 # Exit status: non-zero when a script of our suite fails (unless tests/packetdrill/ENGINE_BUGS
-# lists it: an engine bug the suite found, waiting for its fix), or when an upstream script's
-# result differs from tests/packetdrill/upstream/EXPECTED_FAILURES. Both lists are checked both
-# ways (a listed script that passes fails the run too), so they cannot go stale.
+# lists it: an engine bug the suite found, waiting for its fix), or when an upstream script's or
+# kernel selftest's result differs from its directory's EXPECTED_FAILURES. Every list is checked
+# both ways (a listed script that passes fails the run too), so they cannot go stale; each entry
+# of ksft/EXPECTED_FAILURES must carry a kind ([engine], [psh], [unsupported], [linux], [shim]).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -29,7 +33,7 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --timeout) timeout_secs=$2; shift 2 ;;
     --verbose) verbose=1; shift ;;
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) echo "packetdrill.sh: unknown option $1" >&2; exit 2 ;;
     *) scripts+=("$1"); shift ;;
     esac
@@ -92,25 +96,66 @@ shim=${CARGO_TARGET_DIR:-$repo/target}/debug/libxdptcp_packetdrill.so
 
 if [ ${#scripts[@]} -eq 0 ]; then
     shopt -s nullglob
-    scripts=(tests/packetdrill/*.pkt tests/packetdrill/upstream/*.pkt)
+    scripts=(tests/packetdrill/*.pkt tests/packetdrill/upstream/*.pkt tests/packetdrill/ksft/*.pkt)
     shopt -u nullglob
 fi
 
-# Expected failures, checked both ways: upstream scripts that fail for a reason listed in
-# upstream/EXPECTED_FAILURES, and scripts of ours that wait for an engine fix (ENGINE_BUGS).
+# Expected failures, checked both ways: upstream scripts and kernel selftests that fail for a
+# reason listed in their EXPECTED_FAILURES, and scripts of ours that wait for an engine fix
+# (ENGINE_BUGS). A list maps a script to its kind ([engine], [psh], ...; "-" when it has none).
 expected_file=tests/packetdrill/upstream/EXPECTED_FAILURES
+ksft_file=tests/packetdrill/ksft/EXPECTED_FAILURES
 bugs_file=tests/packetdrill/ENGINE_BUGS
-declare -A expected=() bugs=()
+declare -A expected=() ksft_expected=() bugs=()
 read_list() { # FILE ARRAY
     local -n into=$2
     [ -f "$1" ] || return 0
-    while read -r name _; do
+    local name rest kind
+    while read -r name rest; do
         case "$name" in '' | '#'*) continue ;; esac
-        into[$name]=1
+        kind=$(sed -n 's/^# *\(\[[a-z]*\]\).*/\1/p' <<<"$rest")
+        into[$name]=${kind:--}
     done <"$1"
 }
 read_list "$expected_file" expected
+read_list "$ksft_file" ksft_expected
 read_list "$bugs_file" bugs
+ksft_kinds=" [engine] [psh] [unsupported] [linux] [shim] "
+# Kernel selftests that upstream/ already runs (ksft/IN_UPSTREAM: kernel name, upstream name):
+# their results count into the kernel selftests' totals too.
+declare -A in_upstream=()
+while read -r kname uname; do
+    case "$kname" in '' | '#'*) continue ;; esac
+    # Neither stale nor a copy twice over.
+    [ -f "tests/packetdrill/upstream/$uname" ] ||
+        { echo "packetdrill.sh: ksft/IN_UPSTREAM: no upstream/$uname" >&2; exit 2; }
+    [ ! -f "tests/packetdrill/ksft/$kname" ] ||
+        { echo "packetdrill.sh: ksft/$kname is also run as upstream/$uname" >&2; exit 2; }
+    in_upstream[$uname]=$kname
+done <tests/packetdrill/ksft/IN_UPSTREAM
+for name in "${!ksft_expected[@]}"; do
+    case "$ksft_kinds" in
+    *" ${ksft_expected[$name]} "*) ;;
+    *) echo "packetdrill.sh: $ksft_file: $name has no kind ([engine], [psh], ...)" >&2; exit 2 ;;
+    esac
+done
+
+# The kernel's ksft_runner.sh arguments, per family.
+ksft_family_args() {
+    case "$1" in
+    ipv4)
+        echo "--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1" \
+            "--netmask_ip=255.255.0.0 --remote_ip=192.0.2.1" \
+            "-D TFO_COOKIE=3021b9d889017eeb -D TFO_COOKIE_ZERO=b7c12350a90dc8f5" \
+            "-D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR" ;;
+    ipv6)
+        echo "--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1" \
+            "--gateway_ip=fd3d:0a0b:17d6:8888::1 --remote_ip=fd3d:fa7b:d17d::1" \
+            "-D TFO_COOKIE=c1d1e9742a47a9bc -D TFO_COOKIE_ZERO=82af1a8f9a205c34" \
+            "-D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR" ;;
+    *) return 1 ;;
+    esac
+}
 
 family_args() {
     case "$1" in
@@ -122,8 +167,15 @@ family_args() {
     esac
 }
 
-ours_pass=0 ours_fail=0 ours_known=0 ours_unexpected=0 up_pass=0 up_fail=0 up_known=0 up_unexpected=0
-failed=() unexpected=()
+# Per suite (ours, upstream, ksft): scripts passed, failed, failed as listed, and results that
+# differ from the list; the list each is checked against.
+declare -A n_pass=() n_fail=() n_known=() n_unexpected=()
+declare -A list_of=([ours]=$bugs_file [upstream]=$expected_file [ksft]=$ksft_file)
+declare -A ks_family_runs=() ks_family_pass=() ks_kind_count=()
+# The same over every kernel selftest: ksft/ and the ones upstream/ runs (ksft/IN_UPSTREAM).
+kall_pass=0 kall_fail=0
+declare -A kall_family_runs=() kall_family_pass=() kall_kind_count=()
+unexpected=()
 for script in "${scripts[@]}"; do
     [ -f "$script" ] || { echo "packetdrill.sh: no such script: $script" >&2; exit 2; }
     # packetdrill runs `backquoted` lines and %{ }% blocks on the host (sysctl, ip route, tc,
@@ -133,25 +185,42 @@ for script in "${scripts[@]}"; do
         exit 2
     fi
     name=$(basename "$script")
-    upstream=0
-    case "$script" in */upstream/*) upstream=1 ;; esac
+    suite=ours
+    case "$script" in
+    */upstream/*) suite=upstream ;;
+    */ksft/*) suite=ksft ;;
+    esac
     families=$(sed -n 's|^// families: *||p' "$script" | head -1)
+    if [ -z "$families" ] && [ "$suite" = ksft ]; then
+        # ksft_runner.sh: a script's own --ip_version= lines choose its families.
+        families=$(sed -n 's|^--ip_version=||p' "$script" | tr '\n' ' ')
+    fi
     [ -n "$families" ] || families="ipv4 ipv6"
     script_failed=0
     listed=0
-    if [ "$upstream" -eq 1 ]; then
-        [ -n "${expected[$name]:-}" ] && listed=1
-    else
-        [ -n "${bugs[$name]:-}" ] && listed=1
+    kernel=0
+    if [ "$suite" = ksft ] || { [ "$suite" = upstream ] && [ -n "${in_upstream[$name]:-}" ]; }; then
+        kernel=1
     fi
+    case "$suite" in
+    ours) kind=${bugs[$name]:-} ;;
+    upstream) kind=${expected[$name]:-} ;;
+    ksft) kind=${ksft_expected[$name]:-} ;;
+    esac
+    [ -n "$kind" ] && listed=1
     for family in $families; do
-        args=$(family_args "$family") ||
-            { echo "packetdrill.sh: $script: unknown family $family" >&2; exit 2; }
+        if [ "$suite" = ksft ]; then
+            args=$(ksft_family_args "$family") ||
+                { echo "packetdrill.sh: $script: unknown family $family" >&2; exit 2; }
+        else
+            args=$(family_args "$family") ||
+                { echo "packetdrill.sh: $script: unknown family $family" >&2; exit 2; }
+        fi
         log="$tmp/run.log"
         # Our scripts pin TSval too, a 1 ms clock (RFC 7323 §5.4) as Linux's, unless they set
         # --tcp_ts_tick_usecs themselves (the command line would win over the script's line).
         extra=()
-        if [ "$upstream" -eq 0 ] && ! grep -q '^--tcp_ts_tick_usecs' "$script"; then
+        if [ "$suite" = ours ] && ! grep -q '^--tcp_ts_tick_usecs' "$script"; then
             extra=(--tcp_ts_tick_usecs=1000)
         fi
         # shellcheck disable=SC2086 # the family's arguments are separate words
@@ -165,6 +234,14 @@ for script in "${scripts[@]}"; do
             [ "$rc" -eq 124 ] && result="FAIL (timed out after ${timeout_secs}s)"
             script_failed=1
         fi
+        if [ "$suite" = ksft ]; then
+            ks_family_runs[$family]=$((${ks_family_runs[$family]:-0} + 1))
+            [ "$result" = ok ] && ks_family_pass[$family]=$((${ks_family_pass[$family]:-0} + 1))
+        fi
+        if [ "$kernel" -eq 1 ]; then
+            kall_family_runs[$family]=$((${kall_family_runs[$family]:-0} + 1))
+            [ "$result" = ok ] && kall_family_pass[$family]=$((${kall_family_pass[$family]:-0} + 1))
+        fi
         # A failure already listed gets one line (its reason is in the list); anything
         # unexpected, or everything with --verbose, gets packetdrill's output.
         if [ "$verbose" -eq 1 ] || { [ "$result" != ok ] && [ "$listed" -eq 0 ]; } ||
@@ -175,44 +252,71 @@ for script in "${scripts[@]}"; do
             echo "-- $script [$family]: $result (listed)"
         fi
     done
-    if [ "$upstream" -eq 0 ]; then
-        if [ "$script_failed" -eq 0 ]; then
-            ours_pass=$((ours_pass + 1))
-            if [ -n "${bugs[$name]:-}" ]; then
-                ours_unexpected=$((ours_unexpected + 1))
-                failed+=("$script passes but is listed in $bugs_file")
-            fi
-        else
-            ours_fail=$((ours_fail + 1))
-            if [ -n "${bugs[$name]:-}" ]; then
-                ours_known=$((ours_known + 1))
-            else
-                ours_unexpected=$((ours_unexpected + 1))
-                failed+=("$script")
-            fi
-        fi
-    elif [ "$script_failed" -eq 0 ]; then
-        up_pass=$((up_pass + 1))
-        if [ -n "${expected[$name]:-}" ]; then
-            up_unexpected=$((up_unexpected + 1))
-            unexpected+=("$script passes but is listed in $expected_file")
+    if [ "$script_failed" -eq 0 ]; then
+        n_pass[$suite]=$((${n_pass[$suite]:-0} + 1))
+        if [ "$listed" -eq 1 ]; then
+            n_unexpected[$suite]=$((${n_unexpected[$suite]:-0} + 1))
+            unexpected+=("$script passes but is listed in ${list_of[$suite]}")
         fi
     else
-        up_fail=$((up_fail + 1))
-        if [ -n "${expected[$name]:-}" ]; then
-            up_known=$((up_known + 1))
+        n_fail[$suite]=$((${n_fail[$suite]:-0} + 1))
+        if [ "$listed" -eq 1 ]; then
+            n_known[$suite]=$((${n_known[$suite]:-0} + 1))
+            [ "$suite" = ksft ] && ks_kind_count[$kind]=$((${ks_kind_count[$kind]:-0} + 1))
         else
-            up_unexpected=$((up_unexpected + 1))
-            unexpected+=("$script fails and is not listed in $expected_file")
+            n_unexpected[$suite]=$((${n_unexpected[$suite]:-0} + 1))
+            unexpected+=("$script fails and is not listed in ${list_of[$suite]}")
+        fi
+    fi
+    if [ "$kernel" -eq 1 ]; then
+        if [ "$script_failed" -eq 0 ]; then
+            kall_pass=$((kall_pass + 1))
+        else
+            kall_fail=$((kall_fail + 1))
+            kind=${kind:-unlisted}
+            kall_kind_count[$kind]=$((${kall_kind_count[$kind]:-0} + 1))
         fi
     fi
 done
 
+# by_kind ARRAY: "[engine] N [psh] N ..." of a kind -> count map.
+by_kind() {
+    local -n counts=$1
+    local line="" kind
+    for kind in $ksft_kinds - unlisted; do
+        [ -n "${counts[$kind]:-}" ] && line="$line $kind ${counts[$kind]}"
+    done
+    echo "$line"
+}
+# by_family RUNS PASSES: "ipv4 P of R pass, ipv6 ...".
+by_family() {
+    local -n runs=$1 passes=$2
+    local line="" family
+    for family in ipv4 ipv6; do
+        [ -n "${runs[$family]:-}" ] && line="$line${line:+, }$family ${passes[$family]:-0} of ${runs[$family]} pass"
+    done
+    echo "$line"
+}
+
+# summary SUITE TITLE: the suite's one-line result, if it ran.
+summary() {
+    local ran=$((${n_pass[$1]:-0} + ${n_fail[$1]:-0}))
+    [ "$ran" -gt 0 ] || return 0
+    echo "== $2: ${n_pass[$1]:-0} passed, ${n_fail[$1]:-0} failed (${n_known[$1]:-0} of them listed in ${list_of[$1]})"
+}
+
 echo
-echo "== our suite: $ours_pass passed, $ours_fail failed ($ours_known of them listed in $bugs_file)"
-for f in "${failed[@]}"; do echo "   unexpected: $f"; done
-if [ $((up_pass + up_fail)) -gt 0 ]; then
-    echo "== upstream (adapted): $up_pass passed, $up_fail failed ($up_known of them listed in $expected_file)"
-    for f in "${unexpected[@]}"; do echo "   unexpected: $f"; done
+summary ours "our suite"
+summary upstream "upstream (adapted)"
+summary ksft "kernel selftests (adapted, ksft/)"
+if [ -n "${n_pass[ksft]:-}${n_fail[ksft]:-}" ]; then
+    echo "   $(by_family ks_family_runs ks_family_pass)"
+    [ -n "${n_known[ksft]:-}" ] && echo "   listed failures by kind:$(by_kind ks_kind_count)"
 fi
-[ "$ours_unexpected" -eq 0 ] && [ "$up_unexpected" -eq 0 ]
+if [ $((kall_pass + kall_fail)) -gt $((${n_pass[ksft]:-0} + ${n_fail[ksft]:-0})) ]; then
+    echo "== kernel selftests, all (ksft/ and the ones upstream/ runs, ksft/IN_UPSTREAM): $kall_pass passed, $kall_fail failed"
+    echo "   $(by_family kall_family_runs kall_family_pass)"
+    [ "$kall_fail" -gt 0 ] && echo "   failures by kind:$(by_kind kall_kind_count)"
+fi
+for f in "${unexpected[@]}"; do echo "   unexpected: $f"; done
+[ ${#unexpected[@]} -eq 0 ]

@@ -34,7 +34,7 @@ if grep -rn "tracing::" src/tcp src/wire src/app src/xdp/worker.rs src/xdp/socke
     echo "test.sh: tracing on the packet path (above): log from the control thread instead" >&2
     exit 1
 fi
-echo "== packetdrill: our suite and the adapted upstream scripts, through the shim"
+echo "== packetdrill: our suite, the adapted upstream scripts and kernel selftests, through the shim"
 scripts/packetdrill.sh
 echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts/fuzz.sh MINUTES for more)"
 scripts/fuzz.sh --seconds 20

@@ -11,7 +11,7 @@
 //! | `syn_retries`, `synack_retries`, `retries` | retransmission limits |
 //! | `recv_buffer`, `send_buffer` | bytes per connection |
 //! | `initial_window` | segments |
-//! | `rto_min_ms`, `rto_initial_ms`, `delayed_ack_ms`, `time_wait_ms`, `fin_wait2_ms` | timers |
+//! | `rto_min_ms`, `rto_initial_ms`, `rto_max_ms`, `delayed_ack_ms`, `time_wait_ms`, `fin_wait2_ms` | timers |
 //! | `max_half_open` | half-open connections before cookies (`auto`) or drops (`never`) |
 //! | `local_ip` | the address an unbound `connect()` uses (IPv4 or IPv6; one per family) |
 
@@ -126,6 +126,7 @@ impl Options {
                 "max_half_open" => e.max_half_open = value(k, v)?,
                 "rto_min_ms" => e.rto_min = millis(k, v)?,
                 "rto_initial_ms" => e.rto_initial = millis(k, v)?,
+                "rto_max_ms" => e.rto_max = millis(k, v)?,
                 "delayed_ack_ms" => e.delayed_ack = millis(k, v)?,
                 "time_wait_ms" => e.time_wait = millis(k, v)?,
                 "fin_wait2_ms" => e.fin_wait2_timeout = millis(k, v)?,
@@ -157,11 +158,14 @@ mod tests {
 
     #[test]
     fn flags_set_their_keys_and_bad_ones_are_named() {
-        let o =
-            Options::parse("syncookies=always, wscale=8 local_ip=fd00::5,rto_min_ms=300").unwrap();
+        let o = Options::parse(
+            "syncookies=always, wscale=8 local_ip=fd00::5,rto_min_ms=300,rto_max_ms=1000",
+        )
+        .unwrap();
         assert_eq!(o.engine.syncookies, SynCookieMode::Always);
         assert_eq!(o.engine.window_scale, 8);
         assert_eq!(o.engine.rto_min, Duration::from_millis(300));
+        assert_eq!(o.engine.rto_max, Duration::from_millis(1000));
         assert_eq!(o.local_v6, "fd00::5".parse::<Ipv6Addr>().unwrap());
         assert_eq!(
             Options::parse("bogus=1").unwrap_err(),
