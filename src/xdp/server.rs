@@ -10,7 +10,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
 use crate::tcp::syncookie::{CookieKeys, timestamp_key};
-use crate::tcp::{Config, SynCookieMode};
+use crate::tcp::{Config, Secret, SynCookieMode};
 use crate::time::Instant;
 use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, Tap, TapCounters};
 use crate::xdp::program::{
@@ -352,7 +352,7 @@ impl Server {
     /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then
     /// the XDP program, so that no engine ever sees a cookie of the new secret before it knows
     /// the secret (a worker reads its control messages before the frames of each batch).
-    pub fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    pub fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         let Some(keys) = &mut self.cookie_keys else {
             return;
         };
@@ -632,7 +632,7 @@ impl WorkerStart {
 
 /// Puts the keys of the current and the next epoch into the program's table.
 fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
-    let ts = timestamp_key(keys.secret());
+    let ts = timestamp_key(&keys.secret().0);
     let e = keys.epoch();
     for epoch in [e, e + 1] {
         program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);

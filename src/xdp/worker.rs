@@ -6,6 +6,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::stats::{Latencies, LatencyKind, Memory, Stats};
+use crate::tcp::Secret;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
@@ -34,7 +35,7 @@ pub trait Handler {
     fn stop_accepting(&mut self) {}
     /// Switch to a new SYN-cookie secret at `now` (cookies made under the old one stay
     /// valid for the rest of the next rotation epoch).
-    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         let _ = (now, secret);
     }
     /// Whether SYNs of this worker's queue should be answered by the XDP program with SYN
@@ -68,7 +69,7 @@ pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
     /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
-    ReplaceCookieSecret([u8; 32]),
+    ReplaceCookieSecret(Secret),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -286,7 +287,7 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         crate::tcp::Engine::memory(self)
     }
 
-    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         crate::tcp::Engine::replace_cookie_secret(self, now, secret);
     }
 
@@ -426,9 +427,15 @@ mod tests {
                 port: PORT,
                 keepalive: None,
             }],
-            secret: [3; 32],
+            secret: Secret([3; 32]),
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn a_secret_sent_to_a_worker_does_not_show_in_the_message_debug() {
+        let c = Control::ReplaceCookieSecret(Secret([0x5c; 32]));
+        assert_eq!(format!("{c:?}"), "ReplaceCookieSecret(Secret(..))");
     }
 
     #[test]

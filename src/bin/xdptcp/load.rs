@@ -10,7 +10,7 @@ use clap::ValueEnum;
 
 use xdptcp::app::http_client::{ClientMode, HttpClient, Pacing};
 use xdptcp::load::{LoadConfig, LoadGen, LoadMode};
-use xdptcp::tcp::{Config, Engine};
+use xdptcp::tcp::{Config, Engine, Secret};
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate};
@@ -358,7 +358,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         max_connections: per_queue_conns * 2 + 1024,
         ..Config::default()
     };
-    engine.secret = boot_secret()?;
+    engine.secret = Secret(boot_secret()?);
     let client_mode = match args.mode {
         LoadModeArg::Keepalive => ClientMode::KeepAlive {
             requests: args.requests_per_conn,

@@ -18,7 +18,7 @@ use xdptcp::control::metrics::{self, MetricsEndpoint};
 use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::tcp::cc::Algorithm;
-use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, Keepalive, Listener, Secret, SynCookieMode};
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
 
@@ -298,7 +298,7 @@ fn engine_config(
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
-        secret: sys::random_bytes().context("reading /dev/urandom")?,
+        secret: Secret(sys::random_bytes().context("reading /dev/urandom")?),
         cookie_secret: secret_file.map(SecretFile::secret),
         cookie_rotation: Duration::from_secs(args.cookie_rotation_secs),
         cookie_clock_offset_us: sys::wall_clock_offset_us(),
