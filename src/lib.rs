@@ -10,6 +10,7 @@
 //! - [`xdp`]: the AF_XDP shell: the XDP program, sockets, workers, [`xdp::Server`], pcap.
 //! - [`control`]: what a running server tells the outside: Prometheus metrics, the stats
 //!   socket.
+//! - [`output`]: the files xdptcp writes, created 0600 and never through a symbolic link.
 //! - `sim` (cargo feature `sim`, for tests, benches and fuzzing only): two engines joined by
 //!   a simulated link with seeded faults.
 //!
@@ -140,6 +141,7 @@
 pub mod app;
 pub mod control;
 pub mod load;
+pub mod output;
 pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod frames;
+pub mod privileges;
 pub mod program;
 pub mod refuser;
 pub mod ring;
@@ -34,7 +35,7 @@ pub mod socket;
 pub mod sys;
 pub mod worker;
 
-pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals};
+pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals, PcapFile};
 pub use program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,

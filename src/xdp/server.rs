@@ -12,7 +12,9 @@ use crate::stats::{Latencies, Memory, Stats};
 use crate::tcp::syncookie::{CookieKeys, timestamp_key};
 use crate::tcp::{Config, Secret, SynCookieMode};
 use crate::time::Instant;
-use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, Tap, TapCounters};
+use crate::xdp::capture::{
+    Capture, CaptureConfig, CaptureError, CaptureTotals, PcapFile, Tap, TapCounters,
+};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
@@ -126,6 +128,9 @@ pub enum StartError {
     /// The pcap capture could not start.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// What the caller of [`Server::start_then`] does once setup is done failed.
+    #[error(transparent)]
+    SetupDone(Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Everything the workers reported last, added up.
@@ -204,6 +209,27 @@ impl Server {
         H: Handler,
         F: Fn(u32) -> H + Send + Sync + 'static,
     {
+        Server::start_then(config, make_handler, || {
+            Ok::<(), std::convert::Infallible>(())
+        })
+    }
+
+    /// As [`Server::start`], calling `setup_done` once everything that needs privileges is
+    /// done (the program loaded, its maps filled and mapped, the sockets bound and mapped, the
+    /// pcap file created, the program attached) and before the first thread is started: the
+    /// place to drop privileges ([`crate::xdp::privileges`]), which Linux keeps per thread, so
+    /// that every worker starts without them. An error from it stops the start, the interface
+    /// left as it was.
+    pub fn start_then<H, F, E>(
+        config: ServerConfig,
+        make_handler: F,
+        setup_done: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Server, StartError>
+    where
+        H: Handler,
+        F: Fn(u32) -> H + Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         sys::check_privileges()?;
         if config.listeners.is_empty() {
             return Err(StartError::NoListeners);
@@ -234,14 +260,7 @@ impl Server {
         let sockets = bind_sockets(&mut program, &interface, queues, config.xsk)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
         // Before attaching: a bad path leaves the interface untouched.
-        let capture = match &config.capture {
-            Some(c) => {
-                let capture = Capture::start(c, sys::monotonic_now())?;
-                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
-                Some(capture)
-            }
-            None => None,
-        };
+        let pcap = config.capture.as_ref().map(PcapFile::create).transpose()?;
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
         tracing::info!(
             iface = %interface.name,
@@ -249,6 +268,16 @@ impl Server {
             mode = ?attachment.mode(),
             "XDP program attached through a bpf_link"
         );
+        setup_done().map_err(|e| StartError::SetupDone(e.into()))?;
+        // Threads from here on: they start with the privileges the process has now.
+        let capture = match (pcap, &config.capture) {
+            (Some(file), Some(c)) => {
+                let capture = file.start(sys::monotonic_now())?;
+                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
+                Some(capture)
+            }
+            _ => None,
+        };
 
         let (snap_tx, snapshots) = crossbeam_channel::unbounded();
         let make_handler = Arc::new(make_handler);
