@@ -40,7 +40,7 @@ pub use program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
 };
-pub use server::{Server, ServerConfig, StartError};
+pub use server::{Server, ServerConfig, StartError, WorkerDied};
 pub use shared_maps::{CookieKeyTable, QueueFlag};
 pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
 pub use worker::{Control, Handler, Snapshot};

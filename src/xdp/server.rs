@@ -133,6 +133,17 @@ pub enum StartError {
     SetupDone(Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A worker that ended while the server ran: it panicked (a bug, perhaps one that input
+/// found), or its loop returned, which it does only when told to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("the worker of queue {queue} died: {message}")]
+pub struct WorkerDied {
+    /// Its queue.
+    pub queue: u32,
+    /// The panic's message, or what else ended it.
+    pub message: String,
+}
+
 /// Everything the workers reported last, added up.
 #[derive(Debug, Clone, Default)]
 pub struct Totals {
@@ -181,7 +192,8 @@ pub struct Server {
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
     snapshots: Receiver<Snapshot>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each worker's queue and thread.
+    threads: Vec<(u32, JoinHandle<()>)>,
     latest: Vec<Option<Snapshot>>,
     latencies: Latencies,
     /// Each worker's latest memory figures.
@@ -301,7 +313,7 @@ impl Server {
                 control: ctl_rx,
                 snapshots: snap_tx.clone(),
             };
-            threads.push(worker.spawn(Arc::clone(&make_handler))?);
+            threads.push((i as u32, worker.spawn(Arc::clone(&make_handler))?));
             controls.push(ctl_tx);
         }
         Ok(Server {
@@ -524,9 +536,41 @@ impl Server {
         }
     }
 
+    /// Checks that every worker still runs; call it as often as the snapshots are collected.
+    ///
+    /// A worker that died took its queue's connections with it, and that queue's segments
+    /// now reach the kernel, which resets them, while the process looks healthy; and with its
+    /// cookie flag set the XDP program would go on answering SYNs whose ACKs nobody takes.
+    /// So its flag is cleared here, and the caller is to stop the server (dropping it
+    /// detaches the program) and exit non-zero for a supervisor (systemd's
+    /// `Restart=on-failure`) to start a fresh one. The worker is not restarted in place: its
+    /// connections are lost either way, a new socket for the queue needs the privileges
+    /// dropped after setup, and a bug that input found would be found again.
+    pub fn supervise(&mut self) -> Result<(), WorkerDied> {
+        let Some(i) = self.threads.iter().position(|(_, t)| t.is_finished()) else {
+            return Ok(());
+        };
+        let (queue, thread) = self.threads.remove(i);
+        if let Some(flag) = self.program.queue_flag(queue) {
+            flag.set_cookie_mode(false);
+        }
+        let message = match thread.join() {
+            Ok(()) => "its loop ended without being told to stop".to_string(),
+            Err(payload) => match (
+                payload.downcast_ref::<&str>(),
+                payload.downcast_ref::<String>(),
+            ) {
+                (Some(s), _) => format!("panicked: {s}"),
+                (_, Some(s)) => format!("panicked: {s}"),
+                _ => "panicked".to_string(),
+            },
+        };
+        Err(WorkerDied { queue, message })
+    }
+
     fn shutdown(&mut self) {
         self.broadcast(Control::Stop);
-        for t in self.threads.drain(..) {
+        for (_, t) in self.threads.drain(..) {
             let _ = t.join();
         }
         while let Ok(s) = self.snapshots.try_recv() {

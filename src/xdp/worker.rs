@@ -119,6 +119,8 @@ pub fn run<H: Handler, R: Rings>(
     let mut snapshots_sent = 0u32;
     let mut latencies = Latencies::default();
     let mut cookie_mode = flag.is_some_and(QueueFlag::cookie_mode);
+    #[cfg(feature = "test-hooks")]
+    let panic_on_frame = test_hooks::panics_on_first_frame(socket.queue());
     loop {
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
@@ -137,6 +139,10 @@ pub fn run<H: Handler, R: Rings>(
                 handler.receive(batch_start, frame, &mut tap.tx(tx, batch_start));
             }),
         };
+        #[cfg(feature = "test-hooks")]
+        if received > 0 && panic_on_frame {
+            panic!("a worker bug made on purpose (XDPTCP_TEST_PANIC_QUEUE)");
+        }
         match tap.as_mut() {
             None => handler.end_batch(batch_start, &mut socket.tx()),
             Some(tap) => handler.end_batch(batch_start, &mut tap.tx(&mut socket.tx(), batch_start)),
@@ -191,6 +197,22 @@ pub fn run<H: Handler, R: Rings>(
         std::thread::sleep(Duration::from_millis(1));
     }
     let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
+}
+
+/// Test builds only: hooks that break a worker on purpose, so that interop tests can watch
+/// what a worker bug does to the whole process. Compiled with the cargo feature `test-hooks`,
+/// which nothing turns on but this crate's own dev-dependency on itself (so `cargo build`,
+/// `cargo build --release --bin xdptcp` and `cargo install` never compile it in).
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    /// Whether the worker of `queue` is to panic on the first frame it receives
+    /// (`XDPTCP_TEST_PANIC_QUEUE=QUEUE`).
+    pub(super) fn panics_on_first_frame(queue: u32) -> bool {
+        std::env::var("XDPTCP_TEST_PANIC_QUEUE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            == Some(queue)
+    }
 }
 
 fn snapshot<H: Handler, R: Rings>(

@@ -485,6 +485,11 @@ fn run(
     let mut draining_until: Option<StdInstant> = None;
     loop {
         server.collect(Duration::from_millis(50));
+        // A dead worker stops the server: dropping it detaches XDP, and the stats socket goes
+        // with `windows` on the way out (see `Server::supervise`).
+        server.supervise().map_err(|died| {
+            anyhow!("{died}; stopped the server (XDP detached) for a supervisor to restart it")
+        })?;
         windows.serve_pending(&server, &windows.info(args.app, start));
         let now = StdInstant::now();
         let stop_asked = STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d);
