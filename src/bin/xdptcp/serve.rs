@@ -220,8 +220,9 @@ struct Windows {
 
 impl Windows {
     /// The metrics endpoint is bound before the data path starts (a taken address fails with
-    /// the NIC untouched); the stats socket once it runs (a second server on the same interface
-    /// is refused by its AF_XDP bind first, with the explanation that goes with it).
+    /// the NIC untouched); the stats socket once it is set up, before privileges are dropped
+    /// (a second server on the same interface is refused by its AF_XDP bind first, with the
+    /// explanation that goes with it).
     fn bind_metrics(
         args: &ServeArgs,
         listeners: &[(Option<IpAddr>, u16)],
