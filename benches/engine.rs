@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use xdptcp::app::{App, Io};
 use xdptcp::rng::Rng;
 use xdptcp::tcp::time_wait::TimeWaitTable;
-use xdptcp::tcp::{Config, Engine, Listener, SeqNumber, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, Listener, Secret, SeqNumber, SynCookieMode};
 use xdptcp::time::Instant;
 use xdptcp::tx::Tx;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
@@ -95,7 +95,7 @@ fn server_config(mode: SynCookieMode) -> Config {
         }],
         syncookies: mode,
         max_time_wait: 1 << 20,
-        secret: [0x42; 32],
+        secret: Secret([0x42; 32]),
         ..Config::default()
     }
 }
@@ -275,7 +275,7 @@ fn short_connection(
 fn client_config() -> Config {
     Config {
         local_mac: CLIENT_MAC,
-        secret: [0x17; 32],
+        secret: Secret([0x17; 32]),
         max_time_wait: 1 << 20,
         ..Config::default()
     }

@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use xdptcp::app::{App, Io};
-use xdptcp::tcp::{Config, Engine, Listener};
+use xdptcp::tcp::{Config, Engine, Listener, Secret};
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{Server, ServerConfig};
 
@@ -166,7 +166,7 @@ fn main() -> Result<()> {
         }],
         mss: iface.mtu.saturating_sub(40).min(u32::from(u16::MAX)) as u16,
         reset_unknown: iface.rx_queues <= 1,
-        secret: sys::random_bytes().context("reading /dev/urandom")?,
+        secret: Secret(sys::random_bytes().context("reading /dev/urandom")?),
         ..Config::default()
     };
     let now = sys::monotonic_now();

@@ -70,7 +70,7 @@ ka_idle=$(python3 -c "import math; print(max(1, math.ceil(2 * $interval)))")
 tmp="$(mktemp -d)"
 server_pid=""
 mkdir -p "$out"
-rm -rf "$out/hist-server" "$out/hist-load"
+rm -rf "$out/hist-server" "$out/hist-load" "$out/load.json"
 
 cleanup() {
     stop_pid "$server_pid"

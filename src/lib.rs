@@ -10,6 +10,7 @@
 //! - [`xdp`]: the AF_XDP shell: the XDP program, sockets, workers, [`xdp::Server`], pcap.
 //! - [`control`]: what a running server tells the outside: Prometheus metrics, the stats
 //!   socket.
+//! - [`output`]: the files xdptcp writes, created 0600 and never through a symbolic link.
 //! - `sim` (cargo feature `sim`, for tests, benches and fuzzing only): two engines joined by
 //!   a simulated link with seeded faults.
 //!
@@ -28,7 +29,7 @@
 //! use std::time::Duration;
 //!
 //! use xdptcp::app::{App, Io};
-//! use xdptcp::tcp::{Config, Engine, Listener};
+//! use xdptcp::tcp::{Config, Engine, Listener, Secret};
 //! use xdptcp::time::Instant;
 //!
 //! /// Our application: answers with what it got, in upper case.
@@ -65,10 +66,10 @@
 //! let server_config = Config {
 //!     local_mac: server_mac,
 //!     listeners: vec![Listener { addr: Some(server_addr.ip()), port: 7000, keepalive: None }],
-//!     secret: [7; 32], // SYN cookies and ISNs: random in production
+//!     secret: Secret([7; 32]), // SYN cookies and ISNs: random in production
 //!     ..Config::default()
 //! };
-//! let client_config = Config { local_mac: client_mac, secret: [9; 32], ..Config::default() };
+//! let client_config = Config { local_mac: client_mac, secret: Secret([9; 32]), ..Config::default() };
 //!
 //! let mut now = Instant::ZERO;
 //! let mut server = Engine::new(server_config, Upper, now);
@@ -109,7 +110,7 @@
 //! # }
 //! use std::time::Duration;
 //!
-//! use xdptcp::tcp::{Config, Engine, Listener};
+//! use xdptcp::tcp::{Config, Engine, Listener, Secret};
 //! use xdptcp::xdp::sys::{self, Interface};
 //! use xdptcp::xdp::{Server, ServerConfig};
 //!
@@ -117,7 +118,7 @@
 //! let config = Config {
 //!     local_mac: iface.mac,
 //!     listeners: vec![Listener { addr: None, port: 7000, keepalive: None }],
-//!     secret: sys::random_bytes()?,
+//!     secret: Secret(sys::random_bytes()?),
 //!     ..Config::default()
 //! };
 //! let now = sys::monotonic_now();
@@ -140,6 +141,7 @@
 pub mod app;
 pub mod control;
 pub mod load;
+pub mod output;
 pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -106,7 +106,7 @@ pub fn configs(seed: u64) -> (Config, Config) {
         local_mac: CLIENT_MAC,
         ..Config::default()
     };
-    rng.fill(&mut client.secret);
+    rng.fill(&mut client.secret.0);
     let mut server = Config {
         local_mac: SERVER_MAC,
         listeners: vec![Listener {
@@ -116,7 +116,7 @@ pub fn configs(seed: u64) -> (Config, Config) {
         }],
         ..Config::default()
     };
-    rng.fill(&mut server.secret);
+    rng.fill(&mut server.secret.0);
     (client, server)
 }
 

@@ -12,7 +12,7 @@ use proptest::prelude::*;
 
 use xdptcp::app::discard::Discard;
 use xdptcp::tcp::syncookie::{SynOptions, check_cookie, timestamp_key};
-use xdptcp::tcp::{Config, Engine, FourTuple, Listener, SeqNumber, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber, SynCookieMode};
 use xdptcp::time::Instant;
 use xdptcp::wire::TcpFrame;
 use xdptcp::wire::checksum;
@@ -22,7 +22,7 @@ use xdptcp::xdp::{Program, ProgramConfig, SynAckTemplate, XdpCounters};
 const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const PORT: u16 = 8080;
-const SECRET: [u8; 32] = [0x5a; 32];
+const SECRET: Secret = Secret([0x5a; 32]);
 
 /// An engine configuration as a test varies it, with our MAC, port and cookie secret.
 fn engine_config(base: Config) -> Config {
@@ -249,7 +249,7 @@ fn write_key(p: &Program, now: Instant, ahead: i64) {
     let keys = engine_config(Config::default()).cookie_keys(now);
     let epoch = keys.epoch().wrapping_add_signed(ahead);
     p.cookie_keys()
-        .write(epoch, &keys.key_of(epoch), &timestamp_key(&SECRET));
+        .write(epoch, &keys.key_of(epoch), &timestamp_key(&SECRET.0));
 }
 
 /// Runs `s` through the program: the SYN-ACK must be the engine's and its cookie valid.

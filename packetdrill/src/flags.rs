@@ -19,7 +19,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use std::time::Duration;
 
-use xdptcp::tcp::{Config, SynCookieMode};
+use xdptcp::tcp::{Config, Secret, SynCookieMode};
 
 /// What `--so_flags` could not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,7 +60,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             engine: Config {
-                secret: *b"xdptcp packetdrill shim secret!!",
+                secret: Secret(*b"xdptcp packetdrill shim secret!!"),
                 ..Config::default()
             },
             local_v4: DEFAULT_LOCAL_V4,

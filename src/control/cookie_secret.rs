@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 
 use siphasher::sip::SipHasher24;
 
+use crate::tcp::Secret;
+
 /// The least a secret file holds, in bytes (e.g. `head -c 32 /dev/urandom`, or `openssl rand
 /// -hex 32`, whose 64 characters are more than enough).
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -61,7 +63,7 @@ pub fn secret_from_contents(contents: &[u8]) -> Option<[u8; 32]> {
 #[derive(Debug)]
 pub struct SecretFile {
     path: PathBuf,
-    secret: [u8; 32],
+    secret: Secret,
     /// The last problem reported, so a file that stays bad is reported once.
     reported: Option<String>,
 }
@@ -77,7 +79,7 @@ impl SecretFile {
     }
 
     /// The secret.
-    pub fn secret(&self) -> [u8; 32] {
+    pub fn secret(&self) -> Secret {
         self.secret
     }
 
@@ -93,7 +95,7 @@ impl SecretFile {
 
     /// Reads the file again. `Ok(Some(secret))` when it holds a new secret, `Ok(None)` when it
     /// is unchanged, `Err` (once per distinct problem) when it went bad: the old secret stays.
-    pub fn reread(&mut self) -> Result<Option<[u8; 32]>, SecretFileError> {
+    pub fn reread(&mut self) -> Result<Option<Secret>, SecretFileError> {
         match read(&self.path) {
             Ok(secret) => {
                 self.reported = None;
@@ -115,26 +117,39 @@ impl SecretFile {
     }
 }
 
-fn read(path: &Path) -> Result<[u8; 32], SecretFileError> {
+fn read(path: &Path) -> Result<Secret, SecretFileError> {
     let contents = fs::read(path).map_err(|source| SecretFileError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    secret_from_contents(&contents).ok_or_else(|| SecretFileError::Short {
-        path: path.to_path_buf(),
-        len: contents.trim_ascii().len(),
-    })
+    secret_from_contents(&contents)
+        .map(Secret)
+        .ok_or_else(|| SecretFileError::Short {
+            path: path.to_path_buf(),
+            len: contents.trim_ascii().len(),
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tcp::secret::shows_bytes_of;
 
     fn temp(name: &str, contents: &[u8]) -> PathBuf {
         let path =
             std::env::temp_dir().join(format!("xdptcp-secret-{}-{name}", std::process::id()));
         fs::write(&path, contents).unwrap();
         path
+    }
+
+    #[test]
+    fn debug_shows_no_byte_of_the_secret_nor_of_the_file() {
+        let path = temp("debug", &[0x9e; 40]);
+        let f = SecretFile::open(&path).unwrap();
+        let text = format!("{f:?}");
+        assert!(!shows_bytes_of(&text, &f.secret().0), "{text}");
+        assert!(!shows_bytes_of(&text, &[0x9e; 40]), "{text}");
+        fs::remove_file(path).unwrap();
     }
 
     #[test]

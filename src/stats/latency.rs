@@ -276,19 +276,19 @@ pub fn svg(title: &str, h: &Histogram<u64>) -> String {
 }
 
 /// Writes `<kind>.hgrm` and `<kind>.svg` for every kind, and `summary.json` with the
-/// latency summaries under `"latency"` plus whatever `extra` holds (counters, say).
+/// latency summaries under `"latency"` plus whatever `extra` holds (counters, say), into
+/// `dir` (each file written aside and renamed, so a reader never sees half of one).
 pub fn write_reports(
-    dir: &std::path::Path,
+    dir: &crate::output::OutputDir,
     latencies: &Latencies,
     extra: serde_json::Value,
-) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+) -> Result<(), crate::output::OutputError> {
     for kind in LatencyKind::ALL {
         let h = latencies.get(kind);
-        std::fs::write(dir.join(format!("{}.hgrm", kind.label())), hgrm(h))?;
-        std::fs::write(
-            dir.join(format!("{}.svg", kind.label())),
-            svg(kind.label(), h),
+        dir.write(&format!("{}.hgrm", kind.label()), hgrm(h).as_bytes())?;
+        dir.write(
+            &format!("{}.svg", kind.label()),
+            svg(kind.label(), h).as_bytes(),
         )?;
     }
     let mut summary = serde_json::Map::new();
@@ -297,11 +297,8 @@ pub fn write_reports(
         summary.extend(map);
     }
     let text = serde_json::to_string_pretty(&serde_json::Value::Object(summary))
-        .map_err(std::io::Error::other)?;
-    // Written aside and renamed, so a reader never sees half a summary.
-    let tmp = dir.join("summary.json.tmp");
-    std::fs::write(&tmp, text + "\n")?;
-    std::fs::rename(tmp, dir.join("summary.json"))
+        .expect("a JSON value always serialises");
+    dir.write("summary.json", (text + "\n").as_bytes())
 }
 
 fn xml_escape(s: &str) -> String {
@@ -353,8 +350,10 @@ mod tests {
     #[test]
     fn reports_are_written_for_every_kind() {
         let dir = std::env::temp_dir().join(format!("xdptcp-report-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = crate::output::OutputDir::open(&dir, crate::output::effective_ids()).unwrap();
         write_reports(
-            &dir,
+            &out,
             &sample(),
             serde_json::json!({ "counters": { "x": 1 } }),
         )

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::secret::Secret;
 use super::syncookie::{CookieClock, CookieKeys};
 use crate::time::Instant;
 
@@ -117,11 +118,11 @@ pub struct Config {
     pub reset_unserved: bool,
     /// Secret seed all keyed hashes derive from (ISNs, cookies, tables, timestamps). Fill it
     /// from a CSPRNG: the engine creates no randomness of its own.
-    pub secret: [u8; 32],
+    pub secret: Secret,
     /// A secret shared by several hosts: when set, SYN-cookie keys and timestamp offsets derive
     /// from it instead of [`Config::secret`], so hosts behind one balancer validate each
     /// other's cookies (give them one clock too: [`Config::cookie_clock_offset_us`]).
-    pub cookie_secret: Option<[u8; 32]>,
+    pub cookie_secret: Option<Secret>,
     /// SYN-cookie keys rotate every this long: the key of a rotation epoch derives from the
     /// cookie secret and the epoch number, so every engine and the XDP program agree on it
     /// without talking. A cookie stays valid one epoch after the one it was made in.
@@ -133,7 +134,7 @@ pub struct Config {
 
 impl Config {
     /// The secret SYN-cookie keys and timestamp offsets derive from.
-    pub fn cookie_master(&self) -> &[u8; 32] {
+    pub fn cookie_master(&self) -> &Secret {
         self.cookie_secret.as_ref().unwrap_or(&self.secret)
     }
 
@@ -182,7 +183,7 @@ impl Default for Config {
             ttl: 64,
             reset_unknown: true,
             reset_unserved: false,
-            secret: [0; 32],
+            secret: Secret::default(),
             cookie_secret: None,
             cookie_rotation: Duration::from_secs(64),
             cookie_clock_offset_us: 0,

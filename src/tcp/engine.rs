@@ -19,7 +19,9 @@ use super::route::Route;
 use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
-use super::{Config, ConnId, FourTuple, State, deliver, input, isn, output, syncookie, timeout};
+use super::{
+    Config, ConnId, FourTuple, Secret, State, deliver, input, isn, output, syncookie, timeout,
+};
 use crate::app::{App, CloseReason};
 use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
@@ -127,8 +129,8 @@ impl<A: App> Engine<A> {
 
     fn build(cfg: Config, app: A, now: Instant, latencies: Latencies) -> Engine<A> {
         // One key for both tables, so one hash of a frame's tuple finds it in either.
-        let table_key = derive_key(&cfg.secret, b"table");
-        let keys = Keys::derive(&cfg.secret, cfg.cookie_master());
+        let table_key = derive_key(&cfg.secret.0, b"table");
+        let keys = Keys::derive(&cfg.secret.0, &cfg.cookie_master().0);
         let listen = Listen::new(&cfg, now);
         let mut stats = Stats::default();
         for _ in &cfg.listeners {
@@ -254,10 +256,10 @@ impl<A: App> Engine<A> {
     /// file that changed). Cookies made under the old secret stay valid for the rest of the
     /// next rotation epoch; connections keep their timestamp offsets. (Keys rotate by
     /// themselves every [`Config::cookie_rotation`]: nothing to call for that.)
-    pub fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    pub fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         self.last_now = now;
         self.listen.replace_cookie_secret(secret, now);
-        self.keys.timestamp = syncookie::timestamp_key(&secret);
+        self.keys.timestamp = syncookie::timestamp_key(&secret.0);
     }
 
     /// Whether SYNs for this engine should be answered with SYN cookies in front of it, by the

@@ -14,7 +14,7 @@ use super::rate_limit::RateLimiter;
 use super::route::Route;
 use super::syncookie::{self, CookieError, CookieKeys, SynOptions};
 use super::timer::Timer;
-use super::{Config, ConnId, State, SynCookieMode, isn, output};
+use super::{Config, ConnId, Secret, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -83,7 +83,7 @@ impl Listen {
 
     /// Replaces the SYN-cookie secret at `now`; cookies under the old one stay valid for the
     /// rest of the next rotation epoch.
-    pub(crate) fn replace_cookie_secret(&mut self, secret: [u8; 32], now: Instant) {
+    pub(crate) fn replace_cookie_secret(&mut self, secret: Secret, now: Instant) {
         self.cookies.replace_secret(secret, now);
     }
 

@@ -46,6 +46,7 @@ pub mod recovery;
 mod route;
 mod rtt;
 pub mod scoreboard;
+pub mod secret;
 pub mod seq;
 pub mod state;
 pub mod syncookie;
@@ -58,6 +59,7 @@ mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
+pub use secret::Secret;
 pub use seq::SeqNumber;
 pub use state::State;
 pub use tuple::FourTuple;

@@ -48,7 +48,7 @@ use core::time::Duration;
 use siphasher::sip::SipHasher24;
 
 use super::hash::{Key, derive_key};
-use super::{FourTuple, SeqNumber};
+use super::{FourTuple, Secret, SeqNumber};
 use crate::time::Instant;
 use crate::wire::tcp::MAX_WINDOW_SCALE;
 
@@ -127,7 +127,7 @@ impl CookieClock {
 /// secret, and, for one epoch after the secret was replaced, the old secret's too.
 #[derive(Debug, Clone)]
 pub struct CookieKeys {
-    secret: [u8; 32],
+    secret: Secret,
     clock: CookieClock,
     epoch: u64,
     /// The cookie-clock µs at which `epoch` starts and the next one starts (so that moving
@@ -143,11 +143,11 @@ pub struct CookieKeys {
 
 impl CookieKeys {
     /// The keys of `secret` around `now`.
-    pub fn new(secret: [u8; 32], clock: CookieClock, now: Instant) -> CookieKeys {
+    pub fn new(secret: Secret, clock: CookieClock, now: Instant) -> CookieKeys {
         let epoch = clock.epoch(now);
         let rotation = clock.rotation_us.max(1);
         CookieKeys {
-            keys: Self::around(&secret, epoch),
+            keys: Self::around(&secret.0, epoch),
             secret,
             clock,
             epoch,
@@ -179,10 +179,10 @@ impl CookieKeys {
             [
                 self.keys[1],
                 self.keys[2],
-                epoch_key(&self.secret, epoch.wrapping_add(1)),
+                epoch_key(&self.secret.0, epoch.wrapping_add(1)),
             ]
         } else {
-            Self::around(&self.secret, epoch)
+            Self::around(&self.secret.0, epoch)
         };
         self.epoch = epoch;
         if self.retired.is_some_and(|(_, until)| epoch >= until) {
@@ -192,14 +192,14 @@ impl CookieKeys {
 
     /// Replaces the secret at `now`; cookies made under the old one in this epoch and the
     /// last stay valid until the next epoch ends.
-    pub fn replace_secret(&mut self, secret: [u8; 32], now: Instant) {
+    pub fn replace_secret(&mut self, secret: Secret, now: Instant) {
         self.advance(now);
         if secret == self.secret {
             return;
         }
         self.retired = Some(([self.keys[0], self.keys[1]], self.epoch.wrapping_add(2)));
         self.secret = secret;
-        self.keys = Self::around(&self.secret, self.epoch);
+        self.keys = Self::around(&self.secret.0, self.epoch);
     }
 
     /// The key new cookies are made with (this epoch's).
@@ -213,7 +213,7 @@ impl CookieKeys {
             0 => self.keys[1],
             1 => self.keys[2],
             u64::MAX => self.keys[0],
-            _ => epoch_key(&self.secret, epoch),
+            _ => epoch_key(&self.secret.0, epoch),
         }
     }
 
@@ -228,7 +228,7 @@ impl CookieKeys {
     }
 
     /// The secret the keys derive from.
-    pub fn secret(&self) -> &[u8; 32] {
+    pub fn secret(&self) -> &Secret {
         &self.secret
     }
 
@@ -403,7 +403,7 @@ mod tests {
     /// The keys of `SECRET` at `now`, rotating every `rotation_s` seconds.
     fn keys_rotating(now: Instant, rotation_s: u64) -> CookieKeys {
         CookieKeys::new(
-            SECRET,
+            Secret(SECRET),
             CookieClock {
                 offset_us: 0,
                 rotation_us: rotation_s * 1_000_000,
@@ -612,7 +612,7 @@ mod tests {
         let at = |secs| t0() + Duration::from_secs(secs);
         let mut k = keys_rotating(at(1), 10);
         let (old, _) = make_cookie(k.current(), k.slot(at(1)), &t, PEER_ISN, 1460, None);
-        k.replace_secret([0x77; 32], at(2));
+        k.replace_secret(Secret([0x77; 32]), at(2));
         let (new, _) = make_cookie(k.current(), k.slot(at(2)), &t, PEER_ISN, 1460, None);
         assert_ne!(old, new);
         let mut later = k.clone();
@@ -629,7 +629,7 @@ mod tests {
         }
         // Replacing a secret with itself changes nothing.
         let before = k.current().to_owned();
-        k.replace_secret([0x77; 32], at(26));
+        k.replace_secret(Secret([0x77; 32]), at(26));
         assert_eq!(*k.current(), before);
     }
 

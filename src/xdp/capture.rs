@@ -43,10 +43,12 @@ pub enum CaptureLimit {
 /// Where to capture and how much.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaptureConfig {
-    /// The pcap file (created or truncated).
+    /// The pcap file, created mode 0600 ([`crate::output::create_file`]).
     pub path: PathBuf,
     /// When to stop.
     pub limit: CaptureLimit,
+    /// Replace a file already at `path` (never a symbolic link); otherwise it is an error.
+    pub overwrite: bool,
 }
 
 /// Why a capture could not start.
@@ -62,6 +64,9 @@ pub enum CaptureError {
         /// The OS error.
         source: io::Error,
     },
+    /// Something is in the way of the file (it exists, or is a symbolic link).
+    #[error("--pcap: {0}")]
+    File(#[source] crate::output::OutputError),
     /// The writer thread could not be spawned.
     #[error("spawning the pcap writer thread: {0}")]
     Spawn(#[source] io::Error),
@@ -116,18 +121,43 @@ impl std::fmt::Debug for Capture {
     }
 }
 
-impl Capture {
-    /// Creates the file, writes the pcap header and starts the writer. `now` is the monotonic
-    /// clock's reading (the workers' clock) at this moment, to put wall-clock times on frames.
-    pub fn start(config: &CaptureConfig, now: Instant) -> Result<Capture, CaptureError> {
+/// A pcap file created and headed, with no writer yet: the file is made while the process
+/// may still create it there (before it drops its privileges), the writer thread once it no
+/// longer can (threads inherit their creator's privileges).
+#[derive(Debug)]
+pub struct PcapFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    limit: CaptureLimit,
+}
+
+impl PcapFile {
+    /// Creates the file and writes the pcap header.
+    pub fn create(config: &CaptureConfig) -> Result<PcapFile, CaptureError> {
         let create_error = |source| CaptureError::Create {
             path: config.path.clone(),
             source,
         };
-        let mut out = BufWriter::new(File::create(&config.path).map_err(create_error)?);
+        let file =
+            crate::output::create_file(&config.path, config.overwrite).map_err(|e| match e {
+                crate::output::OutputError::Io { source, .. } => create_error(source),
+                other => CaptureError::File(other),
+            })?;
+        let mut out = BufWriter::new(file);
         write_file_header(&mut out)
             .and_then(|()| out.flush())
             .map_err(create_error)?;
+        Ok(PcapFile {
+            path: config.path.clone(),
+            out,
+            limit: config.limit,
+        })
+    }
+
+    /// Starts the writer. `now` is the monotonic clock's reading (the workers' clock) at this
+    /// moment, to put wall-clock times on frames.
+    pub fn start(self, now: Instant) -> Result<Capture, CaptureError> {
+        let PcapFile { path, out, limit } = self;
         let (queue, rx) = crossbeam_channel::bounded(QUEUE_FRAMES);
         let shared = Arc::new(Shared {
             done: AtomicBool::new(false),
@@ -137,20 +167,21 @@ impl Capture {
         let epoch = Epoch::at(now);
         let writer = {
             let shared = Arc::clone(&shared);
-            let limit = config.limit;
             std::thread::Builder::new()
                 .name("xdptcp-pcap".into())
                 .spawn(move || write_records(out, &rx, limit, &shared, epoch))
                 .map_err(CaptureError::Spawn)?
         };
         Ok(Capture {
-            path: config.path.clone(),
+            path,
             queue,
             shared,
             writer: Some(writer),
         })
     }
+}
 
+impl Capture {
     /// A tap for one worker.
     pub fn tap(&self) -> Tap {
         Tap {
@@ -350,8 +381,12 @@ fn write_records(
 mod tests {
     use super::*;
 
+    /// A path under the temp dir for this test, with nothing there yet.
     fn temp(name: &str) -> PathBuf {
-        std::env::temp_dir().join(format!("xdptcp-capture-{name}-{}.pcap", std::process::id()))
+        let path =
+            std::env::temp_dir().join(format!("xdptcp-capture-{name}-{}.pcap", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        path
     }
 
     /// Parses a pcap file back: (timestamp in µs, captured bytes) per record.
@@ -376,10 +411,11 @@ mod tests {
     fn received_and_built_frames_are_written_in_order_with_wall_clock_times() {
         let path = temp("order");
         let now = Instant::from_secs(1000);
-        let capture = Capture::start(
+        let capture = start(
             &CaptureConfig {
                 path: path.clone(),
                 limit: CaptureLimit::Frames(100),
+                overwrite: false,
             },
             now,
         )
@@ -408,10 +444,11 @@ mod tests {
     #[test]
     fn the_frame_limit_stops_the_capture_and_the_taps() {
         let path = temp("frames");
-        let capture = Capture::start(
+        let capture = start(
             &CaptureConfig {
                 path: path.clone(),
                 limit: CaptureLimit::Frames(3),
+                overwrite: false,
             },
             Instant::ZERO,
         )
@@ -441,10 +478,11 @@ mod tests {
     fn the_byte_limit_bounds_the_file_size() {
         let path = temp("bytes");
         let limit = 24 + 2 * (16 + 100) + 50;
-        let capture = Capture::start(
+        let capture = start(
             &CaptureConfig {
                 path: path.clone(),
                 limit: CaptureLimit::Bytes(limit),
+                overwrite: false,
             },
             Instant::ZERO,
         )
@@ -465,10 +503,11 @@ mod tests {
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_waiting() {
         let path = temp("full");
-        let capture = Capture::start(
+        let capture = start(
             &CaptureConfig {
                 path: path.clone(),
                 limit: CaptureLimit::Frames(u64::MAX),
+                overwrite: false,
             },
             Instant::ZERO,
         )
@@ -488,10 +527,11 @@ mod tests {
 
     #[test]
     fn an_unwritable_path_is_an_error_naming_it() {
-        let err = Capture::start(
+        let err = start(
             &CaptureConfig {
                 path: PathBuf::from("/nonexistent-dir/x.pcap"),
                 limit: CaptureLimit::Frames(1),
+                overwrite: false,
             },
             Instant::ZERO,
         )
@@ -499,6 +539,37 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("/nonexistent-dir/x.pcap"), "{msg}");
         assert!(msg.contains("writable directory"), "{msg}");
+    }
+
+    fn start(config: &CaptureConfig, now: Instant) -> Result<Capture, CaptureError> {
+        PcapFile::create(config)?.start(now)
+    }
+
+    #[test]
+    fn an_existing_file_or_a_symlink_is_kept_unless_overwrite_which_still_refuses_links() {
+        let path = temp("existing");
+        std::fs::write(&path, b"somebody's").unwrap();
+        let mut config = CaptureConfig {
+            path: path.clone(),
+            limit: CaptureLimit::Frames(1),
+            overwrite: false,
+        };
+        let err = start(&config, Instant::ZERO).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"somebody's");
+        config.overwrite = true;
+        start(&config, Instant::ZERO).unwrap().finish().unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap().len(),
+            FILE_HEADER_LEN as usize
+        );
+        let link = temp("link");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        config.path = link.clone();
+        let err = start(&config, Instant::ZERO).unwrap_err();
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        let _ = std::fs::remove_file(&link);
+        let _ = std::fs::remove_file(&path);
     }
 
     impl Capture {

@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod frames;
+pub mod privileges;
 pub mod program;
 pub mod refuser;
 pub mod ring;
@@ -34,12 +35,12 @@ pub mod socket;
 pub mod sys;
 pub mod worker;
 
-pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals};
+pub use capture::{Capture, CaptureConfig, CaptureError, CaptureLimit, CaptureTotals, PcapFile};
 pub use program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
 };
-pub use server::{Server, ServerConfig, StartError};
+pub use server::{Server, ServerConfig, StartError, WorkerDied};
 pub use shared_maps::{CookieKeyTable, QueueFlag};
 pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
 pub use worker::{Control, Handler, Snapshot};

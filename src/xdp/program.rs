@@ -113,7 +113,7 @@ pub struct ProgramConfig {
 pub enum LoadError {
     /// The kernel refused the BPF object (not root, no CAP_BPF, or a kernel too old for it).
     #[error(
-        "loading the XDP program failed: {0} (needs root or CAP_BPF+CAP_NET_ADMIN, and a kernel >= 5.9 with BTF)"
+        "loading the XDP program failed: {0} (needs root or CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN, and a kernel >= 5.9 with BTF)"
     )]
     Load(#[source] libbpf_rs::Error),
     /// Mapping a shared map (`queues`, `cookie_keys`) into memory failed.

@@ -10,9 +10,11 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
 use crate::tcp::syncookie::{CookieKeys, timestamp_key};
-use crate::tcp::{Config, SynCookieMode};
+use crate::tcp::{Config, Secret, SynCookieMode};
 use crate::time::Instant;
-use crate::xdp::capture::{Capture, CaptureConfig, CaptureError, CaptureTotals, Tap, TapCounters};
+use crate::xdp::capture::{
+    Capture, CaptureConfig, CaptureError, CaptureTotals, PcapFile, Tap, TapCounters,
+};
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
@@ -126,6 +128,20 @@ pub enum StartError {
     /// The pcap capture could not start.
     #[error(transparent)]
     Capture(#[from] CaptureError),
+    /// What the caller of [`Server::start_then`] does once setup is done failed.
+    #[error(transparent)]
+    SetupDone(Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// A worker that ended while the server ran: it panicked (a bug, perhaps one that input
+/// found), or its loop returned, which it does only when told to stop.
+#[derive(Debug, thiserror::Error)]
+#[error("the worker of queue {queue} died: {message}")]
+pub struct WorkerDied {
+    /// Its queue.
+    pub queue: u32,
+    /// The panic's message, or what else ended it.
+    pub message: String,
 }
 
 /// Everything the workers reported last, added up.
@@ -176,7 +192,8 @@ pub struct Server {
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
     snapshots: Receiver<Snapshot>,
-    threads: Vec<JoinHandle<()>>,
+    /// Each worker's queue and thread.
+    threads: Vec<(u32, JoinHandle<()>)>,
     latest: Vec<Option<Snapshot>>,
     latencies: Latencies,
     /// Each worker's latest memory figures.
@@ -203,6 +220,27 @@ impl Server {
     where
         H: Handler,
         F: Fn(u32) -> H + Send + Sync + 'static,
+    {
+        Server::start_then(config, make_handler, || {
+            Ok::<(), std::convert::Infallible>(())
+        })
+    }
+
+    /// As [`Server::start`], calling `setup_done` once everything that needs privileges is
+    /// done (the program loaded, its maps filled and mapped, the sockets bound and mapped, the
+    /// pcap file created, the program attached) and before the first thread is started: the
+    /// place to drop privileges ([`crate::xdp::privileges`]), which Linux keeps per thread, so
+    /// that every worker starts without them. An error from it stops the start, the interface
+    /// left as it was.
+    pub fn start_then<H, F, E>(
+        config: ServerConfig,
+        make_handler: F,
+        setup_done: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Server, StartError>
+    where
+        H: Handler,
+        F: Fn(u32) -> H + Send + Sync + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
         sys::check_privileges()?;
         if config.listeners.is_empty() {
@@ -234,14 +272,7 @@ impl Server {
         let sockets = bind_sockets(&mut program, &interface, queues, config.xsk)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
         // Before attaching: a bad path leaves the interface untouched.
-        let capture = match &config.capture {
-            Some(c) => {
-                let capture = Capture::start(c, sys::monotonic_now())?;
-                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
-                Some(capture)
-            }
-            None => None,
-        };
+        let pcap = config.capture.as_ref().map(PcapFile::create).transpose()?;
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
         tracing::info!(
             iface = %interface.name,
@@ -249,6 +280,16 @@ impl Server {
             mode = ?attachment.mode(),
             "XDP program attached through a bpf_link"
         );
+        setup_done().map_err(|e| StartError::SetupDone(e.into()))?;
+        // Threads from here on: they start with the privileges the process has now.
+        let capture = match (pcap, &config.capture) {
+            (Some(file), Some(c)) => {
+                let capture = file.start(sys::monotonic_now())?;
+                tracing::info!(path = %c.path.display(), limit = ?c.limit, "pcap capture started");
+                Some(capture)
+            }
+            _ => None,
+        };
 
         let (snap_tx, snapshots) = crossbeam_channel::unbounded();
         let make_handler = Arc::new(make_handler);
@@ -272,7 +313,7 @@ impl Server {
                 control: ctl_rx,
                 snapshots: snap_tx.clone(),
             };
-            threads.push(worker.spawn(Arc::clone(&make_handler))?);
+            threads.push((i as u32, worker.spawn(Arc::clone(&make_handler))?));
             controls.push(ctl_tx);
         }
         Ok(Server {
@@ -352,7 +393,7 @@ impl Server {
     /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then
     /// the XDP program, so that no engine ever sees a cookie of the new secret before it knows
     /// the secret (a worker reads its control messages before the frames of each batch).
-    pub fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    pub fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         let Some(keys) = &mut self.cookie_keys else {
             return;
         };
@@ -495,9 +536,41 @@ impl Server {
         }
     }
 
+    /// Checks that every worker still runs; call it as often as the snapshots are collected.
+    ///
+    /// A worker that died took its queue's connections with it, and that queue's segments
+    /// now reach the kernel, which resets them, while the process looks healthy; and with its
+    /// cookie flag set the XDP program would go on answering SYNs whose ACKs nobody takes.
+    /// So its flag is cleared here, and the caller is to stop the server (dropping it
+    /// detaches the program) and exit non-zero for a supervisor (systemd's
+    /// `Restart=on-failure`) to start a fresh one. The worker is not restarted in place: its
+    /// connections are lost either way, a new socket for the queue needs the privileges
+    /// dropped after setup, and a bug that input found would be found again.
+    pub fn supervise(&mut self) -> Result<(), WorkerDied> {
+        let Some(i) = self.threads.iter().position(|(_, t)| t.is_finished()) else {
+            return Ok(());
+        };
+        let (queue, thread) = self.threads.remove(i);
+        if let Some(flag) = self.program.queue_flag(queue) {
+            flag.set_cookie_mode(false);
+        }
+        let message = match thread.join() {
+            Ok(()) => "its loop ended without being told to stop".to_string(),
+            Err(payload) => match (
+                payload.downcast_ref::<&str>(),
+                payload.downcast_ref::<String>(),
+            ) {
+                (Some(s), _) => format!("panicked: {s}"),
+                (_, Some(s)) => format!("panicked: {s}"),
+                _ => "panicked".to_string(),
+            },
+        };
+        Err(WorkerDied { queue, message })
+    }
+
     fn shutdown(&mut self) {
         self.broadcast(Control::Stop);
-        for t in self.threads.drain(..) {
+        for (_, t) in self.threads.drain(..) {
             let _ = t.join();
         }
         while let Ok(s) = self.snapshots.try_recv() {
@@ -632,7 +705,7 @@ impl WorkerStart {
 
 /// Puts the keys of the current and the next epoch into the program's table.
 fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
-    let ts = timestamp_key(keys.secret());
+    let ts = timestamp_key(&keys.secret().0);
     let e = keys.epoch();
     for epoch in [e, e + 1] {
         program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);

@@ -218,22 +218,29 @@ impl IoctlSocket {
 pub enum PrivilegeError {
     /// Missing capabilities.
     #[error(
-        "xdptcp needs root, or the capabilities CAP_NET_ADMIN, CAP_NET_RAW and CAP_BPF (missing: {0})"
+        "xdptcp needs root, or the capabilities CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_PERFMON (missing: {0})"
     )]
     Missing(String),
 }
 
-/// Checks the effective capabilities the data path needs (root has them all).
+/// Checks the effective capabilities setting the data path up needs (root has them all).
 pub fn check_privileges() -> Result<(), PrivilegeError> {
-    const NEEDED: [(u32, &str); 3] = [(12, "CAP_NET_ADMIN"), (13, "CAP_NET_RAW"), (39, "CAP_BPF")];
+    const NEEDED: [(u32, &str); 4] = [
+        (12, "CAP_NET_ADMIN"),
+        (13, "CAP_NET_RAW"),
+        (39, "CAP_BPF"),
+        // The program's BTF-typed tracepoints are tracing programs.
+        (38, "CAP_PERFMON"),
+    ];
     let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
     let cap_eff = status
         .lines()
         .find_map(|l| l.strip_prefix("CapEff:"))
         .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
         .unwrap_or(0);
-    // CAP_SYS_ADMIN (21) stands in for CAP_BPF on kernels before 5.8.
-    let has = |bit: u32| cap_eff & (1 << bit) != 0 || (bit == 39 && cap_eff & (1 << 21) != 0);
+    // CAP_SYS_ADMIN (21) stands in for CAP_BPF and CAP_PERFMON (and is all there was before
+    // Linux 5.8).
+    let has = |bit: u32| cap_eff & (1 << bit) != 0 || (bit >= 38 && cap_eff & (1 << 21) != 0);
     let missing: Vec<&str> = NEEDED
         .iter()
         .filter(|(bit, _)| !has(*bit))
@@ -316,6 +323,24 @@ pub fn interface_addresses(name: &str) -> io::Result<Vec<IpAddr>> {
     // SAFETY: `head` came from getifaddrs and is freed once.
     unsafe { libc::freeifaddrs(head) };
     Ok(found)
+}
+
+/// Whether the process may add and remove entries of directory `dir` now (`access(2)` with
+/// `W_OK | X_OK`, as the effective user).
+pub fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is NUL-terminated and outlives the call.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
 }
 
 /// Whether `a` is an IPv6 link-local address (fe80::/10), usable only with a scope.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use crate::stats::{Latencies, LatencyKind, Memory, Stats};
+use crate::tcp::Secret;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
@@ -34,7 +35,7 @@ pub trait Handler {
     fn stop_accepting(&mut self) {}
     /// Switch to a new SYN-cookie secret at `now` (cookies made under the old one stay
     /// valid for the rest of the next rotation epoch).
-    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         let _ = (now, secret);
     }
     /// Whether SYNs of this worker's queue should be answered by the XDP program with SYN
@@ -68,7 +69,7 @@ pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
     /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
-    ReplaceCookieSecret([u8; 32]),
+    ReplaceCookieSecret(Secret),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -118,6 +119,8 @@ pub fn run<H: Handler, R: Rings>(
     let mut snapshots_sent = 0u32;
     let mut latencies = Latencies::default();
     let mut cookie_mode = flag.is_some_and(QueueFlag::cookie_mode);
+    #[cfg(feature = "test-hooks")]
+    let panic_on_frame = test_hooks::panics_on_first_frame(socket.queue());
     loop {
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
@@ -136,6 +139,10 @@ pub fn run<H: Handler, R: Rings>(
                 handler.receive(batch_start, frame, &mut tap.tx(tx, batch_start));
             }),
         };
+        #[cfg(feature = "test-hooks")]
+        if received > 0 && panic_on_frame {
+            panic!("a worker bug made on purpose (XDPTCP_TEST_PANIC_QUEUE)");
+        }
         match tap.as_mut() {
             None => handler.end_batch(batch_start, &mut socket.tx()),
             Some(tap) => handler.end_batch(batch_start, &mut tap.tx(&mut socket.tx(), batch_start)),
@@ -190,6 +197,22 @@ pub fn run<H: Handler, R: Rings>(
         std::thread::sleep(Duration::from_millis(1));
     }
     let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
+}
+
+/// Test builds only: hooks that break a worker on purpose, so that interop tests can watch
+/// what a worker bug does to the whole process. Compiled with the cargo feature `test-hooks`,
+/// which nothing turns on but this crate's own dev-dependency on itself (so `cargo build`,
+/// `cargo build --release --bin xdptcp` and `cargo install` never compile it in).
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    /// Whether the worker of `queue` is to panic on the first frame it receives
+    /// (`XDPTCP_TEST_PANIC_QUEUE=QUEUE`).
+    pub(super) fn panics_on_first_frame(queue: u32) -> bool {
+        std::env::var("XDPTCP_TEST_PANIC_QUEUE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            == Some(queue)
+    }
 }
 
 fn snapshot<H: Handler, R: Rings>(
@@ -286,7 +309,7 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
         crate::tcp::Engine::memory(self)
     }
 
-    fn replace_cookie_secret(&mut self, now: Instant, secret: [u8; 32]) {
+    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         crate::tcp::Engine::replace_cookie_secret(self, now, secret);
     }
 
@@ -426,9 +449,15 @@ mod tests {
                 port: PORT,
                 keepalive: None,
             }],
-            secret: [3; 32],
+            secret: Secret([3; 32]),
             ..Config::default()
         }
+    }
+
+    #[test]
+    fn a_secret_sent_to_a_worker_does_not_show_in_the_message_debug() {
+        let c = Control::ReplaceCookieSecret(Secret([0x5c; 32]));
+        assert_eq!(format!("{c:?}"), "ReplaceCookieSecret(Secret(..))");
     }
 
     #[test]

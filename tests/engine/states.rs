@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
-use xdptcp::tcp::{Config, Engine, SeqNumber, State};
+use xdptcp::tcp::{Config, Engine, Secret, SeqNumber, State};
 use xdptcp::time::Instant;
 
 use crate::util::*;
@@ -156,12 +156,12 @@ fn simultaneous_open() -> (Engine<Scripted>, Engine<Scripted>, Instant) {
     let now = Instant::from_secs(1000);
     let a_cfg = Config {
         local_mac: ENGINE_MAC,
-        secret: [1; 32],
+        secret: Secret([1; 32]),
         ..Config::default()
     };
     let b_cfg = Config {
         local_mac: PEER_MAC,
-        secret: [2; 32],
+        secret: Secret([2; 32]),
         ..Config::default()
     };
     let mut a = Engine::new(a_cfg, Scripted::default(), now);

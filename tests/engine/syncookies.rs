@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{SeqNumber, State, SynCookieMode};
+use xdptcp::tcp::{Secret, SeqNumber, State, SynCookieMode};
 
 use crate::util::*;
 
@@ -271,7 +271,7 @@ fn a_replaced_secrets_cookies_stay_valid_for_the_next_rotation_epoch_only() {
     let mut p = Peer::server(cfg, Scripted::default());
     let sa = p.send(linux_syn(1000)).remove(0);
     let now = p.now;
-    p.engine.replace_cookie_secret(now, [0x55; 32]);
+    p.engine.replace_cookie_secret(now, Secret([0x55; 32]));
     p.send(cookie_ack(1000, &sa));
     assert!(
         p.engine.find(&p.tuple()).is_some(),
@@ -281,7 +281,7 @@ fn a_replaced_secrets_cookies_stay_valid_for_the_next_rotation_epoch_only() {
     p.port = 40001;
     let sa = p.send(linux_syn(2000)).remove(0);
     let now = p.now;
-    p.engine.replace_cookie_secret(now, [0x43; 32]);
+    p.engine.replace_cookie_secret(now, Secret([0x43; 32]));
     p.advance(Duration::from_secs(20));
     assert_refused_after_rotation(&mut p, cookie_ack(2000, &sa));
 }
@@ -395,8 +395,8 @@ fn data_after_a_cookie_handshake_is_answered_at_once() {
 fn group_host(cookie_secret: [u8; 32], own: u8, boot_s: u64) -> Peer<Scripted> {
     let mut cfg = server_config();
     cfg.syncookies = SynCookieMode::Always;
-    cfg.secret = [own; 32];
-    cfg.cookie_secret = Some(cookie_secret);
+    cfg.secret = Secret([own; 32]);
+    cfg.cookie_secret = Some(Secret(cookie_secret));
     let mut p = Peer::server(cfg.clone(), Scripted::default());
     // The same wall-clock moment on both: `now` differs by the boot times, the offsets
     // (wall - monotonic) differ the other way.

@@ -106,7 +106,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use xdptcp::sim::{self, Dir};
-use xdptcp::tcp::{Config, Engine, FourTuple, Listener, SeqNumber};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber};
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
@@ -133,7 +133,7 @@ pub fn server_config() -> Config {
             port: PORT,
             keepalive: None,
         }],
-        secret: [0x42; 32],
+        secret: Secret([0x42; 32]),
         ..Config::default()
     }
 }
@@ -157,7 +157,7 @@ pub fn cookie_ack(isn: u32, sa: &Seg) -> Seg {
 pub fn client_config() -> Config {
     Config {
         local_mac: ENGINE_MAC,
-        secret: [0x17; 32],
+        secret: Secret([0x17; 32]),
         ..Config::default()
     }
 }

@@ -10,7 +10,8 @@ use clap::ValueEnum;
 
 use xdptcp::app::http_client::{ClientMode, HttpClient, Pacing};
 use xdptcp::load::{LoadConfig, LoadGen, LoadMode};
-use xdptcp::tcp::{Config, Engine};
+use xdptcp::output::{self, OutputDir};
+use xdptcp::tcp::{Config, Engine, Secret};
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate};
@@ -95,9 +96,13 @@ pub(crate) struct LoadArgs {
     /// The cores to pin the generators to, e.g. 1 or 0,1 (generator i on the i-th, cycling).
     #[arg(long, value_parser = parse_cores)]
     cores: Option<Cores>,
-    /// Write the result as JSON here.
+    /// Write the result as JSON here (created mode 0600; an existing file is an error without
+    /// --force).
     #[arg(long)]
     json: Option<std::path::PathBuf>,
+    /// Replace an existing --json file (never through a symbolic link).
+    #[arg(long)]
+    force: bool,
     /// Write latency histograms (.hgrm, .svg) and summary.json here.
     #[arg(long = "hist-out")]
     hist_out: Option<std::path::PathBuf>,
@@ -314,6 +319,17 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         "--ports {ports:?} has fewer ports than --queues {}",
         args.queues
     );
+    // The outputs are made before the load runs: one in the way fails now, not at the end.
+    let json = args
+        .json
+        .as_deref()
+        .map(|path| output::create_file(path, args.force))
+        .transpose()?;
+    let hist = args
+        .hist_out
+        .as_deref()
+        .map(|dir| OutputDir::open(dir, output::effective_ids()))
+        .transpose()?;
     let next_hop = match args.next_hop {
         Some(mac) => mac,
         None => sys::resolve_mac(args.target.ip(), &iface, Duration::from_secs(2))?,
@@ -358,7 +374,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         max_connections: per_queue_conns * 2 + 1024,
         ..Config::default()
     };
-    engine.secret = boot_secret()?;
+    engine.secret = Secret(boot_secret()?);
     let client_mode = match args.mode {
         LoadModeArg::Keepalive => ClientMode::KeepAlive {
             requests: args.requests_per_conn,
@@ -407,7 +423,7 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         args.target,
         args.duration
     );
-    run(server, &args, mode)
+    run(server, &args, mode, json, hist.as_ref())
 }
 
 /// An application counter of the totals.
@@ -419,7 +435,13 @@ fn app(t: &Totals, name: &str) -> u64 {
 }
 
 /// Runs the load: ramp (keep-alive), hold or open for --duration, stop, drain, report.
-fn run(mut server: Server, args: &LoadArgs, mode: LoadMode) -> Result<()> {
+fn run(
+    mut server: Server,
+    args: &LoadArgs,
+    mode: LoadMode,
+    json: Option<std::fs::File>,
+    hist: Option<&OutputDir>,
+) -> Result<()> {
     let keepalive = args.mode == LoadModeArg::Keepalive;
     let start = StdInstant::now();
     let (hold, stopped) = drive(&mut server, args, start);
@@ -496,11 +518,12 @@ fn run(mut server: Server, args: &LoadArgs, mode: LoadMode) -> Result<()> {
     eprintln!("{}", serde_json::to_string_pretty(&result)?);
     report(t, &fin.xdp, end.duration_since(start));
     println!("{}", serde_json::to_string(&result)?);
-    if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string(&result)? + "\n")
+    if let (Some(mut file), Some(path)) = (json, &args.json) {
+        use std::io::Write;
+        file.write_all((serde_json::to_string(&result)? + "\n").as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(dir) = &args.hist_out {
+    if let Some(dir) = hist {
         write_hist(dir, &fin.latencies, t, &fin.xdp, end.duration_since(start))?;
     }
     Ok(())

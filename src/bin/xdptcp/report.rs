@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
+use xdptcp::output::OutputDir;
 use xdptcp::stats::{DropReason, Latencies, Stats, write_reports};
 use xdptcp::tcp::State;
 use xdptcp::xdp::XdpCounters;
@@ -11,7 +12,7 @@ use xdptcp::xdp::server::Totals;
 
 /// The `--hist-out` files: histograms plus a summary with every counter.
 pub(crate) fn write_hist(
-    dir: &std::path::Path,
+    dir: &OutputDir,
     lat: &Latencies,
     t: &Totals,
     xdp: &XdpCounters,
@@ -34,7 +35,7 @@ pub(crate) fn write_hist(
         .collect::<serde_json::Map<_, _>>()
         .into();
     extra["elapsed_s"] = elapsed.as_secs_f64().into();
-    write_reports(dir, lat, extra).with_context(|| format!("writing {}", dir.display()))
+    Ok(write_reports(dir, lat, extra)?)
 }
 
 pub(crate) fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {

@@ -2,7 +2,7 @@
 //! every second and a final report.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant as StdInstant};
@@ -17,8 +17,10 @@ use xdptcp::control::cookie_secret::SecretFile;
 use xdptcp::control::metrics::{self, MetricsEndpoint};
 use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
+use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::cc::Algorithm;
-use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, Keepalive, Listener, Secret, SynCookieMode};
+use xdptcp::xdp::privileges::{self, User};
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
 
@@ -88,9 +90,19 @@ pub(crate) struct ServeArgs {
     /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock.
     #[arg(long = "stats-socket", value_name = "PATH")]
     stats_socket: Option<PathBuf>,
-    /// Capture the frames the engine receives and sends into this pcap file.
+    /// Capture the frames the engine receives and sends into this pcap file (created mode
+    /// 0600; an existing file is an error without --force).
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Replace an existing --pcap file (never through a symbolic link).
+    #[arg(long)]
+    force: bool,
+    /// After setup, switch to this user (and its groups); every capability is dropped after
+    /// setup anyway. Its files: --cookie-secret-file must be readable by it, --hist-out
+    /// writable (a directory xdptcp creates is given to it), and the stats socket's directory
+    /// writable for the socket to be removed at exit.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
     /// Stop capturing after this many frames (a plain number) or file bytes (with a unit:
     /// B, KiB, MiB, GiB).
     #[arg(long = "pcap-limit", value_parser = parse_pcap_limit, default_value = "100000")]
@@ -208,8 +220,9 @@ struct Windows {
 
 impl Windows {
     /// The metrics endpoint is bound before the data path starts (a taken address fails with
-    /// the NIC untouched); the stats socket once it runs (a second server on the same interface
-    /// is refused by its AF_XDP bind first, with the explanation that goes with it).
+    /// the NIC untouched); the stats socket once it is set up, before privileges are dropped
+    /// (a second server on the same interface is refused by its AF_XDP bind first, with the
+    /// explanation that goes with it).
     fn bind_metrics(
         args: &ServeArgs,
         listeners: &[(Option<IpAddr>, u16)],
@@ -298,7 +311,7 @@ fn engine_config(
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
-        secret: sys::random_bytes().context("reading /dev/urandom")?,
+        secret: Secret(sys::random_bytes().context("reading /dev/urandom")?),
         cookie_secret: secret_file.map(SecretFile::secret),
         cookie_rotation: Duration::from_secs(args.cookie_rotation_secs),
         cookie_clock_offset_us: sys::wall_clock_offset_us(),
@@ -320,6 +333,15 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             "the SYN-cookie secret file is readable by others (chmod 600 it)"
         );
     }
+    let user = args.user.as_deref().map(User::lookup).transpose()?;
+    let writer = user
+        .as_ref()
+        .map_or_else(output::effective_ids, |u| (u.uid, u.gid));
+    let hist = args
+        .hist_out
+        .as_deref()
+        .map(|dir| OutputDir::open(dir, writer))
+        .transpose()?;
     let engine = engine_config(&args, &iface, secret_file.as_ref())?;
     let http = Arc::new(http_config(&args)?);
     let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
@@ -333,22 +355,74 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         capture: args.pcap.clone().map(|path| CaptureConfig {
             path,
             limit: args.pcap_limit,
+            overwrite: args.force,
         }),
         ..ServerConfig::for_engine(&args.iface, &engine, now)
     };
-    let server = match args.app {
-        AppKind::Http => Server::start(server_config, move |_| {
-            Engine::new(engine.clone(), Http::new((*http).clone()), now)
-        })?,
-        AppKind::Echo => Server::start(server_config, move |_| {
-            Engine::new(engine.clone(), Echo::default(), now)
-        })?,
-        AppKind::Discard => Server::start(server_config, move |_| {
-            Engine::new(engine.clone(), Discard::default(), now)
-        })?,
+    let mut windows = None;
+    let setup_done = || -> Result<()> {
+        let bound = Windows::bind_stats(&args, metrics)?;
+        drop_privileges(user.as_ref(), &bound, secret_file.as_ref())?;
+        windows = Some(bound);
+        Ok(())
     };
-    let windows = Windows::bind_stats(&args, metrics)?;
-    run(server, &args, &windows, secret_file)
+    let server = match args.app {
+        AppKind::Http => Server::start_then(
+            server_config,
+            move |_| Engine::new(engine.clone(), Http::new((*http).clone()), now),
+            setup_done,
+        )?,
+        AppKind::Echo => Server::start_then(
+            server_config,
+            move |_| Engine::new(engine.clone(), Echo::default(), now),
+            setup_done,
+        )?,
+        AppKind::Discard => Server::start_then(
+            server_config,
+            move |_| Engine::new(engine.clone(), Discard::default(), now),
+            setup_done,
+        )?,
+    };
+    let windows = windows.expect("set up before the workers start");
+    run(server, &args, &windows, secret_file, hist.as_ref())
+}
+
+/// The privileges step of the start: with the data path, the stats socket and every output
+/// set up, and before any thread runs, drop every capability (and switch to `--user`); then
+/// make sure the files the server still opens are open to what it has become.
+fn drop_privileges(
+    user: Option<&User>,
+    windows: &Windows,
+    secret_file: Option<&SecretFile>,
+) -> Result<()> {
+    let privileges::Dropped { before, after } = privileges::drop_privileges(user)?;
+    tracing::info!(
+        "privileges dropped: uid {} -> {}, CapEff {:016x} -> {:016x}, NoNewPrivs {}",
+        before.uid[1],
+        after.uid[1],
+        before.cap_eff,
+        after.cap_eff,
+        u8::from(after.no_new_privs)
+    );
+    if let Some(f) = secret_file {
+        // It is read again every second from now on, by what the server has become.
+        std::fs::File::open(f.path()).with_context(|| {
+            format!(
+                "the SYN-cookie secret file {} is not readable once privileges are dropped{}: make it readable by that user",
+                f.path().display(),
+                user.map(|u| format!(" (to user {})", u.name))
+                    .unwrap_or_default()
+            )
+        })?;
+    }
+    let dir = windows.stats.path().parent().unwrap_or(Path::new("."));
+    if !sys::writable(dir) {
+        tracing::warn!(
+            dir = %dir.display(),
+            "the stats socket's directory is not writable now: the socket will be left behind at exit (the next server replaces it); give --user a directory of its own (systemd: RuntimeDirectory=)"
+        );
+    }
+    Ok(())
 }
 
 /// What the control loop checks once a second besides the status line: the interface's
@@ -397,6 +471,7 @@ fn run(
     args: &ServeArgs,
     windows: &Windows,
     secret_file: Option<SecretFile>,
+    hist: Option<&OutputDir>,
 ) -> Result<()> {
     install_signal_handlers();
     let start = StdInstant::now();
@@ -411,6 +486,11 @@ fn run(
     let mut draining_until: Option<StdInstant> = None;
     loop {
         server.collect(Duration::from_millis(50));
+        // A dead worker stops the server: dropping it detaches XDP, and the stats socket goes
+        // with `windows` on the way out (see `Server::supervise`).
+        server.supervise().map_err(|died| {
+            anyhow!("{died}; stopped the server (XDP detached) for a supervisor to restart it")
+        })?;
         windows.serve_pending(&server, &windows.info(args.app, start));
         let now = StdInstant::now();
         let stop_asked = STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d);
@@ -423,11 +503,11 @@ fn run(
             break;
         }
         if DUMP.swap(false, Ordering::SeqCst) {
-            if let Some(dir) = &args.hist_out {
+            if let Some(dir) = hist {
                 let elapsed = now.duration_since(start);
                 let xdp = server.xdp_counters().unwrap_or_default();
                 match write_hist(dir, server.latencies(), &server.totals(), &xdp, elapsed) {
-                    Ok(()) => tracing::info!(dir = %dir.display(), "histograms written"),
+                    Ok(()) => tracing::info!(dir = %dir.path().display(), "histograms written"),
                     Err(e) => tracing::error!("SIGUSR1: {e:#}"),
                 }
             }
@@ -453,7 +533,7 @@ fn run(
             next_status = now + Duration::from_secs(1);
         }
     }
-    finish(server, args, start.elapsed())
+    finish(server, args, hist, start.elapsed())
 }
 
 /// The log lines that say what is being served and how to watch it.
@@ -491,7 +571,12 @@ fn announce(server: &Server, args: &ServeArgs, windows: &Windows, start: StdInst
 }
 
 /// Stops the server and reports: the final report, the capture's outcome, the histograms.
-fn finish(server: Server, args: &ServeArgs, elapsed: Duration) -> Result<()> {
+fn finish(
+    server: Server,
+    args: &ServeArgs,
+    hist: Option<&OutputDir>,
+    elapsed: Duration,
+) -> Result<()> {
     let fin = server.stop();
     tracing::info!(
         elapsed_s = elapsed.as_secs_f64(),
@@ -517,9 +602,9 @@ fn finish(server: Server, args: &ServeArgs, elapsed: Duration) -> Result<()> {
         }
         _ => {}
     }
-    if let Some(dir) = &args.hist_out {
+    if let Some(dir) = hist {
         write_hist(dir, &fin.latencies, &fin.totals, &fin.xdp, elapsed)?;
-        tracing::info!(dir = %dir.display(), "histograms written");
+        tracing::info!(dir = %dir.path().display(), "histograms written");
     }
     Ok(())
 }
