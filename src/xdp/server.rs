@@ -20,7 +20,7 @@ use crate::xdp::program::{
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
 use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
-use crate::xdp::worker::{self, Control, Handler, Snapshot};
+use crate::xdp::worker::{self, Control, Handler, Snapshot, SnapshotSender, Snapshots};
 
 /// What to serve, where and how.
 #[derive(Debug, Clone)]
@@ -175,7 +175,7 @@ pub struct Server {
     attachment: Option<Attachment>,
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
-    snapshots: Receiver<Snapshot>,
+    snapshots: Snapshots,
     threads: Vec<JoinHandle<()>>,
     latest: Vec<Option<Snapshot>>,
     latencies: Latencies,
@@ -250,7 +250,7 @@ impl Server {
             "XDP program attached through a bpf_link"
         );
 
-        let (snap_tx, snapshots) = crossbeam_channel::unbounded();
+        let mut snapshots = Snapshots::default();
         let make_handler = Arc::new(make_handler);
         let all_cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut controls = Vec::new();
@@ -270,7 +270,7 @@ impl Server {
                 tap: capture.as_ref().map(Capture::tap),
                 socket,
                 control: ctl_rx,
-                snapshots: snap_tx.clone(),
+                snapshots: snapshots.add(),
             };
             threads.push(worker.spawn(Arc::clone(&make_handler))?);
             controls.push(ctl_tx);
@@ -591,7 +591,7 @@ struct WorkerStart {
     tap: Option<Tap>,
     socket: XskSocket,
     control: Receiver<Control>,
-    snapshots: Sender<Snapshot>,
+    snapshots: SnapshotSender,
 }
 
 impl WorkerStart {
