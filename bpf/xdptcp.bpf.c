@@ -80,6 +80,7 @@ struct xdp_counters {
 	__u64 syn_to_worker;    /* cookie mode: SYNs we do not answer here (IP options, data...) */
 	__u64 tx_dropped;       /* XDP_TX frames the driver dropped (tracepoints below) */
 	__u64 rst_backscatter;  /* cookie mode: bare RSTs answering our cookie SYN-ACKs, dropped */
+	__u64 syn_tx_fallback;  /* cookie mode: SYNs to the worker, our SYN-ACKs being dropped */
 };
 
 enum counter {
@@ -94,13 +95,17 @@ enum counter {
 	COUNTER_SYN_TO_WORKER,
 	COUNTER_TX_DROPPED,
 	COUNTER_RST_BACKSCATTER,
+	COUNTER_SYN_TX_FALLBACK,
 };
 
 /* One receive queue, written by its worker (cookie_mode) and by this program (cookies): a
  * BPF_F_MMAPABLE array, so neither side makes a syscall. One cache line per queue. */
 struct queue_state {
 	__u32 cookie_mode; /* nonzero: answer SYNs on this queue here */
-	__u32 pad;
+	/* nonzero: the driver drops our SYN-ACKs (a veth peer without NAPI): hand SYNs to the
+	 * worker even in cookie mode, whose AF_XDP TX needs nothing of the peer. Set by the
+	 * control thread from tx_dropped. */
+	__u32 syns_to_worker;
 	__u64 cookies;     /* SYN-ACKs sent here for this queue (the worker's flood gauge) */
 	__u64 reserved[6];
 };
@@ -245,6 +250,9 @@ static __always_inline int count(enum counter which, int verdict)
 		break;
 	case COUNTER_RST_BACKSCATTER:
 		c->rst_backscatter++;
+		break;
+	case COUNTER_SYN_TX_FALLBACK:
+		c->syn_tx_fallback++;
 		break;
 	}
 	return verdict;
@@ -874,8 +882,10 @@ int xdptcp_steer(struct xdp_md *ctx)
 		if (expect && *expect == bpf_ntohl(tcph->seq))
 			return count(COUNTER_RST_BACKSCATTER, XDP_DROP);
 	}
-	if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
-	    eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
+	if (qs && qs->cookie_mode && qs->syns_to_worker && tcph->syn && !tcph->ack)
+		count(COUNTER_SYN_TX_FALLBACK, 0);
+	else if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
+		 eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
 		struct syn_info si = {
 			.family = key.family,
 			.l2_len = (__u8)(l3 - data),

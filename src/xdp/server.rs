@@ -363,6 +363,22 @@ impl Server {
         write_cookie_keys(&self.program, keys);
     }
 
+    /// The SYN-cookie key epoch in use (`None` in `never` mode: the program has no keys).
+    pub fn cookie_epoch(&self) -> Option<u64> {
+        self.cookie_keys.as_ref().map(CookieKeys::epoch)
+    }
+
+    /// Makes the XDP program hand every queue's SYNs to its worker even in cookie mode (`on`),
+    /// or answer them itself again: for when the driver drops the program's SYN-ACKs
+    /// ([`crate::control::xdp_tx`]).
+    pub fn set_syns_to_workers(&mut self, on: bool) {
+        for queue in 0..self.latest.len() as u32 {
+            if let Some(flag) = self.program.queue_flag(queue) {
+                flag.set_syns_to_worker(on);
+            }
+        }
+    }
+
     /// The mode the XDP program runs in.
     pub fn xdp_mode(&self) -> Option<XdpMode> {
         self.attachment.as_ref().map(Attachment::mode)

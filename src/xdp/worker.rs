@@ -109,9 +109,10 @@ impl Snapshot {
 }
 
 /// A worker's end of its snapshot channel, which holds one snapshot: a new snapshot replaces
-/// one the control thread has not taken yet, absorbing it ([`Snapshot::absorb`]), so a control
-/// thread that falls behind costs one snapshot per worker, never a queue of them, and loses no
-/// latency count.
+/// one the control thread has not taken yet, adding the replaced one's latencies (deltas) to
+/// its own and keeping its memory figures if it carries none (every other field is
+/// cumulative), so a control thread that falls behind costs one snapshot per worker, never a
+/// queue of them, and loses no latency count.
 #[derive(Debug, Clone)]
 pub struct SnapshotSender {
     tx: Sender<Snapshot>,
