@@ -80,6 +80,7 @@ struct xdp_counters {
 	__u64 syn_to_worker;    /* cookie mode: SYNs we do not answer here (IP options, data...) */
 	__u64 tx_dropped;       /* XDP_TX frames the driver dropped (tracepoints below) */
 	__u64 rst_backscatter;  /* cookie mode: bare RSTs answering our cookie SYN-ACKs, dropped */
+	__u64 syn_tx_fallback;  /* cookie mode: SYNs to the worker, our SYN-ACKs being dropped */
 };
 
 enum counter {
@@ -94,13 +95,17 @@ enum counter {
 	COUNTER_SYN_TO_WORKER,
 	COUNTER_TX_DROPPED,
 	COUNTER_RST_BACKSCATTER,
+	COUNTER_SYN_TX_FALLBACK,
 };
 
 /* One receive queue, written by its worker (cookie_mode) and by this program (cookies): a
  * BPF_F_MMAPABLE array, so neither side makes a syscall. One cache line per queue. */
 struct queue_state {
 	__u32 cookie_mode; /* nonzero: answer SYNs on this queue here */
-	__u32 pad;
+	/* nonzero: the driver drops our SYN-ACKs (a veth peer without NAPI): hand SYNs to the
+	 * worker even in cookie mode, whose AF_XDP TX needs nothing of the peer. Set by the
+	 * control thread from tx_dropped. */
+	__u32 syns_to_worker;
 	__u64 cookies;     /* SYN-ACKs sent here for this queue (the worker's flood gauge) */
 	__u64 reserved[6];
 };
@@ -140,6 +145,9 @@ const volatile __u64 cookie_epoch_us = 64000000;
 const volatile __u8 tx_by_redirect = 0;
 /* The device the program is attached to, for the XDP_TX tracepoints. */
 const volatile __s32 watched_ifindex = 0;
+/* Its network namespace (the inode number; 0: any): the tracepoints fire for every device of
+ * the host, and each namespace numbers its devices from 1 (every veth of a test is ifindex 2). */
+const volatile __u32 watched_netns = 0;
 /* Tests only: a fixed CLOCK_MONOTONIC reading in ns instead of bpf_ktime_get_ns(). */
 const volatile __u64 fixed_now_ns = 0;
 
@@ -242,6 +250,9 @@ static __always_inline int count(enum counter which, int verdict)
 		break;
 	case COUNTER_RST_BACKSCATTER:
 		c->rst_backscatter++;
+		break;
+	case COUNTER_SYN_TX_FALLBACK:
+		c->syn_tx_fallback++;
 		break;
 	}
 	return verdict;
@@ -871,8 +882,10 @@ int xdptcp_steer(struct xdp_md *ctx)
 		if (expect && *expect == bpf_ntohl(tcph->seq))
 			return count(COUNTER_RST_BACKSCATTER, XDP_DROP);
 	}
-	if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
-	    eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
+	if (qs && qs->cookie_mode && qs->syns_to_worker && tcph->syn && !tcph->ack)
+		count(COUNTER_SYN_TX_FALLBACK, 0);
+	else if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
+		 eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
 		struct syn_info si = {
 			.family = key.family,
 			.l2_len = (__u8)(l3 - data),
@@ -919,11 +932,24 @@ int xdptcp_steer(struct xdp_md *ctx)
  * and an error), NICs when their XDP TX ring is full (xdp_exception). Counted here so that
  * `serve` can tell the operator. */
 
-/* The one field of the kernel's net_device read here; its offset is relocated against the
- * running kernel's BTF (CO-RE), and the tracepoints below are BTF-typed (tp_btf), so neither
- * needs tracefs (which `ip netns exec` does not mount). */
+/* The fields of the kernel's net_device read here (its ifindex and namespace); their offsets
+ * are relocated against the running kernel's BTF (CO-RE), and the tracepoints below are
+ * BTF-typed (tp_btf), so neither needs tracefs (which `ip netns exec` does not mount). */
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net *net;
+} __attribute__((preserve_access_index)) possible_net_t;
+
 struct net_device {
 	int ifindex;
+	possible_net_t nd_net;
 } __attribute__((preserve_access_index));
 
 struct bpf_prog;
@@ -934,6 +960,8 @@ static __always_inline void count_tx_dropped(const struct net_device *dev, int n
 	struct xdp_counters *c;
 
 	if (n <= 0 || dev->ifindex != watched_ifindex)
+		return;
+	if (watched_netns && dev->nd_net.net->ns.inum != watched_netns)
 		return;
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (c)

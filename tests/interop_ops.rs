@@ -582,3 +582,50 @@ print(got.decode().replace('\n', '|'))
     topo.signal_child(i, libc::SIGKILL);
     let _ = topo.wait_child(i, Duration::from_secs(5));
 }
+
+#[test]
+fn a_fifo_symlinked_group_writable_or_oversized_secret_file_is_refused_at_start_with_the_reason() {
+    if !common::require_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let mut topo = Topology::new(1);
+    let (path, target) = (temp("secret"), temp("secret-target"));
+    let _cleanup = (Cleanup(path.clone()), Cleanup(target.clone()));
+    let arg = path.to_string_lossy().into_owned();
+    let write = |p: &PathBuf, contents: &[u8], mode: u32| {
+        let _ = std::fs::remove_file(p);
+        std::fs::write(p, contents).unwrap();
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let c = std::ffi::CString::new(arg.as_str()).unwrap();
+    // Safety: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let err = refused(&mut topo, &["--cookie-secret-file", &arg]);
+    assert!(err.contains("is a FIFO, not a regular file"), "{err}");
+    std::fs::remove_file(&path).unwrap();
+    write(&target, &[1; 32], 0o600);
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    let err = refused(&mut topo, &["--cookie-secret-file", &arg]);
+    assert!(err.contains("is a symbolic link"), "{err}");
+    write(&path, &[1; 32], 0o620);
+    let err = refused(&mut topo, &["--cookie-secret-file", &arg]);
+    assert!(err.contains("writable by group or others"), "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    write(&path, &[b'a'; 5000], 0o600);
+    let err = refused(&mut topo, &["--cookie-secret-file", &arg]);
+    assert!(err.contains("larger than 4096 bytes"), "{err}");
+    // The same file, made right, serves.
+    write(&path, &[1; 32], 0o600);
+    let args = [
+        "--port",
+        "8080",
+        "--duration",
+        "2",
+        "--cookie-secret-file",
+        &arg,
+    ];
+    let i = topo.spawn_serve(&args);
+    let (_, err, code) = topo.wait_child(i, Duration::from_secs(15));
+    assert_eq!(code, Some(0), "{err}");
+}

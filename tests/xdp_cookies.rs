@@ -501,6 +501,27 @@ fn without_cookie_mode_or_a_current_key_the_syn_goes_to_the_engine() {
 }
 
 #[test]
+fn a_queue_whose_syn_acks_the_driver_drops_hands_its_syns_to_the_engine_until_told_otherwise() {
+    if !require_root() {
+        return;
+    }
+    let cfg = Config::default();
+    let p = cookie_program(&cfg, t0());
+    let f = frame(&syn(cli4(), srv4(), FULL));
+    let flag = p.queue_flag(0).unwrap();
+    flag.set_syns_to_worker(true);
+    expect(&p, "XDP_TX failing", &f, XDP_PASS, |c| c.syn_tx_fallback);
+    assert_eq!(flag.cookies(), 0, "no SYN-ACK sent from XDP");
+    flag.set_syns_to_worker(false);
+    expect(&p, "XDP_TX back", &f, XDP_TX, |c| c.cookie_synacks);
+    // Outside cookie mode the flag changes nothing: the engine gets the SYN anyway.
+    flag.set_syns_to_worker(true);
+    flag.set_cookie_mode(false);
+    expect(&p, "cookie mode off", &f, XDP_PASS, |c| c.no_socket);
+    assert_eq!(p.counters().unwrap().syn_tx_fallback, 1);
+}
+
+#[test]
 fn only_syns_to_our_mac_are_answered_and_other_segments_go_to_the_engine() {
     if !require_root() {
         return;

@@ -8,28 +8,22 @@
 //! program's counters; the pcap capture's; and the three latency histograms, as Prometheus
 //! histograms in seconds.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::control::{ServerInfo, frame_fields, serve_accepted, socket_fields};
+use crate::control::clients::{ClientCounters, Clients};
+use crate::control::{ServerInfo, frame_fields, socket_fields};
 use crate::stats::{DropReason, LatencyKind, Stats};
 use crate::tcp::State;
+use crate::time::Instant;
 use crate::xdp::Server;
 
 pub use prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-/// How long a scraper may take to send its request (a scraper sends it at once; one that
-/// connects and says nothing must not hold the control thread long) and to read the answer.
-const READ_TIMEOUT: Duration = Duration::from_millis(500);
-const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// The largest request head read.
-const MAX_REQUEST: usize = 8192;
 
 /// Upper bounds of the latency histograms' buckets, in seconds: 1-2-5 steps from 1 µs to 10 s.
 const LATENCY_BOUNDS_S: [f64; 22] = [
@@ -80,10 +74,12 @@ pub enum MetricsError {
     },
 }
 
-/// The `/metrics` listener on the kernel's TCP.
+/// The `/metrics` listener on the kernel's TCP and the scrapes in progress (each has
+/// [`crate::control::clients::CLIENT_DEADLINE`] for its request and answer).
 #[derive(Debug)]
 pub struct MetricsEndpoint {
     listener: TcpListener,
+    clients: Clients<TcpStream>,
 }
 
 impl MetricsEndpoint {
@@ -107,7 +103,10 @@ impl MetricsEndpoint {
         listener
             .set_nonblocking(true)
             .map_err(|source| MetricsError::Bind { addr, source })?;
-        Ok(MetricsEndpoint { listener })
+        Ok(MetricsEndpoint {
+            listener,
+            clients: Clients::new("metrics endpoint", request_head_complete),
+        })
     }
 
     /// The address listened on (with the port the kernel chose for port 0).
@@ -115,31 +114,27 @@ impl MetricsEndpoint {
         self.listener.local_addr()
     }
 
-    /// Answers the scrapes waiting to be accepted, without waiting for new ones; `render`
-    /// builds the exposition for each. Returns how many were answered.
-    pub fn serve_pending(&self, render: impl Fn() -> String) -> usize {
-        serve_accepted(
-            || self.listener.accept().map(|(stream, _)| stream),
-            |stream| answer(stream, &render),
-            "metrics endpoint",
-        )
+    /// Moves the scrapes on as far as their sockets allow, without waiting: takes in new ones,
+    /// answers each complete request with the exposition `render` builds, closes those done
+    /// or past their deadline. Returns how many are still in progress.
+    pub fn serve_pending(&mut self, now: Instant, render: impl Fn() -> String) -> usize {
+        self.clients
+            .poll(now, &self.listener, |head| answer(head, &render))
+    }
+
+    /// What became of the scrapes so far.
+    pub fn counters(&self) -> ClientCounters {
+        self.clients.counters()
     }
 }
 
-/// Reads one request head (bounded in size and time) and answers it, then closes.
-fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(READ_TIMEOUT))?;
-    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && !head.windows(2).any(|w| w == b"\n\n") {
-        let n = stream.read(&mut buf)?;
-        if n == 0 || head.len() + n > MAX_REQUEST {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
+/// Whether an HTTP request head is complete (an empty line ends it).
+fn request_head_complete(head: &[u8]) -> bool {
+    head.windows(4).any(|w| w == b"\r\n\r\n") || head.windows(2).any(|w| w == b"\n\n")
+}
+
+/// The answer to a request head (`/metrics`, a 404 or a 405), to be sent before closing.
+fn answer(head: &[u8], render: &impl Fn() -> String) -> Vec<u8> {
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
     let mut parts = line.trim_ascii().split(|&b| b == b' ');
     let (method, target) = (parts.next().unwrap_or_default(), parts.next());
@@ -166,8 +161,7 @@ fn answer(mut stream: TcpStream, render: &impl Fn() -> String) -> io::Result<()>
     if method != b"HEAD" {
         response.extend_from_slice(body.as_bytes());
     }
-    stream.write_all(&response)?;
-    stream.flush()
+    response
 }
 
 /// The exposition of a running server's metrics.
@@ -203,6 +197,38 @@ pub fn render(server: &Server, info: &ServerInfo) -> String {
         "xdptcp_uptime_seconds",
         "Seconds since the server started.",
         vec![(Vec::new(), Value::Float(info.uptime.as_secs_f64()))],
+    );
+    if let Some(epoch) = server.cookie_epoch() {
+        families.gauge(
+            "xdptcp_cookie_epoch",
+            "The SYN-cookie key rotation epoch in use (the wall clock over --cookie-rotation-secs).",
+            vec![(Vec::new(), Value::Int(epoch))],
+        );
+    }
+    families.gauge(
+        "xdptcp_xdp_tx_fallback",
+        "1 while SYNs go to the workers because the driver drops the XDP program's SYN-ACKs.",
+        vec![(Vec::new(), Value::Int(u64::from(info.xdp_tx_fallback)))],
+    );
+    let clients = info
+        .clients
+        .iter()
+        .flat_map(|(endpoint, c)| {
+            c.fields().map(|(outcome, n)| {
+                (
+                    vec![
+                        ("endpoint", endpoint.to_string()),
+                        ("outcome", outcome.to_string()),
+                    ],
+                    Value::Int(n),
+                )
+            })
+        })
+        .collect();
+    families.counter(
+        "xdptcp_control_clients",
+        "Control-plane clients (scrapes, stats queries) by endpoint and outcome: answered, timed_out (closed at the 2 s deadline), failed.",
+        clients,
     );
     add_queue_families(&mut families, server);
     if let Ok(xdp) = server.xdp_counters() {
@@ -547,7 +573,8 @@ mod tests {
 
     #[test]
     fn a_scrape_gets_the_rendered_text_and_other_paths_get_404() {
-        let endpoint = MetricsEndpoint::bind("127.0.0.1:0".parse().unwrap(), &[]).unwrap();
+        use std::io::{Read, Write};
+        let mut endpoint = MetricsEndpoint::bind("127.0.0.1:0".parse().unwrap(), &[]).unwrap();
         let addr = endpoint.local_addr().unwrap();
         let get = |path: &'static str| {
             std::thread::spawn(move || {
@@ -560,13 +587,13 @@ mod tests {
         };
         for (path, want) in [("/metrics?x=1", "200 OK"), ("/nope", "404 Not Found")] {
             let client = get(path);
-            let mut served = 0;
+            let answered = endpoint.counters().answered;
             for _ in 0..500 {
-                served += endpoint.serve_pending(|| "up 1\n".to_string());
-                if served > 0 {
+                endpoint.serve_pending(crate::xdp::sys::monotonic_now(), || "up 1\n".to_string());
+                if endpoint.counters().answered > answered {
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(10));
+                std::thread::sleep(std::time::Duration::from_millis(10));
             }
             let out = client.join().unwrap();
             assert!(out.starts_with(&format!("HTTP/1.1 {want}\r\n")), "{out}");

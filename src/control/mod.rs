@@ -4,12 +4,14 @@
 //! - [`metrics`]: Prometheus text exposition on `/metrics`, over kernel TCP on a management
 //!   address;
 //! - [`stats_socket`]: the status as JSON over a unix socket, what `xdptcp stats` reads;
-//! - [`cookie_secret`]: a SYN-cookie secret file shared by several hosts, watched for changes.
+//! - [`cookie_secret`]: a SYN-cookie secret file shared by several hosts, watched for changes;
+//! - [`control_loop`]: the duties kept to their period (cookie keys, addresses, the secret
+//!   file, [`xdp_tx`]'s fallback when the driver drops the XDP program's SYN-ACKs).
 //!
-//! Both are polled without blocking: the control thread calls `serve_pending` between two
-//! collections of worker snapshots, and each request is answered from the latest snapshots.
+//! Both are polled without blocking ([`clients`]): the control thread calls `serve_pending`
+//! between two collections of worker snapshots, each request is answered from the latest
+//! snapshots, and no client can hold the thread longer than a non-blocking read or write.
 
-use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,9 +20,12 @@ use serde_json::{Value, json};
 use crate::tcp::State;
 use crate::xdp::Server;
 
+pub mod clients;
+pub mod control_loop;
 pub mod cookie_secret;
 pub mod metrics;
 pub mod stats_socket;
+pub mod xdp_tx;
 
 /// What the control thread knows about the server beyond its snapshots.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +38,11 @@ pub struct ServerInfo {
     pub stats_socket: Option<PathBuf>,
     /// The metrics address, if any.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Whether SYNs go to the workers because the driver drops the XDP program's SYN-ACKs
+    /// ([`xdp_tx`]).
+    pub xdp_tx_fallback: bool,
+    /// What became of the control-plane clients, by endpoint (`metrics`, `stats_socket`).
+    pub clients: Vec<(&'static str, clients::ClientCounters)>,
 }
 
 /// The whole status of a running server as one JSON object: who it is, connections by state,
@@ -94,6 +104,9 @@ pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
         "uptime_s": info.uptime.as_secs_f64(),
         "stats_socket": info.stats_socket.as_ref().map(|p| p.display().to_string()),
         "metrics": info.metrics.map(|a| a.to_string()),
+        "cookie_epoch": server.cookie_epoch(),
+        "xdp_tx_fallback": info.xdp_tx_fallback,
+        "control_clients": clients_json(&info.clients),
         "total": total,
         "per_queue": queues,
         "xdp": xdp,
@@ -103,34 +116,13 @@ pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
     })
 }
 
-/// Connections answered per `serve_pending` call at most, so a burst of clients cannot hold
-/// the control thread.
-const MAX_PER_CALL: usize = 8;
-
-/// Accepts the connections waiting on a non-blocking listener (at most [`MAX_PER_CALL`]) and
-/// hands each to `answer`. Returns how many were answered; `what` names the listener in logs.
-fn serve_accepted<S>(
-    mut accept: impl FnMut() -> io::Result<S>,
-    mut answer: impl FnMut(S) -> io::Result<()>,
-    what: &str,
-) -> usize {
-    let mut served = 0;
-    while served < MAX_PER_CALL {
-        match accept() {
-            Ok(stream) => {
-                if let Err(e) = answer(stream) {
-                    tracing::debug!(error = %e, "answering on the {what} failed");
-                }
-                served += 1;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                tracing::warn!(error = %e, "accepting on the {what} failed");
-                break;
-            }
-        }
-    }
-    served
+fn clients_json(clients: &[(&'static str, clients::ClientCounters)]) -> Value {
+    Value::Object(
+        clients
+            .iter()
+            .map(|(endpoint, c)| ((*endpoint).to_string(), pairs_json(&c.fields())))
+            .collect(),
+    )
 }
 
 fn pairs_json(pairs: &[(&'static str, u64)]) -> Value {

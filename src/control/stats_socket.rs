@@ -6,17 +6,18 @@
 //! second server for the same path is refused while the first answers, and a file left behind
 //! by a server that was killed is replaced.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::control::serve_accepted;
+use crate::control::clients::{ClientCounters, Clients};
+use crate::time::Instant;
 
 /// Where the sockets live by default.
 pub const DEFAULT_DIR: &str = "/run/xdptcp";
-/// How long writing one answer (or reading one, on the client side) may take.
+/// How long `xdptcp stats` waits for the answer.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default socket of the server on `iface`: `/run/xdptcp/IFACE.sock`.
@@ -90,11 +91,14 @@ pub enum QueryError {
     },
 }
 
-/// The listening stats socket. Dropping it removes the socket file.
+/// The listening stats socket and the queries in progress (each has
+/// [`crate::control::clients::CLIENT_DEADLINE`] to read its answer). Dropping it removes the
+/// socket file.
 #[derive(Debug)]
 pub struct StatsSocket {
     listener: UnixListener,
     path: PathBuf,
+    clients: Clients<UnixStream>,
 }
 
 impl StatsSocket {
@@ -129,6 +133,7 @@ impl StatsSocket {
         Ok(StatsSocket {
             listener,
             path: path.to_path_buf(),
+            clients: Clients::new("stats socket", |_| true),
         })
     }
 
@@ -137,18 +142,18 @@ impl StatsSocket {
         &self.path
     }
 
-    /// Answers the connections waiting to be accepted with `status()`, without waiting for new
-    /// ones. Returns how many were answered.
-    pub fn serve_pending(&self, status: impl Fn() -> serde_json::Value) -> usize {
-        serve_accepted(
-            || self.listener.accept().map(|(stream, _)| stream),
-            |mut stream| {
-                stream.set_nonblocking(false)?;
-                stream.set_write_timeout(Some(IO_TIMEOUT))?;
-                stream.write_all((status().to_string() + "\n").as_bytes())
-            },
-            "stats socket",
-        )
+    /// Moves the queries on as far as their sockets allow, without waiting: takes in new
+    /// ones, answers each with `status()` (a client sends nothing), closes those done or past
+    /// their deadline. Returns how many are still in progress.
+    pub fn serve_pending(&mut self, now: Instant, status: impl Fn() -> serde_json::Value) -> usize {
+        self.clients.poll(now, &self.listener, |_| {
+            (status().to_string() + "\n").into_bytes()
+        })
+    }
+
+    /// What became of the queries so far.
+    pub fn counters(&self) -> ClientCounters {
+        self.clients.counters()
     }
 }
 
@@ -196,15 +201,15 @@ mod tests {
     #[test]
     fn a_query_gets_the_status_and_the_file_goes_with_the_socket() {
         let path = temp("query");
-        let socket = StatsSocket::bind(&path).unwrap();
+        let mut socket = StatsSocket::bind(&path).unwrap();
         let client = {
             let path = path.clone();
             std::thread::spawn(move || query(&path))
         };
-        let mut served = 0;
         for _ in 0..500 {
-            served += socket.serve_pending(|| serde_json::json!({ "pid": 7 }));
-            if served > 0 {
+            let now = crate::xdp::sys::monotonic_now();
+            socket.serve_pending(now, || serde_json::json!({ "pid": 7 }));
+            if socket.counters().answered > 0 {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));

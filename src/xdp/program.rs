@@ -234,6 +234,9 @@ pub struct XdpCounters {
     pub syn_malformed: u64,
     /// Cookie mode: SYNs handed to the engine instead (IP options, data, no key yet).
     pub syn_to_worker: u64,
+    /// Cookie mode: SYNs handed to the engine because the driver drops the program's
+    /// SYN-ACKs (the queue's `syns_to_worker` flag, set by the control thread).
+    pub syn_tx_fallback: u64,
     /// SYN-ACKs (XDP_TX or redirected to the device itself) the driver dropped (on veth: the
     /// peer has no NAPI; see `serve`'s warning).
     pub tx_dropped: u64,
@@ -245,7 +248,7 @@ pub struct XdpCounters {
 impl XdpCounters {
     /// Every counter as (name, value): the one list that reports, metrics and the stats
     /// socket render, so a counter added here shows up everywhere.
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("redirected", self.redirected),
             ("passed", self.passed),
@@ -258,6 +261,7 @@ impl XdpCounters {
             ("syn_to_worker", self.syn_to_worker),
             ("tx_dropped", self.tx_dropped),
             ("rst_backscatter", self.rst_backscatter),
+            ("syn_tx_fallback", self.syn_tx_fallback),
         ]
     }
 
@@ -273,6 +277,7 @@ impl XdpCounters {
         self.syn_to_worker += c.syn_to_worker;
         self.tx_dropped += c.tx_dropped;
         self.rst_backscatter += c.rst_backscatter;
+        self.syn_tx_fallback += c.syn_tx_fallback;
     }
 }
 
@@ -564,6 +569,12 @@ fn open_and_load(
     ro.xsk_queues = config.xsk_queues;
     ro.local_mac = config.local_mac;
     ro.watched_ifindex = config.ifindex as i32;
+    // Our network namespace: ifindexes repeat in every namespace. (Unreadable: the drops of
+    // every namespace's device of that ifindex count, as they did before.)
+    ro.watched_netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino() as u32
+    });
     ro.tx_by_redirect = u8::from(config.tx_by_redirect);
     ro.synack_mss = t.mss;
     ro.synack_window = t.window;
@@ -628,6 +639,10 @@ mod tests {
         assert_eq!(
             std::mem::offset_of!(types::queue_state, cookies),
             queue_layout::COOKIES
+        );
+        assert_eq!(
+            std::mem::offset_of!(types::queue_state, syns_to_worker),
+            queue_layout::SYNS_TO_WORKER
         );
         assert_eq!(size_of::<types::cookie_key>(), key_layout::ENTRY);
         assert_eq!(size_of::<types::cookie_keys>(), key_layout::SIZE);

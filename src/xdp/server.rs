@@ -22,7 +22,7 @@ use crate::xdp::program::{
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, SocketError, XskConfig, XskSocket};
 use crate::xdp::sys::{self, Interface, InterfaceError, PrivilegeError};
-use crate::xdp::worker::{self, Control, Handler, Snapshot};
+use crate::xdp::worker::{self, Control, Handler, Snapshot, SnapshotSender, Snapshots};
 
 /// What to serve, where and how.
 #[derive(Debug, Clone)]
@@ -191,7 +191,7 @@ pub struct Server {
     attachment: Option<Attachment>,
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
-    snapshots: Receiver<Snapshot>,
+    snapshots: Snapshots,
     /// Each worker's queue and thread.
     threads: Vec<(u32, JoinHandle<()>)>,
     latest: Vec<Option<Snapshot>>,
@@ -291,7 +291,7 @@ impl Server {
             _ => None,
         };
 
-        let (snap_tx, snapshots) = crossbeam_channel::unbounded();
+        let mut snapshots = Snapshots::default();
         let make_handler = Arc::new(make_handler);
         let all_cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut controls = Vec::new();
@@ -311,7 +311,7 @@ impl Server {
                 tap: capture.as_ref().map(Capture::tap),
                 socket,
                 control: ctl_rx,
-                snapshots: snap_tx.clone(),
+                snapshots: snapshots.add(),
             };
             threads.push((i as u32, worker.spawn(Arc::clone(&make_handler))?));
             controls.push(ctl_tx);
@@ -402,6 +402,22 @@ impl Server {
         }
         keys.replace_secret(secret, now);
         write_cookie_keys(&self.program, keys);
+    }
+
+    /// The SYN-cookie key epoch in use (`None` in `never` mode: the program has no keys).
+    pub fn cookie_epoch(&self) -> Option<u64> {
+        self.cookie_keys.as_ref().map(CookieKeys::epoch)
+    }
+
+    /// Makes the XDP program hand every queue's SYNs to its worker even in cookie mode (`on`),
+    /// or answer them itself again: for when the driver drops the program's SYN-ACKs
+    /// ([`crate::control::xdp_tx`]).
+    pub fn set_syns_to_workers(&mut self, on: bool) {
+        for queue in 0..self.latest.len() as u32 {
+            if let Some(flag) = self.program.queue_flag(queue) {
+                flag.set_syns_to_worker(on);
+            }
+        }
     }
 
     /// The mode the XDP program runs in.
@@ -664,7 +680,7 @@ struct WorkerStart {
     tap: Option<Tap>,
     socket: XskSocket,
     control: Receiver<Control>,
-    snapshots: Sender<Snapshot>,
+    snapshots: SnapshotSender,
 }
 
 impl WorkerStart {

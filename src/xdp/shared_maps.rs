@@ -2,7 +2,8 @@
 //! arrays), so that neither side makes a syscall to read or write them:
 //!
 //! - `queues`: one [`QueueFlag`] per receive queue. Its worker turns the queue's cookie mode
-//!   on and off; the program counts the cookie SYN-ACKs it sent for the queue.
+//!   on and off; the program counts the cookie SYN-ACKs it sent for the queue; the control
+//!   thread hands the queue's SYNs to the worker while the driver drops those SYN-ACKs.
 //! - `cookie_keys`: the SYN-cookie keys of the current and the next rotation epoch
 //!   ([`CookieKeyTable`]), written by the control thread ahead of time.
 //!
@@ -112,6 +113,8 @@ pub(crate) mod queue_layout {
     pub(crate) const SIZE: usize = 64;
     /// `cookie_mode` (u32).
     pub(crate) const COOKIE_MODE: usize = 0;
+    /// `syns_to_worker` (u32).
+    pub(crate) const SYNS_TO_WORKER: usize = 4;
     /// `cookies` (u64).
     pub(crate) const COOKIES: usize = 8;
 }
@@ -147,6 +150,22 @@ impl QueueFlag {
     pub fn cookie_mode(&self) -> bool {
         self.map
             .u32_at(self.base + queue_layout::COOKIE_MODE)
+            .load(Ordering::Relaxed)
+            != 0
+    }
+
+    /// Makes the program hand the queue's SYNs to the worker even in cookie mode (`on`: the
+    /// driver drops its SYN-ACKs), or answer them itself again.
+    pub fn set_syns_to_worker(&self, on: bool) {
+        self.map
+            .u32_at(self.base + queue_layout::SYNS_TO_WORKER)
+            .store(u32::from(on), Ordering::Relaxed);
+    }
+
+    /// Whether the queue's SYNs go to the worker even in cookie mode.
+    pub fn syns_to_worker(&self) -> bool {
+        self.map
+            .u32_at(self.base + queue_layout::SYNS_TO_WORKER)
             .load(Ordering::Relaxed)
             != 0
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TryRecvError, TrySendError};
 
 use crate::stats::{Latencies, LatencyKind, Memory, Stats};
 use crate::tcp::Secret;
@@ -97,6 +97,97 @@ pub struct Snapshot {
     pub last: bool,
 }
 
+impl Snapshot {
+    /// Takes in an older snapshot of the same worker that was never delivered: its latencies
+    /// (deltas) are added to ours, and its memory figures kept if we carry none. Every other
+    /// field is cumulative, so ours already counts what it counted.
+    fn absorb(&mut self, older: Snapshot) {
+        self.latencies.merge(&older.latencies);
+        if self.memory.is_none() {
+            self.memory = older.memory;
+        }
+    }
+}
+
+/// A worker's end of its snapshot channel, which holds one snapshot: a new snapshot replaces
+/// one the control thread has not taken yet, adding the replaced one's latencies (deltas) to
+/// its own and keeping its memory figures if it carries none (every other field is
+/// cumulative), so a control thread that falls behind costs one snapshot per worker, never a
+/// queue of them, and loses no latency count.
+#[derive(Debug, Clone)]
+pub struct SnapshotSender {
+    tx: Sender<Snapshot>,
+    /// Our own receiving end, to take back the snapshot we replace.
+    rx: Receiver<Snapshot>,
+}
+
+impl SnapshotSender {
+    /// Delivers `snapshot`, replacing the one still waiting, if any. Never blocks: only this
+    /// worker sends on the channel, so once the waiting snapshot is gone (taken back here, or
+    /// by the control thread meanwhile) there is room.
+    pub fn send(&self, mut snapshot: Snapshot) {
+        loop {
+            match self.tx.try_send(snapshot) {
+                Ok(()) | Err(TrySendError::Disconnected(_)) => return,
+                Err(TrySendError::Full(back)) => {
+                    snapshot = back;
+                    if let Ok(older) = self.rx.try_recv() {
+                        snapshot.absorb(older);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One worker's snapshot channel: the worker's end and the control thread's.
+pub fn snapshot_channel() -> (SnapshotSender, Receiver<Snapshot>) {
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    (SnapshotSender { tx, rx: rx.clone() }, rx)
+}
+
+/// The control thread's ends of every worker's snapshot channel.
+#[derive(Debug, Default)]
+pub struct Snapshots {
+    channels: Vec<Receiver<Snapshot>>,
+}
+
+impl Snapshots {
+    /// A channel for one more worker: its end.
+    pub fn add(&mut self) -> SnapshotSender {
+        let (tx, rx) = snapshot_channel();
+        self.channels.push(rx);
+        tx
+    }
+
+    /// A snapshot waiting on any channel, if there is one.
+    pub fn try_recv(&self) -> Result<Snapshot, TryRecvError> {
+        self.channels
+            .iter()
+            .find_map(|c| c.try_recv().ok())
+            .ok_or(TryRecvError::Empty)
+    }
+
+    /// The first snapshot to arrive on any channel within `wait`.
+    pub fn recv_timeout(&self, wait: Duration) -> Result<Snapshot, RecvTimeoutError> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut select = Select::new();
+        for c in &self.channels {
+            select.recv(c);
+        }
+        loop {
+            let ready = select
+                .ready_deadline(deadline)
+                .map_err(|_| RecvTimeoutError::Timeout)?;
+            // Ready means a snapshot was there; our own worker may have taken it back to
+            // replace it since, in which case its replacement is on the way.
+            if let Ok(s) = self.channels[ready].try_recv() {
+                return Ok(s);
+            }
+        }
+    }
+}
+
 /// How often a worker reports.
 pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -113,7 +204,7 @@ pub fn run<H: Handler, R: Rings>(
     mut tap: Option<Tap>,
     flag: Option<&QueueFlag>,
     control: &Receiver<Control>,
-    snapshots: &Sender<Snapshot>,
+    snapshots: &SnapshotSender,
 ) {
     let mut next_snapshot = monotonic_now() + SNAPSHOT_INTERVAL;
     let mut snapshots_sent = 0u32;
@@ -171,7 +262,7 @@ pub fn run<H: Handler, R: Rings>(
         }
         if now >= next_snapshot {
             let with_memory = snapshots_sent % MEMORY_EVERY == 0;
-            let _ = snapshots.send(snapshot(
+            snapshots.send(snapshot(
                 socket,
                 handler,
                 &tap,
@@ -196,7 +287,7 @@ pub fn run<H: Handler, R: Rings>(
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let _ = snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
+    snapshots.send(snapshot(socket, handler, &tap, &mut latencies, true, true));
 }
 
 /// Test builds only: hooks that break a worker on purpose, so that interop tests can watch
@@ -454,6 +545,75 @@ mod tests {
         }
     }
 
+    /// A snapshot of queue 0 whose stats say `rx` frames and whose latencies hold one
+    /// handshake of `us` µs.
+    fn snapshot_of(rx: u64, us: u64, memory: Option<Memory>) -> Snapshot {
+        let mut latencies = Latencies::default();
+        latencies.record(LatencyKind::Handshake, Duration::from_micros(us));
+        Snapshot {
+            queue: 0,
+            stats: Stats::default(),
+            socket: SocketCounters {
+                rx_frames: rx,
+                ..SocketCounters::default()
+            },
+            frames: FrameAccount::default(),
+            latencies,
+            app: Vec::new(),
+            memory,
+            capture: TapCounters::default(),
+            last: false,
+        }
+    }
+
+    #[test]
+    fn snapshots_not_taken_are_replaced_by_the_latest_keeping_every_latency_count() {
+        let (tx, rx) = snapshot_channel();
+        let memory = Memory {
+            connections: 7,
+            ..Memory::default()
+        };
+        // A control thread that took nothing for a thousand snapshots holds one.
+        tx.send(snapshot_of(1, 10, Some(memory)));
+        for i in 2..=1000 {
+            tx.send(snapshot_of(i, 10 * i, None));
+        }
+        let s = rx.try_recv().expect("the latest snapshot");
+        assert!(rx.try_recv().is_err(), "one snapshot waits, not a queue");
+        assert_eq!(s.socket.rx_frames, 1000, "the counters are the latest");
+        let h = s.latencies.get(LatencyKind::Handshake);
+        assert_eq!(h.len(), 1000, "no latency of a replaced snapshot is lost");
+        assert_eq!(h.min(), h.lowest_equivalent(10_000));
+        assert_eq!(s.memory, Some(memory), "the last memory figures are kept");
+        // Taken in time, each arrives as it was.
+        tx.send(snapshot_of(1001, 5, None));
+        let next = rx.try_recv().unwrap();
+        assert_eq!(next.latencies.get(LatencyKind::Handshake).len(), 1);
+        assert_eq!(next.memory, None);
+    }
+
+    #[test]
+    fn the_control_side_waits_on_every_workers_channel_at_once() {
+        let mut all = Snapshots::default();
+        let first = all.add();
+        let second = all.add();
+        assert!(all.try_recv().is_err());
+        let waiting = std::time::Instant::now();
+        assert!(all.recv_timeout(Duration::from_millis(50)).is_err());
+        assert!(waiting.elapsed() >= Duration::from_millis(50));
+        let sender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            second.send(snapshot_of(2, 1, None));
+        });
+        let s = all
+            .recv_timeout(Duration::from_secs(20))
+            .expect("a snapshot");
+        assert_eq!(s.socket.rx_frames, 2);
+        sender.join().unwrap();
+        first.send(snapshot_of(1, 1, None));
+        assert_eq!(all.try_recv().unwrap().socket.rx_frames, 1);
+    }
+
     #[test]
     fn a_secret_sent_to_a_worker_does_not_show_in_the_message_debug() {
         let c = Control::ReplaceCookieSecret(Secret([0x5c; 32]));
@@ -464,7 +624,7 @@ mod tests {
     fn the_worker_loop_answers_a_handshake_and_echoes_through_in_memory_rings() {
         let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-        let (snap_tx, snap_rx) = crossbeam_channel::unbounded();
+        let (snap_tx, snap_rx) = snapshot_channel();
         // Copy mode: every batch put on the TX ring is kicked.
         let mut socket = XskSocket::new(0, false, umem, rings, descs);
         assert_eq!(kernel.fill_len(), 32, "the fill ring is filled at once");
@@ -510,7 +670,7 @@ mod tests {
     {
         let (umem, rings, kernel, descs) = testing::pair(64, 2048, 32);
         let (ctl_tx, ctl_rx) = crossbeam_channel::unbounded();
-        let (snap_tx, _snap_rx) = crossbeam_channel::unbounded();
+        let (snap_tx, _snap_rx) = snapshot_channel();
         let mut socket = XskSocket::new(0, false, umem, rings, descs);
         let flags = crate::xdp::shared_maps::QueueFlags::anonymous(1);
         let flag = flags.queue(0).expect("queue 0");

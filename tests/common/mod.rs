@@ -124,6 +124,15 @@ impl Topology {
         t
     }
 
+    /// [`Topology::new`] with GRO off at the client's veth: no NAPI there, so that veth drops
+    /// the frames the server's XDP program sends back (XDP_TX, redirects), as on a plain veth
+    /// pair nobody tuned.
+    pub fn without_client_gro(queues: u32) -> Topology {
+        let t = Topology::new(queues);
+        t.cli(&["ethtool", "-K", &t.cli_if, "gro", "off"]);
+        t
+    }
+
     fn in_ns(ns: &str, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = ["ip", "netns", "exec", ns]
             .iter()

@@ -13,6 +13,7 @@ use clap::ValueEnum;
 use xdptcp::app::discard::Discard;
 use xdptcp::app::echo::Echo;
 use xdptcp::app::http::{Http, HttpConfig, generated_body};
+use xdptcp::control::control_loop::ControlLoop;
 use xdptcp::control::cookie_secret::SecretFile;
 use xdptcp::control::metrics::{self, MetricsEndpoint};
 use xdptcp::control::stats_socket::{self, StatsSocket};
@@ -129,8 +130,10 @@ pub(crate) struct ServeArgs {
     cookie_rotation_secs: u64,
     /// Derive SYN-cookie keys from this file (at least 32 bytes, e.g. `head -c 32
     /// /dev/urandom`) instead of a random secret, so that hosts sharing it validate each
-    /// other's cookies (keep their clocks in sync). Watched: a changed file replaces the
-    /// secret; a bad one keeps the old secret and is reported.
+    /// other's cookies (keep their clocks in sync). A regular file of at most 4 KiB, owned by
+    /// root or the user xdptcp runs as, not writable by group or others; symlinks are not
+    /// followed. Watched: a changed file replaces the secret; a bad one keeps the old secret
+    /// and is reported.
     #[arg(long = "cookie-secret-file", value_name = "PATH")]
     cookie_secret_file: Option<PathBuf>,
     /// Read settings from this TOML file: the keys are these flags' long names (`port =
@@ -242,20 +245,27 @@ impl Windows {
         Ok(Windows { stats, metrics })
     }
 
-    fn info(&self, app: AppKind, start: StdInstant) -> ServerInfo {
+    fn info(&self, app: AppKind, start: StdInstant, control: &ControlLoop) -> ServerInfo {
+        let mut clients = vec![("stats_socket", self.stats.counters())];
+        clients.extend(self.metrics.as_ref().map(|m| ("metrics", m.counters())));
         ServerInfo {
             uptime: start.elapsed(),
             app: app.name().to_string(),
             stats_socket: Some(self.stats.path().to_path_buf()),
             metrics: self.metrics.as_ref().and_then(|m| m.local_addr().ok()),
+            xdp_tx_fallback: control.xdp_tx_fallback(),
+            clients,
         }
     }
 
-    fn serve_pending(&self, server: &Server, info: &ServerInfo) {
-        if let Some(m) = &self.metrics {
-            m.serve_pending(|| metrics::render(server, info));
-        }
-        self.stats.serve_pending(|| status_json(server, info));
+    /// Moves the clients of both endpoints on, without waiting; returns how many are still in
+    /// progress.
+    fn serve_pending(&mut self, server: &Server, info: &ServerInfo) -> usize {
+        let now = sys::monotonic_now();
+        let scrapes = self.metrics.as_mut().map_or(0, |m| {
+            m.serve_pending(now, || metrics::render(server, info))
+        });
+        scrapes + self.stats.serve_pending(now, || status_json(server, info))
     }
 }
 
@@ -322,10 +332,15 @@ fn engine_config(
 pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     sys::check_privileges()?;
     let iface = Interface::lookup(&args.iface)?;
+    let user = args.user.as_deref().map(User::lookup).transpose()?;
+    // The file is read again every second by the user the server becomes.
+    let owner = user
+        .as_ref()
+        .map_or_else(|| output::effective_ids().0, |u| u.uid);
     let secret_file = args
         .cookie_secret_file
         .as_deref()
-        .map(SecretFile::open)
+        .map(|path| SecretFile::open_owned_by(path, owner))
         .transpose()?;
     if let Some(f) = secret_file.as_ref().filter(|f| f.readable_by_others()) {
         tracing::warn!(
@@ -333,7 +348,6 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             "the SYN-cookie secret file is readable by others (chmod 600 it)"
         );
     }
-    let user = args.user.as_deref().map(User::lookup).transpose()?;
     let writer = user
         .as_ref()
         .map_or_else(output::effective_ids, |u| (u.uid, u.gid));
@@ -384,7 +398,7 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         )?,
     };
     let windows = windows.expect("set up before the workers start");
-    run(server, &args, &windows, secret_file, hist.as_ref())
+    run(server, &args, windows, secret_file, hist.as_ref())
 }
 
 /// The privileges step of the start: with the data path, the stats socket and every output
@@ -425,73 +439,38 @@ fn drop_privileges(
     Ok(())
 }
 
-/// What the control loop checks once a second besides the status line: the interface's
-/// addresses, the secret file, and whether the driver drops our XDP_TX frames.
-struct Watch {
-    secret_file: Option<SecretFile>,
-    tx_dropped: u64,
-}
-
-impl Watch {
-    fn once_a_second(&mut self, server: &mut Server) {
-        match server.refresh_addresses() {
-            Ok((added, removed)) => {
-                for a in added {
-                    tracing::info!(address = %a, "address added to the interface: now served");
-                }
-                for a in removed {
-                    tracing::warn!(address = %a, "address gone from the interface: no longer served");
-                }
-            }
-            Err(e) => tracing::error!("re-reading the interface's addresses: {e}"),
-        }
-        if let Some(f) = &mut self.secret_file {
-            match f.reread() {
-                Ok(Some(secret)) => {
-                    server.replace_cookie_secret(sys::monotonic_now(), secret);
-                    tracing::info!(path = %f.path().display(), "SYN-cookie secret replaced");
-                }
-                Ok(None) => {}
-                Err(e) => tracing::error!("{e}; keeping the current SYN-cookie secret"),
-            }
-        }
-        let dropped = server.xdp_counters().map_or(0, |c| c.tx_dropped);
-        if dropped > self.tx_dropped {
-            tracing::warn!(
-                dropped = dropped - self.tx_dropped,
-                "the driver dropped cookie SYN-ACKs sent from XDP: on veth the peer device needs NAPI (`ethtool -K PEER gro on`, or an XDP program on the peer); on a NIC, its XDP TX ring is full"
-            );
-            self.tx_dropped = dropped;
-        }
-    }
-}
-
 fn run(
     mut server: Server,
     args: &ServeArgs,
-    windows: &Windows,
+    mut windows: Windows,
     secret_file: Option<SecretFile>,
     hist: Option<&OutputDir>,
 ) -> Result<()> {
     install_signal_handlers();
     let start = StdInstant::now();
-    announce(&server, args, windows, start);
-    let mut watch = Watch {
-        secret_file,
-        tx_dropped: 0,
-    };
+    let mut control = ControlLoop::new(sys::monotonic_now(), secret_file);
+    announce(&server, args, &windows, start, &control);
     let deadline = args.duration.map(|d| start + Duration::from_secs(d));
     let mut next_status = start + Duration::from_secs(1);
     let mut last = (0u64, 0u64, start);
     let mut draining_until: Option<StdInstant> = None;
+    let mut clients_in_progress = 0;
     loop {
-        server.collect(Duration::from_millis(50));
+        // Nothing below blocks: each turn takes this wait and a bounded amount of work, so
+        // signals, the cookie keys and the addresses keep their period. Clients in progress
+        // are polled often, so that an answer goes out as fast as its client reads it.
+        let wait = if clients_in_progress > 0 { 5 } else { 50 };
+        server.collect(Duration::from_millis(wait));
         // A dead worker stops the server: dropping it detaches XDP, and the stats socket goes
         // with `windows` on the way out (see `Server::supervise`).
         server.supervise().map_err(|died| {
             anyhow!("{died}; stopped the server (XDP detached) for a supervisor to restart it")
         })?;
-        windows.serve_pending(&server, &windows.info(args.app, start));
+        for event in control.poll(sys::monotonic_now(), &mut server) {
+            event.log();
+        }
+        let info = windows.info(args.app, start, &control);
+        clients_in_progress = windows.serve_pending(&server, &info);
         let now = StdInstant::now();
         let stop_asked = STOP.load(Ordering::SeqCst) || deadline.is_some_and(|d| now >= d);
         if stop_asked && draining_until.is_none() {
@@ -512,14 +491,7 @@ fn run(
                 }
             }
         }
-        if let Some(epoch) = server.refresh_cookie_keys(sys::monotonic_now()) {
-            tracing::debug!(
-                epoch,
-                "SYN-cookie secret rotated: the new epoch's key is in use"
-            );
-        }
         if now >= next_status {
-            watch.once_a_second(&mut server);
             let t = server.totals();
             let secs = now.duration_since(last.2).as_secs_f64().max(1e-3);
             let rx_pps = (t.socket.rx_frames - last.0) as f64 / secs;
@@ -537,7 +509,13 @@ fn run(
 }
 
 /// The log lines that say what is being served and how to watch it.
-fn announce(server: &Server, args: &ServeArgs, windows: &Windows, start: StdInstant) {
+fn announce(
+    server: &Server,
+    args: &ServeArgs,
+    windows: &Windows,
+    start: StdInstant,
+    control: &ControlLoop,
+) {
     tracing::info!(
         "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
         args.port,
@@ -552,7 +530,7 @@ fn announce(server: &Server, args: &ServeArgs, windows: &Windows, start: StdInst
         args.app.name(),
         windows.stats.path().display(),
         windows
-            .info(args.app, start)
+            .info(args.app, start, control)
             .metrics
             .map(|a| format!("; metrics: http://{a}/metrics"))
             .unwrap_or_default(),
