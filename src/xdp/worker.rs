@@ -179,10 +179,14 @@ impl Snapshots {
             let ready = select
                 .ready_deadline(deadline)
                 .map_err(|_| RecvTimeoutError::Timeout)?;
-            // Ready means a snapshot was there; our own worker may have taken it back to
-            // replace it since, in which case its replacement is on the way.
-            if let Ok(s) = self.channels[ready].try_recv() {
-                return Ok(s);
+            match self.channels[ready].try_recv() {
+                Ok(s) => return Ok(s),
+                // A worker that ended (it panicked: `Server::supervise` finds out) leaves its
+                // channel ready for ever: wait on the others only, or the wait never ends.
+                Err(TryRecvError::Disconnected) => select.remove(ready),
+                // Ready means a snapshot was there; our own worker may have taken it back to
+                // replace it since, in which case its replacement is on the way.
+                Err(TryRecvError::Empty) => {}
             }
         }
     }
@@ -590,6 +594,30 @@ mod tests {
         let next = rx.try_recv().unwrap();
         assert_eq!(next.latencies.get(LatencyKind::Handshake).len(), 1);
         assert_eq!(next.memory, None);
+    }
+
+    #[test]
+    fn a_worker_gone_does_not_turn_the_wait_into_a_spin() {
+        let mut all = Snapshots::default();
+        let gone = all.add();
+        let alive = all.add();
+        drop(gone);
+        let wait = Duration::from_millis(50);
+        // On a thread, so that a wait that never ends fails the test instead of hanging it.
+        let (done, waited) = crossbeam_channel::bounded(1);
+        let waiter = std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let timed_out = matches!(all.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
+            let _ = done.send((timed_out, start.elapsed()));
+            all
+        });
+        let (timed_out, took) = waited
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the wait ends although a worker is gone");
+        assert!(timed_out && took >= wait, "{timed_out} after {took:?}");
+        let all = waiter.join().unwrap();
+        alive.send(snapshot_of(3, 1, None));
+        assert_eq!(all.recv_timeout(wait).unwrap().socket.rx_frames, 3);
     }
 
     #[test]
