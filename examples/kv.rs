@@ -222,7 +222,7 @@ mod tests {
             local_port: 7070,
             remote_port: 40000,
         };
-        let mut shutdown = Shutdown::Open;
+        let (mut shutdown, mut deadline) = (Shutdown::Open, None);
         let mut io = Io::new(
             ConnId(0),
             tuple,
@@ -230,6 +230,7 @@ mod tests {
             send,
             capacity,
             &mut shutdown,
+            &mut deadline,
         );
         kv.on_data(st, &mut io, data)
     }

@@ -583,6 +583,8 @@ pub(crate) mod harness {
         pub(crate) send: VecDeque<u8>,
         pub(crate) capacity: usize,
         pub(crate) shutdown: Shutdown,
+        /// The app's deadline ([`Io::set_deadline`]).
+        pub(crate) deadline: Option<Instant>,
         pub(crate) now: Instant,
         /// The peer's FIN arrived.
         pub(crate) fin_received: bool,
@@ -602,6 +604,7 @@ pub(crate) mod harness {
                 send: VecDeque::new(),
                 capacity,
                 shutdown: Shutdown::Open,
+                deadline: None,
                 now: Instant::ZERO,
                 fin_received: false,
                 told_peer_closed: false,
@@ -626,6 +629,7 @@ pub(crate) mod harness {
                 &mut self.send,
                 self.capacity,
                 &mut self.shutdown,
+                &mut self.deadline,
             );
             f(&mut self.state, &mut io)
         }
