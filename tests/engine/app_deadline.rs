@@ -190,3 +190,54 @@ fn moving_the_deadline_on_every_segment_keeps_the_timer_wheel_small() {
     );
     assert_eq!(p.engine.connections(), 100);
 }
+
+fn http_peer() -> RawPeer<xdptcp::app::http::Http> {
+    use xdptcp::app::http::{Http, HttpConfig};
+    let http = Http::new(HttpConfig {
+        header_timeout: Some(Duration::from_secs(3)),
+        keepalive_timeout: Some(Duration::from_secs(5)),
+        ..HttpConfig::default()
+    });
+    let mut p = RawPeer::new(server_config(), http);
+    p.handshake(Some(7), true);
+    p
+}
+
+/// The FIN (and nothing else with data) among `sent`.
+fn only_fin(sent: &[Sent]) -> &Sent {
+    let fins: Vec<&Sent> = sent.iter().filter(|s| s.has(FIN)).collect();
+    assert_eq!(fins.len(), 1, "{sent:?}");
+    assert!(
+        sent.iter().all(|s| s.payload.is_empty()),
+        "no 408: {sent:?}"
+    );
+    fins[0]
+}
+
+#[test]
+fn the_http_app_closes_a_dribbling_client_at_its_header_deadline() {
+    let mut p = http_peer();
+    let start = p.now;
+    // A byte a second: the head's deadline is 3 s from the connection's start.
+    for byte in b"GE" {
+        p.advance(Duration::from_secs(1));
+        p.send(&[*byte]);
+    }
+    let sent = p.advance(Duration::from_secs(1));
+    assert_eq!(only_fin(&sent).at, start + Duration::from_secs(3));
+    assert_eq!(p.engine.app().header_timeouts(), 1);
+}
+
+#[test]
+fn the_http_app_closes_an_idle_keep_alive_connection_at_its_keepalive_deadline() {
+    let mut p = http_peer();
+    let sent = p.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    let response = sent.iter().find(|s| s.is_data()).expect("a response");
+    let answered = response.at;
+    p.rcv_nxt = response.seq + response.len();
+    p.send(&[]);
+    let sent = p.advance(Duration::from_secs(5));
+    assert_eq!(only_fin(&sent).at, answered + Duration::from_secs(5));
+    let app = p.engine.app();
+    assert_eq!((app.idle_timeouts(), app.header_timeouts()), (1, 0));
+}

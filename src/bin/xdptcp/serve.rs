@@ -109,6 +109,15 @@ pub(crate) struct ServeArgs {
         default_value = "text/plain"
     )]
     content_type: String,
+    /// HTTP: close a connection whose request head is not complete this many seconds after
+    /// its first byte (the first request's: after the handshake), as nginx's
+    /// client_header_timeout; 0: never.
+    #[arg(long = "header-timeout", value_name = "SECS", default_value_t = 60)]
+    header_timeout: u64,
+    /// HTTP: close a keep-alive connection idle this many seconds after its last response,
+    /// as nginx's keepalive_timeout (TCP keepalive probes are --keepalive); 0: never.
+    #[arg(long = "keepalive-timeout", value_name = "SECS", default_value_t = 75)]
+    keepalive_timeout: u64,
     /// Seconds between SYN-cookie key rotations: the key of each period derives from the
     /// secret and the period's number on the wall clock (a cookie stays valid one period
     /// after the one it was made in).
@@ -193,9 +202,12 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig> {
         (None, Some(n)) => generated_body(n as usize),
         (None, None) => HttpConfig::default().body,
     };
+    let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
     Ok(HttpConfig {
         body,
         content_type: args.content_type.clone(),
+        header_timeout: secs(args.header_timeout),
+        keepalive_timeout: secs(args.keepalive_timeout),
         ..HttpConfig::default()
     })
 }
