@@ -80,6 +80,7 @@ struct xdp_counters {
 	__u64 syn_to_worker;    /* cookie mode: SYNs we do not answer here (IP options, data...) */
 	__u64 tx_dropped;       /* XDP_TX frames the driver dropped (tracepoints below) */
 	__u64 rst_backscatter;  /* cookie mode: bare RSTs answering our cookie SYN-ACKs, dropped */
+	__u64 martian;          /* served, but from a source that is never a peer: dropped */
 };
 
 enum counter {
@@ -94,6 +95,7 @@ enum counter {
 	COUNTER_SYN_TO_WORKER,
 	COUNTER_TX_DROPPED,
 	COUNTER_RST_BACKSCATTER,
+	COUNTER_MARTIAN,
 };
 
 /* One receive queue, written by its worker (cookie_mode) and by this program (cookies): a
@@ -243,6 +245,9 @@ static __always_inline int count(enum counter which, int verdict)
 	case COUNTER_RST_BACKSCATTER:
 		c->rst_backscatter++;
 		break;
+	case COUNTER_MARTIAN:
+		c->martian++;
+		break;
 	}
 	return verdict;
 }
@@ -337,6 +342,44 @@ static __always_inline int is_served(struct served_key *key)
 	key->port = port;
 	__builtin_memset(key->addr, 0, sizeof(key->addr));
 	return bpf_map_lookup_elem(&served, key) != NULL;
+}
+
+/* A source that is never a TCP peer: the engine's `martian_source` (src/tcp/engine.rs), so that
+ * nothing is ever answered to it. A group source MAC (the I/G bit, broadcast included); IPv4
+ * 0.0.0.0/8, 127/8, multicast and limited broadcast (Linux's ip_route_input_slow, "goto
+ * martian_source"); IPv6 ::, ::1, multicast (ip6_rcv_core) and ::ffff:0:0/96
+ * (tcp_v6_conn_request); and our own addresses: the frame's destination (a LAND attack) and
+ * any address we serve on this port (fib_validate_source refuses a local source). One lookup
+ * per frame: an address served on every port (port 0) is a load generator's own source,
+ * whose engine answers no segment that matches no connection anyway. `src` and `dst` are the
+ * addresses' words as on the wire (IPv4 in the first). */
+static __always_inline int martian_source(const struct ethhdr *eth, __u8 family, const __u32 *src,
+					  const __u32 *dst, __be16 port)
+{
+	const __u8 *a = (const __u8 *)src;
+	struct served_key own = { .family = family, .port = port };
+
+	if (eth->h_source[0] & 1)
+		return 1;
+	if (family == FAMILY_INET) {
+		if (a[0] == 0 || a[0] == 127 || (a[0] & 0xf0) == 0xe0 || src[0] == 0xffffffff)
+			return 1;
+		if (src[0] == dst[0])
+			return 1;
+	} else {
+		if (a[0] == 0xff)
+			return 1; /* ff00::/8 */
+		if ((src[0] | src[1]) == 0) {
+			if (src[2] == bpf_htonl(0xffff))
+				return 1; /* ::ffff:0:0/96 */
+			if (src[2] == 0 && (src[3] == 0 || src[3] == bpf_htonl(1)))
+				return 1; /* :: and ::1 */
+		}
+		if (src[0] == dst[0] && src[1] == dst[1] && src[2] == dst[2] && src[3] == dst[3])
+			return 1;
+	}
+	__builtin_memcpy(own.addr, src, 16);
+	return bpf_map_lookup_elem(&served, &own) != NULL;
 }
 
 static __always_inline int to_our_mac(const struct ethhdr *eth)
@@ -508,7 +551,8 @@ static __always_inline int linux_syn_options(const __u8 *h, struct syn_options *
 	return 1;
 }
 
-/* Addresses that are never one end of a connection (the engine's `bad_address`). */
+/* Addresses that are never one end of a connection (the engine's `bad_destination`; sources
+ * are martians, dropped before a SYN gets here). */
 static __always_inline int bad_address(const __u8 *a, __u8 family)
 {
 	if (family == FAMILY_INET)
@@ -817,7 +861,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 	int proto;
 	int verdict;
 
-	__u32 peer[4] = {};
+	__u32 peer[4] = {}, local[4] = {};
 	int peer_words = 0;
 
 	proto = parse_ethhdr(&nh, data_end);
@@ -835,6 +879,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 		key.family = FAMILY_INET;
 		__builtin_memcpy(key.addr, &iph->daddr, 4);
 		__builtin_memcpy(peer, &iph->saddr, 4);
+		__builtin_memcpy(local, &iph->daddr, 4);
 		peer_words = 1;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		int nexthdr = parse_ip6hdr(&nh, data_end, &ip6h);
@@ -846,6 +891,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 		key.family = FAMILY_INET6;
 		__builtin_memcpy(key.addr, &ip6h->daddr, 16);
 		__builtin_memcpy(peer, &ip6h->saddr, 16);
+		__builtin_memcpy(local, &ip6h->daddr, 16);
 		peer_words = 4;
 	} else {
 		return count(COUNTER_PASSED, XDP_PASS);
@@ -858,6 +904,9 @@ int xdptcp_steer(struct xdp_md *ctx)
 		return count(COUNTER_PASSED, XDP_PASS);
 	if (!to_our_mac(eth))
 		return count(COUNTER_OTHER_MAC, XDP_PASS);
+	/* Never answered, by us or by the kernel (which would drop it as a martian too). */
+	if (martian_source(eth, key.family, peer, local, tcph->dest))
+		return count(COUNTER_MARTIAN, XDP_DROP);
 
 	if (queue >= xsk_queues || queue >= MAX_QUEUES)
 		return count(COUNTER_NO_SOCKET, XDP_PASS);

@@ -38,7 +38,8 @@ const FAMILY_INET6: u8 = libc::AF_INET6 as u8;
 
 /// The XDP verdicts the program returns (`enum xdp_action`).
 pub mod verdict {
-    /// Dropped (SYNs with bad checksums, flags or options, in cookie mode).
+    /// Dropped (frames from martian sources; in cookie mode, SYNs with bad checksums, flags
+    /// or options).
     pub const XDP_DROP: u32 = 1;
     /// Handed to the kernel stack.
     pub const XDP_PASS: u32 = 2;
@@ -240,12 +241,16 @@ pub struct XdpCounters {
     /// Cookie mode: bare RSTs answering our cookie SYN-ACKs (a flooder's kernel's backscatter),
     /// dropped before they reach the engine.
     pub rst_backscatter: u64,
+    /// Frames for a served endpoint from a source that is never a TCP peer (a group source
+    /// MAC; a broadcast, multicast, loopback, unspecified or IPv4-mapped source; one of our
+    /// own addresses), dropped: never answered.
+    pub martian: u64,
 }
 
 impl XdpCounters {
     /// Every counter as (name, value): the one list that reports, metrics and the stats
     /// socket render, so a counter added here shows up everywhere.
-    pub fn fields(&self) -> [(&'static str, u64); 11] {
+    pub fn fields(&self) -> [(&'static str, u64); 12] {
         [
             ("redirected", self.redirected),
             ("passed", self.passed),
@@ -258,6 +263,7 @@ impl XdpCounters {
             ("syn_to_worker", self.syn_to_worker),
             ("tx_dropped", self.tx_dropped),
             ("rst_backscatter", self.rst_backscatter),
+            ("martian", self.martian),
         ]
     }
 
@@ -273,6 +279,7 @@ impl XdpCounters {
         self.syn_to_worker += c.syn_to_worker;
         self.tx_dropped += c.tx_dropped;
         self.rst_backscatter += c.rst_backscatter;
+        self.martian += c.martian;
     }
 }
 
