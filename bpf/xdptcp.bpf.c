@@ -28,7 +28,6 @@
 #include "siphash.h"
 
 #define ETH_P_8021Q_ 0x8100
-#define ETH_P_8021AD_ 0x88A8
 #define FAMILY_INET 2   /* AF_INET */
 #define FAMILY_INET6 10 /* AF_INET6 */
 #define IP_FRAG_OFFSET_MASK 0x1fff
@@ -252,7 +251,9 @@ static __always_inline int count(enum counter which, int verdict)
 	return verdict;
 }
 
-/* Returns the ethertype (network order) after at most one 802.1Q/802.1ad tag, or -1. */
+/* Returns the ethertype (network order) after at most one 802.1Q tag, or -1. An 802.1ad
+ * service tag (0x88A8, QinQ) is returned as it is, so the frame goes to the kernel untouched:
+ * the engine takes single 802.1Q tags only (src/wire/ethernet.rs) and would drop it. */
 static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 {
 	struct ethhdr *eth = nh->pos;
@@ -262,7 +263,7 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 		return -1;
 	nh->pos = eth + 1;
 	proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
+	if (proto == bpf_htons(ETH_P_8021Q_)) {
 		/* TCI (2 bytes), then the encapsulated ethertype (2 bytes). */
 		__be16 *tag = nh->pos;
 
@@ -920,8 +921,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 		if (expect && *expect == bpf_ntohl(tcph->seq))
 			return count(COUNTER_RST_BACKSCATTER, XDP_DROP);
 	}
-	if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
-	    eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
+	if (qs && qs->cookie_mode && tcph->syn && !tcph->ack) {
 		struct syn_info si = {
 			.family = key.family,
 			.l2_len = (__u8)(l3 - data),

@@ -193,6 +193,12 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
     let mut vlan_v4 = eth(0x8100);
     vlan_v4.extend_from_slice(&[0x00, 0x05, 0x08, 0x00]); // VLAN 5, then IPv4
     vlan_v4.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
+    let mut qinq_v4 = eth(0x88a8);
+    qinq_v4.extend_from_slice(&[0x00, 0x05, 0x08, 0x00]); // S-VLAN 5, then IPv4
+    qinq_v4.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
+    let mut qinq_in_vlan = eth(0x8100);
+    qinq_in_vlan.extend_from_slice(&[0x00, 0x05, 0x88, 0xa8, 0x00, 0x06, 0x08, 0x00]);
+    qinq_in_vlan.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
     let mut fragment = ipv4(6, SRV4, 5, &syn);
     fragment[6..8].copy_from_slice(&0x0010u16.to_be_bytes()); // offset 128 bytes
     let mut bad_doff = tcp(PORT);
@@ -221,6 +227,16 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
             "served TCP over IPv4 in an 802.1Q tag",
             vlan_v4,
             Expect::Ours,
+        ),
+        (
+            "served TCP over IPv4 behind an 802.1ad service tag: the kernel's",
+            qinq_v4,
+            Expect::Passed,
+        ),
+        (
+            "an 802.1ad tag inside an 802.1Q tag: the kernel's",
+            qinq_in_vlan,
+            Expect::Passed,
         ),
         (
             "TCP to a port we do not serve",

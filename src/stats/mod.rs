@@ -106,6 +106,8 @@ drop_reasons! {
     /// A source that is never a TCP peer (a martian): a group source MAC, a broadcast,
     /// multicast, loopback, unspecified or IPv4-mapped source address, or one of ours.
     Martian => "martian",
+    /// An IEEE 802.1ad (QinQ, EtherType 0x88A8) service tag: only single 802.1Q tags are ours.
+    QinQ => "qinq",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of

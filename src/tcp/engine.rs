@@ -69,6 +69,7 @@ fn drop_reason(e: WireError) -> DropReason {
     match e {
         WireError::Truncated => DropReason::Truncated,
         WireError::UnsupportedEtherType => DropReason::UnsupportedEtherType,
+        WireError::QinQ => DropReason::QinQ,
         WireError::NotTcp => DropReason::NotTcp,
         WireError::BadVersion => DropReason::BadVersion,
         WireError::BadHeaderLength => DropReason::BadHeaderLength,

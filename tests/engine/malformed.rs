@@ -347,6 +347,22 @@ fn non_tcp_arp_and_bad_ip_headers_are_dropped() {
 }
 
 #[test]
+fn an_8021ad_tagged_syn_is_dropped_under_its_own_reason_and_an_8021q_one_is_answered() {
+    let mut p = peer();
+    let syn = valid_syn(&p);
+    let tagged = |tpid: u16| {
+        let mut f = syn[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&[0x00, 0x05]);
+        f.extend_from_slice(&syn[12..]);
+        f
+    };
+    assert_dropped(&mut p, &tagged(0x88a8), DropReason::QinQ);
+    let answer = p.send_frame(&tagged(0x8100));
+    recv!(answer, [|s| s.is(SYN_ACK)]);
+}
+
+#[test]
 fn ethernet_padding_after_the_ip_packet_is_ignored() {
     let mut p = peer();
     let mut f = p.frame(seg(SYN).seq(1000));
