@@ -19,14 +19,18 @@ use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::tcp::cc::Algorithm;
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, SynCookieMode};
+use xdptcp::wire::ipv4::Repr as Ipv4Repr;
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
+use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, LinkMss, Server, ServerConfig, XdpMode};
 
 use crate::report::{report, write_hist};
 use crate::{
     BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
     parse_ring_size, parse_size, xsk_config,
 };
+
+/// The IPv4 header: `serve` takes both families and announces IPv4's MSS, as Linux's MTU - 40.
+const IPV4_HEADER_LEN: usize = Ipv4Repr::HEADER_LEN;
 
 /// The largest `--body-size` (the body is held in memory once, shared by every worker).
 const MAX_BODY: u64 = 1 << 30;
@@ -271,6 +275,29 @@ enum Cookies {
     Never,
 }
 
+/// The MSS for the interface's MTU and the UMEM frames `args` give the sockets; says so when
+/// the frames, not the MTU, set it.
+fn link_mss(args: &ServeArgs, iface: &Interface) -> Result<LinkMss> {
+    let xsk = xsk_config(args.bind, args.ring_size);
+    let frame_len = xsk.frame_len()?;
+    let mss = LinkMss::new(iface.mtu, frame_len, IPV4_HEADER_LEN);
+    if mss.clamped() {
+        tracing::warn!(
+            mtu = iface.mtu,
+            frame_size = xsk.frame_size,
+            frame_len,
+            mss = mss.mss,
+            "the MTU ({}) is larger than a UMEM frame carries ({} of its {} bytes): announcing MSS {} instead of {}, so that full segments fit one frame",
+            iface.mtu,
+            frame_len,
+            xsk.frame_size,
+            mss.mss,
+            mss.from_mtu
+        );
+    }
+    Ok(mss)
+}
+
 /// The engine configuration for this interface and these arguments (`secret_file`: the
 /// opened `--cookie-secret-file`).
 fn engine_config(
@@ -306,7 +333,7 @@ fn engine_config(
             CongestionControl::Cubic => Algorithm::Cubic,
             CongestionControl::Newreno => Algorithm::NewReno,
         },
-        mss: iface.mtu.saturating_sub(40).min(u16::MAX as u32) as u16,
+        mss: link_mss(args, iface)?.mss,
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
