@@ -174,6 +174,18 @@ pub enum AttachError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// The device's MTU is larger than native XDP takes there: a driver that keeps each
+    /// frame in one page refuses programs that cannot take multi-buffer frames (veth: an MTU
+    /// above about 3500 bytes, ERANGE). Generic XDP takes any MTU.
+    #[error(
+        "the MTU of ifindex {ifindex} is too large for native XDP there (a frame must fit one page: on veth about 3500 bytes); use --xdp-mode generic (auto falls back to it) or a smaller MTU"
+    )]
+    MtuTooLarge {
+        /// The device.
+        ifindex: u32,
+        /// ERANGE from the kernel.
+        source: io::Error,
+    },
     /// Not allowed: needs CAP_NET_ADMIN and CAP_BPF.
     #[error("attaching XDP needs root (CAP_NET_ADMIN + CAP_BPF): {0}")]
     Permission(#[source] io::Error),
@@ -485,6 +497,10 @@ impl Program {
                     );
                     self.link(ifindex, XdpMode::Generic)
                 }
+                Err(e @ AttachError::MtuTooLarge { .. }) => {
+                    tracing::warn!(ifindex, "{e}: using generic XDP");
+                    self.link(ifindex, XdpMode::Generic)
+                }
                 other => other,
             },
         }
@@ -516,6 +532,9 @@ impl Program {
                         ifindex,
                         source,
                     }
+                }
+                libc::ERANGE if mode == XdpMode::Native => {
+                    AttachError::MtuTooLarge { ifindex, source }
                 }
                 libc::EPERM | libc::EACCES => AttachError::Permission(source),
                 _ => AttachError::Other { ifindex, source },
