@@ -28,7 +28,6 @@
 #include "siphash.h"
 
 #define ETH_P_8021Q_ 0x8100
-#define ETH_P_8021AD_ 0x88A8
 #define FAMILY_INET 2   /* AF_INET */
 #define FAMILY_INET6 10 /* AF_INET6 */
 #define IP_FRAG_OFFSET_MASK 0x1fff
@@ -81,6 +80,7 @@ struct xdp_counters {
 	__u64 tx_dropped;       /* XDP_TX frames the driver dropped (tracepoints below) */
 	__u64 rst_backscatter;  /* cookie mode: bare RSTs answering our cookie SYN-ACKs, dropped */
 	__u64 syn_tx_fallback;  /* cookie mode: SYNs to the worker, our SYN-ACKs being dropped */
+	__u64 martian;          /* served, but from a source that is never a peer: dropped */
 };
 
 enum counter {
@@ -96,6 +96,7 @@ enum counter {
 	COUNTER_TX_DROPPED,
 	COUNTER_RST_BACKSCATTER,
 	COUNTER_SYN_TX_FALLBACK,
+	COUNTER_MARTIAN,
 };
 
 /* One receive queue, written by its worker (cookie_mode) and by this program (cookies): a
@@ -254,11 +255,16 @@ static __always_inline int count(enum counter which, int verdict)
 	case COUNTER_SYN_TX_FALLBACK:
 		c->syn_tx_fallback++;
 		break;
+	case COUNTER_MARTIAN:
+		c->martian++;
+		break;
 	}
 	return verdict;
 }
 
-/* Returns the ethertype (network order) after at most one 802.1Q/802.1ad tag, or -1. */
+/* Returns the ethertype (network order) after at most one 802.1Q tag, or -1. An 802.1ad
+ * service tag (0x88A8, QinQ) is returned as it is, so the frame goes to the kernel untouched:
+ * the engine takes single 802.1Q tags only (src/wire/ethernet.rs) and would drop it. */
 static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 {
 	struct ethhdr *eth = nh->pos;
@@ -268,7 +274,7 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *nh, void *data_end)
 		return -1;
 	nh->pos = eth + 1;
 	proto = eth->h_proto;
-	if (proto == bpf_htons(ETH_P_8021Q_) || proto == bpf_htons(ETH_P_8021AD_)) {
+	if (proto == bpf_htons(ETH_P_8021Q_)) {
 		/* TCI (2 bytes), then the encapsulated ethertype (2 bytes). */
 		__be16 *tag = nh->pos;
 
@@ -348,6 +354,44 @@ static __always_inline int is_served(struct served_key *key)
 	key->port = port;
 	__builtin_memset(key->addr, 0, sizeof(key->addr));
 	return bpf_map_lookup_elem(&served, key) != NULL;
+}
+
+/* A source that is never a TCP peer: the engine's `martian_source` (src/tcp/engine.rs), so that
+ * nothing is ever answered to it. A group source MAC (the I/G bit, broadcast included); IPv4
+ * 0.0.0.0/8, 127/8, multicast and limited broadcast (Linux's ip_route_input_slow, "goto
+ * martian_source"); IPv6 ::, ::1, multicast (ip6_rcv_core) and ::ffff:0:0/96
+ * (tcp_v6_conn_request); and our own addresses: the frame's destination (a LAND attack) and
+ * any address we serve on this port (fib_validate_source refuses a local source). One lookup
+ * per frame: an address served on every port (port 0) is a load generator's own source,
+ * whose engine answers no segment that matches no connection anyway. `src` and `dst` are the
+ * addresses' words as on the wire (IPv4 in the first). */
+static __always_inline int martian_source(const struct ethhdr *eth, __u8 family, const __u32 *src,
+					  const __u32 *dst, __be16 port)
+{
+	const __u8 *a = (const __u8 *)src;
+	struct served_key own = { .family = family, .port = port };
+
+	if (eth->h_source[0] & 1)
+		return 1;
+	if (family == FAMILY_INET) {
+		if (a[0] == 0 || a[0] == 127 || (a[0] & 0xf0) == 0xe0 || src[0] == 0xffffffff)
+			return 1;
+		if (src[0] == dst[0])
+			return 1;
+	} else {
+		if (a[0] == 0xff)
+			return 1; /* ff00::/8 */
+		if ((src[0] | src[1]) == 0) {
+			if (src[2] == bpf_htonl(0xffff))
+				return 1; /* ::ffff:0:0/96 */
+			if (src[2] == 0 && (src[3] == 0 || src[3] == bpf_htonl(1)))
+				return 1; /* :: and ::1 */
+		}
+		if (src[0] == dst[0] && src[1] == dst[1] && src[2] == dst[2] && src[3] == dst[3])
+			return 1;
+	}
+	__builtin_memcpy(own.addr, src, 16);
+	return bpf_map_lookup_elem(&served, &own) != NULL;
 }
 
 static __always_inline int to_our_mac(const struct ethhdr *eth)
@@ -519,7 +563,8 @@ static __always_inline int linux_syn_options(const __u8 *h, struct syn_options *
 	return 1;
 }
 
-/* Addresses that are never one end of a connection (the engine's `bad_address`). */
+/* Addresses that are never one end of a connection (the engine's `bad_destination`; sources
+ * are martians, dropped before a SYN gets here). */
 static __always_inline int bad_address(const __u8 *a, __u8 family)
 {
 	if (family == FAMILY_INET)
@@ -828,7 +873,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 	int proto;
 	int verdict;
 
-	__u32 peer[4] = {};
+	__u32 peer[4] = {}, local[4] = {};
 	int peer_words = 0;
 
 	proto = parse_ethhdr(&nh, data_end);
@@ -846,6 +891,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 		key.family = FAMILY_INET;
 		__builtin_memcpy(key.addr, &iph->daddr, 4);
 		__builtin_memcpy(peer, &iph->saddr, 4);
+		__builtin_memcpy(local, &iph->daddr, 4);
 		peer_words = 1;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		int nexthdr = parse_ip6hdr(&nh, data_end, &ip6h);
@@ -857,6 +903,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 		key.family = FAMILY_INET6;
 		__builtin_memcpy(key.addr, &ip6h->daddr, 16);
 		__builtin_memcpy(peer, &ip6h->saddr, 16);
+		__builtin_memcpy(local, &ip6h->daddr, 16);
 		peer_words = 4;
 	} else {
 		return count(COUNTER_PASSED, XDP_PASS);
@@ -869,6 +916,9 @@ int xdptcp_steer(struct xdp_md *ctx)
 		return count(COUNTER_PASSED, XDP_PASS);
 	if (!to_our_mac(eth))
 		return count(COUNTER_OTHER_MAC, XDP_PASS);
+	/* Never answered, by us or by the kernel (which would drop it as a martian too). */
+	if (martian_source(eth, key.family, peer, local, tcph->dest))
+		return count(COUNTER_MARTIAN, XDP_DROP);
 
 	if (queue >= xsk_queues || queue >= MAX_QUEUES)
 		return count(COUNTER_NO_SOCKET, XDP_PASS);
@@ -884,8 +934,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 	}
 	if (qs && qs->cookie_mode && qs->syns_to_worker && tcph->syn && !tcph->ack)
 		count(COUNTER_SYN_TX_FALLBACK, 0);
-	else if (qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
-		 eth->h_proto != bpf_htons(ETH_P_8021AD_)) {
+	else if (qs && qs->cookie_mode && tcph->syn && !tcph->ack) {
 		struct syn_info si = {
 			.family = key.family,
 			.l2_len = (__u8)(l3 - data),

@@ -24,8 +24,9 @@ use clap::Parser;
 
 use xdptcp::app::{App, Io};
 use xdptcp::tcp::{Config, Engine, Listener, Secret};
+use xdptcp::wire::ipv4::Repr as Ipv4;
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Server, ServerConfig};
+use xdptcp::xdp::{LinkMss, Server, ServerConfig, XskConfig};
 
 /// The longest command line accepted.
 const MAX_LINE: usize = 4096;
@@ -164,7 +165,13 @@ fn main() -> Result<()> {
             port: args.port,
             keepalive: None,
         }],
-        mss: iface.mtu.saturating_sub(40).min(u32::from(u16::MAX)) as u16,
+        // The MTU's MSS, clamped to what one frame of the default UMEM carries.
+        mss: LinkMss::new(
+            iface.mtu,
+            XskConfig::default().frame_len()?,
+            Ipv4::HEADER_LEN,
+        )
+        .mss,
         reset_unknown: iface.rx_queues <= 1,
         secret: Secret(sys::random_bytes().context("reading /dev/urandom")?),
         ..Config::default()
@@ -222,7 +229,7 @@ mod tests {
             local_port: 7070,
             remote_port: 40000,
         };
-        let mut shutdown = Shutdown::Open;
+        let (mut shutdown, mut deadline) = (Shutdown::Open, None);
         let mut io = Io::new(
             ConnId(0),
             tuple,
@@ -230,6 +237,7 @@ mod tests {
             send,
             capacity,
             &mut shutdown,
+            &mut deadline,
         );
         kv.on_data(st, &mut io, data)
     }

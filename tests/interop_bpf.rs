@@ -6,7 +6,7 @@ mod common;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use xdptcp::tcp::Config;
-use xdptcp::xdp::program::verdict::{XDP_PASS, XDP_REDIRECT};
+use xdptcp::xdp::program::verdict::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use xdptcp::xdp::{Program, ProgramConfig, SynAckTemplate, XdpCounters, XskConfig, XskSocket};
 
 const SRV4: [u8; 4] = [10, 201, 0, 1];
@@ -30,7 +30,12 @@ fn program(xsk_queues: u32) -> Program {
 }
 
 fn eth(ethertype: u16) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    eth_from([2, 0, 0, 0, 0, 2], ethertype)
+}
+
+fn eth_from(src_mac: [u8; 6], ethertype: u16) -> Vec<u8> {
+    let mut f = OUR_MAC.to_vec();
+    f.extend_from_slice(&src_mac);
     f.extend_from_slice(&ethertype.to_be_bytes());
     f
 }
@@ -45,13 +50,17 @@ fn tcp(dport: u16) -> Vec<u8> {
 }
 
 fn ipv4(proto: u8, dst: [u8; 4], ihl: u8, payload: &[u8]) -> Vec<u8> {
+    ipv4_from([10, 201, 0, 2], proto, dst, ihl, payload)
+}
+
+fn ipv4_from(src: [u8; 4], proto: u8, dst: [u8; 4], ihl: u8, payload: &[u8]) -> Vec<u8> {
     let hlen = ihl as usize * 4;
     let mut h = vec![0u8; hlen.max(20)];
     h[0] = 0x40 | ihl;
     h[2..4].copy_from_slice(&((hlen + payload.len()) as u16).to_be_bytes());
     h[8] = 64;
     h[9] = proto;
-    h[12..16].copy_from_slice(&[10, 201, 0, 2]);
+    h[12..16].copy_from_slice(&src);
     h[16..20].copy_from_slice(&dst);
     h.truncate(hlen); // IHL below 5: the header claims to be shorter than it is
     h.extend_from_slice(payload);
@@ -59,13 +68,19 @@ fn ipv4(proto: u8, dst: [u8; 4], ihl: u8, payload: &[u8]) -> Vec<u8> {
 }
 
 fn ipv6(next: u8, dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+    let mut src = [0u8; 16];
+    src[0] = 0xfd;
+    src[15] = 2;
+    ipv6_from(src, next, dst, payload)
+}
+
+fn ipv6_from(src: [u8; 16], next: u8, dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
     let mut h = vec![0u8; 40];
     h[0] = 0x60;
     h[4..6].copy_from_slice(&(payload.len() as u16).to_be_bytes());
     h[6] = next;
     h[7] = 64;
-    h[8] = 0xfd;
-    h[23] = 2;
+    h[8..24].copy_from_slice(&src);
     h[24..40].copy_from_slice(&dst);
     h.extend_from_slice(payload);
     h
@@ -84,6 +99,93 @@ enum Expect {
     Passed,
     /// Malformed: passed, counted as `malformed`.
     Malformed,
+    /// From a source that is never a peer: dropped, counted as `martian`.
+    Martian,
+}
+
+/// SYNs to served endpoints from sources that are never a TCP peer.
+fn martians() -> Vec<(&'static str, Vec<u8>, Expect)> {
+    let syn = tcp(PORT);
+    let v4 = |src: [u8; 4]| cat(&[&eth(0x0800), &ipv4_from(src, 6, SRV4, 5, &syn)]);
+    let v6 = |src: Ipv6Addr| cat(&[&eth(0x86dd), &ipv6_from(src.octets(), 6, SRV6, &syn)]);
+    let from_mac = |mac: [u8; 6]| cat(&[&eth_from(mac, 0x0800), &ipv4(6, SRV4, 5, &syn)]);
+    vec![
+        (
+            "a broadcast source MAC",
+            from_mac([0xff; 6]),
+            Expect::Martian,
+        ),
+        (
+            "a multicast source MAC",
+            from_mac([1, 0, 0x5e, 0, 0, 1]),
+            Expect::Martian,
+        ),
+        ("IPv4 source 0.0.0.0", v4([0, 0, 0, 0]), Expect::Martian),
+        ("IPv4 source 0.1.2.3", v4([0, 1, 2, 3]), Expect::Martian),
+        ("IPv4 loopback source", v4([127, 0, 0, 1]), Expect::Martian),
+        ("IPv4 multicast source", v4([224, 0, 0, 1]), Expect::Martian),
+        (
+            "IPv4 multicast source 239/8",
+            v4([239, 255, 255, 250]),
+            Expect::Martian,
+        ),
+        (
+            "IPv4 limited broadcast source",
+            v4([255; 4]),
+            Expect::Martian,
+        ),
+        (
+            "our own IPv4 address as the source",
+            v4(SRV4),
+            Expect::Martian,
+        ),
+        (
+            "IPv6 unspecified source",
+            v6(Ipv6Addr::UNSPECIFIED),
+            Expect::Martian,
+        ),
+        (
+            "IPv6 loopback source",
+            v6(Ipv6Addr::LOCALHOST),
+            Expect::Martian,
+        ),
+        (
+            "IPv6 multicast source",
+            v6("ff02::1".parse().unwrap()),
+            Expect::Martian,
+        ),
+        (
+            "IPv4-mapped IPv6 source",
+            v6("::ffff:10.201.0.2".parse().unwrap()),
+            Expect::Martian,
+        ),
+        (
+            "our own IPv6 address as the source",
+            v6(Ipv6Addr::from(SRV6)),
+            Expect::Martian,
+        ),
+        // Near misses: peers after all.
+        ("IPv4 source 1.0.0.1", v4([1, 0, 0, 1]), Expect::Ours),
+        (
+            "IPv4 source 223.255.255.254",
+            v4([223, 255, 255, 254]),
+            Expect::Ours,
+        ),
+        (
+            "IPv4-compatible IPv6 source ::10.201.0.2",
+            v6("::10.201.0.2".parse().unwrap()),
+            Expect::Ours,
+        ),
+        ("IPv6 source ::2", v6("::2".parse().unwrap()), Expect::Ours),
+        (
+            "a martian source to a port we do not serve is the kernel's",
+            cat(&[
+                &eth(0x0800),
+                &ipv4_from([127, 0, 0, 1], 6, SRV4, 5, &tcp(22)),
+            ]),
+            Expect::Passed,
+        ),
+    ]
 }
 
 fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
@@ -91,6 +193,12 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
     let mut vlan_v4 = eth(0x8100);
     vlan_v4.extend_from_slice(&[0x00, 0x05, 0x08, 0x00]); // VLAN 5, then IPv4
     vlan_v4.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
+    let mut qinq_v4 = eth(0x88a8);
+    qinq_v4.extend_from_slice(&[0x00, 0x05, 0x08, 0x00]); // S-VLAN 5, then IPv4
+    qinq_v4.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
+    let mut qinq_in_vlan = eth(0x8100);
+    qinq_in_vlan.extend_from_slice(&[0x00, 0x05, 0x88, 0xa8, 0x00, 0x06, 0x08, 0x00]);
+    qinq_in_vlan.extend_from_slice(&ipv4(6, SRV4, 5, &syn));
     let mut fragment = ipv4(6, SRV4, 5, &syn);
     fragment[6..8].copy_from_slice(&0x0010u16.to_be_bytes()); // offset 128 bytes
     let mut bad_doff = tcp(PORT);
@@ -119,6 +227,16 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
             "served TCP over IPv4 in an 802.1Q tag",
             vlan_v4,
             Expect::Ours,
+        ),
+        (
+            "served TCP over IPv4 behind an 802.1ad service tag: the kernel's",
+            qinq_v4,
+            Expect::Passed,
+        ),
+        (
+            "an 802.1ad tag inside an 802.1Q tag: the kernel's",
+            qinq_in_vlan,
+            Expect::Passed,
         ),
         (
             "TCP to a port we do not serve",
@@ -177,6 +295,9 @@ fn fixtures() -> Vec<(&'static str, Vec<u8>, Expect)> {
             Expect::Malformed,
         ),
     ]
+    .into_iter()
+    .chain(martians())
+    .collect()
 }
 
 fn loaded(xsk_queues: u32) -> Program {
@@ -196,6 +317,7 @@ fn run_all(p: &Program, ours: u32) -> XdpCounters {
         let verdict = p.test_run(&frame).expect("BPF_PROG_RUN");
         let want = match expect {
             Expect::Ours => ours,
+            Expect::Martian => XDP_DROP,
             _ => XDP_PASS,
         };
         if verdict != want {
@@ -206,6 +328,7 @@ fn run_all(p: &Program, ours: u32) -> XdpCounters {
             (Expect::Ours, _) => expected.no_socket += 1,
             (Expect::Passed, _) => expected.passed += 1,
             (Expect::Malformed, _) => expected.malformed += 1,
+            (Expect::Martian, _) => expected.martian += 1,
         }
     }
     assert!(

@@ -13,14 +13,7 @@ const PORT: &str = "8080";
 
 /// The running server's status (`xdptcp stats --json`).
 fn status(topo: &Topology) -> serde_json::Value {
-    let out = common::run(&[
-        env!("CARGO_BIN_EXE_xdptcp"),
-        "stats",
-        "--iface",
-        &topo.srv_if,
-        "--json",
-    ]);
-    serde_json::from_slice(&out.stdout).expect("xdptcp stats --json is JSON")
+    topo.stats()
 }
 
 fn xdp(topo: &Topology, counter: &str) -> u64 {
@@ -35,12 +28,7 @@ fn engine(topo: &Topology, counter: &str) -> u64 {
 
 /// Waits until the stats socket answers (the data path runs).
 fn wait_ready(topo: &Topology) {
-    let path = format!("/run/xdptcp/{}.sock", topo.srv_if);
-    assert!(
-        Topology::wait_for(Duration::from_secs(10), || std::path::Path::new(&path)
-            .exists()),
-        "no stats socket at {path}"
-    );
+    topo.wait_stats_socket();
 }
 
 /// A topology with `xdptcp serve` (with `args`) answering, or `None` without root (the test

@@ -453,8 +453,9 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
             src,
             ..good.clone()
         };
+        // Martians, before any cookie is considered.
         expect(&p, &format!("source {src}"), &frame(&s), XDP_DROP, |c| {
-            c.syn_malformed
+            c.martian
         });
     }
     let s = Syn {
@@ -462,7 +463,7 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
         ..syn(cli6(), srv6(), FULL)
     };
     expect(&p, "multicast IPv6 source", &frame(&s), XDP_DROP, |c| {
-        c.syn_malformed
+        c.martian
     });
 
     // Not ours to answer here: on to the engine (no socket in this test: passed, no_socket).

@@ -13,8 +13,23 @@
 //! (the connection keeps only an offset: the body is shared by every connection and every
 //! worker, never copied per connection), and no further request is read until it is fully
 //! queued (so a client that does not read is throttled by TCP's window, not by our memory).
+//!
+//! Slow and idle clients are timed out as nginx times them out, with the connection's
+//! deadline ([`Io::set_deadline`]): a request head must be complete within
+//! [`HttpConfig::header_timeout`] of its first byte, or of the connection's start for the
+//! first request (nginx's `client_header_timeout`, 60 s: `ngx_http_read_request_header` arms
+//! the read timer once per head and does not re-arm it on every read, so a byte a second does
+//! not keep a head alive); a keep-alive connection may be idle for
+//! [`HttpConfig::keepalive_timeout`] from the end of its last response (queued in full) to its
+//! next request's first byte (`keepalive_timeout`, 75 s, armed by `ngx_http_set_keepalive`).
+//! Either way the connection is closed with a FIN and nothing else: nginx logs a 408 for a
+//! header timeout but sends none (`ngx_http_close_request(r, NGX_HTTP_REQUEST_TIME_OUT)`
+//! only records the status; `reset_timedout_connection` is off by default), and closes an
+//! idle keep-alive connection quietly (`ngx_http_keepalive_handler`). Each is counted
+//! ([`App::counters`]: `header_timeouts`, `idle_timeouts`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{App, Io, Shutdown};
 use crate::stats::{Latencies, LatencyKind};
@@ -31,6 +46,13 @@ pub struct HttpConfig {
     /// The largest request head (request line and header fields, with the blank line) accepted;
     /// a larger one gets `431 Request Header Fields Too Large`.
     pub max_header_bytes: usize,
+    /// A request head must be complete this long after its first byte (the first request's:
+    /// after the connection is established), or the connection is closed (nginx's
+    /// `client_header_timeout`, 60 s). `None`: no limit.
+    pub header_timeout: Option<Duration>,
+    /// A keep-alive connection idle this long after its last response is closed (nginx's
+    /// `keepalive_timeout`, 75 s). `None`: no limit.
+    pub keepalive_timeout: Option<Duration>,
 }
 
 impl Default for HttpConfig {
@@ -39,6 +61,8 @@ impl Default for HttpConfig {
             body: Arc::from(&b"Hello from xdptcp\n"[..]),
             content_type: "text/plain".to_string(),
             max_header_bytes: 8192,
+            header_timeout: Some(Duration::from_secs(60)),
+            keepalive_timeout: Some(Duration::from_secs(75)),
         }
     }
 }
@@ -96,6 +120,19 @@ pub(crate) struct Carry {
     pub(crate) bytes: Vec<u8>,
 }
 
+/// What the connection's deadline ([`Io::set_deadline`]) stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Wait {
+    /// A request head is awaited: the first since the connection's start, or one whose first
+    /// byte has come ([`HttpConfig::header_timeout`]).
+    #[default]
+    Head,
+    /// Nothing is awaited since the last response was queued ([`HttpConfig::keepalive_timeout`]).
+    Idle,
+    /// No deadline: a response is being queued, a request body read, or the connection closes.
+    Busy,
+}
+
 /// Per-connection state of [`Http`]: where we are in the request stream.
 #[derive(Debug, Default)]
 pub struct HttpConn {
@@ -111,6 +148,8 @@ pub struct HttpConn {
     draining: bool,
     /// The peer's FIN came while a response was still being queued: close after it.
     peer_closed: bool,
+    /// What the deadline is for.
+    wait: Wait,
 }
 
 /// A body of `len` bytes in which every 16-byte line is unique, so a client can check it byte
@@ -136,8 +175,14 @@ pub struct Http {
     /// The body of every `200 OK`, shared.
     body: Arc<[u8]>,
     max_header_bytes: usize,
+    header_timeout: Option<Duration>,
+    keepalive_timeout: Option<Duration>,
     requests: u64,
     errors: u64,
+    /// Connections closed because a request head was not complete in time.
+    header_timeouts: u64,
+    /// Keep-alive connections closed for being idle too long.
+    idle_timeouts: u64,
     /// Arrival times of answered requests not yet handed to the TX ring, as (time, count);
     /// [`App::on_flushed`] turns them into service times. Bounded: beyond
     /// [`MAX_PENDING`] entries requests are counted in `unmeasured` instead.
@@ -175,8 +220,12 @@ impl Http {
             ],
             body: config.body,
             max_header_bytes: config.max_header_bytes,
+            header_timeout: config.header_timeout,
+            keepalive_timeout: config.keepalive_timeout,
             requests: 0,
             errors: 0,
+            header_timeouts: 0,
+            idle_timeouts: 0,
             pending: Vec::new(),
             unmeasured: 0,
             latencies: Latencies::default(),
@@ -191,6 +240,35 @@ impl Http {
     /// Requests answered with an error (400, 431, 501), over all connections.
     pub fn errors(&self) -> u64 {
         self.errors
+    }
+
+    /// Connections closed because a request head was not complete within the header timeout.
+    pub fn header_timeouts(&self) -> u64 {
+        self.header_timeouts
+    }
+
+    /// Keep-alive connections closed after the keep-alive timeout without a request.
+    pub fn idle_timeouts(&self) -> u64 {
+        self.idle_timeouts
+    }
+
+    /// After the app acted on a connection: the deadline for what it now waits for. A head's
+    /// deadline runs from its first byte and is never pushed back by later bytes; the idle one
+    /// from the moment the last response was fully queued.
+    fn update_deadline(&self, st: &mut HttpConn, io: &mut Io<'_>) {
+        let now = io.now();
+        if st.draining || st.reply.is_some() || st.body_left > 0 {
+            st.wait = Wait::Busy;
+            io.set_deadline(None);
+        } else if st.carry.is_some() {
+            if st.wait != Wait::Head {
+                st.wait = Wait::Head;
+                io.set_deadline(self.header_timeout.map(|d| now + d));
+            }
+        } else if st.wait == Wait::Busy {
+            st.wait = Wait::Idle;
+            io.set_deadline(self.keepalive_timeout.map(|d| now + d));
+        }
     }
 
     /// A reply as its head and its body (empty but for a `200 OK` to a GET).
@@ -273,21 +351,14 @@ impl Http {
         };
         st.reply = Some(reply);
         st.offset = 0;
+        st.wait = Wait::Busy;
         // After a closing reply, nothing more is read (RFC 9112 §9.6).
         st.draining = reply.closes();
     }
-}
 
-impl Default for Http {
-    fn default() -> Self {
-        Http::new(HttpConfig::default())
-    }
-}
-
-impl App for Http {
-    type State = HttpConn;
-
-    fn on_data(&mut self, st: &mut HttpConn, io: &mut Io<'_>, data: &[u8]) -> usize {
+    /// Reads what `data` holds: request heads, bodies to skip, responses queued in turn.
+    /// Returns how much was consumed.
+    fn read(&mut self, st: &mut HttpConn, io: &mut Io<'_>, data: &[u8]) -> usize {
         let mut pos = 0;
         loop {
             if st.reply.is_some() && !self.continue_reply(st, io) {
@@ -321,10 +392,34 @@ impl App for Http {
             }
         }
     }
+}
+
+impl Default for Http {
+    fn default() -> Self {
+        Http::new(HttpConfig::default())
+    }
+}
+
+impl App for Http {
+    type State = HttpConn;
+
+    fn on_connected(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
+        // The first request's head is timed from the connection's start (nginx arms
+        // `client_header_timeout` when it accepts).
+        st.wait = Wait::Head;
+        io.set_deadline(self.header_timeout.map(|d| io.now() + d));
+    }
+
+    fn on_data(&mut self, st: &mut HttpConn, io: &mut Io<'_>, data: &[u8]) -> usize {
+        let consumed = self.read(st, io, data);
+        self.update_deadline(st, io);
+        consumed
+    }
 
     fn on_writable(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
         // Unread requests are offered again by the engine right after this.
         self.continue_reply(st, io);
+        self.update_deadline(st, io);
     }
 
     fn on_peer_closed(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
@@ -334,6 +429,21 @@ impl App for Http {
             st.draining = true;
             io.close();
         }
+        self.update_deadline(st, io);
+    }
+
+    /// A head not complete in time, or a keep-alive connection idle too long: closed with a
+    /// FIN, no response (as nginx does, see the module documentation).
+    fn on_deadline(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
+        match st.wait {
+            Wait::Head => self.header_timeouts += 1,
+            Wait::Idle => self.idle_timeouts += 1,
+            Wait::Busy => return,
+        }
+        st.wait = Wait::Busy;
+        st.carry = None;
+        st.draining = true;
+        io.close();
     }
 
     /// Request service time: from the request's arrival (the `now` of the RX batch it came
@@ -355,6 +465,8 @@ impl App for Http {
             ("requests", self.requests),
             ("errors", self.errors),
             ("unmeasured", self.unmeasured),
+            ("header_timeouts", self.header_timeouts),
+            ("idle_timeouts", self.idle_timeouts),
         ]
     }
 }
@@ -583,6 +695,8 @@ pub(crate) mod harness {
         pub(crate) send: VecDeque<u8>,
         pub(crate) capacity: usize,
         pub(crate) shutdown: Shutdown,
+        /// The app's deadline ([`Io::set_deadline`]); [`Endpoint::advance`] fires it.
+        pub(crate) deadline: Option<Instant>,
         pub(crate) now: Instant,
         /// The peer's FIN arrived.
         pub(crate) fin_received: bool,
@@ -602,6 +716,7 @@ pub(crate) mod harness {
                 send: VecDeque::new(),
                 capacity,
                 shutdown: Shutdown::Open,
+                deadline: None,
                 now: Instant::ZERO,
                 fin_received: false,
                 told_peer_closed: false,
@@ -626,8 +741,19 @@ pub(crate) mod harness {
                 &mut self.send,
                 self.capacity,
                 &mut self.shutdown,
+                &mut self.deadline,
             );
             f(&mut self.state, &mut io)
+        }
+
+        /// Moves the clock to `now`, calling `on_deadline` if the app's deadline has passed
+        /// (as the engine does: cleared first, once per deadline).
+        pub(crate) fn advance(&mut self, app: &mut A, now: Instant) {
+            self.now = now;
+            if self.deadline.is_some_and(|at| at <= now) {
+                self.deadline = None;
+                self.call(|s, io| app.on_deadline(s, io));
+            }
         }
 
         /// Data from the peer arrives.
@@ -1039,6 +1165,157 @@ Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: 
                 conn.take_sent_upto(&mut app, (seed % 300) as usize);
             }
         }
+    }
+
+    /// An app that closes heads not complete 3 s after their first byte and connections idle
+    /// 10 s after their last response.
+    fn timed() -> Http {
+        Http::new(HttpConfig {
+            header_timeout: Some(Duration::from_secs(3)),
+            keepalive_timeout: Some(Duration::from_secs(10)),
+            ..HttpConfig::default()
+        })
+    }
+
+    fn at(secs_tenths: u64) -> Instant {
+        Instant::from_millis(secs_tenths * 100)
+    }
+
+    #[test]
+    fn a_head_dribbled_a_byte_a_second_is_closed_at_the_header_deadline_from_the_start() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        assert_eq!(conn.deadline, Some(at(30)), "from the connection's start");
+        for (i, byte) in CURL.iter().take(3).enumerate() {
+            conn.advance(&mut app, at(10 * i as u64));
+            conn.receive(&mut app, &[*byte]);
+            assert_eq!(conn.deadline, Some(at(30)), "a byte does not push it back");
+        }
+        conn.advance(&mut app, at(29));
+        assert_eq!(conn.shutdown, Shutdown::Open);
+        conn.advance(&mut app, at(30));
+        assert_eq!(conn.shutdown, Shutdown::Close, "closed at the deadline");
+        assert!(
+            conn.take_sent(&mut app).is_empty(),
+            "no 408: nginx sends none"
+        );
+        assert!(conn.state.carry.is_none(), "the partial head is freed");
+        assert_eq!((app.header_timeouts(), app.idle_timeouts()), (1, 0));
+        assert_eq!(app.counters()[3], ("header_timeouts", 1));
+    }
+
+    #[test]
+    fn a_connection_that_sends_nothing_is_closed_at_the_header_deadline() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 1024);
+        conn.receive(&mut app, b"\r\n");
+        conn.advance(&mut app, at(30));
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(app.header_timeouts(), 1);
+    }
+
+    #[test]
+    fn a_head_complete_before_the_deadline_is_answered_and_the_idle_timeout_starts() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.advance(&mut app, at(10));
+        conn.receive(&mut app, &CURL[..10]);
+        conn.advance(&mut app, at(29));
+        conn.receive(&mut app, &CURL[10..]);
+        assert_eq!(conn.take_sent(&mut app), OK_KEEP);
+        assert_eq!(conn.deadline, Some(at(129)), "10 s after the response");
+        conn.advance(&mut app, at(128));
+        assert_eq!(conn.shutdown, Shutdown::Open);
+        conn.advance(&mut app, at(129));
+        assert_eq!(conn.shutdown, Shutdown::Close, "idle too long");
+        assert!(conn.take_sent(&mut app).is_empty(), "closed quietly");
+        assert_eq!((app.header_timeouts(), app.idle_timeouts()), (0, 1));
+        assert_eq!(app.counters()[4], ("idle_timeouts", 1));
+    }
+
+    #[test]
+    fn a_later_requests_head_is_timed_from_its_first_byte() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.receive(&mut app, WRK);
+        conn.advance(&mut app, at(90));
+        conn.receive(&mut app, b"GET / HT");
+        assert_eq!(conn.deadline, Some(at(120)), "3 s from the first byte");
+        conn.advance(&mut app, at(119));
+        conn.receive(&mut app, b"TP/1.1\r\n");
+        assert_eq!(conn.shutdown, Shutdown::Open);
+        conn.advance(&mut app, at(120));
+        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.take_sent(&mut app), OK_KEEP, "only the first response");
+        assert_eq!((app.header_timeouts(), app.idle_timeouts()), (1, 0));
+    }
+
+    #[test]
+    fn pipelined_requests_leave_the_idle_timeout_after_the_last_response() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.advance(&mut app, at(5));
+        conn.receive(&mut app, &[WRK, WRK, &CURL[..7]].concat());
+        assert_eq!(
+            conn.deadline,
+            Some(at(35)),
+            "the third head started at 0.5 s"
+        );
+        conn.receive(&mut app, &CURL[7..]);
+        assert_eq!(conn.deadline, Some(at(105)));
+        assert_eq!(
+            conn.take_sent(&mut app),
+            [OK_KEEP, OK_KEEP, OK_KEEP].concat()
+        );
+    }
+
+    #[test]
+    fn a_response_still_being_queued_is_not_timed_out() {
+        let mut app = Http::new(HttpConfig {
+            body: generated_body(100_000),
+            ..HttpConfig::default()
+        });
+        let mut conn = Endpoint::connect(&mut app, 1000);
+        conn.receive(&mut app, WRK);
+        assert_eq!(
+            conn.deadline, None,
+            "no deadline while the response is queued"
+        );
+        conn.now = Instant::from_secs(500);
+        while conn.state.reply.is_some() {
+            conn.take_sent_upto(&mut app, 1000);
+        }
+        assert_eq!(
+            conn.deadline,
+            Some(Instant::from_secs(575)),
+            "nginx's 75 s from the end of the response"
+        );
+    }
+
+    #[test]
+    fn timeouts_of_none_never_close() {
+        let mut app = Http::new(HttpConfig {
+            header_timeout: None,
+            keepalive_timeout: None,
+            ..HttpConfig::default()
+        });
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        assert_eq!(conn.deadline, None);
+        conn.receive(&mut app, WRK);
+        assert_eq!(conn.deadline, None);
+        conn.receive(&mut app, b"GET");
+        assert_eq!(conn.deadline, None);
+        conn.advance(&mut app, Instant::from_secs(1_000_000));
+        assert_eq!(conn.shutdown, Shutdown::Open);
+    }
+
+    #[test]
+    fn an_error_reply_closes_and_leaves_no_deadline() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.receive(&mut app, b"GET / HTTP/2.0\r\n\r\n");
+        assert_eq!(conn.take_sent(&mut app), BAD_REQUEST);
+        assert_eq!((conn.shutdown, conn.deadline), (Shutdown::Close, None));
     }
 
     #[test]

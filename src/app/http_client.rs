@@ -693,6 +693,7 @@ mod tests {
             &mut conn.send,
             conn.capacity,
             &mut conn.shutdown,
+            &mut conn.deadline,
         );
         app.on_wake(&mut conn.state, &mut io, due);
     }

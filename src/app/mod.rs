@@ -8,6 +8,10 @@
 //! (the rest stays in the receive buffer and shrinks the advertised window, and is offered again
 //! later), and [`Io::write`] accepts only what fits in the send buffer ([`App::on_writable`]
 //! tells when there is room again).
+//!
+//! Time reaches the app as a deadline of its own per connection: [`Io::set_deadline`] asks
+//! for [`App::on_deadline`] at an instant (a header read timeout, an idle timeout), scheduled
+//! with the connection's other timers in the engine's timer wheel.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
@@ -62,11 +66,13 @@ pub struct Io<'a> {
     send: &'a mut VecDeque<u8>,
     send_capacity: usize,
     shutdown: &'a mut Shutdown,
+    deadline: &'a mut Option<Instant>,
 }
 
 impl<'a> Io<'a> {
-    /// A handle over a connection's send buffer (of at most `send_capacity` bytes) and its
-    /// shutdown state. The engine builds these; so can tests of an app.
+    /// A handle over a connection's send buffer (of at most `send_capacity` bytes), its
+    /// shutdown state and the app's deadline. The engine builds these; so can tests of an app
+    /// (which then call [`App::on_deadline`] themselves once `deadline` has passed).
     pub fn new(
         id: ConnId,
         tuple: FourTuple,
@@ -74,6 +80,7 @@ impl<'a> Io<'a> {
         send: &'a mut VecDeque<u8>,
         send_capacity: usize,
         shutdown: &'a mut Shutdown,
+        deadline: &'a mut Option<Instant>,
     ) -> Io<'a> {
         Io {
             id,
@@ -82,6 +89,7 @@ impl<'a> Io<'a> {
             send,
             send_capacity,
             shutdown,
+            deadline,
         }
     }
 
@@ -140,6 +148,21 @@ impl<'a> Io<'a> {
         *self.shutdown
     }
 
+    /// Asks for [`App::on_deadline`] once `now` reaches `at`, replacing the deadline set
+    /// before (`None` cancels it). One deadline per connection; the engine keeps it with the
+    /// connection's own timers, so moving it (later on every request, say) costs no more
+    /// than storing it: the engine's one timer-wheel entry per connection may then fire
+    /// early, find nothing due and move on. The deadline lasts as long as the connection (also
+    /// after a close), until it fires or is replaced.
+    pub fn set_deadline(&mut self, at: Option<Instant>) {
+        *self.deadline = at;
+    }
+
+    /// The deadline set with [`Io::set_deadline`] that has not fired yet, if any.
+    pub fn deadline(&self) -> Option<Instant> {
+        *self.deadline
+    }
+
     fn escalate(&mut self, to: Shutdown) {
         *self.shutdown = (*self.shutdown).max(to);
     }
@@ -182,6 +205,14 @@ pub trait App {
         let _ = (state, io, due);
     }
 
+    /// The deadline set with [`Io::set_deadline`] passed (`io.now()` is at or after it). It
+    /// is cleared before the call, so this runs once per deadline; set another here to be
+    /// called again. Called in any state the connection is in, as [`App::on_wake`] is; what the
+    /// app writes or shuts down here goes out as after any other callback.
+    fn on_deadline(&mut self, state: &mut Self::State, io: &mut Io<'_>) {
+        let _ = (state, io);
+    }
+
     /// The connection is gone (or in TIME-WAIT); the state is dropped after this returns.
     fn on_closed(&mut self, state: &mut Self::State, reason: CloseReason) {
         let _ = (state, reason);
@@ -209,20 +240,38 @@ mod tests {
     use super::*;
     use std::net::Ipv4Addr;
 
-    fn tuple() -> FourTuple {
-        FourTuple {
-            local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            local_port: 80,
-            remote_port: 40000,
+    /// What an [`Io`] of a connection with a 4-byte send buffer points into.
+    #[derive(Default)]
+    struct Side {
+        send: VecDeque<u8>,
+        shutdown: Shutdown,
+        deadline: Option<Instant>,
+    }
+
+    impl Side {
+        fn io(&mut self) -> Io<'_> {
+            let tuple = FourTuple {
+                local_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                remote_addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                local_port: 80,
+                remote_port: 40000,
+            };
+            Io::new(
+                ConnId(0),
+                tuple,
+                Instant::ZERO,
+                &mut self.send,
+                4,
+                &mut self.shutdown,
+                &mut self.deadline,
+            )
         }
     }
 
     #[test]
     fn write_takes_only_what_fits_and_nothing_after_shutdown() {
-        let mut buf = VecDeque::new();
-        let mut sd = Shutdown::Open;
-        let mut io = Io::new(ConnId(0), tuple(), Instant::ZERO, &mut buf, 4, &mut sd);
+        let mut side = Side::default();
+        let mut io = side.io();
         assert_eq!(io.write(b"abcdef"), 4);
         assert_eq!(io.write(b"x"), 0);
         io.shutdown_write();
@@ -234,6 +283,23 @@ mod tests {
             Shutdown::Abort,
             "shutdown never de-escalates"
         );
-        assert_eq!(buf.iter().copied().collect::<Vec<_>>(), b"abcd");
+        assert_eq!(side.send.iter().copied().collect::<Vec<_>>(), b"abcd");
+    }
+
+    #[test]
+    fn set_deadline_replaces_and_cancels_the_deadline() {
+        let mut side = Side::default();
+        let mut io = side.io();
+        io.set_deadline(Some(Instant::from_secs(5)));
+        io.set_deadline(Some(Instant::from_secs(3)));
+        assert_eq!(io.deadline(), Some(Instant::from_secs(3)));
+        io.set_deadline(None);
+        assert_eq!(io.deadline(), None);
+        io.set_deadline(Some(Instant::from_secs(7)));
+        assert_eq!(
+            side.deadline,
+            Some(Instant::from_secs(7)),
+            "written through"
+        );
     }
 }

@@ -65,7 +65,7 @@ drop_reasons! {
     SynRst => "syn_rst",
     /// Flag combination no TCP sends (no SYN/ACK/RST, e.g. NULL or FIN-only scans).
     BadFlags => "bad_flags",
-    /// A broadcast or multicast source or destination address.
+    /// A destination address that is never ours: broadcast, multicast, unspecified, loopback.
     BadAddress => "bad_address",
     /// ACK that matched no connection and failed the SYN-cookie check.
     BadCookie => "bad_cookie",
@@ -103,6 +103,11 @@ drop_reasons! {
     NoRoom => "no_room",
     /// No TX frame was free for a reply.
     TxFull => "tx_full",
+    /// A source that is never a TCP peer (a martian): a group source MAC, a broadcast,
+    /// multicast, loopback, unspecified or IPv4-mapped source address, or one of ours.
+    Martian => "martian",
+    /// An IEEE 802.1ad (QinQ, EtherType 0x88A8) service tag: only single 802.1Q tags are ours.
+    QinQ => "qinq",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of

@@ -70,7 +70,8 @@ pub struct Config {
     pub time_wait: Duration,
     /// FIN-WAIT-2 timeout (Linux `tcp_fin_timeout`: 60 s).
     pub fin_wait2_timeout: Duration,
-    /// The MSS we announce (link MTU minus IP and TCP headers).
+    /// The MSS we announce (link MTU minus IP and TCP headers, clamped to what one frame
+    /// carries: [`crate::xdp::LinkMss`]).
     pub mss: u16,
     /// Receive buffer per connection, bytes (the most we advertise).
     pub recv_buffer: u32,

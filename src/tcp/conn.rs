@@ -122,7 +122,8 @@ pub(crate) struct Conn<S> {
     /// The options the handshake settled.
     pub(crate) opts: Negotiated,
     pub(crate) ts: Timestamps,
-    /// Retransmission, delayed ACK and keepalive / FIN-WAIT-2, and their timer-wheel entry.
+    /// Retransmission, delayed ACK, keepalive / FIN-WAIT-2 and the app's deadline, and their
+    /// timer-wheel entry.
     pub(crate) timers: Timers,
 
     // Retransmission and congestion control.

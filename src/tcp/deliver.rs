@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 
 use super::conn::{Conn, MAX_IDLE_BUFFER};
 use super::event::{Cx, Outcome};
+use super::timer::Timer;
 use super::{Config, ConnId, output};
 use crate::app::{App, CloseReason, Io, Shutdown};
 use crate::stats::LatencyKind;
@@ -33,7 +34,8 @@ pub(crate) fn after_event<A: App, T: Tx>(
     outcome
 }
 
-/// The app's handle on `c`, its per-connection state and the receive buffer, split borrows.
+/// The app's handle on `c` (its send buffer, shutdown state and deadline), its per-connection
+/// state and the receive buffer, split borrows.
 pub(crate) fn io<'c, S>(
     c: &'c mut Conn<S>,
     cfg: &Config,
@@ -47,6 +49,7 @@ pub(crate) fn io<'c, S>(
         &mut c.snd.buf,
         cfg.send_buffer as usize,
         &mut c.app.shutdown,
+        c.timers.deadline_mut(Timer::App),
     );
     (io, &mut c.app.state, &mut c.rcv.buf)
 }

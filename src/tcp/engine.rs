@@ -71,6 +71,7 @@ fn drop_reason(e: WireError) -> DropReason {
     match e {
         WireError::Truncated => DropReason::Truncated,
         WireError::UnsupportedEtherType => DropReason::UnsupportedEtherType,
+        WireError::QinQ => DropReason::QinQ,
         WireError::NotTcp => DropReason::NotTcp,
         WireError::BadVersion => DropReason::BadVersion,
         WireError::BadHeaderLength => DropReason::BadHeaderLength,
@@ -103,13 +104,49 @@ fn cookie_ack_shape(seg: &TcpRepr<'_>) -> bool {
     seg.flags.contains(Flags::ACK) && !seg.flags.intersects(Flags::SYN | Flags::RST)
 }
 
-/// Sources and destinations that can never be one end of a TCP connection.
-fn bad_address(a: IpAddr) -> bool {
+/// Destinations that can never be our end of a TCP connection (Linux's martian destinations:
+/// `ip_route_input_slow` drops 0.0.0.0/8 and 127/8, broadcast and multicast are no unicast
+/// destination for `tcp_v4_conn_request`; `ip6_rcv_core` drops ::1, `tcp_v6_conn_request`
+/// anything but unicast).
+fn bad_destination(a: IpAddr) -> bool {
     match a {
         // 0.0.0.0/8 is "this network" (RFC 1122 §3.2.1.3): never a peer, a martian to Linux.
-        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.octets()[0] == 0,
-        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+        IpAddr::V4(v4) => {
+            v4.is_broadcast() || v4.is_multicast() || v4.octets()[0] == 0 || v4.is_loopback()
+        }
+        IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified() || v6.is_loopback(),
     }
+}
+
+/// A source that can never be a TCP peer, a martian (counted, never answered: a SYN-ACK or a
+/// RST to it would go to a whole segment, to ourselves, or nowhere):
+/// - a group source MAC (the I/G bit, broadcast included: IEEE 802 §8.2), which no station
+///   sends from;
+/// - IPv4 multicast, limited broadcast, 0.0.0.0/8 and 127/8, as Linux's
+///   `ip_route_input_slow` ("goto martian_source");
+/// - IPv6 ::, ::1 (RFC 4291 §2.5.3: "must not be used as the source address in IPv6 packets
+///   that are sent outside of a single node", `ip6_rcv_core`), multicast (`ip6_rcv_core`) and
+///   IPv4-mapped ::ffff:0:0/96 (`tcp_v6_conn_request`: "Security models could be fooled by
+///   ::ffff:127.0.0.1");
+/// - our own addresses: the frame's destination (a LAND attack) and every address a listener
+///   serves (Linux's `fib_validate_source` refuses a local source). A listener without an
+///   address serves whatever reaches the engine, so beyond the destination we do not know our
+///   addresses: the XDP program in front, which serves the interface's addresses by name,
+///   drops those (see `bpf/xdptcp.bpf.c`).
+fn martian_source(cfg: &Config, src_mac: MacAddr, src: IpAddr, dst: IpAddr) -> bool {
+    let group_mac = src_mac[0] & 1 != 0;
+    let never_a_peer = match src {
+        IpAddr::V4(v4) => {
+            v4.is_multicast() || v4.is_broadcast() || v4.octets()[0] == 0 || v4.is_loopback()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_unspecified()
+                || v6.is_loopback()
+                || v6.is_multicast()
+                || v6.to_ipv4_mapped().is_some()
+        }
+    };
+    group_mac || never_a_peer || src == dst || cfg.listeners.iter().any(|l| l.addr == Some(src))
 }
 
 impl<A: App> Engine<A> {
@@ -342,7 +379,10 @@ impl<A: App> Engine<A> {
             return self.stats.drop(reason);
         }
         let (src, dst) = (f.ip.src(), f.ip.dst());
-        if bad_address(src) || bad_address(dst) {
+        if martian_source(&self.cfg, f.eth.src, src, dst) {
+            return self.stats.drop(DropReason::Martian);
+        }
+        if bad_destination(dst) {
             return self.stats.drop(DropReason::BadAddress);
         }
         let route = Route {

@@ -1,14 +1,15 @@
 //! What a connection does when its timers fire: retransmission (RFC 6298 §5) with the retry
 //! limit, SYN and SYN-ACK retransmission, zero-window persist probes (RFC 9293 §3.8.6.1),
 //! the delayed ACK (RFC 1122 §4.2.3.2), keepalive (RFC 1122 §4.2.3.6) and the FIN-WAIT-2
-//! timeout. The timers themselves are in [`super::timer`].
+//! timeout; and the app's own deadline ([`App::on_deadline`]). The timers themselves are in
+//! [`super::timer`].
 
 use super::State;
 use super::conn::Conn;
 use super::event::{Cx, Outcome};
-use super::output;
 use super::recovery::LossTimer;
 use super::timer::Timer;
+use super::{deliver, output};
 use crate::app::{App, CloseReason};
 use crate::tx::Tx;
 
@@ -30,6 +31,12 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
         if let Some(outcome) = retransmission(c, cx) {
             return outcome;
         }
+    }
+    // Last: a connection the timers above closed has no app left to tell. What the app does
+    // here is delivered and sent after the event, as for any callback.
+    if c.timers.expire(Timer::App, now) {
+        let (mut io, state, _) = deliver::io(c, cx.cfg, cx.id, now);
+        cx.app.on_deadline(state, &mut io);
     }
     Outcome::Keep
 }

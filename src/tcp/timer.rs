@@ -7,8 +7,11 @@
 //! it was put in); an entry that fires at any other instant is stale and ignored. A later
 //! deadline never gets an entry of its own while an earlier one is live: the live entry fires
 //! first and the connection reschedules from there. `wheel_latest` remembers the latest entry
-//! still in the wheel, so moving a deadline back to it reuses that entry instead of piling up
-//! duplicates (a busy keepalive connection would otherwise add one per segment).
+//! still in the wheel, and a deadline at or after it reuses that entry (which then fires
+//! early, finds nothing due and reschedules) instead of piling up one more: a deadline pushed
+//! later on every request (an app's idle timeout) or every segment (keepalive) would otherwise
+//! leave one stale entry per move. So a connection's entries beyond its live one are only
+//! those that fire before it.
 
 use crate::time::Instant;
 
@@ -22,11 +25,13 @@ pub(crate) enum Timer {
     DelayedAck,
     /// Keepalive (RFC 1122 §4.2.3.6) or, in FIN-WAIT-2, its timeout.
     Idle,
+    /// The app's own deadline ([`crate::app::Io::set_deadline`], [`crate::app::App::on_deadline`]).
+    App,
 }
 
 impl Timer {
     /// How many kinds of timer there are.
-    const COUNT: usize = 3;
+    const COUNT: usize = 4;
 
     fn index(self) -> usize {
         self as usize
@@ -59,6 +64,11 @@ impl Timers {
         self.deadlines[timer.index()] = None;
     }
 
+    /// The deadline of `timer`, to be set or cleared in place (the app's, through its `Io`).
+    pub(crate) fn deadline_mut(&mut self, timer: Timer) -> &mut Option<Instant> {
+        &mut self.deadlines[timer.index()]
+    }
+
     /// Whether `timer` is armed.
     pub(crate) fn is_armed(&self, timer: Timer) -> bool {
         self.deadlines[timer.index()].is_some()
@@ -80,16 +90,18 @@ impl Timers {
 
     /// After the deadlines changed: the instant a new wheel entry is needed for, if any. None
     /// when no timer is armed, when the live entry fires no later than the earliest deadline
-    /// (it will reschedule then), or when an entry for that instant is still in the wheel.
+    /// (it will reschedule then), or when an entry still in the wheel fires no later than it
+    /// (that entry becomes the live one).
     pub(crate) fn schedule(&mut self) -> Option<Instant> {
         let at = self.next()?;
         if self.scheduled.is_some_and(|s| s <= at) {
             return None;
         }
-        self.scheduled = Some(at);
-        if self.wheel_latest == Some(at) {
-            return None; // that entry is still in the wheel
+        if let Some(latest) = self.wheel_latest.filter(|&l| l <= at) {
+            self.scheduled = Some(latest); // that entry is still in the wheel
+            return None;
         }
+        self.scheduled = Some(at);
         self.wheel_latest = Some(self.wheel_latest.map_or(at, |l| l.max(at)));
         Some(at)
     }
@@ -184,6 +196,59 @@ mod tests {
         // ...and becomes live again without a second entry.
         assert_eq!(t.schedule(), None);
         assert!(t.fire(ms(7_200_000)));
+    }
+
+    #[test]
+    fn a_deadline_pushed_later_on_every_request_leaves_no_pile_of_entries() {
+        // A keep-alive connection: a request every second, its response in flight for 50 ms
+        // (the retransmission timer armed, then stopped by the ACK), and the app's idle
+        // deadline moved 75 s past every response. `wheel` is the engine's wheel, for this
+        // connection: entries fire in order and the connection reschedules after each.
+        let mut t = Timers::default();
+        let mut wheel: Vec<Instant> = Vec::new();
+        let mut most = 0;
+        let run_until = |t: &mut Timers, wheel: &mut Vec<Instant>, now: Instant| {
+            wheel.sort();
+            while let Some(&at) = wheel.first().filter(|&&at| at <= now) {
+                wheel.remove(0);
+                if t.fire(at) {
+                    t.expire(Timer::Rto, at);
+                    t.expire(Timer::App, at);
+                    wheel.extend(t.schedule());
+                }
+            }
+        };
+        for request in 0..1000u64 {
+            let now = ms(request * 1000);
+            run_until(&mut t, &mut wheel, now);
+            *t.deadline_mut(Timer::App) = Some(now + Duration::from_secs(75));
+            t.arm(Timer::Rto, now + Duration::from_millis(200));
+            wheel.extend(t.schedule());
+            run_until(&mut t, &mut wheel, now + Duration::from_millis(50));
+            t.stop(Timer::Rto);
+            wheel.extend(t.schedule());
+            most = most.max(wheel.len());
+        }
+        assert!(most <= 2, "{most} entries in the wheel at once: {wheel:?}");
+    }
+
+    #[test]
+    fn an_entry_that_fires_before_the_deadline_stands_for_it_and_reschedules() {
+        let mut t = Timers::default();
+        *t.deadline_mut(Timer::App) = Some(ms(1000));
+        assert_eq!(t.schedule(), Some(ms(1000)));
+        assert!(t.fire(ms(1000)));
+        *t.deadline_mut(Timer::App) = Some(ms(3000));
+        assert_eq!(t.schedule(), Some(ms(3000)));
+        // Moved later while its entry is live: no new entry; the entry at 3000 fires early...
+        *t.deadline_mut(Timer::App) = Some(ms(5000));
+        assert_eq!(t.schedule(), None);
+        assert!(t.fire(ms(3000)));
+        assert!(!t.expire(Timer::App, ms(3000)), "not due yet");
+        // ...and the connection then schedules the real deadline.
+        assert_eq!(t.schedule(), Some(ms(5000)));
+        assert!(t.fire(ms(5000)));
+        assert!(t.expire(Timer::App, ms(5000)));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::event::Outcome;
 use super::timer::Timer;
-use super::{ConnId, Engine, Keepalive, Listener, State};
+use super::{ConnId, Engine, Keepalive, Listener, State, deliver};
 use crate::app::{App, CloseReason, Io};
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -80,18 +80,10 @@ impl<A: App> Engine<A> {
         tx: &mut T,
         f: impl FnOnce(&mut A, &mut A::State, &mut Io<'_>) -> R,
     ) -> Option<R> {
-        let send_capacity = self.cfg.send_buffer as usize;
         let c = self.conns.get_mut(id)?;
         self.last_now = now;
-        let mut io = Io::new(
-            id,
-            c.route.tuple,
-            now,
-            &mut c.snd.buf,
-            send_capacity,
-            &mut c.app.shutdown,
-        );
-        let r = f(&mut self.app, &mut c.app.state, &mut io);
+        let (mut io, state, _) = deliver::io(c, &self.cfg, id, now);
+        let r = f(&mut self.app, state, &mut io);
         self.finish(id, Outcome::Keep, tx);
         Some(r)
     }

@@ -11,6 +11,9 @@ pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;
 /// EtherType (TPID) of an IEEE 802.1Q VLAN tag.
 pub const ETHERTYPE_VLAN: u16 = 0x8100;
+/// EtherType (TPID) of an IEEE 802.1ad service tag (QinQ's outer tag): not parsed here (a
+/// frame with one is no frame of ours; the XDP program passes it to the kernel).
+pub const ETHERTYPE_QINQ: u16 = 0x88A8;
 /// EtherType of ARP.
 pub const ETHERTYPE_ARP: u16 = 0x0806;
 

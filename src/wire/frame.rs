@@ -79,7 +79,8 @@ pub struct TcpFrame<'a> {
 
 impl<'a> TcpFrame<'a> {
     /// Parses a received frame: Ethernet (+ one 802.1Q tag), IPv4 or IPv6
-    /// ([`Error::UnsupportedEtherType`] otherwise), TCP as the protocol ([`Error::NotTcp`]
+    /// ([`Error::QinQ`] for an 802.1ad tag, [`Error::UnsupportedEtherType`] for anything
+    /// else), TCP as the protocol ([`Error::NotTcp`]
     /// otherwise, IPv6 extension headers included), then TCP with its checksum over the IP
     /// payload, cut at the IP length so Ethernet padding is ignored.
     pub fn parse(frame: &'a [u8]) -> Result<TcpFrame<'a>, Error> {
@@ -108,6 +109,7 @@ impl<'a> TcpFrame<'a> {
                     ip_payload(rest, ip.header_len(), ip.payload_len)?,
                 )
             }
+            ethernet::ETHERTYPE_QINQ => return Err(Error::QinQ),
             _ => return Err(Error::UnsupportedEtherType),
         };
         let p = tcp::Packet::new_checked(segment)?;
@@ -445,6 +447,25 @@ mod tests {
         frame[12..14].copy_from_slice(&[0x81, 0x00]);
         frame[16..18].copy_from_slice(&[0x81, 0x00]);
         assert_eq!(TcpFrame::parse(&frame), Err(Error::UnsupportedEtherType));
+    }
+
+    #[test]
+    fn an_8021ad_service_tag_outside_or_inside_a_vlan_tag_is_qinq() {
+        // A valid SYN behind an 802.1ad tag (TPID 0x88A8, then the 802.1Q-style TCI and the
+        // inner EtherType): the same bytes behind 0x8100 parse.
+        let syn = syn_frame();
+        let tagged = |tpid: [u8; 2]| {
+            let mut f = syn[..12].to_vec();
+            f.extend_from_slice(&tpid);
+            f.extend_from_slice(&[0x00, 0x05]);
+            f.extend_from_slice(&syn[12..]);
+            f
+        };
+        assert!(TcpFrame::parse(&tagged([0x81, 0x00])).is_ok());
+        assert_eq!(TcpFrame::parse(&tagged([0x88, 0xa8])), Err(Error::QinQ));
+        let mut inner = tagged([0x81, 0x00]);
+        inner[16..18].copy_from_slice(&ethernet::ETHERTYPE_QINQ.to_be_bytes());
+        assert_eq!(TcpFrame::parse(&inner), Err(Error::QinQ));
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub enum Error {
     /// The EtherType (after at most one 802.1Q tag) is not IPv4 or IPv6: not ours, not malformed.
     #[error("unsupported EtherType (not IPv4 or IPv6)")]
     UnsupportedEtherType,
+    /// An IEEE 802.1ad service tag (EtherType 0x88A8, QinQ), outside or inside an 802.1Q
+    /// tag: we take single 802.1Q tags only (the XDP program passes these to the kernel).
+    #[error("IEEE 802.1ad (QinQ) service tag")]
+    QinQ,
     /// The IP protocol or IPv6 next header is not TCP (this includes IPv6 extension headers).
     #[error("not TCP")]
     NotTcp,

@@ -42,5 +42,5 @@ pub use program::{
 };
 pub use server::{Server, ServerConfig, StartError, WorkerDied};
 pub use shared_maps::{CookieKeyTable, QueueFlag};
-pub use socket::{BindMode, FrameAccount, SocketError, XskConfig, XskSocket};
+pub use socket::{BindMode, FrameAccount, LinkMss, SocketError, XskConfig, XskSocket};
 pub use worker::{Control, Handler, Snapshot};

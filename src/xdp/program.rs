@@ -38,7 +38,8 @@ const FAMILY_INET6: u8 = libc::AF_INET6 as u8;
 
 /// The XDP verdicts the program returns (`enum xdp_action`).
 pub mod verdict {
-    /// Dropped (SYNs with bad checksums, flags or options, in cookie mode).
+    /// Dropped (frames from martian sources; in cookie mode, SYNs with bad checksums, flags
+    /// or options).
     pub const XDP_DROP: u32 = 1;
     /// Handed to the kernel stack.
     pub const XDP_PASS: u32 = 2;
@@ -173,6 +174,18 @@ pub enum AttachError {
         /// The kernel's answer.
         source: io::Error,
     },
+    /// The device's MTU is larger than native XDP takes there: a driver that keeps each
+    /// frame in one page refuses programs that cannot take multi-buffer frames (veth: an MTU
+    /// above about 3500 bytes, ERANGE). Generic XDP takes any MTU.
+    #[error(
+        "the MTU of ifindex {ifindex} is too large for native XDP there (a frame must fit one page: on veth about 3500 bytes); use --xdp-mode generic (auto falls back to it) or a smaller MTU"
+    )]
+    MtuTooLarge {
+        /// The device.
+        ifindex: u32,
+        /// ERANGE from the kernel.
+        source: io::Error,
+    },
     /// Not allowed: needs CAP_NET_ADMIN and CAP_BPF.
     #[error("attaching XDP needs root (CAP_NET_ADMIN + CAP_BPF): {0}")]
     Permission(#[source] io::Error),
@@ -243,12 +256,16 @@ pub struct XdpCounters {
     /// Cookie mode: bare RSTs answering our cookie SYN-ACKs (a flooder's kernel's backscatter),
     /// dropped before they reach the engine.
     pub rst_backscatter: u64,
+    /// Frames for a served endpoint from a source that is never a TCP peer (a group source
+    /// MAC; a broadcast, multicast, loopback, unspecified or IPv4-mapped source; one of our
+    /// own addresses), dropped: never answered.
+    pub martian: u64,
 }
 
 impl XdpCounters {
     /// Every counter as (name, value): the one list that reports, metrics and the stats
     /// socket render, so a counter added here shows up everywhere.
-    pub fn fields(&self) -> [(&'static str, u64); 12] {
+    pub fn fields(&self) -> [(&'static str, u64); 13] {
         [
             ("redirected", self.redirected),
             ("passed", self.passed),
@@ -262,6 +279,7 @@ impl XdpCounters {
             ("tx_dropped", self.tx_dropped),
             ("rst_backscatter", self.rst_backscatter),
             ("syn_tx_fallback", self.syn_tx_fallback),
+            ("martian", self.martian),
         ]
     }
 
@@ -278,6 +296,7 @@ impl XdpCounters {
         self.tx_dropped += c.tx_dropped;
         self.rst_backscatter += c.rst_backscatter;
         self.syn_tx_fallback += c.syn_tx_fallback;
+        self.martian += c.martian;
     }
 }
 
@@ -483,6 +502,10 @@ impl Program {
                     );
                     self.link(ifindex, XdpMode::Generic)
                 }
+                Err(e @ AttachError::MtuTooLarge { .. }) => {
+                    tracing::warn!(ifindex, "{e}: using generic XDP");
+                    self.link(ifindex, XdpMode::Generic)
+                }
                 other => other,
             },
         }
@@ -514,6 +537,9 @@ impl Program {
                         ifindex,
                         source,
                     }
+                }
+                libc::ERANGE if mode == XdpMode::Native => {
+                    AttachError::MtuTooLarge { ifindex, source }
                 }
                 libc::EPERM | libc::EACCES => AttachError::Permission(source),
                 _ => AttachError::Other { ifindex, source },

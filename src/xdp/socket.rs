@@ -57,6 +57,69 @@ impl Default for XskConfig {
     }
 }
 
+impl XskConfig {
+    /// The longest frame one UMEM frame holds, received or sent: `frame_size` less the
+    /// kernel's XDP headroom (`XDP_PACKET_HEADROOM`, 256 bytes; the sockets ask for none of
+    /// their own), as a bound socket has it ([`XskSocket::max_frame_len`]): 3840 bytes with
+    /// the default 4096.
+    pub fn frame_len(&self) -> Result<usize, SocketError> {
+        let bad = |e: &dyn std::fmt::Display| SocketError::Config(e.to_string());
+        let umem = UmemConfig::builder()
+            .frame_size(FrameSize::new(self.frame_size).map_err(|e| bad(&e))?)
+            .frame_headroom(0)
+            .build()
+            .map_err(|e| bad(&e))?;
+        Ok(umem.mtu() as usize)
+    }
+}
+
+/// The smallest MSS we announce whatever the link (Linux's `TCP_MIN_MSS`).
+const MIN_LINK_MSS: u32 = 88;
+
+/// The MSS a server on a link announces (and so sends with at most: the engine sends the
+/// smaller of the peer's and its own): the link MTU's, clamped to what one UMEM frame carries.
+/// A full segment is the TCP header and MSS bytes (options come out of the MSS, RFC 6691: the
+/// engine's data segments carry MSS - 12 bytes beside the timestamp option, and so do Linux's),
+/// so a segment of a connection over IPv4 or IPv6, in a frame with an 802.1Q tag, needs 18 +
+/// 40 + 20 + MSS bytes. An MTU above what the frames hold (jumbo frames, 9000) would otherwise
+/// have full segments refused by the TX path and dropped by the RX ring, and the connection
+/// stall.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkMss {
+    /// The MTU's MSS: the MTU less the IP and TCP headers (RFC 9293 §3.7.1).
+    pub from_mtu: u32,
+    /// The largest MSS whose full segment fits one frame over either family, with a VLAN tag.
+    pub from_frame: u32,
+    /// What to announce ([`crate::tcp::Config::mss`]): the smaller of the two, at least 88
+    /// bytes.
+    pub mss: u16,
+}
+
+impl LinkMss {
+    /// The MSS for a link of `mtu` bytes whose frames are UMEM frames of `frame_len` bytes
+    /// ([`XskConfig::frame_len`]), for connections whose IP header is `ip_header_len` bytes
+    /// (IPv4's 20 for a server taking both families, as Linux's MTU - 40; 40 for IPv6 only).
+    pub fn new(mtu: u32, frame_len: usize, ip_header_len: usize) -> LinkMss {
+        use crate::wire::{ethernet, ipv6, tcp};
+        let from_mtu = mtu.saturating_sub((ip_header_len + tcp::HEADER_LEN) as u32);
+        let headers = ethernet::VLAN_HEADER_LEN + ipv6::Repr::HEADER_LEN + tcp::HEADER_LEN;
+        let from_frame = frame_len.saturating_sub(headers) as u32;
+        let mss = from_mtu
+            .min(from_frame)
+            .clamp(MIN_LINK_MSS, u32::from(u16::MAX));
+        LinkMss {
+            from_mtu,
+            from_frame,
+            mss: mss as u16,
+        }
+    }
+
+    /// Whether the frames, not the MTU, set the MSS (`serve` says so).
+    pub fn clamped(&self) -> bool {
+        self.from_frame < self.from_mtu
+    }
+}
+
 /// Why a socket could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum SocketError {
@@ -474,5 +537,121 @@ impl<R: Rings> Tx for XskTx<'_, R> {
             p.counters.tx_no_frame += 1;
         }
         sent
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+    use crate::tcp::SeqNumber;
+    use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+    use crate::wire::{IpRepr, TcpFrame, ethernet, ipv4, ipv6};
+
+    #[test]
+    fn a_4096_byte_frame_holds_3840_bytes_of_packet() {
+        assert_eq!(XskConfig::default().frame_len().unwrap(), 3840);
+        let odd = XskConfig {
+            frame_size: 3000,
+            ..XskConfig::default()
+        };
+        assert!(odd.frame_len().is_err(), "not a power of two");
+    }
+
+    #[test]
+    fn the_mtu_sets_the_mss_until_the_frame_is_smaller() {
+        let v4 = ipv4::Repr::HEADER_LEN;
+        let ethernet_mtu = LinkMss::new(1500, 3840, v4);
+        assert_eq!((ethernet_mtu.mss, ethernet_mtu.clamped()), (1460, false));
+        assert_eq!(LinkMss::new(1500, 3840, ipv6::Repr::HEADER_LEN).mss, 1440);
+        let jumbo = LinkMss::new(9000, 3840, v4);
+        assert_eq!(
+            jumbo,
+            LinkMss {
+                from_mtu: 8960,
+                from_frame: 3840 - 18 - 40 - 20,
+                mss: 3762,
+            }
+        );
+        assert!(jumbo.clamped());
+        // 2 KiB frames (2048 - 256 headroom) hold a 1500-byte MTU's segment, not a 4000's.
+        assert!(!LinkMss::new(1500, 1792, v4).clamped());
+        assert_eq!(LinkMss::new(4000, 1792, v4).mss, 1792 - 78);
+        assert_eq!(
+            LinkMss::new(40, 3840, v4).mss,
+            88,
+            "never below Linux's minimum"
+        );
+        assert_eq!(LinkMss::new(200_000, 1 << 20, v4).mss, u16::MAX);
+    }
+
+    /// The frame of a full data segment (MSS bytes of header options and payload: the
+    /// timestamp option and MSS - 12 bytes) from `src` to `dst`, tagged.
+    fn full_segment_frame(mss: u16, src: IpAddr, dst: IpAddr) -> usize {
+        let payload = vec![0u8; usize::from(mss) - 12];
+        let tcp = TcpRepr {
+            src_port: 8080,
+            dst_port: 40000,
+            seq: SeqNumber(1),
+            ack: SeqNumber(1),
+            flags: Flags::ACK | Flags::PSH,
+            window: 1000,
+            options: Options {
+                timestamp: Some((1, 2)),
+                ..Options::default()
+            },
+            payload: &payload,
+        };
+        let ip = match (src, dst) {
+            (IpAddr::V4(src), IpAddr::V4(dst)) => IpRepr::V4(ipv4::Repr {
+                src,
+                dst,
+                protocol: 6,
+                payload_len: 0,
+                ttl: 64,
+            }),
+            (IpAddr::V6(src), IpAddr::V6(dst)) => IpRepr::V6(ipv6::Repr {
+                src,
+                dst,
+                next_header: 6,
+                payload_len: 0,
+                hop_limit: 64,
+            }),
+            _ => unreachable!(),
+        };
+        let f = TcpFrame {
+            eth: ethernet::Repr {
+                dst: [2; 6],
+                src: [4; 6],
+                vlan: Some(5),
+                ethertype: 0,
+            },
+            ip,
+            tcp,
+        };
+        f.buffer_len()
+    }
+
+    #[test]
+    fn a_full_segment_at_the_clamped_mss_fills_a_frame_exactly_over_ipv6_and_fits_over_ipv4() {
+        let frame_len = XskConfig::default().frame_len().unwrap();
+        let mss = LinkMss::new(9000, frame_len, ipv4::Repr::HEADER_LEN).mss;
+        let v6 = full_segment_frame(mss, "fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        assert_eq!(v6, frame_len);
+        let v4 = full_segment_frame(
+            mss,
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+        );
+        assert_eq!(v4, frame_len - 20);
+        // The MTU's own MSS would not fit.
+        assert!(
+            full_segment_frame(
+                8960,
+                "10.0.0.1".parse().unwrap(),
+                "10.0.0.2".parse().unwrap()
+            ) > frame_len
+        );
     }
 }

@@ -265,6 +265,28 @@ impl Topology {
         i
     }
 
+    /// The running server's status (`xdptcp stats --json` for the server's veth).
+    pub fn stats(&self) -> serde_json::Value {
+        let out = run(&[
+            env!("CARGO_BIN_EXE_xdptcp"),
+            "stats",
+            "--iface",
+            &self.srv_if,
+            "--json",
+        ]);
+        serde_json::from_slice(&out.stdout).expect("xdptcp stats --json is JSON")
+    }
+
+    /// Waits (10 s at most) until the server's stats socket exists: its data path runs.
+    pub fn wait_stats_socket(&self) {
+        let path = format!("/run/xdptcp/{}.sock", self.srv_if);
+        assert!(
+            Topology::wait_for(Duration::from_secs(10), || std::path::Path::new(&path)
+                .exists()),
+            "no stats socket at {path}"
+        );
+    }
+
     /// Whether an XDP program is attached to the server's veth.
     pub fn xdp_attached(&self) -> bool {
         let out = self.srv(&["ip", "link", "show", "dev", &self.srv_if]);

@@ -4,6 +4,7 @@
 mod util;
 mod netsim;
 
+mod app_deadline;
 mod driver;
 mod keepalive;
 mod lifecycle;

@@ -190,20 +190,118 @@ fn ipv4_options_are_dropped() {
     assert_dropped(&mut p, &f, DropReason::IpOptions);
 }
 
-#[test]
-fn broadcast_and_multicast_addresses_are_dropped() {
-    let mut p = peer();
-    let s = seg(SYN).seq(1000).mss(1460);
-    let mut s = s;
+/// A SYN from `src` (at `mac`) to `dst` on the served port.
+fn syn_from(src: IpAddr, mac: [u8; 6], dst: IpAddr) -> Vec<u8> {
+    let mut s = seg(SYN).seq(1000).mss(1460);
     s.src_port = PEER_PORT;
     s.dst_port = PORT;
-    for (src, dst) in [
-        (Ipv4Addr::BROADCAST, ENGINE_ADDR),
-        (Ipv4Addr::new(224, 0, 0, 1), ENGINE_ADDR),
-        (Ipv4Addr::UNSPECIFIED, ENGINE_ADDR),
-        (PEER_ADDR, Ipv4Addr::new(239, 1, 2, 3)),
+    frame_between((src, mac), (dst, ENGINE_MAC), &s)
+}
+
+#[test]
+fn syns_from_martian_sources_are_dropped_and_never_answered() {
+    let mut p = peer();
+    let v4 = |a: [u8; 4]| IpAddr::V4(Ipv4Addr::from(a));
+    let engine = IpAddr::V4(ENGINE_ADDR);
+    for src in [
+        v4([255, 255, 255, 255]),
+        v4([224, 0, 0, 1]),
+        v4([239, 255, 255, 250]),
+        v4([0, 0, 0, 0]),
+        v4([0, 1, 2, 3]),
+        v4([127, 0, 0, 1]),
+        v4([127, 255, 0, 9]),
+        engine,
     ] {
-        let f = frame((src, PEER_MAC), (dst, ENGINE_MAC), &s);
+        assert_dropped(
+            &mut p,
+            &syn_from(src, PEER_MAC, engine),
+            DropReason::Martian,
+        );
+    }
+    let engine6: IpAddr = "fd00::1".parse().unwrap();
+    for src in [
+        "::",
+        "::1",
+        "ff02::1",
+        "ff0e::1:3",
+        "::ffff:10.0.0.2",
+        "::ffff:127.0.0.1",
+        "fd00::1",
+    ] {
+        let src: IpAddr = src.parse().unwrap();
+        assert_dropped(
+            &mut p,
+            &syn_from(src, PEER_MAC, engine6),
+            DropReason::Martian,
+        );
+    }
+    assert_eq!(p.engine.stats().dropped(DropReason::Martian), 15);
+}
+
+#[test]
+fn a_syn_from_a_group_source_mac_is_dropped_as_martian() {
+    let mut p = peer();
+    let (peer, engine) = (IpAddr::V4(PEER_ADDR), IpAddr::V4(ENGINE_ADDR));
+    for mac in [
+        [0xff; 6],
+        [0x01, 0x00, 0x5e, 0, 0, 1],
+        [0x33, 0x33, 0, 0, 0, 1],
+        [0x03, 0, 0, 0, 0, 0],
+    ] {
+        assert_dropped(&mut p, &syn_from(peer, mac, engine), DropReason::Martian);
+    }
+    // The same SYN from the peer's own (individual) MAC is answered.
+    let answer = p.send_frame(&syn_from(peer, PEER_MAC, engine));
+    recv!(answer, [|s| s.is(SYN_ACK)]);
+}
+
+#[test]
+fn a_source_a_listener_serves_is_martian_also_to_another_served_address() {
+    let mut cfg = server_config();
+    let second = Ipv4Addr::new(10, 0, 0, 3);
+    cfg.listeners.push(xdptcp::tcp::Listener {
+        addr: Some(IpAddr::V4(second)),
+        port: PORT,
+        keepalive: None,
+    });
+    let mut p = Peer::server(cfg, Scripted::default());
+    let f = syn_from(IpAddr::V4(second), PEER_MAC, IpAddr::V4(ENGINE_ADDR));
+    assert_dropped(&mut p, &f, DropReason::Martian);
+}
+
+#[test]
+fn with_a_listener_on_any_address_only_the_destination_itself_is_a_martian_source() {
+    let mut cfg = server_config();
+    cfg.listeners[0].addr = None;
+    let mut p = Peer::server(cfg, Scripted::default());
+    let engine = IpAddr::V4(ENGINE_ADDR);
+    assert_dropped(
+        &mut p,
+        &syn_from(engine, PEER_MAC, engine),
+        DropReason::Martian,
+    );
+    // Another address of this host is unknown to the engine (the XDP program knows it).
+    let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+    recv!(
+        p.send_frame(&syn_from(other, PEER_MAC, engine)),
+        [|s| s.is(SYN_ACK)]
+    );
+}
+
+#[test]
+fn broadcast_multicast_unspecified_and_loopback_destinations_are_dropped() {
+    let mut cfg = server_config();
+    cfg.listeners[0].addr = None; // so that only the address check can refuse them
+    let mut p = Peer::server(cfg, Scripted::default());
+    let peer = IpAddr::V4(PEER_ADDR);
+    for dst in ["255.255.255.255", "239.1.2.3", "0.0.0.0", "127.0.0.1"] {
+        let f = syn_from(peer, PEER_MAC, dst.parse().unwrap());
+        assert_dropped(&mut p, &f, DropReason::BadAddress);
+    }
+    let peer6: IpAddr = "fd00::2".parse().unwrap();
+    for dst in ["ff02::1", "::", "::1"] {
+        let f = syn_from(peer6, PEER_MAC, dst.parse().unwrap());
         assert_dropped(&mut p, &f, DropReason::BadAddress);
     }
 }
@@ -246,6 +344,22 @@ fn non_tcp_arp_and_bad_ip_headers_are_dropped() {
     recv_nothing!(p.send_frame(&f));
     assert_eq!(p.engine.stats().total_drops(), before + 1);
     assert_eq!(p.engine.connections(), 0);
+}
+
+#[test]
+fn an_8021ad_tagged_syn_is_dropped_under_its_own_reason_and_an_8021q_one_is_answered() {
+    let mut p = peer();
+    let syn = valid_syn(&p);
+    let tagged = |tpid: u16| {
+        let mut f = syn[..12].to_vec();
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&[0x00, 0x05]);
+        f.extend_from_slice(&syn[12..]);
+        f
+    };
+    assert_dropped(&mut p, &tagged(0x88a8), DropReason::QinQ);
+    let answer = p.send_frame(&tagged(0x8100));
+    recv!(answer, [|s| s.is(SYN_ACK)]);
 }
 
 #[test]

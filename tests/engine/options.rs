@@ -271,3 +271,45 @@ fn client_receive_window_is_anchored_at_the_peers_isn_whatever_its_value() {
         );
     }
 }
+
+/// A 200 kB transfer each way between two engines over a 9000-byte-MTU link whose frames are
+/// UMEM frames (the link drops an IP packet that a frame of `frame_len` bytes would not
+/// hold, as the TX path refuses and the RX ring drops it), both announcing `mss`.
+fn jumbo_transfer(mss: u16, frame_len: usize) -> (usize, [u64; 2]) {
+    use xdptcp::sim::{LinkConfig, Pair, configs};
+    let (mut ccfg, mut scfg) = configs(91);
+    ccfg.mss = mss;
+    scfg.mss = mss;
+    let client = Scripted {
+        greeting: vec![7u8; 200_000],
+        ..Scripted::default()
+    };
+    let server = Scripted {
+        echo: true,
+        ..Scripted::default()
+    };
+    let clog = client.log.clone();
+    let link = LinkConfig {
+        mtu: frame_len - xdptcp::wire::ethernet::HEADER_LEN,
+        ..LinkConfig::default()
+    };
+    let mut p = Pair::new(ccfg, client, scfg, server, link);
+    p.connect(40100).unwrap();
+    p.run_for(Duration::from_secs(10));
+    let echoed = clog.borrow().received.len();
+    (echoed, p.oversized)
+}
+
+#[test]
+fn with_jumbo_frames_the_mss_clamped_to_the_umem_frame_keeps_every_segment_in_a_frame() {
+    use xdptcp::xdp::{LinkMss, XskConfig};
+    let frame_len = XskConfig::default().frame_len().unwrap();
+    let clamped = LinkMss::new(9000, frame_len, 20).mss;
+    assert_eq!(jumbo_transfer(clamped, frame_len), (200_000, [0, 0]));
+    // The MTU's own MSS (9000 - 40): full segments do not fit a frame and the transfer stalls.
+    let (echoed, oversized) = jumbo_transfer(8960, frame_len);
+    assert!(
+        echoed < 200_000 && oversized[0] > 0,
+        "{echoed} {oversized:?}"
+    );
+}

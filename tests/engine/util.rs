@@ -108,9 +108,9 @@ use std::time::Duration;
 use xdptcp::sim::{self, Dir};
 use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber};
 use xdptcp::time::Instant;
-use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
+use xdptcp::wire::ethernet;
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
-use xdptcp::wire::{IpRepr, TcpFrame, ipv4};
+use xdptcp::wire::{IpRepr, TcpFrame, ipv4, ipv6};
 
 /// The fake client's address (the peer of a server engine): the client of [`sim::Pair`].
 pub const PEER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -342,20 +342,38 @@ pub const PSH_ACK: Flags = Flags(Flags::PSH.0 | Flags::ACK.0);
 
 /// Builds the Ethernet frame of `s` from `src` to `dst`.
 pub fn frame(src: (Ipv4Addr, [u8; 6]), dst: (Ipv4Addr, [u8; 6]), s: &Seg) -> Vec<u8> {
+    frame_between((src.0.into(), src.1), (dst.0.into(), dst.1), s)
+}
+
+/// Builds the Ethernet frame of `s` from `src` to `dst`, over IPv4 or IPv6 (both addresses of
+/// one family).
+pub fn frame_between(src: (IpAddr, [u8; 6]), dst: (IpAddr, [u8; 6]), s: &Seg) -> Vec<u8> {
+    let protocol = xdptcp::wire::IPPROTO_TCP;
+    let ip = match (src.0, dst.0) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => IpRepr::V4(ipv4::Repr {
+            src,
+            dst,
+            protocol,
+            payload_len: 0,
+            ttl: 64,
+        }),
+        (IpAddr::V6(src), IpAddr::V6(dst)) => IpRepr::V6(ipv6::Repr {
+            src,
+            dst,
+            next_header: protocol,
+            payload_len: 0,
+            hop_limit: 64,
+        }),
+        _ => panic!("addresses of two families: {src:?} → {dst:?}"),
+    };
     let f = TcpFrame {
         eth: ethernet::Repr {
             dst: dst.1,
             src: src.1,
             vlan: None,
-            ethertype: ETHERTYPE_IPV4,
+            ethertype: ip.ethertype(),
         },
-        ip: IpRepr::V4(ipv4::Repr {
-            src: src.0,
-            dst: dst.0,
-            protocol: xdptcp::wire::IPPROTO_TCP,
-            payload_len: 0,
-            ttl: 64,
-        }),
+        ip,
         tcp: TcpRepr {
             src_port: s.src_port,
             dst_port: s.dst_port,

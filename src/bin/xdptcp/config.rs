@@ -181,7 +181,8 @@ mod tests {
     fn the_file_supplies_what_the_command_line_does_not_and_flags_win() {
         let path = write(
             "merge",
-            "iface = \"veth9\"\nport = 8080\naddr = [\"10.0.0.1\", \"10.0.0.2\"]\nduration = 30\n",
+            "iface = \"veth9\"\nport = 8080\naddr = [\"10.0.0.1\", \"10.0.0.2\"]\nduration = 30\n\
+             header-timeout = 3\nkeepalive-timeout = 0\n",
         );
         let p = path.to_str().unwrap();
         let merged = merge(args(&["xdptcp", "serve", "--config", p, "--port", "9090"])).unwrap();
@@ -191,6 +192,8 @@ mod tests {
         assert!(text.contains("port: 9090"), "the flag wins: {text}");
         assert!(text.contains("addrs: [10.0.0.1, 10.0.0.2]"), "{text}");
         assert!(text.contains("duration: Some(30)"), "{text}");
+        assert!(text.contains("header_timeout: 3,"), "{text}");
+        assert!(text.contains("keepalive_timeout: 0,"), "{text}");
     }
 
     #[test]

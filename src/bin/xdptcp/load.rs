@@ -12,9 +12,10 @@ use xdptcp::app::http_client::{ClientMode, HttpClient, Pacing};
 use xdptcp::load::{LoadConfig, LoadGen, LoadMode};
 use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::{Config, Engine, Secret};
+use xdptcp::wire::{ipv4::Repr as Ipv4Repr, ipv6::Repr as Ipv6Repr};
 use xdptcp::xdp::server::Totals;
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{Control, Server, ServerConfig, SynAckTemplate};
+use xdptcp::xdp::{Control, LinkMss, Server, ServerConfig, SynAckTemplate};
 
 use crate::report::{report, write_hist};
 use crate::{
@@ -367,10 +368,15 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         LoadMode::ConnectClose { concurrency, .. } => concurrency,
         LoadMode::SynFlood { .. } => 0,
     };
-    let ip_header = if args.target.is_ipv4() { 20 } else { 40 };
+    let ip_header = if args.target.is_ipv4() {
+        Ipv4Repr::HEADER_LEN
+    } else {
+        Ipv6Repr::HEADER_LEN
+    };
+    let frame_len = xsk_config(args.bind, args.ring_size).frame_len()?;
     let mut engine = Config {
         local_mac: iface.mac,
-        mss: iface.mtu.saturating_sub(ip_header + 20).clamp(536, 9000) as u16,
+        mss: LinkMss::new(iface.mtu, frame_len, ip_header).mss,
         max_connections: per_queue_conns * 2 + 1024,
         ..Config::default()
     };

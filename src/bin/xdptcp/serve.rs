@@ -21,15 +21,19 @@ use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::cc::Algorithm;
 use xdptcp::tcp::{Config, Engine, Keepalive, Listener, Secret, SynCookieMode};
+use xdptcp::wire::ipv4::Repr as Ipv4Repr;
 use xdptcp::xdp::privileges::{self, User};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, Server, ServerConfig, XdpMode};
+use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, LinkMss, Server, ServerConfig, XdpMode};
 
 use crate::report::{report, write_hist};
 use crate::{
     BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
     parse_ring_size, parse_size, xsk_config,
 };
+
+/// The IPv4 header: `serve` takes both families and announces IPv4's MSS, as Linux's MTU - 40.
+const IPV4_HEADER_LEN: usize = Ipv4Repr::HEADER_LEN;
 
 /// The largest `--body-size` (the body is held in memory once, shared by every worker).
 const MAX_BODY: u64 = 1 << 30;
@@ -122,6 +126,15 @@ pub(crate) struct ServeArgs {
         default_value = "text/plain"
     )]
     content_type: String,
+    /// HTTP: close a connection whose request head is not complete this many seconds after
+    /// its first byte (the first request's: after the handshake), as nginx's
+    /// client_header_timeout; 0: never.
+    #[arg(long = "header-timeout", value_name = "SECS", default_value_t = 60)]
+    header_timeout: u64,
+    /// HTTP: close a keep-alive connection idle this many seconds after its last response,
+    /// as nginx's keepalive_timeout (TCP keepalive probes are --keepalive); 0: never.
+    #[arg(long = "keepalive-timeout", value_name = "SECS", default_value_t = 75)]
+    keepalive_timeout: u64,
     /// Seconds between SYN-cookie key rotations: the key of each period derives from the
     /// secret and the period's number on the wall clock (a cookie stays valid one period
     /// after the one it was made in).
@@ -208,9 +221,12 @@ fn http_config(args: &ServeArgs) -> Result<HttpConfig> {
         (None, Some(n)) => generated_body(n as usize),
         (None, None) => HttpConfig::default().body,
     };
+    let secs = |n: u64| (n > 0).then(|| Duration::from_secs(n));
     Ok(HttpConfig {
         body,
         content_type: args.content_type.clone(),
+        header_timeout: secs(args.header_timeout),
+        keepalive_timeout: secs(args.keepalive_timeout),
         ..HttpConfig::default()
     })
 }
@@ -282,6 +298,29 @@ enum Cookies {
     Never,
 }
 
+/// The MSS for the interface's MTU and the UMEM frames `args` give the sockets; says so when
+/// the frames, not the MTU, set it.
+fn link_mss(args: &ServeArgs, iface: &Interface) -> Result<LinkMss> {
+    let xsk = xsk_config(args.bind, args.ring_size);
+    let frame_len = xsk.frame_len()?;
+    let mss = LinkMss::new(iface.mtu, frame_len, IPV4_HEADER_LEN);
+    if mss.clamped() {
+        tracing::warn!(
+            mtu = iface.mtu,
+            frame_size = xsk.frame_size,
+            frame_len,
+            mss = mss.mss,
+            "the MTU ({}) is larger than a UMEM frame carries ({} of its {} bytes): announcing MSS {} instead of {}, so that full segments fit one frame",
+            iface.mtu,
+            frame_len,
+            xsk.frame_size,
+            mss.mss,
+            mss.from_mtu
+        );
+    }
+    Ok(mss)
+}
+
 /// The engine configuration for this interface and these arguments (`secret_file`: the
 /// opened `--cookie-secret-file`).
 fn engine_config(
@@ -317,7 +356,7 @@ fn engine_config(
             CongestionControl::Cubic => Algorithm::Cubic,
             CongestionControl::Newreno => Algorithm::NewReno,
         },
-        mss: iface.mtu.saturating_sub(40).min(u16::MAX as u32) as u16,
+        mss: link_mss(args, iface)?.mss,
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
