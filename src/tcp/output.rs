@@ -272,10 +272,10 @@ pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, 
 }
 
 /// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
-/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
+/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT. Its window
+/// is the one we advertise, as Linux's `tcp_send_active_reset` sends it.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
-    repr.window = 0;
+    let (repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
     if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
