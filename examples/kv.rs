@@ -163,6 +163,7 @@ fn main() -> Result<()> {
             addr: args.addr,
             port: args.port,
             keepalive: None,
+            fastopen: None,
         }],
         mss: iface.mtu.saturating_sub(40).min(u32::from(u16::MAX)) as u16,
         reset_unknown: iface.rx_queues <= 1,

@@ -32,6 +32,7 @@ fn engine_config(base: Config) -> Config {
             addr: None,
             port: PORT,
             keepalive: None,
+            fastopen: None,
         }],
         syncookies: SynCookieMode::Always,
         cookie_secret: Some(SECRET),

@@ -813,6 +813,7 @@ impl Stack {
             addr,
             port,
             keepalive,
+            fastopen: None,
         });
         self.dirty = true;
         Ok(())
@@ -1244,6 +1245,7 @@ impl Stack {
                     addr: key.0,
                     port: key.1,
                     keepalive: settings,
+                    fastopen: None,
                 });
             }
             SockState::Connected(c) if c.alive() => {

@@ -425,6 +425,7 @@ mod tests {
                 addr: Some(IpAddr::V4(SERVER)),
                 port: PORT,
                 keepalive: None,
+                fastopen: None,
             }],
             secret: [3; 32],
             ..Config::default()

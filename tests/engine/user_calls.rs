@@ -42,6 +42,7 @@ fn listener() -> Listener {
         addr: Some(IpAddr::V4(ENGINE_ADDR)),
         port: PORT,
         keepalive: None,
+        fastopen: None,
     }
 }
 
