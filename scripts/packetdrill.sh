@@ -157,12 +157,17 @@ ksft_family_args() {
     esac
 }
 
+# Our suite's and upstream/'s, with google/packetdrill's run_all.py TFO_COOKIE: the Fast Open
+# cookie of these addresses under the key its defaults.sh sets (fastopen_key=a1a1a1a1-...).
 family_args() {
     case "$1" in
-    ipv4) echo "--ip_version=ipv4 --local_ip=192.168.0.1 --remote_ip=192.0.2.1" ;;
-    ipv6) echo "--ip_version=ipv6 --local_ip=fd3d:a0b:17d6::1 --remote_ip=fd3d:fa7b:d17d::1" ;;
+    ipv4) echo "--ip_version=ipv4 --local_ip=192.168.0.1 --remote_ip=192.0.2.1" \
+        "-D TFO_COOKIE=3021b9d889017eeb" ;;
+    ipv6) echo "--ip_version=ipv6 --local_ip=fd3d:a0b:17d6::1 --remote_ip=fd3d:fa7b:d17d::1" \
+        "-D TFO_COOKIE=c1d1e9742a47a9bc" ;;
     ipv4-mapped-ipv6)
-        echo "--ip_version=ipv4-mapped-ipv6 --local_ip=192.168.0.1 --remote_ip=192.0.2.1" ;;
+        echo "--ip_version=ipv4-mapped-ipv6 --local_ip=192.168.0.1 --remote_ip=192.0.2.1" \
+            "-D TFO_COOKIE=3021b9d889017eeb" ;;
     *) return 1 ;;
     esac
 }
