@@ -92,6 +92,7 @@ fn server_config(mode: SynCookieMode) -> Config {
             addr: Some(IpAddr::V4(SERVER)),
             port: PORT,
             keepalive: None,
+            fastopen: None,
         }],
         syncookies: mode,
         max_time_wait: 1 << 20,

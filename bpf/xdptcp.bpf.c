@@ -42,6 +42,8 @@
 #define TCPOPT_SACK_PERM_ 4
 #define TCPOPT_SACK_ 5
 #define TCPOPT_TIMESTAMP_ 8
+#define TCPOPT_FASTOPEN_ 34 /* RFC 7413 */
+#define TCPOPT_EXP_ 254     /* RFC 6994: TCP Fast Open's experimental kind among others */
 #define TCP_MAX_OPTIONS 40
 #define TCP_MAX_WSCALE_ 14
 
@@ -482,6 +484,7 @@ struct option_walk {
 	__u32 at;  /* the next option's offset in hdr */
 	__u32 len; /* the TCP header's length */
 	__u32 bad; /* an option with an impossible length */
+	__u32 fastopen; /* a TCP Fast Open option: the engine answers it (cookie, data) */
 	struct syn_options opts;
 };
 
@@ -531,6 +534,10 @@ static long option_step(__u64 index, void *ctx)
 	case TCPOPT_SACK_:
 		if (olen < 10 || olen > 34 || (olen - 2) % 8)
 			goto bad;
+		break;
+	case TCPOPT_FASTOPEN_:
+	case TCPOPT_EXP_:
+		w->fastopen = 1;
 		break;
 	case TCPOPT_TIMESTAMP_:
 		if (olen != 10)
@@ -800,6 +807,9 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 		return SYN_BAD_CHECKSUM;
 	if (w.bad)
 		return SYN_MALFORMED;
+	/* A cookie SYN-ACK would drop a Fast Open SYN's data and cookie: the engine's business. */
+	if (w.fastopen)
+		return SYN_TO_WORKER;
 	si->seq = th->seq;
 	si->sport = th->source;
 	si->dport = th->dest;

@@ -164,6 +164,7 @@ fn main() -> Result<()> {
             addr: args.addr,
             port: args.port,
             keepalive: None,
+            fastopen: None,
         }],
         // The MTU's MSS, clamped to what one frame of the default UMEM carries.
         mss: LinkMss::new(

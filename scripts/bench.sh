@@ -15,8 +15,12 @@
 # Loads: wrk keep-alive, wrk `Connection: close`, and `xdptcp load connect-close`, each over
 # IPv4 and over IPv6 (the `-v6` rows); and `xdptcp load` keep-alive with 64 connections closed
 # loop (xkeep: the maximum rate), then open loop over 256 connections at 80 % of that rate
-# (xopen80: latency from each request's intended send time). The client's TCP is the
-# namespace's default (BBR here).
+# (xopen80: latency from each request's intended send time); and TCP Fast Open connect-close
+# (tfo: a kernel client sends each request in its SYN with MSG_FASTOPEN, one connection at a
+# time, scripts/fastopen_client.py; tfo-off: the same client with connect() first), latency
+# from the first call to the answer's last byte, both servers serving Fast Open (nginx
+# `listen ... fastopen=256` with the server namespace's net.ipv4.tcp_fastopen=3, xdptcp
+# `--fastopen 256`). The client's TCP is the namespace's default (BBR here).
 # CPU is counted system-wide from /proc/stat (on veth the receiver's XDP/NAPI work runs on the
 # sender's CPU), as microseconds of busy CPU (both cores) per request or connection, and the
 # server processes' own share of it (the rest is the client and softirq work run on its CPUs).
@@ -90,6 +94,9 @@ topology_up() {
     done
     # The load generator owns source ports 1024-32767; keep the kernel's ephemeral ports above.
     ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+    # TCP Fast Open: the client side (Linux's default) and, for nginx, the server side.
+    ip netns exec "$cli" sysctl -qw net.ipv4.tcp_fastopen=1
+    ip netns exec "$srv" sysctl -qw net.ipv4.tcp_fastopen=3
     # With several queues a kernel client re-picks a flow's TX queue (so the server's RX queue)
     # on a retransmission timeout; xdptcp's workers drop segments of flows they do not own
     # (DESIGN.md pitfalls), so keep each flow on its queue.
@@ -153,6 +160,20 @@ run_load() {
         raw=$(cat "$tmp/load.json" 2>/dev/null || true)
         rm -f "$tmp/load.json"
         [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx on tso on gso on >/dev/null
+        ;;
+    tfo | tfo-off)
+        local fastopen=()
+        [ "$kind" = tfo ] && fastopen=(--fastopen)
+        raw=$(ip netns exec "$cli" timeout $((duration + 30)) taskset -c "$client_cores" \
+            python3 scripts/fastopen_client.py --target "${target%:*}" --port "$PORT" \
+            --duration "$duration" "${fastopen[@]}" 2>"$tmp/load.log" || true)
+        # Fast Open must have happened (after the first connection fetched the cookie), and
+        # only there.
+        if ! python3 -c 'import json,sys; r=json.loads(sys.argv[1]); n=r["connections"]; ok=r["syn_data"]
+sys.exit(0 if (ok >= n // 2 if sys.argv[2] == "tfo" else ok == 0) and n > 0 else 1)' "$raw" "$kind"; then
+            echo "bench.sh: $row against $server: SYN data acknowledged in an unexpected number of connections: $raw" >&2
+            exit 1
+        fi
         ;;
     xkeep | xopen80)
         # Keep-alive from our client: 64 connections closed loop (the maximum rate), then open
@@ -234,8 +255,9 @@ run_matrix() {
     for rep in $(seq "$repeat"); do
         for server in nginx xdptcp; do
             echo "== run $rep/$repeat, $q queue(s): $server"
-            start_server "$server" $((duration * 8 + 60)) --addr "$SRV6" "${server_args[@]}"
-            for load in keepalive close xload xkeep xopen80 keepalive-v6 close-v6 xload-v6; do
+            start_server "$server" $((duration * 10 + 60)) --addr "$SRV6" --fastopen 256 \
+                "${server_args[@]}"
+            for load in keepalive close xload xkeep xopen80 tfo-off tfo keepalive-v6 close-v6 xload-v6; do
                 run_load "$server" "$load" "$rep" "$q"
             done
             stop_server

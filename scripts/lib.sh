@@ -31,13 +31,14 @@ stop_pid() {
 
 # write_nginx_conf FILE DIR ADDR PORT [ADDR6] [WORKERS]: WORKERS (default 1) workers on
 # CPUs 0, 1, ..., no access log, `return 200` with the same body as `xdptcp serve --app http`;
-# pid and error log under DIR; also listening on [ADDR6]:PORT if given.
+# pid and error log under DIR; also listening on [ADDR6]:PORT if given. TCP Fast Open is on
+# (`fastopen=256`), in effect where the namespace's net.ipv4.tcp_fastopen serves it (bench.sh).
 write_nginx_conf() {
     local workers=${6:-1} affinity="" i listen6=""
     for i in $(seq 0 $((workers - 1))); do
         affinity="$affinity $(printf '%0*d' "$workers" 0 | sed "s/0/1/$((workers - i))")"
     done
-    [ -n "${5:-}" ] && listen6="listen [$5]:$4 backlog=65535;"
+    [ -n "${5:-}" ] && listen6="listen [$5]:$4 backlog=65535 fastopen=256;"
     cat >"$1" <<NGINX
 worker_processes $workers;
 worker_cpu_affinity$affinity;
@@ -49,7 +50,7 @@ http {
     access_log off;
     keepalive_requests 100000000;
     server {
-        listen $3:$4 backlog=65535;
+        listen $3:$4 backlog=65535 fastopen=256;
         $listen6
         location / { default_type text/plain; return 200 "Hello from xdptcp\n"; }
     }

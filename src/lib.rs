@@ -65,7 +65,12 @@
 //! let client_addr: SocketAddr = "10.0.0.2:40000".parse()?;
 //! let server_config = Config {
 //!     local_mac: server_mac,
-//!     listeners: vec![Listener { addr: Some(server_addr.ip()), port: 7000, keepalive: None }],
+//!     listeners: vec![Listener {
+//!         addr: Some(server_addr.ip()),
+//!         port: 7000,
+//!         keepalive: None,
+//!         fastopen: None,
+//!     }],
 //!     secret: Secret([7; 32]), // SYN cookies and ISNs: random in production
 //!     ..Config::default()
 //! };
@@ -117,7 +122,12 @@
 //! let iface = Interface::lookup("eth1")?;
 //! let config = Config {
 //!     local_mac: iface.mac,
-//!     listeners: vec![Listener { addr: None, port: 7000, keepalive: None }],
+//!     listeners: vec![Listener {
+//!         addr: None,
+//!         port: 7000,
+//!         keepalive: None,
+//!         fastopen: None,
+//!     }],
 //!     secret: Secret(sys::random_bytes()?),
 //!     ..Config::default()
 //! };

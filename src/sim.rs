@@ -113,6 +113,7 @@ pub fn configs(seed: u64) -> (Config, Config) {
             addr: Some(SERVER_ADDR),
             port: SERVER_PORT,
             keepalive: None,
+            fastopen: None,
         }],
         ..Config::default()
     };

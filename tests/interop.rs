@@ -192,6 +192,65 @@ fn a_thousand_sequential_and_two_hundred_concurrent_connections_complete() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1000 200");
 }
 
+/// Two HTTP requests with `MSG_FASTOPEN` from the kernel's client; for each, whether the
+/// answer came and whether the kernel says the SYN's data was acknowledged (`TCP_INFO`'s
+/// `tcpi_options & TCPI_OPT_SYN_DATA`).
+const FASTOPEN_CLIENT: &str = r#"
+import socket, sys
+addr = (sys.argv[1], int(sys.argv[2]))
+req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+for i in range(2):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Blocking (a timeout makes the socket non-blocking: sendto would say EINPROGRESS).
+    s.sendto(req, socket.MSG_FASTOPEN, addr)
+    s.settimeout(5)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    options = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)[5]
+    print(got.startswith(b"HTTP/1.1 200 OK") and got.endswith(b"Hello from xdptcp\n"), bool(options & 32))
+    s.close()
+"#;
+
+#[test]
+fn a_kernel_fast_open_client_gets_its_answer_to_the_request_in_its_second_syn() {
+    if !common::require_root() {
+        return;
+    }
+    let mut topo = Topology::new(1);
+    let dir = hist_dir("fastopen");
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let i = start_server(&mut topo, &["--fastopen", "16", "--hist-out", &dir_arg]);
+    // The client side of Fast Open (bit 0x1, Linux's default), in the client namespace only.
+    topo.cli(&["sysctl", "-q", "-w", "net.ipv4.tcp_fastopen=1"]);
+    let out = topo.cli(&[
+        "timeout",
+        "30",
+        "python3",
+        "-c",
+        FASTOPEN_CLIENT,
+        &topo.srv_ip,
+        PORT,
+    ]);
+    let lines = String::from_utf8_lossy(&out.stdout).into_owned();
+    // The first connection asks for a cookie (its data goes after the handshake), the second
+    // carries the request in its SYN, acknowledged by our SYN-ACK.
+    assert_eq!(lines, "True False\nTrue True\n", "{lines}");
+    let s = stop_and_summary(&mut topo, i, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let c = &s["counters"];
+    assert_eq!(c["fastopen_cookie_requests"], 1, "{s}");
+    assert_eq!(
+        c["fastopen_passive"], 1,
+        "the second SYN opened a TFO connection: {s}"
+    );
+    assert_eq!(c["fastopen_passive_fail"], 0, "{s}");
+    assert_eq!(c["passive_opens"], 2, "{s}");
+}
+
 /// Runs wrk for 3 s and returns (requests, socket errors).
 fn wrk(topo: &Topology, extra: &[&str]) -> (u64, u64) {
     let url = format!("http://{}:{PORT}/", topo.srv_ip);

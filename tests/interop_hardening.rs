@@ -266,6 +266,7 @@ fn supervise_names_the_dead_queue_and_clears_its_cookie_flag_so_xdp_stops_answer
             addr: Some(IpAddr::V4(topo.srv_ip.parse::<Ipv4Addr>().unwrap())),
             port: 8080,
             keepalive: None,
+            fastopen: None,
         }],
         syncookies: SynCookieMode::Always,
         ..Config::default()

@@ -32,6 +32,7 @@ fn engine_config(base: Config) -> Config {
             addr: None,
             port: PORT,
             keepalive: None,
+            fastopen: None,
         }],
         syncookies: SynCookieMode::Always,
         cookie_secret: Some(SECRET),
@@ -477,6 +478,22 @@ fn bad_syns_are_dropped_and_counted_and_unusual_ones_go_to_the_engine() {
     expect(&p, "SYN with IP options", &frame(&s), XDP_PASS, |c| {
         c.syn_to_worker
     });
+    // TCP Fast Open (RFC 7413): a cookie SYN-ACK would lose the cookie and the data.
+    for (what, fo) in [
+        ("a Fast Open cookie request", &[34, 2, 1, 1][..]),
+        (
+            "a Fast Open cookie",
+            &[34, 10, 1, 2, 3, 4, 5, 6, 7, 8, 1, 1][..],
+        ),
+        (
+            "an experimental Fast Open request",
+            &[254, 4, 0xf9, 0x89][..],
+        ),
+    ] {
+        let mut s = good.clone();
+        s.options.extend_from_slice(fo);
+        expect(&p, what, &frame(&s), XDP_PASS, |c| c.syn_to_worker);
+    }
 }
 
 #[test]

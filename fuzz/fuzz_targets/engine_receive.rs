@@ -1,7 +1,9 @@
 //! The server engine on arbitrary frames: it never panics, never holds more connections than
 //! its limits allow, and never emits a frame that does not parse.
 //!
-//! Input: one byte choosing the SYN-cookie mode, then records of
+//! Input: one byte choosing the SYN-cookie mode (`mode % 3`) and TCP Fast Open on the listener
+//! (`mode / 3 % 3`: off, on, or on without cookies, so that the fuzzer opens Fast Open
+//! connections without having to find a cookie), then records of
 //! `[kind, dt, len_hi, len_lo, bytes[len]]`:
 //! - `kind & 1 == 0`: `bytes` is a whole Ethernet frame, fed as is;
 //! - `kind & 1 == 1`: `bytes` is a TCP segment (header, options, payload), wrapped in Ethernet
@@ -22,7 +24,7 @@ use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use xdptcp::app::http::{Http, HttpConfig};
 use xdptcp::sim::{self, CLIENT_MAC, SERVER_ADDR, SERVER_MAC};
-use xdptcp::tcp::{Engine, SynCookieMode};
+use xdptcp::tcp::{Engine, FastOpen, SynCookieMode};
 use xdptcp::time::Instant;
 use xdptcp::wire::{IPPROTO_TCP, TcpFrame, ethernet, ipv4, tcp};
 
@@ -85,6 +87,13 @@ fuzz_target!(|data: &[u8]| {
         0 => SynCookieMode::Auto,
         1 => SynCookieMode::Always,
         _ => SynCookieMode::Never,
+    };
+    cfg.listeners[0].fastopen = match mode / 3 % 3 {
+        0 => None,
+        n => Some(FastOpen {
+            cookie_not_required: n == 2,
+            ..FastOpen::with_queue(MAX_HALF_OPEN as u32)
+        }),
     };
     cfg.max_connections = MAX_CONNECTIONS;
     cfg.max_time_wait = MAX_TIME_WAIT;

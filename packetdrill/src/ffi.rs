@@ -494,6 +494,10 @@ unsafe extern "C" fn pd_connect(
     len: socklen_t,
 ) -> c_int {
     guard(|| {
+        // Safety: packetdrill passes a sockaddr of at least its family field.
+        if !addr.is_null() && c_int::from(unsafe { (*addr).sa_family }) == libc::AF_UNSPEC {
+            return ret(unsafe { shim(ud) }.call(|s| s.disconnect(fd)).map(|_| 0));
+        }
         // Safety: packetdrill passes a sockaddr of `len` bytes.
         let r = unsafe { read_addr(addr, len) }.and_then(|a| {
             let mut first = true;

@@ -10,14 +10,16 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
-use xdptcp::tcp::{ConnId, ConnectError, Engine, FourTuple, Keepalive, Listener, State};
+use xdptcp::tcp::{
+    ConnId, ConnectError, Engine, FastOpen, FastOpenKey, FourTuple, Keepalive, Listener, State,
+};
 use xdptcp::time::Instant;
 use xdptcp::wire::TcpFrame;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use xdptcp::wire::tcp::Flags;
 
 use crate::app::{Event, Read, SocketApp};
-use crate::flags::Options;
+use crate::flags::{Options, fastopen};
 use crate::ops::{Op, Segment};
 
 /// A file descriptor number as the script's caller sees it.
@@ -79,6 +81,10 @@ struct SockOpts {
     sndbuf: Option<usize>,
     rcvbuf: Option<usize>,
     v6only: bool,
+    /// `TCP_FASTOPEN`: the listener's Fast Open queue.
+    fastopen_queue: Option<u32>,
+    /// `TCP_FASTOPEN_KEY`.
+    fastopen_key: Option<FastOpenKey>,
 }
 
 impl SockOpts {
@@ -108,6 +114,9 @@ struct Conn {
     closed: Option<CloseReason>,
     /// The error of an abnormal close has been returned once.
     error_reported: bool,
+    /// What the peer sent and the script had not read when the peer reset the connection
+    /// (a key of [`Stack::residues`]): still readable, as in Linux.
+    residue: Option<u32>,
 }
 
 impl Conn {
@@ -118,6 +127,7 @@ impl Conn {
             peer_fin: false,
             closed: None,
             error_reported: false,
+            residue: None,
         }
     }
 
@@ -160,6 +170,10 @@ struct Socket {
     wakeups: u32,
     last_mask: u32,
     last_received: usize,
+    /// `listen()`'s backlog.
+    backlog: u32,
+    /// `bind()` gave the address (Linux's `SOCK_BINDPORT_LOCK`: it survives a disconnect).
+    bind_locked: bool,
 }
 
 impl Socket {
@@ -177,6 +191,8 @@ impl Socket {
             wakeups: 0,
             last_mask: 0,
             last_received: 0,
+            backlog: 0,
+            bind_locked: false,
         }
     }
 }
@@ -251,6 +267,14 @@ pub struct Stack {
     record: Option<Recorder>,
     /// Open epoll instances.
     epolls: usize,
+    /// `net.ipv4.tcp_fastopen` and `net.ipv4.tcp_fastopen_key`.
+    fastopen: (u32, Option<FastOpenKey>),
+    /// Unread bytes of connections the peer reset ([`Conn::residue`]), and the next key.
+    residues: HashMap<u32, VecDeque<u8>>,
+    next_residue: u32,
+    /// While a RST is being handed to the engine: its connection and the unread bytes it
+    /// held, kept if the RST closes it.
+    resetting: Option<(ConnId, Vec<u8>)>,
 }
 
 /// An IPv4-mapped IPv6 address is the IPv4 address for the engine.
@@ -329,6 +353,10 @@ impl Stack {
             dirty: false,
             record: None,
             epolls: 0,
+            fastopen: (opts.fastopen, opts.fastopen_key),
+            residues: HashMap::new(),
+            next_residue: 0,
+            resetting: None,
         }
     }
 
@@ -452,17 +480,32 @@ impl Stack {
         self.note_reset(&frame);
         self.engine.receive(self.now, &frame, &mut self.tx);
         self.settle();
+        self.resetting = None;
         Ok(())
     }
 
     /// A RST for a connecting socket means the open was refused (the engine drops the
-    /// connection without telling the app, so the socket learns why here).
+    /// connection without telling the app, so the socket learns why here). A RST for a
+    /// connection holding unread bytes: they are copied out first, to stay readable if it
+    /// closes the connection (the engine drops them with it; Linux keeps them for `read()`).
     fn note_reset(&mut self, frame: &[u8]) {
         let Ok(f) = TcpFrame::parse(frame) else {
             return;
         };
         if !f.tcp.flags.contains(Flags::RST) {
             return;
+        }
+        let tuple = FourTuple {
+            local_addr: f.ip.dst(),
+            remote_addr: f.ip.src(),
+            local_port: f.tcp.dst_port,
+            remote_port: f.tcp.src_port,
+        };
+        if let Some(id) = self.engine.find(&tuple) {
+            if self.engine.buffers(id).is_some_and(|b| b.received > 0) {
+                let unread = self.read_engine(id, usize::MAX, true);
+                self.resetting = Some((id, unread));
+            }
         }
         for file in self.files.values_mut() {
             if let File::Socket(s) = file {
@@ -549,7 +592,22 @@ impl Stack {
             }
             Event::PeerClosed(id) => self.with_conn(id, |c| c.peer_fin = true),
             Event::Closed(id, reason) => {
-                self.with_conn(id, |c| c.closed = Some(reason));
+                let residue = match self.resetting.take() {
+                    Some((rid, unread)) if rid == id && reason == CloseReason::Reset => {
+                        let key = self.next_residue;
+                        self.next_residue = self.next_residue.wrapping_add(1);
+                        self.residues.insert(key, unread.into());
+                        Some(key)
+                    }
+                    other => {
+                        self.resetting = other;
+                        None
+                    }
+                };
+                self.with_conn(id, |c| {
+                    c.closed = Some(reason);
+                    c.residue = residue;
+                });
                 self.owners.remove(&id);
             }
         }
@@ -621,6 +679,10 @@ impl Stack {
                 SockState::Connected(c) if c.alive() => {
                     self.engine.buffers(c.id).map_or(0, |b| b.received)
                 }
+                SockState::Connected(c) => c
+                    .residue
+                    .and_then(|r| self.residues.get(&r))
+                    .map_or(0, VecDeque::len),
                 SockState::Listening { queue, .. } => queue.len(),
                 _ => 0,
             },
@@ -764,6 +826,7 @@ impl Stack {
             return Err(Errno(libc::EADDRINUSE));
         }
         s.bound = Some(addr);
+        s.bind_locked = true;
         Ok(())
     }
 
@@ -778,7 +841,7 @@ impl Stack {
     }
 
     /// `listen(fd, backlog)`.
-    pub fn listen(&mut self, fd: Fd, _backlog: i32) -> SysResult<()> {
+    pub fn listen(&mut self, fd: Fd, backlog: i32) -> SysResult<()> {
         self.note(Some(fd), |sock| Op::Listen { sock });
         let port = match self.socket(fd)?.bound {
             Some(b) if b.port() != 0 => b.port(),
@@ -804,18 +867,46 @@ impl Stack {
             };
             s.bound = Some(SocketAddr::new(ip, port));
         }
-        let keepalive = s.opts.keepalive_settings();
+        s.backlog = u32::try_from(backlog).unwrap_or(0);
         s.state = SockState::Listening {
             key: (addr, port),
             queue: VecDeque::new(),
         };
-        self.engine.listen(Listener {
-            addr,
-            port,
-            keepalive,
-        });
+        let listener = self.listener(fd)?;
+        self.engine.listen(listener);
         self.dirty = true;
         Ok(())
+    }
+
+    /// The engine's listener for listening socket `fd`, with its options.
+    fn listener(&self, fd: Fd) -> SysResult<Listener> {
+        let s = self.socket(fd)?;
+        let SockState::Listening { key, .. } = &s.state else {
+            return Err(Errno::INVAL);
+        };
+        Ok(Listener {
+            addr: key.0,
+            port: key.1,
+            keepalive: s.opts.keepalive_settings(),
+            fastopen: self.fastopen_of(s),
+        })
+    }
+
+    /// Linux's Fast Open for a listener (`tcp_fastopen_queue_check`, `inet_listen`): served if
+    /// `net.ipv4.tcp_fastopen` has the server bit and the socket a queue, from
+    /// `TCP_FASTOPEN` or, with bit 0x400, its backlog; the socket's key, else the global one.
+    fn fastopen_of(&self, s: &Socket) -> Option<FastOpen> {
+        let (sysctl, key) = self.fastopen;
+        let queue = match s.opts.fastopen_queue {
+            Some(q) => q,
+            None if sysctl & fastopen::WITHOUT_SOCKOPT != 0 => s.backlog,
+            None => 0,
+        };
+        (sysctl & fastopen::SERVER != 0 && queue > 0).then_some(FastOpen {
+            queue,
+            cookie_not_required: sysctl & fastopen::COOKIE_NOT_REQUIRED != 0,
+            key: s.opts.fastopen_key.or(key),
+        })
     }
 
     /// `accept(fd)`: the new descriptor and the peer's address.
@@ -939,6 +1030,18 @@ impl Stack {
             peek,
         });
         let nonblocking = self.socket(fd)?.nonblocking;
+        // What a reset connection left unread comes first.
+        let residue = match &self.socket(fd)?.state {
+            SockState::Connected(c) => c.residue.and_then(|r| self.residues.get(&r)),
+            _ => None,
+        };
+        if let Some(left) = residue.filter(|r| !r.is_empty()) {
+            let out: Vec<u8> = left.iter().take(max).copied().collect();
+            if !peek {
+                self.unread_taken(fd, out.len());
+            }
+            return Ok(out);
+        }
         let s = self.sock(fd)?;
         let conn = match &mut s.state {
             SockState::Connected(c) => c,
@@ -977,6 +1080,24 @@ impl Stack {
                 Err(self.would_block(fd))
             };
         }
+        let out = self.read_engine(id, max, peek);
+        self.settle();
+        Ok(out)
+    }
+
+    /// `n` bytes of what a reset connection left unread were read from socket `fd`.
+    fn unread_taken(&mut self, fd: Fd, n: usize) {
+        let key = match self.socket(fd).map(|s| &s.state) {
+            Ok(SockState::Connected(c)) => c.residue,
+            _ => None,
+        };
+        if let Some(left) = key.and_then(|k| self.residues.get_mut(&k)) {
+            left.drain(..n.min(left.len()));
+        }
+    }
+
+    /// Up to `max` bytes connection `id` holds for the app (left there with `peek`).
+    fn read_engine(&mut self, id: ConnId, max: usize, peek: bool) -> Vec<u8> {
         self.engine
             .with_io(self.now, id, &mut self.tx, |app, _, _| {
                 app.read = Some(Read {
@@ -985,15 +1106,12 @@ impl Stack {
                     out: Vec::new(),
                 });
             });
-        let out = self
-            .engine
+        self.engine
             .app_mut()
             .read
             .take()
             .map(|r| r.out)
-            .unwrap_or_default();
-        self.settle();
-        Ok(out)
+            .unwrap_or_default()
     }
 
     /// `send(fd, data)`: how many bytes were queued (at least one, or an error).
@@ -1063,23 +1181,8 @@ impl Stack {
             self.epolls -= 1;
             return Ok(());
         };
-        match s.state {
-            SockState::Listening { key, queue } => {
-                self.engine.unlisten(key.0, key.1);
-                // Like Linux, connections nobody accepted are reset.
-                for c in queue {
-                    self.owners.remove(&c.id);
-                    if c.alive() {
-                        self.abort(c.id);
-                    }
-                }
-            }
-            SockState::Connecting { id, .. } => {
-                // RFC 9293 §3.10.4, CLOSE in SYN-SENT: delete the TCB, send nothing.
-                self.owners.remove(&id);
-                self.engine.delete(id);
-            }
-            SockState::Connected(c) if c.alive() => {
+        if let SockState::Connected(c) = s.state {
+            if c.alive() {
                 self.owners.remove(&c.id);
                 let unread = self.engine.buffers(c.id).is_some_and(|b| b.received > 0);
                 // SO_LINGER 0, or unread data (RFC 2525 §2.17, as Linux): reset, not FIN.
@@ -1089,10 +1192,61 @@ impl Stack {
                         if abort { io.abort() } else { io.close() }
                     });
             }
-            _ => {}
         }
+        self.drop_state(s.state);
         self.settle();
         Ok(())
+    }
+
+    /// `connect(fd, AF_UNSPEC)`: Linux's `tcp_disconnect`. A connection is reset (one that is
+    /// only connecting is deleted: RFC 9293 §3.10.4 in SYN-SENT), a listener stops; the socket
+    /// keeps the address `bind()` gave it (an accepted or connected one gives its port back)
+    /// and may `connect()` again.
+    pub fn disconnect(&mut self, fd: Fd) -> SysResult<()> {
+        let s = self.sock(fd)?;
+        let state = std::mem::replace(&mut s.state, SockState::Fresh);
+        if !s.bind_locked {
+            s.bound = None;
+        }
+        s.error = None;
+        s.shut_rd = false;
+        s.shut_wr = false;
+        if let SockState::Connected(c) = state {
+            if c.alive() {
+                self.owners.remove(&c.id);
+                self.abort(c.id);
+            }
+        }
+        self.drop_state(state);
+        self.settle();
+        Ok(())
+    }
+
+    /// What a socket leaving `state` undoes, besides ending its own connection: a listener
+    /// stops and resets the connections nobody accepted (as Linux), a connecting socket's
+    /// TCB is deleted (RFC 9293 §3.10.4, CLOSE in SYN-SENT: nothing is sent), and unread
+    /// bytes of reset connections are forgotten.
+    fn drop_state(&mut self, state: SockState) {
+        match state {
+            SockState::Listening { key, queue } => {
+                self.engine.unlisten(key.0, key.1);
+                for c in queue {
+                    self.owners.remove(&c.id);
+                    if c.alive() {
+                        self.abort(c.id);
+                    }
+                    c.residue.map(|r| self.residues.remove(&r));
+                }
+            }
+            SockState::Connecting { id, .. } => {
+                self.owners.remove(&id);
+                self.engine.delete(id);
+            }
+            SockState::Connected(c) => {
+                c.residue.map(|r| self.residues.remove(&r));
+            }
+            SockState::Fresh | SockState::Failed => {}
+        }
     }
 
     /// `shutdown(fd, how)`.
@@ -1216,13 +1370,37 @@ impl Stack {
                 s.opts.rcvbuf = Some(2 * usize::try_from(int()?.max(0)).unwrap_or(0));
             }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => s.opts.v6only = int()? != 0,
+            // Linux: a queue for a closed or listening socket (`fastopen_queue_tune`).
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
+                let open = matches!(s.state, SockState::Fresh | SockState::Listening { .. });
+                let queue = u32::try_from(int()?).ok().filter(|_| open);
+                s.opts.fastopen_queue = Some(queue.ok_or(Errno::INVAL)?);
+            }
+            // Linux: a 16-byte key, or 32 with a backup key after it.
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY) => {
+                let key = |at: usize| {
+                    value.get(at..at + 16).map(|k| {
+                        let mut key = [0u8; 16];
+                        key.copy_from_slice(k);
+                        xdptcp::tcp::hash::Key(key)
+                    })
+                };
+                let (Some(primary), 16 | 32) = (key(0), value.len()) else {
+                    return Err(Errno::INVAL);
+                };
+                s.opts.fastopen_key = Some(FastOpenKey {
+                    primary,
+                    backup: key(16),
+                });
+            }
             _ => return Err(Errno::NOPROTOOPT),
         }
-        self.apply_keepalive(fd, level, name)
+        self.apply_option(fd, level, name)
     }
 
-    /// A keepalive option changed: the listener or the connection takes the new settings.
-    fn apply_keepalive(&mut self, fd: Fd, level: i32, name: i32) -> SysResult<()> {
+    /// A keepalive or Fast Open option changed: the listener or the connection takes the new
+    /// settings.
+    fn apply_option(&mut self, fd: Fd, level: i32, name: i32) -> SysResult<()> {
         let keepalive_opt = matches!(
             (level, name),
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE)
@@ -1231,23 +1409,21 @@ impl Stack {
                     libc::TCP_KEEPIDLE | libc::TCP_KEEPINTVL | libc::TCP_KEEPCNT
                 )
         );
-        if !keepalive_opt {
+        let fastopen_opt = level == libc::IPPROTO_TCP
+            && matches!(name, libc::TCP_FASTOPEN | libc::TCP_FASTOPEN_KEY);
+        if !keepalive_opt && !fastopen_opt {
             return Ok(());
         }
         let s = self.socket(fd)?;
-        let settings = s.opts.keepalive_settings();
         match &s.state {
-            SockState::Listening { key, .. } => {
-                let key = *key;
-                self.engine.unlisten(key.0, key.1);
-                self.engine.listen(Listener {
-                    addr: key.0,
-                    port: key.1,
-                    keepalive: settings,
-                });
+            SockState::Listening { .. } => {
+                let listener = self.listener(fd)?;
+                self.engine.unlisten(listener.addr, listener.port);
+                self.engine.listen(listener);
             }
-            SockState::Connected(c) if c.alive() => {
-                self.engine.set_keepalive(self.now, c.id, settings);
+            SockState::Connected(c) if c.alive() && keepalive_opt => {
+                let (id, settings) = (c.id, s.opts.keepalive_settings());
+                self.engine.set_keepalive(self.now, id, settings);
             }
             _ => {}
         }
@@ -1282,6 +1458,9 @@ impl Stack {
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => clamp(s.opts.sndbuf.unwrap_or(send_default)),
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => clamp(s.opts.rcvbuf.unwrap_or(recv_default)),
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => flag(s.opts.v6only),
+            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
+                s.opts.fastopen_queue.map_or(0, |q| clamp(q as usize))
+            }
             _ => return Err(Errno::NOPROTOOPT),
         };
         Ok(int.to_ne_bytes().to_vec())
@@ -1349,7 +1528,10 @@ impl Stack {
                         if fin || s.shut_rd {
                             m |= RDHUP;
                         }
-                        let synchronized = state.is_some_and(State::is_synchronized);
+                        // Linux's tcp_poll: a Fast Open connection (the only kind a socket
+                        // has in SYN-RECEIVED) is writable as an established one.
+                        let synchronized = state
+                            .is_some_and(|st| st.is_synchronized() || st == State::SynReceived);
                         // Linux's sk_stream_is_writeable: free space at least half of
                         // what is queued.
                         if synchronized

@@ -8,7 +8,7 @@ use std::time::Duration;
 use xdptcp::tcp::SeqNumber;
 use xdptcp::time::Instant;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
-use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
+use xdptcp::wire::tcp::{FastOpenOption, Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4};
 use xdptcp_packetdrill::flags::{DEFAULT_LOCAL_V4, Options as ShimOptions};
 use xdptcp_packetdrill::shim::{EPOCH_MICROS, Received, START, Shim};
@@ -20,6 +20,22 @@ const PEER_PORT: u16 = 40000;
 
 /// A bare IPv4 packet from the peer to the stack.
 fn packet(flags: Flags, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    let options = Options {
+        mss: flags.contains(Flags::SYN).then_some(1460),
+        ..Options::default()
+    };
+    segment(PEER_PORT, flags, seq, ack, options, payload)
+}
+
+/// [`packet`] from the peer's port `port`, with `options`.
+fn segment(
+    port: u16,
+    flags: Flags,
+    seq: u32,
+    ack: u32,
+    options: Options,
+    payload: &[u8],
+) -> Vec<u8> {
     let frame = TcpFrame {
         eth: ethernet::Repr {
             dst: [0; 6],
@@ -35,16 +51,13 @@ fn packet(flags: Flags, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
             ttl: 64,
         }),
         tcp: TcpRepr {
-            src_port: PEER_PORT,
+            src_port: port,
             dst_port: PORT,
             seq: SeqNumber(seq),
             ack: SeqNumber(ack),
             flags,
             window: 65535,
-            options: Options {
-                mss: flags.contains(Flags::SYN).then_some(1460),
-                ..Options::default()
-            },
+            options,
             payload,
         },
     };
@@ -127,6 +140,111 @@ fn a_reset_is_reported_once_then_the_stream_is_over() {
     assert_eq!(s.recv(fd, 10, false), Err(Errno(libc::ECONNRESET)));
     assert_eq!(s.recv(fd, 10, false).unwrap(), b"");
     assert_eq!(s.send(fd, b"x"), Err(Errno(libc::EPIPE)));
+}
+
+#[test]
+fn what_a_reset_connection_left_unread_is_read_before_the_error() {
+    // Linux's tcp_recvmsg returns queued data before the socket's error.
+    let mut s = stack();
+    let l = listener(&mut s);
+    let isn = handshake(&mut s);
+    let (fd, _) = s.accept(l).unwrap();
+    s.netdev_send(&packet(Flags::ACK | Flags::PSH, 1001, isn + 1, b"hello"))
+        .unwrap();
+    s.netdev_send(&packet(Flags::RST, 1006, isn + 1, &[]))
+        .unwrap();
+    assert_eq!(s.recv(fd, 2, true).unwrap(), b"he", "peek leaves it there");
+    assert_eq!(s.recv(fd, 3, false).unwrap(), b"hel");
+    assert_eq!(s.recv(fd, 10, false).unwrap(), b"lo");
+    assert_eq!(s.recv(fd, 10, false), Err(Errno(libc::ECONNRESET)));
+    assert_eq!(s.recv(fd, 10, false).unwrap(), b"");
+}
+
+#[test]
+fn a_disconnect_resets_the_connection_and_the_socket_connects_again_from_a_new_port() {
+    let mut s = stack();
+    let l = listener(&mut s);
+    let isn = handshake(&mut s);
+    let (fd, _) = s.accept(l).unwrap();
+    s.disconnect(fd).unwrap();
+    let (rst, _) = s.netdev_receive().expect("a RST");
+    let (flags, seq, ack, _) = fields(&rst);
+    assert_eq!((flags, seq, ack), (Flags::RST | Flags::ACK, isn + 1, 1001));
+    s.set_nonblocking(fd, true).unwrap();
+    let to = SocketAddr::new(IpAddr::V4(PEER), PEER_PORT);
+    assert_eq!(s.connect(fd, to), Err(Errno(libc::EINPROGRESS)));
+    let (syn, _) = s.netdev_receive().expect("a SYN");
+    assert_eq!(fields(&syn).0, Flags::SYN);
+    let src_port = u16::from_be_bytes([syn[20], syn[21]]);
+    assert_ne!(
+        src_port, PORT,
+        "an accepted socket gives its port back (no bind())"
+    );
+}
+
+/// A SYN with data and the Fast Open cookie `cookie` from port `port`.
+fn fast_open_syn(port: u16, cookie: &[u8], payload: &[u8]) -> Vec<u8> {
+    let options = Options {
+        mss: Some(1460),
+        fast_open: FastOpenOption::with_cookie(cookie, false),
+        ..Options::default()
+    };
+    segment(port, Flags::SYN, 1000, 0, options, payload)
+}
+
+#[test]
+fn fast_open_needs_the_server_bit_and_a_queue_as_in_linux() {
+    use xdptcp::tcp::fastopen::cookie;
+    let opts = ShimOptions::parse("fastopen=0x3,fastopen_key=1-2-3-4").unwrap();
+    let key = opts.fastopen_key.unwrap().primary;
+    let c = cookie(&key, IpAddr::V4(PEER), IpAddr::V4(DEFAULT_LOCAL_V4));
+    let ack_of = |s: &mut Stack, port: u16| {
+        s.netdev_send(&fast_open_syn(port, &c, b"early")).unwrap();
+        let (syn_ack, _) = s.netdev_receive().expect("a SYN-ACK");
+        fields(&syn_ack).2
+    };
+    let mut s = Stack::new(&opts, FdSource::Counter, START);
+    let l = listener(&mut s);
+    assert_eq!(
+        ack_of(&mut s, 41000),
+        1001,
+        "no TCP_FASTOPEN: the data is not taken"
+    );
+    s.setsockopt(
+        l,
+        libc::IPPROTO_TCP,
+        libc::TCP_FASTOPEN,
+        &4i32.to_ne_bytes(),
+    )
+    .unwrap();
+    assert_eq!(
+        ack_of(&mut s, 41001),
+        1006,
+        "TCP_FASTOPEN after listen(): taken"
+    );
+    assert_eq!(
+        s.getsockopt(l, libc::IPPROTO_TCP, libc::TCP_FASTOPEN)
+            .unwrap(),
+        4i32.to_ne_bytes()
+    );
+    // Without the server bit (Linux's default, 0x1), TCP_FASTOPEN is taken and does nothing.
+    let mut s = Stack::new(&ShimOptions::default(), FdSource::Counter, START);
+    let l = listener(&mut s);
+    s.setsockopt(
+        l,
+        libc::IPPROTO_TCP,
+        libc::TCP_FASTOPEN,
+        &4i32.to_ne_bytes(),
+    )
+    .unwrap();
+    assert_eq!(ack_of(&mut s, 41002), 1001);
+    assert_eq!(
+        s.setsockopt(l, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY, &[0; 3]),
+        Err(Errno::INVAL),
+        "a key is 16 bytes, or 32 with a backup"
+    );
+    s.setsockopt(l, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY, &[0; 32])
+        .unwrap();
 }
 
 #[test]

@@ -233,6 +233,22 @@ counters! {
     syn_recv_timeouts,
     /// Out-of-order segments kept for reassembly.
     ooo_segments,
+    /// TCP Fast Open connections opened from a SYN (RFC 7413; Linux `TCPFastOpenPassive`).
+    fastopen_passive,
+    /// Fast Open cookies refused, or TFO connections that could not be opened (Linux
+    /// `TCPFastOpenPassiveFail`).
+    fastopen_passive_fail,
+    /// Fast Open connections whose cookie was made with the previous key; their SYN-ACK
+    /// carried a fresh one (Linux `TCPFastOpenPassiveAltKey`).
+    fastopen_passive_alt_key,
+    /// SYNs that asked for a Fast Open cookie (Linux `TCPFastOpenCookieReqd`).
+    fastopen_cookie_requests,
+    /// Fast Open SYNs given a normal handshake because the listener's TFO queue was full
+    /// (Linux `TCPFastOpenListenOverflow`).
+    fastopen_listen_overflow,
+    /// Fast Open connections opened while the half-open budget was full (other SYNs got SYN
+    /// cookies, or were dropped).
+    fastopen_over_budget,
 }
 
 impl Stats {

@@ -49,6 +49,8 @@ pub struct Listener {
     pub port: u16,
     /// Keepalive for connections accepted here (off when `None`).
     pub keepalive: Option<Keepalive>,
+    /// TCP Fast Open (RFC 7413) for SYNs here (off when `None`).
+    pub fastopen: Option<super::fastopen::FastOpen>,
 }
 
 /// Everything an [`Engine`](crate::tcp::Engine) needs to know up front.

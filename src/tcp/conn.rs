@@ -112,6 +112,9 @@ pub(crate) struct Conn<S> {
     pub(crate) passive: bool,
     /// Established by a SYN-cookie ACK (no SYN-RECEIVED state was ever kept).
     pub(crate) from_cookie: bool,
+    /// A TCP Fast Open connection still in SYN-RECEIVED (RFC 7413 §4.2.2): it took the SYN's
+    /// data, the app has it, and it may send before the third ACK.
+    pub(crate) fastopen: bool,
     /// Index of the listener whose keepalive applies ([`NO_LISTENER`]: none).
     pub(crate) listener: u8,
     /// When the SYN arrived (passive) or was sent (active): handshake latency.
@@ -182,6 +185,7 @@ impl<S: Default> Conn<S> {
             state: State::Closed,
             passive: false,
             from_cookie: false,
+            fastopen: false,
             listener: NO_LISTENER,
             opened_at: now,
             snd: SendSpace {
@@ -373,6 +377,7 @@ impl<S> Conn<S> {
     /// field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled" (RFC 7323
     /// §2.2). Congestion control starts at the initial window; the handshake gives an RTT
     /// sample unless our SYN was retransmitted (Karn) or no state was kept for it (a cookie).
+    /// A Fast Open connection keeps the send state it has had since its SYN-ACK.
     pub(crate) fn establish(
         &mut self,
         cfg: &Config,
@@ -391,19 +396,34 @@ impl<S> Conn<S> {
             self.rtt.sample(now - self.opened_at);
         }
         self.retries = 0;
+        self.delack = DelayedAck::new(self.payload_mss(), self.rcv_wnd());
+        if self.fastopen {
+            // A Fast Open connection has been sending since its SYN-ACK (SND.UNA past our
+            // SYN): what the ACK covers beyond the SYN is data, for the ACK's own processing;
+            // the timer goes on guarding what is in flight (Linux
+            // `tcp_rcv_synrecv_state_fastopen`, `tcp_rearm_rto`).
+            self.fastopen = false;
+            self.arm_loss_timer(now);
+            return;
+        }
         self.timers.stop(Timer::Rto);
         self.snd.una = seg.ack;
         self.snd.wnd = wnd;
         self.snd.max_wnd = wnd;
         self.snd.wl1 = seg.seq;
         self.snd.wl2 = seg.ack;
+        self.start_sending(cfg);
+    }
+
+    /// Congestion control from the initial window (RFC 5681 §3.1, RFC 6928), with SACK-based
+    /// recovery if the handshake settled on SACK: data may go out from now on.
+    pub(crate) fn start_sending(&mut self, cfg: &Config) {
         self.rec = Recovery::new(
             cfg.congestion_control,
             self.payload_mss() as u16,
             cfg.initial_window,
             self.opts.sack,
         );
-        self.delack = DelayedAck::new(self.payload_mss(), self.rcv_wnd());
     }
 
     /// RCV.WND as last advertised: from RCV.NXT at our last ACK to the right edge offered.

@@ -2,15 +2,17 @@
 //! write, what arrived in order, and that the peer's FIN came (RFC 9293 §3.10.7.4 seventh
 //! and eighth steps, "signal the user"); then send what it wrote.
 //!
-//! The app only ever sees a connection in a synchronized state, and reads through flow
-//! control: what it does not consume stays buffered and shrinks the window we advertise.
+//! The app only ever sees a connection in a synchronized state, or a TCP Fast Open one in
+//! SYN-RECEIVED (RFC 7413 §4.2.2: the server "MAY" deliver the SYN's data before the
+//! handshake completes, as Linux does), and reads through flow control: what it does not
+//! consume stays buffered and shrinks the window we advertise.
 
 use std::collections::VecDeque;
 
 use super::conn::{Conn, MAX_IDLE_BUFFER};
 use super::event::{Cx, Outcome};
 use super::timer::Timer;
-use super::{Config, ConnId, output};
+use super::{Config, ConnId, State, output};
 use crate::app::{App, CloseReason, Io, Shutdown};
 use crate::stats::LatencyKind;
 use crate::time::Instant;
@@ -60,9 +62,11 @@ pub(crate) fn io<'c, S>(
 /// from the peer yet), once the window still open to the peer has fallen to half the largest
 /// we can advertise or less, and if the window we would advertise now is open and at least
 /// twice that. A read that frees a little of a wide-open window, or any read with an unscaled
-/// window (capped at 65 535 bytes, below the buffer), waits for the next ACK.
+/// window (capped at 65 535 bytes, below the buffer), waits for the next ACK. So does a read
+/// in SYN-RECEIVED (a Fast Open connection's SYN data): the SYN-ACK just gave the window, and
+/// whatever we send next carries the new one.
 fn window_update_due<S>(c: &Conn<S>, recv_buffer: u32) -> bool {
-    if c.state.fin_received() {
+    if c.state.fin_received() || c.state == State::SynReceived {
         return false;
     }
     let open = c.rcv_open();
@@ -76,7 +80,7 @@ fn window_update_due<S>(c: &Conn<S>, recv_buffer: u32) -> bool {
 
 /// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
 fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    if !c.state.is_synchronized() {
+    if !c.state.is_synchronized() && !c.fastopen {
         return;
     }
     let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
@@ -87,8 +91,9 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         } else {
             cx.stats.active_opens += 1;
         }
-        // A cookie connection kept nothing from its SYN, so its handshake time is unknown.
-        if !c.from_cookie {
+        // A cookie connection kept nothing from its SYN, so its handshake time is unknown; a
+        // Fast Open one is not through its handshake yet.
+        if !c.from_cookie && !c.fastopen {
             cx.latencies
                 .record(LatencyKind::Handshake, now - c.opened_at);
         }

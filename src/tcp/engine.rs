@@ -436,6 +436,8 @@ impl<A: App> Engine<A> {
         {
             Accept::Done => {}
             Accept::HalfOpen(id) => self.reschedule(id),
+            // The app has the connection and the SYN's data now (RFC 7413 §4.2.2).
+            Accept::FastOpen(id) => self.finish(id, Outcome::Keep, tx),
             Accept::Established(id) => self.segment_for_connection(now, id, &f.tcp, tx),
         }
     }

@@ -84,15 +84,18 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         cx.stats.drop(DropReason::NoAck);
         return Outcome::Keep;
     }
-    if c.state == State::SynReceived {
-        if !(seg.ack.gt(c.snd.una) && seg.ack.le(c.snd.max)) {
+    // The ACK that completes a handshake is no duplicate, even when a Fast Open connection
+    // has data in flight that it does not cover.
+    let first_ack = c.state == State::SynReceived;
+    if first_ack {
+        if !ack_acceptable_syn(c, seg) {
             output::send_rst_for_ack(c, cx, seg.ack);
             cx.stats.drop(DropReason::AckTooHigh);
             return Outcome::Keep;
         }
         c.establish(cx.cfg, cx.stats, cx.now, seg);
     }
-    if let Some(outcome) = process_ack(c, cx, seg) {
+    if let Some(outcome) = process_ack(c, cx, seg, first_ack) {
         return outcome;
     }
     // RFC 7323 §5.3 R3, once the ACK is known acceptable (as Linux): a segment whose ACK is
@@ -273,11 +276,13 @@ fn ack_acceptable_syn<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
     seg.ack.gt(c.snd.iss) && seg.ack.le(c.snd.max)
 }
 
-/// RFC 9293 §3.10.7.4 fifth step for the synchronized states. `Some` ends processing.
+/// RFC 9293 §3.10.7.4 fifth step for the synchronized states (`first_ack`: the segment just
+/// completed the handshake). `Some` ends processing.
 fn process_ack<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     seg: &TcpRepr<'_>,
+    first_ack: bool,
 ) -> Option<Outcome> {
     let ack = seg.ack;
     // RFC 5961 §5.2: acceptable iff (SND.UNA - MAX.SND.WND) <= SEG.ACK <= SND.NXT.
@@ -294,6 +299,7 @@ fn process_ack<A: App, T: Tx>(
     let window = u32::from(seg.window) << c.opts.snd_wscale;
     // A duplicate ACK (RFC 5681 §2).
     let dup_ack = ack == c.snd.una
+        && !first_ack
         && seg.payload.is_empty()
         && !seg.flags.contains(Flags::FIN)
         && window == c.snd.wnd

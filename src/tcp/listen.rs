@@ -4,11 +4,14 @@
 //! be formed") unless it completes a SYN-cookie handshake (RFC 4987 §3.6), which opens the
 //! connection directly in ESTABLISHED; a SYN opens a SYN-RECEIVED connection, or, when the
 //! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
-//! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1).
+//! On a Fast Open listener a SYN with a valid cookie opens a connection that takes the SYN's
+//! data at once (RFC 7413 §4.2.2, [`super::fastopen`]). Segments that match nothing are
+//! answered with a rate-limited RST (§3.10.7.1).
 
 use super::conn::Conn;
 use super::conn_table::ConnTable;
 use super::event::Stateless;
+use super::fastopen::{self, Decision};
 use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
@@ -18,7 +21,8 @@ use super::{Config, ConnId, Secret, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
-use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
+use crate::wire::tcp::{FastOpenOption, Flags, Options, Repr as TcpRepr};
+use core::ops::ControlFlow;
 use core::time::Duration;
 
 /// What the listeners remember between segments: the SYN-cookie keys, when cookies were last
@@ -35,6 +39,8 @@ pub(crate) struct Listen {
     accepting: bool,
     /// RSTs for segments that match no connection.
     rst_limiter: RateLimiter,
+    /// TCP Fast Open: its keys and the TFO connections waiting for their third ACK.
+    fastopen: fastopen::Passive,
 }
 
 /// What became of a segment that reached a listener.
@@ -44,6 +50,9 @@ pub(crate) enum Accept {
     Done,
     /// A new SYN-RECEIVED connection; its SYN-ACK is sent, its timer is to be scheduled.
     HalfOpen(ConnId),
+    /// A new TCP Fast Open connection, in SYN-RECEIVED with the SYN's data; its SYN-ACK is
+    /// sent, the app is to be told (RFC 7413 §4.2.2).
+    FastOpen(ConnId),
     /// A valid cookie ACK made this ESTABLISHED connection; the segment goes on to it (it may
     /// carry data, or even a FIN).
     Established(ConnId),
@@ -67,8 +76,10 @@ struct XdpCookieMode {
 impl Listen {
     /// Listeners for `cfg`, SYN-cookie keys as of `now`.
     pub(crate) fn new(cfg: &Config, now: Instant) -> Listen {
+        let cookies = cfg.cookie_keys(now);
         Listen {
-            cookies: cfg.cookie_keys(now),
+            fastopen: fastopen::Passive::new(&cookies),
+            cookies,
             last_cookie_at: None,
             xdp: XdpCookieMode::default(),
             accepting: true,
@@ -170,7 +181,12 @@ impl Listen {
             self.reset(&mut sx, route, seg);
             return Accept::Done;
         }
-        let use_cookie = match syn_policy(&sx) {
+        let policy = syn_policy(&sx);
+        let reply = match self.fast_open(&mut sx, conns, listener, route, seg, policy) {
+            ControlFlow::Break(done) => return done,
+            ControlFlow::Continue(reply) => reply,
+        };
+        let use_cookie = match policy {
             Ok(cookie) => cookie,
             Err(reason) => {
                 sx.stats.drop(reason);
@@ -178,22 +194,59 @@ impl Listen {
             }
         };
         if use_cookie {
-            self.send_cookie_syn_ack(&mut sx, route, seg);
+            self.send_cookie_syn_ack(&mut sx, route, seg, reply);
             return Accept::Done;
         }
-        if conns.len() >= sx.cfg.max_connections {
-            sx.stats.drop(DropReason::TableFull);
+        if !has_room(&mut sx, conns) {
             return Accept::Done;
         }
-        let Ok(id) = conns.insert(syn_received(&sx, listener, route, seg)) else {
-            sx.stats.drop(DropReason::TableFull);
-            return Accept::Done;
+        let c = syn_received(&sx, listener, route, seg);
+        match insert_syn_received(&mut sx, conns, c, reply) {
+            Some(id) => Accept::HalfOpen(id),
+            None => Accept::Done,
+        }
+    }
+
+    /// A SYN on a Fast Open listener ([`fastopen`]): `Break` when it opened a TFO connection
+    /// (or could not, counted), `Continue` with the Fast Open option for the SYN-ACK of the
+    /// ordinary handshake it gets (`policy`: what [`syn_policy`] said, for the counters).
+    fn fast_open<S: Default, T: Tx>(
+        &mut self,
+        sx: &mut Stateless<'_, T>,
+        conns: &mut ConnTable<Conn<S>>,
+        listener: u8,
+        route: &Route,
+        seg: &TcpRepr<'_>,
+        policy: Result<bool, DropReason>,
+    ) -> ControlFlow<Accept, Option<FastOpenOption>> {
+        let listening = sx.cfg.listeners.get(usize::from(listener));
+        let Some(fo) = listening.and_then(|l| l.fastopen) else {
+            return ControlFlow::Continue(None);
         };
-        if let Some(c) = conns.get_mut(id) {
-            c.set_state(State::SynReceived, sx.stats);
-            output::send_syn(c, sx.cfg, sx.stats, sx.tx, sx.now);
-        }
-        Accept::HalfOpen(id)
+        self.cookies.advance(sx.now);
+        self.fastopen.follow(&self.cookies);
+        let decision = self
+            .fastopen
+            .decide(&fo, sx.stats, conns, listener, &route.tuple, seg);
+        let (reply, alt_key) = match decision {
+            Decision::Open { reply, alt_key } => (reply, alt_key),
+            Decision::Handshake { reply } => return ControlFlow::Continue(reply),
+        };
+        let opened = if has_room(sx, conns) {
+            let c = fast_open_conn(sx, listener, route, seg);
+            insert_syn_received(sx, conns, c, reply)
+        } else {
+            None
+        };
+        let Some(id) = opened else {
+            sx.stats.fastopen_passive_fail += 1;
+            return ControlFlow::Break(Accept::Done);
+        };
+        self.fastopen.opened(listener, id, conns.generation(id));
+        sx.stats.fastopen_passive += 1;
+        sx.stats.fastopen_passive_alt_key += u64::from(alt_key);
+        sx.stats.fastopen_over_budget += u64::from(policy != Ok(false));
+        ControlFlow::Break(Accept::FastOpen(id))
     }
 
     /// Whether an ACK may complete a cookie handshake. Like Linux, `auto` only takes one while
@@ -226,12 +279,14 @@ impl Listen {
         output::send_reset_for(sx, route, seg);
     }
 
-    /// A stateless SYN-ACK whose ISN is a SYN cookie (RFC 4987 §3.6).
+    /// A stateless SYN-ACK whose ISN is a SYN cookie (RFC 4987 §3.6), with `reply` as its
+    /// Fast Open option.
     fn send_cookie_syn_ack<T: Tx>(
         &mut self,
         sx: &mut Stateless<'_, T>,
         route: &Route,
         seg: &TcpRepr<'_>,
+        reply: Option<FastOpenOption>,
     ) {
         self.cookies.advance(sx.now);
         let ipv4 = route.tuple.remote_addr.is_ipv4();
@@ -271,6 +326,7 @@ impl Listen {
             window_scale: (ts.is_some() && opts.rcv_wscale > 0).then_some(opts.rcv_wscale),
             sack_permitted: ts.is_some() && opts.sack,
             timestamp: ts,
+            fast_open: reply,
             ..Options::default()
         };
         if output::send_cookie_syn_ack(sx, route, iss, seg.seq + 1u32, options) {
@@ -310,6 +366,63 @@ fn syn_policy<T: Tx>(sx: &Stateless<'_, T>) -> Result<bool, DropReason> {
         SynCookieMode::Never if budget_spent => Err(DropReason::HalfOpenFull),
         SynCookieMode::Never => Ok(false),
     }
+}
+
+/// Whether the table has room for one more connection (counted if not).
+fn has_room<S, T: Tx>(sx: &mut Stateless<'_, T>, conns: &ConnTable<Conn<S>>) -> bool {
+    let room = conns.len() < sx.cfg.max_connections;
+    if !room {
+        sx.stats.drop(DropReason::TableFull);
+    }
+    room
+}
+
+/// The control block of a TCP Fast Open connection for `seg` (RFC 7413 §4.2.2, Linux
+/// `tcp_fastopen_create_child`): [`syn_received`]'s, with the SYN's data taken as the first
+/// bytes of the stream (as far as the window we are about to advertise reaches), to be
+/// acknowledged by the SYN-ACK; it may send from now on.
+fn fast_open_conn<S: Default, T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    listener: u8,
+    route: &Route,
+    seg: &TcpRepr<'_>,
+) -> Conn<S> {
+    let mut c = syn_received(sx, listener, route, seg);
+    c.fastopen = true;
+    // Data goes out behind the SYN-ACK: the send buffer starts after our SYN, as if it were
+    // acknowledged (Linux's child starts with snd_una = ISS + 1 too); the ACK that completes
+    // the handshake must still cover it. The window the next ACK carries replaces the SYN's:
+    // SND.WL1 is the SYN's sequence number.
+    c.snd.una = c.snd.iss + 1u32;
+    c.snd.wl1 = seg.seq;
+    let data = &seg.payload[..seg.payload.len().min(output::syn_window(sx.cfg) as usize)];
+    if data.len() < seg.payload.len() {
+        sx.stats.drop(DropReason::NoRoom);
+    }
+    c.rcv.buf.extend(data);
+    c.rcv.nxt += data.len();
+    sx.stats.rx_bytes += data.len() as u64;
+    c.start_sending(sx.cfg);
+    c
+}
+
+/// Files `c` (from [`syn_received`]) in SYN-RECEIVED and sends its SYN-ACK, with `reply` as
+/// its Fast Open option; `None` (counted) if the table is full.
+fn insert_syn_received<S, T: Tx>(
+    sx: &mut Stateless<'_, T>,
+    conns: &mut ConnTable<Conn<S>>,
+    c: Conn<S>,
+    reply: Option<FastOpenOption>,
+) -> Option<ConnId> {
+    let Ok(id) = conns.insert(c) else {
+        sx.stats.drop(DropReason::TableFull);
+        return None;
+    };
+    if let Some(c) = conns.get_mut(id) {
+        c.set_state(State::SynReceived, sx.stats);
+        output::send_syn_ack(c, sx.cfg, sx.stats, sx.tx, sx.now, reply);
+    }
+    Some(id)
 }
 
 /// The control block a SYN opens (still CLOSED, to be filed and moved to SYN-RECEIVED): "Set

@@ -3,7 +3,8 @@
 //! Read first: RFC 9293 (TCP, §3.10 "Event Processing"), RFC 5961 (blind in-window attacks),
 //! RFC 4987 (SYN cookies), RFC 6528 (ISNs), RFC 7323 (window scale, timestamps, PAWS),
 //! RFC 6298 (RTO), RFC 5681 and RFC 6582 (congestion control, NewReno), RFC 6191 (TIME-WAIT
-//! recycling), RFC 1122 §4.2.3.6 (keepalive); for loss recovery RFC 6675 and RFC 2883
+//! recycling), RFC 1122 §4.2.3.6 (keepalive), RFC 7413 (TCP Fast Open, [`fastopen`]); for loss
+//! recovery RFC 6675 and RFC 2883
 //! ([`scoreboard`]), RFC 8985 ([`rack`]), RFC 6937 ([`prr`]) and RFC 9438 ([`cc`]).
 //!
 //! Nothing below this module touches a socket, a clock, a thread or a ring: frames and `now`
@@ -14,7 +15,7 @@
 //! | module | what |
 //! | --- | --- |
 //! | `engine` | the [`Engine`]: tables, dispatch of frames and timers, the public API |
-//! | `listen`, [`time_wait`] | segments of no connection: LISTEN and SYN cookies; TIME-WAIT |
+//! | `listen`, [`fastopen`], [`time_wait`] | segments of no connection: LISTEN, SYN cookies and Fast Open; TIME-WAIT |
 //! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
 //! | `output` | everything sent: segments of a connection and stateless replies |
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
@@ -31,6 +32,7 @@ mod deliver;
 mod driver;
 mod engine;
 mod event;
+pub mod fastopen;
 pub mod hash;
 mod input;
 pub mod isn;
@@ -59,6 +61,7 @@ mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
+pub use fastopen::{FastOpen, FastOpenKey};
 pub use secret::Secret;
 pub use seq::SeqNumber;
 pub use state::State;

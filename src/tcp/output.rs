@@ -18,7 +18,8 @@ use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::tcp::{
-    Flags, MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TIMESTAMPS, Options, Repr as TcpRepr,
+    FastOpenOption, Flags, MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TIMESTAMPS, Options,
+    Repr as TcpRepr,
 };
 use crate::wire::{IPPROTO_TCP, IpRepr, TcpFrame, ipv4, ipv6};
 
@@ -99,6 +100,20 @@ pub(crate) fn send_syn<S, T: Tx>(
     tx: &mut T,
     now: Instant,
 ) -> bool {
+    send_syn_ack(c, cfg, stats, tx, now, None)
+}
+
+/// [`send_syn`] with `fast_open` as the segment's Fast Open option: the first SYN-ACK of a
+/// passive open answers the SYN's (RFC 7413 §4.1.2; like Linux, retransmitted SYN-ACKs carry
+/// none).
+pub(crate) fn send_syn_ack<S, T: Tx>(
+    c: &mut Conn<S>,
+    cfg: &Config,
+    stats: &mut Stats,
+    tx: &mut T,
+    now: Instant,
+    fast_open: Option<FastOpenOption>,
+) -> bool {
     let syn_ack = c.state == State::SynReceived;
     let window = syn_window(cfg) as u16;
     let (ws, sack, ts) = if syn_ack {
@@ -130,6 +145,7 @@ pub(crate) fn send_syn<S, T: Tx>(
             window_scale: ws,
             sack_permitted: sack,
             timestamp: ts,
+            fast_open,
             ..Options::default()
         },
         payload: &[],
@@ -272,10 +288,10 @@ pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, 
 }
 
 /// RST for an abort: <SEQ=SND.NXT><CTL=RST,ACK> (RFC 9293 §3.10.5 ABORT), with SND.NXT
-/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT.
+/// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT. Its window
+/// is the one we advertise, as Linux's `tcp_send_active_reset` sends it.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (mut repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
-    repr.window = 0;
+    let (repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
     if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }
@@ -417,7 +433,10 @@ pub(crate) fn send_into_small_window<A: App, T: Tx>(
 /// shut down writing) and moves SND.NXT past them.
 fn send_new<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, len: usize) -> bool {
     let seq = c.snd.nxt;
-    let fin = c.fin_queued() && len == c.unsent() && c.snd.fin.is_none_or(|f| f == seq + len);
+    let fin = c.fin_queued()
+        && len == c.unsent()
+        && c.snd.fin.is_none_or(|f| f == seq + len)
+        && c.state != State::SynReceived;
     let flags = if fin { Flags::FIN } else { Flags(0) };
     if !send_segment(c, cx, seq, len, flags) {
         return false;
@@ -429,7 +448,8 @@ fn send_new<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, len: u
 /// Sends what the windows allow: new (or, after a timeout, rewound) data, our FIN, and an ACK
 /// if one is owed and nothing else carried it.
 pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    if matches!(c.state, State::SynSent | State::SynReceived) {
+    // A Fast Open connection sends in SYN-RECEIVED (RFC 7413 §4.2.2, as Linux does).
+    if c.state == State::SynSent || (c.state == State::SynReceived && !c.fastopen) {
         if c.ack_now && c.state == State::SynReceived {
             // Nothing but the SYN-ACK is owed here; the timer resends it.
             c.ack_now = false;
@@ -460,7 +480,9 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
             break;
         }
     }
-    if c.fin_queued() && c.unsent() == 0 {
+    // RFC 9293 §3.10.4, CLOSE in SYN-RECEIVED after SENDs: "queue for processing after
+    // entering ESTABLISHED state" (a Fast Open connection's FIN waits for the third ACK).
+    if c.fin_queued() && c.unsent() == 0 && c.state != State::SynReceived {
         let seq = c.snd.nxt;
         let due = match c.snd.fin {
             None => seq == c.snd.una + c.snd.buf.len(),

@@ -144,6 +144,7 @@ impl<A: App> Engine<A> {
                             addr: CLOSED_LISTENER,
                             port: 0,
                             keepalive: Some(ka),
+                            fastopen: None,
                         });
                         listeners.len() - 1
                     }

@@ -66,6 +66,88 @@ mod kind {
     pub(super) const SACK_PERMITTED: u8 = 4;
     pub(super) const SACK: u8 = 5;
     pub(super) const TIMESTAMP: u8 = 8;
+    /// TCP Fast Open cookie (RFC 7413 §4.1.1).
+    pub(super) const FAST_OPEN: u8 = 34;
+    /// RFC 6994 shared experimental option; Fast Open's before kind 34 was assigned, told
+    /// apart by [`FAST_OPEN_MAGIC`].
+    pub(super) const EXPERIMENTAL: u8 = 254;
+    /// The experiment identifier of Fast Open under [`EXPERIMENTAL`] (Linux
+    /// `TCPOPT_FASTOPEN_MAGIC`).
+    pub(super) const FAST_OPEN_MAGIC: u16 = 0xf989;
+}
+
+/// The TCP Fast Open cookie option (RFC 7413 §4.1.1): a cookie of 4 to 16 bytes (even), or
+/// none, which asks for one. Clients still send it as the experimental option (kind 254,
+/// magic 0xF989, RFC 6994) that it was before kind 34 was assigned; a server answers in the
+/// kind the client used (as Linux does: `foc->exp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FastOpenOption {
+    /// Sent (or to be sent) as the experimental kind 254 with magic 0xF989, not kind 34.
+    pub experimental: bool,
+    len: u8,
+    bytes: [u8; FastOpenOption::MAX_COOKIE],
+}
+
+impl FastOpenOption {
+    /// The shortest cookie (RFC 7413 §4.1.1: "The cookie MUST be at least 4 bytes").
+    pub const MIN_COOKIE: usize = 4;
+    /// The longest cookie (RFC 7413 §4.1.1: at most 16 bytes).
+    pub const MAX_COOKIE: usize = 16;
+
+    /// The empty option: a cookie request (RFC 7413 §4.1.2).
+    pub fn request(experimental: bool) -> FastOpenOption {
+        FastOpenOption {
+            experimental,
+            ..FastOpenOption::default()
+        }
+    }
+
+    /// An option carrying `cookie`: `None` unless its length is even and 4 to 16 bytes.
+    pub fn with_cookie(cookie: &[u8], experimental: bool) -> Option<FastOpenOption> {
+        let n = cookie.len();
+        if !(Self::MIN_COOKIE..=Self::MAX_COOKIE).contains(&n) || n % 2 != 0 {
+            return None;
+        }
+        let mut bytes = [0; Self::MAX_COOKIE];
+        bytes[..n].copy_from_slice(cookie);
+        Some(FastOpenOption {
+            experimental,
+            len: n as u8,
+            bytes,
+        })
+    }
+
+    /// The cookie (empty for a request).
+    pub fn cookie(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether this asks for a cookie rather than carrying one.
+    pub fn is_request(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The option's own length byte: kind and length (and the magic) plus the cookie.
+    fn option_len(&self) -> usize {
+        usize::from(self.len) + if self.experimental { 4 } else { 2 }
+    }
+
+    /// Bytes it takes in the options area, padded with NOPs to a multiple of 4.
+    fn padded_len(&self) -> usize {
+        self.option_len().next_multiple_of(4)
+    }
+
+    /// Reads the body of a kind-34 option, or of a kind-254 one after its magic. Linux's
+    /// `tcp_parse_fastopen_option`: a length that is odd, or between 1 and 3, or above 16
+    /// makes the option count as absent (it is not an error: the segment is processed
+    /// without it).
+    fn parse(cookie: &[u8], experimental: bool) -> Option<FastOpenOption> {
+        if cookie.is_empty() {
+            Some(Self::request(experimental))
+        } else {
+            Self::with_cookie(cookie, experimental)
+        }
+    }
 }
 
 /// The TCP control bits (RFC 9293 §3.1, RFC 3168 for ECE/CWR).
@@ -325,6 +407,8 @@ pub struct Options {
     pub sack_count: u8,
     /// Timestamps (TSval, TSecr) (RFC 7323 §3).
     pub timestamp: Option<(u32, u32)>,
+    /// The TCP Fast Open cookie option (RFC 7413 §4.1.1), SYN and SYN-ACK only.
+    pub fast_open: Option<FastOpenOption>,
 }
 
 impl Options {
@@ -333,7 +417,8 @@ impl Options {
     /// EOL ends it; NOP is skipped; every other kind needs a length byte >= 2 that fits the
     /// remaining bytes. Known kinds must have their exact length (MSS 4, WS 3, SACK-permitted
     /// 2, SACK 2 + 8n with n in 1..=4, TS 10). Anything else is [`Error::BadOptionLength`].
-    /// Unknown kinds are skipped. A window scale above 14 is clamped to 14 (RFC 7323 §2.3:
+    /// Unknown kinds are skipped, and so is a Fast Open option whose cookie length is not one
+    /// RFC 7413 allows (see [`FastOpenOption`]), as Linux skips it. A window scale above 14 is clamped to 14 (RFC 7323 §2.3:
     /// "If a Window Scale option is received with a shift.cnt value larger than 14, the TCP
     /// SHOULD log the error but MUST use 14 instead of the specified value").
     pub fn parse(bytes: &[u8]) -> Result<Options, Error> {
@@ -432,6 +517,18 @@ impl Options {
                         u32::from_be_bytes([e, f, g, h]),
                     ));
                 }
+                (kind::FAST_OPEN, cookie) => {
+                    if let Some(fo) = FastOpenOption::parse(cookie, false) {
+                        opts.fast_open = Some(fo);
+                    }
+                }
+                (kind::EXPERIMENTAL, [m0, m1, cookie @ ..])
+                    if u16::from_be_bytes([*m0, *m1]) == kind::FAST_OPEN_MAGIC =>
+                {
+                    if let Some(fo) = FastOpenOption::parse(cookie, true) {
+                        opts.fast_open = Some(fo);
+                    }
+                }
                 (
                     kind::MSS
                     | kind::WINDOW_SCALE
@@ -461,6 +558,9 @@ impl Options {
         if self.window_scale.is_some() {
             len += 4;
         }
+        if let Some(fo) = &self.fast_open {
+            len += fo.padded_len();
+        }
         len
     }
 
@@ -481,8 +581,9 @@ impl Options {
     ///
     /// The layout is Linux's (`tcp_options_write`), so middleboxes see what they are used
     /// to: MSS; then SACK-permitted + TS as `[4,2,8,10,val,ecr]` (or NOP NOP SACK-permitted,
-    /// or NOP NOP TS, when only one is set); then NOP WS; then NOP NOP SACK. A SYN thus gets
-    /// `MSS, SACK-perm, TS, NOP, WS` and a data segment `NOP, NOP, TS[, NOP, NOP, SACK]`.
+    /// or NOP NOP TS, when only one is set); then NOP WS; then NOP NOP SACK; then the Fast
+    /// Open cookie, NOP-padded after it. A SYN thus gets `MSS, SACK-perm, TS, NOP, WS[, FO]`
+    /// and a data segment `NOP, NOP, TS[, NOP, NOP, SACK]`.
     ///
     /// Panics if `buf` is shorter than [`Options::buffer_len`].
     pub fn emit(&self, buf: &mut [u8]) -> usize {
@@ -520,6 +621,23 @@ impl Options {
             for (left, right) in &self.sack_blocks[..blocks] {
                 put(buf, &mut at, left.0.to_be_bytes());
                 put(buf, &mut at, right.0.to_be_bytes());
+            }
+        }
+        if let Some(fo) = &self.fast_open {
+            // Linux `tcp_options_write`: the kind (and magic), then the cookie, then NOP NOP
+            // when the option's length is 2 mod 4.
+            let len = fo.option_len() as u8;
+            if fo.experimental {
+                let [m0, m1] = kind::FAST_OPEN_MAGIC.to_be_bytes();
+                put(buf, &mut at, [kind::EXPERIMENTAL, len, m0, m1]);
+            } else {
+                put(buf, &mut at, [kind::FAST_OPEN, len]);
+            }
+            let cookie = fo.cookie();
+            buf[at..at + cookie.len()].copy_from_slice(cookie);
+            at += cookie.len();
+            for _ in fo.option_len()..fo.padded_len() {
+                put(buf, &mut at, [kind::NOP]);
             }
         }
         at
@@ -911,6 +1029,112 @@ pub(crate) mod tests {
         assert_eq!(Repr::parse(&p, s.into(), d.into()), Ok(r));
     }
 
+    /// The cookie of the kernel selftests (`TFO_COOKIE` over IPv4).
+    const COOKIE: [u8; 8] = [0x30, 0x21, 0xb9, 0xd8, 0x89, 0x01, 0x7e, 0xeb];
+
+    #[test]
+    fn fast_open_cookie_follows_the_other_options_nop_padded_as_linux_lays_it_out() {
+        let o = Options {
+            mss: Some(1460),
+            sack_permitted: true,
+            window_scale: Some(8),
+            fast_open: FastOpenOption::with_cookie(&COOKIE, false),
+            ..Options::default()
+        };
+        let mut buf = [0xa5; 40];
+        let n = o.emit(&mut buf);
+        assert_eq!(n, o.buffer_len());
+        let mut want = vec![2, 4, 5, 180, 1, 1, 4, 2, 1, 3, 3, 8, 34, 10];
+        want.extend(COOKIE);
+        want.extend([1, 1]);
+        assert_eq!(&buf[..n], &want[..]);
+        assert!(
+            buf[n..].iter().all(|&b| b == 0xa5),
+            "nothing past buffer_len"
+        );
+        assert_eq!(Options::parse(&buf[..n]), Ok(o));
+    }
+
+    #[test]
+    fn experimental_fast_open_option_carries_the_magic_and_needs_no_padding() {
+        let o = Options {
+            fast_open: FastOpenOption::with_cookie(&COOKIE, true),
+            ..Options::default()
+        };
+        let mut buf = [0xa5; 16];
+        assert_eq!(o.emit(&mut buf), 12);
+        let mut want = vec![254, 12, 0xf9, 0x89];
+        want.extend(COOKIE);
+        assert_eq!(&buf[..12], &want[..]);
+        assert_eq!(buf[12..], [0xa5; 4]);
+        let request = Options {
+            fast_open: Some(FastOpenOption::request(true)),
+            ..Options::default()
+        };
+        assert_eq!(request.emit(&mut buf), 4);
+        assert_eq!(buf[..4], [254, 4, 0xf9, 0x89]);
+        assert_eq!(Options::parse(&buf[..4]), Ok(request));
+    }
+
+    #[test]
+    fn a_linux_fast_open_syn_and_cookie_requests_parse() {
+        // <mss 1012,sackOK,TS val 1000 ecr 0,wscale 7,nop,nop,nop,FO cookie>
+        let mut syn = vec![2, 4, 3, 244, 4, 2, 8, 10, 0, 0, 3, 232, 0, 0, 0, 0, 3, 3, 7];
+        syn.extend([1, 1, 1, 34, 10]);
+        syn.extend(COOKIE);
+        let o = Options::parse(&syn).unwrap();
+        assert_eq!(o.mss, Some(1012));
+        assert_eq!(o.window_scale, Some(7));
+        assert_eq!(o.timestamp, Some((1000, 0)));
+        let fo = o.fast_open.unwrap();
+        assert_eq!(
+            (fo.cookie(), fo.experimental, fo.is_request()),
+            (&COOKIE[..], false, false)
+        );
+        // <mss 1460,FO,nop,nop,sackOK>: a request.
+        let req = Options::parse(&[2, 4, 5, 180, 34, 2, 1, 1, 1, 1, 4, 2]).unwrap();
+        assert_eq!(req.fast_open, Some(FastOpenOption::request(false)));
+        assert!(req.sack_permitted);
+    }
+
+    #[test]
+    fn fast_open_options_with_a_length_rfc_7413_forbids_are_ignored_as_linux_ignores_them() {
+        for bytes in [
+            &[34, 3, 0xaa, 1][..],                              // odd
+            &[34, 4, 0xaa, 0xbb][..],                           // 2-byte cookie
+            &[254, 6, 0xf9, 0x89, 0xaa, 0xbb][..],              // 2-byte cookie, experimental
+            &[254, 12, 0x12, 0x34, 1, 2, 3, 4, 5, 6, 7, 8][..], // another experiment
+            &[254, 3, 0xf9, 1][..],                             // no room for the magic
+        ] {
+            assert_eq!(Options::parse(bytes), Ok(Options::default()), "{bytes:?}");
+        }
+        let mut long = vec![34, 20];
+        long.resize(20, 7);
+        assert_eq!(
+            Options::parse(&long),
+            Ok(Options::default()),
+            "18-byte cookie"
+        );
+        assert!(FastOpenOption::with_cookie(&[0; 18], false).is_none());
+        assert!(FastOpenOption::with_cookie(&[0; 5], false).is_none());
+    }
+
+    #[test]
+    fn the_largest_fast_open_option_still_fits_beside_every_syn_option() {
+        let o = Options {
+            mss: Some(1460),
+            sack_permitted: true,
+            timestamp: Some((1, 2)),
+            window_scale: Some(7),
+            fast_open: FastOpenOption::with_cookie(&[9; 16], true),
+            ..Options::default()
+        };
+        assert_eq!(o.buffer_len(), MAX_OPTIONS_LEN);
+        let mut buf = [0xa5; 40];
+        o.emit(&mut buf);
+        assert_eq!(Options::parse(&buf), Ok(o));
+    }
+
     /// Arbitrary options that `emit` writes in full (window scale <= 14, SACK blocks that fit).
     pub(crate) fn arb_options() -> impl Strategy<Value = Options> {
         (
@@ -919,21 +1143,39 @@ pub(crate) mod tests {
             any::<bool>(),
             proptest::option::of(any::<(u32, u32)>()),
             proptest::collection::vec(any::<(u32, u32)>(), 0..=4),
+            proptest::option::of(arb_fast_open()),
         )
-            .prop_map(|(mss, window_scale, sack_permitted, timestamp, blocks)| {
-                let mut o = Options {
-                    mss,
-                    window_scale,
-                    sack_permitted,
-                    timestamp,
-                    ..Options::default()
-                };
-                let fits = (40 - o.fixed_len() - 4) / 8;
-                for (slot, (l, r)) in o.sack_blocks.iter_mut().zip(blocks.iter().take(fits)) {
-                    *slot = (SeqNumber(*l), SeqNumber(*r));
-                    o.sack_count += 1;
-                }
-                o
+            .prop_map(
+                |(mss, window_scale, sack_permitted, timestamp, blocks, fo)| {
+                    let mut o = Options {
+                        mss,
+                        window_scale,
+                        sack_permitted,
+                        timestamp,
+                        fast_open: fo,
+                        ..Options::default()
+                    };
+                    let fits = MAX_OPTIONS_LEN.saturating_sub(o.fixed_len() + 4) / 8;
+                    for (slot, (l, r)) in o.sack_blocks.iter_mut().zip(blocks.iter().take(fits)) {
+                        *slot = (SeqNumber(*l), SeqNumber(*r));
+                        o.sack_count += 1;
+                    }
+                    o
+                },
+            )
+    }
+
+    /// Arbitrary Fast Open options: a request, or a cookie of 4 to 16 bytes (even), in either
+    /// kind.
+    fn arb_fast_open() -> impl Strategy<Value = FastOpenOption> {
+        (
+            any::<bool>(),
+            prop_oneof![Just(0usize), (2usize..=8).prop_map(|n| 2 * n)],
+            any::<[u8; 16]>(),
+        )
+            .prop_map(|(exp, n, bytes)| {
+                FastOpenOption::with_cookie(&bytes[..n], exp)
+                    .unwrap_or_else(|| FastOpenOption::request(exp))
             })
     }
 

@@ -543,6 +543,7 @@ mod tests {
                 addr: Some(IpAddr::V4(SERVER)),
                 port: PORT,
                 keepalive: None,
+                fastopen: None,
             }],
             secret: Secret([3; 32]),
             ..Config::default()

@@ -6,6 +6,7 @@ mod netsim;
 
 mod app_deadline;
 mod driver;
+mod fastopen;
 mod keepalive;
 mod lifecycle;
 mod load;

@@ -392,7 +392,7 @@ fn data_after_a_cookie_handshake_is_answered_at_once() {
 
 /// A host of a group behind one balancer: its own random secret and monotonic clock (booted
 /// `boot_s` seconds before the test's wall clock began), the group's cookie secret.
-fn group_host(cookie_secret: [u8; 32], own: u8, boot_s: u64) -> Peer<Scripted> {
+pub(crate) fn group_host(cookie_secret: [u8; 32], own: u8, boot_s: u64) -> Peer<Scripted> {
     let mut cfg = server_config();
     cfg.syncookies = SynCookieMode::Always;
     cfg.secret = Secret([own; 32]);

@@ -42,6 +42,7 @@ fn listener() -> Listener {
         addr: Some(IpAddr::V4(ENGINE_ADDR)),
         port: PORT,
         keepalive: None,
+        fastopen: None,
     }
 }
 
@@ -130,6 +131,8 @@ fn with_io_abort_sends_a_reset_and_removes_the_connection() {
     let out = parse_all(&tx);
     assert_eq!(out.len(), 1);
     assert!(out[0].flags.contains(Flags::RST), "{out:?}");
+    // The window we advertise (256 KiB at scale 7), as Linux's tcp_send_active_reset.
+    assert_eq!(out[0].window, 2048, "{out:?}");
     assert_eq!(peer.engine.state(id), None);
     assert!(
         peer.engine

@@ -132,6 +132,7 @@ pub fn server_config() -> Config {
             addr: Some(IpAddr::V4(ENGINE_ADDR)),
             port: PORT,
             keepalive: None,
+            fastopen: None,
         }],
         secret: Secret([0x42; 32]),
         ..Config::default()

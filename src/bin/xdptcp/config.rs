@@ -212,6 +212,7 @@ mod tests {
             ("addr = \"10.0.0.1\"", "key `addr`: takes an array"),
             ("app = \"ftp\"", "key `app`: invalid value"),
             ("duration = true", "key `duration`: takes a"),
+            ("fastopen = 0", "key `fastopen`: invalid value"),
         ] {
             let err = merge_error("mistyped", text);
             assert!(err.contains(want), "{text}: {err}");
@@ -239,6 +240,8 @@ mod tests {
         .unwrap();
         let a = serve_args(merged);
         assert!(a.config.is_some());
+        let text = format!("{a:?}");
+        assert!(text.contains("fastopen: Some(256)"), "{text}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::cc::Algorithm;
-use xdptcp::tcp::{Config, Engine, Keepalive, Listener, Secret, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, FastOpen, Keepalive, Listener, Secret, SynCookieMode};
 use xdptcp::wire::ipv4::Repr as Ipv4Repr;
 use xdptcp::xdp::privileges::{self, User};
 use xdptcp::xdp::sys::{self, Interface};
@@ -88,6 +88,12 @@ pub(crate) struct ServeArgs {
     /// 7200:75:9, Linux's defaults); off by default.
     #[arg(long, value_parser = parse_keepalive)]
     keepalive: Option<Keepalive>,
+    /// TCP Fast Open (RFC 7413): take the data of a SYN with a valid cookie at once, at most
+    /// this many such connections waiting for their handshake's last ACK (Linux's
+    /// `TCP_FASTOPEN` queue); off by default. Cookies derive from the SYN-cookie secret and
+    /// rotate with its keys, lasting one to two `--cookie-rotation-secs`.
+    #[arg(long, value_name = "QLEN", value_parser = clap::value_parser!(u32).range(1..))]
+    fastopen: Option<u32>,
     /// Serve Prometheus metrics on GET /metrics at this management address (kernel TCP, never
     /// the AF_XDP port), e.g. 127.0.0.1:9100.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -333,6 +339,7 @@ fn engine_config(
             addr: None,
             port: args.port,
             keepalive: args.keepalive,
+            fastopen: args.fastopen.map(FastOpen::with_queue),
         }]
     } else {
         args.addrs
@@ -341,6 +348,7 @@ fn engine_config(
                 addr: Some(*a),
                 port: args.port,
                 keepalive: args.keepalive,
+                fastopen: args.fastopen.map(FastOpen::with_queue),
             })
             .collect()
     };
