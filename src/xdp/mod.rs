@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod frames;
+pub mod key_schedule;
 pub mod program;
 pub mod refuser;
 pub mod ring;

@@ -9,6 +9,7 @@ use crate::stats::{Latencies, LatencyKind, Memory, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
+use crate::xdp::key_schedule::SecretAck;
 use crate::xdp::ring::Rings;
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
@@ -67,8 +68,9 @@ pub trait Handler {
 pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
-    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
-    ReplaceCookieSecret([u8; 32]),
+    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed), then
+    /// acknowledge it: the XDP program takes the secret once every worker has.
+    ReplaceCookieSecret([u8; 32], SecretAck),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -122,8 +124,9 @@ pub fn run<H: Handler, R: Rings>(
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
             Ok(Control::StopAccepting) => handler.stop_accepting(),
-            Ok(Control::ReplaceCookieSecret(secret)) => {
+            Ok(Control::ReplaceCookieSecret(secret, ack)) => {
                 handler.replace_cookie_secret(monotonic_now(), secret);
+                ack.done();
             }
             Err(TryRecvError::Empty) => {}
         }

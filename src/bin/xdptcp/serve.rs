@@ -374,8 +374,8 @@ impl Watch {
         if let Some(f) = &mut self.secret_file {
             match f.reread() {
                 Ok(Some(secret)) => {
-                    server.replace_cookie_secret(sys::monotonic_now(), secret);
-                    tracing::info!(path = %f.path().display(), "SYN-cookie secret replaced");
+                    server.replace_cookie_secret(secret);
+                    tracing::info!(path = %f.path().display(), "new SYN-cookie secret read: the workers take it, then the XDP program");
                 }
                 Ok(None) => {}
                 Err(e) => tracing::error!("{e}; keeping the current SYN-cookie secret"),
