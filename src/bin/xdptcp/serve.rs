@@ -85,7 +85,8 @@ pub(crate) struct ServeArgs {
     /// the AF_XDP port), e.g. 127.0.0.1:9100.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
-    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock.
+    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock (in
+    /// $XDPTCP_STATS_DIR if set). One left by a server that is gone is replaced.
     #[arg(long = "stats-socket", value_name = "PATH")]
     stats_socket: Option<PathBuf>,
     /// Capture the frames the engine receives and sends into this pcap file.
@@ -347,6 +348,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
             Engine::new(engine.clone(), Discard::default(), now)
         })?,
     };
+    // From the moment the stats socket exists, SIGTERM and SIGINT stop the control loop,
+    // whose return removes it (their default action would leave it behind).
+    install_signal_handlers();
     let windows = Windows::bind_stats(&args, metrics)?;
     run(server, &args, &windows, secret_file)
 }
@@ -398,7 +402,6 @@ fn run(
     windows: &Windows,
     secret_file: Option<SecretFile>,
 ) -> Result<()> {
-    install_signal_handlers();
     let start = StdInstant::now();
     announce(&server, args, windows, start);
     let mut watch = Watch {
