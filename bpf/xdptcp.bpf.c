@@ -140,6 +140,9 @@ const volatile __u64 cookie_epoch_us = 64000000;
 const volatile __u8 tx_by_redirect = 0;
 /* The device the program is attached to, for the XDP_TX tracepoints. */
 const volatile __s32 watched_ifindex = 0;
+/* Its network namespace (the inode number; 0: any): the tracepoints fire for every device of
+ * the host, and each namespace numbers its devices from 1 (every veth of a test is ifindex 2). */
+const volatile __u32 watched_netns = 0;
 /* Tests only: a fixed CLOCK_MONOTONIC reading in ns instead of bpf_ktime_get_ns(). */
 const volatile __u64 fixed_now_ns = 0;
 
@@ -933,11 +936,24 @@ int xdptcp_steer(struct xdp_md *ctx)
  * and an error), NICs when their XDP TX ring is full (xdp_exception). Counted here so that
  * `serve` can tell the operator. */
 
-/* The one field of the kernel's net_device read here; its offset is relocated against the
- * running kernel's BTF (CO-RE), and the tracepoints below are BTF-typed (tp_btf), so neither
- * needs tracefs (which `ip netns exec` does not mount). */
+/* The fields of the kernel's net_device read here (its ifindex and namespace); their offsets
+ * are relocated against the running kernel's BTF (CO-RE), and the tracepoints below are
+ * BTF-typed (tp_btf), so neither needs tracefs (which `ip netns exec` does not mount). */
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
+struct net {
+	struct ns_common ns;
+} __attribute__((preserve_access_index));
+
+typedef struct {
+	struct net *net;
+} __attribute__((preserve_access_index)) possible_net_t;
+
 struct net_device {
 	int ifindex;
+	possible_net_t nd_net;
 } __attribute__((preserve_access_index));
 
 struct bpf_prog;
@@ -948,6 +964,8 @@ static __always_inline void count_tx_dropped(const struct net_device *dev, int n
 	struct xdp_counters *c;
 
 	if (n <= 0 || dev->ifindex != watched_ifindex)
+		return;
+	if (watched_netns && dev->nd_net.net->ns.inum != watched_netns)
 		return;
 	c = bpf_map_lookup_elem(&counters, &zero);
 	if (c)

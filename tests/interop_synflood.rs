@@ -328,6 +328,16 @@ fn xdp_tx_frames_dropped_by_a_veth_peer_without_napi_are_counted_and_explained()
     let Some((mut topo, server)) = serving(&["--syncookies", "always"]) else {
         return;
     };
+    // A second server beside it, whose veth has the same ifindex in its own namespace: the
+    // drops are the first one's only (the XDP tracepoints fire for every namespace).
+    let mut beside = Topology::new(1);
+    beside.start_serve(&["--syncookies", "always"]);
+    wait_ready(&beside);
+    let ifindex = |t: &Topology| {
+        t.srv(&["cat", &format!("/sys/class/net/{}/ifindex", t.srv_if)])
+            .stdout
+    };
+    assert_eq!(ifindex(&topo), ifindex(&beside));
     // Without GRO (NAPI) on the peer, veth drops the XDP program's SYN-ACKs.
     let cli_if = topo.cli_if.clone();
     topo.cli(&["ethtool", "-K", &cli_if, "gro", "off"]);
@@ -338,6 +348,7 @@ fn xdp_tx_frames_dropped_by_a_veth_peer_without_napi_are_counted_and_explained()
     assert_eq!((sent, received), (5, 0));
     assert!(xdp(&topo, "cookie_synacks") >= 5);
     assert!(xdp(&topo, "tx_dropped") >= 5, "{}", status(&topo));
+    assert_eq!(xdp(&beside, "tx_dropped"), 0, "{}", status(&beside));
     // The control loop looks once a second.
     std::thread::sleep(Duration::from_millis(1500));
     topo.signal_child(server, libc::SIGTERM);

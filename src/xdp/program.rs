@@ -564,6 +564,12 @@ fn open_and_load(
     ro.xsk_queues = config.xsk_queues;
     ro.local_mac = config.local_mac;
     ro.watched_ifindex = config.ifindex as i32;
+    // Our network namespace: ifindexes repeat in every namespace. (Unreadable: the drops of
+    // every namespace's device of that ifindex count, as they did before.)
+    ro.watched_netns = std::fs::metadata("/proc/self/ns/net").map_or(0, |m| {
+        use std::os::unix::fs::MetadataExt;
+        m.ino() as u32
+    });
     ro.tx_by_redirect = u8::from(config.tx_by_redirect);
     ro.synack_mss = t.mss;
     ro.synack_window = t.window;
