@@ -170,6 +170,22 @@ impl Topology {
         run(&v.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// A TCP counter of the client namespace's kernel, from `/proc/net/snmp` (e.g. `OutRsts`:
+    /// the kernel resets every SYN-ACK that reaches a port no socket has, so it counts the
+    /// SYN-ACKs hping3's SYNs drew, whether or not hping3 itself got to read them).
+    pub fn cli_tcp_counter(&self, name: &str) -> u64 {
+        let out = self.cli(&["cat", "/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Tcp {name} in /proc/net/snmp: {text}"))
+    }
+
     /// Runs a command in the client namespace and returns its output, failed or not.
     pub fn cli_output(&self, args: &[&str]) -> Output {
         let v = Self::in_ns(&self.cli_ns, args);
