@@ -753,7 +753,7 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 	struct option_walk w = { .at = 20 };
 	struct syn_options *o = &w.opts;
 	struct cookie_keys *keys;
-	struct cookie_key *k;
+	struct cookie_key *k, key;
 	struct synack_opts out = {};
 	__u64 now_us, epoch, sum;
 	__u8 idx, ws_bits, sack;
@@ -825,9 +825,23 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 		return SYN_TO_WORKER;
 	k = &keys->keys[epoch & 1];
 	/* The control thread keeps the current epoch's key in place; if it fell behind, the
-	 * engine (which derives its keys itself) answers. */
-	if (k->epoch != epoch)
+	 * engine (which derives its keys itself) answers. The entry is read as a seqlock whose
+	 * sequence is the epoch: the control thread marks it empty before rewriting it and never
+	 * rewrites it for the epoch it holds, so keys copied between two reads of the same epoch
+	 * are whole (x86 does not reorder loads with loads; the barriers keep the compiler from
+	 * doing it); a write under way sends the SYN to the engine. */
+	if (*(volatile __u64 *)&k->epoch != epoch)
 		return SYN_TO_WORKER;
+	barrier();
+	key.epoch = epoch;
+	key.mac_k0 = k->mac_k0;
+	key.mac_k1 = k->mac_k1;
+	key.ts_k0 = k->ts_k0;
+	key.ts_k1 = k->ts_k1;
+	barrier();
+	if (*(volatile __u64 *)&k->epoch != epoch)
+		return SYN_TO_WORKER;
+	k = &key;
 
 	/* send_cookie_syn_ack: the options the handshake settles on. */
 	ws_bits = o->has_ws && synack_wscale ? o->ws : TS_WSCALE_NONE;

@@ -17,6 +17,7 @@
 # purpose (recycled between inputs), which the leak check would take for a leak and rerun.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 targets=(wire_parse engine_receive shim_calls)
 case "${1:-}" in
@@ -32,23 +33,6 @@ command -v cargo-fuzz >/dev/null ||
     { echo "fuzz.sh: cargo-fuzz missing: run scripts/install-deps.sh (cargo install cargo-fuzz)" >&2; exit 1; }
 # cargo-fuzz needs nightly flags (-Z sanitizer); RUSTC_BOOTSTRAP=1 allows them on stable.
 export RUSTC_BOOTSTRAP=1
-
-# bench_locked CMD...: runs CMD under /tmp/xdptcp-bench.lock, unless an ancestor of this
-# script already holds it (`flock /tmp/xdptcp-bench.lock scripts/test.sh`): a second flock on
-# the same file would wait for that ancestor forever. /proc/locks names each holder's pid.
-bench_lock=/tmp/xdptcp-bench.lock
-bench_locked() {
-    local inode holders pid=$$
-    if inode=$(stat -c %i "$bench_lock" 2>/dev/null); then
-        holders=" $(awk -v ino="$inode" '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) printf "%s ", $5 }' /proc/locks)"
-        while [ "$pid" -gt 1 ]; do
-            case "$holders" in *" $pid "*) "$@"; return ;; esac
-            pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || break
-            [ -n "$pid" ] || break
-        done
-    fi
-    flock "$bench_lock" "$@"
-}
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/xdptcp-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

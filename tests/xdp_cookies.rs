@@ -262,7 +262,8 @@ fn assert_answered_like_the_engine(p: &Program, cfg: &Config, s: &Syn, o: SynOpt
     let f = TcpFrame::parse(&out).expect("our own parser (checksums included) takes it");
     let tsecr = f.tcp.options.timestamp.map(|(val, _)| val);
     let keys = engine_config(cfg.clone()).cookie_keys(now);
-    let got = check_cookie(&keys, now, &tuple(s), SeqNumber(s.seq), f.tcp.seq, tsecr);
+    let got =
+        check_cookie(&keys, now, &tuple(s), SeqNumber(s.seq), f.tcp.seq, tsecr).map(|v| v.options);
     assert_eq!(got, Ok(negotiated), "{s:?}");
 }
 

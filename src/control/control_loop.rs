@@ -33,8 +33,9 @@ pub trait DataPath {
     fn refresh_cookie_keys(&mut self, now: Instant) -> Option<u64>;
     /// Follows the interface's addresses: those added and those removed.
     fn refresh_addresses(&mut self) -> Result<(Vec<IpAddr>, Vec<IpAddr>), StartError>;
-    /// Replaces the SYN-cookie secret at `now`.
-    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret);
+    /// Replaces the SYN-cookie secret: the workers take it first, the XDP program once every
+    /// worker has (the next [`DataPath::refresh_cookie_keys`] starts it).
+    fn replace_cookie_secret(&mut self, secret: Secret);
     /// The XDP program's counters.
     fn xdp_counters(&self) -> Result<XdpCounters, MapError>;
     /// Whether the XDP program hands SYNs to the workers even in cookie mode (its SYN-ACKs
@@ -51,8 +52,8 @@ impl DataPath for Server {
         Server::refresh_addresses(self)
     }
 
-    fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
-        Server::replace_cookie_secret(self, now, secret);
+    fn replace_cookie_secret(&mut self, secret: Secret) {
+        Server::replace_cookie_secret(self, secret);
     }
 
     fn xdp_counters(&self) -> Result<XdpCounters, MapError> {
@@ -181,7 +182,7 @@ impl ControlLoop {
         if now >= self.next_watch {
             self.next_watch = now + WATCH_EVERY;
             self.watch_addresses(server, &mut events);
-            self.watch_secret(now, server, &mut events);
+            self.watch_secret(server, &mut events);
         }
         events
     }
@@ -214,13 +215,13 @@ impl ControlLoop {
         }
     }
 
-    fn watch_secret(&mut self, now: Instant, server: &mut impl DataPath, events: &mut Vec<Event>) {
+    fn watch_secret(&mut self, server: &mut impl DataPath, events: &mut Vec<Event>) {
         let Some(f) = &mut self.secret_file else {
             return;
         };
         match f.reread() {
             Ok(Some(secret)) => {
-                server.replace_cookie_secret(now, secret);
+                server.replace_cookie_secret(secret);
                 events.push(Event::SecretReplaced(f.path().to_path_buf()));
             }
             Ok(None) => {}
@@ -288,8 +289,7 @@ mod tests {
             Ok(std::mem::take(&mut self.address_changes))
         }
 
-        fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
-            self.keys.replace_secret(secret, now);
+        fn replace_cookie_secret(&mut self, secret: Secret) {
             self.secrets.push(secret);
         }
 

@@ -12,10 +12,11 @@ use super::conn::Conn;
 use super::conn_table::ConnTable;
 use super::event::Stateless;
 use super::fastopen::{self, Decision};
+use super::hash::Keys;
 use super::negotiate::{Negotiated, default_mss};
 use super::rate_limit::RateLimiter;
 use super::route::Route;
-use super::syncookie::{self, CookieError, CookieKeys, SynOptions};
+use super::syncookie::{self, CookieError, CookieKeys, ValidCookie};
 use super::timer::Timer;
 use super::{Config, ConnId, Secret, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
@@ -157,8 +158,8 @@ impl Listen {
         if seg.flags.contains(Flags::ACK) {
             if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
                 match self.check_cookie_ack(sx.now, route, seg) {
-                    Ok(syn) if self.accepting => {
-                        return established_by_cookie(&mut sx, conns, listener, route, seg, &syn);
+                    Ok(valid) if self.accepting => {
+                        return established_by_cookie(&mut sx, conns, listener, route, seg, &valid);
                     }
                     Ok(_) => {
                         sx.stats.drop(DropReason::TableFull);
@@ -342,7 +343,7 @@ impl Listen {
         now: Instant,
         route: &Route,
         seg: &TcpRepr<'_>,
-    ) -> Result<SynOptions, CookieError> {
+    ) -> Result<ValidCookie, CookieError> {
         self.cookies.advance(now);
         let tsecr = seg.options.timestamp.map(|(_, ecr)| ecr);
         syncookie::check_cookie(
@@ -448,16 +449,18 @@ fn syn_received<S: Default, T: Tx>(
     c
 }
 
-/// A valid cookie ACK opens its connection directly in ESTABLISHED, from the SYN options `syn`
-/// the cookie carried; the caller processes the rest of the segment.
+/// A valid cookie ACK opens its connection directly in ESTABLISHED, from the SYN options the
+/// cookie carried and with the timestamp offset of the secret it was made under; the caller
+/// processes the rest of the segment.
 fn established_by_cookie<S: Default, T: Tx>(
     sx: &mut Stateless<'_, T>,
     conns: &mut ConnTable<Conn<S>>,
     listener: u8,
     route: &Route,
     seg: &TcpRepr<'_>,
-    syn: &SynOptions,
+    valid: &ValidCookie,
 ) -> Accept {
+    let syn = &valid.options;
     let cfg = sx.cfg;
     if conns.len() >= cfg.max_connections {
         sx.stats.drop(DropReason::TableFull);
@@ -474,7 +477,12 @@ fn established_by_cookie<S: Default, T: Tx>(
         ..Options::default()
     };
     let opts = Negotiated::from_syn(cfg, route.tuple.remote_addr.is_ipv4(), &syn_options);
-    let mut c = Conn::new(cfg, sx.keys, sx.now, route, opts, seg.ack - 1);
+    // RFC 7323 §5.4: the offset is per connection, and the SYN-ACK already carried it.
+    let keys = Keys {
+        timestamp: valid.timestamp_key,
+        ..*sx.keys
+    };
+    let mut c = Conn::new(cfg, &keys, sx.now, route, opts, seg.ack - 1);
     c.passive = true;
     c.from_cookie = true;
     c.listener = listener;

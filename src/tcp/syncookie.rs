@@ -39,6 +39,11 @@
 //! the same cookies in front of the engines) and every host sharing the secret agree on it
 //! without a message. [`CookieKeys`] accepts the keys of epochs `e - 1` (cookies made just
 //! before a rotation), `e` and `e + 1` (an XDP program or a host whose clock is slightly ahead).
+//! A replaced secret's keys of the same three epochs stay accepted for two more epochs: the XDP
+//! program in front of us goes on making cookies under the old secret until the control thread
+//! has told every engine the new one (then up to the end of the epoch it is in), and a
+//! connection opened by such a cookie keeps the old secret's timestamp offset, as its SYN-ACK
+//! had it.
 //! The cookie clock is the engine's `now` plus an offset: in production the wall clock's offset
 //! from the monotonic one, so that hosts agree on slots and epochs too.
 
@@ -136,9 +141,25 @@ pub struct CookieKeys {
     next_epoch_us: u64,
     /// The keys of epochs `epoch - 1`, `epoch` and `epoch + 1`.
     keys: [Key; 3],
-    /// The replaced secret's keys (epochs `epoch - 1` and `epoch` when it was replaced) and
-    /// the first epoch in which they are no longer accepted.
-    retired: Option<([Key; 2], u64)>,
+    /// The timestamp-offset key that goes with them ([`timestamp_key`]).
+    timestamp: Key,
+    /// The replaced secret's, while its cookies are still accepted.
+    retired: Option<Retired>,
+}
+
+/// A replaced secret, still accepted for a while.
+#[derive(Debug, Clone)]
+struct Retired {
+    /// Its keys of epochs `e - 1`, `e` and `e + 1`, `e` the epoch it was replaced in: the XDP
+    /// program may still make cookies under its key of `e + 1` (the control thread wrote it
+    /// ahead of time, and replaces it only once every engine knows the new secret).
+    keys: [Key; 3],
+    /// Its timestamp-offset key: a connection one of its cookies opens goes on from the TSval
+    /// of that cookie's SYN-ACK.
+    timestamp: Key,
+    /// The first epoch in which its cookies are refused: `e + 3`, so that a cookie made under
+    /// its key of `e + 1` is still taken in the epoch after, as any cookie is.
+    until: u64,
 }
 
 impl CookieKeys {
@@ -148,6 +169,7 @@ impl CookieKeys {
         let rotation = clock.rotation_us.max(1);
         CookieKeys {
             keys: Self::around(&secret.0, epoch),
+            timestamp: timestamp_key(&secret.0),
             secret,
             clock,
             epoch,
@@ -185,21 +207,26 @@ impl CookieKeys {
             Self::around(&self.secret.0, epoch)
         };
         self.epoch = epoch;
-        if self.retired.is_some_and(|(_, until)| epoch >= until) {
+        if self.retired.as_ref().is_some_and(|r| epoch >= r.until) {
             self.retired = None;
         }
     }
 
-    /// Replaces the secret at `now`; cookies made under the old one in this epoch and the
-    /// last stay valid until the next epoch ends.
+    /// Replaces the secret at `now`; cookies made under the old one in the last, this and the
+    /// next epoch stay valid until two epochs after this one end.
     pub fn replace_secret(&mut self, secret: Secret, now: Instant) {
         self.advance(now);
         if secret == self.secret {
             return;
         }
-        self.retired = Some(([self.keys[0], self.keys[1]], self.epoch.wrapping_add(2)));
+        self.retired = Some(Retired {
+            keys: self.keys,
+            timestamp: self.timestamp,
+            until: self.epoch.wrapping_add(3),
+        });
         self.secret = secret;
         self.keys = Self::around(&self.secret.0, self.epoch);
+        self.timestamp = timestamp_key(&self.secret.0);
     }
 
     /// The key new cookies are made with (this epoch's).
@@ -237,13 +264,15 @@ impl CookieKeys {
         self.clock.slot(now)
     }
 
-    /// Whether `matches` holds for one of the accepted keys.
-    fn accepts(&self, mut matches: impl FnMut(&Key) -> bool) -> bool {
-        self.keys.iter().any(&mut matches)
-            || self
-                .retired
-                .as_ref()
-                .is_some_and(|(old, _)| old.iter().any(&mut matches))
+    /// The timestamp-offset key of the secret one of whose accepted keys `matches` holds for.
+    fn accepts(&self, mut matches: impl FnMut(&Key) -> bool) -> Option<Key> {
+        if self.keys.iter().any(&mut matches) {
+            return Some(self.timestamp);
+        }
+        self.retired
+            .as_ref()
+            .filter(|r| r.keys.iter().any(&mut matches))
+            .map(|r| r.timestamp)
     }
 }
 
@@ -256,6 +285,16 @@ pub struct SynOptions {
     pub window_scale: Option<u8>,
     /// Whether the peer sent SACK-permitted (and timestamps carried it).
     pub sack_permitted: bool,
+}
+
+/// A cookie that checked out ([`check_cookie`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidCookie {
+    /// What the SYN negotiated.
+    pub options: SynOptions,
+    /// The timestamp-offset key of the secret the cookie was made under: the connection's
+    /// TSvals go on from its SYN-ACK's, also when that secret has been replaced since.
+    pub timestamp_key: Key,
 }
 
 /// Why the third segment's cookie was refused.
@@ -353,7 +392,8 @@ pub fn make_cookie(
 
 /// Checks the ACK of the third step: `cookie` = SEG.ACK - 1, `peer_isn` = SEG.SEQ - 1,
 /// `tsecr` = the ACK's TSecr if it carries timestamps. Accepts the current and the previous
-/// slot, under every key `keys` accepts. Returns what the SYN negotiated.
+/// slot, under every key `keys` accepts. Returns what the SYN negotiated, and which secret's
+/// timestamp offsets the connection takes.
 pub fn check_cookie(
     keys: &CookieKeys,
     now: Instant,
@@ -361,7 +401,7 @@ pub fn check_cookie(
     peer_isn: SeqNumber,
     cookie: SeqNumber,
     tsecr: Option<u32>,
-) -> Result<SynOptions, CookieError> {
+) -> Result<ValidCookie, CookieError> {
     let now_slot = keys.slot(now);
     let cookie_slot = cookie.0 >> SLOT_SHIFT;
     // RFC 4987 §3.6: the time counter limits how long a cookie is replayable. The 6 bits say
@@ -377,18 +417,21 @@ pub fn check_cookie(
     let idx = ((cookie.0 >> MSS_SHIFT) & 0x3) as u8;
     let ts = tsecr.map_or(NO_TS, |t| (t & TS_BITS_MASK) as u8);
     let got = cookie.0 & MAC_MASK;
-    if !keys.accepts(|key| mac(key, slot, tuple, peer_isn, idx, ts) == got) {
-        return Err(CookieError::BadMac);
-    }
+    let timestamp_key = keys
+        .accepts(|key| mac(key, slot, tuple, peer_isn, idx, ts) == got)
+        .ok_or(CookieError::BadMac)?;
     let (window_scale, sack_permitted) = if ts == NO_TS {
         (None, false)
     } else {
         decode_ts_bits(ts).ok_or(CookieError::BadOptions)?
     };
-    Ok(SynOptions {
-        mss: mss_table(tuple)[idx as usize],
-        window_scale,
-        sack_permitted,
+    Ok(ValidCookie {
+        options: SynOptions {
+            mss: mss_table(tuple)[idx as usize],
+            window_scale,
+            sack_permitted,
+        },
+        timestamp_key,
     })
 }
 
@@ -437,7 +480,13 @@ mod tests {
         cookie: SeqNumber,
         tsecr: Option<u32>,
     ) -> Result<SynOptions, CookieError> {
-        check_cookie(&keys(now), now, t, isn, cookie, tsecr)
+        check_cookie(&keys(now), now, t, isn, cookie, tsecr).map(|v| v.options)
+    }
+
+    /// The cookie for `t` made at `now` with the key of `now`'s epoch (rotating every 10 s).
+    fn cookie_of_epoch_at(now: Instant, t: &FourTuple) -> SeqNumber {
+        let k = keys_rotating(now, 10);
+        make_cookie(k.current(), k.slot(now), t, PEER_ISN, 1500, None).0
     }
 
     fn t0() -> Instant {
@@ -580,15 +629,7 @@ mod tests {
         assert!(check_at(19).is_ok(), "the next epoch still takes it");
         assert_eq!(check_at(21), Err(CookieError::BadMac), "two epochs on");
         // A host (or XDP program) one epoch ahead makes a cookie this epoch already takes.
-        let ahead = keys_rotating(at(11), 10);
-        let (early, _) = make_cookie(
-            ahead.current(),
-            ahead.slot(at(11)),
-            &t,
-            PEER_ISN,
-            1500,
-            None,
-        );
+        let early = cookie_of_epoch_at(at(11), &t);
         assert!(check_cookie(&keys_rotating(at(9), 10), at(9), &t, PEER_ISN, early, None).is_ok());
     }
 
@@ -607,7 +648,7 @@ mod tests {
     }
 
     #[test]
-    fn after_a_secret_is_replaced_its_cookies_last_one_more_epoch() {
+    fn after_a_secret_is_replaced_its_cookies_last_two_more_epochs_with_its_timestamp_key() {
         let t = tuple_v4(9);
         let at = |secs| t0() + Duration::from_secs(secs);
         let mut k = keys_rotating(at(1), 10);
@@ -617,8 +658,9 @@ mod tests {
         assert_ne!(old, new);
         let mut later = k.clone();
         later.advance(at(12));
-        assert!(check_cookie(&later, at(12), &t, PEER_ISN, new, None).is_ok());
-        for (secs, old_ok) in [(2, true), (15, true), (25, false)] {
+        let valid = check_cookie(&later, at(12), &t, PEER_ISN, new, None).unwrap();
+        assert_eq!(valid.timestamp_key, timestamp_key(&[0x77; 32]));
+        for (secs, old_ok) in [(2, true), (15, true), (25, true), (31, false)] {
             k.advance(at(secs));
             let got = check_cookie(&k, at(secs), &t, PEER_ISN, old, None);
             assert_eq!(
@@ -626,11 +668,30 @@ mod tests {
                 old_ok,
                 "old secret's cookie at {secs} s: {got:?}"
             );
+            if let Ok(v) = got {
+                assert_eq!(v.timestamp_key, timestamp_key(&SECRET), "{secs} s");
+            }
         }
         // Replacing a secret with itself changes nothing.
         let before = k.current().to_owned();
-        k.replace_secret(Secret([0x77; 32]), at(26));
+        k.replace_secret(Secret([0x77; 32]), at(32));
         assert_eq!(*k.current(), before);
+    }
+
+    #[test]
+    fn a_replaced_secrets_key_of_the_next_epoch_is_accepted_through_the_epoch_after() {
+        // The XDP program has the old secret's key of the next epoch (written ahead of time)
+        // and may use it until every engine knows the new secret.
+        let t = tuple_v6(3);
+        let at = |secs| t0() + Duration::from_secs(secs);
+        let mut k = keys_rotating(at(1), 10);
+        k.replace_secret(Secret([0x77; 32]), at(1));
+        let old_next = cookie_of_epoch_at(at(19), &t);
+        for (secs, ok) in [(19, true), (29, true), (31, false)] {
+            k.advance(at(secs));
+            let got = check_cookie(&k, at(secs), &t, PEER_ISN, old_next, None);
+            assert_eq!(got.is_ok(), ok, "at {secs} s: {got:?}");
+        }
     }
 
     #[test]

@@ -25,6 +25,7 @@
 
 pub mod capture;
 pub mod frames;
+pub mod key_schedule;
 pub mod privileges;
 pub mod program;
 pub mod refuser;

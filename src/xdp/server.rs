@@ -9,12 +9,13 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
-use crate::tcp::syncookie::{CookieKeys, timestamp_key};
+use crate::tcp::syncookie::CookieKeys;
 use crate::tcp::{Config, Secret, SynCookieMode};
 use crate::time::Instant;
 use crate::xdp::capture::{
     Capture, CaptureConfig, CaptureError, CaptureTotals, PcapFile, Tap, TapCounters,
 };
+use crate::xdp::key_schedule::KeySchedule;
 use crate::xdp::program::{
     AttachError, Attachment, LoadError, MapError, Program, ProgramConfig, SynAckTemplate,
     XdpCounters, XdpMode,
@@ -187,7 +188,7 @@ pub struct Server {
     /// Ports served on the interface's own addresses, and the addresses served for them now.
     tracked_ports: Vec<u16>,
     tracked_addrs: Vec<IpAddr>,
-    cookie_keys: Option<CookieKeys>,
+    cookie_keys: Option<KeySchedule>,
     attachment: Option<Attachment>,
     zero_copy: bool,
     controls: Vec<Sender<Control>>,
@@ -265,9 +266,9 @@ impl Server {
         })?;
         let (tracked_ports, tracked_addrs) =
             serve_listeners(&mut program, &interface, &config.listeners)?;
-        let cookie_keys = config.cookie_keys;
+        let cookie_keys = config.cookie_keys.map(KeySchedule::new);
         if let Some(keys) = &cookie_keys {
-            write_cookie_keys(&program, keys);
+            keys.install(program.cookie_keys());
         }
         let sockets = bind_sockets(&mut program, &interface, queues, config.xsk)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
@@ -376,37 +377,44 @@ impl Server {
         Ok((added, removed))
     }
 
-    /// Keeps the XDP program's cookie keys one rotation epoch ahead of `now` (the control
-    /// loop calls it every 100 ms; an epoch is at least a second). Returns the new epoch when
-    /// one began.
+    /// Keeps the XDP program's cookie keys one rotation epoch ahead of `now`, and takes a
+    /// secret replacement its next step ([`crate::xdp::key_schedule`]): the control loop calls
+    /// it every 100 ms or less (an epoch is at least a second). Returns the new epoch when one
+    /// began.
     pub fn refresh_cookie_keys(&mut self, now: Instant) -> Option<u64> {
-        let keys = self.cookie_keys.as_mut()?;
-        let before = keys.epoch();
-        keys.advance(now);
-        if keys.epoch() == before {
-            return None;
+        let schedule = self.cookie_keys.as_mut()?;
+        let events = schedule.poll(now, self.program.cookie_keys(), self.controls.len());
+        if let Some((secret, ack)) = events.tell {
+            for c in &self.controls {
+                if c.send(Control::ReplaceCookieSecret(secret, ack.clone()))
+                    .is_err()
+                {
+                    // A worker that is gone makes no cookie ACKs to take.
+                    ack.done();
+                }
+            }
         }
-        write_cookie_keys(&self.program, keys);
-        Some(keys.epoch())
+        if let Some(epoch) = events.switch_at {
+            tracing::info!(
+                epoch,
+                "every worker has the new SYN-cookie secret; the XDP program makes its cookies under it from this epoch on"
+            );
+        }
+        events.epoch
     }
 
-    /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then
-    /// the XDP program, so that no engine ever sees a cookie of the new secret before it knows
-    /// the secret (a worker reads its control messages before the frames of each batch).
-    pub fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
-        let Some(keys) = &mut self.cookie_keys else {
-            return;
-        };
-        for c in &self.controls {
-            let _ = c.send(Control::ReplaceCookieSecret(secret));
+    /// Replaces the SYN-cookie secret (a secret file that changed): the workers first, then,
+    /// once each has it, the XDP program, so that no engine ever sees a cookie of a secret it
+    /// does not know (or no longer knows). Starts at the next [`Server::refresh_cookie_keys`].
+    pub fn replace_cookie_secret(&mut self, secret: Secret) {
+        if let Some(schedule) = &mut self.cookie_keys {
+            schedule.replace_secret(secret);
         }
-        keys.replace_secret(secret, now);
-        write_cookie_keys(&self.program, keys);
     }
 
     /// The SYN-cookie key epoch in use (`None` in `never` mode: the program has no keys).
     pub fn cookie_epoch(&self) -> Option<u64> {
-        self.cookie_keys.as_ref().map(CookieKeys::epoch)
+        self.cookie_keys.as_ref().map(KeySchedule::epoch)
     }
 
     /// Makes the XDP program hand every queue's SYNs to its worker even in cookie mode (`on`),
@@ -716,14 +724,5 @@ impl WorkerStart {
                 );
             })
             .map_err(StartError::Spawn)
-    }
-}
-
-/// Puts the keys of the current and the next epoch into the program's table.
-fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
-    let ts = timestamp_key(&keys.secret().0);
-    let e = keys.epoch();
-    for epoch in [e, e + 1] {
-        program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);
     }
 }

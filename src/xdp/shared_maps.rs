@@ -14,9 +14,10 @@ use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
 
 use crate::tcp::hash::Key;
+use crate::xdp::key_schedule::KeySlots;
 
 /// An `mmap` of a `BPF_F_MMAPABLE` array map; unmapped when the last handle is dropped. The
 /// mapping keeps the map alive in the kernel even after its fd is closed.
@@ -232,11 +233,16 @@ impl CookieKeyTable {
         self.map.u64_at(entry * key_layout::ENTRY + word * 8)
     }
 
-    /// Puts the keys of `epoch` in its entry. The entry is marked empty while it is written, so
-    /// the program never uses half a key: it sends such a SYN on to the engine instead.
+    /// Puts the keys of `epoch` in its entry. The entry is marked empty while it is written,
+    /// and the program reads an entry's epoch before and after its keys (a seqlock whose
+    /// sequence is the epoch): a SYN that meets a write in progress goes on to the engine
+    /// instead of getting a cookie under half a key. That takes an entry never being rewritten
+    /// for the epoch it holds ([`crate::xdp::key_schedule`] sees to it).
     pub fn write(&self, epoch: u64, mac: &Key, timestamp: &Key) {
         let entry = (epoch % 2) as usize;
-        self.word(entry, 0).store(NO_EPOCH, Ordering::Release);
+        self.word(entry, 0).store(NO_EPOCH, Ordering::Relaxed);
+        // The mark is visible before any key word changes (smp_wmb in a seqlock writer).
+        fence(Ordering::Release);
         let halves = |k: &Key| {
             let (a, b) = k.0.split_at(8);
             [
@@ -256,5 +262,15 @@ impl CookieKeyTable {
     pub fn epoch_at(&self, epoch: u64) -> Option<u64> {
         let e = self.word((epoch % 2) as usize, 0).load(Ordering::Acquire);
         (e != NO_EPOCH).then_some(e)
+    }
+}
+
+impl KeySlots for CookieKeyTable {
+    fn epoch_at(&self, epoch: u64) -> Option<u64> {
+        CookieKeyTable::epoch_at(self, epoch)
+    }
+
+    fn write(&self, epoch: u64, mac: &Key, timestamp: &Key) {
+        CookieKeyTable::write(self, epoch, mac, timestamp);
     }
 }

@@ -10,6 +10,7 @@ use crate::tcp::Secret;
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::xdp::capture::{Tap, TapCounters};
+use crate::xdp::key_schedule::SecretAck;
 use crate::xdp::ring::Rings;
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
@@ -68,8 +69,9 @@ pub trait Handler {
 pub enum Control {
     /// Stop accepting new connections.
     StopAccepting,
-    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed).
-    ReplaceCookieSecret(Secret),
+    /// Replace the SYN-cookie secret (a `--cookie-secret-file` that changed), then
+    /// acknowledge it: the XDP program takes the secret once every worker has.
+    ReplaceCookieSecret(Secret, SecretAck),
     /// Leave the loop and hand the final snapshot back.
     Stop,
 }
@@ -220,8 +222,9 @@ pub fn run<H: Handler, R: Rings>(
         match control.try_recv() {
             Ok(Control::Stop) | Err(TryRecvError::Disconnected) => break,
             Ok(Control::StopAccepting) => handler.stop_accepting(),
-            Ok(Control::ReplaceCookieSecret(secret)) => {
+            Ok(Control::ReplaceCookieSecret(secret, ack)) => {
                 handler.replace_cookie_secret(monotonic_now(), secret);
+                ack.done();
             }
             Err(TryRecvError::Empty) => {}
         }
@@ -645,8 +648,11 @@ mod tests {
 
     #[test]
     fn a_secret_sent_to_a_worker_does_not_show_in_the_message_debug() {
-        let c = Control::ReplaceCookieSecret(Secret([0x5c; 32]));
-        assert_eq!(format!("{c:?}"), "ReplaceCookieSecret(Secret(..))");
+        let c = Control::ReplaceCookieSecret(Secret([0x5c; 32]), SecretAck::new(1));
+        assert_eq!(
+            format!("{c:?}"),
+            "ReplaceCookieSecret(Secret(..), SecretAck(1))"
+        );
     }
 
     #[test]

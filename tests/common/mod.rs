@@ -1,9 +1,15 @@
 //! Test topology: two network namespaces of our own joined by a veth pair, and the processes
-//! started in them. Everything is removed on drop, also when the test panics.
+//! started in them. Everything is removed on drop, also when the test panics: the processes
+//! (each the leader of its own process group, so that what it started goes too: `timeout`'s
+//! hping3, a server's children) are asked to stop with SIGTERM and killed if they do not, the
+//! server's stats socket goes with its server (or is removed if it was killed), then the
+//! namespaces go. Should the test process itself die, its children get SIGTERM
+//! (`PR_SET_PDEATHSIG`); `scripts/test.sh` names whatever is left at the end.
 #![allow(dead_code, unreachable_pub)]
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -77,6 +83,7 @@ impl Topology {
             srv_ip6: format!("fd00:201:{subnet:x}::1"),
             children: Vec::new(),
         };
+        t.record();
         // From here on, Drop cleans up whatever was made.
         run(&["ip", "netns", "add", &t.srv_ns]);
         run(&["ip", "netns", "add", &t.cli_ns]);
@@ -133,6 +140,24 @@ impl Topology {
         t
     }
 
+    /// Under `scripts/test.sh`, notes the namespaces and veths about to be made in the file
+    /// it names in `XDPTCP_TEST_RECORD`: it checks at its end that none of them is left.
+    fn record(&self) {
+        let Some(path) = std::env::var_os("XDPTCP_TEST_RECORD") else {
+            return;
+        };
+        let lines = format!(
+            "netns {}\nnetns {}\nlink {}\nlink {}\n",
+            self.srv_ns, self.cli_ns, self.srv_if, self.cli_if
+        );
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("XDPTCP_TEST_RECORD {path:?}: {e}"));
+        std::io::Write::write_all(&mut f, lines.as_bytes()).expect("recording the topology");
+    }
+
     fn in_ns(ns: &str, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = ["ip", "netns", "exec", ns]
             .iter()
@@ -154,6 +179,22 @@ impl Topology {
         run(&v.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
+    /// A TCP counter of the client namespace's kernel, from `/proc/net/snmp` (e.g. `OutRsts`:
+    /// the kernel resets every SYN-ACK that reaches a port no socket has, so it counts the
+    /// SYN-ACKs hping3's SYNs drew, whether or not hping3 itself got to read them).
+    pub fn cli_tcp_counter(&self, name: &str) -> u64 {
+        let out = self.cli(&["cat", "/proc/net/snmp"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next().unwrap_or(""), tcp.next().unwrap_or(""));
+        names
+            .split_whitespace()
+            .zip(values.split_whitespace())
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Tcp {name} in /proc/net/snmp: {text}"))
+    }
+
     /// Runs a command in the client namespace and returns its output, failed or not.
     pub fn cli_output(&self, args: &[&str]) -> Output {
         let v = Self::in_ns(&self.cli_ns, args);
@@ -172,10 +213,19 @@ impl Topology {
             &self.cli_ns
         };
         let v = Self::in_ns(ns, args);
-        let child = Command::new(&v[0])
-            .args(&v[1..])
+        let mut cmd = Command::new(&v[0]);
+        cmd.args(&v[1..])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            .process_group(0);
+        // Safety: prctl is async-signal-safe, and the closure touches nothing else.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawning {v:?}: {e}"));
         self.children.push(child);
@@ -205,7 +255,7 @@ impl Topology {
                 return (out, err, status.code());
             }
             if start.elapsed() > limit {
-                let _ = child.kill();
+                signal_group(child, libc::SIGKILL);
                 let _ = child.wait();
                 panic!("process did not end within {limit:?}");
             }
@@ -306,14 +356,41 @@ impl Topology {
     }
 }
 
+/// Sends `signal` to the process group `child` leads ([`Topology::spawn`] makes each child a
+/// group leader): by pid, never by name.
+fn signal_group(child: &Child, signal: i32) {
+    // Safety: kill(2) on the group of a child we spawned and have not reaped yet.
+    unsafe { libc::kill(-(child.id() as i32), signal) };
+}
+
+/// How long the processes left at the end of a test have to stop after SIGTERM.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 impl Drop for Topology {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            if let Ok(None) = child.try_wait() {
-                let _ = child.kill();
+        // Asked first, so that a server removes its stats socket and `timeout` stops its
+        // command; killed if they take too long.
+        let running: Vec<usize> = (0..self.children.len())
+            .filter(|&i| matches!(self.children[i].try_wait(), Ok(None)))
+            .collect();
+        for &i in &running {
+            signal_group(&self.children[i], libc::SIGTERM);
+        }
+        let start = Instant::now();
+        for &i in &running {
+            let child = &mut self.children[i];
+            while matches!(child.try_wait(), Ok(None)) && start.elapsed() < STOP_GRACE {
+                std::thread::sleep(Duration::from_millis(20));
             }
+            // The group too: what the child started may outlive it.
+            signal_group(child, libc::SIGKILL);
+        }
+        for child in &mut self.children {
             let _ = child.wait();
         }
+        // A server killed on purpose (SIGKILL) could not remove its socket.
+        let socket = xdptcp::control::stats_socket::default_path(&self.srv_if);
+        let _ = xdptcp::control::stats_socket::remove_if_stale(&socket);
         for ns in [&self.srv_ns, &self.cli_ns] {
             let _ = Command::new("ip")
                 .args(["netns", "del", ns])

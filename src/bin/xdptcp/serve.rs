@@ -98,7 +98,8 @@ pub(crate) struct ServeArgs {
     /// the AF_XDP port), e.g. 127.0.0.1:9100.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
-    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock.
+    /// The unix socket `xdptcp stats` asks; default: /run/xdptcp/IFACE.sock (in
+    /// $XDPTCP_STATS_DIR if set). One left by a server that is gone is replaced.
     #[arg(long = "stats-socket", value_name = "PATH")]
     stats_socket: Option<PathBuf>,
     /// Capture the frames the engine receives and sends into this pcap file (created mode
@@ -422,6 +423,9 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     };
     let mut windows = None;
     let setup_done = || -> Result<()> {
+        // From the moment the stats socket exists, SIGTERM and SIGINT stop the control loop,
+        // whose return removes it (their default action would leave it behind).
+        install_signal_handlers();
         let bound = Windows::bind_stats(&args, metrics)?;
         drop_privileges(user.as_ref(), &bound, secret_file.as_ref())?;
         windows = Some(bound);
@@ -493,7 +497,6 @@ fn run(
     secret_file: Option<SecretFile>,
     hist: Option<&OutputDir>,
 ) -> Result<()> {
-    install_signal_handlers();
     let start = StdInstant::now();
     let mut control = ControlLoop::new(sys::monotonic_now(), secret_file);
     announce(&server, args, &windows, start, &control);

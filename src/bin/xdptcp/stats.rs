@@ -5,15 +5,16 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use xdptcp::control::stats_socket::{self, DEFAULT_DIR};
+use xdptcp::control::stats_socket;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct StatsArgs {
-    /// The interface the server serves (its socket: /run/xdptcp/IFACE.sock). Default: the
-    /// only server running.
+    /// The interface the server serves (its socket: /run/xdptcp/IFACE.sock, or in
+    /// $XDPTCP_STATS_DIR). Default: the only server running (sockets left by servers that are
+    /// gone are removed).
     #[arg(long, conflicts_with = "socket")]
     iface: Option<String>,
     /// The server's stats socket, as it printed at start (`--stats-socket` of `serve`).
@@ -58,7 +59,8 @@ pub(crate) fn stats(args: StatsArgs) -> Result<()> {
     }
 }
 
-/// The socket to ask: `--socket`, `--iface`'s default, or the only one in /run/xdptcp.
+/// The socket to ask: `--socket`, `--iface`'s default, or the only live one in the socket
+/// directory (stale ones, left by servers that are gone, are removed on the way).
 fn socket_path(args: &StatsArgs) -> Result<PathBuf> {
     if let Some(p) = &args.socket {
         return Ok(p.clone());
@@ -66,23 +68,25 @@ fn socket_path(args: &StatsArgs) -> Result<PathBuf> {
     if let Some(iface) = &args.iface {
         return Ok(stats_socket::default_path(iface));
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(DEFAULT_DIR)
-        .map(|dir| {
-            dir.flatten()
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    match found.len() {
+    let dir = stats_socket::default_dir();
+    let mut found = stats_socket::discover(&dir)
+        .with_context(|| format!("looking for stats sockets in {}", dir.display()))?;
+    for p in &found.removed {
+        eprintln!(
+            "xdptcp stats: removed {}: no server listened on it (left by one that is gone)",
+            p.display()
+        );
+    }
+    match found.live.len() {
         0 => bail!(
-            "no xdptcp server is running: no stats socket in {DEFAULT_DIR}; start one with `xdptcp serve --iface IFACE ...` (or give --socket PATH)"
+            "no xdptcp server is running: no stats socket in {}; start one with `xdptcp serve --iface IFACE ...` (or give --socket PATH)",
+            dir.display()
         ),
-        1 => Ok(found.remove(0)),
+        1 => Ok(found.live.remove(0)),
         _ => bail!(
             "several servers run ({}); say which with --iface IFACE or --socket PATH",
             found
+                .live
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
