@@ -228,6 +228,15 @@ counters! {
     syn_recv_timeouts,
     /// Out-of-order segments kept for reassembly.
     ooo_segments,
+    /// SACK blocks ignored: empty or reversed, beyond SND.MAX, or below the cumulative ACK
+    /// (Linux TCPSACKDiscard).
+    sack_blocks_rejected,
+    /// SACK blocks with an edge inside a segment, rounded to its boundaries (a block inside one
+    /// segment to nothing): SACK never splits a segment (Linux `tcp_match_skb_to_sack`).
+    sack_blocks_rounded,
+    /// SACK blocks dropped because the scoreboard held its most records ("too many SACK
+    /// fragments", Linux TCPWqueueTooBig).
+    sack_blocks_over_cap,
 }
 
 impl Stats {

@@ -389,7 +389,13 @@ pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx
     let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
     let len = unsent.min(mss).min(peer_room);
     let sent_new = len > 0 && (len == mss || len == unsent) && send_new(c, cx, len);
-    let last = c.rec.scoreboard().last().map(|s| (s.start, s.end));
+    // The last segment sent: the end of the last record, which may hold several (a SACKed
+    // run), as one segment (with our FIN, if it is there).
+    let last = c.rec.scoreboard().last().map(|s| {
+        let fin = c.snd.fin.is_some_and(|f| f.lt(s.end));
+        let len = (s.end - s.start).min(mss as u32 + u32::from(fin));
+        (s.end - len, s.end)
+    });
     let probed = sent_new || last.is_some_and(|(start, end)| retransmit(c, cx, start, end));
     if probed {
         cx.stats.tail_loss_probes += 1;

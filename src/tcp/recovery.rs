@@ -10,6 +10,16 @@
 //! SACK: three duplicate ACKs, then one hole per partial ACK). Linux: `tcp_input.c`
 //! (`tcp_fastretrans_alert`, `tcp_try_undo_*`), `tcp_recovery.c`, `tcp_timer.c`.
 //!
+//! RFC 6675's DupThresh rule (IsLost) is RACK's here, as in Linux with RACK on (its
+//! `tcp_time_to_recover` skips the duplicate-ACK count then): while no reordering was seen and
+//! DupThresh segments are SACKed, RFC 8985 §6.2 sets the reordering window to zero, which
+//! marks lost every segment sent before a delivered one, the holes IsLost would find.
+//!
+//! RACK runs on an ACK only when the ACK delivered something (Linux runs it when RACK's latest
+//! segment advanced): a duplicate ACK that reports nothing new changes no verdict but the
+//! clock's, which the reordering timer keeps, so a flood of them costs no walk
+//! ([`super::scoreboard`] says what the rest costs).
+//!
 //! No I/O and no clock: the engine feeds ACKs and transmissions in, and asks what to send and
 //! which timer to run.
 
@@ -92,6 +102,12 @@ pub struct AckOutcome {
     pub recovered: bool,
     /// A fast recovery episode began.
     pub entered: bool,
+    /// SACK blocks ignored: empty, reversed, beyond SND.MAX or below SEG.ACK.
+    pub sack_rejected: u8,
+    /// SACK blocks with an edge inside a segment, moved to its boundaries.
+    pub sack_rounded: u8,
+    /// SACK blocks dropped because the scoreboard holds its most records.
+    pub sack_over_cap: u8,
 }
 
 /// The loss recovery state of one connection.
@@ -200,7 +216,7 @@ impl Recovery {
     }
 
     /// RFC 6675 NextSeg () rule (1): the next lost segment to retransmit, holes first.
-    pub fn next_retransmission(&self) -> Option<(SeqNumber, SeqNumber)> {
+    pub fn next_retransmission(&mut self) -> Option<(SeqNumber, SeqNumber)> {
         self.sb.next_lost(self.mss)
     }
 
@@ -224,10 +240,13 @@ impl Recovery {
         let prior_pipe = self.sb.pipe();
         // RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
         let prior_flight = self.sb.outstanding();
-        let s = self.sb.on_ack(a.ack, a.blocks);
+        let s = self.sb.on_ack(a.ack, a.blocks, self.mss);
         let mut out = AckOutcome {
             acked: s.acked,
             delivered: s.delivered,
+            sack_rejected: s.rejected,
+            sack_rounded: s.rounded,
+            sack_over_cap: s.over_cap,
             ..AckOutcome::default()
         };
         // RACK (RFC 8985 §6.2 steps 2–4).
@@ -264,7 +283,7 @@ impl Recovery {
 
         // Loss detection (Linux's `rs->losses`: what this ACK newly marked lost).
         let newly_lost = if self.sack {
-            self.detect_loss(a.now, a.srtt, s.sacked > 0)
+            self.detect_loss(a.now, a.srtt, s.delivered > 0)
         } else {
             self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
         };
@@ -331,23 +350,23 @@ impl Recovery {
         out
     }
 
-    /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule (IsLost) while no reordering
-    /// was seen, when `newly_sacked` data changed what it counts. Returns the bytes newly
-    /// marked lost.
-    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) -> u32 {
-        self.reorder_at = None;
+    /// RACK (RFC 8985 §6.2 step 5), when `delivered` (this ACK delivered something, or the
+    /// reordering timer fired): otherwise nothing it judges changed, and the reordering timer
+    /// already covers the clock. Returns the bytes newly marked lost.
+    fn detect_loss(&mut self, now: Instant, srtt: Duration, delivered: bool) -> u32 {
         if self.sb.sacked_bytes() == 0 && self.phase == Phase::Open {
             // Nothing delivered above a hole: nothing RACK could deem lost.
+            self.reorder_at = None;
+            return 0;
+        }
+        if !delivered {
             return 0;
         }
         let reo_wnd = self
             .rack
             .reo_wnd(self.in_recovery(), self.sb.sacked_segments(), srtt);
-        let (mut lost, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
+        let (lost, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
         self.reorder_at = timeout.map(|t| now + t);
-        if newly_sacked && !self.rack.reordering_seen() {
-            lost += self.sb.mark_lost_by_sack(self.mss);
-        }
         lost
     }
 
@@ -439,7 +458,7 @@ impl Recovery {
         snd_una: SeqNumber,
         snd_max: SeqNumber,
     ) {
-        self.detect_loss(now, srtt, false);
+        self.detect_loss(now, srtt, true);
         if self.phase == Phase::Open && self.sb.lost_bytes() > 0 {
             self.phase = Phase::Recovery { point: snd_max };
             self.cc.on_congestion_event(now);
@@ -739,6 +758,27 @@ mod tests {
         );
         assert!(!r.in_recovery());
         assert!(r.window() >= cwnd_before);
+    }
+
+    #[test]
+    fn duplicate_acks_that_deliver_nothing_cost_no_walk_however_many_segments_wait() {
+        // Reordering seen, then the last of 1000 segments SACKed: the 999 before it wait out
+        // RACK's reordering window. A flood of 1-byte SACK blocks changes none of that.
+        let mut r = sending(1000);
+        r.rack.on_reordering();
+        ack(&mut r, 10, 0, &[(999_000, 1_000_000)], 1_000_000);
+        assert!(r.reorder_pending() && !r.in_recovery());
+        let before = r.sb.visited();
+        for i in 0..1000u32 {
+            let b = 1 + i * 997;
+            let blocks = [(b, b + 1), (b + 5, b + 6), (b + 9, b + 10), (1, 2)];
+            let out = ack(&mut r, 10, 0, &blocks, 1_000_000);
+            assert_eq!(out.delivered, 0);
+        }
+        // Two binary searches of ten steps a block, and no walk of the 999.
+        let per_ack = (r.sb.visited() - before) / 1000;
+        assert!(per_ack <= 4 * 2 * 10, "{per_ack} records looked at per ACK");
+        assert!(r.reorder_pending(), "the reordering timer still runs");
     }
 
     #[test]

@@ -5,6 +5,7 @@ mod util;
 mod netsim;
 
 mod driver;
+mod hostile_sack;
 mod keepalive;
 mod lifecycle;
 mod load;
