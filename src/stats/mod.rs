@@ -237,6 +237,10 @@ counters! {
     /// SACK blocks dropped because the scoreboard held its most records ("too many SACK
     /// fragments", Linux TCPWqueueTooBig).
     sack_blocks_over_cap,
+    /// D-SACK blocks not believed (beyond SND.MAX, or more than was ever retransmitted: Linux
+    /// TCPDSACKIgnoredDubious) or reporting nothing the episode retransmitted (no undo: Linux
+    /// TCPDSACKIgnoredNoUndo).
+    dsack_ignored,
 }
 
 impl Stats {

@@ -1,7 +1,7 @@
 //! Hostile connected peers against loss recovery, as Linux fixed them after CVE-2019-11477,
 //! 11478 and 11479: SACK blocks that would shred the scoreboard into a record per byte (and
-//! every ACK into a walk of all of them). The peer is played by hand in front of a server
-//! that sends a bulk response.
+//! every ACK into a walk of all of them), and D-SACK blocks that would undo every window
+//! reduction. The peer is played by hand in front of a server that sends a bulk response.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -209,4 +209,53 @@ fn a_one_byte_block_inside_a_lost_segment_does_not_split_its_retransmission() {
     segs.drain(..2);
     segs.extend(answer);
     h.receive_all(segs, None);
+}
+
+/// A peer that lost the third segment of the first flight and SACKed the seven after it:
+/// the server is in fast recovery and has retransmitted the hole once.
+fn in_recovery() -> Hostile {
+    let mut h = Hostile::new();
+    let segs: Vec<Sent> = h.flight[..2].to_vec();
+    h.rx.take(&mut h.p, &segs);
+    let answer = h.sack(&[(h.flight[3].seq, h.flight[9].end())]);
+    let lost = &h.flight[2];
+    assert!(
+        answer.iter().any(|s| s.seq == lost.seq && s.is_data()),
+        "{answer:?}"
+    );
+    let st = h.p.engine.stats();
+    assert_eq!((st.recovery_episodes, st.undos), (1, 0), "{st}");
+    h
+}
+
+#[test]
+fn a_dsack_for_data_never_retransmitted_does_not_undo_the_recovery() {
+    // Linux `tcp_sacktag_one`: only a D-SACKed skb that was retransmitted counts toward
+    // "undo_retrans". Segment 5 was never retransmitted.
+    let mut h = in_recovery();
+    let sacked = (h.flight[3].seq, h.flight[9].end());
+    h.sack(&[(h.flight[5].seq, h.flight[5].end()), sacked]);
+    let st = h.p.engine.stats();
+    assert_eq!((st.undos, st.dsack_ignored), (0, 1), "{st}");
+    // The D-SACK for the retransmitted segment itself does undo (RFC 2883 §5).
+    let mut h = in_recovery();
+    let hole = (h.flight[2].seq, h.flight[2].end());
+    h.sack(&[hole, (hole.0, sacked.1)]);
+    let st = h.p.engine.stats();
+    assert_eq!((st.undos, st.dsack_ignored), (1, 0), "{st}");
+}
+
+#[test]
+fn a_dsack_reaching_past_snd_max_does_not_undo_the_recovery() {
+    // Linux `tcp_is_sackblock_valid`: "Too far in future". This one covers the
+    // retransmission too.
+    let mut h = in_recovery();
+    let past = h.flight[9].end() + 100_000u32;
+    h.sack(&[
+        (h.flight[2].seq, past),
+        (h.flight[2].seq - 1u32, past + 1u32),
+    ]);
+    let st = h.p.engine.stats();
+    assert_eq!((st.undos, st.dsack_ignored), (0, 1), "{st}");
+    assert_eq!(st.sack_blocks_rejected, 1, "the block after it, too: {st}");
 }
