@@ -103,6 +103,9 @@ drop_reasons! {
     NoRoom => "no_room",
     /// No TX frame was free for a reply.
     TxFull => "tx_full",
+    /// The ACK a segment for a TIME-WAIT 4-tuple was owed was held back: that tuple answered
+    /// less than 500 ms before (Linux `tcp_invalid_ratelimit`).
+    TimeWaitRateLimited => "time_wait_rate_limited",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of

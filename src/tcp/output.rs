@@ -80,9 +80,9 @@ pub(crate) fn emit<T: Tx>(
     }
 }
 
-/// Pure ACKs that answer unacceptable pure ACKs are this far apart at least (Linux
-/// `tcp_invalid_ratelimit`: 500 ms).
-const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
+/// Pure ACKs that answer unacceptable pure ACKs (and the segments for a TIME-WAIT tuple) are
+/// this far apart at least (Linux `tcp_invalid_ratelimit`: 500 ms).
+pub(crate) const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
 
 /// The window our SYN or SYN-ACK advertises: the receive buffer, at most 65 535 bytes, since
 /// "the window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled"

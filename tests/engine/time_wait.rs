@@ -200,6 +200,74 @@ fn an_older_syn_is_refused_in_time_wait() {
 }
 
 #[test]
+fn time_wait_answers_at_most_once_per_500_ms_per_tuple() {
+    // Linux `tcp_timewait_state_process` → `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`).
+    let (p, fin, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    let (mut p, fin2, rcv2) =
+        server_in_time_wait(server_config(), PEER_PORT + 1, 5000, false, Some(p));
+    // Everything a TIME-WAIT entry answers, for 400 ms: an old SYN, a retransmitted FIN, data,
+    // an ACK out of window.
+    let flood = [
+        seg(SYN).seq(rcv - 10).mss(1460),
+        seg(FIN_ACK).seq(rcv - 1).ack(fin),
+        seg(PSH_ACK).seq(rcv).ack(fin).data(b"x"),
+        seg(ACK).seq(rcv + 1000).ack(fin),
+    ];
+    p.port = PEER_PORT;
+    let mut answers = Vec::new();
+    for i in 0..400 {
+        answers.extend(p.send(flood[i % 4].clone()));
+        p.now = p.now + Duration::from_millis(1);
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].flags, answers[0].ack), (ACK, SeqNumber(rcv)));
+    let limited = p.engine.stats().dropped(DropReason::TimeWaitRateLimited);
+    assert_eq!(limited, 399);
+    // A bare ACK at RCV.NXT is acceptable, and owed nothing.
+    recv_nothing!(p.send(seg(ACK).seq(rcv).ack(fin)));
+    // Another tuple answers on its own account.
+    p.port = PEER_PORT + 1;
+    let r = p.send(seg(FIN_ACK).seq(rcv2 - 1).ack(fin2));
+    assert_eq!(r.len(), 1, "{r:?}");
+    // 500 ms after its last answer, the first one answers again.
+    p.port = PEER_PORT;
+    p.now = p.now + Duration::from_millis(100);
+    for s in &flood {
+        assert_eq!(
+            p.send(s.clone()).len(),
+            usize::from(s == &flood[0]),
+            "{s:?}"
+        );
+    }
+    assert_eq!(p.engine.time_wait_len(), 2);
+}
+
+#[test]
+fn a_retransmitted_fin_restarts_2msl_even_when_its_ack_is_held_back() {
+    let (mut p, fin, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    assert_eq!(p.send(seg(FIN_ACK).seq(rcv - 1).ack(fin)).len(), 1);
+    p.now = p.now + Duration::from_millis(300);
+    recv_nothing!(p.send(seg(FIN_ACK).seq(rcv - 1).ack(fin)));
+    // 2MSL counts from the second FIN.
+    p.run_timers(Duration::from_millis(60_000 - 100));
+    assert_eq!(p.engine.time_wait_len(), 1);
+    p.run_timers(Duration::from_millis(200));
+    assert_eq!(p.engine.time_wait_len(), 0);
+}
+
+#[test]
+fn a_newer_syn_recycles_a_time_wait_entry_whose_answers_are_held_back() {
+    // RFC 6191: the rate limit is on answers; a new incarnation is let in at once.
+    let (mut p, _, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    assert_eq!(p.send(seg(SYN).seq(rcv - 10).mss(1460)).len(), 1);
+    recv_nothing!(p.send(seg(SYN).seq(rcv - 10).mss(1460)));
+    let r = p.send(seg(SYN).seq(rcv + 100_000).mss(1460));
+    assert!(r.len() == 1 && r[0].is(SYN_ACK), "{r:?}");
+    assert_eq!(p.engine.time_wait_len(), 0);
+    assert_eq!(p.engine.stats().time_wait_recycled, 1);
+}
+
+#[test]
 fn a_full_time_wait_table_evicts_the_oldest_entry_and_counts_it() {
     let mut cfg = server_config();
     cfg.max_time_wait = 2;
