@@ -82,13 +82,13 @@ struct Undo {
 
 impl Undo {
     /// A new episode, nothing retransmitted yet.
-    fn new() -> Undo {
-        Undo {
+    fn new() -> Box<Undo> {
+        Box::new(Undo {
             rexmit: Vec::new(),
             exact: true,
             any: false,
             tsval: None,
-        }
+        })
     }
 
     /// `[start, end)` was retransmitted.
@@ -200,7 +200,8 @@ pub struct Recovery {
     prr: Prr,
     cc: Controller,
     phase: Phase,
-    undo: Option<Undo>,
+    /// Boxed: it is there only during an episode, and a connection is mostly not in one.
+    undo: Option<Box<Undo>>,
     /// When RACK's reordering timer is due, if it is armed.
     reorder_at: Option<Instant>,
     /// The timer [`Recovery::arm_timer`] chose last.
@@ -261,8 +262,10 @@ impl Recovery {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        let undo = self.undo.as_ref().map_or(0, |u| u.rexmit.capacity());
-        self.sb.heap_bytes() + undo * size_of::<(SeqNumber, SeqNumber)>()
+        let undo = self.undo.as_ref().map_or(0, |u| {
+            size_of::<Undo>() + u.rexmit.capacity() * size_of::<(SeqNumber, SeqNumber)>()
+        });
+        self.sb.heap_bytes() + undo
     }
 
     /// Whether a fast recovery or timeout recovery episode is in progress.
