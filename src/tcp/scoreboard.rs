@@ -365,6 +365,30 @@ impl Scoreboard {
         true
     }
 
+    /// Calls `f` with the index and the record of every record not SACKed from the one
+    /// holding `lo` up to `hi` (exclusive); returns the index of that first record and one
+    /// past the last.
+    fn for_each_unsacked(
+        &mut self,
+        lo: SeqNumber,
+        hi: SeqNumber,
+        mut f: impl FnMut(&mut Scoreboard, usize, Segment),
+    ) -> (usize, usize) {
+        let first = self.find(lo);
+        let mut i = first;
+        while let Some(s) = self.segs.get(i).copied() {
+            if s.start.ge(hi) {
+                break;
+            }
+            self.visited += 1;
+            if !s.sacked {
+                f(self, i, s);
+            }
+            i += 1;
+        }
+        (first, i)
+    }
+
     /// Joins the records `lo..=hi` that [`Segment::joins`] allows, in one pass and one move
     /// of the records above; returns the index the record at `hi` ended up in.
     fn coalesce(&mut self, lo: usize, hi: usize) -> usize {
@@ -452,25 +476,16 @@ impl Scoreboard {
         let resend_end = past.unwrap_or(end);
         self.split_at(start);
         self.split_at(resend_end);
-        let first = self.find(start);
         let mut resent = 0;
-        let mut i = first;
-        while let Some(s) = self.segs.get(i).copied() {
-            if s.start.ge(resend_end) {
-                break;
-            }
-            self.visited += 1;
-            if !s.sacked {
-                resent += s.len();
-                self.update(i, |s| {
-                    s.sent_at = now;
-                    s.order = order;
-                    s.retransmitting = true;
-                    s.retransmitted = true;
-                });
-            }
-            i += 1;
-        }
+        let (first, i) = self.for_each_unsacked(start, resend_end, |sb, i, s| {
+            resent += s.len();
+            sb.update(i, |s| {
+                s.sent_at = now;
+                s.order = order;
+                s.retransmitting = true;
+                s.retransmitted = true;
+            });
+        });
         if i > first {
             let last = self.coalesce(first, i - 1);
             for j in first..=last {
@@ -600,26 +615,17 @@ impl Scoreboard {
         }
         self.split_at(lo);
         self.split_at(hi);
-        let first = self.find(lo);
-        let mut i = first;
-        while let Some(s) = self.segs.get(i).copied() {
-            if s.start.ge(hi) {
-                break;
-            }
-            self.visited += 1;
-            if !s.sacked {
-                self.update(i, |seg| {
-                    seg.sacked = true;
-                    seg.lost = false;
-                    seg.retransmitting = false;
-                });
-                out.sacked += s.len();
-                out.delivered += s.len();
-                note_delivered(&s, prior_fack, out);
-            }
-            i += 1;
-        }
-        self.coalesce(first.saturating_sub(1), i);
+        let (first, end) = self.for_each_unsacked(lo, hi, |sb, i, s| {
+            sb.update(i, |seg| {
+                seg.sacked = true;
+                seg.lost = false;
+                seg.retransmitting = false;
+            });
+            out.sacked += s.len();
+            out.delivered += s.len();
+            note_delivered(&s, prior_fack, out);
+        });
+        self.coalesce(first.saturating_sub(1), end);
     }
 
     /// Bytes from SND.UNA to SND.MAX (RFC 6675 FlightSize, SACKed bytes included).
@@ -1008,13 +1014,8 @@ mod tests {
     #[test]
     fn shredding_acks_add_no_record_and_cost_the_same_however_many_came_before() {
         let mut sb = sent(200);
-        let mut x: u64 = 11;
-        let mut rnd = |n: u32| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 33) as u32) % n
-        };
+        let mut rng = crate::rng::Rng::new(11);
+        let mut rnd = |n: u32| (rng.next_u64() % u64::from(n)) as u32;
         let mut costs = Vec::new();
         for _ in 0..30_000 {
             // Four 1-byte blocks: two at SND.UNA's segment, two anywhere in flight.

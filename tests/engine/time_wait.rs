@@ -52,6 +52,14 @@ fn server_in_time_wait(
     (p, fin, isn + 3)
 }
 
+/// The TIME-WAIT entry is still there `alive` from now, and gone `margin` after that.
+fn expires_after(p: &mut Peer<Scripted>, alive: Duration, margin: Duration) {
+    p.run_timers(alive);
+    assert_eq!(p.engine.time_wait_len(), 1, "still in TIME-WAIT");
+    p.run_timers(margin);
+    assert_eq!(p.engine.time_wait_len(), 0, "expired");
+}
+
 #[test]
 fn time_wait_is_a_compact_table_entry_for_60_seconds() {
     let (mut p, _, _) = server_in_time_wait(server_config(), PEER_PORT, 1000, true, None);
@@ -59,10 +67,7 @@ fn time_wait_is_a_compact_table_entry_for_60_seconds() {
     assert_eq!(p.engine.time_wait_len(), 1);
     assert_gauges(p.engine.stats(), &[(State::TimeWait, 1)]);
     // Target 64 B: reported by the benchmark (`TimeWaitTable::ENTRY_BYTES`), not asserted.
-    p.run_timers(Duration::from_secs(59));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_secs(2));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(&mut p, Duration::from_secs(59), Duration::from_secs(2));
     assert_gauges(p.engine.stats(), &[]);
 }
 
@@ -71,10 +76,11 @@ fn time_wait_duration_is_configurable() {
     let mut cfg = server_config();
     cfg.time_wait = Duration::from_secs(10);
     let (mut p, _, _) = server_in_time_wait(cfg, PEER_PORT, 1000, false, None);
-    p.run_timers(Duration::from_millis(9_900));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_millis(200));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(
+        &mut p,
+        Duration::from_millis(9_900),
+        Duration::from_millis(200),
+    );
 }
 
 #[test]
@@ -87,10 +93,7 @@ fn a_retransmitted_fin_is_acked_again_and_restarts_2msl() {
     assert_eq!((r[0].seq, r[0].ack), (fin, SeqNumber(rcv)));
     assert_eq!(r[0].tsecr(), PEER_TS + 2, "TS.Recent of the last segment");
     // 2MSL counts from the retransmitted FIN: alive at +40+59, gone at +40+61.
-    p.run_timers(Duration::from_secs(59));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_secs(2));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(&mut p, Duration::from_secs(59), Duration::from_secs(2));
 }
 
 #[test]
@@ -249,10 +252,11 @@ fn a_retransmitted_fin_restarts_2msl_even_when_its_ack_is_held_back() {
     p.now = p.now + Duration::from_millis(300);
     recv_nothing!(p.send(seg(FIN_ACK).seq(rcv - 1).ack(fin)));
     // 2MSL counts from the second FIN.
-    p.run_timers(Duration::from_millis(60_000 - 100));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_millis(200));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(
+        &mut p,
+        Duration::from_millis(60_000 - 100),
+        Duration::from_millis(200),
+    );
 }
 
 #[test]
