@@ -594,8 +594,13 @@ impl Scoreboard {
         } else {
             s.boundary_above(l, mss)
         };
-        let j = self.find(r - 1u32);
-        let t = self.segs[j];
+        // A block inside one record (the shredding kind) needs one search, not two.
+        let t = if r.le(s.end) {
+            s
+        } else {
+            let j = self.find(r - 1u32);
+            self.segs[j]
+        };
         let hi = if t.sacked {
             r
         } else {
