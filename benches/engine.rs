@@ -1,6 +1,9 @@
 //! Criterion benches of the engine, in memory: SYN → SYN-ACK with cookies, cookie ACK →
-//! ESTABLISHED, one whole short HTTP-like connection, and a lookup among 100 000 live
-//! connections. Also prints the memory of an idle connection and of a TIME-WAIT entry.
+//! ESTABLISHED, one whole short HTTP-like connection, a lookup among 100 000 live
+//! connections, and a duplicate ACK on a connection with data in flight, before and after a
+//! peer shredded its scoreboard with 50 000 ACKs of 1-byte SACK blocks (issue 16). Also
+//! prints the memory of an idle connection and of a TIME-WAIT entry, and the scoreboard's
+//! records after the shredding.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,7 +13,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use xdptcp::app::{App, Io};
 use xdptcp::rng::Rng;
 use xdptcp::tcp::time_wait::TimeWaitTable;
-use xdptcp::tcp::{Config, Engine, Listener, Secret, SeqNumber, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber, SynCookieMode};
 use xdptcp::time::Instant;
 use xdptcp::tx::Tx;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
@@ -337,6 +340,110 @@ fn bench_lookup(c: &mut Criterion) {
     assert_eq!(engine.connections(), N as usize);
 }
 
+/// Writes 64 KiB as soon as it is connected: its initial window then waits in flight.
+#[derive(Default)]
+struct Flood;
+
+impl App for Flood {
+    type State = ();
+    fn on_connected(&mut self, _: &mut (), io: &mut Io<'_>) {
+        io.write(&[0x5a; 64 * 1024]);
+    }
+    fn on_data(&mut self, _: &mut (), _: &mut Io<'_>, data: &[u8]) -> usize {
+        data.len()
+    }
+}
+
+/// Connects client `i` to a [`Flood`] server (SACK-permitted, window scale 7, no timestamps,
+/// so that four SACK blocks fit); returns a duplicate ACK of SND.UNA and SND.UNA.
+fn flooded(engine: &mut Engine<Flood>, now: Instant, i: u32, q: &mut Queue) -> (Vec<u8>, u32) {
+    let (src, sport) = client_of(i);
+    let opts = Options {
+        mss: Some(1460),
+        window_scale: Some(7),
+        sack_permitted: true,
+        ..Options::default()
+    };
+    q.clear();
+    engine.receive(now, &frame(src, sport, 1000, 0, Flags::SYN, opts), q);
+    let sa = TcpFrame::parse(&q.frames()[0]).expect("SYN-ACK");
+    let una = (sa.tcp.seq + 1u32).0;
+    let ack = frame(src, sport, 1001, una, Flags::ACK, Options::default());
+    q.clear();
+    engine.receive(now, &ack, q);
+    assert_eq!(q.len, 10, "the initial window in flight");
+    (ack, una)
+}
+
+/// One duplicate ACK on a connection with ten segments in flight: on a fresh connection, and
+/// on one that has taken 50 000 ACKs of four 1-byte SACK blocks each (two at SND.UNA, two
+/// anywhere in flight), followed by a plain duplicate ACK or by one more of those.
+fn bench_shredded_ack(c: &mut Criterion) {
+    const SHREDS: usize = 50_000;
+    let now = Instant::from_secs(1000);
+    let mut q = Queue::default();
+    let mut fresh = Engine::new(server_config(SynCookieMode::Never), Flood, now);
+    let (fresh_dup, _) = flooded(&mut fresh, now, 0, &mut q);
+    let mut shredded = Engine::new(server_config(SynCookieMode::Never), Flood, now);
+    let (dup, una) = flooded(&mut shredded, now, 1, &mut q);
+    let (src, sport) = client_of(1);
+    let mut rng = Rng::new(16);
+    let mut byte = |span: u64| {
+        let l = SeqNumber(una) + (rng.next_u64() % span) as u32;
+        (l, l + 1u32)
+    };
+    let shreds: Vec<Vec<u8>> = (0..4096)
+        .map(|_| {
+            let opts = Options {
+                sack_blocks: [byte(1460), byte(14_600), byte(1460), byte(14_600)],
+                sack_count: 4,
+                ..Options::default()
+            };
+            frame(src, sport, 1001, una, Flags::ACK, opts)
+        })
+        .collect();
+    for i in 0..SHREDS {
+        q.clear();
+        shredded.receive(now, &shreds[i % shreds.len()], &mut q);
+    }
+    let tuple = FourTuple {
+        local_addr: IpAddr::V4(SERVER),
+        remote_addr: IpAddr::V4(src),
+        local_port: PORT,
+        remote_port: sport,
+    };
+    let id = shredded.find(&tuple).expect("connected");
+    let records = |e: &Engine<Flood>| e.scoreboard_census(id).expect("connected").0;
+    eprintln!(
+        "scoreboard: {} records for 10 segments in flight after {SHREDS} shredding ACKs",
+        records(&shredded)
+    );
+    let mut group = c.benchmark_group("dup_ack_10_segments_in_flight");
+    // One frame in, what it sent discarded.
+    let mut receive = |engine: &mut Engine<Flood>, f: &[u8]| {
+        q.clear();
+        engine.receive(now, black_box(f), &mut q);
+        black_box(q.len)
+    };
+    group.bench_function("fresh", |b| b.iter(|| receive(&mut fresh, &fresh_dup)));
+    group.bench_function("after_50k_shredding_acks", |b| {
+        b.iter(|| receive(&mut shredded, &dup))
+    });
+    let mut i = 0;
+    group.bench_function("shredding_after_50k_shredding_acks", |b| {
+        b.iter(|| {
+            i += 1;
+            receive(&mut shredded, &shreds[i & 4095])
+        })
+    });
+    group.finish();
+    eprintln!(
+        "scoreboard: {} records after {} more shredding ACKs",
+        records(&shredded),
+        i
+    );
+}
+
 /// Memory per idle established connection and per TIME-WAIT entry, printed once.
 fn report_memory() {
     let now = Instant::from_secs(1000);
@@ -368,6 +475,7 @@ fn benches(c: &mut Criterion) {
     bench_cookie_ack(c);
     bench_short_connection(c);
     bench_lookup(c);
+    bench_shredded_ack(c);
 }
 
 criterion_group!(engine_benches, benches);

@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-targets=(wire_parse engine_receive shim_calls)
+targets=(wire_parse engine_receive engine_sack shim_calls)
 case "${1:-}" in
 --seconds) secs=${2:?--seconds needs a number} ;;
 '' | -h | --help) sed -n '2,12p' "$0"; exit 2 ;;

@@ -17,52 +17,23 @@
 //! latency histograms cost ~2 ms to allocate, a hundred times what a typical input costs.
 #![no_main]
 
+#[path = "common/mod.rs"]
+mod common;
+
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
 use std::time::Duration;
 use xdptcp::app::http::{Http, HttpConfig};
-use xdptcp::sim::{self, CLIENT_MAC, SERVER_ADDR, SERVER_MAC};
+use xdptcp::sim;
 use xdptcp::tcp::{Engine, FastOpen, SynCookieMode};
 use xdptcp::time::Instant;
-use xdptcp::wire::{IPPROTO_TCP, TcpFrame, ethernet, ipv4, tcp};
+use xdptcp::wire::TcpFrame;
 
 const MAX_CONNECTIONS: usize = 64;
 const MAX_TIME_WAIT: usize = 64;
 const MAX_HALF_OPEN: usize = 16;
-
-/// Ethernet + IPv4 around `segment`, from client `client` to the server, checksums filled.
-fn wrap(client: u8, segment: &[u8]) -> Vec<u8> {
-    let src = Ipv4Addr::new(10, 0, 0, 2 + client);
-    let IpAddr::V4(dst) = SERVER_ADDR else {
-        unreachable!("the simulated server is IPv4")
-    };
-    let eth_len = ethernet::HEADER_LEN;
-    let ip_len = ipv4::Repr::HEADER_LEN;
-    let mut frame = vec![0; eth_len + ip_len + segment.len()];
-    ethernet::Repr {
-        dst: SERVER_MAC,
-        src: CLIENT_MAC,
-        vlan: None,
-        ethertype: ethernet::ETHERTYPE_IPV4,
-    }
-    .emit(&mut frame[..eth_len]);
-    ipv4::Repr {
-        src,
-        dst,
-        protocol: IPPROTO_TCP,
-        payload_len: segment.len(),
-        ttl: 64,
-    }
-    .emit(&mut frame[eth_len..eth_len + ip_len]);
-    let tcp_buf = &mut frame[eth_len + ip_len..];
-    tcp_buf.copy_from_slice(segment);
-    if tcp_buf.len() >= tcp::HEADER_LEN {
-        tcp::Packet::new_unchecked(tcp_buf).fill_checksum(src.into(), dst.into());
-    }
-    frame
-}
 
 /// Every frame the engine sent parses; the queue is emptied.
 fn check_sent(sent: &mut Vec<Vec<u8>>) {
@@ -118,7 +89,8 @@ fuzz_target!(|data: &[u8]| {
         if kind & 1 == 0 {
             engine.receive(now, bytes, &mut sent);
         } else {
-            engine.receive(now, &wrap(kind >> 1 & 3, bytes), &mut sent);
+            let client = Ipv4Addr::new(10, 0, 0, 2 + (kind >> 1 & 3));
+            engine.receive(now, &common::wrap(client, bytes), &mut sent);
         }
         check_sent(&mut sent);
 

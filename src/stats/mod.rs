@@ -108,6 +108,9 @@ drop_reasons! {
     Martian => "martian",
     /// An IEEE 802.1ad (QinQ, EtherType 0x88A8) service tag: only single 802.1Q tags are ours.
     QinQ => "qinq",
+    /// The ACK a segment for a TIME-WAIT 4-tuple was owed was held back: that tuple answered
+    /// less than 500 ms before (Linux `tcp_invalid_ratelimit`).
+    TimeWaitRateLimited => "time_wait_rate_limited",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of
@@ -249,6 +252,19 @@ counters! {
     /// Fast Open connections opened while the half-open budget was full (other SYNs got SYN
     /// cookies, or were dropped).
     fastopen_over_budget,
+    /// SACK blocks ignored: empty or reversed, beyond SND.MAX, or below the cumulative ACK
+    /// (Linux TCPSACKDiscard).
+    sack_blocks_rejected,
+    /// SACK blocks with an edge inside a segment, rounded to its boundaries (a block inside one
+    /// segment to nothing): SACK never splits a segment (Linux `tcp_match_skb_to_sack`).
+    sack_blocks_rounded,
+    /// SACK blocks dropped because the scoreboard held its most records ("too many SACK
+    /// fragments", Linux TCPWqueueTooBig).
+    sack_blocks_over_cap,
+    /// D-SACK blocks not believed (beyond SND.MAX, or more than was ever retransmitted: Linux
+    /// TCPDSACKIgnoredDubious) or reporting nothing the episode retransmitted (no undo: Linux
+    /// TCPDSACKIgnoredNoUndo).
+    dsack_ignored,
 }
 
 impl Stats {

@@ -265,6 +265,16 @@ impl<A: App> Engine<A> {
         self.conns.get(id).map(|c| c.rec.window())
     }
 
+    /// A connection's SACK scoreboard, if it still exists: the records it holds and the
+    /// records its searches and walks have looked at so far ([`Scoreboard::visited`]: the
+    /// cost of loss recovery, counted without a clock; for tests and diagnostics).
+    ///
+    /// [`Scoreboard::visited`]: super::scoreboard::Scoreboard::visited
+    pub fn scoreboard_census(&self, id: ConnId) -> Option<(usize, u64)> {
+        let sb = self.conns.get(id)?.rec.scoreboard();
+        Some((sb.len(), sb.visited()))
+    }
+
     /// The connection with this 4-tuple, if any.
     pub fn find(&self, tuple: &FourTuple) -> Option<ConnId> {
         self.conns.find(tuple)

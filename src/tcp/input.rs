@@ -397,6 +397,10 @@ fn feed_recovery<A: App, T: Tx>(
     });
     cx.stats.recovery_episodes += u64::from(out.entered);
     cx.stats.undos += u64::from(out.undone);
+    cx.stats.sack_blocks_rejected += u64::from(out.sack_rejected);
+    cx.stats.sack_blocks_rounded += u64::from(out.sack_rounded);
+    cx.stats.sack_blocks_over_cap += u64::from(out.sack_over_cap);
+    cx.stats.dsack_ignored += u64::from(out.dsack_ignored);
     if out.acked > 0 || out.entered || out.undone || c.rec.reorder_pending() {
         c.arm_loss_timer(cx.now);
     }

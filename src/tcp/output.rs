@@ -81,9 +81,9 @@ pub(crate) fn emit<T: Tx>(
     }
 }
 
-/// Pure ACKs that answer unacceptable pure ACKs are this far apart at least (Linux
-/// `tcp_invalid_ratelimit`: 500 ms).
-const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
+/// Pure ACKs that answer unacceptable pure ACKs (and the segments for a TIME-WAIT tuple) are
+/// this far apart at least (Linux `tcp_invalid_ratelimit`: 500 ms).
+pub(crate) const OUT_OF_WINDOW_ACK_INTERVAL_MS: u32 = 500;
 
 /// The window our SYN or SYN-ACK advertises: the receive buffer, at most 65 535 bytes, since
 /// "the window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself is never scaled"
@@ -405,7 +405,13 @@ pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx
     let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
     let len = unsent.min(mss).min(peer_room);
     let sent_new = len > 0 && (len == mss || len == unsent) && send_new(c, cx, len);
-    let last = c.rec.scoreboard().last().map(|s| (s.start, s.end));
+    // The last segment sent: the end of the last record, which may hold several (a SACKed
+    // run), as one segment (with our FIN, if it is there).
+    let last = c.rec.scoreboard().last().map(|s| {
+        let fin = c.snd.fin.is_some_and(|f| f.lt(s.end));
+        let len = (s.end - s.start).min(mss as u32 + u32::from(fin));
+        (s.end - len, s.end)
+    });
     let probed = sent_new || last.is_some_and(|(start, end)| retransmit(c, cx, start, end));
     if probed {
         cx.stats.tail_loss_probes += 1;

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::SeqNumber;
-use super::scoreboard::{DUP_THRESH, Delivered, Scoreboard, sent_after};
+use super::scoreboard::{DUP_THRESH, Delivered, Scoreboard, Verdict, sent_after};
 use crate::time::Instant;
 
 /// RFC 8985 §7.2: "WCDelAckT stands for worst case delayed ACK timer [...] set to 200 ms".
@@ -140,7 +140,8 @@ impl Rack {
     /// RFC 8985 §6.2 step 5, "RACK_detect_loss()": every unacknowledged segment sent before
     /// the latest delivered one, and longer ago than RACK.rtt + `reo_wnd`, is lost. Marks
     /// them in `sb`; returns the bytes newly marked and, if some segment is not overdue yet,
-    /// when to look again (the reordering timer, §6.3).
+    /// when to look again (the reordering timer, §6.3). The scoreboard shows it only the
+    /// segments in flight ([`Scoreboard::rack_walk`]).
     ///
     /// "remaining = Segment.xmit_ts + RACK.rtt + RACK.reo_wnd - Now(); If remaining <= 0:
     /// Segment.lost = TRUE [...] Else: timeout = max(remaining, timeout)".
@@ -154,31 +155,18 @@ impl Rack {
             return (0, None);
         };
         let mut timeout: Option<Duration> = None;
-        let mut lost = 0;
-        for i in 0..sb.len() {
-            let s = *sb.get(i);
-            // Lost and waiting for its retransmission: nothing to decide.
-            if s.sacked || (s.lost && !s.retransmitting) {
-                continue;
-            }
+        let lost = sb.rack_walk(|s| {
             if !sent_after(xmit_ts, order, s.sent_at, s.order) {
-                // Records are in sequence order, and originals were sent in that order: past
-                // the first original sent after the latest delivered one, every record (an
-                // original, or a retransmission, which is later still) was sent after it too.
-                // A retransmission may be younger than the records after it: go on past it.
-                if !s.retransmitted {
-                    break;
-                }
-                continue;
+                return Verdict::SentAfter;
             }
             let deadline = s.sent_at + self.rtt + reo_wnd;
             if deadline <= now {
-                lost += sb.mark_lost(s.start);
-            } else {
-                let remaining = deadline - now;
-                timeout = Some(timeout.map_or(remaining, |t| t.max(remaining)));
+                return Verdict::Lost;
             }
-        }
+            let remaining = deadline - now;
+            timeout = Some(timeout.map_or(remaining, |t| t.max(remaining)));
+            Verdict::Waiting
+        });
         (lost, timeout)
     }
 }
@@ -291,7 +279,7 @@ mod tests {
     /// Feeds an ACK to the scoreboard and RACK as the engine will.
     fn ack(rack: &mut Rack, sb: &mut Scoreboard, now: Instant, a: u32, blocks: &[(u32, u32)]) {
         let blocks: Vec<_> = blocks.iter().map(|&(l, r)| (seq(l), seq(r))).collect();
-        let s = sb.on_ack(seq(a), &blocks);
+        let s = sb.on_ack(seq(a), &blocks, MSS);
         if s.reordered {
             rack.on_reordering();
         }
@@ -408,7 +396,7 @@ mod tests {
         ack(&mut rack, &mut sb, ms(40), 1000, &[]);
         sb.mark_lost(seq(1000));
         sb.on_send(seq(1000), seq(2000), ms(60));
-        let s = sb.on_ack(seq(2000), &[]);
+        let s = sb.on_ack(seq(2000), &[], MSS);
         rack.update(s.latest.unwrap(), ms(61), false);
         assert_eq!(
             rack.rtt,

@@ -10,6 +10,22 @@
 //! SACK: three duplicate ACKs, then one hole per partial ACK). Linux: `tcp_input.c`
 //! (`tcp_fastretrans_alert`, `tcp_try_undo_*`), `tcp_recovery.c`, `tcp_timer.c`.
 //!
+//! RFC 6675's DupThresh rule (IsLost) is RACK's here, as in Linux with RACK on (its
+//! `tcp_time_to_recover` skips the duplicate-ACK count then): while no reordering was seen and
+//! DupThresh segments are SACKed, RFC 8985 §6.2 sets the reordering window to zero, which
+//! marks lost every segment sent before a delivered one, the holes IsLost would find.
+//!
+//! A peer's D-SACK blocks are checked before they count (Linux `tcp_check_dsack`,
+//! `tcp_dsack_seen`, `tcp_sacktag_one`'s `undo_retrans`): one is believed only below SND.MAX
+//! and while the D-SACKed bytes do not outnumber those ever retransmitted, so it widens RACK's
+//! reordering window only for duplicates we sent; and it undoes an episode only for what the
+//! episode itself retransmitted, each byte once.
+//!
+//! RACK runs on an ACK only when the ACK delivered something (Linux runs it when RACK's latest
+//! segment advanced): a duplicate ACK that reports nothing new changes no verdict but the
+//! clock's, which the reordering timer keeps, so a flood of them costs no walk
+//! ([`super::scoreboard`] says what the rest costs).
+//!
 //! No I/O and no clock: the engine feeds ACKs and transmissions in, and asks what to send and
 //! which timer to run.
 
@@ -44,17 +60,89 @@ enum Phase {
     Loss { point: SeqNumber },
 }
 
+/// The most ranges of retransmitted data an episode keeps for its D-SACKs: past them, only
+/// timestamps can undo it (a D-SACK can no longer be checked against what was sent).
+const UNDO_RANGES: usize = 16;
+
 /// What is needed to undo a reduction (Linux's `undo_marker`, `undo_retrans`, `retrans_stamp`).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Undo {
-    /// SND.UNA when the episode began: D-SACKs below it are not about this episode.
-    marker: SeqNumber,
-    /// Bytes retransmitted in the episode and not yet reported duplicate by a D-SACK.
-    retrans: u32,
+    /// What the episode retransmitted and no D-SACK has reported duplicate yet, lowest first,
+    /// disjoint (at most [`UNDO_RANGES`]).
+    rexmit: Vec<(SeqNumber, SeqNumber)>,
+    /// `rexmit` holds everything retransmitted, each byte sent once: a D-SACK for all of it
+    /// proves every retransmission unnecessary. False once a range did not fit, or a byte
+    /// went out twice (its first retransmission was deemed lost: not all was spurious).
+    exact: bool,
     /// Whether anything was retransmitted at all.
     any: bool,
     /// TSval of the episode's first retransmission.
     tsval: Option<u32>,
+}
+
+impl Undo {
+    /// A new episode, nothing retransmitted yet.
+    fn new() -> Box<Undo> {
+        Box::new(Undo {
+            rexmit: Vec::new(),
+            exact: true,
+            any: false,
+            tsval: None,
+        })
+    }
+
+    /// `[start, end)` was retransmitted.
+    fn on_retransmit(&mut self, start: SeqNumber, end: SeqNumber) {
+        self.any = true;
+        if !self.exact {
+            return;
+        }
+        // The first range ending at or after `start`: it overlaps, touches, or lies above.
+        let i = self.rexmit.partition_point(|&(_, r)| r.lt(start));
+        match self.rexmit.get(i).copied() {
+            Some((l, r)) if l.lt(end) && start.lt(r) => self.exact = false,
+            Some((_, r)) if r == start => {
+                self.rexmit[i].1 = end;
+                if self.rexmit.get(i + 1).is_some_and(|&(l, _)| l == end) {
+                    self.rexmit[i].1 = self.rexmit.remove(i + 1).1;
+                }
+            }
+            Some((l, _)) if l == end => self.rexmit[i].0 = start,
+            _ if self.rexmit.len() < UNDO_RANGES => self.rexmit.insert(i, (start, end)),
+            _ => self.exact = false,
+        }
+    }
+
+    /// A D-SACK for `[l, r)`: takes out of [`Undo::rexmit`] what it covers; returns the
+    /// bytes it covered there (zero: it reports nothing this episode retransmitted).
+    fn credit(&mut self, l: SeqNumber, r: SeqNumber) -> u32 {
+        let mut covered = 0;
+        let mut left = Vec::with_capacity(self.rexmit.len() + 1);
+        for &(a, b) in &self.rexmit {
+            if b.le(l) || r.le(a) {
+                left.push((a, b));
+                continue;
+            }
+            covered += b.min(r) - a.max(l);
+            if a.lt(l) {
+                left.push((a, l));
+            }
+            if r.lt(b) {
+                left.push((r, b));
+            }
+        }
+        if left.len() > UNDO_RANGES {
+            self.exact = false;
+        }
+        self.rexmit = left;
+        covered
+    }
+
+    /// Every retransmission of the episode was reported duplicate (Linux
+    /// `tcp_try_undo_dsack`: "undo_retrans" reached zero).
+    fn all_duplicate(&self) -> bool {
+        self.any && self.exact && self.rexmit.is_empty()
+    }
 }
 
 /// One ACK, as the engine parsed it.
@@ -92,6 +180,15 @@ pub struct AckOutcome {
     pub recovered: bool,
     /// A fast recovery episode began.
     pub entered: bool,
+    /// SACK blocks ignored: empty, reversed, beyond SND.MAX or below SEG.ACK.
+    pub sack_rejected: u8,
+    /// SACK blocks with an edge inside a segment, moved to its boundaries.
+    pub sack_rounded: u8,
+    /// SACK blocks dropped because the scoreboard holds its most records.
+    pub sack_over_cap: u8,
+    /// The ACK's D-SACK block was not believed, or in an episode reported nothing it
+    /// retransmitted.
+    pub dsack_ignored: bool,
 }
 
 /// The loss recovery state of one connection.
@@ -103,7 +200,8 @@ pub struct Recovery {
     prr: Prr,
     cc: Controller,
     phase: Phase,
-    undo: Option<Undo>,
+    /// Boxed: it is there only during an episode, and a connection is mostly not in one.
+    undo: Option<Box<Undo>>,
     /// When RACK's reordering timer is due, if it is armed.
     reorder_at: Option<Instant>,
     /// The timer [`Recovery::arm_timer`] chose last.
@@ -112,6 +210,10 @@ pub struct Recovery {
     dupacks: u8,
     /// The last transmission stopped because the window was full (Linux `is_cwnd_limited`).
     cwnd_limited: bool,
+    /// Bytes retransmitted over the connection's life less those D-SACK blocks reported
+    /// duplicate (Linux's `total_retrans - dsack_dups`, in bytes): what D-SACKs may still
+    /// report.
+    dsack_room: u32,
     mss: u32,
     sack: bool,
 }
@@ -132,6 +234,7 @@ impl Recovery {
             armed: LossTimer::Retransmission,
             dupacks: 0,
             cwnd_limited: false,
+            dsack_room: 0,
             mss: u32::from(mss.max(1)),
             sack,
         }
@@ -159,7 +262,10 @@ impl Recovery {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.sb.heap_bytes()
+        let undo = self.undo.as_ref().map_or(0, |u| {
+            size_of::<Undo>() + u.rexmit.capacity() * size_of::<(SeqNumber, SeqNumber)>()
+        });
+        self.sb.heap_bytes() + undo
     }
 
     /// Whether a fast recovery or timeout recovery episode is in progress.
@@ -200,7 +306,7 @@ impl Recovery {
     }
 
     /// RFC 6675 NextSeg () rule (1): the next lost segment to retransmit, holes first.
-    pub fn next_retransmission(&self) -> Option<(SeqNumber, SeqNumber)> {
+    pub fn next_retransmission(&mut self) -> Option<(SeqNumber, SeqNumber)> {
         self.sb.next_lost(self.mss)
     }
 
@@ -211,9 +317,9 @@ impl Recovery {
             self.prr.on_send(end - start);
         }
         if resent > 0 {
+            self.dsack_room = self.dsack_room.saturating_add(resent);
             if let Some(u) = &mut self.undo {
-                u.retrans += resent;
-                u.any = true;
+                u.on_retransmit(start, end);
                 u.tsval.get_or_insert(tsval);
             }
         }
@@ -224,10 +330,13 @@ impl Recovery {
         let prior_pipe = self.sb.pipe();
         // RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
         let prior_flight = self.sb.outstanding();
-        let s = self.sb.on_ack(a.ack, a.blocks);
+        let s = self.sb.on_ack(a.ack, a.blocks, self.mss);
         let mut out = AckOutcome {
             acked: s.acked,
             delivered: s.delivered,
+            sack_rejected: s.rejected,
+            sack_rounded: s.rounded,
+            sack_over_cap: s.over_cap,
             ..AckOutcome::default()
         };
         // RACK (RFC 8985 §6.2 steps 2–4).
@@ -240,15 +349,30 @@ impl Recovery {
             });
             self.rack.update(latest, a.now, echo_before_xmit);
         }
+        let dsack = s
+            .dsack
+            .filter(|&(l, r)| self.believe_dsack(l, r, a.snd_max));
+        out.dsack_ignored = s.dsack.is_some() && dsack.is_none();
         // Reordering seen: an original delivered below one delivered before it, or a D-SACK
         // (a retransmission was unnecessary: its original was only late, Linux's view too).
-        if s.reordered || s.dsack.is_some() {
+        if s.reordered || dsack.is_some() {
             self.rack.on_reordering();
         }
-        self.rack.on_ack_dsack(a.ack, a.snd_max, s.dsack.is_some());
+        self.rack.on_ack_dsack(a.ack, a.snd_max, dsack.is_some());
 
-        // Spurious retransmissions (RFC 2883 §5, RFC 5682 §3 / RFC 3522).
-        if self.spurious(a, s.acked > 0, s.dsack) {
+        // Spurious retransmissions (RFC 2883 §5, RFC 5682 §3 / RFC 3522). A D-SACK counts for
+        // what this episode retransmitted only (Linux `tcp_sacktag_one`: "undo_retrans" falls
+        // only for a D-SACKed skb that was retransmitted).
+        let dsack_undo = match (&mut self.undo, dsack) {
+            (Some(u), Some((l, r))) => {
+                if u.credit(l, r) == 0 {
+                    out.dsack_ignored = true;
+                }
+                u.all_duplicate()
+            }
+            _ => false,
+        };
+        if dsack_undo || self.spurious_by_timestamps(a, s.acked > 0) {
             self.do_undo();
             out.undone = true;
         }
@@ -256,7 +380,7 @@ impl Recovery {
         // A tail loss probe's outcome (RFC 8985 §7.4).
         let tlp = self
             .tlp
-            .on_ack(a.ack, s.dsack, a.dup_ack && a.blocks.is_empty());
+            .on_ack(a.ack, dsack, a.dup_ack && a.blocks.is_empty());
         if tlp == TlpOutcome::LossRepaired && self.phase == Phase::Open {
             self.cc.on_congestion_event(a.now);
             self.cc.on_recovery_end();
@@ -264,7 +388,7 @@ impl Recovery {
 
         // Loss detection (Linux's `rs->losses`: what this ACK newly marked lost).
         let newly_lost = if self.sack {
-            self.detect_loss(a.now, a.srtt, s.sacked > 0)
+            self.detect_loss(a.now, a.srtt, s.delivered > 0)
         } else {
             self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
         };
@@ -288,12 +412,7 @@ impl Recovery {
             self.phase = Phase::Recovery { point: a.snd_max };
             self.cc.on_congestion_event(a.now);
             self.prr = Prr::start(prior_flight);
-            self.undo = Some(Undo {
-                marker: a.ack,
-                retrans: 0,
-                any: false,
-                tsval: None,
-            });
+            self.undo = Some(Undo::new());
             self.tlp.reset();
             out.entered = true;
         }
@@ -331,23 +450,23 @@ impl Recovery {
         out
     }
 
-    /// RACK (RFC 8985 §6.2 step 5), and RFC 6675's DupThresh rule (IsLost) while no reordering
-    /// was seen, when `newly_sacked` data changed what it counts. Returns the bytes newly
-    /// marked lost.
-    fn detect_loss(&mut self, now: Instant, srtt: Duration, newly_sacked: bool) -> u32 {
-        self.reorder_at = None;
+    /// RACK (RFC 8985 §6.2 step 5), when `delivered` (this ACK delivered something, or the
+    /// reordering timer fired): otherwise nothing it judges changed, and the reordering timer
+    /// already covers the clock. Returns the bytes newly marked lost.
+    fn detect_loss(&mut self, now: Instant, srtt: Duration, delivered: bool) -> u32 {
         if self.sb.sacked_bytes() == 0 && self.phase == Phase::Open {
             // Nothing delivered above a hole: nothing RACK could deem lost.
+            self.reorder_at = None;
+            return 0;
+        }
+        if !delivered {
             return 0;
         }
         let reo_wnd = self
             .rack
             .reo_wnd(self.in_recovery(), self.sb.sacked_segments(), srtt);
-        let (mut lost, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
+        let (lost, timeout) = self.rack.detect_loss(&mut self.sb, now, reo_wnd);
         self.reorder_at = timeout.map(|t| now + t);
-        if newly_sacked && !self.rack.reordering_seen() {
-            lost += self.sb.mark_lost_by_sack(self.mss);
-        }
         lost
     }
 
@@ -371,30 +490,24 @@ impl Recovery {
         0
     }
 
-    /// Whether this ACK proves the episode's retransmissions unnecessary.
-    fn spurious(
-        &mut self,
-        a: &AckInput<'_>,
-        advanced: bool,
-        dsack: Option<(SeqNumber, SeqNumber)>,
-    ) -> bool {
-        let Some(u) = &mut self.undo else {
+    /// RFC 2883 §5 and Linux `tcp_dsack_seen`: whether to believe the D-SACK block `[l, r)`:
+    /// it lies below SND.MAX, and with it no more bytes were reported duplicate than were
+    /// ever retransmitted ("Skip the DSACK if dup segs weren't retransmitted by sender").
+    fn believe_dsack(&mut self, l: SeqNumber, r: SeqNumber, snd_max: SeqNumber) -> bool {
+        if !l.lt(r) || r.gt(snd_max) || r - l > self.dsack_room {
             return false;
-        };
-        // Timestamps: "the ACK [...] echoes a timestamp value [...] older than that of the
-        // retransmission" (RFC 3522 §2): the original was delivered.
-        if let (true, Some(tsecr), Some(first)) = (advanced, a.tsecr, u.tsval) {
-            if (tsecr.wrapping_sub(first) as i32) < 0 {
-                return true;
-            }
         }
-        // D-SACK: every byte retransmitted in the episode came back as a duplicate (Linux
-        // `tcp_try_undo_dsack`: "undo_retrans" reached zero).
-        if let Some((l, r)) = dsack.filter(|(l, _)| l.ge(u.marker)) {
-            u.retrans = u.retrans.saturating_sub(r - l);
-            return u.any && u.retrans == 0;
-        }
-        false
+        self.dsack_room -= r - l;
+        true
+    }
+
+    /// Whether this ACK proves the episode's retransmissions unnecessary by its timestamp:
+    /// "the ACK [...] echoes a timestamp value [...] older than that of the retransmission"
+    /// (RFC 3522 §2): the original was delivered.
+    fn spurious_by_timestamps(&self, a: &AckInput<'_>, advanced: bool) -> bool {
+        let first = self.undo.as_ref().and_then(|u| u.tsval);
+        matches!((advanced, a.tsecr, first),
+            (true, Some(tsecr), Some(first)) if (tsecr.wrapping_sub(first) as i32) < 0)
     }
 
     /// Undoes the last reduction: window and threshold back, nothing lost after all.
@@ -409,22 +522,12 @@ impl Recovery {
     /// The retransmission timer expired (the engine backs the RTO off and counts the retry):
     /// everything unSACKed is lost, the window collapses (RFC 5681 §3.1, RFC 6675 §5.1), and
     /// the episode can still be undone if the original turns out to have arrived.
-    pub fn on_retransmission_timeout(
-        &mut self,
-        now: Instant,
-        snd_una: SeqNumber,
-        snd_max: SeqNumber,
-    ) {
-        let episode = self.undo.filter(|_| self.in_recovery());
+    pub fn on_retransmission_timeout(&mut self, now: Instant, snd_max: SeqNumber) {
+        let episode = self.undo.take().filter(|_| self.in_recovery());
         self.cc.on_timeout(now);
         self.sb.mark_all_lost();
         self.phase = Phase::Loss { point: snd_max };
-        self.undo = Some(episode.unwrap_or(Undo {
-            marker: snd_una,
-            retrans: 0,
-            any: false,
-            tsval: None,
-        }));
+        self.undo = Some(episode.unwrap_or_else(Undo::new));
         self.tlp.reset();
         self.reorder_at = None;
         self.dupacks = 0;
@@ -432,24 +535,13 @@ impl Recovery {
 
     /// RACK's reordering timer fired (RFC 8985 §6.3): look again; lost segments are then
     /// retransmitted by the engine's next transmission.
-    pub fn on_reorder_timeout(
-        &mut self,
-        now: Instant,
-        srtt: Duration,
-        snd_una: SeqNumber,
-        snd_max: SeqNumber,
-    ) {
-        self.detect_loss(now, srtt, false);
+    pub fn on_reorder_timeout(&mut self, now: Instant, srtt: Duration, snd_max: SeqNumber) {
+        self.detect_loss(now, srtt, true);
         if self.phase == Phase::Open && self.sb.lost_bytes() > 0 {
             self.phase = Phase::Recovery { point: snd_max };
             self.cc.on_congestion_event(now);
             self.prr = Prr::start(self.sb.outstanding());
-            self.undo = Some(Undo {
-                marker: snd_una,
-                retrans: 0,
-                any: false,
-                tsval: None,
-            });
+            self.undo = Some(Undo::new());
             // RFC 6937: the first retransmission goes out at once.
             let pipe = self.sb.pipe();
             self.cc.set_window(pipe + self.mss);
@@ -703,7 +795,7 @@ mod tests {
     fn a_spurious_timeout_is_undone_by_timestamps() {
         let mut r = sending(10);
         let cwnd = r.window();
-        r.on_retransmission_timeout(ms(200), seq(0), seq(10_000));
+        r.on_retransmission_timeout(ms(200), seq(10_000));
         assert_eq!(r.window(), MSS);
         let (s, e) = r.next_retransmission().unwrap();
         r.on_transmit(s, e, ms(200), 200);
@@ -739,6 +831,89 @@ mod tests {
         );
         assert!(!r.in_recovery());
         assert!(r.window() >= cwnd_before);
+    }
+
+    /// A sender in recovery for segments 0 and 5 (of ten, the rest SACKed), both
+    /// retransmitted, SND.UNA still at 0.
+    fn two_holes_retransmitted() -> Recovery {
+        let mut r = sending(10);
+        ack(&mut r, 10, 0, &[(6000, 10_000), (1000, 5000)], 10_000);
+        assert!(r.in_recovery());
+        for hole in [0, 5000] {
+            assert_eq!(r.next_retransmission(), Some((seq(hole), seq(hole + 1000))));
+            r.on_transmit(seq(hole), seq(hole + 1000), ms(10), 10);
+        }
+        r
+    }
+
+    #[test]
+    fn a_dsack_for_data_never_retransmitted_or_past_snd_max_undoes_nothing() {
+        // Linux `tcp_sacktag_one`: "undo_retrans" falls only for a D-SACKed skb that was
+        // retransmitted; `tcp_is_sackblock_valid`: nothing past SND.NXT.
+        let mut r = two_holes_retransmitted();
+        let window = r.window();
+        // Segment 2 was never retransmitted (a D-SACK inside the second block).
+        let out = ack(&mut r, 20, 0, &[(2000, 3000), (1000, 5000)], 10_000);
+        assert!(!out.undone && out.dsack_ignored, "{out:?}");
+        // A D-SACK over both retransmissions, but reaching past SND.MAX.
+        let out = ack(&mut r, 20, 1000, &[(0, 11_000)], 10_000);
+        assert!(!out.undone && out.dsack_ignored, "{out:?}");
+        assert!(r.in_recovery());
+        assert_eq!(r.window(), window);
+    }
+
+    #[test]
+    fn one_retransmission_reported_duplicate_twice_does_not_undo_the_other() {
+        let mut r = two_holes_retransmitted();
+        for _ in 0..2 {
+            let out = ack(&mut r, 20, 1000, &[(0, 1000), (6000, 10_000)], 10_000);
+            assert!(!out.undone, "5000:6000 may still have been lost: {out:?}");
+        }
+        assert!(r.in_recovery());
+        // Each reported once: both retransmissions were unnecessary.
+        let mut r = two_holes_retransmitted();
+        ack(&mut r, 20, 1000, &[(0, 1000), (6000, 10_000)], 10_000);
+        let out = ack(&mut r, 21, 1000, &[(5000, 6000), (1000, 10_000)], 10_000);
+        assert!(out.undone);
+    }
+
+    #[test]
+    fn dsacks_widen_racks_reordering_window_only_for_data_that_was_retransmitted() {
+        // RFC 8985 §6.2 step 4 grows RACK.reo_wnd_mult by one per round with a D-SACK; Linux
+        // `tcp_dsack_seen` skips a D-SACK "if dup segs weren't retransmitted by sender".
+        let srtt = Duration::from_secs(1);
+        let mut r = sending(10);
+        ack(&mut r, 10, 1000, &[], 10_000);
+        let wnd = r.rack.reo_wnd(false, 0, srtt);
+        // D-SACKs in five rounds, for data never retransmitted.
+        for round in 1..=5u32 {
+            let una = round * 1000 + 1000;
+            let out = ack(&mut r, 10, una, &[(una - 1000, una)], 10_000);
+            assert!(out.dsack_ignored);
+        }
+        assert_eq!(r.rack.reo_wnd(false, 0, srtt), wnd);
+        assert!(!r.rack.reordering_seen());
+    }
+
+    #[test]
+    fn duplicate_acks_that_deliver_nothing_cost_no_walk_however_many_segments_wait() {
+        // Reordering seen, then the last of 1000 segments SACKed: the 999 before it wait out
+        // RACK's reordering window. A flood of 1-byte SACK blocks changes none of that.
+        let mut r = sending(1000);
+        r.rack.on_reordering();
+        ack(&mut r, 10, 0, &[(999_000, 1_000_000)], 1_000_000);
+        assert!(r.reorder_pending() && !r.in_recovery());
+        let before = r.sb.visited();
+        for i in 0..1000u32 {
+            let b = 1 + i * 997;
+            let blocks = [(b, b + 1), (b + 5, b + 6), (b + 9, b + 10), (1, 2)];
+            let out = ack(&mut r, 10, 0, &blocks, 1_000_000);
+            assert_eq!(out.delivered, 0);
+        }
+        // Two binary searches of ten steps a block, and no walk of the 999.
+        let per_ack = (r.sb.visited() - before) / 1000;
+        assert!(per_ack <= 4 * 2 * 10, "{per_ack} records looked at per ACK");
+        assert!(r.reorder_pending(), "the reordering timer still runs");
     }
 
     #[test]

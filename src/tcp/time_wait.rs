@@ -4,6 +4,15 @@
 //! RSTs are ignored (RFC 1337). Bounded like Linux `tcp_max_tw_buckets`: when full, the
 //! oldest entry is evicted and counted.
 //!
+//! Every other segment but a bare ACK at RCV.NXT is unacceptable (the window is closed) and
+//! owed an ACK (RFC 9293 §3.10.7.4), but at most one per 500 ms per tuple, as Linux answers
+//! from `tcp_timewait_state_process` through `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`):
+//! a peer cannot make a closed connection echo its segments one for one. (Linux exempts data
+//! without SYN, which it does not expect in an ACK loop; here the limit is also against a peer
+//! that replays a dead connection's segments, so it covers everything. A retransmitted FIN
+//! still restarts 2MSL when its ACK is held back, and the peer's next retransmission, after
+//! its backed-off RTO, gets one.)
+//!
 //! Since 2MSL is the same for every entry, insertion order is expiry order: entries live in a
 //! ring (a FIFO), and expiring is popping from the tail. Lookups go through a keyed hash table
 //! of ring positions ([`hash_tuple`]; 4 bytes a bucket, the tuple is read from the ring).
@@ -41,6 +50,8 @@ pub struct TimeWait {
     pub ts_enabled: bool,
     /// When 2MSL runs out, on the engine's wrapping millisecond clock.
     pub expires_ms: u32,
+    /// When the entry last answered a segment, on the same clock (0: never).
+    pub last_reply_ms: u32,
 }
 
 impl TimeWait {
@@ -55,13 +66,23 @@ impl TimeWait {
     }
 }
 
-/// The re-ACK of a connection in TIME-WAIT, with its timestamps if it used them.
-fn send_ack<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, tw: &TimeWait) {
+/// The re-ACK of a connection in TIME-WAIT, with its timestamps if it used them, unless the
+/// entry answered less than [`output::OUT_OF_WINDOW_ACK_INTERVAL_MS`] ago (counted). Returns
+/// whether it was sent.
+fn send_ack<T: Tx>(sx: &mut Stateless<'_, T>, route: &Route, tw: &TimeWait) -> bool {
+    let now_ms = sx.now.wrapping_millis();
+    if tw.last_reply_ms != 0
+        && now_ms.wrapping_sub(tw.last_reply_ms) < output::OUT_OF_WINDOW_ACK_INTERVAL_MS
+    {
+        sx.stats.drop(DropReason::TimeWaitRateLimited);
+        return false;
+    }
     let ts = tw.ts_enabled.then(|| {
         let off = isn::timestamp_offset(&sx.keys.timestamp, &route.tuple);
-        (sx.now.wrapping_millis().wrapping_add(off), tw.ts_recent)
+        (now_ms.wrapping_add(off), tw.ts_recent)
     });
     output::send_time_wait_ack(sx, route, tw.snd_nxt, tw.rcv_nxt, ts);
+    true
 }
 
 /// One ring position: an entry, or `None` for a tombstone or unused position.
@@ -96,9 +117,9 @@ fn slot_in(chunks: &[Option<Box<[Slot]>>], pos: usize) -> Option<&TimeWait> {
 }
 
 impl TimeWaitTable {
-    /// Honest memory per entry, in bytes: one ring slot (56 B) plus the hash index's share in
+    /// Honest memory per entry, in bytes: one ring slot (60 B) plus the hash index's share in
     /// the worst case ([`INDEX_BYTES_PER_ENTRY`]: 12 B right after the index doubled). At a
-    /// full index (load 7/8) the share is 5.7 B and an entry costs 62 B. Tombstones and the
+    /// full index (load 7/8) the share is 5.7 B and an entry costs 66 B. Tombstones and the
     /// last partly used chunk come on top.
     pub const ENTRY_BYTES: usize = size_of::<Slot>() + INDEX_BYTES_PER_ENTRY;
 
@@ -175,6 +196,7 @@ impl TimeWaitTable {
             ts_recent: c.ts.recent,
             ts_enabled: c.opts.ts,
             expires_ms,
+            last_reply_ms: 0,
         };
         if self.insert(entry).is_some() {
             stats.time_wait_evicted += 1;
@@ -213,7 +235,7 @@ impl TimeWaitTable {
                 return true;
             }
             sx.stats.drop(DropReason::TimeWaitOldSyn);
-            send_ack(sx, route, &tw);
+            self.reply(sx, route, tw);
             return false;
         }
         // A retransmitted FIN: ACK it again and restart the 2MSL timer.
@@ -228,13 +250,29 @@ impl TimeWaitTable {
             }
             tw.expires_ms = (sx.now + sx.cfg.time_wait).wrapping_millis();
             self.restart(tw);
-            send_ack(sx, route, &tw);
+            self.reply(sx, route, tw);
             return false;
         }
-        if !seg.payload.is_empty() {
-            send_ack(sx, route, &tw);
+        // RFC 9293 §3.10.7.4: the window is closed, so only a bare ACK at RCV.NXT is
+        // acceptable (and needs nothing); "If an incoming segment is not acceptable, an
+        // acknowledgment should be sent in reply".
+        if !seg.payload.is_empty() || seg.seq != tw.rcv_nxt {
+            self.reply(sx, route, tw);
         }
         false
+    }
+
+    /// Sends `tw`'s ACK, rate-limited per tuple, and notes when in the stored entry.
+    fn reply<T: Tx>(&mut self, sx: &mut Stateless<'_, T>, route: &Route, tw: TimeWait) {
+        if !send_ack(sx, route, &tw) {
+            return;
+        }
+        let now_ms = sx.now.wrapping_millis().max(1);
+        if let Some(pos) = self.find_pos(&tw.tuple) {
+            if let Some(e) = self.slot_mut(pos) {
+                e.last_reply_ms = now_ms;
+            }
+        }
     }
 
     /// Takes the entry for `tuple` out (the tuple is being recycled by a new SYN, RFC 6191).
@@ -429,13 +467,14 @@ mod tests {
             ts_recent: n,
             ts_enabled: n % 2 == 0,
             expires_ms,
+            last_reply_ms: 0,
         }
     }
 
     #[test]
     fn entry_bytes_is_the_ring_slot_plus_the_worst_case_index_share() {
-        assert_eq!(size_of::<Slot>(), 56);
-        assert_eq!(TimeWaitTable::ENTRY_BYTES, 68);
+        assert_eq!(size_of::<Slot>(), 60);
+        assert_eq!(TimeWaitTable::ENTRY_BYTES, 72);
     }
 
     #[test]

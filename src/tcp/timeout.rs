@@ -124,7 +124,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             // out as the window allows.
             LossTimer::Reorder => {
                 let srtt = c.rtt.srtt().unwrap_or_else(|| c.rtt.rto());
-                c.rec.on_reorder_timeout(now, srtt, c.snd.una, c.snd.max);
+                c.rec.on_reorder_timeout(now, srtt, c.snd.max);
                 output::transmit(c, cx);
                 c.arm_loss_timer(now);
                 None
@@ -141,7 +141,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 // Everything unSACKed is lost; the retransmissions start from SND.UNA, one
                 // segment now and more as the window grows again (SND.NXT does not move back:
                 // the scoreboard knows what to resend).
-                c.rec.on_retransmission_timeout(now, c.snd.una, c.snd.max);
+                c.rec.on_retransmission_timeout(now, c.snd.max);
                 c.rtt_probe = None; // Karn: no sample from a retransmission
                 output::transmit(c, cx);
                 c.rec.arm_retransmission();

@@ -7,6 +7,7 @@ mod netsim;
 mod app_deadline;
 mod driver;
 mod fastopen;
+mod hostile_sack;
 mod keepalive;
 mod lifecycle;
 mod load;

@@ -52,6 +52,14 @@ fn server_in_time_wait(
     (p, fin, isn + 3)
 }
 
+/// The TIME-WAIT entry is still there `alive` from now, and gone `margin` after that.
+fn expires_after(p: &mut Peer<Scripted>, alive: Duration, margin: Duration) {
+    p.run_timers(alive);
+    assert_eq!(p.engine.time_wait_len(), 1, "still in TIME-WAIT");
+    p.run_timers(margin);
+    assert_eq!(p.engine.time_wait_len(), 0, "expired");
+}
+
 #[test]
 fn time_wait_is_a_compact_table_entry_for_60_seconds() {
     let (mut p, _, _) = server_in_time_wait(server_config(), PEER_PORT, 1000, true, None);
@@ -59,10 +67,7 @@ fn time_wait_is_a_compact_table_entry_for_60_seconds() {
     assert_eq!(p.engine.time_wait_len(), 1);
     assert_gauges(p.engine.stats(), &[(State::TimeWait, 1)]);
     // Target 64 B: reported by the benchmark (`TimeWaitTable::ENTRY_BYTES`), not asserted.
-    p.run_timers(Duration::from_secs(59));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_secs(2));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(&mut p, Duration::from_secs(59), Duration::from_secs(2));
     assert_gauges(p.engine.stats(), &[]);
 }
 
@@ -71,10 +76,11 @@ fn time_wait_duration_is_configurable() {
     let mut cfg = server_config();
     cfg.time_wait = Duration::from_secs(10);
     let (mut p, _, _) = server_in_time_wait(cfg, PEER_PORT, 1000, false, None);
-    p.run_timers(Duration::from_millis(9_900));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_millis(200));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(
+        &mut p,
+        Duration::from_millis(9_900),
+        Duration::from_millis(200),
+    );
 }
 
 #[test]
@@ -87,10 +93,7 @@ fn a_retransmitted_fin_is_acked_again_and_restarts_2msl() {
     assert_eq!((r[0].seq, r[0].ack), (fin, SeqNumber(rcv)));
     assert_eq!(r[0].tsecr(), PEER_TS + 2, "TS.Recent of the last segment");
     // 2MSL counts from the retransmitted FIN: alive at +40+59, gone at +40+61.
-    p.run_timers(Duration::from_secs(59));
-    assert_eq!(p.engine.time_wait_len(), 1);
-    p.run_timers(Duration::from_secs(2));
-    assert_eq!(p.engine.time_wait_len(), 0);
+    expires_after(&mut p, Duration::from_secs(59), Duration::from_secs(2));
 }
 
 #[test]
@@ -197,6 +200,75 @@ fn an_older_syn_is_refused_in_time_wait() {
     p.send(seg(SYN).seq(rcv + 100_000).mss(1460).ts(PEER_TS - 5, 0));
     assert_eq!(p.engine.stats().dropped(DropReason::TimeWaitOldSyn), 1);
     assert_eq!(p.engine.connections(), 0);
+}
+
+#[test]
+fn time_wait_answers_at_most_once_per_500_ms_per_tuple() {
+    // Linux `tcp_timewait_state_process` → `tcp_oow_rate_limited` (`tcp_invalid_ratelimit`).
+    let (p, fin, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    let (mut p, fin2, rcv2) =
+        server_in_time_wait(server_config(), PEER_PORT + 1, 5000, false, Some(p));
+    // Everything a TIME-WAIT entry answers, for 400 ms: an old SYN, a retransmitted FIN, data,
+    // an ACK out of window.
+    let flood = [
+        seg(SYN).seq(rcv - 10).mss(1460),
+        seg(FIN_ACK).seq(rcv - 1).ack(fin),
+        seg(PSH_ACK).seq(rcv).ack(fin).data(b"x"),
+        seg(ACK).seq(rcv + 1000).ack(fin),
+    ];
+    p.port = PEER_PORT;
+    let mut answers = Vec::new();
+    for i in 0..400 {
+        answers.extend(p.send(flood[i % 4].clone()));
+        p.now = p.now + Duration::from_millis(1);
+    }
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!((answers[0].flags, answers[0].ack), (ACK, SeqNumber(rcv)));
+    let limited = p.engine.stats().dropped(DropReason::TimeWaitRateLimited);
+    assert_eq!(limited, 399);
+    // A bare ACK at RCV.NXT is acceptable, and owed nothing.
+    recv_nothing!(p.send(seg(ACK).seq(rcv).ack(fin)));
+    // Another tuple answers on its own account.
+    p.port = PEER_PORT + 1;
+    let r = p.send(seg(FIN_ACK).seq(rcv2 - 1).ack(fin2));
+    assert_eq!(r.len(), 1, "{r:?}");
+    // 500 ms after its last answer, the first one answers again.
+    p.port = PEER_PORT;
+    p.now = p.now + Duration::from_millis(100);
+    for s in &flood {
+        assert_eq!(
+            p.send(s.clone()).len(),
+            usize::from(s == &flood[0]),
+            "{s:?}"
+        );
+    }
+    assert_eq!(p.engine.time_wait_len(), 2);
+}
+
+#[test]
+fn a_retransmitted_fin_restarts_2msl_even_when_its_ack_is_held_back() {
+    let (mut p, fin, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    assert_eq!(p.send(seg(FIN_ACK).seq(rcv - 1).ack(fin)).len(), 1);
+    p.now = p.now + Duration::from_millis(300);
+    recv_nothing!(p.send(seg(FIN_ACK).seq(rcv - 1).ack(fin)));
+    // 2MSL counts from the second FIN.
+    expires_after(
+        &mut p,
+        Duration::from_millis(60_000 - 100),
+        Duration::from_millis(200),
+    );
+}
+
+#[test]
+fn a_newer_syn_recycles_a_time_wait_entry_whose_answers_are_held_back() {
+    // RFC 6191: the rate limit is on answers; a new incarnation is let in at once.
+    let (mut p, _, rcv) = server_in_time_wait(server_config(), PEER_PORT, 1000, false, None);
+    assert_eq!(p.send(seg(SYN).seq(rcv - 10).mss(1460)).len(), 1);
+    recv_nothing!(p.send(seg(SYN).seq(rcv - 10).mss(1460)));
+    let r = p.send(seg(SYN).seq(rcv + 100_000).mss(1460));
+    assert!(r.len() == 1 && r[0].is(SYN_ACK), "{r:?}");
+    assert_eq!(p.engine.time_wait_len(), 0);
+    assert_eq!(p.engine.stats().time_wait_recycled, 1);
 }
 
 #[test]

@@ -704,8 +704,16 @@ impl<A: App> RawPeer<A> {
     }
 
     /// SYN with MSS 1460, SACK-permitted, window scale `wscale` (and timestamps if `ts`), then
-    /// the ACK of the SYN-ACK. Returns the SYN-ACK.
+    /// the ACK of the SYN-ACK, which the engine does not answer. Returns the SYN-ACK.
     pub fn handshake(&mut self, wscale: Option<u8>, ts: bool) -> Sent {
+        let (syn_ack, answer) = self.handshake_answered(wscale, ts);
+        recv_nothing!(answer);
+        syn_ack
+    }
+
+    /// [`RawPeer::handshake`] with a server app that may write at once: returns the SYN-ACK
+    /// and what the engine sent in answer to the final ACK.
+    pub fn handshake_answered(&mut self, wscale: Option<u8>, ts: bool) -> (Sent, Vec<Sent>) {
         let opts = Options {
             mss: Some(1460),
             window_scale: wscale,
@@ -724,9 +732,8 @@ impl<A: App> RawPeer<A> {
         self.snd_nxt = self.iss + 1u32;
         self.rcv_nxt = syn_ack.seq + 1u32;
         self.now = self.now + Duration::from_millis(1);
-        let ack = self.send(&[]);
-        recv_nothing!(ack);
-        syn_ack
+        let answer = self.send(&[]);
+        (syn_ack, answer)
     }
 }
 
