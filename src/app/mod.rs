@@ -7,13 +7,16 @@
 //! Flow control reaches the app both ways: [`App::on_data`] returns how many bytes it consumed
 //! (the rest stays in the receive buffer and shrinks the advertised window, and is offered again
 //! later), and [`Io::write`] accepts only what fits in the send buffer ([`App::on_writable`]
-//! tells when there is room again).
+//! tells when there is room again). Under memory pressure the send buffer is smaller than
+//! configured (the engine's memory budget): an app that cannot write should stop consuming, so
+//! that the peer's window closes.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::stats::Latencies;
+use crate::tcp::budget::reserve_within;
 use crate::tcp::{ConnId, FourTuple};
 use crate::time::Instant;
 
@@ -65,8 +68,9 @@ pub struct Io<'a> {
 }
 
 impl<'a> Io<'a> {
-    /// A handle over a connection's send buffer (of at most `send_capacity` bytes) and its
-    /// shutdown state. The engine builds these; so can tests of an app.
+    /// A handle over a connection's send buffer (of at most `send_capacity` bytes: its
+    /// capacity never grows past that) and its shutdown state. The engine builds these; so can
+    /// tests of an app.
     pub fn new(
         id: ConnId,
         tuple: FourTuple,
@@ -105,7 +109,8 @@ impl<'a> Io<'a> {
         self.now
     }
 
-    /// Free space in the send buffer, in bytes (zero once the app has shut down writing).
+    /// Free space in the send buffer, in bytes (zero once the app has shut down writing; less
+    /// than configured under memory pressure).
     pub fn send_space(&self) -> usize {
         if *self.shutdown != Shutdown::Open {
             return 0;
@@ -116,6 +121,13 @@ impl<'a> Io<'a> {
     /// Queues as much of `data` as fits in the send buffer and returns how much that was.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.send_space());
+        // Grows as a VecDeque would, but never past the send capacity: what the memory budget
+        // counts is what was granted.
+        let n = if reserve_within(self.send, n, self.send_capacity) {
+            n
+        } else {
+            0
+        };
         self.send.extend(&data[..n]);
         n
     }

@@ -103,6 +103,16 @@ drop_reasons! {
     NoRoom => "no_room",
     /// No TX frame was free for a reply.
     TxFull => "tx_full",
+    /// In-order data not taken: the memory budget had no room for it (not acknowledged: the
+    /// peer sends it again; Linux's `TCPRcvQDrop`).
+    RcvMemory => "rcv_memory",
+    /// Out-of-order data not kept: the memory budget had no room for it, even after pruning
+    /// the data above it (Linux's `TCPOFODrop`).
+    OfoMemory => "ofo_memory",
+    /// SYN refused: the memory budget is spent.
+    SynMemory => "syn_memory",
+    /// Valid SYN-cookie ACK refused: the memory budget is spent (the peer retransmits it).
+    CookieMemory => "cookie_memory",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of
@@ -228,6 +238,18 @@ counters! {
     syn_recv_timeouts,
     /// Out-of-order segments kept for reassembly.
     ooo_segments,
+    /// Times the engine entered memory pressure (Linux's `TCPMemoryPressures`).
+    memory_pressures,
+    /// Out-of-order queues pruned to free memory (Linux's `OfoPruned`).
+    ofo_prunes,
+    /// Out-of-order bytes pruned (SACKed but never acknowledged: the peer resends them).
+    ofo_pruned_bytes,
+    /// Buffer capacity given back under memory pressure by shrinking buffers to their data.
+    collapsed_bytes,
+    /// Segments sent with a window the memory budget made smaller than the buffer's room.
+    rcv_window_clamped,
+    /// Times an app found its send buffer full below the configured size (memory pressure).
+    send_memory_limited,
 }
 
 impl Stats {

@@ -4,7 +4,9 @@
 //! be formed") unless it completes a SYN-cookie handshake (RFC 4987 §3.6), which opens the
 //! connection directly in ESTABLISHED; a SYN opens a SYN-RECEIVED connection, or, when the
 //! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
-//! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1).
+//! Segments that match nothing are answered with a rate-limited RST (§3.10.7.1). When the
+//! engine's memory budget is spent, new connections are refused, silently (the peer's SYN or
+//! cookie ACK is retransmitted and taken once memory is free again), and counted.
 
 use super::conn::Conn;
 use super::conn_table::ConnTable;
@@ -146,6 +148,10 @@ impl Listen {
         if seg.flags.contains(Flags::ACK) {
             if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
                 match self.check_cookie_ack(sx.now, route, seg) {
+                    Ok(_) if self.accepting && sx.memory_full => {
+                        sx.stats.drop(DropReason::CookieMemory);
+                        return Accept::Done;
+                    }
                     Ok(syn) if self.accepting => {
                         return established_by_cookie(&mut sx, conns, listener, route, seg, &syn);
                     }
@@ -168,6 +174,10 @@ impl Listen {
         sx.stats.syns_received += 1;
         if !self.accepting {
             self.reset(&mut sx, route, seg);
+            return Accept::Done;
+        }
+        if sx.memory_full {
+            sx.stats.drop(DropReason::SynMemory);
             return Accept::Done;
         }
         let use_cookie = match syn_policy(&sx) {
