@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::stats::Latencies;
-use crate::tcp::budget::reserve_within;
+use crate::tcp::budget::{Growth, reserve_within};
 use crate::tcp::{ConnId, FourTuple};
 use crate::time::Instant;
 
@@ -123,7 +123,7 @@ impl<'a> Io<'a> {
         let n = data.len().min(self.send_space());
         // Grows as a VecDeque would, but never past the send capacity: what the memory budget
         // counts is what was granted.
-        let n = if reserve_within(self.send, n, self.send_capacity) {
+        let n = if reserve_within(self.send, n, self.send_capacity, Growth::Double) {
             n
         } else {
             0

@@ -106,8 +106,8 @@ drop_reasons! {
     /// In-order data not taken: the memory budget had no room for it (not acknowledged: the
     /// peer sends it again; Linux's `TCPRcvQDrop`).
     RcvMemory => "rcv_memory",
-    /// Out-of-order data not kept: the memory budget had no room for it, even after pruning
-    /// the data above it (Linux's `TCPOFODrop`).
+    /// Out-of-order data not kept: the memory budget had no room for it, or it lay beyond a
+    /// hole that `rcv_memory` made (Linux's `TCPOFODrop`).
     OfoMemory => "ofo_memory",
     /// SYN refused: the memory budget is spent.
     SynMemory => "syn_memory",
@@ -244,8 +244,6 @@ counters! {
     ofo_prunes,
     /// Out-of-order bytes pruned (SACKed but never acknowledged: the peer resends them).
     ofo_pruned_bytes,
-    /// Buffer capacity given back under memory pressure by shrinking buffers to their data.
-    collapsed_bytes,
     /// Segments sent with a window the memory budget made smaller than the buffer's room.
     rcv_window_clamped,
     /// Times an app found its send buffer full below the configured size (memory pressure).

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::budget::{self, Budget};
+use super::budget::Budget;
 use super::conn_table::Keyed;
 use super::delayed_ack::DelayedAck;
 use super::hash::Keys;
@@ -318,14 +318,6 @@ impl<S> Conn<S> {
             self.snd.buf.capacity(),
             cfg.send_buffer as usize,
         )
-    }
-
-    /// Gives back the capacity the buffers hold beyond their data, where worth a copy (under
-    /// memory pressure, like Linux's `tcp_collapse`); returns the bytes freed.
-    pub(crate) fn collapse(&mut self) -> usize {
-        budget::collapse_deque(&mut self.snd.buf)
-            + budget::collapse_deque(&mut self.rcv.buf)
-            + self.rcv.ooo.collapse()
     }
 
     /// The window still open to the peer: from RCV.NXT to the right edge we last advertised

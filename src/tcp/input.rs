@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use super::budget::reserve_within;
+use super::budget::{Growth, reserve_within};
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::event::{Cx, Outcome};
 use super::output;
@@ -501,7 +501,12 @@ fn receive_data<A: App, T: Tx>(
             .mem
             .growth_ceiling(own, c.rcv.buf.capacity())
             .min((cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + data.len()));
-        if !reserve_within(&mut c.rcv.buf, data.len(), ceiling) {
+        let growth = if cx.mem.pressured(own) {
+            Growth::Eighth
+        } else {
+            Growth::Double
+        };
+        if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
             cx.stats.drop(DropReason::RcvMemory);
             c.rcv.starved = true;
             return;
@@ -518,7 +523,7 @@ fn receive_data<A: App, T: Tx>(
         if !refused {
             // Data held already changes queues: it always fits, in no more than the buffer.
             let ceiling = (cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + more.len());
-            reserve_within(&mut c.rcv.buf, more.len(), ceiling);
+            reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
             c.rcv.buf.extend(more.iter());
         }
     }

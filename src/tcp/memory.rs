@@ -59,9 +59,8 @@ impl MemoryAccount {
         self.budget.sub(c.heap_bytes());
     }
 
-    /// A connection's event ended: under pressure its buffers give back what they do not use
-    /// (`tcp_collapse`), its bytes come back into the count, and it is listed if it has just
-    /// begun to hold out-of-order data.
+    /// A connection's event ended: its bytes come back into the count, and it is listed if it
+    /// has just begun to hold out-of-order data.
     pub(crate) fn end<S>(
         &mut self,
         c: &mut Conn<S>,
@@ -69,9 +68,6 @@ impl MemoryAccount {
         generation: u32,
         stats: &mut Stats,
     ) {
-        if self.budget.pressured(c.heap_bytes()) {
-            stats.collapsed_bytes += c.collapse() as u64;
-        }
         self.budget.add(c.heap_bytes());
         let ooo = &mut c.rcv.ooo;
         if ooo.is_empty() {

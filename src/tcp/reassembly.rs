@@ -11,11 +11,9 @@
 //! Under memory pressure the queue is pruned from its highest sequence number down
 //! ([`Reassembly::prune_above`], Linux's `tcp_prune_ofo_queue`), which RFC 2018 §8 allows:
 //! "the data receiver is permitted to later discard data which have been reported in a SACK
-//! option" (the sender keeps it until it is cumulatively acknowledged); and ranges give back
-//! the capacity they do not use ([`Reassembly::collapse`], Linux's `tcp_collapse`).
+//! option" (the sender keeps it until it is cumulatively acknowledged).
 
 use super::SeqNumber;
-use super::budget::collapse_vec;
 
 /// Most disjoint out-of-order ranges kept per connection (holes the peer may have open).
 pub(crate) const MAX_RANGES: usize = 32;
@@ -192,15 +190,6 @@ impl Reassembly {
             self.ranges = Vec::new();
         }
         (freed, dropped)
-    }
-
-    /// Gives back the capacity the ranges hold beyond their data where it is worth a copy
-    /// (Linux's `tcp_collapse`, for memory pressure); returns the bytes freed.
-    pub(crate) fn collapse(&mut self) -> usize {
-        self.ranges
-            .iter_mut()
-            .map(|r| collapse_vec(&mut r.data))
-            .sum()
     }
 
     /// Remembers a FIN at `seq` that arrived before the data ahead of it.

@@ -583,7 +583,7 @@ fn under_pressure_an_app_gets_no_more_send_space_than_its_buffer_holds() {
     let id = p.engine.find(&p.tuple()).expect("established");
     let space = |p: &Peer<Mixed>| p.engine.buffers(id).expect("live").send_space;
     assert_eq!(space(&p), 256 * 1024, "the whole send buffer");
-    let mut stalled = press(&mut p);
+    press(&mut p);
     assert!(
         counted(&p.engine) + (64 << 10) < LIMIT as u64,
         "room is left"
@@ -597,18 +597,6 @@ fn under_pressure_an_app_gets_no_more_send_space_than_its_buffer_holds() {
     let echoed = send_data(&mut p, &mut h, 0, 3000);
     assert_eq!(echoed.iter().map(Seg::len).sum::<usize>(), 3000);
     assert_eq!(space(&p), MIN_BUFFER as usize - 3000, "in flight");
-    // A stalled reader's next event gives back the capacity its 64 KiB do not use.
-    p.port = stalled[0].port;
-    let first = p.engine.find(&p.tuple()).expect("live");
-    let before = p.engine.connection_bytes(first).expect("live");
-    send_data(&mut p, &mut stalled[0], 64 * 1024, 0);
-    let after = p.engine.connection_bytes(first).expect("live");
-    assert!(
-        after + 16 * 1024 < before,
-        "collapsed from {before} to {after} B"
-    );
-    assert_eq!(p.engine.buffers(first).expect("live").received, 64 * 1024);
-    assert!(p.engine.stats().collapsed_bytes >= (before - after) as u64);
 }
 
 #[test]
@@ -762,8 +750,8 @@ fn the_running_count_equals_the_walk_through_thousands_of_random_events() {
     );
     assert!(s.ooo_segments > 0, "out-of-order data was kept");
     assert!(
-        s.collapsed_bytes + c.collapsed_bytes > 0,
-        "buffers were collapsed"
+        s.ofo_prunes + c.ofo_prunes > 0,
+        "out-of-order data was pruned"
     );
 }
 
