@@ -983,7 +983,9 @@ impl Stack {
             .map_err(|e| match e {
                 ConnectError::MixedFamilies => Errno(libc::EAFNOSUPPORT),
                 ConnectError::InUse => Errno(libc::EADDRNOTAVAIL),
-                ConnectError::TableFull | ConnectError::TxFull => Errno(libc::ENOBUFS),
+                ConnectError::TableFull | ConnectError::TxFull | ConnectError::NoMemory => {
+                    Errno(libc::ENOBUFS)
+                }
             })?;
         let tuple = FourTuple {
             local_addr: local_ip,

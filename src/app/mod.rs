@@ -12,12 +12,15 @@
 //! Time reaches the app as a deadline of its own per connection: [`Io::set_deadline`] asks
 //! for [`App::on_deadline`] at an instant (a header read timeout, an idle timeout), scheduled
 //! with the connection's other timers in the engine's timer wheel.
+//! Under memory pressure the send buffer is smaller than configured (the engine's memory
+//! budget): an app that cannot write should stop consuming, so that the peer's window closes.
 #![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::stats::Latencies;
+use crate::tcp::budget::{Growth, reserve_within};
 use crate::tcp::{ConnId, FourTuple};
 use crate::time::Instant;
 
@@ -70,9 +73,10 @@ pub struct Io<'a> {
 }
 
 impl<'a> Io<'a> {
-    /// A handle over a connection's send buffer (of at most `send_capacity` bytes), its
-    /// shutdown state and the app's deadline. The engine builds these; so can tests of an app
-    /// (which then call [`App::on_deadline`] themselves once `deadline` has passed).
+    /// A handle over a connection's send buffer (of at most `send_capacity` bytes: its
+    /// capacity never grows past that), its shutdown state and the app's deadline. The engine
+    /// builds these; so can tests of an app (which then call [`App::on_deadline`] themselves
+    /// once `deadline` has passed).
     pub fn new(
         id: ConnId,
         tuple: FourTuple,
@@ -113,7 +117,8 @@ impl<'a> Io<'a> {
         self.now
     }
 
-    /// Free space in the send buffer, in bytes (zero once the app has shut down writing).
+    /// Free space in the send buffer, in bytes (zero once the app has shut down writing; less
+    /// than configured under memory pressure).
     pub fn send_space(&self) -> usize {
         if *self.shutdown != Shutdown::Open {
             return 0;
@@ -124,6 +129,13 @@ impl<'a> Io<'a> {
     /// Queues as much of `data` as fits in the send buffer and returns how much that was.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.send_space());
+        // Grows as a VecDeque would, but never past the send capacity: what the memory budget
+        // counts is what was granted.
+        let n = if reserve_within(self.send, n, self.send_capacity, Growth::Double) {
+            n
+        } else {
+            0
+        };
         self.send.extend(&data[..n]);
         n
     }

@@ -5,8 +5,8 @@
 //! Every family is built from the workers' latest snapshots when a scrape arrives: engine
 //! counters and drop reasons (label `reason`) and connections by state (label `state`), per
 //! queue (label `queue`); AF_XDP socket counters and UMEM frame accounting per queue; the XDP
-//! program's counters; the pcap capture's; and the three latency histograms, as Prometheus
-//! histograms in seconds.
+//! program's counters; the pcap capture's; the memory budget per queue (bytes counted, limit,
+//! pressure); and the three latency histograms, as Prometheus histograms in seconds.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
@@ -352,6 +352,7 @@ fn add_queue_families(families: &mut Families, server: &Server) {
             }),
         );
     }
+    add_memory_families(families, server);
     if server.capture().is_some() {
         families.counter(
             "xdptcp_pcap_queued",
@@ -363,6 +364,46 @@ fn add_queue_families(families: &mut Families, server: &Server) {
             "Frames the worker could not capture because the queue was full.",
             per_queue(&|s| s.capture.dropped),
         );
+    }
+}
+
+/// One figure of a queue's memory budget.
+type MemoryField = fn(&crate::stats::Memory) -> u64;
+
+/// The memory budget per queue: buffer bytes counted, the limit, and the pressure state.
+fn add_memory_families(families: &mut Families, server: &Server) {
+    let per_queue = |value: &dyn Fn(&crate::stats::Memory) -> u64| {
+        server
+            .queue_memory()
+            .iter()
+            .enumerate()
+            .map(|(q, m)| (vec![("queue", q.to_string())], Value::Int(value(m))))
+            .collect::<Vec<_>>()
+    };
+    let gauges: [(&str, &str, MemoryField); 4] = [
+        (
+            "xdptcp_memory_buffer_bytes",
+            "Connection buffers (send, receive, reassembly, SACK scoreboard; capacities) counted against the memory budget.",
+            |m| m.budget_used,
+        ),
+        (
+            "xdptcp_memory_limit_bytes",
+            "The memory budget (--memory-limit, divided among the queues).",
+            |m| m.budget_limit,
+        ),
+        (
+            "xdptcp_memory_pressure",
+            "1 while under memory pressure (windows and send buffers held back, out-of-order queues pruned).",
+            |m| m.under_pressure,
+        ),
+        (
+            "xdptcp_memory_at_limit",
+            "1 while at the memory limit (no buffer grows, new connections refused).",
+            |m| m.at_limit,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        families.gauge(name, help, per_queue(&value));
     }
 }
 

@@ -111,6 +111,16 @@ drop_reasons! {
     /// The ACK a segment for a TIME-WAIT 4-tuple was owed was held back: that tuple answered
     /// less than 500 ms before (Linux `tcp_invalid_ratelimit`).
     TimeWaitRateLimited => "time_wait_rate_limited",
+    /// In-order data not taken: the memory budget had no room for it (not acknowledged: the
+    /// peer sends it again; Linux's `TCPRcvQDrop`).
+    RcvMemory => "rcv_memory",
+    /// Out-of-order data not kept: the memory budget had no room for it, or it lay beyond a
+    /// hole that `rcv_memory` made (Linux's `TCPOFODrop`).
+    OfoMemory => "ofo_memory",
+    /// SYN refused: the memory budget is spent.
+    SynMemory => "syn_memory",
+    /// Valid SYN-cookie ACK refused: the memory budget is spent (the peer retransmits it).
+    CookieMemory => "cookie_memory",
 }
 
 /// Number of connection states counted (RFC 9293's eleven, LISTEN included as a gauge of
@@ -265,6 +275,16 @@ counters! {
     /// TCPDSACKIgnoredDubious) or reporting nothing the episode retransmitted (no undo: Linux
     /// TCPDSACKIgnoredNoUndo).
     dsack_ignored,
+    /// Times the engine entered memory pressure (Linux's `TCPMemoryPressures`).
+    memory_pressures,
+    /// Out-of-order queues pruned to free memory (Linux's `OfoPruned`).
+    ofo_prunes,
+    /// Out-of-order bytes pruned (SACKed but never acknowledged: the peer resends them).
+    ofo_pruned_bytes,
+    /// Segments sent with a window the memory budget made smaller than the buffer's room.
+    rcv_window_clamped,
+    /// Times an app found its send buffer full below the configured size (memory pressure).
+    send_memory_limited,
 }
 
 impl Stats {

@@ -79,6 +79,12 @@ pub struct Config {
     pub recv_buffer: u32,
     /// Send buffer per connection, bytes.
     pub send_buffer: u32,
+    /// Bytes of buffers all the connections of this engine may hold together: send, receive
+    /// and reassembly buffers and SACK scoreboards, counted by capacity (Linux's `tcp_mem`
+    /// high mark, per engine). Memory pressure begins above 2/3 of it and ends at 1/2 (see
+    /// `tcp/budget.rs`); at the limit buffers stop growing and new connections are refused.
+    /// `xdptcp serve` derives it from the machine's memory, as Linux derives `tcp_mem`.
+    pub memory_limit: usize,
     /// The window scale we offer (Linux: 7).
     pub window_scale: u8,
     /// Send and accept RFC 7323 timestamps.
@@ -169,6 +175,7 @@ impl Default for Config {
             mss: 1460,
             recv_buffer: 256 * 1024,
             send_buffer: 256 * 1024,
+            memory_limit: 1 << 30,
             window_scale: 7,
             timestamps: true,
             sack: true,

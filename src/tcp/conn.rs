@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 
+use super::budget::Budget;
 use super::conn_table::Keyed;
 use super::delayed_ack::DelayedAck;
 use super::hash::Keys;
@@ -76,6 +77,9 @@ pub(crate) struct RecvSpace {
     pub(crate) ooo: Reassembly,
     /// A duplicate segment to report in the next ACK's first SACK block (RFC 2883 D-SACK).
     pub(crate) dsack: Option<(SeqNumber, SeqNumber)>,
+    /// In-order data at RCV.NXT was dropped for want of memory: until RCV.NXT moves, data
+    /// beyond it is not kept either (the memory it would take is what the hole needs).
+    pub(crate) starved: bool,
 }
 
 /// RFC 7323 timestamps of one connection.
@@ -208,6 +212,7 @@ impl<S: Default> Conn<S> {
                 buf: VecDeque::new(),
                 ooo: Reassembly::default(),
                 dsack: None,
+                starved: false,
             },
             opts,
             ts: Timestamps {
@@ -288,10 +293,36 @@ impl<S> Conn<S> {
         self.snd.fin.is_some_and(|fin| self.snd.una.gt(fin))
     }
 
+    /// Bytes received and kept: in order (not yet consumed) and out of order.
+    pub(crate) fn rcv_queued(&self) -> usize {
+        self.rcv.buf.len() + self.rcv.ooo.bytes()
+    }
+
     /// Free receive buffer space: what we may advertise.
     pub(crate) fn rcv_space(&self, recv_buffer: u32) -> u32 {
-        let used = self.rcv.buf.len() + self.rcv.ooo.bytes();
-        recv_buffer.saturating_sub(used as u32)
+        recv_buffer.saturating_sub(self.rcv_queued() as u32)
+    }
+
+    /// The receive buffer the window is advertised into now: the configured one, or under
+    /// memory pressure what is queued plus what the budget allows past it (at most 4 MSS).
+    /// The right edge already advertised never moves back (`window_to_advertise`).
+    pub(crate) fn recv_limit(&self, cfg: &Config, mem: &Budget) -> u32 {
+        match mem.window_allowance(self.heap_bytes(), self.rcv_payload_mss(cfg)) {
+            None => cfg.recv_buffer,
+            Some(w) => cfg
+                .recv_buffer
+                .min((self.rcv_queued() as u32).saturating_add(w)),
+        }
+    }
+
+    /// The most the send buffer may hold now: the configured send buffer, or under memory
+    /// pressure what its capacity holds already ([`Budget::send_ceiling`]).
+    pub(crate) fn send_limit(&self, cfg: &Config, mem: &Budget) -> usize {
+        mem.send_ceiling(
+            self.heap_bytes(),
+            self.snd.buf.capacity(),
+            cfg.send_buffer as usize,
+        )
     }
 
     /// The window still open to the peer: from RCV.NXT to the right edge we last advertised

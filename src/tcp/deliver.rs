@@ -5,10 +5,13 @@
 //! The app only ever sees a connection in a synchronized state, or a TCP Fast Open one in
 //! SYN-RECEIVED (RFC 7413 §4.2.2: the server "MAY" deliver the SYN's data before the
 //! handshake completes, as Linux does), and reads through flow control: what it does not
-//! consume stays buffered and shrinks the window we advertise.
+//! consume stays buffered and shrinks the window we advertise. Under memory pressure its send
+//! space is what the budget allows (`Conn::send_limit`), so an app that cannot write stops
+//! consuming and the window closes: the back-pressure reaches the peer.
 
 use std::collections::VecDeque;
 
+use super::budget::Budget;
 use super::conn::{Conn, MAX_IDLE_BUFFER};
 use super::event::{Cx, Outcome};
 use super::timer::Timer;
@@ -36,20 +39,22 @@ pub(crate) fn after_event<A: App, T: Tx>(
     outcome
 }
 
-/// The app's handle on `c` (its send buffer, shutdown state and deadline), its per-connection
-/// state and the receive buffer, split borrows.
+/// The app's handle on `c` (its send space as the memory budget `mem` allows, shutdown state
+/// and deadline), its per-connection state and the receive buffer, split borrows.
 pub(crate) fn io<'c, S>(
     c: &'c mut Conn<S>,
     cfg: &Config,
+    mem: &Budget,
     id: ConnId,
     now: Instant,
 ) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
+    let send_capacity = c.send_limit(cfg, mem);
     let io = Io::new(
         id,
         c.route.tuple,
         now,
         &mut c.snd.buf,
-        cfg.send_buffer as usize,
+        send_capacity,
         &mut c.app.shutdown,
         c.timers.deadline_mut(Timer::App),
     );
@@ -65,15 +70,15 @@ pub(crate) fn io<'c, S>(
 /// window (capped at 65 535 bytes, below the buffer), waits for the next ACK. So does a read
 /// in SYN-RECEIVED (a Fast Open connection's SYN data): the SYN-ACK just gave the window, and
 /// whatever we send next carries the new one.
-fn window_update_due<S>(c: &Conn<S>, recv_buffer: u32) -> bool {
+fn window_update_due<S>(c: &Conn<S>, cfg: &Config, mem: &Budget) -> bool {
     if c.state.fin_received() || c.state == State::SynReceived {
         return false;
     }
     let open = c.rcv_open();
-    if open > c.window_clamp(recv_buffer) / 2 {
+    if open > c.window_clamp(cfg.recv_buffer) / 2 {
         return false;
     }
-    let (field, _) = c.window_to_advertise(recv_buffer);
+    let (field, _) = c.window_to_advertise(c.recv_limit(cfg, mem));
     let new = u32::from(field) << c.opts.rcv_wscale;
     new > 0 && new / 2 >= open
 }
@@ -83,7 +88,7 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     if !c.state.is_synchronized() && !c.fastopen {
         return;
     }
-    let (cfg, id, now) = (cx.cfg, cx.id, cx.now);
+    let (cfg, mem, id, now) = (cx.cfg, cx.mem, cx.id, cx.now);
     if !c.app.connected {
         c.app.connected = true;
         if c.passive {
@@ -97,25 +102,23 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
             cx.latencies
                 .record(LatencyKind::Handshake, now - c.opened_at);
         }
-        let (mut io, state, _) = io(c, cfg, id, now);
+        let (mut io, state, _) = io(c, cfg, mem, id, now);
         cx.app.on_connected(state, &mut io);
     }
-    if c.app.blocked
-        && c.app.shutdown == Shutdown::Open
-        && c.snd.buf.len() < cfg.send_buffer as usize
+    if c.app.blocked && c.app.shutdown == Shutdown::Open && c.snd.buf.len() < c.send_limit(cfg, mem)
     {
         c.app.blocked = false;
-        let (mut io, state, _) = io(c, cfg, id, now);
+        let (mut io, state, _) = io(c, cfg, mem, id, now);
         cx.app.on_writable(state, &mut io);
     }
     if !c.rcv.buf.is_empty() {
         if c.app.shutdown >= Shutdown::Close {
             c.rcv.buf.clear();
         } else {
-            let (mut io, state, recv) = io(c, cfg, id, now);
+            let (mut io, state, recv) = io(c, cfg, mem, id, now);
             let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
             recv.drain(..consumed.min(recv.len()));
-            if consumed > 0 && window_update_due(c, cfg.recv_buffer) {
+            if consumed > 0 && window_update_due(c, cfg, mem) {
                 output::ack_by_batch_end(c, cx);
             }
         }
@@ -125,10 +128,16 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     }
     if c.state.fin_received() && c.rcv.buf.is_empty() && !c.app.peer_closed {
         c.app.peer_closed = true;
-        let (mut io, state, _) = io(c, cfg, id, now);
+        let (mut io, state, _) = io(c, cfg, mem, id, now);
         cx.app.on_peer_closed(state, &mut io);
     }
-    if c.app.shutdown == Shutdown::Open && c.snd.buf.len() >= cfg.send_buffer as usize {
-        c.app.blocked = true;
+    if c.app.shutdown == Shutdown::Open && !c.app.blocked {
+        let limit = c.send_limit(cfg, mem);
+        if c.snd.buf.len() >= limit {
+            c.app.blocked = true;
+            if limit < cfg.send_buffer as usize {
+                cx.stats.send_memory_limited += 1;
+            }
+        }
     }
 }

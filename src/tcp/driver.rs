@@ -15,11 +15,13 @@ impl<A: App> Engine<A> {
     /// connection (it closed, or is in TIME-WAIT).
     pub fn wake<T: Tx>(&mut self, now: Instant, id: ConnId, due: Instant, tx: &mut T) -> bool {
         self.last_now = now;
-        let Some(c) = self.conns.get_mut(id) else {
+        let woken = self.with_conn(id, now, tx, |c, cx| {
+            let (mut io, state, _) = deliver::io(c, cx.cfg, cx.mem, id, now);
+            cx.app.on_wake(state, &mut io, due);
+        });
+        if woken.is_none() {
             return false;
-        };
-        let (mut io, state, _) = deliver::io(c, &self.cfg, id, now);
-        self.app.on_wake(state, &mut io, due);
+        }
         self.finish(id, Outcome::Keep, tx);
         true
     }

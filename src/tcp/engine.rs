@@ -15,6 +15,7 @@ use super::conn_table::ConnTable;
 use super::event::{AckBatch, Cx, Outcome, Stateless};
 use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
+use super::memory::MemoryAccount;
 use super::route::Route;
 use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
@@ -45,6 +46,9 @@ pub enum ConnectError {
     /// The SYN could not be sent: no TX frame was free.
     #[error("no transmit frame was free for the SYN")]
     TxFull,
+    /// The engine's memory budget ([`Config::memory_limit`]) is spent.
+    #[error("the memory budget is spent")]
+    NoMemory,
 }
 
 /// A share-nothing TCP engine: a connection table, a TIME-WAIT table, timers and an [`App`].
@@ -65,6 +69,8 @@ pub struct Engine<A: App> {
     latencies: Latencies,
     /// The receive batch in progress and the ACKs it owes.
     batch: AckBatch,
+    /// The memory budget every connection's buffers count against.
+    pub(crate) memory: MemoryAccount,
 }
 
 fn drop_reason(e: WireError) -> DropReason {
@@ -185,6 +191,7 @@ impl<A: App> Engine<A> {
             last_now: now,
             latencies,
             batch: AckBatch::default(),
+            memory: MemoryAccount::new(cfg.memory_limit),
             app,
             cfg,
         }
@@ -417,6 +424,7 @@ impl<A: App> Engine<A> {
             keys: &self.keys,
             tx,
             now,
+            memory_full: self.memory.budget.full(0),
         };
         if let Some(&tw) = self.time_wait.get_hashed(&route.tuple, hash) {
             let recycled = if cookie_ack_shape(&f.tcp) && tw.is_older_than(&f.tcp) {
@@ -445,10 +453,19 @@ impl<A: App> Engine<A> {
             .handle_segment(sx, &mut self.conns, listener, &route, &f.tcp)
         {
             Accept::Done => {}
-            Accept::HalfOpen(id) => self.reschedule(id),
+            Accept::HalfOpen(id) => {
+                self.admit(id);
+                self.reschedule(id);
+            }
             // The app has the connection and the SYN's data now (RFC 7413 §4.2.2).
-            Accept::FastOpen(id) => self.finish(id, Outcome::Keep, tx),
-            Accept::Established(id) => self.segment_for_connection(now, id, &f.tcp, tx),
+            Accept::FastOpen(id) => {
+                self.admit(id);
+                self.finish(id, Outcome::Keep, tx);
+            }
+            Accept::Established(id) => {
+                self.admit(id);
+                self.segment_for_connection(now, id, &f.tcp, tx);
+            }
         }
     }
 
@@ -508,6 +525,9 @@ impl<A: App> Engine<A> {
         if self.conns.len() >= self.cfg.max_connections {
             return Err(ConnectError::TableFull);
         }
+        if self.memory.budget.full(0) {
+            return Err(ConnectError::NoMemory);
+        }
         let iss = isn::initial_seq(&self.keys.isn, &route.tuple, now);
         // What we offer; the SYN-ACK settles it.
         let opts = Negotiated::offer(&self.cfg);
@@ -515,6 +535,7 @@ impl<A: App> Engine<A> {
         c.syn_sent();
         c.timers.arm(Timer::Rto, now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;
+        self.admit(id);
         let (cfg, stats) = (&self.cfg, &mut self.stats);
         let sent = self.conns.get_mut(id).is_some_and(|c| {
             c.set_state(State::SynSent, stats);
@@ -557,15 +578,19 @@ impl<A: App> Engine<A> {
         }
     }
 
-    /// Runs `f` on connection `id` with everything an event handler may touch.
-    fn with_conn<T: Tx, R>(
+    /// Runs `f` on connection `id` with everything an event handler may touch, keeping the
+    /// memory budget's count exact around it (and pruning out-of-order queues after it if
+    /// memory is under pressure).
+    pub(crate) fn with_conn<T: Tx, R>(
         &mut self,
         id: ConnId,
         now: Instant,
         tx: &mut T,
         f: impl FnOnce(&mut Conn<A::State>, &mut Cx<'_, A, T>) -> R,
     ) -> Option<R> {
+        let generation = self.conns.generation(id);
         let c = self.conns.get_mut(id)?;
+        self.memory.begin(c);
         let mut cx = Cx {
             cfg: &self.cfg,
             stats: &mut self.stats,
@@ -575,8 +600,12 @@ impl<A: App> Engine<A> {
             id,
             latencies: &mut self.latencies,
             batch: &mut self.batch,
+            mem: &self.memory.budget,
         };
-        Some(f(c, &mut cx))
+        let r = f(c, &mut cx);
+        self.memory.end(c, id, generation, &mut self.stats);
+        self.reclaim();
+        Some(r)
     }
 
     /// Removes a connection, telling the app why.
@@ -591,6 +620,7 @@ impl<A: App> Engine<A> {
     /// Takes a connection out of the table: it is CLOSED.
     fn remove(&mut self, id: ConnId) -> Option<Conn<A::State>> {
         let mut c = self.conns.remove(id)?;
+        self.memory.forget(&c, &mut self.stats);
         c.set_state(State::Closed, &mut self.stats);
         Some(c)
     }
@@ -601,6 +631,7 @@ impl<A: App> Engine<A> {
         let Some(mut c) = self.conns.remove(id) else {
             return;
         };
+        self.memory.forget(&c, &mut self.stats);
         if c.app.connected {
             self.app.on_closed(&mut c.app.state, CloseReason::Normal);
         }

@@ -5,6 +5,7 @@
 //! the handlers of segments that match no connection (`listen`, `time_wait`) take a
 //! [`Stateless`] context. Only the engine builds them and acts on an `Outcome`.
 
+use super::budget::Budget;
 use super::hash::Keys;
 use super::{Config, ConnId};
 use crate::app::{App, CloseReason};
@@ -44,6 +45,9 @@ pub(crate) struct Cx<'a, A: App, T: Tx> {
     pub(crate) id: ConnId,
     pub(crate) latencies: &'a mut Latencies,
     pub(crate) batch: &'a mut AckBatch,
+    /// The engine's memory budget, without this connection's own bytes (count them with its
+    /// `heap_bytes()`).
+    pub(crate) mem: &'a Budget,
 }
 
 /// Everything handling a segment that matches no connection (LISTEN, TIME-WAIT) may touch:
@@ -55,4 +59,6 @@ pub(crate) struct Stateless<'a, T: Tx> {
     pub(crate) keys: &'a Keys,
     pub(crate) tx: &'a mut T,
     pub(crate) now: Instant,
+    /// The memory budget is spent: new connections are refused.
+    pub(crate) memory_full: bool,
 }

@@ -12,7 +12,8 @@
 //! 6. "Fifth, check the ACK field": SYN-RECEIVED → ESTABLISHED, RFC 5961 §5.2's acceptable
 //!    range, new data acknowledged (RTT, RFC 6298), the ACK and its SACK blocks fed to loss
 //!    recovery ([`super::recovery`]), the window update, our FIN acknowledged.
-//! 7. "Seventh, process the segment text": in order, or into reassembly; delayed ACKs.
+//! 7. "Seventh, process the segment text": in order, or into reassembly, as far as the memory
+//!    budget allows (Linux's `tcp_try_rmem_schedule`); delayed ACKs.
 //! 8. "Eighth, check the FIN bit", once every byte before it has arrived (a FIN ahead of a
 //!    hole is kept until then).
 //!
@@ -21,6 +22,7 @@
 
 use std::time::Duration;
 
+use super::budget::{Growth, reserve_within};
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::event::{Cx, Outcome};
 use super::output;
@@ -478,16 +480,21 @@ fn receive_data<A: App, T: Tx>(
         return;
     }
     if dseq != c.rcv.nxt {
+        if c.rcv.starved {
+            // Not kept beyond a hole the memory budget made; like that hole, not acknowledged.
+            cx.stats.drop(DropReason::OfoMemory);
+            return;
+        }
         // Out of order: keep it and say so at once with a duplicate ACK (RFC 5681 §4.2); one
         // already held is a duplicate to report (RFC 2883 §4.1.2).
         let end = dseq + data.len();
         if c.rcv.ooo.contains(dseq, end) {
             c.rcv.dsack = Some((dseq, end));
         }
-        if c.rcv.ooo.insert(dseq, data) {
-            cx.stats.ooo_segments += 1;
-        } else {
+        if !c.rcv.ooo.insert(dseq, data) {
             cx.stats.drop(DropReason::NoRoom);
+        } else if keep_within_budget(c, cx, dseq) {
+            cx.stats.ooo_segments += 1;
         }
         c.delack.on_out_of_order();
         c.ack_now = true;
@@ -497,8 +504,26 @@ fn receive_data<A: App, T: Tx>(
     if refused {
         cx.stats.drop(DropReason::NoRoom);
     } else {
+        // Within the memory budget, or dropped unacknowledged: the peer sends it again (as
+        // Linux's tcp_data_queue drops for tcp_try_rmem_schedule, with no ACK to hurry it).
+        let own = c.heap_bytes();
+        let ceiling = cx
+            .mem
+            .growth_ceiling(own, c.rcv.buf.capacity())
+            .min((cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + data.len()));
+        let growth = if cx.mem.pressured(own) {
+            Growth::Eighth
+        } else {
+            Growth::Double
+        };
+        if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
+            cx.stats.drop(DropReason::RcvMemory);
+            c.rcv.starved = true;
+            return;
+        }
         c.rcv.buf.extend(data);
     }
+    c.rcv.starved = false;
     c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
     let filled_hole = !c.rcv.ooo.is_empty();
@@ -506,6 +531,9 @@ fn receive_data<A: App, T: Tx>(
         c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
         if !refused {
+            // Data held already changes queues: it always fits, in no more than the buffer.
+            let ceiling = (cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + more.len());
+            reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
             c.rcv.buf.extend(more.iter());
         }
     }
@@ -525,6 +553,25 @@ fn receive_data<A: App, T: Tx>(
         c.timers
             .arm_if_stopped(Timer::DelayedAck, cx.now + cx.cfg.delayed_ack);
     }
+}
+
+/// Out-of-order data from `seq` was just queued: if that took the engine past its memory
+/// limit, the new bytes go again (from the highest down, as Linux's `tcp_prune_ofo_queue`
+/// drops, so the bytes nearest the hole stay), counted. (Older out-of-order data is pruned
+/// after the event, oldest holders first, whenever memory is under pressure: the engine's
+/// `reclaim`.) Whether the segment was kept whole.
+fn keep_within_budget<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seq: SeqNumber,
+) -> bool {
+    let excess = cx.mem.excess(c.heap_bytes());
+    if excess == 0 {
+        return true;
+    }
+    c.rcv.ooo.prune_above(seq, excess);
+    cx.stats.drop(DropReason::OfoMemory);
+    false
 }
 
 /// RFC 9293 §3.10.7.3, SYN-SENT.

@@ -6,7 +6,9 @@
 //! half-open budget is spent (or always, if configured), gets a stateless cookie SYN-ACK.
 //! On a Fast Open listener a SYN with a valid cookie opens a connection that takes the SYN's
 //! data at once (RFC 7413 §4.2.2, [`super::fastopen`]). Segments that match nothing are
-//! answered with a rate-limited RST (§3.10.7.1).
+//! answered with a rate-limited RST (§3.10.7.1). When the engine's memory budget is spent, new
+//! connections are refused, silently (the peer's SYN or cookie ACK is retransmitted and taken
+//! once memory is free again), and counted.
 
 use super::conn::Conn;
 use super::conn_table::ConnTable;
@@ -158,6 +160,10 @@ impl Listen {
         if seg.flags.contains(Flags::ACK) {
             if !seg.flags.contains(Flags::SYN) && self.cookies_live(sx.cfg, sx.now) {
                 match self.check_cookie_ack(sx.now, route, seg) {
+                    Ok(_) if self.accepting && sx.memory_full => {
+                        sx.stats.drop(DropReason::CookieMemory);
+                        return Accept::Done;
+                    }
                     Ok(valid) if self.accepting => {
                         return established_by_cookie(&mut sx, conns, listener, route, seg, &valid);
                     }
@@ -180,6 +186,10 @@ impl Listen {
         sx.stats.syns_received += 1;
         if !self.accepting {
             self.reset(&mut sx, route, seg);
+            return Accept::Done;
+        }
+        if sx.memory_full {
+            sx.stats.drop(DropReason::SynMemory);
             return Accept::Done;
         }
         let policy = syn_policy(&sx);

@@ -14,15 +14,16 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `engine` | the [`Engine`]: tables, dispatch of frames and timers, the public API |
+//! | `engine`, `memory` | the [`Engine`]: tables, dispatch of frames and timers, the public API; the bookkeeping of its memory budget |
 //! | `listen`, [`fastopen`], [`time_wait`] | segments of no connection: LISTEN, SYN cookies and Fast Open; TIME-WAIT |
 //! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
 //! | `output` | everything sent: segments of a connection and stateless replies |
 //! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
 //! | [`recovery`] over [`scoreboard`], [`rack`], [`prr`], [`cc`] | the sender's loss recovery |
-//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, [`seq`], ... | self-contained pieces |
+//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, `budget`, [`seq`], ... | self-contained pieces |
 #![forbid(unsafe_code)]
 
+pub(crate) mod budget;
 pub mod cc;
 pub mod config;
 mod conn;

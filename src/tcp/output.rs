@@ -159,17 +159,18 @@ pub(crate) fn send_syn_ack<S, T: Tx>(
     sent
 }
 
-/// The header of a segment of this connection: ACK of RCV.NXT, our window, timestamps and
-/// SACK blocks as negotiated.
+/// The header of a segment of this connection: ACK of RCV.NXT, our window into `recv_buffer`
+/// (what the memory budget allows now: `Conn::recv_limit`), timestamps and SACK blocks as
+/// negotiated.
 fn header<'p, S>(
     c: &Conn<S>,
-    cfg: &Config,
     now: Instant,
+    recv_buffer: u32,
     seq: SeqNumber,
     flags: Flags,
     payload: &'p [u8],
 ) -> (TcpRepr<'p>, SeqNumber) {
-    let (window, edge) = c.window_to_advertise(cfg.recv_buffer);
+    let (window, edge) = c.window_to_advertise(recv_buffer);
     let mut options = Options {
         timestamp: c.opts.ts.then(|| (c.ts_now(now), c.ts.recent)),
         ..Options::default()
@@ -214,6 +215,7 @@ fn send_segment<A: App, T: Tx>(
     mut flags: Flags,
 ) -> bool {
     let off = (seq - c.snd.una) as usize;
+    let recv_buffer = c.recv_limit(cx.cfg, cx.mem);
     let sent;
     let edge;
     {
@@ -233,11 +235,14 @@ fn send_segment<A: App, T: Tx>(
         if !payload.is_empty() && off + len == c.snd.buf.len() {
             flags |= Flags::PSH;
         }
-        let (repr, e) = header(c, cx.cfg, cx.now, seq, flags, payload);
+        let (repr, e) = header(c, cx.now, recv_buffer, seq, flags, payload);
         edge = e;
         sent = emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr);
     }
     if sent {
+        if recv_buffer < cx.cfg.recv_buffer {
+            cx.stats.rcv_window_clamped += 1;
+        }
         c.rcv.adv = edge;
         c.rcv.last_ack_sent = c.rcv.nxt;
         c.ack_now = false;
@@ -283,7 +288,8 @@ pub(crate) fn send_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
 /// data. Keepalive (RFC 1122 §4.2.3.6) and zero-window probes use it, as Linux does.
 pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
     let seq = c.snd.una - 1;
-    let (repr, _) = header(c, cx.cfg, cx.now, seq, Flags::ACK, &[]);
+    let recv_buffer = c.recv_limit(cx.cfg, cx.mem);
+    let (repr, _) = header(c, cx.now, recv_buffer, seq, Flags::ACK, &[]);
     emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr)
 }
 
@@ -291,7 +297,8 @@ pub(crate) fn send_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, 
 /// taken before any timeout rewound it (SND.MAX), so the peer finds it at RCV.NXT. Its window
 /// is the one we advertise, as Linux's `tcp_send_active_reset` sends it.
 pub(crate) fn send_rst<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    let (repr, _) = header(c, cx.cfg, cx.now, c.snd.max, Flags::RST, &[]);
+    let recv_buffer = c.recv_limit(cx.cfg, cx.mem);
+    let (repr, _) = header(c, cx.now, recv_buffer, c.snd.max, Flags::RST, &[]);
     if emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr) {
         cx.stats.resets_sent += 1;
     }

@@ -7,6 +7,11 @@
 //! data is merged into one range on insert, so a byte is stored (and delivered) at most once
 //! and a long run of segments after one hole costs one range, not one per segment. Data that
 //! would need a range beyond the limit is dropped and counted; the peer retransmits it.
+//!
+//! Under memory pressure the queue is pruned from its highest sequence number down
+//! ([`Reassembly::prune_above`], Linux's `tcp_prune_ofo_queue`), which RFC 2018 §8 allows:
+//! "the data receiver is permitted to later discard data which have been reported in a SACK
+//! option" (the sender keeps it until it is cumulatively acknowledged).
 
 use super::SeqNumber;
 
@@ -37,6 +42,8 @@ pub(crate) struct Reassembly {
     /// the FIN included, are processed in sequence order once the hole is filled).
     fin: Option<SeqNumber>,
     clock: u32,
+    /// The engine's mark in its list of connections holding out-of-order data (0: not listed).
+    pub(crate) listed: u32,
 }
 
 impl Reassembly {
@@ -142,6 +149,47 @@ impl Reassembly {
             }
             return Some(data);
         }
+    }
+
+    /// Drops queued bytes from the highest sequence number down, never below `floor`, until
+    /// at least `goal` bytes of capacity are freed or nothing above `floor` is left; returns
+    /// (capacity freed, bytes dropped). As Linux's `tcp_prune_ofo_queue`: "We drop high
+    /// sequences packets to: 1) Let a chance for holes to be filled."
+    pub(crate) fn prune_above(&mut self, floor: SeqNumber, goal: usize) -> (usize, usize) {
+        let (mut freed, mut dropped) = (0, 0);
+        while freed < goal {
+            let Some(r) = self.ranges.last_mut() else {
+                break;
+            };
+            if r.end().le(floor) {
+                break;
+            }
+            let below_floor = if r.start.lt(floor) {
+                (floor - r.start) as usize
+            } else {
+                0
+            };
+            let cap = r.data.capacity();
+            let keep = cap
+                .saturating_sub(goal - freed)
+                .min(r.data.len())
+                .max(below_floor);
+            dropped += r.data.len() - keep;
+            if keep == 0 {
+                freed += cap;
+                self.ranges.pop();
+                continue;
+            }
+            r.data.truncate(keep);
+            r.data.shrink_to_fit();
+            freed += cap - r.data.capacity();
+            break;
+        }
+        if self.ranges.is_empty() {
+            freed += self.ranges.capacity() * size_of::<Range>();
+            self.ranges = Vec::new();
+        }
+        (freed, dropped)
     }
 
     /// Remembers a FIN at `seq` that arrived before the data ahead of it.

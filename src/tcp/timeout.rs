@@ -35,7 +35,7 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
     // Last: a connection the timers above closed has no app left to tell. What the app does
     // here is delivered and sent after the event, as for any callback.
     if c.timers.expire(Timer::App, now) {
-        let (mut io, state, _) = deliver::io(c, cx.cfg, cx.id, now);
+        let (mut io, state, _) = deliver::io(c, cx.cfg, cx.mem, cx.id, now);
         cx.app.on_deadline(state, &mut io);
     }
     Outcome::Keep

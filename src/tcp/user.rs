@@ -80,10 +80,11 @@ impl<A: App> Engine<A> {
         tx: &mut T,
         f: impl FnOnce(&mut A, &mut A::State, &mut Io<'_>) -> R,
     ) -> Option<R> {
-        let c = self.conns.get_mut(id)?;
         self.last_now = now;
-        let (mut io, state, _) = deliver::io(c, &self.cfg, id, now);
-        let r = f(&mut self.app, state, &mut io);
+        let r = self.with_conn(id, now, tx, |c, cx| {
+            let (mut io, state, _) = deliver::io(c, cx.cfg, cx.mem, id, now);
+            f(cx.app, state, &mut io)
+        })?;
         self.finish(id, Outcome::Keep, tx);
         Some(r)
     }
@@ -92,12 +93,16 @@ impl<A: App> Engine<A> {
     pub fn buffers(&self, id: ConnId) -> Option<Buffers> {
         let c = self.conns.get(id)?;
         let open = c.app.shutdown == crate::app::Shutdown::Open;
+        // Outside an event the budget counts the connection's own bytes already.
+        let mut mem = self.memory.budget.clone();
+        mem.sub(c.heap_bytes());
         Some(Buffers {
             received: c.rcv.buf.len(),
             send: c.snd.buf.len(),
             unsent: c.unsent(),
             send_space: if open {
-                (self.cfg.send_buffer as usize).saturating_sub(c.snd.buf.len())
+                c.send_limit(&self.cfg, &mem)
+                    .saturating_sub(c.snd.buf.len())
             } else {
                 0
             },

@@ -454,6 +454,11 @@ impl Server {
         self.latest.iter().flatten()
     }
 
+    /// Each worker's memory figures as last measured (about once a second), by queue.
+    pub fn queue_memory(&self) -> &[Memory] {
+        &self.memory
+    }
+
     /// The pcap capture, if one runs.
     pub fn capture(&self) -> Option<&Capture> {
         self.capture.as_ref()

@@ -13,6 +13,7 @@ mod lifecycle;
 mod load;
 mod lossy;
 mod malformed;
+mod memory_pressure;
 mod options;
 mod receive;
 mod recovery;

@@ -14,6 +14,7 @@ use xdptcp::xdp::{BindMode, XdpMode, XskConfig};
 
 mod config;
 mod load;
+mod memory_limit;
 mod report;
 mod serve;
 mod stats;

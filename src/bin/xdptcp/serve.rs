@@ -26,6 +26,7 @@ use xdptcp::xdp::privileges::{self, User};
 use xdptcp::xdp::sys::{self, Interface};
 use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, LinkMss, Server, ServerConfig, XdpMode};
 
+use crate::memory_limit;
 use crate::report::{report, write_hist};
 use crate::{
     BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
@@ -84,6 +85,13 @@ pub(crate) struct ServeArgs {
     /// Write latency histograms (.hgrm, .svg) and summary.json here, on exit and on SIGUSR1.
     #[arg(long = "hist-out")]
     hist_out: Option<std::path::PathBuf>,
+    /// Bytes of connection buffers (send, receive, reassembly, SACK scoreboards) all workers
+    /// may hold together, e.g. 512MiB (B, KiB, MiB, GiB), shared equally among them. Above 2/3
+    /// of it memory is under pressure (out-of-order data pruned, windows and send space held
+    /// back); at it, buffers stop growing and new connections are refused. Default: what
+    /// Linux's tcp_mem would allow on this machine (3/32 of its memory).
+    #[arg(long = "memory-limit", value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
     /// TCP keepalive for accepted connections, as IDLE:INTERVAL:COUNT in seconds (e.g.
     /// 7200:75:9, Linux's defaults); off by default.
     #[arg(long, value_parser = parse_keepalive)]
@@ -353,9 +361,15 @@ fn engine_config(
             })
             .collect()
     };
+    let memory_total = match args.memory_limit {
+        Some(bytes) => bytes,
+        None => memory_limit::machine_default()?,
+    };
+    let workers = args.queues.unwrap_or(iface.rx_queues);
     Ok(Config {
         local_mac: iface.mac,
         listeners,
+        memory_limit: memory_limit::per_worker(memory_total, workers)?,
         syncookies: match args.syncookies {
             Cookies::Always => SynCookieMode::Always,
             Cookies::Auto => SynCookieMode::Auto,
@@ -405,6 +419,11 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         .map(|dir| OutputDir::open(dir, writer))
         .transpose()?;
     let engine = engine_config(&args, &iface, secret_file.as_ref())?;
+    tracing::info!(
+        per_worker = engine.memory_limit,
+        "memory budget for connection buffers: {} MiB per worker",
+        engine.memory_limit >> 20
+    );
     let http = Arc::new(http_config(&args)?);
     let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
     let metrics = Windows::bind_metrics(&args, &listeners)?;

@@ -162,6 +162,18 @@ fn render(status: &Value, since: Option<(Duration, &Value)>, all: bool) -> Strin
                 .unwrap_or(0.0),
         );
     }
+    let limit = memory["budget_limit"].as_u64().unwrap_or(0);
+    if limit > 0 {
+        let used = memory["budget_used"].as_u64().unwrap_or(0);
+        out += &format!(
+            "Buffers: {used} B of a {limit} B memory budget ({:.1} %); {} of {} queue(s) under \
+             memory pressure, {} at the limit\n",
+            used as f64 * 100.0 / limit as f64,
+            memory["under_pressure"],
+            memory["engines"],
+            memory["at_limit"],
+        );
+    }
     let now = counters(status);
     match since {
         None => {
@@ -276,6 +288,12 @@ mod tests {
             allocated_bytes: 9000,
             time_wait: 2,
             time_wait_bytes: 136,
+            buffer_bytes: 2048,
+            budget_used: 2048,
+            budget_limit: 8192,
+            engines: 2,
+            under_pressure: 1,
+            at_limit: 0,
         };
         s["total"]["memory"] = m.to_json();
         s["total"]["memory_peak"] = m.to_json();
@@ -283,7 +301,9 @@ mod tests {
         assert!(
             text.contains(
                 "\nMemory: 10 connections, 600 B each in use, 900 B each allocated; 2 TIME-WAIT \
-                 entries, 136 B (at the most connections, 10: 600 B each in use)\n"
+                 entries, 136 B (at the most connections, 10: 600 B each in use)\n\
+                 Buffers: 2048 B of a 8192 B memory budget (25.0 %); 1 of 2 queue(s) under \
+                 memory pressure, 0 at the limit\n"
             ),
             "{text}"
         );
