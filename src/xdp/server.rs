@@ -9,7 +9,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::stats::{Latencies, Memory, Stats};
-use crate::tcp::syncookie::{CookieKeys, timestamp_key};
+use crate::tcp::syncookie::CookieKeys;
 use crate::tcp::{Config, Secret, SynCookieMode};
 use crate::time::Instant;
 use crate::xdp::capture::{
@@ -721,9 +721,10 @@ impl WorkerStart {
 
 /// Puts the keys of the current and the next epoch into the program's table.
 fn write_cookie_keys(program: &Program, keys: &CookieKeys) {
-    let ts = timestamp_key(&keys.secret().0);
     let e = keys.epoch();
     for epoch in [e, e + 1] {
-        program.cookie_keys().write(epoch, &keys.key_of(epoch), &ts);
+        program
+            .cookie_keys()
+            .write(epoch, &keys.key_of(epoch), keys.timestamp());
     }
 }
