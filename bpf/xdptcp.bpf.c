@@ -56,7 +56,7 @@
 #define TS_BITS_MASK 0x3f
 #define TS_WSCALE_NONE 0x0f
 #define TS_SACK 0x10
-/* src/tcp/isn.rs: the domain tag of the timestamp-offset PRF. */
+/* src/tcp/isn.rs: the domain tag of the tuple hash (timestamp offsets and cookie MACs). */
 #define DOMAIN_TS_OFFSET 2
 
 /* A served endpoint. `addr` all zero means "any address of this family"; `port` zero means
@@ -362,16 +362,14 @@ static __always_inline int is_served(struct served_key *key)
  * nothing is ever answered to it. A group source MAC (the I/G bit, broadcast included); IPv4
  * 0.0.0.0/8, 127/8, multicast and limited broadcast (Linux's ip_route_input_slow, "goto
  * martian_source"); IPv6 ::, ::1, multicast (ip6_rcv_core) and ::ffff:0:0/96
- * (tcp_v6_conn_request); and our own addresses: the frame's destination (a LAND attack) and
- * any address we serve on this port (fib_validate_source refuses a local source). One lookup
- * per frame: an address served on every port (port 0) is a load generator's own source,
- * whose engine answers no segment that matches no connection anyway. `src` and `dst` are the
- * addresses' words as on the wire (IPv4 in the first). */
+ * (tcp_v6_conn_request); and the frame's destination (a LAND attack). No lookup: the other
+ * addresses we serve are `own_source`, asked only before we answer a SYN here; every other
+ * frame goes to the engine, which drops one from a listener's address itself. `src` and `dst`
+ * are the addresses' words as on the wire (IPv4 in the first). */
 static __always_inline int martian_source(const struct ethhdr *eth, __u8 family, const __u32 *src,
-					  const __u32 *dst, __be16 port)
+					  const __u32 *dst)
 {
 	const __u8 *a = (const __u8 *)src;
-	struct served_key own = { .family = family, .port = port };
 
 	if (eth->h_source[0] & 1)
 		return 1;
@@ -392,6 +390,17 @@ static __always_inline int martian_source(const struct ethhdr *eth, __u8 family,
 		if (src[0] == dst[0] && src[1] == dst[1] && src[2] == dst[2] && src[3] == dst[3])
 			return 1;
 	}
+	return 0;
+}
+
+/* A source that is one of our own addresses on this port (fib_validate_source refuses a
+ * local source): one lookup, made only for a SYN about to be answered here. An address served
+ * on every port (port 0) is a load generator's own source, whose engine answers no segment
+ * that matches no connection anyway. */
+static __always_inline int own_source(__u8 family, const __u32 *src, __be16 port)
+{
+	struct served_key own = { .family = family, .port = port };
+
 	__builtin_memcpy(own.addr, src, 16);
 	return bpf_map_lookup_elem(&served, &own) != NULL;
 }
@@ -448,7 +457,8 @@ enum syn_verdict {
 	SYN_MALFORMED,    /* dropped */
 };
 
-/* RFC 1071 fold of a 32-bit partial sum (bpf_csum_diff's result). */
+/* RFC 1071 fold of a partial sum of 32-bit words, complemented: 0 for a header whose
+ * checksum is right, the checksum to store for one whose checksum field was zero. */
 static __always_inline __u16 csum_fold32(__u64 sum)
 {
 	sum = (sum & 0xffffffff) + (sum >> 32);
@@ -458,23 +468,37 @@ static __always_inline __u16 csum_fold32(__u64 sum)
 	return (__u16)~sum;
 }
 
-/* The TCP pseudo header's sum (RFC 9293 §3.1; RFC 8200 §8.1), on top of `sum`. */
-static __always_inline __u64 pseudo_sum(const __u8 *src, const __u8 *dst, __u8 family,
-					__u32 tcp_len, __u64 sum)
+/* The RFC 1071 sum of `n` 32-bit words at `p` as they lie in memory (a one's-complement sum
+ * does not care about byte order, RFC 1071 §2(B)), inline: `n` is a constant and the caller
+ * has checked `p + n` against the packet's end. */
+static __always_inline __u64 sum_words(const void *p, const int n)
 {
-	const __u32 *s = (const __u32 *)src, *d = (const __u32 *)dst;
-	int i, words = family == FAMILY_INET ? 1 : 4;
+	const __u32 *w = p;
+	__u64 sum = 0;
+	int i;
 
 #pragma unroll
-	for (i = 0; i < 4; i++) {
-		if (i < words) {
-			sum += s[i];
-			sum += d[i];
-		}
-	}
-	sum += bpf_htonl(tcp_len);
-	sum += bpf_htonl(IPPROTO_TCP);
+	for (i = 0; i < n; i++)
+		sum += w[i];
 	return sum;
+}
+
+/* The sum of both addresses (as on the wire), the part of the TCP pseudo header (RFC 9293
+ * §3.1; RFC 8200 §8.1) and of the IPv4 header that a reply shares with the segment it answers:
+ * swapping source and destination does not change it. */
+static __always_inline __u64 addr_sum(const __u8 *src, const __u8 *dst, __u8 family)
+{
+	const __u32 *s = (const __u32 *)src, *d = (const __u32 *)dst;
+
+	if (family == FAMILY_INET)
+		return (__u64)s[0] + d[0];
+	return (__u64)s[0] + s[1] + s[2] + s[3] + d[0] + d[1] + d[2] + d[3];
+}
+
+/* The rest of the pseudo header: the TCP length and the protocol. */
+static __always_inline __u64 pseudo_rest(__u32 tcp_len)
+{
+	return bpf_htonl(tcp_len) + bpf_htonl(IPPROTO_TCP);
 }
 
 /* The walk over a SYN's options: the TCP header copied to the stack (64 bytes, zero beyond
@@ -586,65 +610,51 @@ static __always_inline int bad_address(const __u8 *a, __u8 family)
 	}
 }
 
-/* The MAC input and SipHash of src/tcp/syncookie.rs `mac`: "syncookie" | slot (BE) | tuple |
- * peer ISN (BE) | MSS index | TS bits, with the tuple as FourTuple::pack lays it out (family
- * tag, local address, remote address, local port, remote port). */
-static __always_inline __u32 cookie_mac(const struct cookie_key *k, const struct syn_info *si,
-					__u32 slot, __u8 mss_idx, __u8 ts)
+/* src/tcp/syncookie.rs `mac`: SipHash-2-4 under the epoch key of tuple hash | slot | peer ISN
+ * | MSS index | TS bits, little-endian, 18 bytes: two message words and the last, built in
+ * registers. */
+static __always_inline __u32 cookie_mac(const struct cookie_key *k, __u64 tuple_hash, __u32 slot,
+					__u32 peer_isn, __u8 mss_idx, __u8 ts)
 {
-	union {
-		__u64 w[8];
-		__u8 b[64];
-	} m = {};
-	__be32 slot_be = bpf_htonl(slot);
+	__u64 m[3] = {
+		tuple_hash,
+		(__u64)slot | ((__u64)peer_isn << 32),
+		(__u64)mss_idx | ((__u64)ts << 8),
+	};
 
-	__builtin_memcpy(&m.b[0], "syncookie", 9);
-	__builtin_memcpy(&m.b[9], &slot_be, 4);
-	if (si->family == FAMILY_INET) {
-		m.b[13] = 4;
-		__builtin_memcpy(&m.b[14], si->dst, 4);
-		__builtin_memcpy(&m.b[18], si->src, 4);
-		__builtin_memcpy(&m.b[22], &si->dport, 2);
-		__builtin_memcpy(&m.b[24], &si->sport, 2);
-		__builtin_memcpy(&m.b[26], &si->seq, 4);
-		m.b[30] = mss_idx;
-		m.b[31] = ts;
-		return (__u32)siphash24(k->mac_k0, k->mac_k1, m.w, 32) & COOKIE_MAC_MASK;
-	}
-	m.b[13] = 6;
-	__builtin_memcpy(&m.b[14], si->dst, 16);
-	__builtin_memcpy(&m.b[30], si->src, 16);
-	__builtin_memcpy(&m.b[46], &si->dport, 2);
-	__builtin_memcpy(&m.b[48], &si->sport, 2);
-	__builtin_memcpy(&m.b[50], &si->seq, 4);
-	m.b[54] = mss_idx;
-	m.b[55] = ts;
-	return (__u32)siphash24(k->mac_k0, k->mac_k1, m.w, 56) & COOKIE_MAC_MASK;
+	return (__u32)siphash24(k->mac_k0, k->mac_k1, m, 18) & COOKIE_MAC_MASK;
 }
 
-/* src/tcp/isn.rs `timestamp_offset`: SipHash of DOMAIN_TS_OFFSET | tuple, low 32 bits. */
-static __always_inline __u32 ts_offset(const struct cookie_key *k, const struct syn_info *si)
+/* src/tcp/isn.rs `timestamp_hash`: SipHash-2-4 of DOMAIN_TS_OFFSET | tuple under the timestamp
+ * key, with the tuple as FourTuple::pack lays it out (family tag, local address, remote
+ * address, local port, remote port). Its low 32 bits are the timestamp offset; all 64 go into
+ * the cookie's MAC in place of the tuple, so one SipHash over the tuple serves both. */
+static __always_inline __u64 tuple_hash(const struct cookie_key *k, const struct syn_info *si)
 {
-	union {
-		__u64 w[8];
-		__u8 b[64];
-	} m = {};
+	/* The message words are built in registers from the addresses as they lie in memory
+	 * (little-endian words of wire-order bytes): tag, family, local (dst), remote (src),
+	 * ports. */
+	const __u32 *d = (const __u32 *)si->dst, *s = (const __u32 *)si->src;
+	__u64 head = DOMAIN_TS_OFFSET | (si->family == FAMILY_INET ? 4 : 6) << 8;
+	__u64 ports = (__u64)si->dport | (__u64)si->sport << 16;
+	__u64 m[5];
 
-	m.b[0] = DOMAIN_TS_OFFSET;
 	if (si->family == FAMILY_INET) {
-		m.b[1] = 4;
-		__builtin_memcpy(&m.b[2], si->dst, 4);
-		__builtin_memcpy(&m.b[6], si->src, 4);
-		__builtin_memcpy(&m.b[10], &si->dport, 2);
-		__builtin_memcpy(&m.b[12], &si->sport, 2);
-		return (__u32)siphash24(k->ts_k0, k->ts_k1, m.w, 14);
+		m[0] = head | (__u64)d[0] << 16 | (__u64)(s[0] & 0xffff) << 48;
+		m[1] = (s[0] >> 16) | ports << 16;
+		return siphash24(k->ts_k0, k->ts_k1, m, 14);
 	}
-	m.b[1] = 6;
-	__builtin_memcpy(&m.b[2], si->dst, 16);
-	__builtin_memcpy(&m.b[18], si->src, 16);
-	__builtin_memcpy(&m.b[34], &si->dport, 2);
-	__builtin_memcpy(&m.b[36], &si->sport, 2);
-	return (__u32)siphash24(k->ts_k0, k->ts_k1, m.w, 38);
+	{
+		__u64 d0 = d[0] | (__u64)d[1] << 32, d1 = d[2] | (__u64)d[3] << 32;
+		__u64 s0 = s[0] | (__u64)s[1] << 32, s1 = s[2] | (__u64)s[3] << 32;
+
+		m[0] = head | d0 << 16;
+		m[1] = d0 >> 48 | d1 << 16;
+		m[2] = d1 >> 48 | s0 << 16;
+		m[3] = s0 >> 48 | s1 << 16;
+		m[4] = s1 >> 48 | ports << 16;
+		return siphash24(k->ts_k0, k->ts_k1, m, 38);
+	}
 }
 
 /* The largest MSS-table entry not above the peer's MSS, else the smallest (make_cookie). */
@@ -662,10 +672,19 @@ struct synack_opts {
 };
 
 /* Writes the SYN-ACK over the SYN, from l2_len on; `tcp_len` is 24, 36 or 40 (a constant in
- * each inlined copy, so every store is at a fixed offset the verifier has checked). */
+ * each inlined copy, so every store is at a fixed offset the verifier has checked). `addrs` is
+ * the sum of both addresses (`addr_sum`).
+ *
+ * The checksums are RFC 1624's incremental update with the verification folded in: the SYN's
+ * IPv4 header and TCP segment (with its pseudo header) were checked to sum to -0, so the
+ * update HC' = ~(~HC + ~m + m') of every field that changes comes to the complemented sum of
+ * the reply's new fields and of the ones it keeps, the addresses (`addrs`, summed once for the
+ * check) and the ports (swapped: the same 16-bit sum). The new fields are summed inline as
+ * they are written, a few words in registers, where bpf_csum_diff over the whole header was a
+ * helper call each. */
 static __always_inline int write_synack(struct xdp_md *ctx, const struct syn_info *si,
 					__u32 cookie, const struct synack_opts *o,
-					const __u32 tcp_len)
+					const __u32 tcp_len, __u64 addrs)
 {
 	const __u32 ip_len = si->family == FAMILY_INET ? 20 : 40;
 	void *data = (void *)(long)ctx->data;
@@ -706,7 +725,7 @@ static __always_inline int write_synack(struct xdp_md *ctx, const struct syn_inf
 		ip->check = 0;
 		__builtin_memcpy(&ip->saddr, si->dst, 4);
 		__builtin_memcpy(&ip->daddr, si->src, 4);
-		ip->check = csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)ip, 20, 0));
+		ip->check = csum_fold32(sum_words(ip, 3) + addrs);
 		th = (void *)ip + 20;
 	} else {
 		struct ipv6hdr *ip6 = l3;
@@ -734,8 +753,11 @@ static __always_inline int write_synack(struct xdp_md *ctx, const struct syn_inf
 	th->check = 0;
 	th->urg_ptr = 0;
 	__builtin_memcpy((void *)th + 20, o, tcp_len - 20);
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)th, tcp_len, 0);
-	th->check = csum_fold32(pseudo_sum(si->dst, si->src, si->family, tcp_len, sum));
+	sum = sum_words(th, 5) + addrs + pseudo_rest(tcp_len);
+#pragma unroll
+	for (int i = 0; i < (tcp_len - 20) / 4; i++)
+		sum += o->w[i];
+	th->check = csum_fold32(sum);
 	return 0;
 }
 
@@ -748,14 +770,13 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 						   void *l3, struct tcphdr *th, __u32 tcp_off)
 {
 	void *data_end = (void *)(long)ctx->data_end;
-	__u32 tcp_len = th->doff * 4, zero = 0, slot, off, bits, ts_now;
-	__u32 cookie, ts_bits = COOKIE_NO_TS;
-	struct option_walk w = { .at = 20 };
-	struct syn_options *o = &w.opts;
+	__u32 tcp_len = th->doff * 4, zero = 0, slot, bits, ts_now, peer_isn;
+	__u32 cookie, ts_bits = COOKIE_NO_TS, bad = 0, fastopen = 0;
+	struct syn_options opts = {}, *o = &opts;
 	struct cookie_keys *keys;
 	struct cookie_key *k, key;
 	struct synack_opts out = {};
-	__u64 now_us, epoch, sum;
+	__u64 now_us, epoch, sum, addrs, hash;
 	__u8 idx, ws_bits, sack;
 
 	if (tcp_len < 20 || tcp_len > 60)
@@ -772,7 +793,7 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 			return SYN_MALFORMED;
 		if (bpf_ntohs(ip->tot_len) != 20 + tcp_len)
 			return SYN_TO_WORKER;
-		if (csum_fold32(bpf_csum_diff(NULL, 0, (__be32 *)ip, 20, 0)) != 0)
+		if (csum_fold32(sum_words(ip, 5)) != 0)
 			return SYN_BAD_CHECKSUM;
 		__builtin_memcpy(si->src, &ip->saddr, 4);
 		__builtin_memcpy(si->dst, &ip->daddr, 4);
@@ -789,26 +810,33 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 	if (bad_address(si->src, si->family) || bad_address(si->dst, si->family))
 		return SYN_MALFORMED;
 
-	/* The two layouts floods and Linux send (no options: 20 bytes; Linux's: 40) are read in
-	 * place; any other is copied to the stack and its options walked there. */
+	/* The two layouts floods and Linux send (no options: 20 bytes; Linux's: 40) are read and
+	 * summed in place; any other is copied to the stack and its options walked there. */
 	if (tcp_len == 20 && (void *)th + 20 <= data_end) {
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)th, 20, 0);
+		sum = sum_words(th, 5);
 	} else if (tcp_len == 40 && (void *)th + 40 <= data_end &&
 		   linux_syn_options((const __u8 *)th, o)) {
-		sum = bpf_csum_diff(NULL, 0, (__be32 *)th, 40, 0);
+		sum = sum_words(th, 10);
 	} else {
-		w.len = tcp_len;
+		/* Zeroed here only: the common layouts never touch the 64-byte copy. */
+		struct option_walk w = { .at = 20, .len = tcp_len };
+
 		if (bpf_xdp_load_bytes(ctx, tcp_off, w.hdr, tcp_len))
 			return SYN_MALFORMED;
 		sum = bpf_csum_diff(NULL, 0, (__be32 *)w.hdr, tcp_len, 0);
 		bpf_loop(TCP_MAX_OPTIONS, option_step, &w, 0);
+		opts = w.opts;
+		bad = w.bad;
+		fastopen = w.fastopen;
 	}
-	if (csum_fold32(pseudo_sum(si->src, si->dst, si->family, tcp_len, sum)) != 0)
+	addrs = addr_sum(si->src, si->dst, si->family);
+	if (csum_fold32(sum + addrs + pseudo_rest(tcp_len)) != 0)
 		return SYN_BAD_CHECKSUM;
-	if (w.bad)
+	if (bad)
 		return SYN_MALFORMED;
-	/* A cookie SYN-ACK would drop a Fast Open SYN's data and cookie: the engine's business. */
-	if (w.fastopen)
+	/* A cookie SYN-ACK would drop a Fast Open SYN's data and cookie: the engine's business
+	 * (the two layouts read in place have no Fast Open option). */
+	if (fastopen)
 		return SYN_TO_WORKER;
 	si->seq = th->seq;
 	si->sport = th->source;
@@ -849,19 +877,21 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 	if (use_timestamps && o->has_ts)
 		ts_bits = ws_bits | (sack ? TS_SACK : 0);
 	idx = mss_index(si->family, o->has_mss ? o->mss : 536);
+	peer_isn = bpf_ntohl(si->seq);
+	hash = tuple_hash(k, si);
 	cookie = (slot << COOKIE_SLOT_SHIFT) | ((__u32)idx << COOKIE_MSS_SHIFT) |
-		 cookie_mac(k, si, slot, idx, (__u8)ts_bits);
+		 cookie_mac(k, hash, slot, peer_isn, idx, (__u8)ts_bits);
 
 	out.w[0] = bpf_htonl((TCPOPT_MSS_ << 24) | (4 << 16) | synack_mss);
 	if (ts_bits == COOKIE_NO_TS) {
 		/* Without timestamps, window scale and SACK cannot be carried: offer neither. */
-		if (write_synack(ctx, si, cookie, &out, 24))
+		if (write_synack(ctx, si, cookie, &out, 24, addrs))
 			return SYN_MALFORMED;
 		return SYN_ANSWERED;
 	}
-	/* cookie_tsval: our clock with the option bits in its low 6 bits, never ahead of it. */
-	off = ts_offset(k, si);
-	ts_now = (__u32)(now_us / 1000) + off;
+	/* cookie_tsval: our clock plus the tuple's offset (the hash's low 32 bits) with the
+	 * option bits in its low 6 bits, never ahead of it. */
+	ts_now = (__u32)(now_us / 1000) + (__u32)hash;
 	bits = (ts_now & ~(__u32)TS_BITS_MASK) | ts_bits;
 	if (bits > ts_now)
 		bits -= TS_BITS_MASK + 1;
@@ -872,9 +902,9 @@ static __always_inline enum syn_verdict answer_syn(struct xdp_md *ctx, struct sy
 	if (o->has_ws && synack_wscale) {
 		out.w[4] = bpf_htonl((TCPOPT_NOP_ << 24) | (TCPOPT_WINDOW_ << 16) | (3 << 8) |
 				   synack_wscale);
-		if (write_synack(ctx, si, cookie, &out, 40))
+		if (write_synack(ctx, si, cookie, &out, 40, addrs))
 			return SYN_MALFORMED;
-	} else if (write_synack(ctx, si, cookie, &out, 36)) {
+	} else if (write_synack(ctx, si, cookie, &out, 36, addrs)) {
 		return SYN_MALFORMED;
 	}
 	return SYN_ANSWERED;
@@ -941,7 +971,7 @@ int xdptcp_steer(struct xdp_md *ctx)
 	if (!to_our_mac(eth))
 		return count(COUNTER_OTHER_MAC, XDP_PASS);
 	/* Never answered, by us or by the kernel (which would drop it as a martian too). */
-	if (martian_source(eth, key.family, peer, local, tcph->dest))
+	if (martian_source(eth, key.family, peer, local))
 		return count(COUNTER_MARTIAN, XDP_DROP);
 
 	if (queue >= xsk_queues || queue >= MAX_QUEUES)
@@ -967,6 +997,8 @@ int xdptcp_steer(struct xdp_md *ctx)
 		/* SYN+FIN and SYN+RST are no segment any TCP sends: the engine drops them too. */
 		if (tcph->rst || tcph->fin)
 			return count(COUNTER_SYN_MALFORMED, XDP_DROP);
+		if (own_source(key.family, peer, tcph->dest))
+			return count(COUNTER_MARTIAN, XDP_DROP);
 		__builtin_memcpy(si.src_mac, eth->h_source, 6);
 		switch (answer_syn(ctx, &si, l3, tcph, (__u32)((void *)tcph - data))) {
 		case SYN_ANSWERED: {

@@ -5,8 +5,10 @@
 # and draws one SVG per load with both servers' latency percentile curves (latency-LOAD.svg).
 #
 #   sudo scripts/bench.sh [--repeat N] [--duration S] [--out DIR] [--quick] [--micro] [--queues Q]
+#                         [--levels "50 80 95"]
 #
-#   --quick     one repeat of 2 s per load (the CI smoke run)
+#   --quick     one repeat of 2 s per load, open loop at 80 % only (the CI smoke run)
+#   --levels L  the open-loop levels, in % of each server's closed-loop maximum
 #   --micro     also run the criterion engine benches and add them to the report
 #   --queues Q  then run everything again on a veth with Q queues, nginx with Q workers and
 #               xdptcp with Q workers (server and client then share CPUs 0..Q-1), and report
@@ -14,8 +16,10 @@
 #
 # Loads: wrk keep-alive, wrk `Connection: close`, and `xdptcp load connect-close`, each over
 # IPv4 and over IPv6 (the `-v6` rows); and `xdptcp load` keep-alive with 64 connections closed
-# loop (xkeep: the maximum rate), then open loop over 256 connections at 80 % of that rate
-# (xopen80: latency from each request's intended send time); and TCP Fast Open connect-close
+# loop (xkeep: the maximum rate). Then, once both servers' maxima of the repeat are known, open
+# loop over 256 connections at each level (50, 80, 95 %) of either server's maximum, the same
+# offered rates for both servers (rows xopenLEVEL-OWNER; a server is not run above its own
+# maximum): latency from each request's intended send time. And TCP Fast Open connect-close
 # (tfo: a kernel client sends each request in its SYN with MSG_FASTOPEN, one connection at a
 # time, scripts/fastopen_client.py; tfo-off: the same client with connect() first), latency
 # from the first call to the answer's last byte, both servers serving Fast Open (nginx
@@ -34,12 +38,14 @@ duration=5
 out="out/bench"
 micro=0
 queues=1
+levels="50 80 95"
 while [ $# -gt 0 ]; do
     case "$1" in
     --repeat) repeat=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    --quick) repeat=1; duration=2; shift ;;
+    --quick) repeat=1; duration=2; levels=80; shift ;;
+    --levels) levels=$2; shift 2 ;;
     --micro) micro=1; shift ;;
     --queues) queues=$2; shift 2 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
@@ -175,16 +181,13 @@ sys.exit(0 if (ok >= n // 2 if sys.argv[2] == "tfo" else ok == 0) and n > 0 else
             exit 1
         fi
         ;;
-    xkeep | xopen80)
-        # Keep-alive from our client: 64 connections closed loop (the maximum rate), then open
-        # loop at 80 % of the rate this server just reached, latency counted from each
-        # request's intended send time, over 256 connections (as wrk2 is run with more
-        # connections than the rate needs: at 64, each would be busy 80 % of the time and
-        # queue behind itself).
+    xkeep | xopen*)
+        # Keep-alive from our client: 64 connections closed loop (the maximum rate), or open
+        # loop at $open_rate (run_open), latency counted from each request's intended send
+        # time, over 256 connections (as wrk2 is run with more connections than the rate
+        # needs: at 64, each would be busy 80 % of the time and queue behind itself).
         local pace=(--connections 64)
-        if [ "$kind" = xopen80 ]; then
-            pace=(--connections 256 --rate "$(python3 -c "print(max(1, int(0.8 * float(open('$tmp/xkeep-$server').read()))))")")
-        fi
+        [ "$kind" != xkeep ] && pace=(--connections 256 --rate "$open_rate")
         [ "$server" = nginx ] && ip netns exec "$srv" ethtool -K "$name-s" tx off tso off gso off >/dev/null
         ip netns exec "$cli" timeout $((duration + 60)) "$xdptcp" load --iface "$name-c" \
             --target "$target" --mode keepalive --concurrency 64 \
@@ -233,6 +236,7 @@ out = {
     "p999_us": lat.get("p999_us"), "cpu_us_per_op": cpu / ops if ops else None,
     "server_cpu_share": server_cpu / cpu if cpu > 0 else None,
     "offered_per_s": r.get("offered_per_s"),
+    "send_lag_p99_us": (r.get("send_lag") or {}).get("p99_us"),
     # The percentile curve for the report's SVGs: wrk's many points, or our load's summary.
     "percentiles": r.get("percentiles") or [
         [q, lat[k]] for q, k in ((0, "min_us"), (50, "p50_us"), (90, "p90_us"), (99, "p99_us"),
@@ -253,17 +257,49 @@ run_matrix() {
         server_args=(--queues "$q")
     fi
     for rep in $(seq "$repeat"); do
+        rm -f "$tmp"/xkeep-*
         for server in nginx xdptcp; do
             echo "== run $rep/$repeat, $q queue(s): $server"
             start_server "$server" $((duration * 10 + 60)) --addr "$SRV6" --fastopen 256 \
                 "${server_args[@]}"
-            for load in keepalive close xload xkeep xopen80 tfo-off tfo keepalive-v6 close-v6 xload-v6; do
+            for load in keepalive close xload xkeep tfo-off tfo keepalive-v6 close-v6 xload-v6; do
                 run_load "$server" "$load" "$rep" "$q"
             done
             stop_server
         done
+        run_open "$rep" "$q" "${server_args[@]}"
     done
     topology_down
+}
+
+# run_open REPEAT QUEUES [SERVE-ARGS...]: the open loop at every level of either server's
+# maximum of this repeat (xkeep), both servers at the same offered rates, each not above its
+# own maximum (a server without a maximum, as nginx with several queues, is not run).
+run_open() {
+    local rep=$1 q=$2 server owner level max row suffix=""
+    shift 2
+    [ "$q" -gt 1 ] && suffix="-${q}q"
+    for server in nginx xdptcp; do
+        [ -s "$tmp/xkeep-$server" ] || continue
+        echo "== run $rep/$repeat, $q queue(s): $server, open loop"
+        start_server "$server" $((duration * 16 + 120)) --addr "$SRV6" "$@"
+        max=$(cat "$tmp/xkeep-$server")
+        for owner in nginx xdptcp; do
+            [ -s "$tmp/xkeep-$owner" ] || continue
+            for level in $levels; do
+                row="xopen$level-$owner"
+                open_rate=$(python3 -c "print(max(1, int($level / 100 * float(open('$tmp/xkeep-$owner').read()))))")
+                if python3 -c "import sys; sys.exit(not $open_rate > float('$max'))"; then
+                    echo "   $row$suffix $server: not run, $open_rate/s is above its maximum ($max)"
+                    printf '{"server": "%s", "load": "%s", "repeat": %s, "rate": null, "offered_per_s": %s, "note": "above its closed-loop maximum"}\n' \
+                        "$server" "$row$suffix" "$rep" "$open_rate" >>"$runs"
+                    continue
+                fi
+                run_load "$server" "$row" "$rep" "$q"
+            done
+        done
+        stop_server
+    done
 }
 
 run_matrix 1

@@ -3,7 +3,12 @@
 xdptcp / kernel+nginx, the scaling of each server from 1 queue to several (rows LOAD and
 LOAD-Nq), a JSON result file and a Markdown table, and draws one SVG per load with both
 servers' latency percentile curves overlaid (latency-LOAD.svg beside the JSON). A run with a
-"note" and no rate was not measurable; its note is shown instead of figures."""
+"note" and no rate was not measurable; its note is shown instead of figures.
+
+Open-loop rows (`xopenLEVEL-OWNER`: LEVEL % of OWNER's closed-loop maximum, the same offered
+rate for both servers) get a table of their own: offered and achieved rate, p50 / p99 / p99.9
+from each request's intended send time, errors and late answers, the load generator's own
+send lag, and xdptcp's p99 over nginx's at that rate."""
 import json
 import math
 import os
@@ -96,13 +101,61 @@ def write_svgs(groups, loads, out_dir):
     return written
 
 
+def open_level(load):
+    """(level %, owner, suffix) of an open-loop row `xopenLEVEL-OWNER[-v6...]`, else None."""
+    if not load.startswith("xopen"):
+        return None
+    level, _, rest = load[len("xopen"):].partition("-")
+    owner, _, suffix = rest.partition("-")
+    if not level.isdigit() or owner not in ("nginx", "xdptcp"):
+        return None
+    return int(level), owner, suffix
+
+
+def open_loop_table(result, loads):
+    """The open-loop rows, lowest offered rate first: both servers at the same offered rate."""
+    def offered(load):
+        rates = [result["medians"].get(f"{load}/{s}", {}).get("offered_per_s") for s, _, _ in SERVERS]
+        return min([r for r in rates if r] or [math.inf])
+    lines = [
+        "| offered load | offered (/s) | server | achieved (/s) | p50 (µs) | p99 (µs) | p99.9 (µs) "
+        "| errors + late | load generator's send lag p99 (µs) |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for load in sorted(loads, key=offered):
+        level, owner, suffix = open_level(load)
+        owner_name = dict((k, n) for k, n, _ in SERVERS)[owner]
+        label = f"{level} % of {owner_name}'s maximum" + (f" ({suffix})" if suffix else "")
+        for server, name, _ in SERVERS:
+            m = result["medians"].get(f"{load}/{server}")
+            if not m:
+                continue
+            note = result["notes"].get(f"{load}/{server}")
+            if note and m["rate"] is None:
+                lines.append(f"| {label} | | {name} | not run: {note} | | | | | |")
+                continue
+            lines.append(
+                f"| {label} | {fmt(m['offered_per_s'], 0)} | {name} | {fmt(m['rate'], 0)} "
+                f"| {fmt(m['p50_us'])} | {fmt(m['p99_us'])} | {fmt(m['p999_us'])} "
+                f"| {fmt(m['errors'], 0)} | {fmt(m.get('send_lag_p99_us'))} |")
+        r = result["ratios"].get(load)
+        if r and r.get("p99_us") is not None:
+            lines.append(f"| {label} | | **ratio xdptcp / nginx** | | {fmt(r.get('p50_us'), 2)}× "
+                         f"| **{fmt(r.get('p99_us'), 2)}×** | {fmt(r.get('p999_us'), 2)}× | | |")
+    lines += ["", "Open loop: each server at the same offered rates, LEVEL % of either server's "
+              "closed-loop maximum (xkeep) in the same repeat; latency from each request's "
+              "intended send time; errors + late counts failed, reset and late (> 1 s) answers. "
+              "A server is not run above its own maximum."]
+    return lines
+
+
 def main(runs_path, json_out, md_out):
     runs = [json.loads(line) for line in open(runs_path) if line.strip()]
     groups = defaultdict(list)
     for r in runs:
         groups[(r["load"], r["server"])].append(r)
     metrics = ["rate", "p50_us", "p99_us", "p999_us", "errors", "cpu_us_per_op",
-               "server_cpu_share"]
+               "server_cpu_share", "offered_per_s", "send_lag_p99_us"]
     result = {"repeats": {}, "medians": {}, "ratios": {}, "scaling": {}, "notes": {},
               "runs": runs}
     loads = []
@@ -139,7 +192,8 @@ def main(runs_path, json_out, md_out):
         "| load | server | rate (/s) | p50 (µs) | p99 (µs) | p99.9 (µs) | errors | CPU µs/op (both cores) | server's CPU share |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for load in loads:
+    open_loads = [load for load in loads if open_level(load)]
+    for load in [load for load in loads if load not in open_loads]:
         for server in ["nginx", "xdptcp"]:
             m = result["medians"].get(f"{load}/{server}")
             if not m:
@@ -160,6 +214,10 @@ def main(runs_path, json_out, md_out):
                 f"| {load} | **ratio xdptcp / nginx** | **{fmt(r.get('rate'), 2)}×** | {fmt(r.get('p50_us'), 2)}× "
                 f"| {fmt(r.get('p99_us'), 2)}× | {fmt(r.get('p999_us'), 2)}× | | {fmt(r.get('cpu_us_per_op'), 2)}× | |"
             )
+    if len(open_loads) == len(loads):
+        lines = []  # no closed-loop rows: no main table
+    if open_loads:
+        lines += ([""] if lines else []) + open_loop_table(result, open_loads)
     reps = sorted(set(result["repeats"].values()))
     lines.append("")
     lines.append(f"Medians of {', '.join(map(str, reps))} run(s) each; rate is requests/s "

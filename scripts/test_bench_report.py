@@ -51,7 +51,8 @@ def main():
         root = ET.parse(os.path.join(d, "latency-xload.svg")).getroot()
         assert [p.get("data-server") for p in root.iter(SVG + "polyline")] == ["xdptcp"]
     scaling_and_notes()
-    print("test_bench_report.py: 2 passed, 0 failed")
+    open_loop()
+    print("test_bench_report.py: 3 passed, 0 failed")
 
 
 def scaling_and_notes():
@@ -74,6 +75,38 @@ def scaling_and_notes():
         assert "| close-2q vs 1 queue | 2.00× | 2.00× |" in md, md
         assert "| xload-2q vs 1 queue | – | 1.25× |" in md, md
         assert "not measurable: kernel replies land on any queue" in md, md
+
+
+def open_loop():
+    """xopenLEVEL-OWNER rows go to the open-loop table, lowest offered rate first, with both
+    servers at the same rate, xdptcp's p99 over nginx's, the generator's send lag, and a
+    server not run above its maximum shown as such; they stay out of the main table."""
+    def open_run(server, load, offered, p99, lag):
+        r = run(server, load, 1, 1.0)
+        r.update(offered_per_s=offered, rate=offered * 0.999, p99_us=p99, send_lag_p99_us=lag)
+        return r
+    with tempfile.TemporaryDirectory() as d:
+        runs = [open_run("nginx", "xopen80-nginx", 200_000.0, 1400.0, 3.0),
+                open_run("xdptcp", "xopen80-nginx", 200_000.0, 700.0, 2.0),
+                open_run("xdptcp", "xopen80-xdptcp", 400_000.0, 900.0, 4.0),
+                {"server": "nginx", "load": "xopen80-xdptcp", "repeat": 1, "rate": None,
+                 "offered_per_s": 400_000, "note": "above its closed-loop maximum"}]
+        path = os.path.join(d, "runs.jsonl")
+        with open(path, "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in runs))
+        bench_report.main(path, os.path.join(d, "result.json"), os.path.join(d, "result.md"))
+        result = json.load(open(os.path.join(d, "result.json")))
+        assert result["ratios"]["xopen80-nginx"]["p99_us"] == 0.5, result["ratios"]
+        md = open(os.path.join(d, "result.md")).read().splitlines()
+        main_rows = [line for line in md if line.startswith("| xopen")]
+        assert not main_rows, main_rows
+        rows = [line for line in md if line.startswith("| 80 % of")]
+        assert rows[0].startswith("| 80 % of kernel + nginx's maximum | 200,000 | kernel + nginx |"), rows
+        assert "| 1,400 |" in rows[0] and rows[0].endswith("| 3.0 |"), rows[0]
+        assert "| xdptcp |" in rows[1] and "| 700.0 |" in rows[1], rows[1]
+        assert "**0.50×**" in rows[2], rows[2]
+        assert "not run: above its closed-loop maximum" in rows[3], rows[3]
+        assert "| 400,000 | xdptcp |" in rows[4], rows[4]
 
 
 if __name__ == "__main__":

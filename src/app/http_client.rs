@@ -339,6 +339,9 @@ impl App for HttpClient {
             return;
         }
         self.due += 1;
+        // How late the driver woke us: its own lateness, apart from the server's.
+        self.latencies
+            .record(LatencyKind::SendLag, io.now().saturating_since(due));
         st.owed += 1;
         if st.owed == 1 {
             st.due_at = due;
@@ -728,6 +731,13 @@ mod tests {
         assert_eq!(
             (app.completed(), app.due(), app.sent(), app.late()),
             (1, 1, 1, 0)
+        );
+        let lag = app.latencies.get(LatencyKind::SendLag);
+        assert_eq!(lag.len(), 1, "one wake");
+        assert!(
+            (1_990_000..=2_010_000).contains(&lag.max()),
+            "the wake came 2 ms after its due time: {}",
+            lag.max()
         );
         let lat = app.request_latency();
         assert!(

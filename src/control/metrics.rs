@@ -412,6 +412,9 @@ fn kind_help(kind: LatencyKind) -> &'static str {
         LatencyKind::Handshake => "SYN to ESTABLISHED",
         LatencyKind::Request => "Request arrival to response handed to the TX ring",
         LatencyKind::RxBatch => "RX batch (taken from the RX ring to replies on the TX ring)",
+        LatencyKind::SendLag => {
+            "open-loop send lag (a request's intended time to its connection's wake)"
+        }
     }
 }
 

@@ -18,14 +18,19 @@ pub enum LatencyKind {
     Request,
     /// One RX batch: taken from the RX ring to replies handed to the TX ring.
     RxBatch,
+    /// Load generator, open loop: a request's intended send time to the moment the generator
+    /// woke its connection for it (how late the generator itself is; a request that then waits
+    /// for its connection's previous answer waits on the server).
+    SendLag,
 }
 
 impl LatencyKind {
     /// Every kind, in report order.
-    pub const ALL: [LatencyKind; 3] = [
+    pub const ALL: [LatencyKind; 4] = [
         LatencyKind::Handshake,
         LatencyKind::Request,
         LatencyKind::RxBatch,
+        LatencyKind::SendLag,
     ];
 
     /// File-name friendly name.
@@ -34,6 +39,7 @@ impl LatencyKind {
             LatencyKind::Handshake => "handshake",
             LatencyKind::Request => "request",
             LatencyKind::RxBatch => "rx_batch",
+            LatencyKind::SendLag => "send_lag",
         }
     }
 }
@@ -42,14 +48,14 @@ impl LatencyKind {
 /// control thread.
 #[derive(Debug, Clone)]
 pub struct Latencies {
-    hists: [Histogram<u64>; 3],
+    hists: [Histogram<u64>; 4],
 }
 
 impl Default for Latencies {
     fn default() -> Latencies {
         let h = || Histogram::new_with_bounds(1, MAX_NS, 3).expect("static bounds are valid");
         Latencies {
-            hists: [h(), h(), h()],
+            hists: [h(), h(), h(), h()],
         }
     }
 }

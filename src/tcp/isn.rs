@@ -18,7 +18,7 @@ use crate::time::Instant;
 const DOMAIN_ISN: u8 = 1;
 const DOMAIN_TS_OFFSET: u8 = 2;
 
-fn prf(key: &Key, domain: u8, tuple: &FourTuple) -> u32 {
+fn prf(key: &Key, domain: u8, tuple: &FourTuple) -> u64 {
     let mut buf = [0u8; 38];
     buf[0] = domain;
     let mut t = [0u8; 37];
@@ -26,19 +26,29 @@ fn prf(key: &Key, domain: u8, tuple: &FourTuple) -> u32 {
     buf[1..=n].copy_from_slice(&t[..n]);
     let mut h = SipHasher24::new_with_key(&key.0);
     h.write(&buf[..=n]);
-    h.finish() as u32
+    h.finish()
 }
 
 /// The initial send sequence number for `tuple` at `now` (RFC 6528 §3).
 pub fn initial_seq(key: &Key, tuple: &FourTuple, now: Instant) -> SeqNumber {
     // M: "the 4 microsecond timer", wrapping like the 32-bit clock of RFC 9293 §3.4.1.
     let m = (now.total_micros() / 4) as u32;
-    SeqNumber(m.wrapping_add(prf(key, DOMAIN_ISN, tuple)))
+    SeqNumber(m.wrapping_add(prf(key, DOMAIN_ISN, tuple) as u32))
 }
 
 /// The offset added to our TSval clock on this connection, so that timestamps do not reveal
-/// uptime or correlate connections (RFC 7323 §5.4, Linux `secure_tcp_ts_off`).
+/// uptime or correlate connections (RFC 7323 §5.4, Linux `secure_tcp_ts_off`): the low 32
+/// bits of [`timestamp_hash`].
 pub fn timestamp_offset(key: &Key, tuple: &FourTuple) -> u32 {
+    timestamp_hash(key, tuple) as u32
+}
+
+/// The keyed hash of `tuple` that timestamp offsets and SYN cookies share: SipHash-2-4 of the
+/// timestamp domain tag and the tuple. Its low 32 bits are the offset, which a peer can
+/// estimate from our TSvals; all 64 stand for the tuple in the cookie's MAC input
+/// (`syncookie`), so a cookie costs one SipHash over the tuple, not two, and the MAC, under
+/// its own rotating key, reveals nothing of the offset nor the offset of the MAC.
+pub fn timestamp_hash(key: &Key, tuple: &FourTuple) -> u64 {
     prf(key, DOMAIN_TS_OFFSET, tuple)
 }
 

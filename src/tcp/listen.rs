@@ -315,18 +315,21 @@ impl Listen {
                     opts.sack,
                 )
             });
+        // One SipHash over the tuple gives the MAC's input and the timestamp offset (its low
+        // 32 bits: `isn::timestamp_offset`).
+        let tuple_hash = self.cookies.tuple_hash(&route.tuple);
         let (iss, _mss) = syncookie::make_cookie(
             self.cookies.current(),
             self.cookies.slot(sx.now),
             &route.tuple,
+            tuple_hash,
             seg.seq,
             peer_mss,
             ts_bits,
         );
         let ts = match (ts_bits, seg.options.timestamp) {
             (Some(bits), Some((tsval, _))) if sx.cfg.timestamps => {
-                let off = isn::timestamp_offset(&sx.keys.timestamp, &route.tuple);
-                let ts_now = sx.now.wrapping_millis().wrapping_add(off);
+                let ts_now = sx.now.wrapping_millis().wrapping_add(tuple_hash as u32);
                 Some((syncookie::cookie_tsval(ts_now, bits), tsval))
             }
             _ => None,

@@ -9,12 +9,23 @@
 //! ```text
 //!  31          26 25  24 23                                            0
 //! +--------------+------+-----------------------------------------------+
-//! | slot mod 64  | MSS  |  MAC: low 24 bits of SipHash-2-4(secret,       |
-//! |  (6 bits)    | idx  |   slot (full u32), 4-tuple, peer ISN,          |
+//! | slot mod 64  | MSS  |  MAC: low 24 bits of SipHash-2-4(epoch key,    |
+//! |  (6 bits)    | idx  |   tuple hash, slot (full u32), peer ISN,       |
 //! |              |(2 b) |   MSS index, timestamp option bits)            |
 //! +--------------+------+-----------------------------------------------+
 //!  slot = now / 64 s; a cookie is accepted in its own slot and the next one (64 to 128 s).
 //! ```
+//!
+//! The tuple enters the MAC as its 64-bit keyed hash, [`isn::timestamp_hash`] under the
+//! timestamp key, whose low 32 bits are also the connection's timestamp offset (RFC 7323
+//! §5.4): the SipHash over the tuple that the offset needs anyway is the only one, and the MAC
+//! is one SipHash over 18 bytes (three message words) on top of it, where it was one over the
+//! whole tuple plus a second for the offset. What each must not reveal holds: the MAC's
+//! security rests on its own secret epoch key, whatever the peer knows of its input (the
+//! tuple was public input before; the hash adds nothing to forge with: a cookie made for one
+//! tuple fits another only if their 64-bit hashes collide, and a peer learns at most the low
+//! 32 bits of one, through our TSvals); the offset comes from another key and is no function
+//! of the MAC, so the 24 MAC bits say nothing about it, nor it about them.
 //!
 //! When the peer sent timestamps, window scale and SACK-permitted ride in the low 6 bits of
 //! our TSval, which the peer echoes in TSecr:
@@ -53,6 +64,7 @@ use core::time::Duration;
 use siphasher::sip::SipHasher24;
 
 use super::hash::{Key, derive_key};
+use super::isn;
 use super::{FourTuple, Secret, SeqNumber};
 use crate::time::Instant;
 use crate::wire::tcp::MAX_WINDOW_SCALE;
@@ -133,6 +145,8 @@ impl CookieClock {
 #[derive(Debug, Clone)]
 pub struct CookieKeys {
     secret: Secret,
+    /// The secret's [`timestamp_key`]: the tuple hash in every MAC is made with it.
+    timestamp: Key,
     clock: CookieClock,
     epoch: u64,
     /// The cookie-clock µs at which `epoch` starts and the next one starts (so that moving
@@ -141,8 +155,6 @@ pub struct CookieKeys {
     next_epoch_us: u64,
     /// The keys of epochs `epoch - 1`, `epoch` and `epoch + 1`.
     keys: [Key; 3],
-    /// The timestamp-offset key that goes with them ([`timestamp_key`]).
-    timestamp: Key,
     /// The replaced secret's, while its cookies are still accepted.
     retired: Option<Retired>,
 }
@@ -225,6 +237,7 @@ impl CookieKeys {
             until: self.epoch.wrapping_add(3),
         });
         self.secret = secret;
+        self.timestamp = timestamp_key(&secret.0);
         self.keys = Self::around(&self.secret.0, self.epoch);
         self.timestamp = timestamp_key(&self.secret.0);
     }
@@ -259,19 +272,39 @@ impl CookieKeys {
         &self.secret
     }
 
+    /// The current secret's timestamp key ([`timestamp_key`]).
+    pub fn timestamp(&self) -> &Key {
+        &self.timestamp
+    }
+
+    /// The hash `tuple` has in the MACs of new cookies, [`isn::timestamp_hash`] under
+    /// [`CookieKeys::timestamp`] (whose low 32 bits are the tuple's timestamp offset).
+    pub fn tuple_hash(&self, tuple: &FourTuple) -> u64 {
+        isn::timestamp_hash(&self.timestamp, tuple)
+    }
+
     /// The cookie slot of `now`.
     pub fn slot(&self, now: Instant) -> u32 {
         self.clock.slot(now)
     }
 
-    /// The timestamp-offset key of the secret one of whose accepted keys `matches` holds for.
-    fn accepts(&self, mut matches: impl FnMut(&Key) -> bool) -> Option<Key> {
-        if self.keys.iter().any(&mut matches) {
+    /// The timestamp-offset key of the secret one of whose accepted keys `matches(key, tuple
+    /// hash)` holds for, with `tuple`'s hash under that secret's timestamp key.
+    fn accepts(
+        &self,
+        tuple: &FourTuple,
+        mut matches: impl FnMut(&Key, u64) -> bool,
+    ) -> Option<Key> {
+        let hash = self.tuple_hash(tuple);
+        if self.keys.iter().any(|k| matches(k, hash)) {
             return Some(self.timestamp);
         }
         self.retired
             .as_ref()
-            .filter(|r| r.keys.iter().any(&mut matches))
+            .filter(|r| {
+                let hash = isn::timestamp_hash(&r.timestamp, tuple);
+                r.keys.iter().any(|k| matches(k, hash))
+            })
             .map(|r| r.timestamp)
     }
 }
@@ -350,20 +383,18 @@ fn mss_table(tuple: &FourTuple) -> &'static [u16; 4] {
     }
 }
 
-fn mac(key: &Key, slot: u32, tuple: &FourTuple, peer_isn: SeqNumber, mss_idx: u8, ts: u8) -> u32 {
-    // One buffer, one write: "syncookie" | slot | tuple | peer ISN | MSS index | TS bits.
-    let mut buf = [0u8; 9 + 4 + 37 + 4 + 2];
-    buf[..9].copy_from_slice(b"syncookie");
-    buf[9..13].copy_from_slice(&slot.to_be_bytes());
-    let mut t = [0u8; 37];
-    let n = tuple.pack(&mut t);
-    buf[13..13 + n].copy_from_slice(&t[..n]);
-    let rest = 13 + n;
-    buf[rest..rest + 4].copy_from_slice(&peer_isn.0.to_be_bytes());
-    buf[rest + 4] = mss_idx;
-    buf[rest + 5] = ts;
+/// The MAC: SipHash-2-4 under the epoch key of tuple hash | slot | peer ISN | MSS index | TS
+/// bits, little-endian (18 bytes: two message words and a last one, which the XDP program
+/// builds in registers, bpf/xdptcp.bpf.c `cookie_mac`).
+fn mac(key: &Key, slot: u32, tuple_hash: u64, peer_isn: SeqNumber, mss_idx: u8, ts: u8) -> u32 {
+    let mut buf = [0u8; 18];
+    buf[..8].copy_from_slice(&tuple_hash.to_le_bytes());
+    buf[8..12].copy_from_slice(&slot.to_le_bytes());
+    buf[12..16].copy_from_slice(&peer_isn.0.to_le_bytes());
+    buf[16] = mss_idx;
+    buf[17] = ts;
     let mut h = SipHasher24::new_with_key(&key.0);
-    h.write(&buf[..rest + 6]);
+    h.write(&buf);
     h.finish() as u32 & MAC_MASK
 }
 
@@ -371,13 +402,16 @@ fn mac(key: &Key, slot: u32, tuple: &FourTuple, peer_isn: SeqNumber, mss_idx: u8
 /// [`CookieKeys::slot`]): returns our ISN and the MSS we will use (the largest table entry not
 /// above `peer_mss`, or the smallest entry).
 ///
-/// `tuple` picks the MSS table (IPv4 or IPv6). `ts_bits` is `Some(bits)` (from
-/// [`encode_ts_bits`]) when timestamps are in use, so the options ride in our TSval (see
-/// [`cookie_tsval`]); `None` otherwise, and window scale and SACK are then lost, as in Linux.
+/// `tuple` picks the MSS table (IPv4 or IPv6); `tuple_hash` is its hash
+/// ([`CookieKeys::tuple_hash`], the low 32 bits of which are the SYN-ACK's timestamp offset).
+/// `ts_bits` is `Some(bits)` (from [`encode_ts_bits`]) when timestamps are in use, so the
+/// options ride in our TSval (see [`cookie_tsval`]); `None` otherwise, and window scale and
+/// SACK are then lost, as in Linux.
 pub fn make_cookie(
     key: &Key,
     slot: u32,
     tuple: &FourTuple,
+    tuple_hash: u64,
     peer_isn: SeqNumber,
     peer_mss: u16,
     ts_bits: Option<u8>,
@@ -385,7 +419,7 @@ pub fn make_cookie(
     let table = mss_table(tuple);
     let idx = table.iter().rposition(|&m| m <= peer_mss).unwrap_or(0);
     let ts = ts_bits.map_or(NO_TS, |b| b & TS_BITS_MASK as u8);
-    let mac = mac(key, slot, tuple, peer_isn, idx as u8, ts);
+    let mac = mac(key, slot, tuple_hash, peer_isn, idx as u8, ts);
     let cookie = (slot << SLOT_SHIFT) | ((idx as u32) << MSS_SHIFT) | mac;
     (SeqNumber(cookie), table[idx])
 }
@@ -418,7 +452,9 @@ pub fn check_cookie(
     let ts = tsecr.map_or(NO_TS, |t| (t & TS_BITS_MASK) as u8);
     let got = cookie.0 & MAC_MASK;
     let timestamp_key = keys
-        .accepts(|key| mac(key, slot, tuple, peer_isn, idx, ts) == got)
+        .accepts(tuple, |key, hash| {
+            mac(key, slot, hash, peer_isn, idx, ts) == got
+        })
         .ok_or(CookieError::BadMac)?;
     let (window_scale, sack_permitted) = if ts == NO_TS {
         (None, false)
@@ -469,7 +505,7 @@ mod tests {
         ts: Option<u8>,
     ) -> (SeqNumber, u16) {
         let k = keys(now);
-        make_cookie(k.current(), k.slot(now), t, isn, mss, ts)
+        make_cookie(k.current(), k.slot(now), t, k.tuple_hash(t), isn, mss, ts)
     }
 
     /// `check_cookie` with the keys an engine has at `now`.
@@ -486,7 +522,16 @@ mod tests {
     /// The cookie for `t` made at `now` with the key of `now`'s epoch (rotating every 10 s).
     fn cookie_of_epoch_at(now: Instant, t: &FourTuple) -> SeqNumber {
         let k = keys_rotating(now, 10);
-        make_cookie(k.current(), k.slot(now), t, PEER_ISN, 1500, None).0
+        make_cookie(
+            k.current(),
+            k.slot(now),
+            t,
+            k.tuple_hash(t),
+            PEER_ISN,
+            1500,
+            None,
+        )
+        .0
     }
 
     fn t0() -> Instant {
@@ -595,6 +640,26 @@ mod tests {
     }
 
     #[test]
+    fn the_tuple_hash_in_the_mac_is_the_one_whose_low_bits_are_the_timestamp_offset() {
+        let k = keys(t0());
+        let t = tuple_v6(3);
+        let hash = k.tuple_hash(&t);
+        assert_eq!(
+            hash as u32,
+            isn::timestamp_offset(&timestamp_key(&SECRET), &t)
+        );
+        let make_with =
+            |hash| make_cookie(k.current(), k.slot(t0()), &t, hash, PEER_ISN, 1440, None);
+        let (cookie, _) = make_with(hash);
+        assert!(check(t0(), &t, PEER_ISN, cookie, None).is_ok());
+        // All 64 bits are MAC input, the 32 a peer never sees included.
+        for bit in [0, 31, 32, 63] {
+            let (other, _) = make_with(hash ^ (1 << bit));
+            assert_ne!(other, cookie, "bit {bit} of the tuple hash");
+        }
+    }
+
+    #[test]
     fn cookie_for_another_tuple_or_peer_isn_is_refused() {
         let t = tuple_v4(1);
         let (cookie, _) = make(t0(), &t, PEER_ISN, 1460, None);
@@ -614,7 +679,15 @@ mod tests {
         let t = tuple_v6(5);
         let at = |secs| t0() + Duration::from_secs(secs);
         let k = keys_rotating(at(1), 10);
-        let (cookie, _) = make_cookie(k.current(), k.slot(at(1)), &t, PEER_ISN, 1500, None);
+        let (cookie, _) = make_cookie(
+            k.current(),
+            k.slot(at(1)),
+            &t,
+            k.tuple_hash(&t),
+            PEER_ISN,
+            1500,
+            None,
+        );
         let check_at = |secs| {
             check_cookie(
                 &keys_rotating(at(secs), 10),
@@ -652,9 +725,25 @@ mod tests {
         let t = tuple_v4(9);
         let at = |secs| t0() + Duration::from_secs(secs);
         let mut k = keys_rotating(at(1), 10);
-        let (old, _) = make_cookie(k.current(), k.slot(at(1)), &t, PEER_ISN, 1460, None);
+        let (old, _) = make_cookie(
+            k.current(),
+            k.slot(at(1)),
+            &t,
+            k.tuple_hash(&t),
+            PEER_ISN,
+            1460,
+            None,
+        );
         k.replace_secret(Secret([0x77; 32]), at(2));
-        let (new, _) = make_cookie(k.current(), k.slot(at(2)), &t, PEER_ISN, 1460, None);
+        let (new, _) = make_cookie(
+            k.current(),
+            k.slot(at(2)),
+            &t,
+            k.tuple_hash(&t),
+            PEER_ISN,
+            1460,
+            None,
+        );
         assert_ne!(old, new);
         let mut later = k.clone();
         later.advance(at(12));

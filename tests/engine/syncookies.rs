@@ -390,6 +390,32 @@ fn data_after_a_cookie_handshake_is_answered_at_once() {
     );
 }
 
+#[test]
+fn a_cookie_connection_continues_the_syn_acks_timestamps_on_the_same_offset() {
+    let mut p = cookie_peer(
+        SynCookieMode::Always,
+        Scripted {
+            echo: true,
+            ..Scripted::default()
+        },
+    );
+    let sa = p.send(linux_syn(1000)).remove(0);
+    p.now = p.now + Duration::from_millis(5);
+    assert!(p.send(cookie_ack(1000, &sa)).is_empty());
+    let r = p.send(
+        seg(PSH_ACK)
+            .seq(1001)
+            .ack(sa.seq + 1u32)
+            .ts(PEER_TS + 2, sa.tsval())
+            .data(b"ping"),
+    );
+    let echo = r.iter().find(|s| s.payload == b"ping").expect("the echo");
+    // The SYN-ACK's TSval is the clock plus the tuple's offset, less up to 63 ms for the
+    // option bits; the connection's clock runs on from it with the same offset.
+    let ahead = echo.tsval().wrapping_sub(sa.tsval());
+    assert!((5..=5 + 63).contains(&ahead), "{ahead} ms on");
+}
+
 /// A host of a group behind one balancer: its own random secret and monotonic clock (booted
 /// `boot_s` seconds before the test's wall clock began), the group's cookie secret.
 pub(crate) fn group_host(cookie_secret: [u8; 32], own: u8, boot_s: u64) -> Peer<Scripted> {

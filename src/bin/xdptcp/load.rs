@@ -512,6 +512,7 @@ fn run(
         "client_memory": t.memory_peak.to_json(),
         "connect_latency": lat["handshake"],
         "request_latency": lat["request"],
+        "send_lag": lat["send_lag"],
     });
     if keepalive {
         // Requests per second over the hold only (the ramp sends none in the open loop).
