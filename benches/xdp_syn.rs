@@ -82,6 +82,7 @@ fn main() {
         tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(&Config::default()),
         fixed_now: None,
+        multi_buffer: false,
     })
     .expect("loading the XDP program");
     let (v4, v6) = (

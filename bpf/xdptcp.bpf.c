@@ -153,6 +153,10 @@ const volatile __s32 watched_ifindex = 0;
 const volatile __u32 watched_netns = 0;
 /* Tests only: a fixed CLOCK_MONOTONIC reading in ns instead of bpf_ktime_get_ns(). */
 const volatile __u64 fixed_now_ns = 0;
+/* Loaded frags-aware (BPF_F_XDP_HAS_FRAGS): a packet may go on beyond data_end in fragments
+ * (bpf_xdp_get_buff_len counts them). Headers are parsed from the first buffer only, as
+ * before; the redirect hands the whole packet to AF_XDP as a descriptor chain. */
+const volatile __u8 multi_buffer = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -988,6 +992,11 @@ int xdptcp_steer(struct xdp_md *ctx)
 	}
 	if (qs && qs->cookie_mode && qs->syns_to_worker && tcph->syn && !tcph->ack)
 		count(COUNTER_SYN_TX_FALLBACK, 0);
+	else if (multi_buffer && qs && qs->cookie_mode && tcph->syn && !tcph->ack &&
+		 bpf_xdp_get_buff_len(ctx) != (__u64)(data_end - data))
+		/* A SYN never needs fragments: the cookie path rewrites the first buffer in place and
+		 * trims the tail, so a SYN with any goes to the engine, which reads it whole. */
+		count(COUNTER_SYN_TO_WORKER, 0);
 	else if (qs && qs->cookie_mode && tcph->syn && !tcph->ack) {
 		struct syn_info si = {
 			.family = key.family,

@@ -4,13 +4,16 @@
 # two-namespace veth topology, with the same kernel client (scripts/loss_peer.py), server on
 # CPU 0 and client on CPU 1, alternating, repeated; medians of the repeats.
 #
-#   sudo scripts/loss.sh [--repeat N] [--out DIR] [--quick] [--capture] [--no-bbr]
+#   sudo scripts/loss.sh [--repeat N] [--out DIR] [--quick] [--capture] [--no-bbr] [--bulk]
+#                        [--mtu N]
 #
 #   --quick    the CI smoke run: one repeat, 5 % loss only, small transfers (about a minute)
 #   --capture  also keep a tcpdump capture (client veth) of every lossy echo run under DIR/pcap
 #              and summarise the retransmissions of each in DIR/captures.md (needs tshark)
 #   --no-bbr   only reno on the kernel side
 #   --bulk     only the bulk rows (upload and echo64)
+#   --mtu N    both veths at MTU N (default 1500), e.g. 9000 or veth's largest, 65535: frames
+#              larger than a UMEM frame, which only multi-buffer takes
 #
 # Rows:
 #   echo   100 transfers of 256 KiB, 25 at a time, at 0/1/5/10 % random drop both ways in the
@@ -18,6 +21,9 @@
 #          time and per-transfer p50/p99
 #   upload 1 GiB from the client to `--app discard` / a kernel receiver, no loss: goodput
 #   echo64 one 64 MiB echo round trip, no loss: goodput (both directions)
+#   The bulk rows run over IPv4 and IPv6 (rows *_v6), against the kernel (reno) and xdptcp
+#   single-buffer (`--multi-buffer off`) and multi-buffer (`on`); --quick: IPv4, kernel and
+#   xdptcp (`auto`) only.
 # Output: DIR/runs.jsonl (every run), DIR/result.json and DIR/result.md (medians, ratios).
 #
 # Segmentation offload: for the echo rows the server veth has TSO and GSO off, so the kernel
@@ -36,6 +42,7 @@ quick=0
 capture=0
 bbr=1
 bulk_only=0
+mtu=1500
 while [ $# -gt 0 ]; do
     case "$1" in
     --repeat) repeat=$2; shift 2 ;;
@@ -44,6 +51,7 @@ while [ $# -gt 0 ]; do
     --capture) capture=1; shift ;;
     --no-bbr) bbr=0; shift ;;
     --bulk) bulk_only=1; shift ;;
+    --mtu) mtu=$2; shift 2 ;;
     *) echo "loss.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -60,10 +68,12 @@ if [ "$quick" = 1 ]; then
     transfers=20; size=$((64 * 1024)); concurrency=10
     upload=$((64 * 1024 * 1024)); echo_big=$((8 * 1024 * 1024))
     bbr=0
+    bulk_servers="reno xdptcp"; families="4"
 else
     losses="0 1 5 10"
     transfers=100; size=$((256 * 1024)); concurrency=25
     upload=$((1024 * 1024 * 1024)); echo_big=$((64 * 1024 * 1024))
+    bulk_servers="reno xdptcp-single xdptcp-multi"; families="4 6"
 fi
 [ "$bulk_only" = 1 ] && losses=""
 servers="reno"
@@ -74,6 +84,7 @@ name="xl$$"
 srv="$name-srv"
 cli="$name-cli"
 SRV=10.201.77.1
+SRV6=fd00:201:77::1
 PORT=8080
 tmp="$(mktemp -d)"
 server_pid=""
@@ -99,8 +110,10 @@ echo "== building (release)"
 cargo build --release --bin xdptcp
 xdptcp="$PWD/target/release/xdptcp"
 
-echo "== topology $srv <-veth-> $cli"
+echo "== topology $srv <-veth-> $cli, MTU $mtu"
 scripts/netns.sh up "$name" 1
+ip -n "$srv" link set dev "$name-s" mtu "$mtu"
+ip -n "$cli" link set dev "$name-c" mtu "$mtu"
 
 # set_loss PERCENT: random drop of our TCP port's segments both ways in the client namespace.
 set_loss() {
@@ -115,28 +128,36 @@ set_loss() {
         -m statistic --mode random --probability "$p" -j DROP
 }
 
-# start SERVER APP: the kernel server (reno | bbr) or xdptcp, on CPU 0, waits until it listens.
+# start SERVER APP [ADDR]: the kernel server (reno | bbr, on ADDR, default $SRV) or xdptcp
+# (xdptcp: --multi-buffer auto; xdptcp-single: off; xdptcp-multi: on), on CPU 0; waits until it
+# listens.
 start() {
-    local kind=$1 app=$2
+    local kind=$1 app=$2 addr=${3:-$SRV}
     case "$kind" in
     reno | bbr)
-        ip netns exec "$srv" taskset -c 0 python3 scripts/loss_peer.py server "$app" "$SRV" \
+        ip netns exec "$srv" taskset -c 0 python3 scripts/loss_peer.py server "$app" "$addr" \
             "$PORT" --cc "$kind" 2>"$tmp/server.log" &
         server_pid=$!
         ;;
-    xdptcp)
-        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --port "$PORT" \
-            --app "$app" --cores 0 --duration 900 --hist-out "$tmp/hist" 2>"$tmp/server.log" &
+    xdptcp*)
+        local mb=auto
+        [ "$kind" = xdptcp-single ] && mb=off
+        [ "$kind" = xdptcp-multi ] && mb=on
+        ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr "$SRV" --addr "$SRV6" \
+            --port "$PORT" --app "$app" --cores 0 --duration 900 --hist-out "$tmp/hist" \
+            --multi-buffer "$mb" 2>"$tmp/server.log" &
         server_pid=$!
         ;;
     esac
+    local host=$addr
+    case "$addr" in *:*) host="[$addr]" ;; esac
     for _ in $(seq 100); do
-        if ip netns exec "$cli" python3 -c "import socket; socket.create_connection(('$SRV', $PORT), timeout=1).close()" 2>/dev/null; then
+        if ip netns exec "$cli" python3 -c "import socket; socket.create_connection(('$addr', $PORT), timeout=1).close()" 2>/dev/null; then
             return 0
         fi
         sleep 0.1
     done
-    echo "loss.sh: $kind ($app) did not come up" >&2
+    echo "loss.sh: $kind ($app) did not come up on $host" >&2
     cat "$tmp/server.log" >&2
     exit 1
 }
@@ -153,7 +174,7 @@ measure() {
         sleep 0.5
     fi
     raw=$(ip netns exec "$cli" taskset -c 1 python3 scripts/loss_peer.py client "$@" \
-        "$SRV" "$PORT" --timeout 300 || true)
+        "$PORT" --timeout 300 || true)
     if [ -n "$pcap" ]; then
         sleep 0.3
         stop_pid "$dump_pid"
@@ -165,8 +186,9 @@ measure() {
     fi
     python3 -c 'import json, sys
 r = json.loads(sys.argv[1])
-r.update(server=sys.argv[2], row=sys.argv[3], loss=float(sys.argv[4]), repeat=int(sys.argv[5]))
-print(json.dumps(r))' "$raw" "$kind" "$row" "$loss" "$rep" >>"$runs"
+r.update(server=sys.argv[2], row=sys.argv[3], loss=float(sys.argv[4]), repeat=int(sys.argv[5]),
+         mtu=int(sys.argv[6]))
+print(json.dumps(r))' "$raw" "$kind" "$row" "$loss" "$rep" "$mtu" >>"$runs"
     tail -n1 "$runs" | python3 -c 'import json, sys
 r = json.loads(sys.stdin.read())
 f = lambda v: "-" if v is None else "%.3f" % v
@@ -190,7 +212,7 @@ for loss in $losses; do
             echo "== echo, loss $loss %, run $rep/$repeat: $kind"
             start "$kind" echo
             measure "$kind" echo "$loss" "$rep" echo --transfers "$transfers" --size "$size" \
-                --concurrency "$concurrency"
+                --concurrency "$concurrency" "$SRV"
             stop_server
         done
     done
@@ -198,16 +220,21 @@ done
 set_loss 0
 offload on
 
-# Bulk, no loss: an upload to discard, and one big echo round trip.
+# Bulk, no loss: an upload to discard, and one big echo round trip, over each family.
 for rep in $(seq "$repeat"); do
-    for kind in reno xdptcp; do
-        echo "== bulk, run $rep/$repeat: $kind"
-        start "$kind" discard
-        measure "$kind" upload 0 "$rep" upload --size "$upload"
-        stop_server
-        start "$kind" echo
-        measure "$kind" echo_big 0 "$rep" echo --transfers 1 --concurrency 1 --size "$echo_big"
-        stop_server
+    for fam in $families; do
+        addr=$SRV suffix=""
+        [ "$fam" = 6 ] && addr=$SRV6 suffix="_v6"
+        for kind in $bulk_servers; do
+            echo "== bulk IPv$fam, run $rep/$repeat: $kind"
+            start "$kind" discard "$addr"
+            measure "$kind" "upload$suffix" 0 "$rep" upload --size "$upload" "$addr"
+            stop_server
+            start "$kind" echo "$addr"
+            measure "$kind" "echo_big$suffix" 0 "$rep" echo --transfers 1 --concurrency 1 \
+                --size "$echo_big" "$addr"
+            stop_server
+        done
     done
 done
 

@@ -29,6 +29,11 @@ def pattern(size):
     return memoryview((block * reps)[:size])
 
 
+def family(addr):
+    """AF_INET6 for an IPv6 address (it has a colon), else AF_INET."""
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def percentile(values, p):
     if not values:
         return None
@@ -49,7 +54,7 @@ class Transfer:
         self.start = time.monotonic()
         self.end = None
         self.error = None
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(family(addr[0]), socket.SOCK_STREAM)
         self.sock.setblocking(False)
         self.sock.connect_ex(addr)
         sel.register(self.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, self)
@@ -153,7 +158,7 @@ def run_client(args):
 
 
 def run_server(args):
-    lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsock = socket.socket(family(args.addr), socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     lsock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, args.cc.encode())
     lsock.bind((args.addr, args.port))

@@ -13,7 +13,12 @@ LABEL = {
     "reno": "Linux (reno)",
     "bbr": "Linux (bbr)",
     "xdptcp": "xdptcp",
+    "xdptcp-single": "xdptcp single-buffer",
+    "xdptcp-multi": "xdptcp multi-buffer",
 }
+
+# The bulk rows, IPv4 then IPv6.
+BULK = ("upload", "echo_big", "upload_v6", "echo_big_v6")
 
 
 def median(values):
@@ -39,8 +44,10 @@ def main():
         groups.setdefault((r["row"], r["server"], r["loss"]), []).append(r)
     result = []
     order = {name: i for i, name in enumerate(LABEL)}
+    rows = {name: i for i, name in enumerate(("echo",) + BULK)}
     for (row, server, loss), rs in sorted(
-            groups.items(), key=lambda kv: (kv[0][0], kv[0][2], order.get(kv[0][1], 99))):
+            groups.items(),
+            key=lambda kv: (rows.get(kv[0][0], 99), kv[0][2], order.get(kv[0][1], 99))):
         result.append({
             "row": row,
             "server": server,
@@ -54,6 +61,7 @@ def main():
             "transfers": rs[0]["transfers"],
             "size": rs[0]["size"],
             "concurrency": rs[0]["concurrency"],
+            "mtu": rs[0].get("mtu", 1500),
         })
     by = {(r["row"], r["server"], r["loss_pct"]): r for r in result}
     with open(json_path, "w") as f:
@@ -82,15 +90,19 @@ def main():
                 r["loss_pct"], name, seconds(r["total_s"]), seconds(r["p50_s"]),
                 seconds(r["p99_s"]), r["errors"],
                 " | ".join("-" if c is None else "%.2f×" % c for c in cells)))
-    bulk = [r for r in result if r["row"] in ("upload", "echo_big")]
+    bulk = [r for r in result if r["row"] in BULK]
     if bulk:
         md.append("")
-        md.append("Bulk without loss (medians of %d run(s)): upload of %d MiB to `--app discard`"
-                  " / a kernel receiver reading into a buffer; one echo round trip of %d MiB "
-                  "(goodput counts both directions)." % (
-                      bulk[0]["repeats"],
-                      next((r["size"] for r in bulk if r["row"] == "upload"), 0) // 2**20,
-                      next((r["size"] for r in bulk if r["row"] == "echo_big"), 0) // 2**20))
+        md.append("Bulk without loss at MTU %d (medians of %d run(s)): upload of %d MiB to "
+                  "`--app discard` / a kernel receiver reading into a buffer; one echo round "
+                  "trip of %d MiB (goodput counts both directions)%s." % (
+                      bulk[0]["mtu"], bulk[0]["repeats"],
+                      next((r["size"] for r in bulk if r["row"].startswith("upload")), 0)
+                      // 2**20,
+                      next((r["size"] for r in bulk if r["row"].startswith("echo_big")), 0)
+                      // 2**20,
+                      "; rows `_v6` over IPv6" if any(r["row"].endswith("_v6") for r in bulk)
+                      else ""))
         md.append("")
         md.append("| transfer | server | time | goodput (MiB/s) | errors | goodput / kernel |")
         md.append("| --- | --- | ---: | ---: | ---: | ---: |")

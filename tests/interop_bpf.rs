@@ -25,6 +25,7 @@ fn program(xsk_queues: u32) -> Program {
         tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(&Config::default()),
         fixed_now: None,
+        multi_buffer: false,
     })
     .expect("loading the XDP program")
 }

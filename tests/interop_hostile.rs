@@ -466,32 +466,32 @@ fn syns_from_a_broadcast_mac_and_martian_addresses_draw_nothing_and_are_counted(
     );
 }
 
-/// The namespaces with both veths at `mtu`.
-fn topology_with_mtu(mtu: u32) -> Topology {
-    let topo = Topology::new(1);
-    let mtu = mtu.to_string();
-    topo.srv(&["ip", "link", "set", "dev", &topo.srv_if, "mtu", &mtu]);
-    topo.cli(&["ip", "link", "set", "dev", &topo.cli_if, "mtu", &mtu]);
-    topo
-}
-
 #[test]
-fn with_a_9000_byte_mtu_a_large_download_completes_byte_exact_over_generic_xdp() {
+fn single_buffer_with_a_9000_byte_mtu_a_large_download_completes_byte_exact_over_generic_xdp() {
     let _serial = serial();
     if !common::require_root() {
         return;
     }
-    // Native XDP on veth takes no MTU beyond a page's frame (the program does not take
-    // multi-buffer frames): serve says so, and `auto` falls back to generic XDP.
-    let mut topo = topology_with_mtu(9000);
-    let native = topo.spawn_serve(&["--port", PORT, "--duration", "10", "--xdp-mode", "native"]);
+    // Single-buffer, native XDP on veth takes no MTU beyond a page's frame (the program does
+    // not take multi-buffer frames): serve says so, and `auto` falls back to generic XDP.
+    let mut topo = Topology::with_mtu(1, 9000);
+    let native = topo.spawn_serve(&[
+        "--port",
+        PORT,
+        "--duration",
+        "10",
+        "--xdp-mode",
+        "native",
+        "--multi-buffer",
+        "off",
+    ]);
     let (_, err, code) = topo.wait_child(native, Duration::from_secs(20));
     assert_ne!(code, Some(0), "{err}");
     assert!(err.contains("too large for native XDP"), "{err}");
 
     const BODY: usize = 8 << 20;
     let body_size = BODY.to_string();
-    let server = topo.start_serve(&["--body-size", &body_size]);
+    let server = topo.start_serve(&["--body-size", &body_size, "--multi-buffer", "off"]);
     let path = format!("/tmp/xdptcp-jumbo-{}.bin", std::process::id());
     let url = format!("http://{}:{PORT}/", topo.srv_ip);
     let out = topo.cli_output(&["curl", "-s", "-m", "20", "-o", &path, &url]);

@@ -30,6 +30,7 @@ fn config(topo: &common::Topology) -> ServerConfig {
         synack: SynAckTemplate::from_engine(&Config::default()),
         cookie_keys: None,
         capture: None,
+        multi_buffer: false,
     }
 }
 

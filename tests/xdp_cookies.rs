@@ -231,6 +231,7 @@ fn cookie_program(cfg: &Config, now: Instant) -> Program {
         tx_by_redirect: false,
         synack: SynAckTemplate::from_engine(cfg),
         fixed_now: Some(now),
+        multi_buffer: false,
     })
     .expect("loading the XDP program");
     serve_both(p, now)
@@ -654,4 +655,36 @@ fn a_bare_rst_answering_a_cookie_syn_ack_is_dropped_as_backscatter_and_others_go
     expect(&p, "RST, cookie mode off", &backscatter, XDP_PASS, |c| {
         c.no_socket
     });
+}
+
+#[test]
+fn a_frags_aware_program_answers_single_buffer_syns_alike_and_hands_a_syn_with_fragments_to_the_engine()
+ {
+    if !require_root() {
+        return;
+    }
+    let cfg = Config::default();
+    let p = Program::load(&ProgramConfig {
+        xsk_queues: 1,
+        local_mac: OUR_MAC,
+        ifindex: 0,
+        tx_by_redirect: false,
+        synack: SynAckTemplate::from_engine(&cfg),
+        fixed_now: Some(t0()),
+        multi_buffer: true,
+    })
+    .expect("loading the frags-aware XDP program");
+    assert!(p.multi_buffer());
+    let p = serve_both(p, t0());
+    for (src, dst) in [(cli4(), srv4()), (cli6(), srv6())] {
+        assert_answered_like_the_engine(&p, &cfg, &syn(src, dst, FULL), FULL, t0());
+        // The same SYN padded past one page: BPF_PROG_RUN puts what the first buffer cannot
+        // hold into fragments. The cookie path rewrites and trims the first buffer only, so
+        // this one goes to the engine (no socket in the test: XDP_PASS, `no_socket`).
+        let mut padded = frame(&syn(src, dst, FULL));
+        padded.resize(6000, 0);
+        expect(&p, "SYN with fragments", &padded, XDP_PASS, |c| {
+            c.syn_to_worker
+        });
+    }
 }

@@ -101,6 +101,7 @@ pub fn status_json(server: &Server, info: &ServerInfo) -> Value {
         "queues": server.workers(),
         "xdp_mode": server.xdp_mode().map(|m| format!("{m:?}").to_lowercase()),
         "zero_copy": server.zero_copy(),
+        "multi_buffer": server.multi_buffer(),
         "uptime_s": info.uptime.as_secs_f64(),
         "stats_socket": info.stats_socket.as_ref().map(|p| p.display().to_string()),
         "metrics": info.metrics.map(|a| a.to_string()),
@@ -143,13 +144,17 @@ fn frames_json(f: &crate::xdp::FrameAccount) -> Value {
 }
 
 /// The socket counters as (name, value).
-pub(crate) fn socket_fields(s: &crate::xdp::socket::SocketCounters) -> [(&'static str, u64); 5] {
+pub(crate) fn socket_fields(s: &crate::xdp::socket::SocketCounters) -> [(&'static str, u64); 9] {
     [
         ("rx_frames", s.rx_frames),
         ("tx_frames", s.tx_frames),
         ("tx_no_frame", s.tx_no_frame),
         ("tx_kicks", s.tx_kicks),
         ("kernel_rx_dropped", s.kernel_rx_dropped),
+        ("rx_chains", s.rx_chains),
+        ("rx_chain_too_long", s.rx_chain_too_long),
+        ("rx_chain_cut", s.rx_chain_cut),
+        ("tx_chains", s.tx_chains),
     ]
 }
 

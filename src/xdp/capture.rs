@@ -25,7 +25,9 @@ pub const QUEUE_FRAMES: usize = 8192;
 
 /// pcap global header: magic (microsecond timestamps), version 2.4, UTC, snaplen, Ethernet.
 const MAGIC_US: u32 = 0xa1b2_c3d4;
-const SNAPLEN: u32 = 65_535;
+/// tcpdump's largest (`MAXIMUM_SNAPLEN`): every frame whole, a multi-buffer packet gathered
+/// from its descriptor chain too (up to 65 593 bytes, one record).
+const SNAPLEN: u32 = 262_144;
 const LINKTYPE_ETHERNET: u32 = 1;
 /// Bytes of the file header and of each record's header.
 const FILE_HEADER_LEN: u64 = 24;
@@ -439,6 +441,32 @@ mod tests {
         assert_eq!(records[1].0 - records[0].0, 5000, "5 ms apart");
         let wall = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
         assert!(wall.as_micros() as u64 - records[0].0 < 60_000_000);
+    }
+
+    #[test]
+    fn a_gathered_multi_buffer_frame_is_one_whole_record() {
+        let path = temp("gathered");
+        let now = Instant::from_secs(1000);
+        let capture = start(
+            &CaptureConfig {
+                path: path.clone(),
+                limit: CaptureLimit::Frames(10),
+                overwrite: false,
+            },
+            now,
+        )
+        .unwrap();
+        let mut tap = capture.tap();
+        let longest: Vec<u8> = (0..crate::xdp::gather::MAX_FRAME_LEN)
+            .map(|i| i as u8)
+            .collect();
+        tap.copy(now, &longest);
+        drop(tap);
+        capture.finish().unwrap();
+        let records = read_back(&path);
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(records.len(), 1);
+        assert!(records[0].1 == longest, "not cut at 64 KiB");
     }
 
     #[test]

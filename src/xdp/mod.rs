@@ -11,11 +11,14 @@
 //! | free list | user space | `refill` (→ fill ring) or `Tx::send` (→ pending) |
 //! | fill ring, then RX ring | kernel | `receive_batch` pops it from the RX ring |
 //! | received, in `receive_batch` | the engine, read-only | back to the free list after the batch |
+//! | received, one of a chain's | the gather buffer, read-only | back to the free list once copied |
 //! | pending TX batch | user space, written once by the engine | `flush` (→ TX ring) |
 //! | TX ring, then completion ring | kernel | `reap_completions` (→ free list) |
 //!
 //! So a frame given to the fill or TX ring is never read or written until it comes back on the
-//! RX or completion ring; the engine reads a received frame only during its `receive` call,
+//! RX or completion ring; a multi-buffer packet's frames are copied into one frame
+//! ([`gather`]) and freed before the engine sees it; the engine reads a received frame only
+//! during its `receive` call,
 //! while replies are written only into frames taken off the free list; and `free + fill +
 //! rx_held + tx_pending + tx_in_flight == total` always holds ([`frames::FramePool`] keeps the
 //! places and is property-tested for it; [`frames::FrameAccount`] is in every worker
@@ -25,6 +28,7 @@
 
 pub mod capture;
 pub mod frames;
+pub mod gather;
 pub mod key_schedule;
 pub mod privileges;
 pub mod program;

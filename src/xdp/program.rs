@@ -107,6 +107,11 @@ pub struct ProgramConfig {
     pub synack: SynAckTemplate,
     /// Tests only: the program reads this instant of CLOCK_MONOTONIC instead of the clock.
     pub fixed_now: Option<Instant>,
+    /// Load the program as frags-aware (`BPF_F_XDP_HAS_FRAGS`, what `SEC("xdp.frags")` asks
+    /// for): it takes multi-buffer packets, so a driver may hand it frames larger than a page
+    /// (veth then keeps its peer's GSO: 64 KiB frames arrive whole) and the AF_XDP sockets must
+    /// bind with `XDP_USE_SG`. Kernels before 5.18 refuse it.
+    pub multi_buffer: bool,
 }
 
 /// Why the program could not be loaded.
@@ -373,6 +378,11 @@ impl Program {
         &self.keys
     }
 
+    /// Whether the program was loaded frags-aware ([`ProgramConfig::multi_buffer`]).
+    pub fn multi_buffer(&self) -> bool {
+        self.skel.progs.xdptcp_steer.flags() & libbpf_sys::BPF_F_XDP_HAS_FRAGS != 0
+    }
+
     /// Serves `port` on `addr`, or on every address of both families when `addr` is `None`.
     /// Port 0 serves every port of `addr` (a load generator's whole source-port range).
     pub fn serve(&mut self, addr: Option<IpAddr>, port: u16) -> Result<(), MapError> {
@@ -589,7 +599,13 @@ fn open_and_load(
     object: &'static mut MaybeUninit<OpenObject>,
     config: &ProgramConfig,
 ) -> libbpf_rs::Result<XdptcpSkel<'static>> {
-    let open = XdptcpSkelBuilder::default().open(object)?;
+    let mut open = XdptcpSkelBuilder::default().open(object)?;
+    if config.multi_buffer {
+        // SEC("xdp") sets no flags of its own: this one is the only one.
+        open.progs
+            .xdptcp_steer
+            .set_flags(libbpf_sys::BPF_F_XDP_HAS_FRAGS);
+    }
     let ro = &mut *open.maps.rodata_data;
     let t = &config.synack;
     ro.xsk_queues = config.xsk_queues;
@@ -610,6 +626,7 @@ fn open_and_load(
     ro.use_sack = u8::from(t.sack);
     ro.cookie_clock_offset_us = t.clock_offset_us;
     ro.cookie_epoch_us = t.epoch_us;
+    ro.multi_buffer = u8::from(config.multi_buffer);
     ro.fixed_now_ns = config
         .fixed_now
         .map_or(0, |now| now.total_micros().saturating_mul(1000).max(1));

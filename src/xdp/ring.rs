@@ -36,7 +36,19 @@ pub trait Umem {
 
     /// The largest frame a UMEM frame holds.
     fn frame_len(&self) -> usize;
+
+    /// Whether more frames of the same packet follow `desc` (`XDP_PKT_CONTD`, set by the
+    /// kernel on every descriptor of a multi-buffer packet but the last, and by us on a TX
+    /// chain's).
+    fn continues(desc: &Self::Desc) -> bool;
+
+    /// Marks `desc` as followed by more frames of its packet, or as a packet's last (or only)
+    /// frame.
+    fn set_continues(desc: &mut Self::Desc, more: bool);
 }
+
+/// `XDP_PKT_CONTD` (`linux/if_xdp.h`): the descriptor's packet goes on in the next one.
+const XDP_PKT_CONTD: u32 = 1;
 
 /// The descriptor type of a [`Rings`]' UMEM.
 pub type Desc<R> = <<R as Rings>::Umem as Umem>::Desc;
@@ -130,6 +142,19 @@ impl Umem for XdpUmem {
     fn frame_len(&self) -> usize {
         self.frame_len
     }
+
+    fn continues(desc: &FrameDesc) -> bool {
+        desc.options() & XDP_PKT_CONTD != 0
+    }
+
+    fn set_continues(desc: &mut FrameDesc, more: bool) {
+        let options = desc.options() & !XDP_PKT_CONTD;
+        desc.set_options(if more {
+            options | XDP_PKT_CONTD
+        } else {
+            options
+        });
+    }
 }
 
 /// xsk-rs's four rings of one bound socket.
@@ -220,11 +245,13 @@ pub(crate) mod testing {
 
     use super::*;
 
-    /// A frame descriptor of the fake UMEM: the frame's index and its length.
+    /// A frame descriptor of the fake UMEM: the frame's index, its length and whether the
+    /// packet goes on in the next descriptor.
     #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
     pub(crate) struct FakeDesc {
         pub(crate) frame: usize,
         pub(crate) len: usize,
+        pub(crate) more: bool,
     }
 
     /// The fake UMEM: one lock per frame, taken with `try_lock`, so two parties touching the
@@ -259,6 +286,14 @@ pub(crate) mod testing {
 
         fn frame_len(&self) -> usize {
             self.frame_len
+        }
+
+        fn continues(desc: &FakeDesc) -> bool {
+            desc.more
+        }
+
+        fn set_continues(desc: &mut FakeDesc, more: bool) {
+            desc.more = more;
         }
     }
 
@@ -302,7 +337,11 @@ pub(crate) mod testing {
         });
         let queues = Arc::new(Mutex::new(Queues::default()));
         let descs = (0..frames)
-            .map(|frame| FakeDesc { frame, len: 0 })
+            .map(|frame| FakeDesc {
+                frame,
+                len: 0,
+                more: false,
+            })
             .collect();
         let rings = FakeRings {
             queues: queues.clone(),
@@ -403,29 +442,53 @@ pub(crate) mod testing {
         /// Receives `frame` into the next frame of the fill ring and puts it on the RX ring;
         /// false when the fill ring is empty or the RX ring full (the kernel's drop).
         pub(crate) fn deliver(&self, frame: &[u8]) -> bool {
+            self.deliver_descs(&[(frame, false)])
+        }
+
+        /// Receives `frame` as a multi-buffer packet: cut into UMEM-frame-sized pieces, one
+        /// fill-ring frame each, `XDP_PKT_CONTD` on all but the last, published together (as
+        /// `__xsk_rcv` reserves every descriptor before the producer moves) or not at all.
+        pub(crate) fn deliver_chain(&self, frame: &[u8]) -> bool {
+            let pieces: Vec<(&[u8], bool)> = frame
+                .chunks(self.umem.frame_len)
+                .enumerate()
+                .map(|(i, piece)| (piece, (i + 1) * self.umem.frame_len < frame.len()))
+                .collect();
+            self.deliver_descs(&pieces)
+        }
+
+        /// Puts `pieces` on the RX ring as they are, each in its own fill-ring frame with the
+        /// given `XDP_PKT_CONTD` (a test may break the rules, e.g. end on a CONTD), all or none.
+        pub(crate) fn deliver_descs(&self, pieces: &[(&[u8], bool)]) -> bool {
             let mut q = self.q();
-            if q.rx.len() >= self.size {
+            if q.rx.len() + pieces.len() > self.size || q.fill.len() < pieces.len() {
                 return false;
             }
-            let Some(mut desc) = q.fill.pop_front() else {
-                return false;
-            };
-            let mut bytes = self.umem.frame(desc.frame);
-            bytes[..frame.len()].copy_from_slice(frame);
-            desc.len = frame.len();
-            drop(bytes);
-            q.rx.push_back(desc);
+            for &(piece, more) in pieces {
+                let mut desc = q.fill.pop_front().expect("checked above");
+                let mut bytes = self.umem.frame(desc.frame);
+                bytes[..piece.len()].copy_from_slice(piece);
+                desc.len = piece.len();
+                desc.more = more;
+                drop(bytes);
+                q.rx.push_back(desc);
+            }
             true
         }
 
-        /// Sends what the TX ring holds: returns the frames and puts their descriptors on
-        /// the completion ring.
+        /// Sends what the TX ring holds: returns the packets (a TX chain's descriptors joined
+        /// into one, as the kernel builds one skb of them) and puts their descriptors on the
+        /// completion ring. A chain not yet complete stays on the ring.
         pub(crate) fn transmit(&self) -> Vec<Vec<u8>> {
             let mut q = self.q();
             let mut sent = Vec::new();
-            while let Some(desc) = q.tx.pop_front() {
-                sent.push(self.umem.frame(desc.frame)[..desc.len].to_vec());
-                q.comp.push_back(desc);
+            while let Some(end) = q.tx.iter().position(|d| !d.more) {
+                let mut packet = Vec::new();
+                for desc in q.tx.drain(..=end).collect::<Vec<_>>() {
+                    packet.extend_from_slice(&self.umem.frame(desc.frame)[..desc.len]);
+                    q.comp.push_back(desc);
+                }
+                sent.push(packet);
             }
             sent
         }

@@ -48,6 +48,13 @@ pub struct ServerConfig {
     pub cookie_keys: Option<CookieKeys>,
     /// A pcap capture of the frames the workers receive and send, if wanted.
     pub capture: Option<CaptureConfig>,
+    /// Take packets larger than a UMEM frame (AF_XDP multi-buffer, Linux 6.6+): a
+    /// frags-aware XDP program (`BPF_F_XDP_HAS_FRAGS`) and sockets bound with `XDP_USE_SG`,
+    /// whose descriptor chains the workers gather into one frame each, and frames longer than
+    /// a UMEM frame sent as TX chains. Then the engines' MSS may exceed a frame (up to the
+    /// MTU's: jumbo frames). A kernel that refuses it fails the start with an error whose
+    /// [`StartError::multi_buffer_refused`] says so: start again without.
+    pub multi_buffer: bool,
 }
 
 impl ServerConfig {
@@ -67,6 +74,7 @@ impl ServerConfig {
             cookie_keys: (engine.syncookies != SynCookieMode::Never)
                 .then(|| engine.cookie_keys(now)),
             capture: None,
+            multi_buffer: false,
         }
     }
 }
@@ -191,6 +199,7 @@ pub struct Server {
     cookie_keys: Option<KeySchedule>,
     attachment: Option<Attachment>,
     zero_copy: bool,
+    multi_buffer: bool,
     controls: Vec<Sender<Control>>,
     snapshots: Snapshots,
     /// Each worker's queue and thread.
@@ -256,22 +265,10 @@ impl Server {
                 has: interface.rx_queues,
             });
         }
-        let mut program = Program::load(&ProgramConfig {
-            xsk_queues: queues,
-            local_mac: interface.mac,
-            ifindex: interface.ifindex,
-            tx_by_redirect: interface.driver.as_deref() == Some("veth"),
-            synack: config.synack,
-            fixed_now: None,
-        })?;
-        let (tracked_ports, tracked_addrs) =
-            serve_listeners(&mut program, &interface, &config.listeners)?;
-        let cookie_keys = config.cookie_keys.map(KeySchedule::new);
-        if let Some(keys) = &cookie_keys {
-            keys.install(program.cookie_keys());
-        }
-        let sockets = bind_sockets(&mut program, &interface, queues, config.xsk)?;
+        let (program, sockets, tracked_ports, tracked_addrs, cookie_keys) =
+            load_and_bind(&config, &interface, queues)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
+        let multi_buffer = program.multi_buffer();
         // Before attaching: a bad path leaves the interface untouched.
         let pcap = config.capture.as_ref().map(PcapFile::create).transpose()?;
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
@@ -325,6 +322,7 @@ impl Server {
             cookie_keys,
             attachment: Some(attachment),
             zero_copy,
+            multi_buffer,
             latest: vec![None; threads.len()],
             latencies: Latencies::default(),
             memory: vec![Memory::default(); threads.len()],
@@ -438,6 +436,11 @@ impl Server {
         self.zero_copy
     }
 
+    /// Whether packets larger than a UMEM frame are taken ([`ServerConfig::multi_buffer`]).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
+    }
+
     /// Number of workers.
     pub fn workers(&self) -> usize {
         self.latest.len()
@@ -524,6 +527,10 @@ impl Server {
             t.socket.tx_no_frame += s.socket.tx_no_frame;
             t.socket.tx_kicks += s.socket.tx_kicks;
             t.socket.kernel_rx_dropped += s.socket.kernel_rx_dropped;
+            t.socket.rx_chains += s.socket.rx_chains;
+            t.socket.rx_chain_too_long += s.socket.rx_chain_too_long;
+            t.socket.rx_chain_cut += s.socket.rx_chain_cut;
+            t.socket.tx_chains += s.socket.tx_chains;
             t.frames.total += s.frames.total;
             t.frames.free += s.frames.free;
             t.frames.fill += s.frames.fill;
@@ -651,6 +658,60 @@ fn serve_listeners(
     Ok((tracked_ports, addrs))
 }
 
+/// The program, loaded and filled, and one socket per queue in its socket map; also the ports
+/// served on the interface's own addresses and those addresses.
+#[allow(clippy::type_complexity)]
+/// The program loaded and attached to nothing yet, the sockets bound, the ports and addresses
+/// served, and the cookie-key schedule installed in the program's table.
+type LoadedAndBound = (
+    Program,
+    Vec<XskSocket>,
+    Vec<u16>,
+    Vec<IpAddr>,
+    Option<KeySchedule>,
+);
+
+fn load_and_bind(
+    config: &ServerConfig,
+    interface: &Interface,
+    queues: u32,
+) -> Result<LoadedAndBound, StartError> {
+    let mut program = Program::load(&ProgramConfig {
+        xsk_queues: queues,
+        local_mac: interface.mac,
+        ifindex: interface.ifindex,
+        tx_by_redirect: interface.driver.as_deref() == Some("veth"),
+        synack: config.synack,
+        fixed_now: None,
+        multi_buffer: config.multi_buffer,
+    })?;
+    let (ports, addrs) = serve_listeners(&mut program, interface, &config.listeners)?;
+    let cookie_keys = config.cookie_keys.clone().map(KeySchedule::new);
+    if let Some(keys) = &cookie_keys {
+        keys.install(program.cookie_keys());
+    }
+    let xsk = XskConfig {
+        multi_buffer: config.multi_buffer,
+        ..config.xsk
+    };
+    let sockets = bind_sockets(&mut program, interface, queues, xsk)?;
+    Ok((program, sockets, ports, addrs, cookie_keys))
+}
+
+impl StartError {
+    /// Whether the kernel refused multi-buffer ([`ServerConfig::multi_buffer`]) as such: the
+    /// frags-aware program (any load error: a single-buffer start then tells whether it was
+    /// the flag; Linux before 5.18) or the `XDP_USE_SG` bind (EINVAL before 6.6, xdp-tools
+    /// #501; EOPNOTSUPP from a driver without it).
+    pub fn multi_buffer_refused(&self) -> bool {
+        match self {
+            StartError::Load(LoadError::Load(_)) => true,
+            StartError::Socket(s) => s.multi_buffer_refused(),
+            _ => false,
+        }
+    }
+}
+
 /// Serves every port of `ports` on every address of `addrs`.
 fn serve_each(program: &mut Program, addrs: &[IpAddr], ports: &[u16]) -> Result<(), MapError> {
     for a in addrs {
@@ -677,7 +738,12 @@ fn bind_sockets(
         } else {
             "copy"
         };
-        tracing::info!(queue, mode, "AF_XDP socket bound");
+        tracing::info!(
+            queue,
+            mode,
+            multi_buffer = xsk.multi_buffer,
+            "AF_XDP socket bound"
+        );
         sockets.push(socket);
     }
     Ok(sockets)

@@ -15,6 +15,7 @@ use xsk_rs::{Socket, Umem as XskUmem};
 
 pub use super::frames::FrameAccount;
 use super::frames::FramePool;
+use super::gather::{ChainDrop, Gather, Gathered, MAX_FRAME_LEN};
 use super::ring::{Desc, Rings, Umem, XdpRings, XdpUmem};
 use crate::tx::Tx;
 
@@ -44,6 +45,9 @@ pub struct XskConfig {
     pub ring_size: u32,
     /// How to bind.
     pub bind: BindMode,
+    /// Bind with `XDP_USE_SG`: packets larger than a frame arrive as descriptor chains
+    /// (multi-buffer, Linux 6.6+), which the socket gathers into one frame for the engine.
+    pub multi_buffer: bool,
 }
 
 impl Default for XskConfig {
@@ -53,6 +57,7 @@ impl Default for XskConfig {
             frame_size: 4096,
             ring_size: 2048,
             bind: BindMode::Auto,
+            multi_buffer: false,
         }
     }
 }
@@ -146,9 +151,20 @@ pub enum SocketError {
         queue: u32,
         /// The bind mode tried last.
         mode: BindMode,
+        /// Whether it asked for multi-buffer (`XDP_USE_SG`).
+        multi_buffer: bool,
         /// The kernel's answer.
         source: io::Error,
     },
+}
+
+impl SocketError {
+    /// Whether the kernel refused a multi-buffer bind as such (EINVAL before Linux 6.6, or
+    /// EOPNOTSUPP from a driver without it): a bind without `XDP_USE_SG` may work.
+    pub fn multi_buffer_refused(&self) -> bool {
+        matches!(self, SocketError::Bind { multi_buffer: true, source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP)))
+    }
 }
 
 fn bind_hint(mode: BindMode, e: &io::Error) -> &'static str {
@@ -179,6 +195,25 @@ pub struct SocketCounters {
     /// Frames the kernel dropped for want of fill-ring frames or RX-ring room
     /// (`XDP_STATISTICS`: rx_dropped + rx_ring_full).
     pub kernel_rx_dropped: u64,
+    /// Multi-buffer packets (descriptor chains) gathered into one frame for the engine.
+    pub rx_chains: u64,
+    /// Chains dropped for adding up to more than any IP packet
+    /// ([`super::gather::MAX_FRAME_LEN`]).
+    pub rx_chain_too_long: u64,
+    /// Chains dropped because the RX ring ran dry inside them (a CONTD on the last
+    /// descriptor).
+    pub rx_chain_cut: u64,
+    /// Frames longer than a UMEM frame sent as TX chains.
+    pub tx_chains: u64,
+}
+
+impl SocketCounters {
+    fn count_chain_drop(&mut self, why: ChainDrop) {
+        match why {
+            ChainDrop::TooLong => self.rx_chain_too_long += 1,
+            ChainDrop::Cut => self.rx_chain_cut += 1,
+        }
+    }
 }
 
 /// An AF_XDP socket bound to one queue, with its own UMEM.
@@ -188,6 +223,9 @@ pub struct XskSocket<R: Rings = XdpRings> {
     /// are split, and the frame ownership rules keep the frames apart.
     umem: R::Umem,
     port: Port<R>,
+    /// The multi-buffer packet being gathered (outside `port`: handed to the engine while
+    /// `port` writes its replies).
+    gather: Gather,
 }
 
 /// Everything of a socket but its UMEM: the rings, where the frames are, the counters.
@@ -196,6 +234,10 @@ struct Port<R: Rings> {
     frames: FramePool<Desc<R>>,
     zero_copy: bool,
     frame_len: usize,
+    /// Bound with `XDP_USE_SG`: frames longer than a UMEM frame go out as TX chains.
+    multi_buffer: bool,
+    /// Where a frame longer than a UMEM frame is built before it is cut into a chain.
+    chain_scratch: Vec<u8>,
     scratch: Vec<Desc<R>>,
     counters: SocketCounters,
 }
@@ -240,6 +282,7 @@ impl XskSocket {
             iface: iface.to_string(),
             queue,
             mode: config.bind,
+            multi_buffer: config.multi_buffer,
             source: last.unwrap_or_else(|| io::Error::other("no bind mode left")),
         })
     }
@@ -266,11 +309,14 @@ impl XskSocket {
                 queue,
                 source: Box::new(e),
             })?;
-        let bind_flags = BindFlags::XDP_USE_NEED_WAKEUP
+        let mut bind_flags = BindFlags::XDP_USE_NEED_WAKEUP
             | match mode {
                 BindMode::ZeroCopy => BindFlags::XDP_ZEROCOPY,
                 _ => BindFlags::XDP_COPY,
             };
+        if config.multi_buffer {
+            bind_flags |= BindFlags::XDP_USE_SG;
+        }
         let socket_config = SocketConfig::builder()
             .rx_queue_size(ring)
             .tx_queue_size(ring)
@@ -282,8 +328,13 @@ impl XskSocket {
             iface: iface.to_string(),
             queue,
             mode,
+            multi_buffer: config.multi_buffer,
             source,
         };
+        #[cfg(feature = "test-hooks")]
+        if config.multi_buffer && test_hooks::refuses_multi_buffer() {
+            return Err(bind_error(io::Error::from_raw_os_error(libc::EINVAL)));
+        }
         // SAFETY: this UMEM is fresh and used by this socket only, and the caller binds at most
         // one socket per (device, queue) (the kernel refuses a second with EBUSY anyway).
         let (tx, rx, rings) =
@@ -299,13 +350,21 @@ impl XskSocket {
             rings.ok_or_else(|| bind_error(io::Error::other("UMEM rings already taken")))?;
         let rings = XdpRings { rx, tx, fill, comp };
         let umem = XdpUmem { umem, frame_len };
-        Ok(XskSocket::new(
-            queue,
-            mode == BindMode::ZeroCopy,
-            umem,
-            rings,
-            descs,
-        ))
+        Ok(
+            XskSocket::new(queue, mode == BindMode::ZeroCopy, umem, rings, descs)
+                .with_multi_buffer(config.multi_buffer),
+        )
+    }
+}
+
+/// Test builds only (cargo feature `test-hooks`, as in [`super::worker`]): the refusal an
+/// older kernel gives a multi-buffer bind, which this one would not.
+#[cfg(feature = "test-hooks")]
+mod test_hooks {
+    /// Whether every `XDP_USE_SG` bind is to fail with EINVAL, as before Linux 6.6
+    /// (`XDPTCP_TEST_REFUSE_MULTI_BUFFER=1`).
+    pub(super) fn refuses_multi_buffer() -> bool {
+        std::env::var_os("XDPTCP_TEST_REFUSE_MULTI_BUFFER").is_some_and(|v| v == "1")
     }
 }
 
@@ -328,12 +387,28 @@ impl<R: Rings> XskSocket<R> {
                 frames: FramePool::new(descs),
                 zero_copy,
                 frame_len,
+                multi_buffer: false,
+                chain_scratch: Vec::new(),
                 scratch: vec![Desc::<R>::default(); BATCH],
                 counters: SocketCounters::default(),
             },
+            gather: Gather::new(),
         };
         socket.port.refill();
         socket
+    }
+
+    /// Sends frames longer than a UMEM frame as TX chains (`XDP_PKT_CONTD` on all of a
+    /// frame's descriptors but the last), as a socket bound with `XDP_USE_SG` may; without,
+    /// such a frame is refused ([`SocketCounters::tx_no_frame`]).
+    pub fn with_multi_buffer(mut self, on: bool) -> XskSocket<R> {
+        self.port.multi_buffer = on;
+        self
+    }
+
+    /// Whether the socket takes and sends packets larger than a UMEM frame.
+    pub fn multi_buffer(&self) -> bool {
+        self.port.multi_buffer
     }
 
     /// The queue this socket is bound to.
@@ -381,31 +456,66 @@ impl<R: Rings> XskSocket<R> {
     }
 
     /// Receives up to [`BATCH`] frames and hands each to `handle` with a [`Tx`] that writes
-    /// replies straight into free UMEM frames. Returns the number of frames received.
+    /// replies straight into free UMEM frames; a multi-buffer packet (a descriptor chain) is
+    /// handed over once, gathered into one frame ([`super::gather`]), after as many more
+    /// batches as its chain needs. Returns the number of descriptors received.
     pub fn receive_batch<F>(&mut self, mut handle: F) -> usize
     where
         F: FnMut(&[u8], &mut XskTx<'_, R>),
     {
-        let XskSocket { umem, port, .. } = self;
+        let XskSocket {
+            umem, port, gather, ..
+        } = self;
         let mut rx = [Desc::<R>::default(); BATCH];
-        // SAFETY: the frames taken off the RX ring are ours until we release them below.
-        let n = unsafe { port.rings.receive(&mut rx) };
-        if n == 0 {
-            return 0;
+        let mut received = 0;
+        loop {
+            // SAFETY: the frames taken off the RX ring are ours until we release them below.
+            let n = unsafe { port.rings.receive(&mut rx) };
+            port.frames.received(n);
+            port.counters.rx_frames += n as u64;
+            received += n;
+            // The frames handed to the engine in place, kept to the batch's end (in rx[..held]).
+            let mut held = 0;
+            for i in 0..n {
+                let desc = rx[i];
+                let more = R::Umem::continues(&desc);
+                if !more && !gather.is_open() {
+                    let mut tx = XskTx { umem, port };
+                    // SAFETY: `desc` came off the RX ring and is held until the release
+                    // below; nobody writes it meanwhile, since replies are written only into
+                    // frames taken off the free list, which a held frame is not on.
+                    unsafe { umem.read(&desc, |frame| handle(frame, &mut tx)) };
+                    rx[held] = desc;
+                    held += 1;
+                    continue;
+                }
+                // SAFETY: as above, until the release right after the copy.
+                let gathered = unsafe { umem.read(&desc, |piece| gather.push(piece, more)) };
+                // Its bytes are in the gather buffer: free for replies at once.
+                port.frames.release(&[desc]);
+                match gathered {
+                    Gathered::Nothing => {}
+                    Gathered::Dropped(why) => port.counters.count_chain_drop(why),
+                    Gathered::Frame(frame) => {
+                        port.counters.rx_chains += 1;
+                        handle(frame, &mut XskTx { umem, port });
+                    }
+                }
+            }
+            // Recycle: straight back on the fill ring when it has room, else the free list.
+            if n > 0 {
+                port.frames.release(&rx[..held]);
+                port.refill();
+            }
+            // A chain cut by the batch's end goes on in the next descriptors; a chain still
+            // open when the ring is dry was cut for good (the kernel publishes whole chains).
+            if n < BATCH || !gather.is_open() {
+                if let Some(why) = gather.ring_dry() {
+                    port.counters.count_chain_drop(why);
+                }
+                return received;
+            }
         }
-        port.frames.received(n);
-        port.counters.rx_frames += n as u64;
-        for desc in &rx[..n] {
-            let mut tx = XskTx { umem, port };
-            // SAFETY: `desc` came off the RX ring and is held until the release below; nobody
-            // writes it meanwhile, since replies are written only into frames taken off the
-            // free list, which a held frame is not on.
-            unsafe { umem.read(desc, |frame| handle(frame, &mut tx)) };
-        }
-        // Recycle: straight back on the fill ring when it has room, else the free list.
-        port.frames.release(&rx[..n]);
-        port.refill();
-        n
     }
 
     /// A [`Tx`] for sends outside of a receive (timers).
@@ -471,7 +581,12 @@ impl<R: Rings> Port<R> {
         let mut produced_any = false;
         while !self.frames.pending().is_empty() {
             let pending = self.frames.pending();
-            let n = self.rings.tx_room(pending.len());
+            let room = self.rings.tx_room(pending.len());
+            // Whole packets only: a chain's descriptors go on the ring together.
+            let n = pending[..room]
+                .iter()
+                .rposition(|d| !R::Umem::continues(d))
+                .map_or(0, |last| last + 1);
             if n == 0 {
                 break;
             }
@@ -518,25 +633,59 @@ impl<R: Rings> Tx for XskTx<'_, R> {
     fn send<F: FnOnce(&mut [u8])>(&mut self, len: usize, build: F) -> bool {
         let (umem, p) = (self.umem, &mut *self.port);
         if len > p.frame_len {
+            return p.send_chain(umem, len, build);
+        }
+        if !p.make_room(1) {
             p.counters.tx_no_frame += 1;
             return false;
         }
-        if p.frames.pending().len() >= BATCH {
+        p.frames.send(|desc| {
+            // SAFETY: `desc` comes off the free list: no ring, no received frame and no other
+            // reference has it.
+            unsafe { umem.write(desc, len, build) };
+            // A frame that last came in as part of a chain still says CONTD.
+            R::Umem::set_continues(desc, false);
+        })
+    }
+}
+
+impl<R: Rings> Port<R> {
+    /// Whether `frames` free frames are there for a packet, after flushing a full pending
+    /// batch and reaping completions as needed.
+    fn make_room(&mut self, frames: usize) -> bool {
+        if self.frames.pending().len() + frames > BATCH {
             // Best effort: a failed kick leaves the frames pending for the next flush.
-            let _ = p.flush();
+            let _ = self.flush();
         }
-        if !p.frames.has_free() {
-            p.reap_completions();
+        if self.frames.free_len() < frames {
+            self.reap_completions();
         }
-        // SAFETY: `desc` comes off the free list: no ring, no received frame and no other
-        // reference has it.
-        let sent = p
-            .frames
-            .send(|desc| unsafe { umem.write(desc, len, build) });
-        if !sent {
-            p.counters.tx_no_frame += 1;
+        self.frames.free_len() >= frames
+    }
+
+    /// A frame longer than a UMEM frame, as a TX chain: built whole in the scratch buffer,
+    /// then copied into as many free frames as it needs, all of them or none. Refused without
+    /// multi-buffer, and beyond the longest IP packet.
+    fn send_chain<F: FnOnce(&mut [u8])>(&mut self, umem: &R::Umem, len: usize, build: F) -> bool {
+        let pieces = len.div_ceil(self.frame_len);
+        if !self.multi_buffer || len > MAX_FRAME_LEN || !self.make_room(pieces) {
+            self.counters.tx_no_frame += 1;
+            return false;
         }
-        sent
+        let mut whole = std::mem::take(&mut self.chain_scratch);
+        whole.resize(len, 0);
+        build(&mut whole);
+        for (i, piece) in whole.chunks(self.frame_len).enumerate() {
+            let sent = self.frames.send(|desc| {
+                // SAFETY: as in `send`: a frame off the free list, nobody else's.
+                unsafe { umem.write(desc, piece.len(), |b| b.copy_from_slice(piece)) };
+                R::Umem::set_continues(desc, i + 1 < pieces);
+            });
+            debug_assert!(sent, "make_room counted the frames");
+        }
+        self.chain_scratch = whole;
+        self.counters.tx_chains += 1;
+        true
     }
 }
 
@@ -548,6 +697,213 @@ mod tests {
     use crate::tcp::SeqNumber;
     use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
     use crate::wire::{IpRepr, TcpFrame, ethernet, ipv4, ipv6};
+
+    use crate::xdp::ring::testing::{self, FakeRings, Kernel};
+
+    /// A socket over fake rings of `ring` entries and a UMEM of `frames` frames of
+    /// `frame_len` bytes, with the kernel's side.
+    fn fake_socket(frames: usize, frame_len: usize, ring: usize) -> (XskSocket<FakeRings>, Kernel) {
+        let (umem, rings, kernel, descs) = testing::pair(frames, frame_len, ring);
+        (XskSocket::new(0, false, umem, rings, descs), kernel)
+    }
+
+    /// Runs one receive batch and returns the frames the handler was given.
+    fn receive(socket: &mut XskSocket<FakeRings>) -> Vec<Vec<u8>> {
+        let mut got = Vec::new();
+        socket.receive_batch(|frame, _| got.push(frame.to_vec()));
+        got
+    }
+
+    /// `len` bytes that say where they are.
+    fn packet(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+            .collect()
+    }
+
+    /// Every frame is in one place, none held, and the fill ring is full again.
+    fn assert_all_back(socket: &XskSocket<FakeRings>, kernel: &Kernel, ring: usize) {
+        let a = socket.account();
+        assert!(a.balanced(), "{a:?}");
+        assert_eq!(
+            (a.rx_held, a.tx_pending, a.tx_in_flight),
+            (0, 0, 0),
+            "{a:?}"
+        );
+        assert_eq!(kernel.fill_len(), ring, "{a:?}");
+    }
+
+    #[test]
+    fn a_chain_is_handed_over_once_whole_and_its_frames_go_back_to_the_fill_ring() {
+        let (mut socket, kernel) = fake_socket(64, 256, 32);
+        let (big, small) = (packet(1000, 1), packet(60, 2));
+        assert!(kernel.deliver_chain(&big), "four descriptors");
+        assert!(kernel.deliver(&small));
+        assert_eq!(receive(&mut socket), [big, small]);
+        let c = socket.counters();
+        assert_eq!((c.rx_frames, c.rx_chains), (5, 1));
+        assert_eq!((c.rx_chain_cut, c.rx_chain_too_long), (0, 0));
+        assert_all_back(&socket, &kernel, 32);
+    }
+
+    #[test]
+    fn a_chain_cut_by_the_end_of_a_batch_goes_on_in_the_next_descriptors() {
+        let (mut socket, kernel) = fake_socket(512, 128, 256);
+        let singles: Vec<Vec<u8>> = (0..BATCH - 2).map(|i| packet(100, i as u8)).collect();
+        for p in &singles {
+            assert!(kernel.deliver(p));
+        }
+        let chain = packet(4 * 128, 9);
+        assert!(
+            kernel.deliver_chain(&chain),
+            "two in this batch, two in the next"
+        );
+        let got = receive(&mut socket);
+        assert_eq!(got.len(), BATCH - 1);
+        assert_eq!(&got[..BATCH - 2], &singles[..]);
+        assert_eq!(got[BATCH - 2], chain);
+        assert_eq!(socket.counters().rx_chain_cut, 0);
+        assert_all_back(&socket, &kernel, 256);
+    }
+
+    #[test]
+    fn a_chain_whose_last_descriptor_says_more_is_dropped_counted_and_leaks_no_frame() {
+        let (mut socket, kernel) = fake_socket(64, 256, 32);
+        assert!(kernel.deliver_descs(&[(&packet(256, 1), true), (&packet(10, 2), true)]));
+        assert!(
+            receive(&mut socket).is_empty(),
+            "half a packet is never handed over"
+        );
+        assert_eq!(socket.counters().rx_chain_cut, 1);
+        assert_all_back(&socket, &kernel, 32);
+        // The next packet starts afresh.
+        let next = packet(300, 3);
+        assert!(kernel.deliver_chain(&next));
+        assert_eq!(receive(&mut socket), [next]);
+    }
+
+    #[test]
+    fn a_chain_longer_than_any_ip_packet_is_dropped_counted_and_leaks_no_frame() {
+        let (mut socket, kernel) = fake_socket(128, 4096, 64);
+        let huge = packet(MAX_FRAME_LEN + 1, 4);
+        assert!(kernel.deliver_chain(&huge), "17 descriptors");
+        let fits = packet(MAX_FRAME_LEN, 5);
+        assert!(kernel.deliver_chain(&fits));
+        assert_eq!(receive(&mut socket), [fits], "only the one that fits");
+        let c = socket.counters();
+        assert_eq!((c.rx_chain_too_long, c.rx_chains), (1, 1));
+        assert_all_back(&socket, &kernel, 64);
+    }
+
+    #[test]
+    fn a_frame_that_came_in_as_part_of_a_chain_goes_out_as_a_packet_of_its_own() {
+        // 8 frames, all filled; a chain takes 4 of them, which come back on the free list.
+        let (mut socket, kernel) = fake_socket(8, 256, 8);
+        assert!(kernel.deliver_chain(&packet(1000, 1)));
+        socket.receive_batch(|_, tx| {
+            for i in 0..4u8 {
+                assert!(tx.send(64, |b| b.fill(i)));
+            }
+        });
+        socket.flush().unwrap();
+        let sent = kernel.transmit();
+        assert_eq!(
+            sent.len(),
+            4,
+            "four replies, not one chain of them: {sent:?}"
+        );
+        assert!(
+            sent.iter()
+                .enumerate()
+                .all(|(i, f)| f == &vec![i as u8; 64])
+        );
+    }
+
+    #[test]
+    fn a_frame_longer_than_a_umem_frame_goes_out_as_one_chain_only_with_multi_buffer() {
+        // 32 frames, 16 of them on the fill ring.
+        let (socket, kernel) = fake_socket(32, 256, 16);
+        let mut socket = socket.with_multi_buffer(true);
+        let big = packet(700, 7);
+        assert!(socket.tx().send(700, |b| b.copy_from_slice(&big)));
+        assert!(socket.tx().send(10, |b| b.fill(1)));
+        socket.flush().unwrap();
+        assert_eq!(
+            kernel.transmit(),
+            [big, vec![1; 10]],
+            "three descriptors, then one"
+        );
+        let c = socket.counters();
+        assert_eq!((c.tx_frames, c.tx_chains, c.tx_no_frame), (4, 1, 0));
+        socket.reap_completions();
+        assert_eq!(socket.account().free, 16);
+
+        let (mut single, _) = fake_socket(32, 256, 16);
+        assert!(!single.tx().send(700, |_| panic!("never built")));
+        assert_eq!(single.counters().tx_no_frame, 1);
+    }
+
+    #[test]
+    fn a_chain_is_sent_whole_or_not_at_all() {
+        // Seven frames, four on the fill ring: a four-frame chain is refused, none touched.
+        let (socket, _kernel) = fake_socket(7, 256, 4);
+        let mut socket = socket.with_multi_buffer(true);
+        assert!(!socket.tx().send(1000, |_| panic!("never built")));
+        assert_eq!(socket.account().free, 3);
+        assert_eq!(socket.counters().tx_no_frame, 1);
+        assert!(
+            socket.tx().send(700, |b| b.fill(3)),
+            "three frames do for 700 bytes"
+        );
+        assert_eq!(socket.account().tx_pending, 3);
+    }
+
+    #[test]
+    fn the_tx_ring_takes_a_chain_with_all_of_its_descriptors() {
+        // A ring of 4: one 2-frame packet and a 3-frame chain pending; only the first fits now.
+        let (socket, kernel) = fake_socket(16, 256, 4);
+        let mut socket = socket.with_multi_buffer(true);
+        assert!(socket.tx().send(300, |b| b.fill(1)));
+        assert!(socket.tx().send(600, |b| b.fill(2)));
+        socket.flush().unwrap();
+        assert_eq!(socket.counters().tx_frames, 2, "not half of the chain");
+        assert_eq!(kernel.transmit(), [vec![1; 300]]);
+        socket.flush().unwrap();
+        assert_eq!(kernel.transmit(), [vec![2; 600]]);
+    }
+
+    proptest::proptest! {
+        /// Packets of any length, as the kernel cuts them into descriptor chains, with a cut
+        /// chain now and then: the handler gets every whole packet once, in order, and after
+        /// every batch each frame is in exactly one place and none is held.
+        #[test]
+        fn chains_keep_every_frame_accounted_for(
+            rounds in proptest::collection::vec(
+                (proptest::collection::vec(1usize..1500, 0..12), proptest::bool::ANY), 1..30),
+        ) {
+            let (frame_len, ring) = (256, 64);
+            let (mut socket, kernel) = fake_socket(4 * ring, frame_len, ring);
+            let mut cuts = 0;
+            for (r, (lens, cut)) in rounds.iter().enumerate() {
+                let mut want = Vec::new();
+                for (i, &len) in lens.iter().enumerate() {
+                    let p = packet(len, (r * 16 + i) as u8);
+                    if kernel.deliver_chain(&p) {
+                        want.push(p);
+                    }
+                }
+                if *cut && kernel.deliver_descs(&[(&packet(10, 0), true)]) {
+                    cuts += 1;
+                }
+                proptest::prop_assert_eq!(receive(&mut socket), want);
+                let a = socket.account();
+                proptest::prop_assert!(a.balanced(), "{:?}", a);
+                proptest::prop_assert_eq!(a.rx_held, 0);
+                proptest::prop_assert_eq!(kernel.fill_len(), ring);
+            }
+            proptest::prop_assert_eq!(socket.counters().rx_chain_cut, cuts);
+        }
+    }
 
     #[test]
     fn a_4096_byte_frame_holds_3840_bytes_of_packet() {

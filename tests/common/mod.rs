@@ -158,6 +158,16 @@ impl Topology {
         std::io::Write::write_all(&mut f, lines.as_bytes()).expect("recording the topology");
     }
 
+    /// [`Topology::new`] with both veths at `mtu` (jumbo frames; a server with multi-buffer
+    /// gets them as descriptor chains).
+    pub fn with_mtu(queues: u32, mtu: u32) -> Topology {
+        let t = Topology::new(queues);
+        let mtu = mtu.to_string();
+        t.srv(&["ip", "link", "set", "dev", &t.srv_if, "mtu", &mtu]);
+        t.cli(&["ip", "link", "set", "dev", &t.cli_if, "mtu", &mtu]);
+        t
+    }
+
     fn in_ns(ns: &str, args: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = ["ip", "netns", "exec", ns]
             .iter()

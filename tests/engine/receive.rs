@@ -487,3 +487,35 @@ fn in_a_receive_batch_out_of_order_data_is_acked_at_once() {
     assert_eq!(only_ack(&filled).ack, in_order + 2 * MSS);
     recv_nothing!(end_batch(&mut peer));
 }
+
+#[test]
+fn a_64_kib_segment_is_taken_whole_acked_at_once_and_counts_as_one_mss_for_the_ack_rule() {
+    // A gathered multi-buffer packet, a GRO-merged one, or a peer's TSO past our MSS: one
+    // segment of 64 000 bytes, far more than the MSS (and than one UMEM frame).
+    let big = 64_000;
+    let (mut peer, data) = connected(server_cfg(), QUICK_ACKS * 10 + big + 2 * MSS, Some(7));
+    spend_quick_acks(&mut peer, &data[..QUICK_ACKS * 10]);
+    let start = QUICK_ACKS * 10;
+    let ack = peer.send(&data[start..start + big]);
+    assert_eq!(only_ack(&ack).ack, peer.snd_nxt, "all of it, at once");
+    // Linux's tcp_measure_rcv_mss caps rcv_mss at the MSS we announced, so every second
+    // full-sized segment after it is still ACKed at once (with rcv_mss grown to 64 000, both
+    // would wait for the timer).
+    let rest = &data[start + big..];
+    recv_nothing!(
+        peer.send(&rest[..MSS]),
+        "the first full-sized segment waits"
+    );
+    let ack = peer.send(&rest[MSS..]);
+    assert_eq!(
+        only_ack(&ack).ack,
+        peer.snd_nxt,
+        "the second is ACKed at once"
+    );
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!(
+        (t.completed, t.mismatched),
+        (1, 0),
+        "every byte delivered once"
+    );
+}

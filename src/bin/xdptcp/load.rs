@@ -404,6 +404,8 @@ pub(crate) fn load(args: LoadArgs) -> Result<()> {
         synack: SynAckTemplate::from_engine(&engine),
         cookie_keys: None,
         capture: None,
+        // Single-buffer, as before: every segment a server sends the generator fits a frame.
+        multi_buffer: false,
     };
     let (path, host) = (args.path.clone(), args.target.to_string());
     let late_after = Duration::from_millis(args.late_ms);

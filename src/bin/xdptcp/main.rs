@@ -99,6 +99,13 @@ pub(crate) enum BindArg {
     Copy,
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug)]
+pub(crate) enum MultiBufferArg {
+    Auto,
+    On,
+    Off,
+}
+
 pub(crate) static STOP: AtomicBool = AtomicBool::new(false);
 pub(crate) static DUMP: AtomicBool = AtomicBool::new(false);
 

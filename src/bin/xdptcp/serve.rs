@@ -21,16 +21,20 @@ use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::cc::Algorithm;
 use xdptcp::tcp::{Config, Engine, FastOpen, Keepalive, Listener, Secret, SynCookieMode};
+use xdptcp::time::Instant;
 use xdptcp::wire::ipv4::Repr as Ipv4Repr;
+use xdptcp::xdp::gather::MAX_FRAME_LEN;
 use xdptcp::xdp::privileges::{self, User};
 use xdptcp::xdp::sys::{self, Interface};
-use xdptcp::xdp::{CaptureConfig, CaptureLimit, Control, LinkMss, Server, ServerConfig, XdpMode};
+use xdptcp::xdp::{
+    CaptureConfig, CaptureLimit, Control, LinkMss, Server, ServerConfig, StartError, XdpMode,
+};
 
 use crate::memory_limit;
 use crate::report::{report, write_hist};
 use crate::{
-    BindArg, Cores, DUMP, ModeArg, STOP, install_signal_handlers, mode_of, parse_cores,
-    parse_ring_size, parse_size, xsk_config,
+    BindArg, Cores, DUMP, ModeArg, MultiBufferArg, STOP, install_signal_handlers, mode_of,
+    parse_cores, parse_ring_size, parse_size, xsk_config,
 };
 
 /// The IPv4 header: `serve` takes both families and announces IPv4's MSS, as Linux's MTU - 40.
@@ -72,6 +76,13 @@ pub(crate) struct ServeArgs {
     /// How the AF_XDP sockets bind.
     #[arg(long, value_enum, default_value_t = BindArg::Auto)]
     bind: BindArg,
+    /// Packets larger than a UMEM frame (AF_XDP multi-buffer, Linux 6.6+): a frags-aware XDP
+    /// program and sockets bound with XDP_USE_SG, whose descriptor chains each worker gathers
+    /// into one segment; on veth the peer's GSO is kept, so a kernel sender's 64 KiB segments
+    /// arrive whole. `auto` falls back to single-buffer, with a log line, where the kernel
+    /// refuses it.
+    #[arg(long = "multi-buffer", value_enum, default_value_t = MultiBufferArg::Auto)]
+    multi_buffer: MultiBufferArg,
     /// Entries in each AF_XDP ring (a power of two; four UMEM frames each). Deeper rings ride
     /// out longer stalls of the worker (a busy or virtualised CPU) without dropping frames.
     #[arg(long = "ring-size", value_parser = parse_ring_size, default_value_t = 2048)]
@@ -313,27 +324,32 @@ enum Cookies {
     Never,
 }
 
-/// The MSS for the interface's MTU and the UMEM frames `args` give the sockets; says so when
-/// the frames, not the MTU, set it.
-fn link_mss(args: &ServeArgs, iface: &Interface) -> Result<LinkMss> {
-    let xsk = xsk_config(args.bind, args.ring_size);
-    let frame_len = xsk.frame_len()?;
-    let mss = LinkMss::new(iface.mtu, frame_len, IPV4_HEADER_LEN);
+/// The MSS for the interface's MTU and the frames the sockets take: one UMEM frame of those
+/// `args` give them, or with multi-buffer a chain of them, up to the longest IP packet.
+fn link_mss(args: &ServeArgs, iface: &Interface, multi_buffer: bool) -> Result<LinkMss> {
+    let frame_len = if multi_buffer {
+        MAX_FRAME_LEN
+    } else {
+        xsk_config(args.bind, args.ring_size).frame_len()?
+    };
+    Ok(LinkMss::new(iface.mtu, frame_len, IPV4_HEADER_LEN))
+}
+
+/// Says so when the frames, not the MTU, set the MSS.
+fn warn_if_clamped(args: &ServeArgs, iface: &Interface, mss: LinkMss) {
     if mss.clamped() {
+        let xsk = xsk_config(args.bind, args.ring_size);
         tracing::warn!(
             mtu = iface.mtu,
             frame_size = xsk.frame_size,
-            frame_len,
             mss = mss.mss,
-            "the MTU ({}) is larger than a UMEM frame carries ({} of its {} bytes): announcing MSS {} instead of {}, so that full segments fit one frame",
+            "the MTU ({}) is larger than a UMEM frame carries ({} bytes, single-buffer): announcing MSS {} instead of {}, so that full segments fit one frame",
             iface.mtu,
-            frame_len,
-            xsk.frame_size,
+            mss.from_frame + 78,
             mss.mss,
             mss.from_mtu
         );
     }
-    Ok(mss)
 }
 
 /// The engine configuration for this interface and these arguments (`secret_file`: the
@@ -379,7 +395,7 @@ fn engine_config(
             CongestionControl::Cubic => Algorithm::Cubic,
             CongestionControl::Newreno => Algorithm::NewReno,
         },
-        mss: link_mss(args, iface)?.mss,
+        mss: link_mss(args, iface, false)?.mss,
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
         reset_unknown: args.queues.unwrap_or(iface.rx_queues) <= 1,
@@ -428,20 +444,10 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
     let listeners: Vec<_> = engine.listeners.iter().map(|l| (l.addr, l.port)).collect();
     let metrics = Windows::bind_metrics(&args, &listeners)?;
     let now = sys::monotonic_now();
-    let server_config = ServerConfig {
-        queues: args.queues,
-        cores: args.cores.clone().map(|c| c.0),
-        xdp_mode: mode_of(args.xdp_mode),
-        xsk: xsk_config(args.bind, args.ring_size),
-        capture: args.pcap.clone().map(|path| CaptureConfig {
-            path,
-            limit: args.pcap_limit,
-            overwrite: args.force,
-        }),
-        ..ServerConfig::for_engine(&args.iface, &engine, now)
-    };
     let mut windows = None;
-    let setup_done = || -> Result<()> {
+    let mut metrics = Some(metrics);
+    let mut setup_done = || -> Result<()> {
+        let metrics = metrics.take().expect("set up once");
         // From the moment the stats socket exists, SIGTERM and SIGINT stop the control loop,
         // whose return removes it (their default action would leave it behind).
         install_signal_handlers();
@@ -450,25 +456,80 @@ pub(crate) fn serve(args: ServeArgs) -> Result<()> {
         windows = Some(bound);
         Ok(())
     };
-    let server = match args.app {
-        AppKind::Http => Server::start_then(
-            server_config,
-            move |_| Engine::new(engine.clone(), Http::new((*http).clone()), now),
-            setup_done,
-        )?,
-        AppKind::Echo => Server::start_then(
-            server_config,
-            move |_| Engine::new(engine.clone(), Echo::default(), now),
-            setup_done,
-        )?,
-        AppKind::Discard => Server::start_then(
-            server_config,
-            move |_| Engine::new(engine.clone(), Discard::default(), now),
-            setup_done,
-        )?,
+    // `auto`: multi-buffer, whose MSS may be larger (jumbo MTUs); single-buffer, with a log
+    // line and the MSS of one frame, where the kernel refuses it. Nothing is set up before
+    // the refusal, so the second try starts afresh.
+    let tries: &[bool] = match args.multi_buffer {
+        MultiBufferArg::On => &[true],
+        MultiBufferArg::Off => &[false],
+        MultiBufferArg::Auto => &[true, false],
     };
+    let mut started = None;
+    for (i, &multi_buffer) in tries.iter().enumerate() {
+        let mss = link_mss(&args, &iface, multi_buffer)?;
+        let engine = Config {
+            mss: mss.mss,
+            ..engine.clone()
+        };
+        let server_config = ServerConfig {
+            queues: args.queues,
+            cores: args.cores.clone().map(|c| c.0),
+            xdp_mode: mode_of(args.xdp_mode),
+            xsk: xsk_config(args.bind, args.ring_size),
+            multi_buffer,
+            capture: args.pcap.clone().map(|path| CaptureConfig {
+                path,
+                limit: args.pcap_limit,
+                overwrite: args.force,
+            }),
+            ..ServerConfig::for_engine(&args.iface, &engine, now)
+        };
+        match start_app(&args, server_config, engine, &http, now, &mut setup_done) {
+            Ok(server) => {
+                warn_if_clamped(&args, &iface, mss);
+                started = Some(server);
+                break;
+            }
+            Err(e) if i + 1 < tries.len() && e.multi_buffer_refused() => {
+                tracing::warn!(error = %e, "multi-buffer refused by the kernel; single-buffer, MSS of one UMEM frame");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let server = started.expect("the last try returns");
     let windows = windows.expect("set up before the workers start");
     run(server, &args, windows, secret_file, hist.as_ref())
+}
+
+/// Starts the data path with the engines of `args.app`.
+fn start_app(
+    args: &ServeArgs,
+    config: ServerConfig,
+    engine: Config,
+    http: &Arc<HttpConfig>,
+    now: Instant,
+    setup_done: impl FnOnce() -> Result<()>,
+) -> Result<Server, StartError> {
+    match args.app {
+        AppKind::Http => {
+            let http = Arc::clone(http);
+            Server::start_then(
+                config,
+                move |_| Engine::new(engine.clone(), Http::new((*http).clone()), now),
+                setup_done,
+            )
+        }
+        AppKind::Echo => Server::start_then(
+            config,
+            move |_| Engine::new(engine.clone(), Echo::default(), now),
+            setup_done,
+        ),
+        AppKind::Discard => Server::start_then(
+            config,
+            move |_| Engine::new(engine.clone(), Discard::default(), now),
+            setup_done,
+        ),
+    }
 }
 
 /// The privileges step of the start: with the data path, the stats socket and every output
@@ -586,7 +647,7 @@ fn announce(
     control: &ControlLoop,
 ) {
     tracing::info!(
-        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
+        "serving port {} on {} ({} queue(s), XDP {:?}, {} mode, {}-buffer, app {}); status: xdptcp stats --socket {}{}; stop with Ctrl-C{}",
         args.port,
         server.interface().name,
         server.workers(),
@@ -595,6 +656,11 @@ fn announce(
             "zero-copy"
         } else {
             "copy"
+        },
+        if server.multi_buffer() {
+            "multi"
+        } else {
+            "single"
         },
         args.app.name(),
         windows.stats.path().display(),
