@@ -35,9 +35,9 @@ fn handshake_then_data_flows_both_ways() {
     assert_eq!(p.server.stats().in_state(State::Established), 1);
 }
 
-#[test]
-fn client_close_runs_the_four_way_teardown() {
-    let (ccfg, scfg) = configs(2);
+/// A client that sends "bye" and closes, to a server that closes when the client does.
+fn closing_pair(seed: u64) -> Pair<Scripted, Scripted> {
+    let (ccfg, scfg) = configs(seed);
     let client = Scripted {
         greeting: b"bye".to_vec(),
         close_after_greeting: true,
@@ -47,8 +47,13 @@ fn client_close_runs_the_four_way_teardown() {
         close_on_peer_close: true,
         ..Scripted::default()
     };
-    let (clog, slog) = (client.log.clone(), server.log.clone());
-    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    Pair::new(ccfg, client, scfg, server, LinkConfig::default())
+}
+
+#[test]
+fn client_close_runs_the_four_way_teardown() {
+    let mut p = closing_pair(2);
+    let (clog, slog) = (p.client.app().log.clone(), p.server.app().log.clone());
     let id = p.connect(40001).unwrap();
     p.run_for(Duration::from_secs(1));
     assert_eq!(slog.borrow().received, b"bye");
@@ -69,17 +74,7 @@ fn a_fin_the_app_answers_with_its_own_is_acknowledged_in_the_same_segment() {
     // app that closes when it sees the FIN (as the HTTP app and echo do) closes within the
     // same event: the ACK and our FIN leave together, with no bare ACK before them, so
     // acknowledging at once costs no segment.
-    let (ccfg, scfg) = configs(3);
-    let client = Scripted {
-        greeting: b"bye".to_vec(),
-        close_after_greeting: true,
-        ..Scripted::default()
-    };
-    let server = Scripted {
-        close_on_peer_close: true,
-        ..Scripted::default()
-    };
-    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    let mut p = closing_pair(3);
     let to_client = Rc::new(RefCell::new(Vec::new()));
     let seen = to_client.clone();
     p.set_filter(move |dir, f| {
