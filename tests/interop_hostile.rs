@@ -32,8 +32,12 @@ fn app_counter(topo: &Topology, name: &str) -> u64 {
 /// their counters every `SNAPSHOT_INTERVAL` (100 ms), so a count read right after the event
 /// it counts may still be the one before.
 fn app_counter_settled(topo: &Topology, name: &str, want: u64) -> u64 {
-    Topology::wait_for(Duration::from_secs(2), || app_counter(topo, name) == want);
-    app_counter(topo, name)
+    let mut last = 0;
+    Topology::wait_for(Duration::from_secs(2), || {
+        last = app_counter(topo, name);
+        last == want
+    });
+    last
 }
 
 /// A topology with `xdptcp serve` (with `args`) answering once its stats socket is up, or

@@ -393,12 +393,12 @@ impl Recovery {
             self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
         };
 
-        // Leaving an episode (RFC 6675 §5: "once SND.UNA > RecoveryPoint" — at or past, as
-        // RFC 6582 and Linux).
         // Whether this ACK ended fast recovery, which sets the window to ssthresh. The end of
         // an RTO's loss episode does not (Linux `tcp_in_cwnd_reduction` holds in CWR and
         // Recovery only): the window keeps its slow start from one segment.
         let mut window_set = false;
+        // Leaving an episode (RFC 6675 §5: "once SND.UNA > RecoveryPoint" — at or past, as
+        // RFC 6582 and Linux).
         match self.phase {
             Phase::Recovery { point } | Phase::Loss { point } if a.ack.ge(point) => {
                 if let Phase::Recovery { .. } = self.phase {

@@ -300,8 +300,9 @@ fn karn_no_rtt_sample_is_taken_from_a_retransmitted_segment() {
     );
     // Message 1 (the second) is lost twice: retransmitted after 202 ms and 202 ms more, and
     // ACKed ~400 ms after its first transmission. Taking that as an RTT sample would push
-    // the RTO far above 202 ms (SRTT 2 ms + the 200 ms floor). Message 2 gets through (a valid ~2 ms sample); message 3 is
-    // lost once, so its retransmission shows the RTO in force.
+    // the RTO far above 202 ms (SRTT 2 ms + the 200 ms floor). Message 2 gets through (a
+    // valid ~2 ms sample); message 3 is lost once, so its retransmission shows the RTO in
+    // force.
     net.drop_when(move |s, h| {
         if s.dir != Dir::ToServer || !s.is_data() {
             return false;
