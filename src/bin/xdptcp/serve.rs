@@ -605,6 +605,10 @@ fn run(
         // Nothing below blocks: each turn takes this wait and a bounded amount of work, so
         // signals, the cookie keys and the addresses keep their period. Clients in progress
         // are polled often, so that an answer goes out as fast as its client reads it.
+        // The control poll first: from the first turn on, the cookie keys keep up.
+        for event in control.poll(sys::monotonic_now(), &mut server) {
+            event.log();
+        }
         let wait = if clients_in_progress > 0 { 5 } else { 50 };
         server.collect(Duration::from_millis(wait));
         // A dead worker stops the server: dropping it detaches XDP, and the stats socket goes
@@ -612,9 +616,6 @@ fn run(
         server.supervise().map_err(|died| {
             anyhow!("{died}; stopped the server (XDP detached) for a supervisor to restart it")
         })?;
-        for event in control.poll(sys::monotonic_now(), &mut server) {
-            event.log();
-        }
         let info = windows.info(args.app, start, &control);
         clients_in_progress = windows.serve_pending(&server, &info);
         let now = StdInstant::now();
