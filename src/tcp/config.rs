@@ -150,7 +150,10 @@ pub struct Config {
     pub nodelay: bool,
     /// Linux's `tcp_min_tso_segs`: the fewest segments of the bursts PSH is placed by
     /// (Linux sends a burst as TSO packets of about a millisecond at the pacing rate, at
-    /// least this many segments, and marks each multi-segment one with PSH). Default 2.
+    /// least this many segments, and marks each multi-segment one with PSH). Default 2. It
+    /// moves PSH only (one transmission sends all its bursts at once: no TSO, no pacing), so
+    /// `xdptcp serve` has no flag for it; the packetdrill shim sets it (`min_tso_segs=`) for
+    /// scripts that set the sysctl.
     pub min_tso_segs: u32,
 }
 

@@ -3,6 +3,18 @@
 //! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for; and the
 //! stateless replies to segments that match no connection: the RST of RFC 9293 §3.10.7.1,
 //! the SYN-cookie SYN-ACK (RFC 4987 §3.6) and the TIME-WAIT ACK (RFC 9293 §3.10.7.4).
+//!
+//! Segment boundaries and PSH as Linux sends them (RFC 1122 §4.2.2.2, the use of PUSH: the
+//! sender marks where the data of a SEND is to be delivered, no record boundary; RFC 9293
+//! §3.9.1, SEND's PUSH flag): on the segment that ends a pushed write (`tcp_push`,
+//! `tcp_mark_push`), on the last segment of each burst cut as Linux cuts TSO packets
+//! (`tcp_tso_autosize` with `tcp_min_tso_segs`, `tcp_cwnd_test`'s half window;
+//! `__tcp_transmit_skb` marks every multi-segment packet), on the last of a run of
+//! retransmissions (`tcp_retransmit_skb`), every half of the peer's largest window
+//! (`forced_push`) and on a persist fill (`tcp_write_wakeup`). Whether a short last segment
+//! waits: Nagle's algorithm (RFC 896, RFC 1122 §4.2.3.4) with Minshall's check as
+//! `tcp_nagle_check`, unless `TCP_NODELAY`; `TCP_CORK` and `MSG_MORE` (`tcp_push`'s
+//! `TCP_NAGLE_CORK`, `TCP_NAGLE_PUSH`).
 
 use std::net::IpAddr;
 
