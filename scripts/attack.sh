@@ -80,19 +80,9 @@ mkdir -p "$out"
 results="$out/runs.jsonl"
 : >"$results"
 
-cleanup() {
-    stop_pid "$attack_pid"
-    stop_pid "$server_pid"
-    scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$attack_pid" "$server_pid"' EXIT INT TERM
 
-cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
-scripts/netns.sh up "$name" 1
-ip netns exec "$srv" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
-ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+server_topology
 ip -n "$cli" addr add "$RAW/32" dev "$name-c"
 ip netns exec "$cli" iptables -A OUTPUT -s "$RAW" -p tcp --tcp-flags RST RST \
     -m mark ! --mark 0x1d -j DROP

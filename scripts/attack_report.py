@@ -14,7 +14,11 @@ counters.
 missing, a legit rate or p99 did not parse or is zero, an attacker reported no result or
 established nothing, or xdptcp answered a martian SYN."""
 import json
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from synflood_report import num  # noqa: E402
 
 NAMES = {"nginx": "kernel + nginx", "xdptcp": "xdptcp"}
 TARGET = 0.9
@@ -89,28 +93,24 @@ def mib(v):
     return f"{v / (1 << 20):.1f} MiB"
 
 
+# What each attacker did, in a few words, from its report (and `written`, `hoarded`, `drew`).
+ACHIEVED = {
+    "slowloris": "{opened:,} dribblers, {still_open:,} still open at the end",
+    "noread": "{connections:,} connections wrote {written} of requests, {stalled:,} stalled",
+    "hoard": "{held:,}/{connections:,} connections held, {hoarded} sent past the holes",
+    "shred": "{shredding_acks:,} shredding ACKs over {opened:,} connections",
+    "twecho": "{echoes:,} SYN/FIN echoes at {time_wait:,} TIME-WAIT tuples, {replies:,} replies",
+    "martians": "{flooded:,} martian SYNs; answered: {drew}",
+}
+
+
 def achieved(attack, a):
-    """What the attacker did, in a few words."""
     if not isinstance(a, dict):
         return "no report"
-    if attack == "slowloris":
-        return f"{a['opened']:,} dribblers, {a['still_open']:,} still open at the end"
-    if attack == "noread":
-        return (f"{a['connections']:,} connections wrote {mib(a['bytes_written'])} of requests, "
-                f"{a['stalled']:,} stalled")
-    if attack == "hoard":
-        return (f"{a['held']:,}/{a['connections']:,} connections held, "
-                f"{mib(a['hoarded_bytes'])} sent past the holes")
-    if attack == "shred":
-        return f"{a['shredding_acks']:,} shredding ACKs over {a['opened']:,} connections"
-    if attack == "twecho":
-        return (f"{a['echoes']:,} SYN/FIN echoes at {a['time_wait']:,} TIME-WAIT tuples, "
-                f"{a['replies']:,} replies")
-    if attack == "martians":
-        drew = [p for p in a["answered"] if p != 50000]
-        return (f"{a['flooded']:,} martian SYNs; answered: "
-                f"{', '.join(map(str, drew)) if drew else 'none'}")
-    return json.dumps(a)
+    drew = [str(p) for p in a.get("answered", []) if p != 50000]
+    extra = {"written": mib(a.get("bytes_written", 0)), "hoarded": mib(a.get("hoarded_bytes", 0)),
+             "drew": ", ".join(drew) or "none"}
+    return ACHIEVED[attack].format(**a, **extra) if attack in ACHIEVED else json.dumps(a)
 
 
 def problems(runs, servers, attacks):
@@ -145,14 +145,6 @@ def run_problems(s, at, r):
         found.append(f"xdptcp/martians: answered {a.get('answered')} (the legit port 50000 "
                      "only expected)")
     return found
-
-
-def num(v, digits=0):
-    if v is None:
-        return "–"
-    if isinstance(v, float):
-        return f"{v:,.{digits}f}"
-    return f"{v:,}"
 
 
 def median(values):

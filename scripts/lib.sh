@@ -110,6 +110,26 @@ wrk_close() {
         -H 'Connection: close' -s scripts/wrk-report.lua "$2" | sed -n 's/^WRKJSON //p'
 }
 
+# server_topology: builds the release xdptcp (sets xdptcp) and makes the namespaces $name-srv
+# and $name-cli (scripts/netns.sh, one queue), the server's accept queues at 4096, the
+# client's ephemeral ports above the load generator's 1024-32767.
+server_topology() {
+    cargo build --release --bin xdptcp
+    xdptcp="$PWD/target/release/xdptcp"
+    scripts/netns.sh up "$name" 1
+    ip netns exec "$name-srv" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+    ip netns exec "$name-cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+}
+
+# end_run PID...: a script's exit trap: stops each PID, removes the namespaces $name (if
+# made) and the directory $tmp.
+end_run() {
+    local pid
+    for pid in "$@"; do stop_pid "$pid"; done
+    [ -z "$name" ] || scripts/netns.sh down "$name"
+    rm -rf "$tmp"
+}
+
 # wait_http NS URL: wait (up to 10 s) until curl from namespace NS gets URL.
 wait_http() {
     for _ in $(seq 100); do

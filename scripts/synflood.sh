@@ -49,20 +49,10 @@ mkdir -p "$out"
 results="$out/runs.jsonl"
 : >"$results"
 
-cleanup() {
-    stop_pid "$flood_pid"
-    stop_pid "$server_pid"
-    scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$flood_pid" "$server_pid"' EXIT INT TERM
 
-cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
-scripts/netns.sh up "$name" 1
-ip netns exec "$srv" sysctl -qw net.ipv4.tcp_syncookies=1 net.core.somaxconn=4096 \
-    net.ipv4.tcp_max_syn_backlog=4096
-ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+server_topology
+ip netns exec "$srv" sysctl -qw net.ipv4.tcp_syncookies=1
 
 write_nginx_conf "$tmp/nginx.conf" "$tmp" "$SRV" "$PORT"
 
