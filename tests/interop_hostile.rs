@@ -112,7 +112,9 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     let (out, err, code) = topo.wait_child(dribblers, Duration::from_secs(30));
     assert_eq!(code, Some(0), "dribblers failed: {out}{err}");
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert!(statuses.len() >= 20, "{statuses:?}");
+    // One curl per turn of 200 ms plus curl's own run (~130 ms on a loaded machine): at
+    // least 10 in 6 s, across the dribblers' whole setup and hold.
+    assert!(statuses.len() >= 10, "{statuses:?}");
     assert!(statuses.iter().all(|s| s == "200"), "curl: {statuses:?}");
     assert_eq!(r["opened"], DRIBBLING, "{r}");
     assert_eq!(r["still_open"], 0, "every dribbler closed: {r}");
