@@ -228,6 +228,9 @@ counters! {
     tail_loss_probes,
     /// Window reductions undone as spurious (D-SACK, RFC 2883; timestamps, RFC 5682).
     undos,
+    /// Congestion windows restarted after the sender was idle longer than an RTO (RFC 5681
+    /// §4.1).
+    cwnd_restarts,
     /// Connections aborted after the retry limit.
     timeouts,
     /// Connections aborted after unanswered keepalive probes.

@@ -240,7 +240,13 @@ impl<S: Default> Conn<S> {
             rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max, cfg.rto_formula),
             rtt_probe: None,
             retries: 0,
-            rec: Recovery::new(cfg.congestion_control, opts.mss, cfg.initial_window, false),
+            rec: Recovery::new(
+                cfg.congestion_control,
+                opts.mss,
+                cfg.initial_window,
+                false,
+                now,
+            ),
             last_rx: now,
             ka_probes: 0,
             delack: DelayedAck::default(),
@@ -460,17 +466,19 @@ impl<S> Conn<S> {
         self.snd.max_wnd = wnd;
         self.snd.wl1 = seg.seq;
         self.snd.wl2 = seg.ack;
-        self.start_sending(cfg);
+        self.start_sending(cfg, now);
     }
 
     /// Congestion control from the initial window (RFC 5681 §3.1, RFC 6928), with SACK-based
-    /// recovery if the handshake settled on SACK: data may go out from now on.
-    pub(crate) fn start_sending(&mut self, cfg: &Config) {
+    /// recovery if the handshake settled on SACK: data may go out from `now` on (idle counts
+    /// from here, as Linux's `tcp_init_transfer` sets `lsndtime`).
+    pub(crate) fn start_sending(&mut self, cfg: &Config, now: Instant) {
         self.rec = Recovery::new(
             cfg.congestion_control,
             self.payload_mss() as u16,
             cfg.initial_window,
             self.opts.sack,
+            now,
         );
     }
 

@@ -416,7 +416,7 @@ fn fast_open_conn<S: Default, T: Tx>(
     c.rcv.buf.extend(data);
     c.rcv.nxt += data.len();
     sx.stats.rx_bytes += data.len() as u64;
-    c.start_sending(sx.cfg);
+    c.start_sending(sx.cfg, sx.now);
     c
 }
 

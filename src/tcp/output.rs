@@ -563,6 +563,14 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         c.snd.push = Some(c.snd.una + c.snd.buf.len());
     }
     retransmit_lost(c, cx);
+    // RFC 5681 §4.1: idle longer than an RTO, the window restarts before new data goes out
+    // (Linux checks when data is queued and when a window update opens the way).
+    if c.flight() == 0 && c.unsent() > 0 {
+        let initial = cx.cfg.initial_window.saturating_mul(mss as u32);
+        if c.rec.restart_after_idle(cx.now, c.rtt.rto(), initial) {
+            cx.stats.cwnd_restarts += 1;
+        }
+    }
     'bursts: loop {
         let unsent = c.unsent();
         if unsent == 0 {

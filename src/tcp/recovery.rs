@@ -26,6 +26,12 @@
 //! clock's, which the reordering timer keeps, so a flood of them costs no walk
 //! ([`super::scoreboard`] says what the rest costs).
 //!
+//! After idle (RFC 5681 §4.1: "when TCP has not received a segment for more than one
+//! retransmission timeout, cwnd is reduced to the value of the restart window before
+//! transmission begins"), as Linux's `tcp_cwnd_restart`: idle is counted from the last data
+//! segment sent with nothing in flight, and the window halves for each RTO of it, down to the
+//! restart window min(IW, cwnd).
+//!
 //! No I/O and no clock: the engine feeds ACKs and transmissions in, and asks what to send and
 //! which timer to run.
 
@@ -214,6 +220,8 @@ pub struct Recovery {
     /// duplicate (Linux's `total_retrans - dsack_dups`, in bytes): what D-SACKs may still
     /// report.
     dsack_room: u32,
+    /// When the last data segment went out (Linux `lsndtime`): idle counts from here.
+    last_sent: Instant,
     mss: u32,
     sack: bool,
 }
@@ -221,7 +229,7 @@ pub struct Recovery {
 impl Recovery {
     /// Fresh state for a connection sending segments of `mss` bytes, with an initial window of
     /// `iw` segments; `sack`: the peer sends SACK blocks.
-    pub fn new(algorithm: Algorithm, mss: u16, iw: u32, sack: bool) -> Recovery {
+    pub fn new(algorithm: Algorithm, mss: u16, iw: u32, sack: bool, now: Instant) -> Recovery {
         Recovery {
             sb: Scoreboard::new(),
             rack: Rack::new(),
@@ -235,6 +243,7 @@ impl Recovery {
             dupacks: 0,
             cwnd_limited: false,
             dsack_room: 0,
+            last_sent: now,
             mss: u32::from(mss.max(1)),
             sack,
         }
@@ -305,6 +314,35 @@ impl Recovery {
         self.cwnd_limited = limited;
     }
 
+    /// Before sending with nothing in flight (Linux `tcp_slow_start_after_idle_check`): if
+    /// the last data went out more than `rto` ago, the window restarts (`tcp_cwnd_restart`):
+    /// ssthresh becomes at least ¾ of the window (`tcp_current_ssthresh`), and the window
+    /// halves for each RTO idle after the first, but not below min(`initial`, cwnd). Returns
+    /// whether the window shrank.
+    pub fn restart_after_idle(&mut self, now: Instant, rto: Duration, initial: u32) -> bool {
+        let rto = rto.max(Duration::from_millis(1));
+        let mut idle = now.saturating_since(self.last_sent);
+        if idle <= rto {
+            return false;
+        }
+        let cwnd = self.cc.window();
+        let ssthresh = if self.phase == Phase::Open {
+            self.cc.ssthresh().max((cwnd >> 1) + (cwnd >> 2))
+        } else {
+            self.cc.ssthresh()
+        };
+        let restart = initial.min(cwnd);
+        let mut w = cwnd;
+        // "while ((delta -= icsk_rto) > 0 && cwnd > restart_cwnd) cwnd >>= 1"
+        while idle > rto && w > restart {
+            idle -= rto;
+            w >>= 1;
+        }
+        let w = w.max(restart);
+        self.cc.restart(w, ssthresh);
+        w < cwnd
+    }
+
     /// RFC 6675 NextSeg () rule (1): the next lost segment to retransmit, holes first.
     pub fn next_retransmission(&mut self) -> Option<(SeqNumber, SeqNumber)> {
         self.sb.next_lost(self.mss)
@@ -317,6 +355,9 @@ impl Recovery {
 
     /// `[start, end)` went out at `now` with TSval `tsval` (new data or a retransmission).
     pub fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, tsval: u32) {
+        if end != start {
+            self.last_sent = now;
+        }
         let resent = self.sb.on_send(start, end, now);
         if let Phase::Recovery { .. } = self.phase {
             self.prr.on_send(end - start);
@@ -616,7 +657,7 @@ mod tests {
 
     /// A sender with `n` segments of 1000 bytes in flight, sent at 0 ms, past slow start.
     fn sending(n: u32) -> Recovery {
-        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, n, true);
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, n, true, ms(0));
         for i in 0..n {
             r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(0), 0);
         }
@@ -969,8 +1010,34 @@ mod tests {
     }
 
     #[test]
+    fn idle_over_an_rto_halves_the_window_per_rto_down_to_the_restart_window() {
+        let rto = Duration::from_millis(300);
+        // 10 segments of window, a restart window of 3: idle 1.3 s is four RTOs past the
+        // first, 10 -> 5 -> 2 (below 3, so 3); idle under an RTO changes nothing.
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 10, true, ms(0));
+        r.on_transmit(seq(0), seq(MSS), ms(0), 0);
+        assert!(!r.restart_after_idle(ms(300), rto, 3 * MSS));
+        assert_eq!(r.window(), 10 * MSS);
+        assert!(r.restart_after_idle(ms(1300), rto, 3 * MSS));
+        assert_eq!(r.window(), 3 * MSS);
+        // ssthresh: at least ¾ of the window before (tcp_current_ssthresh), here still high.
+        assert_eq!(r.ssthresh(), u32::MAX);
+        // Idle counts from the last data sent, not from the check.
+        r.on_transmit(seq(MSS), seq(2 * MSS), ms(1400), 0);
+        assert!(!r.restart_after_idle(ms(1650), rto, MSS));
+        assert_eq!(r.window(), 3 * MSS);
+        // One RTO and a bit: one halving; ssthresh after a reduction is ¾ of the window.
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 8, true, ms(0));
+        r.cc.on_congestion_event(ms(0));
+        r.cc.on_recovery_end();
+        assert_eq!((r.window(), r.ssthresh()), (4 * MSS, 4 * MSS));
+        assert!(r.restart_after_idle(ms(450), rto, MSS));
+        assert_eq!((r.window(), r.ssthresh()), (2 * MSS, 4 * MSS));
+    }
+
+    #[test]
     fn without_sack_the_third_duplicate_ack_starts_recovery() {
-        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 10, false);
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 10, false, ms(0));
         for i in 0..10 {
             r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(0), 0);
         }

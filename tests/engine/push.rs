@@ -4,7 +4,8 @@
 //! the congestion window, `tcp_tso_autosize` with `tcp_min_tso_segs`), every half of the
 //! peer's largest window (`forced_push`) and on a persist fill (`tcp_write_wakeup`); Nagle's
 //! algorithm with Minshall's check (RFC 1122 §4.2.3.4, RFC 896, `tcp_nagle_check`),
-//! `TCP_CORK` and `MSG_MORE`.
+//! `TCP_CORK` and `MSG_MORE`; and how much a write after idle sends at once (RFC 5681 §4.1,
+//! `tcp_cwnd_restart`).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -239,4 +240,23 @@ fn a_persist_fill_of_a_small_window_carries_psh() {
             .map(|t| t.seg)
             .collect();
     assert_eq!(shape(s.start, &fill)[0], (1000, 500, true));
+}
+
+#[test]
+fn a_write_after_more_than_an_rto_idle_goes_out_at_the_restarted_window() {
+    // RFC 5681 §4.1, Linux tcp_cwnd_restart (packetdrill's slow-start-after-idle.pkt): after
+    // a first flight of 10 acknowledged, the window is 20 segments; idle 200 ms (under the
+    // 300 ms RTO of a 100 ms RTT) it is all used, idle 2 s it halves per RTO down to the
+    // initial window's 10.
+    let rtt = 100 * MS;
+    for (idle, burst, restarts) in [(200 * MS, 20, 0), (Duration::from_secs(2), 10, 1)] {
+        let mut s = Sender::new(server_config(), 65_535, rtt);
+        assert_eq!(shape(s.start, &s.app(&[Op::Write(10 * 1460)])).len(), 10);
+        s.p.advance(rtt);
+        recv_nothing!(s.ack(10 * 1460));
+        s.p.advance(idle);
+        let sent = s.app(&[Op::Write(30 * 1460)]);
+        assert_eq!(shape(s.start, &sent).len(), burst, "idle {idle:?}");
+        assert_eq!(s.p.engine.stats().cwnd_restarts, restarts, "idle {idle:?}");
+    }
 }

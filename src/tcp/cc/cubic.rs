@@ -199,6 +199,15 @@ impl CongestionControl for Cubic {
             self.epoch = None;
         }
     }
+
+    fn restart(&mut self, cwnd: u32, ssthresh: u32) {
+        self.w = (f64::from(cwnd) / f64::from(self.mss)).max(1.0);
+        self.ssthresh = ssthresh;
+        // The next growth past ssthresh starts a new epoch (Linux's bictcp_cwnd_event moves
+        // the old one past the idle time instead; its curve then climbs from a window the
+        // restart cut, which a fresh epoch does from here too).
+        self.epoch = None;
+    }
 }
 
 #[cfg(test)]

@@ -58,6 +58,10 @@ pub trait CongestionControl {
     /// The last reduction was spurious (D-SACK or timestamps proved the original delivered):
     /// restore the window, ssthresh and the controller's own state from before it.
     fn undo(&mut self);
+
+    /// The sender was idle longer than an RTO (RFC 5681 §4.1): the window restarts at `cwnd`
+    /// with `ssthresh` (Linux `tcp_cwnd_restart`), and the window's growth starts afresh.
+    fn restart(&mut self, cwnd: u32, ssthresh: u32);
 }
 
 /// Per-connection controller: an enum, so a connection holds it inline (no allocation).
@@ -118,6 +122,9 @@ impl CongestionControl for Controller {
     }
     fn undo(&mut self) {
         self.inner_mut().undo()
+    }
+    fn restart(&mut self, cwnd: u32, ssthresh: u32) {
+        self.inner_mut().restart(cwnd, ssthresh)
     }
 }
 

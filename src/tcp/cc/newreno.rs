@@ -100,6 +100,12 @@ impl CongestionControl for NewReno {
     fn undo(&mut self) {
         self.prior.restore(&mut self.cwnd, &mut self.ssthresh);
     }
+
+    fn restart(&mut self, cwnd: u32, ssthresh: u32) {
+        self.cwnd = cwnd.max(self.mss);
+        self.ssthresh = ssthresh;
+        self.acked_in_ca = 0;
+    }
 }
 
 #[cfg(test)]
