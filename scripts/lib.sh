@@ -1,4 +1,4 @@
-# Shell helpers shared by demo.sh, bench.sh and synflood.sh (sourced, not run).
+# Shell helpers shared by demo.sh, bench.sh, synflood.sh and attack.sh (sourced, not run).
 
 # need_root SCRIPT: exit unless root (namespaces and XDP need it).
 need_root() {
@@ -82,6 +82,52 @@ proc_cpu_us() {
         total=$((total + t))
     done
     echo "$total"
+}
+
+# proc_rss_kib PID: resident set (VmRSS) of PID and its children (nginx's workers), in KiB.
+proc_rss_kib() {
+    local rss=0 p
+    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+        rss=$((rss + $(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
+    done
+    echo "$rss"
+}
+
+# server_counters KIND SOCKET: `xdptcp stats --json` of the server at SOCKET (JSON), or
+# `null` for nginx or when it does not answer. Uses the callers' variable xdptcp.
+server_counters() {
+    if [ "$1" = nginx ]; then
+        echo null
+    else
+        "$xdptcp" stats --socket "$2" --json 2>/dev/null || echo null
+    fi
+}
+
+# wrk_close NS URL SECONDS: wrk from NS on CPU 1, 32 connections, one request per connection
+# (`Connection: close`), for SECONDS; prints wrk-report.lua's JSON line (p99 included).
+wrk_close() {
+    ip netns exec "$1" timeout $(($3 + 30)) taskset -c 1 wrk -t1 -c32 -d"$3s" \
+        -H 'Connection: close' -s scripts/wrk-report.lua "$2" | sed -n 's/^WRKJSON //p'
+}
+
+# server_topology: builds the release xdptcp (sets xdptcp) and makes the namespaces $name-srv
+# and $name-cli (scripts/netns.sh, one queue), the server's accept queues at 4096, the
+# client's ephemeral ports above the load generator's 1024-32767.
+server_topology() {
+    cargo build --release --bin xdptcp
+    xdptcp="$PWD/target/release/xdptcp"
+    scripts/netns.sh up "$name" 1
+    ip netns exec "$name-srv" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
+    ip netns exec "$name-cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+}
+
+# end_run PID...: a script's exit trap: stops each PID, removes the namespaces $name (if
+# made) and the directory $tmp.
+end_run() {
+    local pid
+    for pid in "$@"; do stop_pid "$pid"; done
+    [ -z "$name" ] || scripts/netns.sh down "$name"
+    rm -rf "$tmp"
 }
 
 # wait_http NS URL: wait (up to 10 s) until curl from namespace NS gets URL.

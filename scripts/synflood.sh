@@ -49,45 +49,21 @@ mkdir -p "$out"
 results="$out/runs.jsonl"
 : >"$results"
 
-cleanup() {
-    stop_pid "$flood_pid"
-    stop_pid "$server_pid"
-    scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$flood_pid" "$server_pid"' EXIT INT TERM
 
-cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
-scripts/netns.sh up "$name" 1
-ip netns exec "$srv" sysctl -qw net.ipv4.tcp_syncookies=1 net.core.somaxconn=4096 \
-    net.ipv4.tcp_max_syn_backlog=4096
-ip netns exec "$cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
+server_topology
+ip netns exec "$srv" sysctl -qw net.ipv4.tcp_syncookies=1
 
 write_nginx_conf "$tmp/nginx.conf" "$tmp" "$SRV" "$PORT"
 
 # Memory of the server: RSS of its processes plus the kernel's slab (the kernel's own TCP
 # state, request socks included, lives there, not in nginx's RSS).
 server_mem_kib() {
-    local rss=0 p
-    for p in $server_pid $(pgrep -P "$server_pid" 2>/dev/null || true); do
-        rss=$((rss + $(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || echo 0)))
-    done
-    echo "$rss $(awk '/^Slab:/{print $2}' /proc/meminfo)"
-}
-
-# xdptcp's counters now (JSON), or `null` for nginx.
-server_counters() {
-    if [ "$1" = nginx ]; then
-        echo null
-    else
-        "$xdptcp" stats --socket "$stats_sock" --json 2>/dev/null || echo null
-    fi
+    echo "$(proc_rss_kib "$server_pid") $(awk '/^Slab:/{print $2}' /proc/meminfo)"
 }
 
 legit() {
-    ip netns exec "$cli" timeout $((duration + 30)) taskset -c 1 wrk -t1 -c32 -d"${duration}s" \
-        -H 'Connection: close' -s scripts/wrk-report.lua "http://$SRV:$PORT/" | sed -n 's/^WRKJSON //p'
+    wrk_close "$cli" "http://$SRV:$PORT/" "$duration"
 }
 
 # start_flood TOOL PORT: floods PORT of the server for the length of one legit run.
@@ -122,7 +98,7 @@ run_one() { # SERVER FLOOD TARGET-PORT-KIND
     port=$PORT
     [ "$kind" = closed ] && port=$CLOSED
     mem_before=$(server_mem_kib)
-    before=$(server_counters "$server")
+    before=$(server_counters "$server" "$stats_sock")
     start_flood "$flood" "$port"
     under=$(legit)
     # Let the flood end by itself (it is timed to outlast the legit run), then count.
@@ -131,7 +107,7 @@ run_one() { # SERVER FLOOD TARGET-PORT-KIND
     flood_pid=""
     sent=$(flood_sent "$flood")
     sleep 0.5
-    after=$(server_counters "$server")
+    after=$(server_counters "$server" "$stats_sock")
     mem_after=$(server_mem_kib)
     rm -f "$tmp/flood.json"
     echo "   $flood at the $kind port: $under (flood sent ${sent:-?} SYNs)"

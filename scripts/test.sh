@@ -99,6 +99,8 @@ echo "== fuzz: every target for 20 s, seeded from the packetdrill suite (scripts
 scripts/fuzz.sh --seconds 20
 echo "== bench report: medians, ratios and latency SVGs on made-up runs"
 python3 scripts/test_bench_report.py
+echo "== attack report: medians, ratios, counters and the checks that fail a run, on made-up runs"
+python3 scripts/test_attack_report.py >/dev/null
 echo "== smoke: scripts/bench.sh --quick --queues 2 (IPv4 and IPv6 rows, 1 and 2 queues)"
 scripts/bench.sh --quick --queues 2 --out out/ci-bench
 for load in keepalive close xload; do
@@ -113,6 +115,8 @@ echo "== smoke: scripts/synflood.sh --quick"
 scripts/synflood.sh --quick --out out/ci-synflood
 echo "== smoke: scripts/loss.sh --quick"
 scripts/loss.sh --quick --out out/ci-loss
+echo "== smoke: scripts/attack.sh --quick (every attack against both servers; fails on a missing row or figure)"
+scripts/attack.sh --quick --out out/ci-attack
 echo "== nothing left behind (namespaces, veths, XDP programs, processes, stats sockets)"
 trap - EXIT
 leftovers || exit 1

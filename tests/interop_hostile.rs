@@ -64,79 +64,13 @@ fn python(topo: &mut Topology, script: &str, args: &[&str], limit: Duration) -> 
     serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}{err}"))
 }
 
-/// `N HOST PORT RUN_SECS`: opens N connections, each sending the start of a request head and
-/// then one byte a second; measures, per connection, the seconds to the server's close (EOF
-/// or reset) from `connect()` and from when the client saw the connection open (the handshake
-/// completed between the two). Prints one JSON object: the counts, the shortest time from
-/// `connect()` and the longest from the open.
-const DRIBBLERS: &str = r#"
-import json, resource, selectors, socket, sys, time
-n, host, port, run = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 64), hard))
-sel = selectors.DefaultSelector()
-head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
-state = {}
-start = time.monotonic()
-for _ in range(n):
-    s = socket.socket()
-    s.setblocking(False)
-    connect_at = time.monotonic()
-    s.connect_ex((host, port))
-    sel.register(s, selectors.EVENT_WRITE)
-    state[s] = {"connect": connect_at, "opened": None, "next": None, "sent": 0}
-closes, failed, resets = 0, 0, 0
-earliest, latest = float("inf"), 0.0
-def closed(s, how):
-    global resets, closes, earliest, latest
-    st = state.pop(s)
-    sel.unregister(s)
-    s.close()
-    if how == "reset":
-        resets += 1
-    now = time.monotonic()
-    closes += 1
-    earliest = min(earliest, now - st["connect"])
-    latest = max(latest, now - st["opened"])
-while time.monotonic() - start < run and state:
-    for key, ev in sel.select(timeout=0.02):
-        s = key.fileobj
-        st = state.get(s)
-        if st is None:
-            continue
-        if st["opened"] is None:
-            if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0:
-                failed += 1
-                state.pop(s); sel.unregister(s); s.close()
-                continue
-            st["opened"] = time.monotonic()
-            st["next"] = st["opened"]
-            sel.modify(s, selectors.EVENT_READ)
-            continue
-        try:
-            data = s.recv(4096)
-        except ConnectionResetError:
-            closed(s, "reset")
-            continue
-        if not data:
-            closed(s, "eof")
-        else:
-            raise SystemExit("the server answered a dribbler: %r" % data[:80])
-    now = time.monotonic()
-    for s, st in list(state.items()):
-        if st["next"] is not None and now >= st["next"]:
-            byte = head[st["sent"]:st["sent"] + 1] or b"a"
-            try:
-                s.send(byte)
-            except (BrokenPipeError, ConnectionResetError):
-                closed(s, "reset")
-                continue
-            st["sent"] += 1
-            st["next"] += 1.0
-still_open = sum(1 for st in state.values() if st["opened"] is not None)
-print(json.dumps({"opened": n - failed, "failed": failed, "still_open": still_open,
-                  "closed": closes, "resets": resets, "earliest": earliest, "latest": latest}))
-"#;
+/// The hostile peers `scripts/attack.sh` runs too (run here with `python3 -c`), one per
+/// subcommand: `slowloris N HOST PORT RUN_SECS` opens N connections, each sending the start of
+/// a request head and then one byte a second, and measures, per connection, the seconds to the
+/// server's close (EOF or reset) from `connect()` and from when the client saw the connection
+/// open (the handshake completed between the two), printing the counts, the shortest time from
+/// `connect()` and the longest from the open; `martians ...` (below).
+const HOSTILE: &str = include_str!("../scripts/hostile.py");
 
 /// curl's HTTP status for `url` from the client namespace.
 fn curl_status(topo: &Topology, url: &str) -> String {
@@ -166,7 +100,7 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     };
     let url = format!("http://{}:{PORT}/", topo.srv_ip);
     let (n, host) = (DRIBBLING.to_string(), topo.srv_ip.clone());
-    let argv = ["python3", "-c", DRIBBLERS, &n, &host, PORT, "7"];
+    let argv = ["python3", "-c", HOSTILE, "slowloris", &n, &host, PORT, "7"];
     let dribblers = topo.spawn(false, &argv);
     // Meanwhile, curl every 200 ms.
     let start = Instant::now();
@@ -178,7 +112,9 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     let (out, err, code) = topo.wait_child(dribblers, Duration::from_secs(30));
     assert_eq!(code, Some(0), "dribblers failed: {out}{err}");
     let r: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
-    assert!(statuses.len() >= 20, "{statuses:?}");
+    // One curl per turn of 200 ms plus curl's own run (~130 ms on a loaded machine): at
+    // least 10 in 6 s, across the dribblers' whole setup and hold.
+    assert!(statuses.len() >= 10, "{statuses:?}");
     assert!(statuses.iter().all(|s| s == "200"), "curl: {statuses:?}");
     assert_eq!(r["opened"], DRIBBLING, "{r}");
     assert_eq!(r["still_open"], 0, "every dribbler closed: {r}");
@@ -364,78 +300,6 @@ fn a_2_mib_header_line_is_answered_431_and_the_servers_rss_barely_moves() {
     );
 }
 
-/// `IFACE SRC_MAC DST_MAC CLIENT4 SERVER4 CLIENT6 SERVER6 PORT`: writes SYNs with raw frames
-/// from the client's veth, each from its own source port, and captures what comes back for
-/// 1.5 s. One SYN is legit (from the client itself, port 50000): its SYN-ACK shows the capture
-/// works. Prints the sources of the probes sent and the source ports answered.
-const MARTIANS: &str = r#"
-import json, socket, struct, sys, time
-iface, src_mac, dst_mac, c4, s4, c6, s6, port = sys.argv[1:9]
-port = int(port)
-mac = lambda m: bytes.fromhex(m.replace(":", ""))
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    return ~total & 0xffff
-def tcp_syn(sport, pseudo):
-    hdr = struct.pack("!HHIIBBHHH", sport, port, 1000, 0, 5 << 4, 0x02, 64240, 0, 0)
-    c = csum(pseudo + hdr)
-    return hdr[:16] + struct.pack("!H", c) + hdr[18:]
-def v4(src, dst, sport):
-    s, d = socket.inet_pton(socket.AF_INET, src), socket.inet_pton(socket.AF_INET, dst)
-    tcp = tcp_syn(sport, s + d + struct.pack("!BBH", 0, 6, 20))
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, 0, 0x4000, 64, 6, 0, s, d)
-    ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
-    return struct.pack("!H", 0x0800), ip + tcp
-def v6(src, dst, sport):
-    s, d = socket.inet_pton(socket.AF_INET6, src), socket.inet_pton(socket.AF_INET6, dst)
-    tcp = tcp_syn(sport, s + d + struct.pack("!IxxxB", 20, 6))
-    ip = struct.pack("!IHBB16s16s", 6 << 28, 20, 6, 64, s, d)
-    return struct.pack("!H", 0x86dd), ip + tcp
-probes = [
-    ("ff:ff:ff:ff:ff:ff", v4(c4, s4, 50001)),
-    ("01:00:5e:00:00:01", v4(c4, s4, 50002)),
-    (src_mac, v4("127.0.0.1", s4, 50003)),
-    (src_mac, v4("0.0.0.0", s4, 50004)),
-    (src_mac, v4("224.0.0.5", s4, 50005)),
-    (src_mac, v4("255.255.255.255", s4, 50006)),
-    (src_mac, v4(s4, s4, 50007)),
-    (src_mac, v6("::1", s6, 50008)),
-    (src_mac, v6("::ffff:" + c4, s6, 50009)),
-    (src_mac, v6("ff02::1", s6, 50010)),
-    (src_mac, v6(s6, s6, 50011)),
-]
-legit = (src_mac, v4(c4, s4, 50000))
-raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-raw.bind((iface, 0))
-raw.settimeout(0.05)
-for src, (ethertype, packet) in probes + [legit]:
-    raw.send(mac(dst_mac) + mac(src) + ethertype + packet)
-answered = []
-end = time.monotonic() + 1.5
-while time.monotonic() < end:
-    try:
-        f = raw.recv(65535)
-    except socket.timeout:
-        continue
-    if f[6:12] != mac(dst_mac):
-        continue  # not from the server
-    ethertype = struct.unpack("!H", f[12:14])[0]
-    if ethertype == 0x0800 and f[23] == 6:
-        tcp = f[14 + (f[14] & 0x0f) * 4:]
-    elif ethertype == 0x86dd and f[20] == 6:
-        tcp = f[54:]
-    else:
-        continue
-    sport, dport = struct.unpack("!HH", tcp[:4])
-    if sport == port:
-        answered.append(dport)
-print(json.dumps({"probes": len(probes), "answered": sorted(set(answered))}))
-"#;
-
 /// The MAC address `cat /sys/class/net/DEV/address` printed.
 fn mac_of(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -450,7 +314,13 @@ fn syns_from_a_broadcast_mac_and_martian_addresses_draw_nothing_and_are_counted(
     let cli_mac = mac_of(topo.cli(&["cat", &format!("/sys/class/net/{}/address", topo.cli_if)]));
     let srv_mac = mac_of(topo.srv(&["cat", &format!("/sys/class/net/{}/address", topo.srv_if)]));
     let cli6 = topo.srv_ip6.replace("::1", "::2");
+    // `martians IFACE SRC_MAC DST_MAC CLIENT4 SERVER4 CLIENT6 SERVER6 PORT`: writes SYNs with
+    // raw frames from the client's veth, each from its own source port, and captures what
+    // comes back for 1.5 s. One SYN is legit (from the client itself, port 50000): its SYN-ACK
+    // shows the capture works. Prints the sources of the probes sent and the source ports
+    // answered.
     let args = [
+        "martians".to_string(),
         topo.cli_if.clone(),
         cli_mac,
         srv_mac,
@@ -462,7 +332,7 @@ fn syns_from_a_broadcast_mac_and_martian_addresses_draw_nothing_and_are_counted(
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let before = topo.stats();
-    let r = python(&mut topo, MARTIANS, &args, Duration::from_secs(20));
+    let r = python(&mut topo, HOSTILE, &args, Duration::from_secs(20));
     assert_eq!(
         r["answered"],
         serde_json::json!([50000]),

@@ -389,12 +389,12 @@ fn read_into(
 }
 
 /// A blocking write of all of `data` (a non-blocking socket takes what fits).
-fn write_all(shim: &Shim, fd: c_int, data: &[u8], dontwait: bool) -> SysResult<usize> {
+fn write_all(shim: &Shim, fd: c_int, data: &[u8], dontwait: bool, more: bool) -> SysResult<usize> {
     let mut done = 0;
     let r = shim.blocking(None, |s: &mut Stack| {
         let nonblocking = dontwait || s.is_nonblocking(fd);
         loop {
-            match s.send(fd, &data[done..]) {
+            match s.send(fd, &data[done..], more) {
                 Ok(n) => {
                     done += n;
                     if done == data.len() || nonblocking {
@@ -616,7 +616,7 @@ unsafe extern "C" fn pd_write(
     guard(|| {
         // Safety: packetdrill passes a buffer of `count` bytes (read only).
         let r = unsafe { buffer(buf.cast_mut(), count) }
-            .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, false));
+            .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, false, false));
         ret(r)
     })
 }
@@ -625,7 +625,7 @@ unsafe extern "C" fn pd_writev(ud: *mut c_void, fd: c_int, iov: *const iovec, n:
     guard(|| {
         // Safety: packetdrill passes `n` iovecs (read only).
         let r = unsafe { iovecs(iov, n) }
-            .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), false));
+            .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), false, false));
         ret(r)
     })
 }
@@ -638,10 +638,10 @@ unsafe extern "C" fn pd_send(
     flags: c_int,
 ) -> ssize_t {
     guard(|| {
-        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        let (dontwait, more) = (flags & libc::MSG_DONTWAIT != 0, flags & libc::MSG_MORE != 0);
         // Safety: packetdrill passes a buffer of `len` bytes (read only).
         let r = unsafe { buffer(buf.cast_mut(), len) }
-            .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, dontwait));
+            .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, dontwait, more));
         ret(r)
     })
 }
@@ -670,11 +670,11 @@ unsafe extern "C" fn pd_sendmsg(
         if msg.is_null() {
             return ret::<usize, ssize_t>(Err(Errno(libc::EFAULT)));
         }
-        let dontwait = flags & libc::MSG_DONTWAIT != 0;
+        let (dontwait, more) = (flags & libc::MSG_DONTWAIT != 0, flags & libc::MSG_MORE != 0);
         // Safety: packetdrill passes a valid msghdr with its iovecs (read only).
         let m = unsafe { &*msg };
         let r = unsafe { iovecs(m.msg_iov, m.msg_iovlen as c_int) }
-            .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), dontwait));
+            .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), dontwait, more));
         ret(r)
     })
 }

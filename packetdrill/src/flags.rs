@@ -169,6 +169,7 @@ impl Options {
                 "recv_buffer" => e.recv_buffer = value(k, v)?,
                 "send_buffer" => e.send_buffer = value(k, v)?,
                 "initial_window" => e.initial_window = value(k, v)?,
+                "min_tso_segs" => e.min_tso_segs = value(k, v)?,
                 "max_half_open" => e.max_half_open = value(k, v)?,
                 "rto_min_ms" => e.rto_min = millis(k, v)?,
                 "rto_initial_ms" => e.rto_initial = millis(k, v)?,

@@ -101,6 +101,8 @@ pub enum Op {
         sock: u8,
         /// Bytes.
         len: u16,
+        /// With `MSG_MORE`.
+        more: bool,
     },
     /// `close()`.
     Close {
@@ -138,7 +140,7 @@ pub enum Op {
 }
 
 /// The socket options [`Op::SetOpt`] chooses from: (level, name).
-pub const SOCKOPTS: [(i32, i32); 8] = [
+pub const SOCKOPTS: [(i32, i32); 9] = [
     (libc::SOL_SOCKET, libc::SO_REUSEADDR),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
@@ -147,6 +149,7 @@ pub const SOCKOPTS: [(i32, i32); 8] = [
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::SOL_SOCKET, libc::SO_SNDBUF),
     (libc::SOL_SOCKET, libc::SO_LINGER),
+    (libc::IPPROTO_TCP, libc::TCP_CORK),
 ];
 
 /// Reads fields off the front of a byte string, zeros once it runs out.
@@ -176,7 +179,7 @@ impl Reader<'_> {
     }
 }
 
-const TAGS: u8 = 13;
+const TAGS: u8 = 14;
 
 impl Op {
     /// Decodes every operation in `bytes`.
@@ -190,7 +193,8 @@ impl Op {
     }
 
     fn decode(r: &mut Reader<'_>) -> Op {
-        match r.u8() % TAGS {
+        let tag = r.u8() % TAGS;
+        match tag {
             0 => {
                 let b = r.u8();
                 Op::Socket {
@@ -217,9 +221,10 @@ impl Op {
                     peek: r.u8() & 1 != 0,
                 }
             }
-            6 => Op::Send {
+            6 | 13 => Op::Send {
                 sock: r.u8(),
                 len: r.u16(),
+                more: tag == 13,
             },
             7 => Op::Close { sock: r.u8() },
             8 => Op::Shutdown {
@@ -286,8 +291,8 @@ impl Op {
                 out.extend(len.to_be_bytes());
                 out.push(u8::from(*peek));
             }
-            Op::Send { sock, len } => {
-                out.extend([6, *sock]);
+            Op::Send { sock, len, more } => {
+                out.extend([if *more { 13 } else { 6 }, *sock]);
                 out.extend(len.to_be_bytes());
             }
             Op::Close { sock } => out.extend([7, *sock]),
@@ -378,9 +383,9 @@ impl Op {
             Op::Recv { sock, len, peek } => {
                 let _ = stack.recv(fd(sock), usize::from(*len), *peek);
             }
-            Op::Send { sock, len } => {
+            Op::Send { sock, len, more } => {
                 let data = vec![b'x'; usize::from(*len)];
-                let _ = stack.send(fd(sock), &data);
+                let _ = stack.send(fd(sock), &data, *more);
             }
             Op::Close { sock } => {
                 let _ = stack.close(fd(sock));
@@ -523,7 +528,11 @@ mod tests {
                 len: 100,
                 peek: true,
             },
-            Op::Send { sock: 1, len: 7 },
+            Op::Send {
+                sock: 1,
+                len: 7,
+                more: false,
+            },
             Op::Close { sock: 1 },
             Op::Shutdown { sock: 1, how: 2 },
             Op::SetOpt {

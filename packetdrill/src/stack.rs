@@ -75,6 +75,8 @@ struct SockOpts {
     keep_intvl: Option<u32>,
     keep_cnt: Option<u32>,
     nodelay: bool,
+    /// `TCP_CORK`.
+    cork: bool,
     /// `SO_LINGER`: `Some(0)` makes `close()` an abort.
     linger: Option<u32>,
     /// `SO_SNDBUF` as stored (Linux doubles the value it is given).
@@ -329,6 +331,8 @@ impl Stack {
         // Like a kernel, the shim owns every port of its address: a segment for a port nobody
         // listens on gets a RST.
         cfg.reset_unserved = true;
+        // A socket starts with Nagle's algorithm on, TCP_NODELAY off.
+        cfg.nodelay = false;
         cfg
     }
 
@@ -934,6 +938,10 @@ impl Stack {
         if conn.alive() {
             self.owners.insert(conn.id, new);
         }
+        // The accepted socket inherits the listener's TCP_NODELAY and TCP_CORK, as in Linux.
+        if opts.nodelay || opts.cork {
+            self.apply_push_options(new);
+        }
         self.note_created(new);
         self.dirty = true;
         Ok((new, peer))
@@ -1002,7 +1010,10 @@ impl Stack {
             tuple,
             refused: false,
         };
-        let nonblocking = s.nonblocking;
+        let (nonblocking, push_opts) = (s.nonblocking, s.opts.nodelay || s.opts.cork);
+        if push_opts {
+            self.apply_push_options(fd);
+        }
         self.settle();
         match self.connect_status(fd) {
             Err(Errno::BLOCK) if nonblocking => Err(Errno(libc::EINPROGRESS)),
@@ -1116,11 +1127,13 @@ impl Stack {
             .unwrap_or_default()
     }
 
-    /// `send(fd, data)`: how many bytes were queued (at least one, or an error).
-    pub fn send(&mut self, fd: Fd, data: &[u8]) -> SysResult<usize> {
+    /// `send(fd, data)` (with `MSG_MORE` if `more`): how many bytes were queued (at least one,
+    /// or an error).
+    pub fn send(&mut self, fd: Fd, data: &[u8], more: bool) -> SysResult<usize> {
         self.note(Some(fd), |sock| Op::Send {
             sock,
             len: data.len().min(usize::from(u16::MAX)) as u16,
+            more,
         });
         let s = self.socket(fd)?;
         let conn = match &s.state {
@@ -1160,7 +1173,13 @@ impl Stack {
         let chunk = &data[..data.len().min(cap)];
         let n = self
             .engine
-            .with_io(self.now, conn.id, &mut self.tx, |_, _, io| io.write(chunk))
+            .with_io(self.now, conn.id, &mut self.tx, |_, _, io| {
+                if more {
+                    io.write_more(chunk)
+                } else {
+                    io.write(chunk)
+                }
+            })
             .unwrap_or(0);
         self.settle();
         if n == 0 {
@@ -1357,8 +1376,8 @@ impl Stack {
                 s.opts.keep_intvl = Some(positive(int()?)?);
             }
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => s.opts.keep_cnt = Some(positive(int()?)?),
-            // The engine never holds back a small segment, which is what TCP_NODELAY asks.
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.opts.nodelay = int()? != 0,
+            (libc::IPPROTO_TCP, libc::TCP_CORK) => s.opts.cork = int()? != 0,
             (libc::SOL_SOCKET, libc::SO_LINGER) => {
                 let l = value.get(..8).ok_or(Errno::INVAL)?;
                 let on = i32::from_ne_bytes([l[0], l[1], l[2], l[3]]);
@@ -1413,6 +1432,12 @@ impl Stack {
         );
         let fastopen_opt = level == libc::IPPROTO_TCP
             && matches!(name, libc::TCP_FASTOPEN | libc::TCP_FASTOPEN_KEY);
+        let push_opt =
+            level == libc::IPPROTO_TCP && matches!(name, libc::TCP_NODELAY | libc::TCP_CORK);
+        if push_opt {
+            self.apply_push_options(fd);
+            return Ok(());
+        }
         if !keepalive_opt && !fastopen_opt {
             return Ok(());
         }
@@ -1430,6 +1455,29 @@ impl Stack {
             _ => {}
         }
         Ok(())
+    }
+
+    /// `TCP_NODELAY` and `TCP_CORK` as the socket has them, given to its connection (if it has
+    /// one yet): setting `TCP_NODELAY` or taking the cork off sends what they held.
+    fn apply_push_options(&mut self, fd: Fd) {
+        let Ok(s) = self.socket(fd) else {
+            return;
+        };
+        let (id, opts) = match &s.state {
+            SockState::Connected(c) if c.alive() => (c.id, s.opts),
+            SockState::Connecting { id, .. } => (*id, s.opts),
+            _ => return,
+        };
+        self.engine.with_io(self.now, id, &mut self.tx, |_, _, io| {
+            let f = io.send_flags();
+            if f.nodelay != opts.nodelay || opts.nodelay {
+                io.set_nodelay(opts.nodelay);
+            }
+            if f.cork != opts.cork {
+                io.set_cork(opts.cork);
+            }
+        });
+        self.settle();
     }
 
     /// `getsockopt(fd, level, name)`: the option's value (an `int`, or `struct linger`).
@@ -1454,6 +1502,7 @@ impl Stack {
             (libc::SOL_SOCKET, libc::SO_REUSEADDR | libc::SO_REUSEPORT) => flag(s.opts.reuse_addr),
             (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => flag(s.opts.keepalive),
             (libc::IPPROTO_TCP, libc::TCP_NODELAY) => flag(s.opts.nodelay),
+            (libc::IPPROTO_TCP, libc::TCP_CORK) => flag(s.opts.cork),
             (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => s.opts.keep_idle.map_or(7200, |v| v as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => s.opts.keep_intvl.map_or(75, |v| v as i32),
             (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => s.opts.keep_cnt.map_or(9, |v| v as i32),

@@ -118,7 +118,7 @@ fn a_passive_connection_is_accepted_read_written_and_closed() {
     assert_eq!(s.recv(fd, 100, false).unwrap(), b"hello");
     assert_eq!(s.recv(fd, 100, false), Err(Errno::BLOCK));
 
-    assert_eq!(s.send(fd, b"world!").unwrap(), 6);
+    assert_eq!(s.send(fd, b"world!", false).unwrap(), 6);
     let sent: Vec<_> = std::iter::from_fn(|| s.netdev_receive()).collect();
     let data = sent.iter().map(|(p, _)| fields(p)).find(|f| f.3 == 6);
     assert_eq!(data.map(|f| (f.1, f.2)), Some((isn + 1, 1006)));
@@ -139,7 +139,7 @@ fn a_reset_is_reported_once_then_the_stream_is_over() {
         .unwrap();
     assert_eq!(s.recv(fd, 10, false), Err(Errno(libc::ECONNRESET)));
     assert_eq!(s.recv(fd, 10, false).unwrap(), b"");
-    assert_eq!(s.send(fd, b"x"), Err(Errno(libc::EPIPE)));
+    assert_eq!(s.send(fd, b"x", false), Err(Errno(libc::EPIPE)));
 }
 
 #[test]
@@ -252,7 +252,7 @@ fn unknown_options_and_descriptors_fail_with_their_errno() {
     let mut s = stack();
     let fd = s.socket_call(libc::AF_INET, libc::SOCK_STREAM, 0).unwrap();
     assert_eq!(
-        s.setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_CORK, &1i32.to_ne_bytes()),
+        s.setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_ULP, &1i32.to_ne_bytes()),
         Err(Errno::NOPROTOOPT)
     );
     assert_eq!(s.recv(99, 1, false), Err(Errno::BADF));
@@ -315,7 +315,7 @@ fn a_poll_on_the_main_thread_sleeps_through_timers_until_its_timeout() {
         handshake(s);
         while s.netdev_receive().is_some() {}
         let (fd, _) = s.accept(l).unwrap();
-        s.send(fd, b"data").unwrap();
+        s.send(fd, b"data", false).unwrap();
         assert!(s.netdev_receive().is_some());
         fd
     });
@@ -456,7 +456,7 @@ fn a_recorded_run_replays_to_the_same_packets() {
             .unwrap();
         s.recv(fd, 100, false).unwrap();
         // Recordings keep the length of what is sent, and replay it as x bytes.
-        s.send(fd, b"xxxxx").unwrap();
+        s.send(fd, b"xxxxx", false).unwrap();
         s.run_until(s.now() + Duration::from_millis(300));
         s.close(fd).unwrap();
     };

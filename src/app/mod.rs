@@ -60,6 +60,31 @@ pub enum CloseReason {
     Aborted,
 }
 
+/// How a connection's writes are pushed to the wire, as Linux's socket options and send
+/// flags set it (`TCP_NODELAY`, `TCP_CORK`, `MSG_MORE`): kept with the connection, changed
+/// through [`Io`].
+///
+/// By default (`nodelay` off, no cork) the engine applies Nagle's algorithm as Linux does
+/// (RFC 1122 §4.2.3.4 with Minshall's variant, `tcp_nagle_check`): a segment shorter than the
+/// MSS waits while an earlier short one is unacknowledged. The engine's
+/// [`crate::tcp::Config::nodelay`] decides what a new connection starts with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendFlags {
+    /// `TCP_NODELAY`: short segments go out at once.
+    pub nodelay: bool,
+    /// `TCP_CORK`: short segments wait until uncorked, until the data fills a segment, or
+    /// until the persist timer fires (Linux's cork timeout, `tcp_probe_timer`).
+    pub cork: bool,
+    /// The last write was `MSG_MORE`: its short tail waits (this once) and is not pushed.
+    pub(crate) more: bool,
+    /// The app wrote without `MSG_MORE` since the engine last looked: PSH goes on the segment
+    /// that carries the end of that write (Linux `tcp_push` / `tcp_mark_push`).
+    pub(crate) pushed: bool,
+    /// Held short segments go out once, whatever Nagle says (Linux `TCP_NAGLE_PUSH`: setting
+    /// `TCP_NODELAY`, or uncorking a socket that has it).
+    pub(crate) flush: bool,
+}
+
 /// The application's handle on one connection during a callback.
 #[derive(Debug)]
 pub struct Io<'a> {
@@ -70,6 +95,15 @@ pub struct Io<'a> {
     send_capacity: usize,
     shutdown: &'a mut Shutdown,
     deadline: &'a mut Option<Instant>,
+    flags: Flags<'a>,
+}
+
+/// An [`Io`]'s [`SendFlags`]: the connection's (built by the engine) or its own (built by a
+/// test of an app, which reads them back with [`Io::send_flags`]).
+#[derive(Debug)]
+enum Flags<'a> {
+    Conn(&'a mut SendFlags),
+    Own(SendFlags),
 }
 
 impl<'a> Io<'a> {
@@ -94,6 +128,28 @@ impl<'a> Io<'a> {
             send_capacity,
             shutdown,
             deadline,
+            flags: Flags::Own(SendFlags::default()),
+        }
+    }
+
+    /// This handle with the connection's own send flags (what the engine builds).
+    pub(crate) fn with_send_flags(mut self, flags: &'a mut SendFlags) -> Io<'a> {
+        self.flags = Flags::Conn(flags);
+        self
+    }
+
+    /// How this connection's writes are pushed ([`SendFlags`]).
+    pub fn send_flags(&self) -> SendFlags {
+        match &self.flags {
+            Flags::Conn(f) => **f,
+            Flags::Own(f) => *f,
+        }
+    }
+
+    fn flags_mut(&mut self) -> &mut SendFlags {
+        match &mut self.flags {
+            Flags::Conn(f) => f,
+            Flags::Own(f) => f,
         }
     }
 
@@ -137,7 +193,47 @@ impl<'a> Io<'a> {
             0
         };
         self.send.extend(&data[..n]);
+        if n > 0 {
+            // Linux `tcp_push`: the end of this write is marked for PSH, and a held short
+            // tail of an earlier MSG_MORE write goes out with it.
+            let f = self.flags_mut();
+            f.pushed = true;
+            f.more = false;
+            f.flush = false;
+        }
         n
+    }
+
+    /// [`Io::write`] with `MSG_MORE`: more data follows soon, so a short tail waits for it
+    /// (this once: the next transmission the peer's ACKs clock out sends it, as Linux does)
+    /// and no PSH marks this write's end; a later plain write pushes both.
+    pub fn write_more(&mut self, data: &[u8]) -> usize {
+        let n = self.write(data);
+        if n > 0 {
+            let f = self.flags_mut();
+            f.pushed = false;
+            f.more = true;
+        }
+        n
+    }
+
+    /// `TCP_NODELAY`: on, short segments go out at once (and any held now go out); off,
+    /// Nagle's algorithm holds a short segment while an earlier one is unacknowledged.
+    pub fn set_nodelay(&mut self, on: bool) {
+        let f = self.flags_mut();
+        f.nodelay = on;
+        f.flush |= on;
+    }
+
+    /// `TCP_CORK`: on, short segments wait until the data fills a segment, the cork comes off,
+    /// or the persist timer sends them (about the RTO later, as Linux's cork timeout); off,
+    /// what waited goes out as Nagle allows (at once with `TCP_NODELAY`).
+    pub fn set_cork(&mut self, on: bool) {
+        let f = self.flags_mut();
+        f.cork = on;
+        if !on && f.nodelay {
+            f.flush = true;
+        }
     }
 
     /// Half-close: a FIN follows the queued data; the app keeps receiving.

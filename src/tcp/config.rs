@@ -142,6 +142,19 @@ pub struct Config {
     /// Added to `now` (µs) for SYN-cookie slots and key epochs: the wall clock's offset from
     /// the monotonic clock, so that hosts sharing [`Config::cookie_secret`] agree on both.
     pub cookie_clock_offset_us: i64,
+    /// New connections start with `TCP_NODELAY` ([`crate::app::SendFlags`]): no Nagle
+    /// delay for short segments. On by default, as nginx sets it on its connections (the
+    /// built-in apps write whole responses, so Nagle would only add latency); off makes a
+    /// connection start as a Linux socket does. An app changes it per connection with
+    /// [`crate::app::Io::set_nodelay`].
+    pub nodelay: bool,
+    /// Linux's `tcp_min_tso_segs`: the fewest segments of the bursts PSH is placed by
+    /// (Linux sends a burst as TSO packets of about a millisecond at the pacing rate, at
+    /// least this many segments, and marks each multi-segment one with PSH). Default 2. It
+    /// moves PSH only (one transmission sends all its bursts at once: no TSO, no pacing), so
+    /// `xdptcp serve` has no flag for it; the packetdrill shim sets it (`min_tso_segs=`) for
+    /// scripts that set the sysctl.
+    pub min_tso_segs: u32,
 }
 
 impl Config {
@@ -201,6 +214,8 @@ impl Default for Config {
             cookie_secret: None,
             cookie_rotation: Duration::from_secs(64),
             cookie_clock_offset_us: 0,
+            nodelay: true,
+            min_tso_segs: 2,
         }
     }
 }

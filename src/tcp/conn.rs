@@ -19,7 +19,7 @@ use super::route::Route;
 use super::rtt::RttEstimator;
 use super::timer::{Timer, Timers};
 use super::{Config, FourTuple, SeqNumber, State, isn};
-use crate::app::Shutdown;
+use crate::app::{SendFlags, Shutdown};
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::wire::tcp::{Flags, Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
@@ -58,6 +58,16 @@ pub(crate) struct SendSpace {
     pub(crate) buf: VecDeque<u8>,
     /// Sequence number of our FIN once it has gone out (right after the last byte of `buf`).
     pub(crate) fin: Option<SeqNumber>,
+    /// How the app's writes are pushed: `TCP_NODELAY`, `TCP_CORK`, `MSG_MORE`.
+    pub(crate) flags: SendFlags,
+    /// The end of the app's last pushed write (Linux `tcp_mark_push`): the segment that
+    /// carries it gets PSH.
+    pub(crate) push: Option<SeqNumber>,
+    /// The end of the last segment sent with PSH (Linux `pushed_seq`): a segment ending more
+    /// than half the peer's largest window past it gets PSH too (`forced_push`).
+    pub(crate) pushed: SeqNumber,
+    /// The end of the last short segment sent (Linux `snd_sml`, for Minshall's Nagle test).
+    pub(crate) sml: SeqNumber,
 }
 
 /// The receive sequence space (RFC 9293 §3.3.1, Figure 4) and the bytes in it.
@@ -203,6 +213,13 @@ impl<S: Default> Conn<S> {
                 wl2: iss,
                 buf: VecDeque::new(),
                 fin: None,
+                flags: SendFlags {
+                    nodelay: cfg.nodelay,
+                    ..SendFlags::default()
+                },
+                push: None,
+                pushed: iss,
+                sml: iss,
             },
             rcv: RecvSpace {
                 irs: SeqNumber(0),

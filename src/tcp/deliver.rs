@@ -57,7 +57,8 @@ pub(crate) fn io<'c, S>(
         send_capacity,
         &mut c.app.shutdown,
         c.timers.deadline_mut(Timer::App),
-    );
+    )
+    .with_send_flags(&mut c.snd.flags);
     (io, &mut c.app.state, &mut c.rcv.buf)
 }
 

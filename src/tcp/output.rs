@@ -3,6 +3,18 @@
 //! RFC 1122 §4.2.3.2 / RFC 5681 §4.2), RSTs, and the probes the timers ask for; and the
 //! stateless replies to segments that match no connection: the RST of RFC 9293 §3.10.7.1,
 //! the SYN-cookie SYN-ACK (RFC 4987 §3.6) and the TIME-WAIT ACK (RFC 9293 §3.10.7.4).
+//!
+//! Segment boundaries and PSH as Linux sends them (RFC 1122 §4.2.2.2, the use of PUSH: the
+//! sender marks where the data of a SEND is to be delivered, no record boundary; RFC 9293
+//! §3.9.1, SEND's PUSH flag): on the segment that ends a pushed write (`tcp_push`,
+//! `tcp_mark_push`), on the last segment of each burst cut as Linux cuts TSO packets
+//! (`tcp_tso_autosize` with `tcp_min_tso_segs`, `tcp_cwnd_test`'s half window;
+//! `__tcp_transmit_skb` marks every multi-segment packet), on the last of a run of
+//! retransmissions (`tcp_retransmit_skb`), every half of the peer's largest window
+//! (`forced_push`) and on a persist fill (`tcp_write_wakeup`). Whether a short last segment
+//! waits: Nagle's algorithm (RFC 896, RFC 1122 §4.2.3.4) with Minshall's check as
+//! `tcp_nagle_check`, unless `TCP_NODELAY`; `TCP_CORK` and `MSG_MORE` (`tcp_push`'s
+//! `TCP_NAGLE_CORK`, `TCP_NAGLE_PUSH`).
 
 use std::net::IpAddr;
 
@@ -232,7 +244,10 @@ fn send_segment<A: App, T: Tx>(
         } else {
             &back[start - front.len()..end - front.len()]
         };
-        if !payload.is_empty() && off + len == c.snd.buf.len() {
+        // The segment that carries the end of the app's last pushed write gets PSH (Linux
+        // `tcp_mark_push`); a retransmission keeps it.
+        let end = seq + len;
+        if !payload.is_empty() && c.snd.push.is_some_and(|p| p.gt(seq) && p.le(end)) {
             flags |= Flags::PSH;
         }
         let (repr, e) = header(c, cx.now, recv_buffer, seq, flags, payload);
@@ -240,6 +255,9 @@ fn send_segment<A: App, T: Tx>(
         sent = emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr);
     }
     if sent {
+        if flags.contains(Flags::PSH) && (seq + len).gt(c.snd.pushed) {
+            c.snd.pushed = seq + len;
+        }
         if recv_buffer < cx.cfg.recv_buffer {
             cx.stats.rcv_window_clamped += 1;
         }
@@ -370,6 +388,7 @@ fn retransmit<A: App, T: Tx>(
     cx: &mut Cx<'_, A, T>,
     start: SeqNumber,
     end: SeqNumber,
+    push: Flags,
 ) -> bool {
     c.rtt_probe = None; // Karn: no RTT sample from a retransmission
     let data_end = c.snd.una + c.snd.buf.len();
@@ -379,7 +398,7 @@ fn retransmit<A: App, T: Tx>(
     } else {
         0
     };
-    let flags = if fin { Flags::FIN } else { Flags(0) };
+    let flags = if fin { Flags::FIN | push } else { push };
     if (len == 0 && !fin) || !send_segment(c, cx, start, len, flags) {
         return false;
     }
@@ -389,12 +408,27 @@ fn retransmit<A: App, T: Tx>(
 }
 
 /// RFC 6675 §5 NextSeg (): the segments loss recovery deems lost go out first, as far as
-/// the window (PRR's during recovery) lets them.
+/// the window (PRR's during recovery) lets them. A run of several contiguous ones ends with
+/// PSH: Linux resends them as one TSO packet (`tcp_retransmit_skb` keeps TSO packets whole),
+/// which `__tcp_transmit_skb` marks as it marks new ones.
 fn retransmit_lost<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
+    let mut run_end = None;
     while let Some((start, end)) = c.rec.next_retransmission() {
-        if !c.rec.can_send(end - start) || !retransmit(c, cx, start, end) {
+        if !c.rec.can_send(end - start) {
             break;
         }
+        // After a timeout the RTO's one-segment-at-a-time resends carry none (as Linux's).
+        let in_run = run_end == Some(start) && !c.rec.in_timeout_recovery();
+        let run_goes_on = c.rec.lost_at(end) && c.rec.can_send((end - start) * 2);
+        let push = if in_run && !run_goes_on {
+            Flags::PSH
+        } else {
+            Flags(0)
+        };
+        if !retransmit(c, cx, start, end, push) {
+            break;
+        }
+        run_end = Some(end);
         if c.rec.in_timeout_recovery() {
             cx.stats.rto_retransmits += 1;
         } else {
@@ -411,7 +445,7 @@ pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx
     let unsent = c.unsent();
     let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
     let len = unsent.min(mss).min(peer_room);
-    let sent_new = len > 0 && (len == mss || len == unsent) && send_new(c, cx, len);
+    let sent_new = len > 0 && (len == mss || len == unsent) && send_new(c, cx, len, Flags(0));
     // The last segment sent: the end of the last record, which may hold several (a SACKed
     // run), as one segment (with our FIN, if it is there).
     let last = c.rec.scoreboard().last().map(|s| {
@@ -419,7 +453,8 @@ pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx
         let len = (s.end - s.start).min(mss as u32 + u32::from(fin));
         (s.end - len, s.end)
     });
-    let probed = sent_new || last.is_some_and(|(start, end)| retransmit(c, cx, start, end));
+    let probed =
+        sent_new || last.is_some_and(|(start, end)| retransmit(c, cx, start, end, Flags(0)));
     if probed {
         cx.stats.tail_loss_probes += 1;
         c.rec.on_probe_sent(c.snd.max, !sent_new);
@@ -439,23 +474,77 @@ pub(crate) fn send_into_small_window<A: App, T: Tx>(
         .min(usize::from(c.opts.mss))
         .min(c.snd.wnd.saturating_sub(c.flight()) as usize)
         .min(c.rec.room() as usize);
-    len > 0 && send_new(c, cx, len)
+    // Linux's tcp_write_wakeup marks what it sends into the window with PSH.
+    len > 0 && send_new(c, cx, len, Flags::PSH)
 }
 
 /// Sends the next `len` unsent bytes at SND.NXT (with our FIN if they are the last and the app
-/// shut down writing) and moves SND.NXT past them.
-fn send_new<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, len: usize) -> bool {
+/// shut down writing, and with `push`: PSH or nothing) and moves SND.NXT past them.
+fn send_new<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    len: usize,
+    push: Flags,
+) -> bool {
     let seq = c.snd.nxt;
     let fin = c.fin_queued()
         && len == c.unsent()
         && c.snd.fin.is_none_or(|f| f == seq + len)
         && c.state != State::SynReceived;
-    let flags = if fin { Flags::FIN } else { Flags(0) };
+    let mut flags = if fin { Flags::FIN | push } else { push };
+    // Linux `forced_push`: PSH at least every half of the peer's largest window, so a long
+    // write is delivered as it arrives rather than when it ends.
+    let end = seq + len;
+    if end.gt(c.snd.pushed) && end - c.snd.pushed > c.snd.max_wnd / 2 {
+        flags |= Flags::PSH;
+    }
     if !send_segment(c, cx, seq, len, flags) {
         return false;
     }
+    if len < c.payload_mss() {
+        c.snd.sml = end; // Minshall: the last short segment sent
+    }
     advance(c, cx, seq, len, fin);
     true
+}
+
+/// The most segments one burst of new data sends before it ends with PSH: how Linux cuts a
+/// burst into TSO packets, each a `tcp_skb_pcount() > 1` packet that `__tcp_transmit_skb`
+/// marks with PSH ("to expedite GRO flush at receiver"): at most half the congestion window
+/// (`tcp_cwnd_test`: "ensure we have at least 2 GSO packets in flight"), and about a
+/// millisecond at the pacing rate, never below `tcp_min_tso_segs` (`tcp_tso_autosize`; the
+/// pacing rate of `tcp_update_pacing_rate`: 200 % of cwnd per SRTT in slow start, 120 % after,
+/// unbounded before the first RTT sample).
+fn burst_segments<S>(c: &Conn<S>, cfg: &Config, mss: usize) -> usize {
+    let cwnd = (c.rec.window() as usize / mss).max(1);
+    let half = (cwnd / 2).max(1);
+    let Some(srtt) = c.rtt.srtt() else {
+        return half;
+    };
+    let ratio = if c.rec.window() < c.rec.ssthresh() / 2 {
+        200
+    } else {
+        120
+    };
+    let packets = cwnd.max(c.flight() as usize / mss) as u128;
+    // Bytes per second, and what `sk_pacing_rate >> sk_pacing_shift` (10) leaves of it.
+    let rate = mss as u128 * packets * ratio * 1_000_000 / 100 / srtt.as_micros().max(1);
+    let autosize = ((rate >> 10) / mss as u128).max(u128::from(cfg.min_tso_segs.max(1)));
+    half.min(usize::try_from(autosize).unwrap_or(usize::MAX))
+}
+
+/// Nagle's algorithm as Linux applies it (`tcp_nagle_check`, RFC 1122 §4.2.3.4 with Minshall's
+/// variant): the short last segment of the queue waits while the socket is corked (or the
+/// write was `MSG_MORE`), or, without `TCP_NODELAY`, while an earlier short segment is
+/// unacknowledged. Never a FIN's segment, nor after `TCP_NODELAY` was just set
+/// (`TCP_NAGLE_PUSH`).
+fn nagle_holds<S>(c: &Conn<S>) -> bool {
+    let f = c.snd.flags;
+    if f.flush || c.fin_queued() {
+        return false;
+    }
+    let minshall = c.snd.sml.gt(c.snd.una) && c.snd.sml.le(c.snd.nxt);
+    f.cork || f.more || (!f.nodelay && c.flight() > 0 && minshall)
 }
 
 /// Sends what the windows allow: new (or, after a timeout, rewound) data, our FIN, and an ACK
@@ -470,8 +559,11 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         return;
     }
     let mss = c.payload_mss();
+    if std::mem::take(&mut c.snd.flags.pushed) {
+        c.snd.push = Some(c.snd.una + c.snd.buf.len());
+    }
     retransmit_lost(c, cx);
-    loop {
+    'bursts: loop {
         let unsent = c.unsent();
         if unsent == 0 {
             c.rec.set_cwnd_limited(false);
@@ -479,20 +571,43 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
         }
         let peer_room = c.snd.wnd.saturating_sub(c.flight()) as usize;
         let cwnd_room = c.rec.room() as usize;
-        let len = unsent.min(mss).min(peer_room).min(cwnd_room);
         c.rec.set_cwnd_limited(cwnd_room < unsent.min(mss));
+        let max = burst_segments(c, cx.cfg, mss) * mss;
+        let mut len = unsent.min(peer_room).min(cwnd_room).min(max);
+        // A short last segment: sender SWS avoidance if more data follows it (a full
+        // segment, everything we have, or half the peer's largest window), else Nagle.
+        let tail = len % mss;
+        if tail > 0 {
+            let held = if len < unsent {
+                (tail as u32) < c.snd.max_wnd / 2
+            } else {
+                nagle_holds(c)
+            };
+            if held {
+                len -= tail;
+            }
+        }
         if len == 0 {
             break;
         }
-        // Sender SWS avoidance: a full segment, everything we have, or half the peer's
-        // largest window.
-        if len < mss && len < unsent && (len as u32) < c.snd.max_wnd / 2 {
-            break;
-        }
-        if !send_new(c, cx, len) {
-            break;
+        // One burst of at most `burst_segments`; a burst of several segments ends with PSH.
+        let several = len > mss;
+        while len > 0 {
+            let n = len.min(mss);
+            len -= n;
+            let push = if len == 0 && several {
+                Flags::PSH
+            } else {
+                Flags(0)
+            };
+            if !send_new(c, cx, n, push) {
+                break 'bursts;
+            }
         }
     }
+    // MSG_MORE holds a short tail for this push only; so does a TCP_NODELAY flush.
+    c.snd.flags.more = false;
+    c.snd.flags.flush = false;
     // RFC 9293 §3.10.4, CLOSE in SYN-RECEIVED after SENDs: "queue for processing after
     // entering ESTABLISHED state" (a Fast Open connection's FIN waits for the third ACK).
     if c.fin_queued() && c.unsent() == 0 && c.state != State::SynReceived {

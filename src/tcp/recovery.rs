@@ -310,6 +310,11 @@ impl Recovery {
         self.sb.next_lost(self.mss)
     }
 
+    /// Whether the byte at `seq` waits for its retransmission (a lost run goes on there).
+    pub fn lost_at(&mut self, seq: SeqNumber) -> bool {
+        self.sb.lost_at(seq)
+    }
+
     /// `[start, end)` went out at `now` with TSval `tsval` (new data or a retransmission).
     pub fn on_transmit(&mut self, start: SeqNumber, end: SeqNumber, now: Instant, tsval: u32) {
         let resent = self.sb.on_send(start, end, now);

@@ -789,6 +789,14 @@ impl Scoreboard {
         Some((s.start, end))
     }
 
+    /// Whether the byte at `seq` is marked lost and waits for its retransmission.
+    pub fn lost_at(&mut self, seq: SeqNumber) -> bool {
+        let i = self.find(seq);
+        self.segs
+            .get(i)
+            .is_some_and(|s| s.waiting() && s.start.le(seq))
+    }
+
     /// Bytes marked lost and not retransmitted yet.
     pub fn lost_bytes(&self) -> u32 {
         self.lost - self.lost_retrans

@@ -15,6 +15,7 @@ mod lossy;
 mod malformed;
 mod memory_pressure;
 mod options;
+mod push;
 mod receive;
 mod recovery;
 mod resets;

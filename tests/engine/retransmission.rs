@@ -41,6 +41,21 @@ fn lose_times(times: usize, pred: impl Fn(&Sent) -> bool) -> impl FnMut(&Sent, &
     }
 }
 
+/// Drops the first `times` data segments to the server that carry the last byte of the
+/// client's `len`-byte stream (its tail: no later segment produces duplicate ACKs).
+fn lose_tail(times: usize, len: usize) -> impl FnMut(&Sent, &[Sent]) -> bool {
+    let mut lost = 0;
+    move |s, history| {
+        let tail = s.dir == Dir::ToServer
+            && s.is_data()
+            && isn_of(history, Dir::ToServer)
+                .is_some_and(|isn| s.seq + s.payload.len() == isn + 1u32 + len);
+        let drop = lost < times && tail;
+        lost += usize::from(drop);
+        drop
+    }
+}
+
 #[test]
 fn syn_retransmissions_start_at_one_second_and_double_until_the_open_fails() {
     let (ccfg, scfg) = configs(10);
@@ -224,9 +239,7 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
     let mut net = Net::new(ccfg, client, scfg, server, link);
     // Lose the last data segment and its tail loss probe (RFC 8985 §7.3 resends the last
     // segment): no later segment can produce duplicate ACKs, so only the timer recovers it.
-    net.drop_when(lose_times(2, |s| {
-        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
-    }));
+    net.drop_when(lose_tail(2, len));
     net.connect(41006);
     assert!(net.run_until(Duration::from_secs(10), |_| stally.borrow().completed == 1));
     let lost = net.sent(Dir::ToServer, |s| s.dropped);
@@ -262,9 +275,7 @@ fn retransmission_timeout_follows_the_path_rtt_not_the_connection_age() {
     stalled.set(true);
     net.connect(41007);
     net.run_for(Duration::from_secs(30));
-    net.drop_when(lose_once(|s| {
-        s.dir == Dir::ToServer && s.has(Flags::PSH) && s.is_data()
-    }));
+    net.drop_when(lose_tail(1, len));
     stalled.set(false);
     assert!(net.run_until(Duration::from_secs(300), |_| stally.borrow().completed == 1));
     let lost = net.sent(Dir::ToServer, |s| s.dropped);

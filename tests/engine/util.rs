@@ -714,6 +714,17 @@ impl<A: App> RawPeer<A> {
     /// [`RawPeer::handshake`] with a server app that may write at once: returns the SYN-ACK
     /// and what the engine sent in answer to the final ACK.
     pub fn handshake_answered(&mut self, wscale: Option<u8>, ts: bool) -> (Sent, Vec<Sent>) {
+        self.handshake_in(wscale, ts, Duration::from_millis(1))
+    }
+
+    /// [`RawPeer::handshake_answered`] with the final ACK `rtt` after the SYN-ACK: the
+    /// engine's first RTT sample.
+    pub fn handshake_in(
+        &mut self,
+        wscale: Option<u8>,
+        ts: bool,
+        rtt: Duration,
+    ) -> (Sent, Vec<Sent>) {
         let opts = Options {
             mss: Some(1460),
             window_scale: wscale,
@@ -731,7 +742,7 @@ impl<A: App> RawPeer<A> {
         self.ts = ts && syn_ack.options.timestamp.is_some();
         self.snd_nxt = self.iss + 1u32;
         self.rcv_nxt = syn_ack.seq + 1u32;
-        self.now = self.now + Duration::from_millis(1);
+        self.now = self.now + rtt;
         let answer = self.send(&[]);
         (syn_ack, answer)
     }

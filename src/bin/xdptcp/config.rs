@@ -182,7 +182,7 @@ mod tests {
         let path = write(
             "merge",
             "iface = \"veth9\"\nport = 8080\naddr = [\"10.0.0.1\", \"10.0.0.2\"]\nduration = 30\n\
-             header-timeout = 3\nkeepalive-timeout = 0\n",
+             header-timeout = 3\nkeepalive-timeout = 0\nnagle = true\n",
         );
         let p = path.to_str().unwrap();
         let merged = merge(args(&["xdptcp", "serve", "--config", p, "--port", "9090"])).unwrap();
@@ -194,6 +194,7 @@ mod tests {
         assert!(text.contains("duration: Some(30)"), "{text}");
         assert!(text.contains("header_timeout: 3,"), "{text}");
         assert!(text.contains("keepalive_timeout: 0,"), "{text}");
+        assert!(text.contains("nagle: true,"), "{text}");
     }
 
     #[test]

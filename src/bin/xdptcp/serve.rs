@@ -76,6 +76,13 @@ pub(crate) struct ServeArgs {
     /// 200 ms), as Linux; or on the RTO, max(SRTT + 4 RTTVAR, 200 ms), as RFC 6298.
     #[arg(long = "rto-formula", value_enum, default_value_t = RtoArg::Linux)]
     rto_formula: RtoArg,
+    /// Nagle's algorithm on accepted connections (RFC 896, RFC 1122 §4.2.3.4, with Minshall's
+    /// check as Linux's `tcp_nagle_check`): a segment shorter than the MSS waits while an
+    /// earlier short one is unacknowledged. Off by default: connections start with
+    /// `TCP_NODELAY`, as nginx sets it (the built-in apps write whole responses, so Nagle
+    /// would only delay their last segment behind a delayed ACK).
+    #[arg(long)]
+    nagle: bool,
     /// Where the XDP program runs.
     #[arg(long = "xdp-mode", value_enum, default_value_t = ModeArg::Auto)]
     xdp_mode: ModeArg,
@@ -411,6 +418,7 @@ fn engine_config(
             RtoArg::Linux => RtoFormula::Linux,
             RtoArg::Rfc6298 => RtoFormula::Rfc6298,
         },
+        nodelay: !args.nagle,
         mss: link_mss(args, iface, false)?.mss,
         // Several queues: a flow may show up on a worker that does not own it (veth can move
         // a flow between queues); drop such segments rather than reset someone else's flow.
