@@ -5,10 +5,11 @@
 # and draws one SVG per load with both servers' latency percentile curves (latency-LOAD.svg).
 #
 #   sudo scripts/bench.sh [--repeat N] [--duration S] [--out DIR] [--quick] [--micro] [--queues Q]
-#                         [--levels "50 80 95"]
+#                         [--levels "50 80 95"] [--open-only]
 #
 #   --quick     one repeat of 2 s per load, open loop at 80 % only (the CI smoke run)
 #   --levels L  the open-loop levels, in % of each server's closed-loop maximum
+#   --open-only only the xkeep rows (each server's maximum) and the open loop at --levels
 #   --micro     also run the criterion engine benches and add them to the report
 #   --queues Q  then run everything again on a veth with Q queues, nginx with Q workers and
 #               xdptcp with Q workers (server and client then share CPUs 0..Q-1), and report
@@ -39,6 +40,7 @@ out="out/bench"
 micro=0
 queues=1
 levels="50 80 95"
+loads="keepalive close xload xkeep tfo-off tfo keepalive-v6 close-v6 xload-v6"
 while [ $# -gt 0 ]; do
     case "$1" in
     --repeat) repeat=$2; shift 2 ;;
@@ -46,6 +48,7 @@ while [ $# -gt 0 ]; do
     --out) out=$2; shift 2 ;;
     --quick) repeat=1; duration=2; levels=80; shift ;;
     --levels) levels=$2; shift 2 ;;
+    --open-only) loads=xkeep; shift ;;
     --micro) micro=1; shift ;;
     --queues) queues=$2; shift 2 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
@@ -262,7 +265,7 @@ run_matrix() {
             echo "== run $rep/$repeat, $q queue(s): $server"
             start_server "$server" $((duration * 10 + 60)) --addr "$SRV6" --fastopen 256 \
                 "${server_args[@]}"
-            for load in keepalive close xload xkeep tfo-off tfo keepalive-v6 close-v6 xload-v6; do
+            for load in $loads; do
                 run_load "$server" "$load" "$rep" "$q"
             done
             stop_server

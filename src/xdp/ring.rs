@@ -50,6 +50,10 @@ pub trait Umem {
 /// `XDP_PKT_CONTD` (`linux/if_xdp.h`): the descriptor's packet goes on in the next one.
 const XDP_PKT_CONTD: u32 = 1;
 
+/// `XDP_MAX_TX_SKB_BUDGET` (`linux/if_xdp.h`, Linux 6.17): the socket option that sets how
+/// many descriptors one copy-mode `sendto` sends (libc does not have it yet).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
 /// The descriptor type of a [`Rings`]' UMEM.
 pub type Desc<R> = <<R as Rings>::Umem as Umem>::Desc;
 
@@ -93,8 +97,15 @@ pub trait Rings {
     /// Whether the kernel needs a kick (`sendto`) to send what the TX ring holds.
     fn tx_needs_wakeup(&self) -> bool;
 
-    /// Kicks the kernel to send.
-    fn kick(&self) -> io::Result<()>;
+    /// Kicks the kernel to send. `Ok(true)`: it stopped with descriptors left on the TX ring
+    /// (copy mode's `sendto` sends at most its budget, `XDP_MAX_TX_SKB_BUDGET`, 32 unless
+    /// raised, and says EAGAIN; also when the completion ring is full), so kick again.
+    fn kick(&self) -> io::Result<bool>;
+
+    /// Lets one copy-mode kick send up to `budget` descriptors (`XDP_MAX_TX_SKB_BUDGET`, Linux
+    /// 6.17; at most the TX ring's size). Older kernels refuse it (ENOPROTOOPT): the kicks
+    /// then go on until the ring is drained.
+    fn raise_tx_budget(&self, budget: u32) -> io::Result<()>;
 
     /// Takes sent frames off the completion ring into `out`; returns how many.
     ///
@@ -204,8 +215,47 @@ impl Rings for XdpRings {
         self.tx.needs_wakeup()
     }
 
-    fn kick(&self) -> io::Result<()> {
-        self.tx.wakeup()
+    fn kick(&self) -> io::Result<bool> {
+        // xsk-rs's `TxQueue::wakeup` takes EAGAIN for success: our own `sendto`, to tell.
+        // SAFETY: a zero-length `sendto` with no buffer and no address on our own socket's fd.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret >= 0 {
+            return Ok(false);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN) => Ok(true),
+            // No skb now, another sender at the queue, the device down: the next flush tries
+            // again (what xsk-rs and libxdp's samples do).
+            Some(libc::ENOBUFS | libc::EBUSY | libc::ENETDOWN) => Ok(false),
+            _ => Err(err),
+        }
+    }
+
+    fn raise_tx_budget(&self, budget: u32) -> io::Result<()> {
+        // SAFETY: a setsockopt on our own fd with a pointer to a live u32 and its size.
+        let ret = unsafe {
+            libc::setsockopt(
+                self.fd(),
+                libc::SOL_XDP,
+                XDP_MAX_TX_SKB_BUDGET,
+                (&budget as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
     }
 
     unsafe fn complete(&mut self, out: &mut [FrameDesc]) -> usize {
@@ -305,12 +355,17 @@ pub(crate) mod testing {
         tx: VecDeque<FakeDesc>,
         comp: VecDeque<FakeDesc>,
         kicks: u64,
+        /// Copy mode's `sendto`: with a budget, each kick sends at most that many descriptors
+        /// itself (into `kicked`) and says whether any are left.
+        kick_budget: Option<usize>,
+        kicked: Vec<Vec<u8>>,
     }
 
     /// The socket's side of the fake rings.
     #[derive(Debug)]
     pub(crate) struct FakeRings {
         queues: Arc<Mutex<Queues>>,
+        umem: Arc<FakeUmem>,
         size: usize,
     }
 
@@ -345,6 +400,7 @@ pub(crate) mod testing {
             .collect();
         let rings = FakeRings {
             queues: queues.clone(),
+            umem: umem.clone(),
             size,
         };
         let kernel = Kernel {
@@ -411,8 +467,26 @@ pub(crate) mod testing {
             true
         }
 
-        fn kick(&self) -> io::Result<()> {
-            self.q().kicks += 1;
+        fn kick(&self) -> io::Result<bool> {
+            let mut q = self.q();
+            q.kicks += 1;
+            let Some(budget) = q.kick_budget else {
+                return Ok(false);
+            };
+            let n = budget.min(q.tx.len());
+            for desc in q.tx.drain(..n).collect::<Vec<_>>() {
+                let packet = self.umem.frame(desc.frame)[..desc.len].to_vec();
+                q.kicked.push(packet);
+                q.comp.push_back(desc);
+            }
+            Ok(!q.tx.is_empty())
+        }
+
+        fn raise_tx_budget(&self, budget: u32) -> io::Result<()> {
+            let mut q = self.q();
+            if q.kick_budget.is_some() {
+                q.kick_budget = Some(budget as usize);
+            }
             Ok(())
         }
 
@@ -501,6 +575,17 @@ pub(crate) mod testing {
         /// `sendto` kicks so far.
         pub(crate) fn kicks(&self) -> u64 {
             self.q().kicks
+        }
+
+        /// From now on each kick sends up to `budget` descriptors, as copy mode's `sendto`
+        /// does (one-descriptor packets only); the packets sent so go to [`Kernel::kicked`].
+        pub(crate) fn send_on_kick(&self, budget: usize) {
+            self.q().kick_budget = Some(budget);
+        }
+
+        /// The packets kicks have sent so far.
+        pub(crate) fn kicked(&self) -> Vec<Vec<u8>> {
+            std::mem::take(&mut self.q().kicked)
         }
     }
 

@@ -526,15 +526,7 @@ impl Server {
             .collect();
         for s in self.latest.iter().flatten() {
             t.stats.merge(&s.stats);
-            t.socket.rx_frames += s.socket.rx_frames;
-            t.socket.tx_frames += s.socket.tx_frames;
-            t.socket.tx_no_frame += s.socket.tx_no_frame;
-            t.socket.tx_kicks += s.socket.tx_kicks;
-            t.socket.kernel_rx_dropped += s.socket.kernel_rx_dropped;
-            t.socket.rx_chains += s.socket.rx_chains;
-            t.socket.rx_chain_too_long += s.socket.rx_chain_too_long;
-            t.socket.rx_chain_cut += s.socket.rx_chain_cut;
-            t.socket.tx_chains += s.socket.tx_chains;
+            t.socket.merge(&s.socket);
             t.frames.total += s.frames.total;
             t.frames.free += s.frames.free;
             t.frames.fill += s.frames.fill;

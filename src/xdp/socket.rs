@@ -192,6 +192,9 @@ pub struct SocketCounters {
     pub tx_no_frame: u64,
     /// `sendto` kicks.
     pub tx_kicks: u64,
+    /// Kicks after which the kernel had descriptors left (copy mode's `sendto` budget, or a
+    /// full completion ring): kicked again at once, up to what is in flight.
+    pub tx_kicks_cut: u64,
     /// Frames the kernel dropped for want of fill-ring frames or RX-ring room
     /// (`XDP_STATISTICS`: rx_dropped + rx_ring_full).
     pub kernel_rx_dropped: u64,
@@ -208,6 +211,20 @@ pub struct SocketCounters {
 }
 
 impl SocketCounters {
+    /// Adds `other`'s counts (the totals over the queues).
+    pub fn merge(&mut self, other: &SocketCounters) {
+        self.rx_frames += other.rx_frames;
+        self.tx_frames += other.tx_frames;
+        self.tx_no_frame += other.tx_no_frame;
+        self.tx_kicks += other.tx_kicks;
+        self.tx_kicks_cut += other.tx_kicks_cut;
+        self.kernel_rx_dropped += other.kernel_rx_dropped;
+        self.rx_chains += other.rx_chains;
+        self.rx_chain_too_long += other.rx_chain_too_long;
+        self.rx_chain_cut += other.rx_chain_cut;
+        self.tx_chains += other.tx_chains;
+    }
+
     fn count_chain_drop(&mut self, why: ChainDrop) {
         match why {
             ChainDrop::TooLong => self.rx_chain_too_long += 1,
@@ -349,6 +366,12 @@ impl XskSocket {
         let (fill, comp) =
             rings.ok_or_else(|| bind_error(io::Error::other("UMEM rings already taken")))?;
         let rings = XdpRings { rx, tx, fill, comp };
+        if mode == BindMode::Copy {
+            // One kick for a whole ring, where the kernel takes it (Linux 6.17 on).
+            if let Err(e) = rings.raise_tx_budget(config.ring_size) {
+                tracing::debug!(queue, error = %e, "XDP_MAX_TX_SKB_BUDGET refused: copy-mode kicks send 32 descriptors each");
+            }
+        }
         let umem = XdpUmem { umem, frame_len };
         Ok(
             XskSocket::new(queue, mode == BindMode::ZeroCopy, umem, rings, descs)
@@ -606,8 +629,19 @@ impl<R: Rings> Port<R> {
             produced_any || (in_flight && self.rings.tx_needs_wakeup())
         };
         if kick {
-            self.counters.tx_kicks += 1;
-            self.rings.kick()?;
+            // One copy-mode `sendto` sends at most the kernel's budget (32 unless
+            // `XDP_MAX_TX_SKB_BUDGET` raised it): kick until the ring is drained, or a reply
+            // would wait for the next turn of the loop, maybe behind a 1 ms poll. Each kick
+            // sends 32 or more, so what is in flight bounds the kicks.
+            let most = self.frames.in_flight() / 32 + 1;
+            for _ in 0..most {
+                self.counters.tx_kicks += 1;
+                if !self.rings.kick()? {
+                    break;
+                }
+                self.counters.tx_kicks_cut += 1;
+                self.reap_completions();
+            }
         }
         self.reap_completions();
         Ok(())
@@ -870,6 +904,40 @@ mod tests {
         assert_eq!(kernel.transmit(), [vec![1; 300]]);
         socket.flush().unwrap();
         assert_eq!(kernel.transmit(), [vec![2; 600]]);
+    }
+
+    #[test]
+    fn a_copy_mode_flush_kicks_until_the_kernel_s_32_descriptor_budget_has_sent_everything() {
+        // 100 replies pending, a kernel that sends 32 per `sendto` and says EAGAIN while any
+        // are left: one flush sends all of them, in order.
+        let (mut socket, kernel) = fake_socket(256, 128, 128);
+        kernel.send_on_kick(32);
+        for i in 0..100u8 {
+            assert!(socket.tx().send(60, |b| b.fill(i)));
+        }
+        socket.flush().unwrap();
+        let sent = kernel.kicked();
+        assert_eq!(sent.len(), 100);
+        assert!(
+            sent.iter()
+                .enumerate()
+                .all(|(i, p)| *p == vec![i as u8; 60])
+        );
+        // The sends flush each full batch of 64 (32 + 32: two kicks, the first cut), the flush
+        // the other 36 (32 + 4).
+        let c = socket.counters();
+        assert_eq!((c.tx_kicks, c.tx_kicks_cut), (4, 2), "{c:?}");
+        assert_eq!(kernel.kicks(), 4);
+        // A budget raised to the ring's size sends each batch with one kick.
+        kernel.send_on_kick(128);
+        for i in 0..100u8 {
+            assert!(socket.tx().send(60, |b| b.fill(i)));
+        }
+        socket.flush().unwrap();
+        assert_eq!(kernel.kicked().len(), 100);
+        let c = socket.counters();
+        assert_eq!((c.tx_kicks, c.tx_kicks_cut), (6, 2), "{c:?}");
+        assert_all_back(&socket, &kernel, 128);
     }
 
     proptest::proptest! {
