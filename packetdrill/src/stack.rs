@@ -85,6 +85,8 @@ struct SockOpts {
     fastopen_queue: Option<u32>,
     /// `TCP_FASTOPEN_KEY`.
     fastopen_key: Option<FastOpenKey>,
+    /// `TCP_USER_TIMEOUT`, milliseconds (0: off).
+    user_timeout: u32,
 }
 
 impl SockOpts {
@@ -933,6 +935,7 @@ impl Stack {
         self.files.insert(new, File::Socket(Box::new(socket)));
         if conn.alive() {
             self.owners.insert(conn.id, new);
+            self.apply_conn_options(conn.id, &opts);
         }
         self.note_created(new);
         self.dirty = true;
@@ -994,6 +997,8 @@ impl Stack {
             remote_port: remote.port(),
         };
         self.owners.insert(id, fd);
+        let opts = self.socket(fd)?.opts;
+        self.apply_conn_options(id, &opts);
         let s = self.sock(fd)?;
         s.bound = Some(as_family(local, s.v6));
         s.error = None;
@@ -1395,6 +1400,10 @@ impl Stack {
                     backup: key(16),
                 });
             }
+            // Linux's `do_tcp_setsockopt`: a negative timeout is EINVAL, 0 turns it off.
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+                s.opts.user_timeout = u32::try_from(int()?).map_err(|_| Errno::INVAL)?;
+            }
             _ => return Err(Errno::NOPROTOOPT),
         }
         self.apply_option(fd, level, name)
@@ -1413,10 +1422,16 @@ impl Stack {
         );
         let fastopen_opt = level == libc::IPPROTO_TCP
             && matches!(name, libc::TCP_FASTOPEN | libc::TCP_FASTOPEN_KEY);
+        let s = self.socket(fd)?;
         if !keepalive_opt && !fastopen_opt {
+            // The engine's own per-connection options apply to a connection at once; a
+            // listener's pass to the connections it accepts, as in Linux.
+            if let SockState::Connected(c) = &s.state {
+                let (id, opts) = (c.id, s.opts);
+                self.apply_conn_options(id, &opts);
+            }
             return Ok(());
         }
-        let s = self.socket(fd)?;
         match &s.state {
             SockState::Listening { .. } => {
                 let listener = self.listener(fd)?;
@@ -1430,6 +1445,13 @@ impl Stack {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Gives connection `id` the engine-side options of its socket (`TCP_USER_TIMEOUT`).
+    fn apply_conn_options(&mut self, id: ConnId, opts: &SockOpts) {
+        let user_timeout = Duration::from_millis(opts.user_timeout.into());
+        self.engine
+            .set_user_timeout(id, Some(user_timeout).filter(|t| !t.is_zero()));
     }
 
     /// `getsockopt(fd, level, name)`: the option's value (an `int`, or `struct linger`).
@@ -1463,6 +1485,7 @@ impl Stack {
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
                 s.opts.fastopen_queue.map_or(0, |q| clamp(q as usize))
             }
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => clamp(s.opts.user_timeout as usize),
             _ => return Err(Errno::NOPROTOOPT),
         };
         Ok(int.to_ne_bytes().to_vec())

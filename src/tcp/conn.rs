@@ -142,6 +142,12 @@ pub(crate) struct Conn<S> {
     pub(crate) retries: u8,
     /// Loss recovery and congestion control (RFC 6675, RFC 8985, RFC 6937, RFC 9438).
     pub(crate) rec: Recovery,
+    /// TCP_USER_TIMEOUT (RFC 5482), milliseconds; 0: off (the retry limit alone applies).
+    pub(crate) user_timeout_ms: u32,
+    /// Since the first retransmission (a tail loss probe too) or window probe that no ACK has
+    /// answered yet: when the oldest unacknowledged segment was sent, what the user timeout
+    /// counts from (Linux's `retrans_stamp`).
+    pub(crate) timeout_start: Option<Instant>,
 
     // Keepalive.
     /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
@@ -224,6 +230,8 @@ impl<S: Default> Conn<S> {
             rtt_probe: None,
             retries: 0,
             rec: Recovery::new(cfg.congestion_control, opts.mss, cfg.initial_window, false),
+            user_timeout_ms: 0,
+            timeout_start: None,
             last_rx: now,
             ka_probes: 0,
             delack: DelayedAck::default(),

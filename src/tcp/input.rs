@@ -316,6 +316,11 @@ fn process_ack<A: App, T: Tx>(
     }
     if c.flight() == 0 {
         c.retries = 0; // a window probe was answered
+        // The user timeout goes on counting while the window stays shut (Linux resets
+        // `icsk_probes_tstamp` only once the window opens, `tcp_ack_probe`).
+        if window > 0 {
+            c.timeout_start = None;
+        }
     }
     // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <-
     // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -364,6 +369,7 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
         c.snd.nxt = ack;
     }
     c.retries = 0;
+    c.timeout_start = None;
 }
 
 /// Feeds an acceptable ACK at or above SND.UNA to loss recovery: the scoreboard takes its SACK

@@ -175,4 +175,25 @@ impl<A: App> Engine<A> {
         self.reschedule(id);
         true
     }
+
+    /// Sets connection `id`'s user timeout (RFC 5482, Linux's `TCP_USER_TIMEOUT`): once data
+    /// (or a zero-window probe) has gone unacknowledged this long, the connection is aborted
+    /// with a RST and the app told [`CloseReason::TimedOut`], however many retransmissions
+    /// that took; the retransmission timer is clamped so the abort comes on time. As in Linux
+    /// it replaces the retry limit ([`super::Config::retries`]) while set, has millisecond
+    /// granularity (a longer time than `u32::MAX` ms is that), and `None` or zero turns it off.
+    /// False if there is no such connection.
+    pub fn set_user_timeout(&mut self, id: ConnId, timeout: Option<std::time::Duration>) -> bool {
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        c.user_timeout_ms = timeout.map_or(0, |t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX));
+        true
+    }
+
+    /// Connection `id`'s user timeout ([`Engine::set_user_timeout`]), if one is set.
+    pub fn user_timeout(&self, id: ConnId) -> Option<std::time::Duration> {
+        let ms = self.conns.get(id)?.user_timeout_ms;
+        (ms > 0).then(|| std::time::Duration::from_millis(ms.into()))
+    }
 }

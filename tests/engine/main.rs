@@ -20,6 +20,7 @@ mod recovery;
 mod resets;
 mod retransmission;
 mod rfc5961;
+mod sockopt;
 mod states;
 mod syncookies;
 mod time_wait;
