@@ -36,6 +36,15 @@ pub(crate) fn after_event<A: App, T: Tx>(
         return Outcome::Close(CloseReason::Aborted);
     }
     output::transmit(c, cx);
+    // What went out may have taken the unsent bytes below TCP_NOTSENT_LOWAT: the app hears
+    // of the room now, not at the next ACK (Linux's `tcp_check_space` after `tcp_write_xmit`).
+    if c.limits.notsent_lowat != u32::MAX && offer_room(c, cx) {
+        if c.app.shutdown == Shutdown::Abort {
+            output::send_rst(c, cx);
+            return Outcome::Close(CloseReason::Aborted);
+        }
+        output::transmit(c, cx);
+    }
     outcome
 }
 
@@ -48,7 +57,13 @@ pub(crate) fn io<'c, S>(
     id: ConnId,
     now: Instant,
 ) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
-    let send_capacity = c.send_limit(cfg, mem);
+    // TCP_NOTSENT_LOWAT gates writes too (Linux's `tcp_sendmsg` waits while
+    // `tcp_stream_memory_free` says no).
+    let send_capacity = if c.below_lowat(false) {
+        c.send_limit(cfg, mem)
+    } else {
+        c.snd.buf.len()
+    };
     let io = Io::new(
         id,
         c.route.tuple,
@@ -75,12 +90,30 @@ fn window_update_due<S>(c: &Conn<S>, cfg: &Config, mem: &Budget) -> bool {
         return false;
     }
     let open = c.rcv_open();
-    if open > c.window_clamp(cfg.recv_buffer) / 2 {
+    if open > c.window_clamp(c.recv_buffer(cfg)) / 2 {
         return false;
     }
     let (field, _) = c.window_to_advertise(c.recv_limit(cfg, mem));
     let new = u32::from(field) << c.opts.rcv_wscale;
     new > 0 && new / 2 >= open
+}
+
+/// Tells an app that found no room ([`App::on_writable`]) that there is some: below the send
+/// buffer's limit, and with TCP_NOTSENT_LOWAT once the unsent bytes are below half the mark
+/// (Linux wakes a writer when `__sk_stream_is_writeable(sk, 1)`). Whether it did.
+fn offer_room<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
+    let (cfg, mem, id, now) = (cx.cfg, cx.mem, cx.id, cx.now);
+    if !(c.app.blocked
+        && c.app.shutdown == Shutdown::Open
+        && c.snd.buf.len() < c.send_limit(cfg, mem)
+        && c.below_lowat(true))
+    {
+        return false;
+    }
+    c.app.blocked = false;
+    let (mut io, state, _) = io(c, cfg, mem, id, now);
+    cx.app.on_writable(state, &mut io);
+    true
 }
 
 /// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
@@ -105,12 +138,7 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         let (mut io, state, _) = io(c, cfg, mem, id, now);
         cx.app.on_connected(state, &mut io);
     }
-    if c.app.blocked && c.app.shutdown == Shutdown::Open && c.snd.buf.len() < c.send_limit(cfg, mem)
-    {
-        c.app.blocked = false;
-        let (mut io, state, _) = io(c, cfg, mem, id, now);
-        cx.app.on_writable(state, &mut io);
-    }
+    offer_room(c, cx);
     if !c.rcv.buf.is_empty() {
         if c.app.shutdown >= Shutdown::Close {
             c.rcv.buf.clear();
@@ -133,9 +161,9 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     }
     if c.app.shutdown == Shutdown::Open && !c.app.blocked {
         let limit = c.send_limit(cfg, mem);
-        if c.snd.buf.len() >= limit {
+        if c.snd.buf.len() >= limit || !c.below_lowat(false) {
             c.app.blocked = true;
-            if limit < cfg.send_buffer as usize {
+            if limit < c.send_buffer(cfg) as usize {
                 cx.stats.send_memory_limited += 1;
             }
         }

@@ -348,6 +348,7 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
     let fin_acked_now = c.snd.fin.is_some_and(|f| ack.gt(f));
     let data = (acked as usize - usize::from(fin_acked_now)).min(c.snd.buf.len());
     c.snd.buf.drain(..data);
+    c.bytes_acked += data as u64;
     if c.snd.buf.is_empty() && c.snd.buf.capacity() > MAX_IDLE_BUFFER {
         c.snd.buf = Default::default();
     }
@@ -516,7 +517,7 @@ fn receive_data<A: App, T: Tx>(
         let ceiling = cx
             .mem
             .growth_ceiling(own, c.rcv.buf.capacity())
-            .min((cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + data.len()));
+            .min((c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + data.len()));
         let growth = if cx.mem.pressured(own) {
             Growth::Eighth
         } else {
@@ -532,13 +533,15 @@ fn receive_data<A: App, T: Tx>(
     c.rcv.starved = false;
     c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
+    c.bytes_received += data.len() as u64;
     let filled_hole = !c.rcv.ooo.is_empty();
     while let Some(more) = c.rcv.ooo.pop_ready(c.rcv.nxt) {
         c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
+        c.bytes_received += more.len() as u64;
         if !refused {
             // Data held already changes queues: it always fits, in no more than the buffer.
-            let ceiling = (cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + more.len());
+            let ceiling = (c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + more.len());
             reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
             c.rcv.buf.extend(more.iter());
         }
@@ -615,8 +618,10 @@ fn handle_syn_sent<A: App, T: Tx>(
     c.synchronize_receive(seg.seq, seg.options.timestamp);
     // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
-    c.rcv.adv = c.rcv.nxt + output::syn_window(cx.cfg);
+    c.rcv.adv = c.rcv.nxt + c.syn_window(cx.cfg);
     c.opts = Negotiated::from_syn(cx.cfg, c.route.tuple.remote_addr.is_ipv4(), &seg.options);
+    // What our SYN offered under the socket options (`TCP_MAXSEG`, `SO_RCVBUF`) holds.
+    c.clamp_negotiated();
     if flags.contains(Flags::ACK) {
         // Our SYN is acknowledged: ESTABLISHED.
         c.establish(cx.cfg, cx.stats, cx.now, seg);

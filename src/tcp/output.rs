@@ -115,7 +115,7 @@ pub(crate) fn send_syn_ack<S, T: Tx>(
     fast_open: Option<FastOpenOption>,
 ) -> bool {
     let syn_ack = c.state == State::SynReceived;
-    let window = syn_window(cfg) as u16;
+    let window = c.syn_window(cfg) as u16;
     let (ws, sack, ts) = if syn_ack {
         (
             (c.opts.rcv_wscale > 0 || c.opts.snd_wscale > 0).then_some(c.opts.rcv_wscale),
@@ -141,7 +141,7 @@ pub(crate) fn send_syn_ack<S, T: Tx>(
         },
         window,
         options: Options {
-            mss: Some(cfg.mss),
+            mss: Some(c.syn_mss(cfg)),
             window_scale: ws,
             sack_permitted: sack,
             timestamp: ts,
@@ -240,7 +240,7 @@ fn send_segment<A: App, T: Tx>(
         sent = emit(cx.cfg, cx.stats, cx.tx, &c.route, &repr);
     }
     if sent {
-        if recv_buffer < cx.cfg.recv_buffer {
+        if recv_buffer < c.recv_buffer(cx.cfg) {
             cx.stats.rcv_window_clamped += 1;
         }
         c.rcv.adv = edge;

@@ -175,9 +175,9 @@ fn retry_or_abort<A: App, T: Tx>(
     since: Instant,
 ) -> Option<Outcome> {
     let start = note_timeout_start(c, since);
-    let user_timed_out =
-        c.user_timeout_ms > 0 && cx.now - start >= Duration::from_millis(c.user_timeout_ms.into());
-    let retries_out = c.user_timeout_ms == 0 && c.retries >= cx.cfg.retries;
+    let user_timed_out = c.limits.user_timeout_ms > 0
+        && cx.now - start >= Duration::from_millis(c.limits.user_timeout_ms.into());
+    let retries_out = c.limits.user_timeout_ms == 0 && c.retries >= cx.cfg.retries;
     if retries_out || user_timed_out {
         cx.stats.timeouts += 1;
         output::send_rst(c, cx);
@@ -191,13 +191,13 @@ fn retry_or_abort<A: App, T: Tx>(
 /// The retransmission timer, however it was armed, fires no later than the user timeout's end,
 /// so the abort comes on time (Linux's `tcp_clamp_rto_to_user_timeout`).
 fn clamp_to_user_timeout<S>(c: &mut Conn<S>, now: Instant) {
-    if c.user_timeout_ms == 0 {
+    if c.limits.user_timeout_ms == 0 {
         return;
     }
     let Some(start) = c.timeout_start else {
         return;
     };
-    let end = (start + Duration::from_millis(c.user_timeout_ms.into())).max(now);
+    let end = (start + Duration::from_millis(c.limits.user_timeout_ms.into())).max(now);
     if let Some(at) = c.timers.deadline_mut(Timer::Rto) {
         *at = (*at).min(end);
     }

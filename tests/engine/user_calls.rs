@@ -43,6 +43,7 @@ fn listener() -> Listener {
         port: PORT,
         keepalive: None,
         fastopen: None,
+        options: Default::default(),
     }
 }
 

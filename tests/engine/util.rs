@@ -133,6 +133,7 @@ pub fn server_config() -> Config {
             port: PORT,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         secret: Secret([0x42; 32]),
         ..Config::default()

@@ -365,6 +365,7 @@ fn engine_config(
             port: args.port,
             keepalive: args.keepalive,
             fastopen: args.fastopen.map(FastOpen::with_queue),
+            options: Default::default(),
         }]
     } else {
         args.addrs
@@ -374,6 +375,7 @@ fn engine_config(
                 port: args.port,
                 keepalive: args.keepalive,
                 fastopen: args.fastopen.map(FastOpen::with_queue),
+                options: Default::default(),
             })
             .collect()
     };
