@@ -28,6 +28,18 @@ fn app_counter(topo: &Topology, name: &str) -> u64 {
     topo.stats()["total"]["app"][name].as_u64().unwrap_or(0)
 }
 
+/// The app counter `name` once it reads `want`, or what it reads after 2 s: workers publish
+/// their counters every `SNAPSHOT_INTERVAL` (100 ms), so a count read right after the event
+/// it counts may still be the one before.
+fn app_counter_settled(topo: &Topology, name: &str, want: u64) -> u64 {
+    let mut last = 0;
+    Topology::wait_for(Duration::from_secs(2), || {
+        last = app_counter(topo, name);
+        last == want
+    });
+    last
+}
+
 /// A topology with `xdptcp serve` (with `args`) answering once its stats socket is up, or
 /// `None` without root (the test then returns; under CI it fails instead).
 fn serving(args: &[&str]) -> Option<(Topology, usize)> {
@@ -184,7 +196,10 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     );
     assert!(early >= HEADER_TIMEOUT - 0.05, "closed early: {early} s");
     assert!(late <= HEADER_TIMEOUT + 0.75, "closed late: {late} s");
-    assert_eq!(app_counter(&topo, "header_timeouts"), DRIBBLING as u64);
+    assert_eq!(
+        app_counter_settled(&topo, "header_timeouts", DRIBBLING as u64),
+        DRIBBLING as u64
+    );
 }
 
 /// `HOST PORT`: one keep-alive connection: a request, its whole response, then silence;
@@ -242,7 +257,11 @@ fn an_idle_keep_alive_connection_is_closed_at_the_keepalive_timeout_and_a_busy_o
     // the server queued it), 0.3 s late.
     assert!((1.95..=2.3).contains(&closed_after), "{r}");
     assert!(r["busy_answers"].as_u64().unwrap() >= 7, "{r}");
-    assert_eq!(app_counter(&topo, "idle_timeouts"), 1, "only the idle one");
+    assert_eq!(
+        app_counter_settled(&topo, "idle_timeouts", 1),
+        1,
+        "only the idle one"
+    );
     assert_eq!(app_counter(&topo, "header_timeouts"), 0);
 }
 
@@ -339,7 +358,7 @@ fn a_2_mib_header_line_is_answered_431_and_the_servers_rss_barely_moves() {
     );
     assert_eq!(curl_status(&topo, &url), "200", "still serving");
     assert_eq!(
-        app_counter(&topo, "errors"),
+        app_counter_settled(&topo, "errors", 11),
         11,
         "every header line answered 431"
     );

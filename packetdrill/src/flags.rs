@@ -11,6 +11,7 @@
 //! | `syn_retries`, `synack_retries`, `retries` | retransmission limits |
 //! | `recv_buffer`, `send_buffer` | bytes per connection |
 //! | `initial_window` | segments |
+//! | `rto_formula` | `linux` (default) or `rfc6298`: where the RTO floor applies |
 //! | `rto_min_ms`, `rto_initial_ms`, `rto_max_ms`, `delayed_ack_ms`, `time_wait_ms`, `fin_wait2_ms` | timers |
 //! | `max_half_open` | half-open connections before cookies (`auto`) or drops (`never`) |
 //! | `local_ip` | the address an unbound `connect()` uses (IPv4 or IPv6; one per family) |
@@ -22,7 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use xdptcp::tcp::hash::Key;
-use xdptcp::tcp::{Config, FastOpenKey, Secret, SynCookieMode};
+use xdptcp::tcp::{Config, FastOpenKey, RtoFormula, Secret, SynCookieMode};
 
 /// What `--so_flags` could not take.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +173,13 @@ impl Options {
                 "rto_min_ms" => e.rto_min = millis(k, v)?,
                 "rto_initial_ms" => e.rto_initial = millis(k, v)?,
                 "rto_max_ms" => e.rto_max = millis(k, v)?,
+                "rto_formula" => {
+                    e.rto_formula = match v {
+                        "linux" => RtoFormula::Linux,
+                        "rfc6298" => RtoFormula::Rfc6298,
+                        _ => return Err(bad(k, v)),
+                    }
+                }
                 "delayed_ack_ms" => e.delayed_ack = millis(k, v)?,
                 "time_wait_ms" => e.time_wait = millis(k, v)?,
                 "fin_wait2_ms" => e.fin_wait2_timeout = millis(k, v)?,
@@ -209,15 +217,17 @@ mod tests {
         assert_eq!(o.engine.initial_window, 10);
         assert_eq!(o.engine.delayed_ack, Duration::from_millis(40));
         assert_eq!(o.engine.rto_min, Duration::from_millis(200));
+        assert_eq!(o.engine.rto_formula, RtoFormula::Linux);
         assert_eq!(o.local_v4, DEFAULT_LOCAL_V4);
     }
 
     #[test]
     fn flags_set_their_keys_and_bad_ones_are_named() {
         let o = Options::parse(
-            "syncookies=always, wscale=8 local_ip=fd00::5,rto_min_ms=300,rto_max_ms=1000",
+            "syncookies=always, wscale=8 local_ip=fd00::5,rto_min_ms=300,rto_max_ms=1000,rto_formula=rfc6298",
         )
         .unwrap();
+        assert_eq!(o.engine.rto_formula, RtoFormula::Rfc6298);
         assert_eq!(o.engine.syncookies, SynCookieMode::Always);
         assert_eq!(o.engine.window_scale, 8);
         assert_eq!(o.engine.rto_min, Duration::from_millis(300));

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use super::rtt::RtoFormula;
 use super::secret::Secret;
 use super::syncookie::{CookieClock, CookieKeys};
 use crate::time::Instant;
@@ -98,6 +99,8 @@ pub struct Config {
     pub rto_initial: Duration,
     /// Lower bound of the RTO (Linux: 200 ms).
     pub rto_min: Duration,
+    /// Whether `rto_min` bounds the RTO (RFC 6298) or its variance term (Linux, the default).
+    pub rto_formula: RtoFormula,
     /// Upper bound of the RTO (Linux: 120 s).
     pub rto_max: Duration,
     /// Retransmissions of data or FIN before the connection is aborted (Linux `tcp_retries2`).
@@ -184,6 +187,7 @@ impl Default for Config {
             sack: true,
             rto_initial: Duration::from_secs(1),
             rto_min: Duration::from_millis(200),
+            rto_formula: RtoFormula::Linux,
             rto_max: Duration::from_secs(120),
             retries: 15,
             syn_retries: 6,

@@ -231,7 +231,7 @@ impl<S: Default> Conn<S> {
                 recent: 0,
             },
             timers: Timers::default(),
-            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max),
+            rtt: RttEstimator::new(cfg.rto_initial, cfg.rto_min, cfg.rto_max, cfg.rto_formula),
             rtt_probe: None,
             retries: 0,
             rec: Recovery::new(cfg.congestion_control, opts.mss, cfg.initial_window, false),

@@ -64,6 +64,7 @@ mod user;
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
 pub use engine::{ConnectError, Engine};
 pub use fastopen::{FastOpen, FastOpenKey};
+pub use rtt::RtoFormula;
 pub use secret::Secret;
 pub use seq::SeqNumber;
 pub use sockopt::{ConnOptions, TcpInfo};

@@ -393,12 +393,17 @@ impl Recovery {
             self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
         };
 
+        // Whether this ACK ended fast recovery, which sets the window to ssthresh. The end of
+        // an RTO's loss episode does not (Linux `tcp_in_cwnd_reduction` holds in CWR and
+        // Recovery only): the window keeps its slow start from one segment.
+        let mut window_set = false;
         // Leaving an episode (RFC 6675 §5: "once SND.UNA > RecoveryPoint" — at or past, as
         // RFC 6582 and Linux).
         match self.phase {
             Phase::Recovery { point } | Phase::Loss { point } if a.ack.ge(point) => {
                 if let Phase::Recovery { .. } = self.phase {
                     self.cc.on_recovery_end();
+                    window_set = true;
                 }
                 self.rack.on_recovery_exit();
                 self.phase = Phase::Open;
@@ -431,12 +436,13 @@ impl Recovery {
             // The window grows on delivered data, only when the ACK advances SND.UNA (RFC 5681
             // §3.1: "when a new ACK is received"; Linux `tcp_may_raise_cwnd`: "only grow cwnd
             // on in-order delivery", so `tcp_cong_control` skips `tcp_cong_avoid` on a
-            // duplicate ACK that only SACKs new data), not on the ACK that ends an episode
-            // (the window was just set to ssthresh) nor on one that repaired a probed loss.
+            // duplicate ACK that only SACKs new data), not on the ACK that ends fast recovery
+            // (the window was just set to ssthresh) nor on one that repaired a probed loss;
+            // the ACK that ends an RTO's loss episode grows it like any other.
             // (Linux also grows on SACKs once it measured reordering deeper than three
             // segments, a degree the engine does not keep.)
             Phase::Open | Phase::Loss { .. }
-                if s.acked > 0 && tlp != TlpOutcome::LossRepaired && !out.recovered =>
+                if s.acked > 0 && tlp != TlpOutcome::LossRepaired && !window_set =>
             {
                 let cwnd = self.cc.window();
                 let slow_start = cwnd < self.cc.ssthresh();
@@ -812,6 +818,30 @@ mod tests {
         });
         assert!(out.undone);
         assert!(r.window() >= cwnd, "RFC 5682: the window is restored");
+    }
+
+    #[test]
+    fn the_ack_that_ends_a_timeout_s_loss_episode_grows_the_window_in_slow_start() {
+        // Linux grows cwnd on it (only CWR and Recovery are reductions, tcp_in_cwnd_reduction):
+        // one segment after the timeout, two once its retransmission is acknowledged.
+        let mut r = sending(1);
+        r.on_retransmission_timeout(ms(200), seq(1000));
+        assert_eq!(r.window(), MSS);
+        let (s, e) = r.next_retransmission().unwrap();
+        r.on_transmit(s, e, ms(200), 200);
+        r.set_cwnd_limited(false);
+        let out = r.on_ack(&AckInput {
+            now: ms(300),
+            ack: seq(1000),
+            blocks: &[],
+            tsecr: Some(200),
+            ts_now: 300,
+            snd_max: seq(1000),
+            srtt: RTT,
+            dup_ack: false,
+        });
+        assert!(out.recovered && !out.undone);
+        assert_eq!(r.window(), 2 * MSS);
     }
 
     #[test]

@@ -138,6 +138,11 @@ impl CookieClock {
     pub fn epoch(&self, now: Instant) -> u64 {
         self.micros(now) / self.rotation_us.max(1)
     }
+
+    /// How far into its rotation epoch `now` is, µs.
+    pub fn into_epoch_us(&self, now: Instant) -> u64 {
+        self.micros(now) % self.rotation_us.max(1)
+    }
 }
 
 /// The keys an engine makes and accepts cookies with: the epochs around `now` of the current

@@ -18,10 +18,16 @@
 //!    which remembers one replaced secret, never forgets one the program still makes cookies
 //!    under (the latest secret asked for is kept; the ones in between are skipped).
 //!
+//! The program reads the kernel's coarse clock, which lags the control thread's by up to a
+//! scheduler tick: an entry that held the epoch just ended is rewritten only
+//! [`COARSE_CLOCK_GRACE`] into the new one, so that a SYN the program still dates to the old
+//! epoch finds its keys.
+//!
 //! Sans-IO: the table is a [`KeySlots`], the clock comes in as `now`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use crate::tcp::Secret;
 use crate::tcp::hash::Key;
@@ -70,6 +76,11 @@ impl PartialEq for SecretAck {
 }
 
 impl Eq for SecretAck {}
+
+/// How long into an epoch the entry of the epoch just ended stays as it is: the XDP program
+/// dates SYNs by `bpf_ktime_get_coarse_ns`, up to a tick (10 ms at HZ=100) behind the
+/// control thread's clock, and a SYN whose epoch's entry was rewritten goes to an engine.
+pub const COARSE_CLOCK_GRACE: Duration = Duration::from_millis(50);
 
 /// What a [`KeySchedule::poll`] asks of the control thread, and what it did.
 #[derive(Debug, Default)]
@@ -121,9 +132,15 @@ impl KeySchedule {
         self.keys.epoch()
     }
 
-    /// Fills the table for the keys' epoch and the next (at start).
-    pub fn install(&self, table: &impl KeySlots) {
-        self.write_free(table);
+    /// Fills the table for `now`'s epoch and the next (at start, before the program runs:
+    /// the keys were made when the configuration was, maybe epochs ago).
+    pub fn install(&mut self, now: Instant, table: &impl KeySlots) {
+        self.keys.advance(now);
+        let ts = timestamp_key(&self.keys.secret().0);
+        let e = self.keys.epoch();
+        for epoch in [e, e + 1] {
+            table.write(epoch, &self.keys.key_of(epoch), &ts);
+        }
     }
 
     /// Asks for `secret` to replace the current one; it starts at the next [`poll`] that may
@@ -163,10 +180,10 @@ impl KeySchedule {
         if matches!(self.phase, Phase::Telling { .. }) {
             return events;
         }
-        self.write_free(table);
+        let complete = self.write_free(now, table);
         // The workers are told after the table's last writes under the old secret: the
         // engines keep that secret's keys of the epochs around theirs.
-        if matches!(self.phase, Phase::Steady) {
+        if complete && matches!(self.phase, Phase::Steady) {
             if let Some(secret) = self.queued.take().filter(|s| s != self.keys.secret()) {
                 let ack = SecretAck::new(workers);
                 events.tell = Some((secret, ack.clone()));
@@ -177,15 +194,25 @@ impl KeySchedule {
     }
 
     /// Writes the keys of the current and the next epoch into the entries that do not hold
-    /// those epochs already (an entry in use keeps its keys until its epoch is over).
-    fn write_free(&self, table: &impl KeySlots) {
+    /// those epochs already (an entry in use keeps its keys until its epoch is over, and
+    /// [`COARSE_CLOCK_GRACE`] after). Returns whether both are in place.
+    fn write_free(&self, now: Instant, table: &impl KeySlots) -> bool {
         let ts = timestamp_key(&self.keys.secret().0);
         let e = self.keys.epoch();
+        let in_grace = self.keys.clock().into_epoch_us(now) < COARSE_CLOCK_GRACE.as_micros() as u64;
+        let mut complete = true;
         for epoch in [e, e + 1] {
-            if table.epoch_at(epoch) != Some(epoch) {
-                table.write(epoch, &self.keys.key_of(epoch), &ts);
+            let held = table.epoch_at(epoch);
+            if held == Some(epoch) {
+                continue;
             }
+            if in_grace && held == e.checked_sub(1) {
+                complete = false;
+                continue;
+            }
+            table.write(epoch, &self.keys.key_of(epoch), &ts);
         }
+        complete
     }
 }
 
@@ -239,9 +266,9 @@ mod tests {
             offset_us: 0,
             rotation_us: 10_000_000,
         };
-        let s = KeySchedule::new(CookieKeys::new(A, clock, at(0)));
+        let mut s = KeySchedule::new(CookieKeys::new(A, clock, at(0)));
         let t = Table::default();
-        s.install(&t);
+        s.install(at(0), &t);
         (s, t)
     }
 
@@ -251,7 +278,39 @@ mod tests {
         assert_eq!(*t.writes.borrow(), [100, 101]);
         assert_eq!(s.poll(at(5), &t, 1).epoch, None);
         assert_eq!(s.poll(at(10), &t, 1).epoch, Some(101));
+        // The program's coarse clock may still say epoch 100 for a tick.
+        let grace_ends = at(10) + COARSE_CLOCK_GRACE;
+        s.poll(grace_ends - Duration::from_micros(1), &t, 1);
+        assert_eq!(*t.writes.borrow(), [100, 101], "100 kept for the grace");
+        assert_eq!(t.secret_of(100), Some(A));
+        s.poll(grace_ends, &t, 1);
         assert_eq!(*t.writes.borrow(), [100, 101, 102], "101 was in place");
+        assert_eq!(t.secret_of(102), Some(A));
+    }
+
+    #[test]
+    fn install_writes_the_epochs_of_when_it_runs_not_of_when_the_keys_were_made() {
+        let clock = CookieClock {
+            offset_us: 0,
+            rotation_us: 10_000_000,
+        };
+        let mut s = KeySchedule::new(CookieKeys::new(A, clock, at(0)));
+        let t = Table::default();
+        s.install(at(25), &t);
+        assert_eq!(*t.writes.borrow(), [102, 103]);
+        assert_eq!((t.secret_of(102), t.secret_of(103)), (Some(A), Some(A)));
+        assert_eq!(s.poll(at(26), &t, 1).epoch, None, "already at 102");
+        assert_eq!(*t.writes.borrow(), [102, 103]);
+    }
+
+    #[test]
+    fn a_new_secret_is_told_only_once_the_next_epoch_s_entry_is_written() {
+        let (mut s, t) = schedule();
+        s.poll(at(5), &t, 1);
+        s.replace_secret(B);
+        // In the grace, entry 102 still holds 100: the workers are told after it is written.
+        assert!(s.poll(at(10), &t, 1).tell.is_none());
+        assert!(s.poll(at(10) + COARSE_CLOCK_GRACE, &t, 1).tell.is_some());
         assert_eq!(t.secret_of(102), Some(A));
     }
 
@@ -276,7 +335,7 @@ mod tests {
         assert_eq!(s.poll(at(11), &t, 2).switch_at, Some(102));
         assert_eq!(t.secret_of(101), Some(A));
         assert_eq!(t.secret_of(102), Some(B));
-        s.poll(at(20), &t, 2);
+        s.poll(at(21), &t, 2);
         assert_eq!(t.secret_of(103), Some(B));
     }
 
@@ -293,7 +352,7 @@ mod tests {
         // Entries 100 and 101 hold the old secret's keys already: 102 is the first free one.
         assert_eq!(s.poll(at(1), &t, 1).switch_at, Some(102));
         assert_eq!(t.secret_of(101), Some(A));
-        s.poll(at(10), &t, 1);
+        s.poll(at(11), &t, 1);
         assert_eq!(t.secret_of(102), Some(B));
     }
 
@@ -312,7 +371,7 @@ mod tests {
                 "{secs} s: too early"
             );
         }
-        let (secret, _) = s.poll(at(30), &t, 1).tell.expect("epoch 103: C starts");
+        let (secret, _) = s.poll(at(31), &t, 1).tell.expect("epoch 103: C starts");
         assert_eq!(secret, C);
         assert_eq!(t.secret_of(103), Some(B));
     }

@@ -265,12 +265,16 @@ impl Server {
                 has: interface.rx_queues,
             });
         }
-        let (program, sockets, tracked_ports, tracked_addrs, cookie_keys) =
+        let (program, sockets, tracked_ports, tracked_addrs, mut cookie_keys) =
             load_and_bind(&config, &interface, queues)?;
         let zero_copy = sockets.iter().all(XskSocket::zero_copy);
         let multi_buffer = program.multi_buffer();
         // Before attaching: a bad path leaves the interface untouched.
         let pcap = config.capture.as_ref().map(PcapFile::create).transpose()?;
+        // The keys of the epoch the program starts in (loading may have taken epochs).
+        if let Some(keys) = &mut cookie_keys {
+            keys.install(sys::monotonic_now(), program.cookie_keys());
+        }
         let attachment = program.attach(interface.ifindex, config.xdp_mode)?;
         tracing::info!(
             iface = %interface.name,
@@ -662,7 +666,7 @@ fn serve_listeners(
 /// served on the interface's own addresses and those addresses.
 #[allow(clippy::type_complexity)]
 /// The program loaded and attached to nothing yet, the sockets bound, the ports and addresses
-/// served, and the cookie-key schedule installed in the program's table.
+/// served, and the cookie-key schedule (installed in the program's table at attach).
 type LoadedAndBound = (
     Program,
     Vec<XskSocket>,
@@ -687,9 +691,6 @@ fn load_and_bind(
     })?;
     let (ports, addrs) = serve_listeners(&mut program, interface, &config.listeners)?;
     let cookie_keys = config.cookie_keys.clone().map(KeySchedule::new);
-    if let Some(keys) = &cookie_keys {
-        keys.install(program.cookie_keys());
-    }
     let xsk = XskConfig {
         multi_buffer: config.multi_buffer,
         ..config.xsk

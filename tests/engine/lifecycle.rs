@@ -1,10 +1,13 @@
 //! Whole connection life cycles between two engines.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
-use xdptcp::sim::{LinkConfig, Pair, configs};
+use xdptcp::sim::{Dir, LinkConfig, Pair, configs};
 use xdptcp::tcp::State;
+use xdptcp::wire::tcp::Flags;
 
 use crate::util::Scripted;
 
@@ -32,9 +35,9 @@ fn handshake_then_data_flows_both_ways() {
     assert_eq!(p.server.stats().in_state(State::Established), 1);
 }
 
-#[test]
-fn client_close_runs_the_four_way_teardown() {
-    let (ccfg, scfg) = configs(2);
+/// A client that sends "bye" and closes, to a server that closes when the client does.
+fn closing_pair(seed: u64) -> Pair<Scripted, Scripted> {
+    let (ccfg, scfg) = configs(seed);
     let client = Scripted {
         greeting: b"bye".to_vec(),
         close_after_greeting: true,
@@ -44,8 +47,13 @@ fn client_close_runs_the_four_way_teardown() {
         close_on_peer_close: true,
         ..Scripted::default()
     };
-    let (clog, slog) = (client.log.clone(), server.log.clone());
-    let mut p = Pair::new(ccfg, client, scfg, server, LinkConfig::default());
+    Pair::new(ccfg, client, scfg, server, LinkConfig::default())
+}
+
+#[test]
+fn client_close_runs_the_four_way_teardown() {
+    let mut p = closing_pair(2);
+    let (clog, slog) = (p.client.app().log.clone(), p.server.app().log.clone());
     let id = p.connect(40001).unwrap();
     p.run_for(Duration::from_secs(1));
     assert_eq!(slog.borrow().received, b"bye");
@@ -57,6 +65,38 @@ fn client_close_runs_the_four_way_teardown() {
     assert_eq!(p.server.connections(), 0);
     p.run_for(Duration::from_secs(61));
     assert_eq!(p.client.time_wait_len(), 0, "2MSL expired");
+}
+
+#[test]
+fn a_fin_the_app_answers_with_its_own_is_acknowledged_in_the_same_segment() {
+    // Linux delays the ACK of a FIN in ESTABLISHED by the delayed-ACK timeout (its pingpong
+    // mode) hoping the application's FIN can carry it. The engine ACKs a FIN at once, and an
+    // app that closes when it sees the FIN (as the HTTP app and echo do) closes within the
+    // same event: the ACK and our FIN leave together, with no bare ACK before them, so
+    // acknowledging at once costs no segment.
+    let mut p = closing_pair(3);
+    let to_client = Rc::new(RefCell::new(Vec::new()));
+    let seen = to_client.clone();
+    p.set_filter(move |dir, f| {
+        if dir == Dir::ToClient {
+            seen.borrow_mut().push(f.tcp.flags);
+        }
+        true
+    });
+    p.connect(40002).unwrap();
+    p.run_for(Duration::from_secs(1));
+    let flags = to_client.borrow();
+    let fin = flags
+        .iter()
+        .position(|f| f.contains(Flags::FIN))
+        .expect("the server sent its FIN");
+    assert!(flags[fin].contains(Flags::ACK), "{flags:?}");
+    // The client's greeting and FIN came in one segment: before our FIN only the SYN-ACK.
+    assert_eq!(
+        flags[..fin],
+        [Flags::SYN | Flags::ACK],
+        "a bare ACK of the client's FIN before ours: {flags:?}"
+    );
 }
 
 #[test]

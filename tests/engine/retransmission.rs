@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
+use xdptcp::tcp::RtoFormula;
 use xdptcp::wire::tcp::Flags;
 
 use crate::netsim::{Bulk, Net, PingPong, Server, isn_of, lose_first_transmission_of};
@@ -163,14 +164,15 @@ fn a_lost_final_ack_is_recovered_by_the_fin_retransmission() {
     assert_eq!(net.p.server.connections(), 0);
 }
 
-#[test]
-fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
-    let (ccfg, scfg) = configs(15);
+/// The gaps between the transmissions of a data segment lost six times, then let through,
+/// with the RTO computed by `formula`.
+fn gaps_of_a_segment_lost_six_times(formula: RtoFormula) -> Vec<u64> {
+    let (mut ccfg, scfg) = configs(15);
+    ccfg.rto_formula = formula;
     let client = Bulk::new(1000, false);
     let server = Server::new(false, Some(1000));
     let stally = server.tally.clone();
     let mut net = Net::new(ccfg, client, scfg, server, LinkConfig::default());
-    // Lose the data segment six times, then let it through.
     let mut losses = 0;
     net.drop_when(move |s, _| {
         let drop = losses < 6 && s.dir == Dir::ToServer && s.is_data();
@@ -181,13 +183,31 @@ fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
     assert!(net.run_until(Duration::from_secs(60), |_| stally.borrow().completed == 1));
     let data = net.sent(Dir::ToServer, |s| s.is_data());
     assert_eq!(data.len(), 7);
-    // The handshake measured ~2 ms, so the RTO starts at the 200 ms minimum. The first resend
-    // is the tail loss probe (RFC 8985 §7.2: one segment in flight, PTO = 2 SRTT + 200 ms,
-    // capped by the RTO), the RTO follows it and then backs off.
-    assert_eq!(gaps_ms(&data), [200, 200, 400, 800, 1600, 3200]);
     assert_eq!(net.p.client.stats().tail_loss_probes, 1);
     assert_eq!(net.p.client.stats().rto_retransmits, 5);
     assert_eq!(stally.borrow().mismatched, 0);
+    gaps_ms(&data)
+}
+
+#[test]
+fn a_segment_lost_again_and_again_is_retransmitted_with_a_doubling_timeout() {
+    // The handshake measured ~2 ms, so the RTO starts at SRTT + the 200 ms floor on the
+    // variance term (Linux's formula, the default). The first resend is the tail loss probe
+    // (RFC 8985 §7.2: one segment in flight, PTO = 2 SRTT + 200 ms, capped by the RTO), the
+    // RTO follows it and then backs off.
+    assert_eq!(
+        gaps_of_a_segment_lost_six_times(RtoFormula::Linux),
+        [202, 202, 404, 808, 1616, 3232]
+    );
+}
+
+#[test]
+fn with_rfc_6298_s_formula_the_floor_bounds_the_rto_itself() {
+    // max(SRTT + 4 RTTVAR, 200 ms): a 2 ms path gets 200 ms, then the doubling.
+    assert_eq!(
+        gaps_of_a_segment_lost_six_times(RtoFormula::Rfc6298),
+        [200, 200, 400, 800, 1600, 3200]
+    );
 }
 
 #[test]
@@ -221,9 +241,11 @@ fn retransmission_timeout_is_never_below_200ms_on_a_fast_link() {
         .pop()
         .unwrap();
     let rto = again[0].at - (last_ack.at + link.delay);
+    // The samples include delayed ACKs (up to 40 ms), so the SRTT is a few milliseconds:
+    // the RTO is the SRTT plus the 200 ms floor (Linux's formula), never below 200 ms.
     assert!(
-        rto >= Duration::from_millis(200) && rto < Duration::from_millis(202),
-        "RTT is ~0.2 ms, the RTO is clamped to 200 ms (one 1 ms timer tick of slack): {rto:?}"
+        rto >= Duration::from_millis(200) && rto < Duration::from_millis(210),
+        "RTT is ~0.2 ms, the RTO is 200 ms plus the SRTT (one 1 ms timer tick of slack): {rto:?}"
     );
 }
 
@@ -276,10 +298,11 @@ fn karn_no_rtt_sample_is_taken_from_a_retransmitted_segment() {
         Server::new(true, None),
         LinkConfig::default(),
     );
-    // Message 1 (the second) is lost twice: retransmitted after 200 ms and 400 ms more, and
-    // ACKed ~600 ms after its first transmission. Taking that as an RTT sample would push
-    // the RTO far above 200 ms. Message 2 gets through (a valid ~2 ms sample); message 3 is
-    // lost once, so its retransmission shows the RTO in force.
+    // Message 1 (the second) is lost twice: retransmitted after 202 ms and 202 ms more, and
+    // ACKed ~400 ms after its first transmission. Taking that as an RTT sample would push
+    // the RTO far above 202 ms (SRTT 2 ms + the 200 ms floor). Message 2 gets through (a
+    // valid ~2 ms sample); message 3 is lost once, so its retransmission shows the RTO in
+    // force.
     net.drop_when(move |s, h| {
         if s.dir != Dir::ToServer || !s.is_data() {
             return false;
@@ -299,12 +322,12 @@ fn karn_no_rtt_sample_is_taken_from_a_retransmitted_segment() {
     assert_eq!(m3.len(), 2, "{m3:?}");
     assert_eq!(
         m3[1].at - m3[0].at,
-        Duration::from_millis(200),
+        Duration::from_millis(202),
         "the RTO came from the valid samples only"
     );
     let m1 = net.sent(Dir::ToServer, |s| s.is_data() && s.seq == isn + 101u32);
     // A tail loss probe at the RTO (RFC 8985 §7.2: min(2 SRTT + 200 ms, RTO)), then the RTO.
-    assert_eq!(gaps_ms(&m1), [200, 200], "the probe, then the timeout");
+    assert_eq!(gaps_ms(&m1), [202, 202], "the probe, then the timeout");
 }
 
 #[test]
@@ -330,11 +353,11 @@ fn a_dead_peer_is_aborted_with_a_rst_after_the_retry_limit() {
         let rsts = net.sent(dir, |s| s.has(Flags::RST));
         assert_eq!(rsts.len(), 1, "{dir:?}: the abort sends a RST");
         let gaps = gaps_ms(&data);
-        // The probe, then 200 ms doubling up to the 120 s maximum.
+        // The probe, then 202 ms (SRTT 2 ms + 200 ms) doubling up to the 120 s maximum.
         assert_eq!(
             gaps,
             [
-                200, 200, 400, 800, 1600, 3200, 6400, 12_800, 25_600, 51_200, 102_400, 120_000,
+                202, 202, 404, 808, 1616, 3232, 6464, 12_928, 25_856, 51_712, 103_424, 120_000,
                 120_000, 120_000, 120_000, 120_000
             ],
             "{dir:?}"

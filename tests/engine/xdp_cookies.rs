@@ -221,9 +221,9 @@ fn rotating_peer() -> (Peer<Scripted>, KeySchedule, Slots) {
         ..Scripted::default()
     };
     let p = Peer::server(cfg, app);
-    let schedule = KeySchedule::new(p.engine.config().cookie_keys(p.now));
+    let mut schedule = KeySchedule::new(p.engine.config().cookie_keys(p.now));
     let slots = Slots::default();
-    schedule.install(&slots);
+    schedule.install(p.now, &slots);
     (p, schedule, slots)
 }
 

@@ -20,7 +20,9 @@ use xdptcp::control::stats_socket::{self, StatsSocket};
 use xdptcp::control::{ServerInfo, status_json};
 use xdptcp::output::{self, OutputDir};
 use xdptcp::tcp::cc::Algorithm;
-use xdptcp::tcp::{Config, Engine, FastOpen, Keepalive, Listener, Secret, SynCookieMode};
+use xdptcp::tcp::{
+    Config, Engine, FastOpen, Keepalive, Listener, RtoFormula, Secret, SynCookieMode,
+};
 use xdptcp::time::Instant;
 use xdptcp::wire::ipv4::Repr as Ipv4Repr;
 use xdptcp::xdp::gather::MAX_FRAME_LEN;
@@ -70,6 +72,10 @@ pub(crate) struct ServeArgs {
     /// Congestion control (CUBIC, RFC 9438, as Linux; or NewReno, RFC 5681/6582).
     #[arg(long, value_enum, default_value_t = CongestionControl::Cubic)]
     cc: CongestionControl,
+    /// Where the 200 ms RTO floor goes: on the variance term, RTO = SRTT + max(4 RTTVAR,
+    /// 200 ms), as Linux; or on the RTO, max(SRTT + 4 RTTVAR, 200 ms), as RFC 6298.
+    #[arg(long = "rto-formula", value_enum, default_value_t = RtoArg::Linux)]
+    rto_formula: RtoArg,
     /// Where the XDP program runs.
     #[arg(long = "xdp-mode", value_enum, default_value_t = ModeArg::Auto)]
     xdp_mode: ModeArg,
@@ -318,6 +324,12 @@ enum CongestionControl {
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
+enum RtoArg {
+    Linux,
+    Rfc6298,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
 enum Cookies {
     Always,
     Auto,
@@ -396,6 +408,10 @@ fn engine_config(
         congestion_control: match args.cc {
             CongestionControl::Cubic => Algorithm::Cubic,
             CongestionControl::Newreno => Algorithm::NewReno,
+        },
+        rto_formula: match args.rto_formula {
+            RtoArg::Linux => RtoFormula::Linux,
+            RtoArg::Rfc6298 => RtoFormula::Rfc6298,
         },
         mss: link_mss(args, iface, false)?.mss,
         // Several queues: a flow may show up on a worker that does not own it (veth can move
@@ -591,6 +607,10 @@ fn run(
         // Nothing below blocks: each turn takes this wait and a bounded amount of work, so
         // signals, the cookie keys and the addresses keep their period. Clients in progress
         // are polled often, so that an answer goes out as fast as its client reads it.
+        // The control poll first: from the first turn on, the cookie keys keep up.
+        for event in control.poll(sys::monotonic_now(), &mut server) {
+            event.log();
+        }
         let wait = if clients_in_progress > 0 { 5 } else { 50 };
         server.collect(Duration::from_millis(wait));
         // A dead worker stops the server: dropping it detaches XDP, and the stats socket goes
@@ -598,9 +618,6 @@ fn run(
         server.supervise().map_err(|died| {
             anyhow!("{died}; stopped the server (XDP detached) for a supervisor to restart it")
         })?;
-        for event in control.poll(sys::monotonic_now(), &mut server) {
-            event.log();
-        }
         let info = windows.info(args.app, start, &control);
         clients_in_progress = windows.serve_pending(&server, &info);
         let now = StdInstant::now();
