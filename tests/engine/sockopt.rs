@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::{App, CloseReason, Io};
-use xdptcp::tcp::{ConnOptions, State};
+use xdptcp::tcp::{ConnId, ConnOptions, State};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
 
@@ -82,6 +82,25 @@ fn ack_to(sa: &Seg, ack: u32, win: u16) -> Seg {
         .win(win)
 }
 
+/// A server peer running `app`, past the handshake (peer ISN 1000): the peer, the SYN-ACK and
+/// the connection's id.
+fn established(app: Scripted) -> (Peer<Scripted>, Seg, ConnId) {
+    let mut peer = server_peer(app);
+    let sa = peer.handshake(1000);
+    let id = peer.engine.find(&peer.tuple()).expect("established");
+    (peer, sa, id)
+}
+
+/// The peer's data `payload` at `offset` bytes into its stream (its ISN is 1000), acknowledging
+/// the SYN-ACK `sa`.
+fn data_at(sa: &Seg, offset: u32, payload: &[u8]) -> Seg {
+    seg(Flags::ACK)
+        .seq(1001 + offset)
+        .ack(sa.seq + 1u32)
+        .ts(PEER_TS, sa.tsval())
+        .data(payload)
+}
+
 /// RFC 5482: with a user timeout of 3 s, data that stays unacknowledged is given up 3 s after it
 /// was sent (a RST, `TimedOut`), long before the 15 retransmissions of the retry limit; the
 /// last retransmission timer is clamped to end at that instant.
@@ -92,9 +111,7 @@ fn a_user_timeout_aborts_unacknowledged_data_at_that_age() {
         ..Scripted::default()
     };
     let log = app.log.clone();
-    let mut peer = server_peer(app);
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
+    let (mut peer, sa, id) = established(app);
     assert_eq!(peer.engine.user_timeout(id), None, "off by default");
     assert!(
         peer.engine
@@ -102,13 +119,7 @@ fn a_user_timeout_aborts_unacknowledged_data_at_that_age() {
     );
     assert_eq!(peer.engine.user_timeout(id), Some(Duration::from_secs(3)));
     let sent_at = peer.now;
-    let echo = peer.send(
-        seg(Flags::ACK)
-            .seq(1001)
-            .ack(sa.seq + 1u32)
-            .ts(PEER_TS, sa.tsval())
-            .data(b"ping"),
-    );
+    let echo = peer.send(data_at(&sa, 0, b"ping"));
     assert!(echo.iter().any(|s| s.payload == b"ping"), "{echo:?}");
     // The peer never answers again.
     let out = peer.run_timers(Duration::from_secs(60));
@@ -127,24 +138,16 @@ fn a_user_timeout_aborts_unacknowledged_data_at_that_age() {
 /// Turned off again (`None`), the retry limit alone applies: nothing is aborted within a minute.
 #[test]
 fn a_user_timeout_turned_off_leaves_the_retry_limit() {
-    let mut peer = server_peer(Scripted {
+    let (mut peer, sa, id) = established(Scripted {
         echo: true,
         ..Scripted::default()
     });
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
     assert!(
         peer.engine
             .set_user_timeout(id, Some(Duration::from_secs(3)))
     );
     assert!(peer.engine.set_user_timeout(id, None));
-    peer.send(
-        seg(Flags::ACK)
-            .seq(1001)
-            .ack(sa.seq + 1u32)
-            .ts(PEER_TS, sa.tsval())
-            .data(b"ping"),
-    );
+    peer.send(data_at(&sa, 0, b"ping"));
     let out = peer.run_timers(Duration::from_secs(60));
     assert!(out.iter().all(|(_, s)| !s.has(Flags::RST)), "{out:?}");
     assert!(peer.engine.state(id).is_some());
@@ -160,22 +163,13 @@ fn a_user_timeout_aborts_a_window_that_stays_shut_though_probes_are_answered() {
         ..Scripted::default()
     };
     let log = app.log.clone();
-    let mut peer = server_peer(app);
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
+    let (mut peer, sa, id) = established(app);
     assert!(
         peer.engine
             .set_user_timeout(id, Some(Duration::from_secs(5)))
     );
     // The data comes with a shut window: the echo waits behind it.
-    let out = peer.send(
-        seg(Flags::ACK)
-            .seq(1001)
-            .ack(sa.seq + 1u32)
-            .ts(PEER_TS, sa.tsval())
-            .win(0)
-            .data(b"ping"),
-    );
+    let out = peer.send(data_at(&sa, 0, b"ping").win(0));
     assert!(out.iter().all(|s| s.payload.is_empty()), "{out:?}");
     let mut first_probe = None;
     let mut rst_at = None;
@@ -293,13 +287,7 @@ fn a_listeners_receive_buffer_sizes_the_window_and_its_scale() {
     let mut sent = 0u32;
     let mut last = None;
     while sent < 18_824 {
-        let out = peer.send(
-            seg(Flags::ACK)
-                .seq(1001 + sent)
-                .ack(sa.seq + 1u32)
-                .ts(PEER_TS, sa.tsval())
-                .data(&[1u8; 1448]),
-        );
+        let out = peer.send(data_at(&sa, sent, &[1u8; 1448]));
         sent += 1448;
         last = out.last().cloned().or(last);
     }
@@ -318,24 +306,14 @@ fn a_listeners_receive_buffer_sizes_the_window_and_its_scale() {
 /// a stalled reader's window shuts at the new, smaller buffer.
 #[test]
 fn set_recv_buffer_on_a_connection_bounds_its_window() {
-    let mut peer = server_peer(Scripted {
+    let (mut peer, sa, id) = established(Scripted {
         stalled: true,
         ..Scripted::default()
     });
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
     assert!(peer.engine.set_recv_buffer(id, Some(8 * 1024)));
     let mut acks = Vec::new();
     for i in 0..10u32 {
-        acks.extend(
-            peer.send(
-                seg(Flags::ACK)
-                    .seq(1001 + i * 1448)
-                    .ack(sa.seq + 1u32)
-                    .ts(PEER_TS, sa.tsval())
-                    .data(&[1u8; 1448]),
-            ),
-        );
+        acks.extend(peer.send(data_at(&sa, i * 1448, &[1u8; 1448])));
     }
     let last = acks.last().expect("ACKs").clone();
     // Window scale 7: 8 KiB of buffer hold 5 segments and a bit; the edge stays at what the
@@ -352,13 +330,7 @@ fn set_recv_buffer_on_a_connection_bounds_its_window() {
         Some(10 * 1448),
         "data within the window already offered is taken"
     );
-    let more = peer.send(
-        seg(Flags::ACK)
-            .seq(1001 + 10 * 1448)
-            .ack(sa.seq + 1u32)
-            .ts(PEER_TS, sa.tsval())
-            .data(&[1u8; 1448]),
-    );
+    let more = peer.send(data_at(&sa, 10 * 1448, &[1u8; 1448]));
     let w = more.last().expect("ACK");
     assert!(
         w.window < (65535 >> 7) as u16,
@@ -460,12 +432,10 @@ fn a_notsent_low_water_mark_holds_the_app_back_until_the_unsent_bytes_drain() {
 /// TCP_INFO: what the engine keeps, in the units it keeps it.
 #[test]
 fn info_reports_state_rtt_windows_and_byte_counts() {
-    let mut peer = server_peer(Scripted {
+    let (mut peer, sa, id) = established(Scripted {
         echo: true,
         ..Scripted::default()
     });
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
     let info = peer.engine.info(id).expect("info");
     assert_eq!(info.state, State::Established);
     assert_eq!(info.bytes_acked, 0);
@@ -473,13 +443,7 @@ fn info_reports_state_rtt_windows_and_byte_counts() {
     assert_eq!(info.cwnd, 10 * 1448);
     assert_eq!(info.retransmits, 0);
     assert_eq!(info.delivery_rate, None, "no rate sampler");
-    peer.send(
-        seg(Flags::ACK)
-            .seq(1001)
-            .ack(sa.seq + 1u32)
-            .ts(PEER_TS, sa.tsval())
-            .data(b"ping"),
-    );
+    peer.send(data_at(&sa, 0, b"ping"));
     peer.now = peer.now + Duration::from_millis(30);
     peer.send(
         seg(Flags::ACK)
