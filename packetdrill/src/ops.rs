@@ -138,7 +138,7 @@ pub enum Op {
 }
 
 /// The socket options [`Op::SetOpt`] chooses from: (level, name).
-pub const SOCKOPTS: [(i32, i32); 8] = [
+pub const SOCKOPTS: [(i32, i32); 13] = [
     (libc::SOL_SOCKET, libc::SO_REUSEADDR),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
@@ -147,6 +147,11 @@ pub const SOCKOPTS: [(i32, i32); 8] = [
     (libc::IPPROTO_TCP, libc::TCP_NODELAY),
     (libc::SOL_SOCKET, libc::SO_SNDBUF),
     (libc::SOL_SOCKET, libc::SO_LINGER),
+    (libc::SOL_SOCKET, libc::SO_RCVBUF),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+    (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_TCP, libc::TCP_INQ),
 ];
 
 /// Reads fields off the front of a byte string, zeros once it runs out.

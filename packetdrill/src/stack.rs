@@ -1393,11 +1393,13 @@ impl Stack {
                 let secs = i32::from_ne_bytes([l[4], l[5], l[6], l[7]]);
                 s.opts.linger = (on != 0).then_some(secs.max(0) as u32);
             }
+            // Linux's sock_setsockopt: twice the value, at least SOCK_MIN_SNDBUF (4608 on
+            // x86-64: two sk_buffs of TCP_SKB_MIN_TRUESIZE) or SOCK_MIN_RCVBUF (2304).
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                s.opts.sndbuf = Some(2 * usize::try_from(int()?.max(0)).unwrap_or(0));
+                s.opts.sndbuf = Some(doubled(int()?).max(SOCK_MIN_SNDBUF));
             }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                s.opts.rcvbuf = Some(2 * usize::try_from(int()?.max(0)).unwrap_or(0));
+                s.opts.rcvbuf = Some(doubled(int()?).max(SOCK_MIN_RCVBUF));
             }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => s.opts.v6only = int()? != 0,
             // Linux: a queue for a closed or listening socket (`fastopen_queue_tune`).
@@ -1803,6 +1805,17 @@ impl Stack {
 }
 
 /// The errno a socket call returns once after the connection ended this way.
+/// Linux's `SOCK_MIN_SNDBUF` on x86-64: the least `SO_SNDBUF` sets.
+const SOCK_MIN_SNDBUF: usize = 4608;
+
+/// Linux's `SOCK_MIN_RCVBUF` on x86-64: the least `SO_RCVBUF` sets.
+const SOCK_MIN_RCVBUF: usize = 2304;
+
+/// Twice a buffer size given to `SO_SNDBUF` or `SO_RCVBUF` (a negative one counts as 0).
+fn doubled(v: i32) -> usize {
+    2 * usize::try_from(v.max(0)).unwrap_or(0)
+}
+
 /// `struct tcp_info` up to `tcpi_rcv_wnd`, the last field [`Stack::getsockopt`] fills.
 pub const TCP_INFO_LEN: usize = 236;
 
