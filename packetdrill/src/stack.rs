@@ -1214,9 +1214,9 @@ impl Stack {
         if let SockState::Connected(c) = s.state {
             if c.alive() {
                 self.owners.remove(&c.id);
-                let unread = self.engine.buffers(c.id).is_some_and(|b| b.received > 0);
-                // SO_LINGER 0, or unread data (RFC 2525 §2.17, as Linux): reset, not FIN.
-                let abort = s.opts.linger == Some(0) || unread;
+                // SO_LINGER 0: reset, not FIN. (A close with data unread resets too: the
+                // engine's rule, RFC 1122 §4.2.2.13, as Linux.)
+                let abort = s.opts.linger == Some(0);
                 self.engine
                     .with_io(self.now, c.id, &mut self.tx, |_, _, io| {
                         if abort { io.abort() } else { io.close() }

@@ -7,7 +7,8 @@
 //! handshake completes, as Linux does), and reads through flow control: what it does not
 //! consume stays buffered and shrinks the window we advertise. Under memory pressure its send
 //! space is what the budget allows (`Conn::send_limit`), so an app that cannot write stops
-//! consuming and the window closes: the back-pressure reaches the peer.
+//! consuming and the window closes: the back-pressure reaches the peer. An app that closes
+//! with received data unconsumed resets the connection (RFC 1122 §4.2.2.13).
 
 use std::collections::VecDeque;
 
@@ -31,7 +32,7 @@ pub(crate) fn after_event<A: App, T: Tx>(
         return outcome;
     }
     deliver(c, cx);
-    if c.app.shutdown == Shutdown::Abort {
+    if aborted(c, cx) {
         output::send_rst(c, cx);
         return Outcome::Close(CloseReason::Aborted);
     }
@@ -39,13 +40,25 @@ pub(crate) fn after_event<A: App, T: Tx>(
     // What went out may have taken the unsent bytes below TCP_NOTSENT_LOWAT: the app hears
     // of the room now, not at the next ACK (Linux's `tcp_check_space` after `tcp_write_xmit`).
     if c.limits.notsent_lowat != u32::MAX && offer_room(c, cx) {
-        if c.app.shutdown == Shutdown::Abort {
+        if aborted(c, cx) {
             output::send_rst(c, cx);
             return Outcome::Close(CloseReason::Aborted);
         }
         output::transmit(c, cx);
     }
     outcome
+}
+
+/// Whether the app aborted `c`, or closed it with received data it never read: RFC 1122
+/// §4.2.2.13, "If such a host issues a CLOSE call while received data is still pending in TCP
+/// ..., its TCP SHOULD send a RST to show that data was lost", as Linux's `tcp_close` does
+/// (`data_was_unread`, `TCPAbortOnClose`). A half-close (`shutdown(SHUT_WR)`) reads on.
+fn aborted<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
+    if c.app.shutdown == Shutdown::Close && !c.rcv.buf.is_empty() {
+        cx.stats.aborts_on_close += 1;
+        c.app.shutdown = Shutdown::Abort;
+    }
+    c.app.shutdown == Shutdown::Abort
 }
 
 /// The app's handle on `c` (its send space as the memory budget `mem` allows, shutdown state
@@ -139,16 +152,14 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         cx.app.on_connected(state, &mut io);
     }
     offer_room(c, cx);
-    if !c.rcv.buf.is_empty() {
-        if c.app.shutdown >= Shutdown::Close {
-            c.rcv.buf.clear();
-        } else {
-            let (mut io, state, recv) = io(c, cfg, mem, id, now);
-            let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
-            recv.drain(..consumed.min(recv.len()));
-            if consumed > 0 && window_update_due(c, cfg, mem) {
-                output::ack_by_batch_end(c, cx);
-            }
+    // Once closed, the app reads nothing more: what it left unread resets the connection
+    // (`aborted`).
+    if !c.rcv.buf.is_empty() && c.app.shutdown < Shutdown::Close {
+        let (mut io, state, recv) = io(c, cfg, mem, id, now);
+        let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
+        recv.drain(..consumed.min(recv.len()));
+        if consumed > 0 && window_update_due(c, cfg, mem) {
+            output::ack_by_batch_end(c, cx);
         }
     }
     if c.rcv.buf.is_empty() && c.rcv.buf.capacity() > MAX_IDLE_BUFFER {

@@ -13,7 +13,8 @@
 //!    range, new data acknowledged (RTT, RFC 6298), the ACK and its SACK blocks fed to loss
 //!    recovery ([`super::recovery`]), the window update, our FIN acknowledged.
 //! 7. "Seventh, process the segment text": in order, or into reassembly, as far as the memory
-//!    budget allows (Linux's `tcp_try_rmem_schedule`); delayed ACKs.
+//!    budget allows (Linux's `tcp_try_rmem_schedule`); delayed ACKs. New data after the app's
+//!    close resets the connection (RFC 1122 §4.2.2.13, as Linux's `tcp_rcv_state_process`).
 //! 8. "Eighth, check the FIN bit", once every byte before it has arrived (a FIN ahead of a
 //!    hole is kept until then).
 //!
@@ -105,6 +106,16 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     // segment with a far-future TSval would make PAWS drop every real one.
     update_ts_recent(c, seg);
     touch_keepalive(c, cx);
+    // RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD send
+    // a RST to show that data was lost". As Linux's tcp_rcv_state_process after close() (not
+    // shutdown(SHUT_WR): the app reads on): data beyond RCV.NXT resets the connection, with a
+    // RST that answers the segment (<SEQ=SEG.ACK>, as tcp_v4_send_reset), the FIN still unsent
+    // or unacknowledged; data already received, or a bare FIN, is processed as usual.
+    if aborts_on_data(c, seg) {
+        cx.stats.aborts_on_data += 1;
+        output::send_rst_for_ack(c, cx, seg.ack);
+        return Outcome::Close(CloseReason::Aborted);
+    }
     // Seventh, process the segment text.
     if matches!(
         c.state,
@@ -121,6 +132,19 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         return accept_fin(c, cx);
     }
     Outcome::Keep
+}
+
+/// Whether `seg` brings data beyond RCV.NXT to a connection the app has closed (Linux's
+/// `RCV_SHUTDOWN` in FIN-WAIT-1 or FIN-WAIT-2: here ESTABLISHED too, where the FIN still waits
+/// behind queued data, Linux having moved to FIN-WAIT-1 at close()).
+fn aborts_on_data<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
+    c.app.shutdown == Shutdown::Close
+        && matches!(
+            c.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        )
+        && (!seg.payload.is_empty() || seg.flags.contains(Flags::FIN))
+        && (seg.seq + seg.payload.len()).gt(c.rcv.nxt)
 }
 
 /// A SYN in SYN-RECEIVED: the peer's retransmitted SYN (our SYN-ACK was lost: send it again),
@@ -507,29 +531,25 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    let refused = c.app.shutdown >= Shutdown::Close;
-    if refused {
-        cx.stats.drop(DropReason::NoRoom);
+    // Within the memory budget, or dropped unacknowledged: the peer sends it again (as
+    // Linux's tcp_data_queue drops for tcp_try_rmem_schedule, with no ACK to hurry it). Data
+    // after the app's close() never gets here: it resets the connection (`aborts_on_data`).
+    let own = c.heap_bytes();
+    let ceiling = cx
+        .mem
+        .growth_ceiling(own, c.rcv.buf.capacity())
+        .min((c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + data.len()));
+    let growth = if cx.mem.pressured(own) {
+        Growth::Eighth
     } else {
-        // Within the memory budget, or dropped unacknowledged: the peer sends it again (as
-        // Linux's tcp_data_queue drops for tcp_try_rmem_schedule, with no ACK to hurry it).
-        let own = c.heap_bytes();
-        let ceiling = cx
-            .mem
-            .growth_ceiling(own, c.rcv.buf.capacity())
-            .min((c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + data.len()));
-        let growth = if cx.mem.pressured(own) {
-            Growth::Eighth
-        } else {
-            Growth::Double
-        };
-        if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
-            cx.stats.drop(DropReason::RcvMemory);
-            c.rcv.starved = true;
-            return;
-        }
-        c.rcv.buf.extend(data);
+        Growth::Double
+    };
+    if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
+        cx.stats.drop(DropReason::RcvMemory);
+        c.rcv.starved = true;
+        return;
     }
+    c.rcv.buf.extend(data);
     c.rcv.starved = false;
     c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
@@ -539,12 +559,10 @@ fn receive_data<A: App, T: Tx>(
         c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
         c.bytes_received += more.len() as u64;
-        if !refused {
-            // Data held already changes queues: it always fits, in no more than the buffer.
-            let ceiling = (c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + more.len());
-            reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
-            c.rcv.buf.extend(more.iter());
-        }
+        // Data held already changes queues: it always fits, in no more than the buffer.
+        let ceiling = (c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + more.len());
+        reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
+        c.rcv.buf.extend(more.iter());
     }
     // At once in quick-ACK mode, with more than a segment's worth unacknowledged, or when a
     // hole was filled (RFC 5681 §4.2); else at most `delayed_ack` later. In a receive batch,

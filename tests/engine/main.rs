@@ -4,6 +4,7 @@
 mod util;
 mod netsim;
 
+mod abort_on_data;
 mod app_deadline;
 mod driver;
 mod fastopen;
