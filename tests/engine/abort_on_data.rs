@@ -21,12 +21,10 @@ fn from_peer(offset: u32, ack: SeqNumber, tsecr: u32, data: &[u8]) -> Seg {
 
 /// A server whose app reads "ping" and closes: the peer, the connection and the FIN it sent.
 fn closed_after_ping() -> (Peer<Scripted>, ConnId, Seg) {
-    let mut peer = server_peer(Scripted {
+    let (mut peer, sa, id) = established(Scripted {
         close_on_data: true,
         ..Scripted::default()
     });
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
     let out = peer.send(from_peer(0, sa.seq + 1u32, sa.tsval(), b"ping"));
     let fin = out
         .iter()
@@ -98,9 +96,7 @@ fn after_a_half_close_data_is_still_received() {
         ..Scripted::default()
     };
     let log = app.log.clone();
-    let mut peer = server_peer(app);
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
+    let (mut peer, sa, id) = established(app);
     let fin_seq = sa.seq + 3u32;
     peer.send(from_peer(0, fin_seq + 1u32, sa.tsval(), b""));
     assert_eq!(peer.engine.state(id), Some(State::FinWait2));
@@ -119,9 +115,7 @@ fn a_close_with_unread_data_sends_a_reset_not_a_fin() {
         ..Scripted::default()
     };
     let log = app.log.clone();
-    let mut peer = server_peer(app);
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
+    let (mut peer, sa, id) = established(app);
     peer.send(from_peer(0, sa.seq + 1u32, sa.tsval(), b"unread"));
     assert_eq!(peer.engine.buffers(id).map(|b| b.received), Some(6));
     let mut tx: Vec<Vec<u8>> = Vec::new();

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::{App, CloseReason, Io};
-use xdptcp::tcp::{ConnId, ConnOptions, State};
+use xdptcp::tcp::{ConnOptions, State};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
 
@@ -80,15 +80,6 @@ fn ack_to(sa: &Seg, ack: u32, win: u16) -> Seg {
         .ack(sa.seq + 1u32 + ack)
         .ts(PEER_TS, sa.tsval())
         .win(win)
-}
-
-/// A server peer running `app`, past the handshake (peer ISN 1000): the peer, the SYN-ACK and
-/// the connection's id.
-fn established(app: Scripted) -> (Peer<Scripted>, Seg, ConnId) {
-    let mut peer = server_peer(app);
-    let sa = peer.handshake(1000);
-    let id = peer.engine.find(&peer.tuple()).expect("established");
-    (peer, sa, id)
 }
 
 /// The peer's data `payload` at `offset` bytes into its stream (its ISN is 1000), acknowledging

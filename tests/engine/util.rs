@@ -607,6 +607,15 @@ pub fn server_peer(app: Scripted) -> Peer<Scripted> {
     Peer::server(server_config(), app)
 }
 
+/// A [`server_peer`] running `app`, past the handshake (peer ISN 1000): the peer, the SYN-ACK
+/// and the connection's id.
+pub fn established(app: Scripted) -> (Peer<Scripted>, Seg, ConnId) {
+    let mut peer = server_peer(app);
+    let sa = peer.handshake(1000);
+    let id = peer.engine.find(&peer.tuple()).expect("established");
+    (peer, sa, id)
+}
+
 /// The client port a [`RawPeer`] uses.
 pub const RAW_PORT: u16 = PEER_PORT;
 
