@@ -96,6 +96,7 @@ fn server_config(mode: SynCookieMode) -> Config {
             port: PORT,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         syncookies: mode,
         max_time_wait: 1 << 20,

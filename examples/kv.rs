@@ -165,6 +165,7 @@ fn main() -> Result<()> {
             port: args.port,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         // The MTU's MSS, clamped to what one frame of the default UMEM carries.
         mss: LinkMss::new(

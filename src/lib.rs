@@ -70,6 +70,7 @@
 //!         port: 7000,
 //!         keepalive: None,
 //!         fastopen: None,
+//!         options: Default::default(),
 //!     }],
 //!     secret: Secret([7; 32]), // SYN cookies and ISNs: random in production
 //!     ..Config::default()
@@ -127,6 +128,7 @@
 //!         port: 7000,
 //!         keepalive: None,
 //!         fastopen: None,
+//!         options: Default::default(),
 //!     }],
 //!     secret: Secret(sys::random_bytes()?),
 //!     ..Config::default()

@@ -114,6 +114,7 @@ pub fn configs(seed: u64) -> (Config, Config) {
             port: SERVER_PORT,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         ..Config::default()
     };

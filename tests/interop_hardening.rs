@@ -267,6 +267,7 @@ fn supervise_names_the_dead_queue_and_clears_its_cookie_flag_so_xdp_stops_answer
             port: 8080,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         syncookies: SynCookieMode::Always,
         ..Config::default()

@@ -33,6 +33,7 @@ fn engine_config(base: Config) -> Config {
             port: PORT,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         syncookies: SynCookieMode::Always,
         cookie_secret: Some(SECRET),

@@ -600,11 +600,39 @@ unsafe extern "C" fn pd_recvmsg(
                 unsafe { write_addr(peer, m.msg_name.cast(), &mut len) };
                 m.msg_namelen = len;
             }
-            m.msg_controllen = 0;
+            let inq = shim.call(|s| s.inq_hint(fd));
+            // Safety: msg_control is NULL or writable for msg_controllen bytes.
+            m.msg_controllen = unsafe { put_inq(m, inq) };
             m.msg_flags = 0;
         }
         ret(r)
     })
+}
+
+/// Writes TCP_INQ's control message (`SOL_TCP`, `TCP_CM_INQ`, an `int`) into `m`'s control
+/// buffer if there is one to write and room for it; returns the control length used (0 for
+/// none, as for every other `recvmsg`).
+///
+/// # Safety
+/// `m.msg_control` is NULL or writable for `m.msg_controllen` bytes.
+unsafe fn put_inq(m: &mut msghdr, inq: Option<i32>) -> usize {
+    let Some(inq) = inq else { return 0 };
+    let len = std::mem::size_of::<c_int>() as u32;
+    // Safety: CMSG_SPACE and CMSG_LEN are arithmetic.
+    let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len), libc::CMSG_LEN(len)) };
+    if m.msg_control.is_null() || m.msg_controllen < space as usize {
+        return 0;
+    }
+    // Safety: the buffer holds CMSG_SPACE(int) bytes, checked above; CMSG_FIRSTHDR and
+    // CMSG_DATA point inside it, and the data is written unaligned.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(m);
+        (*c).cmsg_level = libc::SOL_TCP;
+        (*c).cmsg_type = libc::TCP_CM_INQ;
+        (*c).cmsg_len = cmsg_len as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<c_int>(), inq);
+    }
+    space as usize
 }
 
 unsafe extern "C" fn pd_write(

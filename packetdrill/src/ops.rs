@@ -140,7 +140,7 @@ pub enum Op {
 }
 
 /// The socket options [`Op::SetOpt`] chooses from: (level, name).
-pub const SOCKOPTS: [(i32, i32); 9] = [
+pub const SOCKOPTS: [(i32, i32); 14] = [
     (libc::SOL_SOCKET, libc::SO_REUSEADDR),
     (libc::SOL_SOCKET, libc::SO_KEEPALIVE),
     (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE),
@@ -150,6 +150,11 @@ pub const SOCKOPTS: [(i32, i32); 9] = [
     (libc::SOL_SOCKET, libc::SO_SNDBUF),
     (libc::SOL_SOCKET, libc::SO_LINGER),
     (libc::IPPROTO_TCP, libc::TCP_CORK),
+    (libc::SOL_SOCKET, libc::SO_RCVBUF),
+    (libc::IPPROTO_TCP, libc::TCP_MAXSEG),
+    (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT),
+    (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT),
+    (libc::IPPROTO_TCP, libc::TCP_INQ),
 ];
 
 /// Reads fields off the front of a byte string, zeros once it runs out.

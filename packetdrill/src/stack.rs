@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use xdptcp::app::CloseReason;
 use xdptcp::tcp::{
-    ConnId, ConnectError, Engine, FastOpen, FastOpenKey, FourTuple, Keepalive, Listener, State,
+    ConnId, ConnOptions, ConnectError, Engine, FastOpen, FastOpenKey, FourTuple, Keepalive,
+    Listener, State,
 };
 use xdptcp::time::Instant;
 use xdptcp::wire::TcpFrame;
@@ -87,9 +88,35 @@ struct SockOpts {
     fastopen_queue: Option<u32>,
     /// `TCP_FASTOPEN_KEY`.
     fastopen_key: Option<FastOpenKey>,
+    /// `TCP_USER_TIMEOUT`, milliseconds (0: off).
+    user_timeout: u32,
+    /// `TCP_MAXSEG` (Linux's `user_mss`; 0: none).
+    max_segment: u16,
+    /// `TCP_NOTSENT_LOWAT` (0: none, as Linux's `tp->notsent_lowat` 0 defers to the sysctl,
+    /// whose default is no mark).
+    notsent_lowat: u32,
+    /// `TCP_INQ`: `recvmsg` reports the bytes left to read (`TCP_CM_INQ`).
+    inq: bool,
 }
 
 impl SockOpts {
+    /// The engine's per-connection options these stand for. `SO_RCVBUF` gives a receive
+    /// buffer (the most the window offers) of the value given: Linux doubles it for its
+    /// `sk_buff` overhead and offers about half of that (`tcp_adv_win_scale` 1). `SO_SNDBUF`
+    /// gives a send buffer of the doubled value in payload bytes (the shim's rule since it
+    /// first took the option: Linux counts the doubled value in `sk_buff` memory).
+    fn conn_options(&self) -> ConnOptions {
+        let u32_of = |b: usize| u32::try_from(b).unwrap_or(u32::MAX);
+        ConnOptions {
+            max_segment: (self.max_segment > 0).then_some(self.max_segment),
+            recv_buffer: self.rcvbuf.map(|b| u32_of(b / 2)),
+            send_buffer: self.sndbuf.map(u32_of),
+            user_timeout: (self.user_timeout > 0)
+                .then(|| Duration::from_millis(self.user_timeout.into())),
+            notsent_lowat: (self.notsent_lowat > 0).then_some(self.notsent_lowat),
+        }
+    }
+
     /// The keepalive these options ask for, Linux's defaults filling what is not set.
     fn keepalive_settings(&self) -> Option<Keepalive> {
         let d = Keepalive::default();
@@ -893,6 +920,7 @@ impl Stack {
             port: key.1,
             keepalive: s.opts.keepalive_settings(),
             fastopen: self.fastopen_of(s),
+            options: s.opts.conn_options(),
         })
     }
 
@@ -937,6 +965,7 @@ impl Stack {
         self.files.insert(new, File::Socket(Box::new(socket)));
         if conn.alive() {
             self.owners.insert(conn.id, new);
+            self.apply_conn_options(conn.id, &opts);
         }
         // The accepted socket inherits the listener's TCP_NODELAY and TCP_CORK, as in Linux.
         if opts.nodelay || opts.cork {
@@ -985,9 +1014,10 @@ impl Stack {
             _ => self.ephemeral_port(),
         };
         let local = SocketAddr::new(local_ip, port);
+        let options = self.socket(fd)?.opts.conn_options();
         let id = self
             .engine
-            .connect(self.now, local, remote, PEER_MAC, &mut self.tx)
+            .connect_with(self.now, local, remote, PEER_MAC, &options, &mut self.tx)
             .map_err(|e| match e {
                 ConnectError::MixedFamilies => Errno(libc::EAFNOSUPPORT),
                 ConnectError::InUse => Errno(libc::EADDRNOTAVAIL),
@@ -1160,13 +1190,11 @@ impl Stack {
         if data.is_empty() {
             return Ok(0);
         }
-        let sndbuf = s.opts.sndbuf;
+        // SO_SNDBUF and TCP_NOTSENT_LOWAT are the engine's (`apply_conn_options`).
         let Some(b) = self.engine.buffers(conn.id) else {
             return Err(Errno(libc::EPIPE));
         };
-        let cap = sndbuf.map_or(b.send_space, |limit| {
-            b.send_space.min(limit.saturating_sub(b.send))
-        });
+        let cap = b.send_space;
         if cap == 0 {
             return Err(self.would_block(fd));
         }
@@ -1205,9 +1233,9 @@ impl Stack {
         if let SockState::Connected(c) = s.state {
             if c.alive() {
                 self.owners.remove(&c.id);
-                let unread = self.engine.buffers(c.id).is_some_and(|b| b.received > 0);
-                // SO_LINGER 0, or unread data (RFC 2525 §2.17, as Linux): reset, not FIN.
-                let abort = s.opts.linger == Some(0) || unread;
+                // SO_LINGER 0: reset, not FIN. (A close with data unread resets too: the
+                // engine's rule, RFC 1122 §4.2.2.13, as Linux.)
+                let abort = s.opts.linger == Some(0);
                 self.engine
                     .with_io(self.now, c.id, &mut self.tx, |_, _, io| {
                         if abort { io.abort() } else { io.close() }
@@ -1384,11 +1412,13 @@ impl Stack {
                 let secs = i32::from_ne_bytes([l[4], l[5], l[6], l[7]]);
                 s.opts.linger = (on != 0).then_some(secs.max(0) as u32);
             }
+            // Linux's sock_setsockopt: twice the value, at least SOCK_MIN_SNDBUF (4608 on
+            // x86-64: two sk_buffs of TCP_SKB_MIN_TRUESIZE) or SOCK_MIN_RCVBUF (2304).
             (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                s.opts.sndbuf = Some(2 * usize::try_from(int()?.max(0)).unwrap_or(0));
+                s.opts.sndbuf = Some(doubled(int()?).max(SOCK_MIN_SNDBUF));
             }
             (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                s.opts.rcvbuf = Some(2 * usize::try_from(int()?.max(0)).unwrap_or(0));
+                s.opts.rcvbuf = Some(doubled(int()?).max(SOCK_MIN_RCVBUF));
             }
             (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => s.opts.v6only = int()? != 0,
             // Linux: a queue for a closed or listening socket (`fastopen_queue_tune`).
@@ -1414,6 +1444,28 @@ impl Stack {
                     backup: key(16),
                 });
             }
+            // Linux's `do_tcp_setsockopt`: a negative timeout is EINVAL, 0 turns it off.
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
+                s.opts.user_timeout = u32::try_from(int()?).map_err(|_| Errno::INVAL)?;
+            }
+            // Linux: 0 (none) or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767), else EINVAL. It
+            // acts when the MSS is settled: on a listener or before connect().
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
+                let v = int()?;
+                if v != 0 && !(88..=32767).contains(&v) {
+                    return Err(Errno::INVAL);
+                }
+                s.opts.max_segment = v as u16;
+            }
+            // Linux takes any value (0: the sysctl's, by default none).
+            (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => s.opts.notsent_lowat = int()? as u32,
+            (libc::IPPROTO_TCP, libc::TCP_INQ) => {
+                let v = int()?;
+                if !(0..=1).contains(&v) {
+                    return Err(Errno::INVAL);
+                }
+                s.opts.inq = v == 1;
+            }
             _ => return Err(Errno::NOPROTOOPT),
         }
         self.apply_option(fd, level, name)
@@ -1438,10 +1490,24 @@ impl Stack {
             self.apply_push_options(fd);
             return Ok(());
         }
+        let s = self.socket(fd)?;
         if !keepalive_opt && !fastopen_opt {
+            // The engine's own per-connection options apply to a connection at once; a
+            // listener's pass to the connections it accepts from now on, as in Linux.
+            match &s.state {
+                SockState::Connected(c) if c.alive() => {
+                    let (id, opts) = (c.id, s.opts);
+                    self.apply_conn_options(id, &opts);
+                }
+                SockState::Listening { .. } => {
+                    let listener = self.listener(fd)?;
+                    self.engine.unlisten(listener.addr, listener.port);
+                    self.engine.listen(listener);
+                }
+                _ => {}
+            }
             return Ok(());
         }
-        let s = self.socket(fd)?;
         match &s.state {
             SockState::Listening { .. } => {
                 let listener = self.listener(fd)?;
@@ -1480,6 +1546,72 @@ impl Stack {
         self.settle();
     }
 
+    /// Gives connection `id` the engine-side options of its socket ([`SockOpts::conn_options`];
+    /// `TCP_MAXSEG` acts on the handshake only).
+    fn apply_conn_options(&mut self, id: ConnId, opts: &SockOpts) {
+        let o = opts.conn_options();
+        self.engine.set_user_timeout(id, o.user_timeout);
+        self.engine.set_recv_buffer(id, o.recv_buffer);
+        self.engine.set_send_buffer(id, o.send_buffer);
+        self.engine.set_notsent_lowat(id, o.notsent_lowat);
+    }
+
+    /// The MSS connection `id` sends with (`getsockopt(TCP_MAXSEG)`, Linux's `mss_cache`).
+    fn maxseg(&self, id: ConnId) -> i32 {
+        self.engine.info(id).map_or(536, |i| i.snd_mss as i32)
+    }
+
+    /// `TCP_CM_INQ` for a `recvmsg` on `fd` if `TCP_INQ` is on: the bytes left to read, or 1
+    /// once the peer's FIN is in and nothing is (Linux's `tcp_inq_hint`: "fake" byte that
+    /// tells a reader to read on and see the end).
+    pub fn inq_hint(&self, fd: Fd) -> Option<i32> {
+        let s = self.socket(fd).ok()?;
+        if !s.opts.inq {
+            return None;
+        }
+        let left = self.received(fd);
+        let done = match &s.state {
+            SockState::Connected(c) => {
+                c.peer_fin || !c.alive() || self.engine.state(c.id).is_some_and(State::fin_received)
+            }
+            _ => false,
+        };
+        Some(if left == 0 && done {
+            1
+        } else {
+            i32::try_from(left).unwrap_or(i32::MAX)
+        })
+    }
+
+    /// Linux's `struct tcp_info` for connection `id`, in the layout of `linux/tcp.h` up to
+    /// `tcpi_rcv_wnd` ([`TCP_INFO_LEN`] bytes): the fields the engine keeps ([`xdptcp::tcp::TcpInfo`]),
+    /// in Linux's units (microseconds, segments), the rest zero.
+    fn tcp_info(&self, id: ConnId) -> Vec<u8> {
+        let mut out = vec![0u8; TCP_INFO_LEN];
+        let Some(i) = self.engine.info(id) else {
+            return out;
+        };
+        let mut put = |at: usize, bytes: &[u8]| out[at..at + bytes.len()].copy_from_slice(bytes);
+        let us = |d: Duration| u32::try_from(d.as_micros()).unwrap_or(u32::MAX);
+        let segs = |bytes: u32| bytes / i.snd_mss.max(1);
+        put(0, &[linux_state(i.state), 0, i.retransmits]);
+        put(8, &us(i.rto).to_ne_bytes()); // tcpi_rto
+        put(16, &i.snd_mss.to_ne_bytes());
+        put(20, &i.rcv_mss.to_ne_bytes());
+        put(24, &segs(i.unacked).to_ne_bytes()); // tcpi_unacked, segments
+        put(68, &i.rtt.map_or(0, us).to_ne_bytes()); // tcpi_rtt
+        put(72, &i.rttvar.map_or(0, us).to_ne_bytes()); // tcpi_rttvar
+        put(76, &segs(i.ssthresh).to_ne_bytes()); // tcpi_snd_ssthresh
+        put(80, &segs(i.cwnd).to_ne_bytes()); // tcpi_snd_cwnd
+        put(120, &i.bytes_acked.to_ne_bytes());
+        put(128, &i.bytes_received.to_ne_bytes());
+        put(144, &i.notsent.to_ne_bytes()); // tcpi_notsent_bytes
+        put(160, &i.delivery_rate.unwrap_or(0).to_ne_bytes());
+        put(228, &i.snd_wnd.to_ne_bytes());
+        put(232, &i.rcv_wnd.to_ne_bytes());
+        out
+    }
+
     /// `getsockopt(fd, level, name)`: the option's value (an `int`, or `struct linger`).
     pub fn getsockopt(&mut self, fd: Fd, level: i32, name: i32) -> SysResult<Vec<u8>> {
         let (send_default, recv_default) = {
@@ -1512,6 +1644,26 @@ impl Stack {
             (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
                 s.opts.fastopen_queue.map_or(0, |q| clamp(q as usize))
             }
+            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => clamp(s.opts.user_timeout as usize),
+            (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => s.opts.notsent_lowat as i32,
+            (libc::IPPROTO_TCP, libc::TCP_INQ) => flag(s.opts.inq),
+            // Linux: the MSS a connection sends with (`mss_cache`); before one, TCP_MAXSEG's
+            // value, else TCP_MSS_DEFAULT (536).
+            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => match &s.state {
+                SockState::Connected(c) if c.alive() => {
+                    let id = c.id;
+                    return Ok(self.maxseg(id).to_ne_bytes().to_vec());
+                }
+                _ if s.opts.max_segment > 0 => i32::from(s.opts.max_segment),
+                _ => 536,
+            },
+            (libc::IPPROTO_TCP, libc::TCP_INFO) => match &s.state {
+                SockState::Connected(c) if c.alive() => {
+                    let id = c.id;
+                    return Ok(self.tcp_info(id));
+                }
+                _ => return Ok(vec![0u8; TCP_INFO_LEN]),
+            },
             _ => return Err(Errno::NOPROTOOPT),
         };
         Ok(int.to_ne_bytes().to_vec())
@@ -1589,6 +1741,7 @@ impl Stack {
                             && !s.shut_wr
                             && b.send_space > 0
                             && b.send_space >= b.send / 2
+                            && lowat_writable(b.unsent, s.opts.notsent_lowat)
                         {
                             m |= OUT;
                         }
@@ -1701,6 +1854,43 @@ impl Stack {
 }
 
 /// The errno a socket call returns once after the connection ended this way.
+/// Linux's `SOCK_MIN_SNDBUF` on x86-64: the least `SO_SNDBUF` sets.
+const SOCK_MIN_SNDBUF: usize = 4608;
+
+/// Linux's `SOCK_MIN_RCVBUF` on x86-64: the least `SO_RCVBUF` sets.
+const SOCK_MIN_RCVBUF: usize = 2304;
+
+/// Twice a buffer size given to `SO_SNDBUF` or `SO_RCVBUF` (a negative one counts as 0).
+fn doubled(v: i32) -> usize {
+    2 * usize::try_from(v.max(0)).unwrap_or(0)
+}
+
+/// `struct tcp_info` up to `tcpi_rcv_wnd`, the last field [`Stack::getsockopt`] fills.
+pub const TCP_INFO_LEN: usize = 236;
+
+/// Linux's `TCP_*` state number (`include/net/tcp_states.h`) of `state`.
+fn linux_state(state: State) -> u8 {
+    match state {
+        State::Established => 1,
+        State::SynSent => 2,
+        State::SynReceived => 3,
+        State::FinWait1 => 4,
+        State::FinWait2 => 5,
+        State::TimeWait => 6,
+        State::Closed => 7,
+        State::CloseWait => 8,
+        State::LastAck => 9,
+        State::Listen => 10,
+        State::Closing => 11,
+    }
+}
+
+/// Whether `unsent` bytes let `poll()` report `POLLOUT` under TCP_NOTSENT_LOWAT `lowat` (0:
+/// none): Linux's `__sk_stream_is_writeable(sk, 1)`, twice the unsent bytes below the mark.
+fn lowat_writable(unsent: usize, lowat: u32) -> bool {
+    lowat == 0 || (unsent as u64) * 2 < u64::from(lowat)
+}
+
 fn close_errno(reason: CloseReason) -> Errno {
     Errno(match reason {
         CloseReason::Normal => 0,

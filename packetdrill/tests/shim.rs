@@ -264,17 +264,20 @@ fn unknown_options_and_descriptors_fail_with_their_errno() {
         s.socket_call(libc::AF_INET, libc::SOCK_DGRAM, 0),
         Err(Errno(libc::EPROTONOSUPPORT))
     );
-    s.setsockopt(
-        fd,
-        libc::SOL_SOCKET,
-        libc::SO_SNDBUF,
-        &1000i32.to_ne_bytes(),
-    )
-    .unwrap();
+    let sndbuf = |s: &mut Stack, v: i32| {
+        s.setsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, &v.to_ne_bytes())
+            .unwrap();
+        s.getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap()
+    };
     assert_eq!(
-        s.getsockopt(fd, libc::SOL_SOCKET, libc::SO_SNDBUF).unwrap(),
-        2000i32.to_ne_bytes(),
+        sndbuf(&mut s, 5000),
+        10_000i32.to_ne_bytes(),
         "doubled, as Linux does"
+    );
+    assert_eq!(
+        sndbuf(&mut s, 1000),
+        4608i32.to_ne_bytes(),
+        "no less than Linux's SOCK_MIN_SNDBUF"
     );
 }
 

@@ -37,7 +37,8 @@ pub enum Shutdown {
     Open,
     /// Half-close: send a FIN after the queued data, keep receiving (`shutdown(SHUT_WR)`).
     Write,
-    /// Close: send a FIN after the queued data; data that still arrives is refused.
+    /// Close: send a FIN after the queued data; data that still arrives resets the
+    /// connection, as does closing with received data unconsumed (RFC 1122 §4.2.2.13).
     Close,
     /// Abort: send a RST now and drop everything queued.
     Abort,
@@ -56,7 +57,8 @@ pub enum CloseReason {
     TimedOut,
     /// Keepalive probes went unanswered; we sent a RST.
     KeepaliveTimeout,
-    /// We aborted (the app asked for it, or it closed with unread data arriving).
+    /// We aborted (the app asked for it, closed with received data unconsumed, or data
+    /// arrived after it closed).
     Aborted,
 }
 
@@ -241,7 +243,8 @@ impl<'a> Io<'a> {
         self.escalate(Shutdown::Write);
     }
 
-    /// Close: a FIN follows the queued data; data arriving afterwards is refused.
+    /// Close: a FIN follows the queued data; data arriving afterwards, or received data left
+    /// unconsumed, resets the connection instead (RFC 1122 §4.2.2.13, as Linux).
     pub fn close(&mut self) {
         self.escalate(Shutdown::Close);
     }

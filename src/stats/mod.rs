@@ -288,6 +288,12 @@ counters! {
     rcv_window_clamped,
     /// Times an app found its send buffer full below the configured size (memory pressure).
     send_memory_limited,
+    /// Connections reset because new data arrived after the app closed them (RFC 1122
+    /// §4.2.2.13; Linux `TCPAbortOnData`).
+    aborts_on_data,
+    /// Connections reset because the app closed them with received data unread (RFC 1122
+    /// §4.2.2.13; Linux `TCPAbortOnClose`).
+    aborts_on_close,
 }
 
 impl Stats {

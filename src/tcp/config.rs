@@ -52,6 +52,9 @@ pub struct Listener {
     pub keepalive: Option<Keepalive>,
     /// TCP Fast Open (RFC 7413) for SYNs here (off when `None`).
     pub fastopen: Option<super::fastopen::FastOpen>,
+    /// Socket options every connection accepted here starts with (`TCP_MAXSEG`,
+    /// `SO_RCVBUF`, ...: [`super::ConnOptions`]).
+    pub options: super::ConnOptions,
 }
 
 /// Everything an [`Engine`](crate::tcp::Engine) needs to know up front.

@@ -17,6 +17,7 @@ use super::reassembly::Reassembly;
 use super::recovery::Recovery;
 use super::route::Route;
 use super::rtt::RttEstimator;
+use super::sockopt::Limits;
 use super::timer::{Timer, Timers};
 use super::{Config, FourTuple, SeqNumber, State, isn};
 use crate::app::{SendFlags, Shutdown};
@@ -152,6 +153,16 @@ pub(crate) struct Conn<S> {
     pub(crate) retries: u8,
     /// Loss recovery and congestion control (RFC 6675, RFC 8985, RFC 6937, RFC 9438).
     pub(crate) rec: Recovery,
+    /// The socket options set for this connection (`super::sockopt`).
+    pub(crate) limits: Limits,
+    /// Payload bytes the peer acknowledged, and in-order payload bytes received (`TCP_INFO`'s
+    /// `tcpi_bytes_acked`, `tcpi_bytes_received`).
+    pub(crate) bytes_acked: u64,
+    pub(crate) bytes_received: u64,
+    /// Since the first retransmission (a tail loss probe too) or window probe that no ACK has
+    /// answered yet: when the oldest unacknowledged segment was sent, what the user timeout
+    /// counts from (Linux's `retrans_stamp`).
+    pub(crate) timeout_start: Option<Instant>,
 
     // Keepalive.
     /// When the peer last proved alive (an acceptable segment): keepalive counts idleness
@@ -247,6 +258,10 @@ impl<S: Default> Conn<S> {
                 false,
                 now,
             ),
+            limits: Limits::default(),
+            bytes_acked: 0,
+            bytes_received: 0,
+            timeout_start: None,
             last_rx: now,
             ka_probes: 0,
             delack: DelayedAck::default(),
@@ -282,7 +297,7 @@ impl<S> Conn<S> {
     /// Most payload bytes per segment the peer may send us: the MSS we announced less the
     /// timestamp option (Linux's `advmss`).
     pub(crate) fn rcv_payload_mss(&self, cfg: &Config) -> usize {
-        usize::from(cfg.mss)
+        usize::from(self.syn_mss(cfg))
             .saturating_sub(self.ts_option_len())
             .max(1)
     }
@@ -326,25 +341,25 @@ impl<S> Conn<S> {
         recv_buffer.saturating_sub(self.rcv_queued() as u32)
     }
 
-    /// The receive buffer the window is advertised into now: the configured one, or under
+    /// The receive buffer the window is advertised into now: the connection's, or under
     /// memory pressure what is queued plus what the budget allows past it (at most 4 MSS).
     /// The right edge already advertised never moves back (`window_to_advertise`).
     pub(crate) fn recv_limit(&self, cfg: &Config, mem: &Budget) -> u32 {
         match mem.window_allowance(self.heap_bytes(), self.rcv_payload_mss(cfg)) {
-            None => cfg.recv_buffer,
-            Some(w) => cfg
-                .recv_buffer
+            None => self.recv_buffer(cfg),
+            Some(w) => self
+                .recv_buffer(cfg)
                 .min((self.rcv_queued() as u32).saturating_add(w)),
         }
     }
 
-    /// The most the send buffer may hold now: the configured send buffer, or under memory
+    /// The most the send buffer may hold now: the connection's send buffer, or under memory
     /// pressure what its capacity holds already ([`Budget::send_ceiling`]).
     pub(crate) fn send_limit(&self, cfg: &Config, mem: &Budget) -> usize {
         mem.send_ceiling(
             self.heap_bytes(),
             self.snd.buf.capacity(),
-            cfg.send_buffer as usize,
+            self.send_buffer(cfg) as usize,
         )
     }
 

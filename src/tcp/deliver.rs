@@ -7,7 +7,8 @@
 //! handshake completes, as Linux does), and reads through flow control: what it does not
 //! consume stays buffered and shrinks the window we advertise. Under memory pressure its send
 //! space is what the budget allows (`Conn::send_limit`), so an app that cannot write stops
-//! consuming and the window closes: the back-pressure reaches the peer.
+//! consuming and the window closes: the back-pressure reaches the peer. An app that closes
+//! with received data unconsumed resets the connection (RFC 1122 §4.2.2.13).
 
 use std::collections::VecDeque;
 
@@ -31,12 +32,33 @@ pub(crate) fn after_event<A: App, T: Tx>(
         return outcome;
     }
     deliver(c, cx);
-    if c.app.shutdown == Shutdown::Abort {
+    if aborted(c, cx) {
         output::send_rst(c, cx);
         return Outcome::Close(CloseReason::Aborted);
     }
     output::transmit(c, cx);
+    // What went out may have taken the unsent bytes below TCP_NOTSENT_LOWAT: the app hears
+    // of the room now, not at the next ACK (Linux's `tcp_check_space` after `tcp_write_xmit`).
+    if c.limits.notsent_lowat != u32::MAX && offer_room(c, cx) {
+        if aborted(c, cx) {
+            output::send_rst(c, cx);
+            return Outcome::Close(CloseReason::Aborted);
+        }
+        output::transmit(c, cx);
+    }
     outcome
+}
+
+/// Whether the app aborted `c`, or closed it with received data it never read: RFC 1122
+/// §4.2.2.13, "If such a host issues a CLOSE call while received data is still pending in TCP
+/// ..., its TCP SHOULD send a RST to show that data was lost", as Linux's `tcp_close` does
+/// (`data_was_unread`, `TCPAbortOnClose`). A half-close (`shutdown(SHUT_WR)`) reads on.
+fn aborted<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
+    if c.app.shutdown == Shutdown::Close && !c.rcv.buf.is_empty() {
+        cx.stats.aborts_on_close += 1;
+        c.app.shutdown = Shutdown::Abort;
+    }
+    c.app.shutdown == Shutdown::Abort
 }
 
 /// The app's handle on `c` (its send space as the memory budget `mem` allows, shutdown state
@@ -48,7 +70,13 @@ pub(crate) fn io<'c, S>(
     id: ConnId,
     now: Instant,
 ) -> (Io<'c>, &'c mut S, &'c mut VecDeque<u8>) {
-    let send_capacity = c.send_limit(cfg, mem);
+    // TCP_NOTSENT_LOWAT gates writes too (Linux's `tcp_sendmsg` waits while
+    // `tcp_stream_memory_free` says no).
+    let send_capacity = if c.below_lowat(false) {
+        c.send_limit(cfg, mem)
+    } else {
+        c.snd.buf.len()
+    };
     let io = Io::new(
         id,
         c.route.tuple,
@@ -76,12 +104,30 @@ fn window_update_due<S>(c: &Conn<S>, cfg: &Config, mem: &Budget) -> bool {
         return false;
     }
     let open = c.rcv_open();
-    if open > c.window_clamp(cfg.recv_buffer) / 2 {
+    if open > c.window_clamp(c.recv_buffer(cfg)) / 2 {
         return false;
     }
     let (field, _) = c.window_to_advertise(c.recv_limit(cfg, mem));
     let new = u32::from(field) << c.opts.rcv_wscale;
     new > 0 && new / 2 >= open
+}
+
+/// Tells an app that found no room ([`App::on_writable`]) that there is some: below the send
+/// buffer's limit, and with TCP_NOTSENT_LOWAT once the unsent bytes are below half the mark
+/// (Linux wakes a writer when `__sk_stream_is_writeable(sk, 1)`). Whether it did.
+fn offer_room<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> bool {
+    let (cfg, mem, id, now) = (cx.cfg, cx.mem, cx.id, cx.now);
+    if !(c.app.blocked
+        && c.app.shutdown == Shutdown::Open
+        && c.snd.buf.len() < c.send_limit(cfg, mem)
+        && c.below_lowat(true))
+    {
+        return false;
+    }
+    c.app.blocked = false;
+    let (mut io, state, _) = io(c, cfg, mem, id, now);
+    cx.app.on_writable(state, &mut io);
+    true
 }
 
 /// Lets the app act on what the event changed: connected, room to write, data, peer's FIN.
@@ -106,22 +152,15 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
         let (mut io, state, _) = io(c, cfg, mem, id, now);
         cx.app.on_connected(state, &mut io);
     }
-    if c.app.blocked && c.app.shutdown == Shutdown::Open && c.snd.buf.len() < c.send_limit(cfg, mem)
-    {
-        c.app.blocked = false;
-        let (mut io, state, _) = io(c, cfg, mem, id, now);
-        cx.app.on_writable(state, &mut io);
-    }
-    if !c.rcv.buf.is_empty() {
-        if c.app.shutdown >= Shutdown::Close {
-            c.rcv.buf.clear();
-        } else {
-            let (mut io, state, recv) = io(c, cfg, mem, id, now);
-            let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
-            recv.drain(..consumed.min(recv.len()));
-            if consumed > 0 && window_update_due(c, cfg, mem) {
-                output::ack_by_batch_end(c, cx);
-            }
+    offer_room(c, cx);
+    // Once closed, the app reads nothing more: what it left unread resets the connection
+    // (`aborted`).
+    if !c.rcv.buf.is_empty() && c.app.shutdown < Shutdown::Close {
+        let (mut io, state, recv) = io(c, cfg, mem, id, now);
+        let consumed = cx.app.on_data(state, &mut io, recv.make_contiguous());
+        recv.drain(..consumed.min(recv.len()));
+        if consumed > 0 && window_update_due(c, cfg, mem) {
+            output::ack_by_batch_end(c, cx);
         }
     }
     if c.rcv.buf.is_empty() && c.rcv.buf.capacity() > MAX_IDLE_BUFFER {
@@ -134,9 +173,9 @@ fn deliver<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
     }
     if c.app.shutdown == Shutdown::Open && !c.app.blocked {
         let limit = c.send_limit(cfg, mem);
-        if c.snd.buf.len() >= limit {
+        if c.snd.buf.len() >= limit || !c.below_lowat(false) {
             c.app.blocked = true;
-            if limit < cfg.send_buffer as usize {
+            if limit < c.send_buffer(cfg) as usize {
                 cx.stats.send_memory_limited += 1;
             }
         }

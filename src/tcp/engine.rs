@@ -17,6 +17,7 @@ use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple};
 use super::listen::{Accept, Listen};
 use super::memory::MemoryAccount;
 use super::route::Route;
+use super::sockopt::ConnOptions;
 use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
@@ -503,6 +504,22 @@ impl<A: App> Engine<A> {
         remote_mac: MacAddr,
         tx: &mut T,
     ) -> Result<ConnId, ConnectError> {
+        let none = ConnOptions::default();
+        self.connect_with(now, local, remote, remote_mac, &none, tx)
+    }
+
+    /// [`Engine::connect`] for a connection with socket `options` from the start (a socket's
+    /// `setsockopt`s before `connect()`): its SYN announces `TCP_MAXSEG`'s MSS and a window
+    /// scale and window that fit `SO_RCVBUF`'s buffer ([`ConnOptions`]).
+    pub fn connect_with<T: Tx>(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        remote_mac: MacAddr,
+        options: &ConnOptions,
+        tx: &mut T,
+    ) -> Result<ConnId, ConnectError> {
         self.last_now = now;
         if local.is_ipv4() != remote.is_ipv4() {
             return Err(ConnectError::MixedFamilies);
@@ -532,6 +549,7 @@ impl<A: App> Engine<A> {
         // What we offer; the SYN-ACK settles it.
         let opts = Negotiated::offer(&self.cfg);
         let mut c = Conn::new(&self.cfg, &self.keys, now, &route, opts, iss);
+        c.take_options(options);
         c.syn_sent();
         c.timers.arm(Timer::Rto, now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;

@@ -13,7 +13,8 @@
 //!    range, new data acknowledged (RTT, RFC 6298), the ACK and its SACK blocks fed to loss
 //!    recovery ([`super::recovery`]), the window update, our FIN acknowledged.
 //! 7. "Seventh, process the segment text": in order, or into reassembly, as far as the memory
-//!    budget allows (Linux's `tcp_try_rmem_schedule`); delayed ACKs.
+//!    budget allows (Linux's `tcp_try_rmem_schedule`); delayed ACKs. New data after the app's
+//!    close resets the connection (RFC 1122 §4.2.2.13, as Linux's `tcp_rcv_state_process`).
 //! 8. "Eighth, check the FIN bit", once every byte before it has arrived (a FIN ahead of a
 //!    hole is kept until then).
 //!
@@ -105,6 +106,16 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     // segment with a far-future TSval would make PAWS drop every real one.
     update_ts_recent(c, seg);
     touch_keepalive(c, cx);
+    // RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD send
+    // a RST to show that data was lost". As Linux's tcp_rcv_state_process after close() (not
+    // shutdown(SHUT_WR): the app reads on): data beyond RCV.NXT resets the connection, with a
+    // RST that answers the segment (<SEQ=SEG.ACK>, as tcp_v4_send_reset), the FIN still unsent
+    // or unacknowledged; data already received, or a bare FIN, is processed as usual.
+    if aborts_on_data(c, seg) {
+        cx.stats.aborts_on_data += 1;
+        output::send_rst_for_ack(c, cx, seg.ack);
+        return Outcome::Close(CloseReason::Aborted);
+    }
     // Seventh, process the segment text.
     if matches!(
         c.state,
@@ -121,6 +132,19 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         return accept_fin(c, cx);
     }
     Outcome::Keep
+}
+
+/// Whether `seg` brings data beyond RCV.NXT to a connection the app has closed (Linux's
+/// `RCV_SHUTDOWN` in FIN-WAIT-1 or FIN-WAIT-2: here ESTABLISHED too, where the FIN still waits
+/// behind queued data, Linux having moved to FIN-WAIT-1 at close()).
+fn aborts_on_data<S>(c: &Conn<S>, seg: &TcpRepr<'_>) -> bool {
+    c.app.shutdown == Shutdown::Close
+        && matches!(
+            c.state,
+            State::Established | State::FinWait1 | State::FinWait2
+        )
+        && (!seg.payload.is_empty() || seg.flags.contains(Flags::FIN))
+        && (seg.seq + seg.payload.len()).gt(c.rcv.nxt)
 }
 
 /// A SYN in SYN-RECEIVED: the peer's retransmitted SYN (our SYN-ACK was lost: send it again),
@@ -316,6 +340,11 @@ fn process_ack<A: App, T: Tx>(
     }
     if c.flight() == 0 {
         c.retries = 0; // a window probe was answered
+        // The user timeout goes on counting while the window stays shut (Linux resets
+        // `icsk_probes_tstamp` only once the window opens, `tcp_ack_probe`).
+        if window > 0 {
+            c.timeout_start = None;
+        }
     }
     // "If SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK), set SND.WND <-
     // SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -343,6 +372,7 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
     let fin_acked_now = c.snd.fin.is_some_and(|f| ack.gt(f));
     let data = (acked as usize - usize::from(fin_acked_now)).min(c.snd.buf.len());
     c.snd.buf.drain(..data);
+    c.bytes_acked += data as u64;
     if c.snd.buf.is_empty() && c.snd.buf.capacity() > MAX_IDLE_BUFFER {
         c.snd.buf = Default::default();
     }
@@ -364,6 +394,7 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
         c.snd.nxt = ack;
     }
     c.retries = 0;
+    c.timeout_start = None;
 }
 
 /// Feeds an acceptable ACK at or above SND.UNA to loss recovery: the scoreboard takes its SACK
@@ -500,42 +531,38 @@ fn receive_data<A: App, T: Tx>(
         c.ack_now = true;
         return;
     }
-    let refused = c.app.shutdown >= Shutdown::Close;
-    if refused {
-        cx.stats.drop(DropReason::NoRoom);
+    // Within the memory budget, or dropped unacknowledged: the peer sends it again (as
+    // Linux's tcp_data_queue drops for tcp_try_rmem_schedule, with no ACK to hurry it). Data
+    // after the app's close() never gets here: it resets the connection (`aborts_on_data`).
+    let own = c.heap_bytes();
+    let ceiling = cx
+        .mem
+        .growth_ceiling(own, c.rcv.buf.capacity())
+        .min((c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + data.len()));
+    let growth = if cx.mem.pressured(own) {
+        Growth::Eighth
     } else {
-        // Within the memory budget, or dropped unacknowledged: the peer sends it again (as
-        // Linux's tcp_data_queue drops for tcp_try_rmem_schedule, with no ACK to hurry it).
-        let own = c.heap_bytes();
-        let ceiling = cx
-            .mem
-            .growth_ceiling(own, c.rcv.buf.capacity())
-            .min((cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + data.len()));
-        let growth = if cx.mem.pressured(own) {
-            Growth::Eighth
-        } else {
-            Growth::Double
-        };
-        if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
-            cx.stats.drop(DropReason::RcvMemory);
-            c.rcv.starved = true;
-            return;
-        }
-        c.rcv.buf.extend(data);
+        Growth::Double
+    };
+    if !reserve_within(&mut c.rcv.buf, data.len(), ceiling, growth) {
+        cx.stats.drop(DropReason::RcvMemory);
+        c.rcv.starved = true;
+        return;
     }
+    c.rcv.buf.extend(data);
     c.rcv.starved = false;
     c.rcv.nxt += data.len();
     cx.stats.rx_bytes += data.len() as u64;
+    c.bytes_received += data.len() as u64;
     let filled_hole = !c.rcv.ooo.is_empty();
     while let Some(more) = c.rcv.ooo.pop_ready(c.rcv.nxt) {
         c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;
-        if !refused {
-            // Data held already changes queues: it always fits, in no more than the buffer.
-            let ceiling = (cx.cfg.recv_buffer as usize).max(c.rcv.buf.len() + more.len());
-            reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
-            c.rcv.buf.extend(more.iter());
-        }
+        c.bytes_received += more.len() as u64;
+        // Data held already changes queues: it always fits, in no more than the buffer.
+        let ceiling = (c.recv_buffer(cx.cfg) as usize).max(c.rcv.buf.len() + more.len());
+        reserve_within(&mut c.rcv.buf, more.len(), ceiling, Growth::Double);
+        c.rcv.buf.extend(more.iter());
     }
     // At once in quick-ACK mode, with more than a segment's worth unacknowledged, or when a
     // hole was filled (RFC 5681 §4.2); else at most `delayed_ack` later. In a receive batch,
@@ -609,8 +636,10 @@ fn handle_syn_sent<A: App, T: Tx>(
     c.synchronize_receive(seg.seq, seg.options.timestamp);
     // The window our SYN offered (never scaled, RFC 7323 §2.2) now has a left edge: anchor
     // the advertised right edge and Last.ACK.sent to RCV.NXT, not to sequence number 0.
-    c.rcv.adv = c.rcv.nxt + output::syn_window(cx.cfg);
+    c.rcv.adv = c.rcv.nxt + c.syn_window(cx.cfg);
     c.opts = Negotiated::from_syn(cx.cfg, c.route.tuple.remote_addr.is_ipv4(), &seg.options);
+    // What our SYN offered under the socket options (`TCP_MAXSEG`, `SO_RCVBUF`) holds.
+    c.clamp_negotiated();
     if flags.contains(Flags::ACK) {
         // Our SYN is acknowledged: ESTABLISHED.
         c.establish(cx.cfg, cx.stats, cx.now, seg);

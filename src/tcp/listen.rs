@@ -20,7 +20,7 @@ use super::rate_limit::RateLimiter;
 use super::route::Route;
 use super::syncookie::{self, CookieError, CookieKeys, ValidCookie};
 use super::timer::Timer;
-use super::{Config, ConnId, Secret, State, SynCookieMode, isn, output};
+use super::{Config, ConnId, ConnOptions, Secret, State, SynCookieMode, isn, output};
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -439,6 +439,14 @@ fn insert_syn_received<S, T: Tx>(
     Some(id)
 }
 
+/// The socket options of listener `listener` (none for an unknown index).
+fn listener_options(cfg: &Config, listener: u8) -> ConnOptions {
+    cfg.listeners
+        .get(usize::from(listener))
+        .map(|l| l.options)
+        .unwrap_or_default()
+}
+
 /// The control block a SYN opens (still CLOSED, to be filed and moved to SYN-RECEIVED): "Set
 /// RCV.NXT to SEG.SEQ+1, IRS is set to SEG.SEQ [...] ISS should be selected and a SYN segment
 /// sent [...] SND.NXT is set to ISS+1 and SND.UNA to ISS" (RFC 9293 §3.10.7.2).
@@ -451,6 +459,7 @@ fn syn_received<S: Default, T: Tx>(
     let iss = isn::initial_seq(&sx.keys.isn, &route.tuple, sx.now);
     let opts = Negotiated::from_syn(sx.cfg, route.tuple.remote_addr.is_ipv4(), &seg.options);
     let mut c = Conn::new(sx.cfg, sx.keys, sx.now, route, opts, iss);
+    c.take_options(&listener_options(sx.cfg, listener));
     c.passive = true;
     c.listener = listener;
     c.synchronize_receive(seg.seq, seg.options.timestamp);
@@ -496,6 +505,11 @@ fn established_by_cookie<S: Default, T: Tx>(
         ..*sx.keys
     };
     let mut c = Conn::new(cfg, &keys, sx.now, route, opts, seg.ack - 1);
+    // The cookie's SYN-ACK announced the configured MSS, window and window scale (it kept no
+    // state to clamp them by): the scale stays; the MSS we send with and the buffers follow
+    // the listener's options (the window offered is never taken back).
+    c.take_options(&listener_options(cfg, listener));
+    c.opts.rcv_wscale = opts.rcv_wscale;
     c.passive = true;
     c.from_cookie = true;
     c.listener = listener;

@@ -127,7 +127,7 @@ pub(crate) fn send_syn_ack<S, T: Tx>(
     fast_open: Option<FastOpenOption>,
 ) -> bool {
     let syn_ack = c.state == State::SynReceived;
-    let window = syn_window(cfg) as u16;
+    let window = c.syn_window(cfg) as u16;
     let (ws, sack, ts) = if syn_ack {
         (
             (c.opts.rcv_wscale > 0 || c.opts.snd_wscale > 0).then_some(c.opts.rcv_wscale),
@@ -153,7 +153,7 @@ pub(crate) fn send_syn_ack<S, T: Tx>(
         },
         window,
         options: Options {
-            mss: Some(cfg.mss),
+            mss: Some(c.syn_mss(cfg)),
             window_scale: ws,
             sack_permitted: sack,
             timestamp: ts,
@@ -258,7 +258,7 @@ fn send_segment<A: App, T: Tx>(
         if flags.contains(Flags::PSH) && (seq + len).gt(c.snd.pushed) {
             c.snd.pushed = seq + len;
         }
-        if recv_buffer < cx.cfg.recv_buffer {
+        if recv_buffer < c.recv_buffer(cx.cfg) {
             cx.stats.rcv_window_clamped += 1;
         }
         c.rcv.adv = edge;

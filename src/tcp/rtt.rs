@@ -70,6 +70,11 @@ impl RttEstimator {
             .then(|| Duration::from_micros(u64::from(self.srtt_us)))
     }
 
+    /// The RTT variation (RFC 6298 RTTVAR; zero before a sample).
+    pub(crate) fn rttvar(&self) -> Duration {
+        Duration::from_micros(u64::from(self.rttvar_us))
+    }
+
     /// Feeds one RTT measurement (never from a retransmitted segment: Karn).
     pub(crate) fn sample(&mut self, rtt: Duration) {
         let r = rtt.as_micros().min(u128::from(u32::MAX / 8)) as u32;

@@ -2,7 +2,8 @@
 //! limit, SYN and SYN-ACK retransmission, zero-window persist probes (RFC 9293 §3.8.6.1),
 //! the delayed ACK (RFC 1122 §4.2.3.2), keepalive (RFC 1122 §4.2.3.6) and the FIN-WAIT-2
 //! timeout; and the app's own deadline ([`App::on_deadline`]). The timers themselves are in
-//! [`super::timer`].
+//! [`super::timer`]. A user timeout (RFC 5482, Linux's `TCP_USER_TIMEOUT`) bounds how long
+//! data or probes may go unacknowledged, whatever the retry limit says.
 
 use super::State;
 use super::conn::Conn;
@@ -11,7 +12,10 @@ use super::recovery::LossTimer;
 use super::timer::Timer;
 use super::{deliver, output};
 use crate::app::{App, CloseReason};
+use crate::time::Instant;
 use crate::tx::Tx;
+
+use std::time::Duration;
 
 /// Runs whichever of the connection's timers are due.
 pub(crate) fn handle_timeout<A: App, T: Tx>(
@@ -106,8 +110,9 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
         _ if c.flight() == 0 && c.unsent() > 0 => {
             // Persist: the peer's window is closed, or open less than sender SWS avoidance
             // waits for; probe it, backing off. The connection lives as long as the probes
-            // are answered (any ACK resets `retries`).
-            if let Some(abort) = retry_or_abort(c, cx) {
+            // are answered (any ACK resets `retries`), or with a user timeout until the window
+            // has stayed shut that long since the first probe (Linux's `icsk_probes_tstamp`).
+            if let Some(abort) = retry_or_abort(c, cx, now) {
                 return Some(abort);
             }
             // RFC 1122 §4.2.3.4: a small window is filled when "the override timeout occurs"
@@ -117,6 +122,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 output::send_probe(c, cx);
             }
             c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
+            clamp_to_user_timeout(c, now);
             None
         }
         _ if c.flight() > 0 => match c.rec.armed() {
@@ -131,11 +137,14 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             }
             // RFC 8985 §7.3.
             LossTimer::Probe => {
+                note_timeout_start(c, now - c.rtt.rto());
                 output::send_loss_probe(c, cx);
                 None
             }
             LossTimer::Retransmission => {
-                if let Some(abort) = retry_or_abort(c, cx) {
+                // The timer was armed one RTO (not backed off yet) after the oldest segment
+                // in flight went out, if the scoreboard does not say when.
+                if let Some(abort) = retry_or_abort(c, cx, now - c.rtt.rto()) {
                     return Some(abort);
                 }
                 // Everything unSACKed is lost; the retransmissions start from SND.UNA, one
@@ -146,6 +155,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 output::transmit(c, cx);
                 c.rec.arm_retransmission();
                 c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
+                clamp_to_user_timeout(c, now);
                 None
             }
         },
@@ -154,9 +164,21 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
 }
 
 /// One more retransmission (or probe), with the RTO backed off; after `Config::retries` of them
-/// the connection is aborted with a RST (RFC 9293 §3.8.3, R2).
-fn retry_or_abort<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
-    if c.retries >= cx.cfg.retries {
+/// the connection is aborted with a RST (RFC 9293 §3.8.3, R2), or earlier once the user timeout
+/// has passed since the data was sent: RFC 5482 §3, "the USER TIMEOUT [...] controls how long
+/// transmitted data may remain unacknowledged before a connection is dropped" (Linux's
+/// `tcp_write_timeout` with `icsk_user_timeout`, which replaces the retry count when set).
+/// `since` is when the episode started if nothing in flight says so ([`note_timeout_start`]).
+fn retry_or_abort<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    since: Instant,
+) -> Option<Outcome> {
+    let start = note_timeout_start(c, since);
+    let user_timed_out = c.limits.user_timeout_ms > 0
+        && cx.now - start >= Duration::from_millis(c.limits.user_timeout_ms.into());
+    let retries_out = c.limits.user_timeout_ms == 0 && c.retries >= cx.cfg.retries;
+    if retries_out || user_timed_out {
         cx.stats.timeouts += 1;
         output::send_rst(c, cx);
         return Some(Outcome::Close(CloseReason::TimedOut));
@@ -164,4 +186,27 @@ fn retry_or_abort<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
     c.retries += 1;
     c.rtt.back_off();
     None
+}
+
+/// The retransmission timer, however it was armed, fires no later than the user timeout's end,
+/// so the abort comes on time (Linux's `tcp_clamp_rto_to_user_timeout`).
+fn clamp_to_user_timeout<S>(c: &mut Conn<S>, now: Instant) {
+    if c.limits.user_timeout_ms == 0 {
+        return;
+    }
+    let Some(start) = c.timeout_start else {
+        return;
+    };
+    let end = (start + Duration::from_millis(c.limits.user_timeout_ms.into())).max(now);
+    if let Some(at) = c.timers.deadline_mut(Timer::Rto) {
+        *at = (*at).min(end);
+    }
+}
+
+/// What the user timeout counts from ([`Conn::timeout_start`]), noted at the first
+/// retransmission or probe of an episode: when the oldest segment in flight went out, else
+/// `since` (for a zero-window probe its own time, as Linux's `icsk_probes_tstamp`).
+fn note_timeout_start<S>(c: &mut Conn<S>, since: Instant) -> Instant {
+    let head = c.rec.scoreboard().segments().next().map(|s| s.sent_at);
+    *c.timeout_start.get_or_insert(head.unwrap_or(since))
 }

@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use super::event::Outcome;
 use super::timer::Timer;
-use super::{ConnId, Engine, Keepalive, Listener, State, deliver};
+use super::{ConnId, ConnOptions, Engine, Keepalive, Listener, State, TcpInfo, deliver, sockopt};
 use crate::app::{App, CloseReason, Io};
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -100,7 +100,8 @@ impl<A: App> Engine<A> {
             received: c.rcv.buf.len(),
             send: c.snd.buf.len(),
             unsent: c.unsent(),
-            send_space: if open {
+            // TCP_NOTSENT_LOWAT gates writes as the engine's own apps see it.
+            send_space: if open && c.below_lowat(false) {
                 c.send_limit(&self.cfg, &mem)
                     .saturating_sub(c.snd.buf.len())
             } else {
@@ -150,6 +151,7 @@ impl<A: App> Engine<A> {
                             port: 0,
                             keepalive: Some(ka),
                             fastopen: None,
+                            options: ConnOptions::default(),
                         });
                         listeners.len() - 1
                     }
@@ -173,6 +175,88 @@ impl<A: App> Engine<A> {
         }
         self.last_now = now;
         self.reschedule(id);
+        true
+    }
+
+    /// Sets connection `id`'s user timeout (RFC 5482, Linux's `TCP_USER_TIMEOUT`): once data
+    /// has gone unacknowledged this long since it was sent (counted from when the oldest
+    /// segment in flight went out, at the first retransmission timeout), or the peer's window
+    /// has stayed shut this long since the first zero-window probe (answered or not, as
+    /// Linux's `icsk_probes_tstamp`), the connection is aborted with a RST and the app told
+    /// [`CloseReason::TimedOut`], however many retransmissions that took; the retransmission
+    /// timer is clamped so the abort comes on time (`tcp_clamp_rto_to_user_timeout`). As in
+    /// Linux it replaces the retry limit ([`super::Config::retries`]) while set, does not
+    /// apply to the handshake (SYN retries), has millisecond granularity (a longer time than
+    /// `u32::MAX` ms is that), and `None` or zero turns it off. False if there is no such
+    /// connection.
+    pub fn set_user_timeout(&mut self, id: ConnId, timeout: Option<std::time::Duration>) -> bool {
+        self.with_limits(id, |l| l.user_timeout_ms = sockopt::timeout_ms(timeout))
+    }
+
+    /// Connection `id`'s user timeout ([`Engine::set_user_timeout`]), if one is set.
+    pub fn user_timeout(&self, id: ConnId) -> Option<std::time::Duration> {
+        self.options(id)?.user_timeout
+    }
+
+    /// Sets connection `id`'s receive buffer (Linux's `SO_RCVBUF`, in payload bytes, see
+    /// [`ConnOptions::recv_buffer`]; `None`: [`super::Config::recv_buffer`]): from its next
+    /// segment on, the window offered is what is free of it, within the window scale the
+    /// handshake settled, and never less than the window already offered (RFC 9293
+    /// §3.8.6: the right edge does not move back). False if there is no such connection.
+    pub fn set_recv_buffer(&mut self, id: ConnId, bytes: Option<u32>) -> bool {
+        self.with_limits(id, |l| l.recv_buffer = sockopt::buffer(bytes))
+    }
+
+    /// Sets connection `id`'s send buffer (Linux's `SO_SNDBUF`, in payload bytes, see
+    /// [`ConnOptions::send_buffer`]; `None`: [`super::Config::send_buffer`]): what the app may
+    /// hold queued, sent or not. Lowering it drops nothing already queued; the app is told of
+    /// room ([`App::on_writable`]) at the connection's next event. False if there is no such
+    /// connection.
+    pub fn set_send_buffer(&mut self, id: ConnId, bytes: Option<u32>) -> bool {
+        self.with_limits(id, |l| l.send_buffer = sockopt::buffer(bytes))
+    }
+
+    /// Sets connection `id`'s low-water mark of unsent bytes (Linux's `TCP_NOTSENT_LOWAT`, see
+    /// [`ConnOptions::notsent_lowat`]; `None`: none). False if there is no such connection.
+    pub fn set_notsent_lowat(&mut self, id: ConnId, bytes: Option<u32>) -> bool {
+        self.with_limits(id, |l| l.notsent_lowat = bytes.unwrap_or(u32::MAX))
+    }
+
+    /// The socket options set for connection `id` (from its listener, its `connect_with`, or
+    /// the `set_*` calls since).
+    pub fn options(&self, id: ConnId) -> Option<ConnOptions> {
+        Some(self.conns.get(id)?.limits.options())
+    }
+
+    /// What connection `id` knows of itself, as Linux's `TCP_INFO` reports it ([`TcpInfo`]).
+    pub fn info(&self, id: ConnId) -> Option<TcpInfo> {
+        let c = self.conns.get(id)?;
+        Some(TcpInfo {
+            state: c.state,
+            rtt: c.rtt.srtt(),
+            rttvar: c.rtt.srtt().map(|_| c.rtt.rttvar()),
+            rto: c.rtt.rto(),
+            snd_mss: c.payload_mss() as u32,
+            rcv_mss: c.rcv_payload_mss(&self.cfg) as u32,
+            cwnd: c.rec.window(),
+            ssthresh: c.rec.ssthresh(),
+            retransmits: c.retries,
+            unacked: c.flight(),
+            notsent: c.unsent() as u32,
+            snd_wnd: c.snd.wnd,
+            rcv_wnd: c.rcv_open(),
+            bytes_acked: c.bytes_acked,
+            bytes_received: c.bytes_received,
+            delivery_rate: None,
+        })
+    }
+
+    /// Runs `f` on connection `id`'s socket options; false if there is no such connection.
+    fn with_limits(&mut self, id: ConnId, f: impl FnOnce(&mut sockopt::Limits)) -> bool {
+        let Some(c) = self.conns.get_mut(id) else {
+            return false;
+        };
+        f(&mut c.limits);
         true
     }
 }

@@ -547,6 +547,7 @@ mod tests {
                 port: PORT,
                 keepalive: None,
                 fastopen: None,
+                options: Default::default(),
             }],
             secret: Secret([3; 32]),
             ..Config::default()

@@ -60,9 +60,11 @@ fn connect_close_keeps_the_concurrency_and_stops_at_max_conns() {
         close_on_peer_close: true,
         ..Scripted::default()
     };
+    // The server closes once it has read the request: closed before the request came, or with
+    // it unread, it would reset the connection (RFC 1122 §4.2.2.13).
     let server_app = Scripted {
         greeting: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        close_after_greeting: true,
+        close_on_data: true,
         ..Scripted::default()
     };
     let slog = server_app.log.clone();

@@ -4,6 +4,7 @@
 mod util;
 mod netsim;
 
+mod abort_on_data;
 mod app_deadline;
 mod driver;
 mod fastopen;
@@ -21,6 +22,7 @@ mod recovery;
 mod resets;
 mod retransmission;
 mod rfc5961;
+mod sockopt;
 mod states;
 mod syncookies;
 mod time_wait;

@@ -265,6 +265,7 @@ fn a_source_a_listener_serves_is_martian_also_to_another_served_address() {
         port: PORT,
         keepalive: None,
         fastopen: None,
+        options: Default::default(),
     });
     let mut p = Peer::server(cfg, Scripted::default());
     let f = syn_from(IpAddr::V4(second), PEER_MAC, IpAddr::V4(ENGINE_ADDR));

@@ -43,6 +43,7 @@ fn listener() -> Listener {
         port: PORT,
         keepalive: None,
         fastopen: None,
+        options: Default::default(),
     }
 }
 
@@ -105,7 +106,12 @@ fn with_io_writes_and_closes_outside_a_callback_and_buffers_tracks_unread_data()
     assert_eq!(peer.engine.app().taken.len(), 60);
     assert_eq!(peer.engine.buffers(id).unwrap().received, 40);
 
-    // Close from outside: a FIN follows the data.
+    // Close from outside, everything read: a FIN follows the data.
+    tx.clear();
+    peer.engine
+        .with_io(peer.now, id, &mut tx, |app, _, _| app.budget = 100)
+        .unwrap();
+    assert_eq!(peer.engine.buffers(id).unwrap().received, 0);
     tx.clear();
     peer.engine
         .with_io(peer.now, id, &mut tx, |_, _, io| io.close())

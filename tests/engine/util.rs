@@ -133,6 +133,7 @@ pub fn server_config() -> Config {
             port: PORT,
             keepalive: None,
             fastopen: None,
+            options: Default::default(),
         }],
         secret: Secret([0x42; 32]),
         ..Config::default()
@@ -604,6 +605,15 @@ pub const PEER_TS: u32 = 1_000_000;
 /// A server engine behind a peer, with `Scripted` as the app.
 pub fn server_peer(app: Scripted) -> Peer<Scripted> {
     Peer::server(server_config(), app)
+}
+
+/// A [`server_peer`] running `app`, past the handshake (peer ISN 1000): the peer, the SYN-ACK
+/// and the connection's id.
+pub fn established(app: Scripted) -> (Peer<Scripted>, Seg, ConnId) {
+    let mut peer = server_peer(app);
+    let sa = peer.handshake(1000);
+    let id = peer.engine.find(&peer.tuple()).expect("established");
+    (peer, sa, id)
 }
 
 /// The client port a [`RawPeer`] uses.

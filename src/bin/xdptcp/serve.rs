@@ -384,6 +384,7 @@ fn engine_config(
             port: args.port,
             keepalive: args.keepalive,
             fastopen: args.fastopen.map(FastOpen::with_queue),
+            options: Default::default(),
         }]
     } else {
         args.addrs
@@ -393,6 +394,7 @@ fn engine_config(
                 port: args.port,
                 keepalive: args.keepalive,
                 fastopen: args.fastopen.map(FastOpen::with_queue),
+                options: Default::default(),
             })
             .collect()
     };
