@@ -27,6 +27,12 @@
 //! only records the status; `reset_timedout_connection` is off by default), and closes an
 //! idle keep-alive connection quietly (`ngx_http_keepalive_handler`). Each is counted
 //! ([`App::counters`]: `header_timeouts`, `idle_timeouts`).
+//!
+//! A response that closes the connection (`Connection: close`, an error) is followed by a
+//! lingering close, as nginx's `ngx_http_set_lingering_close`: our FIN goes out after the
+//! response (a half-close), and what the client still sends is read and dropped until its FIN
+//! or [`LINGER`]; a plain close would answer that data with a RST (RFC 1122 §4.2.2.13), and a
+//! RST can make the client's TCP drop the response before it is read.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -131,7 +137,16 @@ enum Wait {
     Idle,
     /// No deadline: a response is being queued, a request body read, or the connection closes.
     Busy,
+    /// A closing response is queued and our FIN follows it; what the client still sends is
+    /// read and dropped until its FIN or [`LINGER`] (nginx's lingering close).
+    Linger,
 }
+
+/// How long a connection closed after a response goes on reading what the client still sends
+/// (nginx's `lingering_timeout`, 5 s; unlike nginx's it is not pushed back by reads, so a
+/// client cannot hold it longer): a client still sending when we close would otherwise get a
+/// RST for its data (RFC 1122 §4.2.2.13), which may destroy the response it has not yet read.
+pub const LINGER: Duration = Duration::from_secs(5);
 
 /// Per-connection state of [`Http`]: where we are in the request stream.
 #[derive(Debug, Default)]
@@ -257,7 +272,12 @@ impl Http {
     /// from the moment the last response was fully queued.
     fn update_deadline(&self, st: &mut HttpConn, io: &mut Io<'_>) {
         let now = io.now();
-        if st.draining || st.reply.is_some() || st.body_left > 0 {
+        if st.draining && st.reply.is_none() && io.shutdown() == Shutdown::Write {
+            if st.wait != Wait::Linger {
+                st.wait = Wait::Linger;
+                io.set_deadline(Some(now + LINGER));
+            }
+        } else if st.draining || st.reply.is_some() || st.body_left > 0 {
             st.wait = Wait::Busy;
             io.set_deadline(None);
         } else if st.carry.is_some() {
@@ -310,10 +330,13 @@ impl Http {
         }
         st.reply = None;
         st.offset = 0;
-        if reply.closes() || st.peer_closed {
+        if st.peer_closed {
             io.close();
-            st.draining = true;
+        } else if reply.closes() {
+            // Lingering close: our FIN now, their data read and dropped until theirs.
+            io.shutdown_write();
         }
+        st.draining |= reply.closes() || st.peer_closed;
         true
     }
 
@@ -433,11 +456,13 @@ impl App for Http {
     }
 
     /// A head not complete in time, or a keep-alive connection idle too long: closed with a
-    /// FIN, no response (as nginx does, see the module documentation).
+    /// FIN, no response (as nginx does, see the module documentation); a lingering close whose
+    /// client did not close within [`LINGER`]: closed.
     fn on_deadline(&mut self, st: &mut HttpConn, io: &mut Io<'_>) {
         match st.wait {
             Wait::Head => self.header_timeouts += 1,
             Wait::Idle => self.idle_timeouts += 1,
+            Wait::Linger => {}
             Wait::Busy => return,
         }
         st.wait = Wait::Busy;
@@ -872,21 +897,21 @@ Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
     fn wrk_with_connection_close_gets_a_close_200_and_we_close() {
         let (_, conn, out) = serve(&[WRK_CLOSE]);
         assert_eq!(out, OK_CLOSE);
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
     }
 
     #[test]
     fn connection_header_is_case_insensitive_and_may_list_several_tokens() {
         let (_, conn, out) = serve(&[b"GET / HTTP/1.1\r\nconnection: Upgrade, CLOSE\r\n\r\n"]);
         assert_eq!(out, OK_CLOSE);
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
     }
 
     #[test]
     fn http10_closes_unless_it_asks_for_keep_alive() {
         let (_, conn, out) = serve(&[b"GET / HTTP/1.0\r\n\r\n"]);
         assert_eq!(out, OK_CLOSE);
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
 
         let (_, conn, out) = serve(&[b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n"]);
         assert_eq!(out, OK_KEEP10);
@@ -931,7 +956,7 @@ Content-Length: 18\r\nConnection: keep-alive\r\n\r\nHello from xdptcp\n";
         let (app, conn, out) = serve(&[&three]);
         let head = &OK_KEEP[..OK_KEEP.len() - BODY.len()];
         assert_eq!(out, [OK_KEEP, head, OK_CLOSE].concat());
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
         assert_eq!(app.requests(), 3);
     }
 
@@ -1082,7 +1107,7 @@ Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: 
         ] {
             let (app, conn, out) = serve(&[garbage, WRK]);
             assert_eq!(out, BAD_REQUEST, "{:?}", String::from_utf8_lossy(garbage));
-            assert_eq!(conn.shutdown, Shutdown::Close);
+            assert_eq!(conn.shutdown, Shutdown::Write);
             assert!(conn.unread.is_empty());
             assert_eq!((app.requests(), app.errors()), (0, 1));
         }
@@ -1094,7 +1119,7 @@ Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: 
             b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ]);
         assert_eq!(out, NOT_IMPLEMENTED);
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
         assert_eq!(app.errors(), 1);
     }
 
@@ -1112,7 +1137,7 @@ Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: 
         conn.receive(&mut app, &[b'a'; 1000]);
         assert!(conn.state.carry.is_none());
         assert_eq!(conn.take_sent(&mut app), HEADERS_TOO_LARGE);
-        assert_eq!(conn.shutdown, Shutdown::Close);
+        assert_eq!(conn.shutdown, Shutdown::Write);
         assert!(conn.unread.is_empty());
         assert_eq!(app.errors(), 1);
     }
@@ -1310,12 +1335,41 @@ Content-Type: application/octet-stream\r\nContent-Length: 300001\r\nConnection: 
     }
 
     #[test]
-    fn an_error_reply_closes_and_leaves_no_deadline() {
+    fn an_error_reply_half_closes_and_lingers_for_the_client_s_fin() {
         let mut app = timed();
         let mut conn = Endpoint::connect(&mut app, 64 * 1024);
         conn.receive(&mut app, b"GET / HTTP/2.0\r\n\r\n");
         assert_eq!(conn.take_sent(&mut app), BAD_REQUEST);
+        let linger = conn.now + LINGER;
+        assert_eq!(
+            (conn.shutdown, conn.deadline),
+            (Shutdown::Write, Some(linger))
+        );
+        // What the client still sends is read and dropped, with no answer and no reset; the
+        // deadline stays (a dribbling client cannot push it back).
+        conn.advance(&mut app, linger - Duration::from_secs(1));
+        conn.receive(&mut app, b"more of what it was sending");
+        assert_eq!((conn.refused, conn.unread.len()), (0, 0));
+        assert!(conn.take_sent(&mut app).is_empty());
+        assert_eq!(conn.deadline, Some(linger));
+        // Its FIN ends the connection.
+        conn.peer_fin(&mut app);
         assert_eq!((conn.shutdown, conn.deadline), (Shutdown::Close, None));
+    }
+
+    #[test]
+    fn a_lingering_close_whose_client_never_closes_ends_at_linger() {
+        let mut app = timed();
+        let mut conn = Endpoint::connect(&mut app, 64 * 1024);
+        conn.receive(&mut app, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+        assert_eq!(conn.take_sent(&mut app), OK_CLOSE);
+        let linger = conn.now + LINGER;
+        conn.advance(&mut app, linger - Duration::from_millis(1));
+        assert_eq!(conn.shutdown, Shutdown::Write);
+        conn.advance(&mut app, linger);
+        assert_eq!((conn.shutdown, conn.deadline), (Shutdown::Close, None));
+        // Not a header or keep-alive timeout.
+        assert_eq!((app.header_timeouts(), app.idle_timeouts()), (0, 0));
     }
 
     #[test]
