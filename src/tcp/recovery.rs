@@ -305,7 +305,22 @@ impl Recovery {
 
     /// Bytes the window lets out now.
     pub fn room(&self) -> u32 {
-        self.cc.window().saturating_sub(self.sb.pipe())
+        self.cc
+            .window()
+            .saturating_sub(self.pipe_less_limited_transmit())
+    }
+
+    /// The pipe, less a segment for each of the first two duplicate ACKs from a peer without
+    /// SACK outside recovery: RFC 3042's limited transmit ("sending a new data segment in
+    /// response to each of the first two duplicate acknowledgments", keeping what is
+    /// outstanding within cwnd + 2 SMSS), as Linux counts each such ACK as a segment that left
+    /// the network (`tcp_add_reno_sack`). With SACK the blocks themselves shrink the pipe.
+    fn pipe_less_limited_transmit(&self) -> u32 {
+        let pipe = self.sb.pipe();
+        if self.sack || self.phase != Phase::Open {
+            return pipe;
+        }
+        pipe.saturating_sub(u32::from(self.dupacks.min(2)) * self.mss)
     }
 
     /// The sender stopped with data left because the window was full (`true`), or had nothing
@@ -374,6 +389,7 @@ impl Recovery {
     /// Processes an acceptable ACK.
     pub fn on_ack(&mut self, a: &AckInput<'_>) -> AckOutcome {
         let prior_pipe = self.sb.pipe();
+        let prior_dupacks = self.dupacks;
         // RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
         let prior_flight = self.sb.outstanding();
         let s = self.sb.on_ack(a.ack, a.blocks, self.mss);
@@ -495,7 +511,18 @@ impl Recovery {
                 // Linux `tcp_is_cwnd_limited`: "If in slow start, ensure cwnd grows to twice
                 // what was ACKed", else only if the window was what limited the sender.
                 let limited = self.cwnd_limited || (slow_start && 2 * prior_pipe > cwnd);
-                self.cc.on_ack(s.delivered, a.now, a.srtt, !limited);
+                // Without SACK, the duplicate ACKs before this one already told of segments
+                // that arrived: it delivers the rest, at least one (Linux
+                // `tcp_remove_reno_sacks`: "One ACK acked hole. The rest eat duplicate ACKs").
+                let delivered = if self.sack || prior_dupacks == 0 {
+                    s.delivered
+                } else {
+                    let eaten = u32::from(prior_dupacks) * self.mss;
+                    s.delivered
+                        .saturating_sub(eaten)
+                        .max(s.delivered.min(self.mss))
+                };
+                self.cc.on_ack(delivered, a.now, a.srtt, !limited);
             }
             _ => {}
         }
@@ -1033,6 +1060,30 @@ mod tests {
         assert_eq!((r.window(), r.ssthresh()), (4 * MSS, 4 * MSS));
         assert!(r.restart_after_idle(ms(450), rto, MSS));
         assert_eq!((r.window(), r.ssthresh()), (2 * MSS, 4 * MSS));
+    }
+
+    #[test]
+    fn without_sack_each_of_the_first_two_duplicate_acks_lets_one_new_segment_out() {
+        // RFC 3042 (packetdrill's limited-transmit-no-sack.pkt): the window of 10 is full.
+        let mut r = Recovery::new(Algorithm::NewReno, MSS as u16, 10, false, ms(0));
+        for i in 0..10 {
+            r.on_transmit(seq(i * MSS), seq((i + 1) * MSS), ms(0), 0);
+        }
+        r.set_cwnd_limited(true);
+        assert_eq!(r.room(), 0);
+        ack(&mut r, 110, 0, &[], 10_000);
+        assert_eq!(r.room(), MSS, "the first duplicate ACK");
+        r.on_transmit(seq(10_000), seq(11_000), ms(110), 0);
+        assert_eq!(r.room(), 0);
+        ack(&mut r, 120, 0, &[], 11_000);
+        assert_eq!(r.room(), MSS, "the second");
+        r.on_transmit(seq(11_000), seq(12_000), ms(120), 0);
+        // Reordering, not loss: 3000 bytes acknowledged, two of the three segments already
+        // told of by the duplicate ACKs, so the window grows by one (tcp_remove_reno_sacks),
+        // and 9 in flight leave room for 2.
+        ack(&mut r, 130, 3000, &[], 12_000);
+        assert!(!r.in_recovery());
+        assert_eq!((r.window(), r.room()), (11 * MSS, 2 * MSS));
     }
 
     #[test]
