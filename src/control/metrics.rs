@@ -17,7 +17,7 @@ use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::control::clients::{ClientCounters, Clients};
-use crate::control::{ServerInfo, frame_fields, socket_fields};
+use crate::control::{ServerInfo, frame_fields};
 use crate::stats::{DropReason, LatencyKind, Stats};
 use crate::tcp::State;
 use crate::time::Instant;
@@ -306,11 +306,15 @@ fn add_queue_families(families: &mut Families, server: &Server) {
         drops,
     );
     families.gauge("xdptcp_connections", "Live connections, by state.", states);
-    for (i, (name, _)) in socket_fields(&Default::default()).into_iter().enumerate() {
+    for (i, (name, _)) in crate::xdp::socket::SocketCounters::default()
+        .fields()
+        .into_iter()
+        .enumerate()
+    {
         families.counter(
             &format!("xdptcp_socket_{name}"),
             &format!("AF_XDP socket counter `{name}`."),
-            per_queue(&|s| socket_fields(&s.socket)[i].1),
+            per_queue(&|s| s.socket.fields()[i].1),
         );
     }
     let mut places = Vec::new();

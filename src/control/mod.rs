@@ -136,27 +136,11 @@ fn pairs_json(pairs: &[(&'static str, u64)]) -> Value {
 }
 
 fn socket_json(s: &crate::xdp::socket::SocketCounters) -> Value {
-    pairs_json(&socket_fields(s))
+    pairs_json(&s.fields())
 }
 
 fn frames_json(f: &crate::xdp::FrameAccount) -> Value {
     pairs_json(&frame_fields(f))
-}
-
-/// The socket counters as (name, value).
-pub(crate) fn socket_fields(s: &crate::xdp::socket::SocketCounters) -> [(&'static str, u64); 10] {
-    [
-        ("rx_frames", s.rx_frames),
-        ("tx_frames", s.tx_frames),
-        ("tx_no_frame", s.tx_no_frame),
-        ("tx_kicks", s.tx_kicks),
-        ("tx_kicks_cut", s.tx_kicks_cut),
-        ("kernel_rx_dropped", s.kernel_rx_dropped),
-        ("rx_chains", s.rx_chains),
-        ("rx_chain_too_long", s.rx_chain_too_long),
-        ("rx_chain_cut", s.rx_chain_cut),
-        ("tx_chains", s.tx_chains),
-    ]
 }
 
 /// Where the UMEM frames are, as (place, frames), `total` first.

@@ -211,6 +211,22 @@ pub struct SocketCounters {
 }
 
 impl SocketCounters {
+    /// Every counter as (name, value), in the order stats, metrics and the report give them.
+    pub fn fields(&self) -> [(&'static str, u64); 10] {
+        [
+            ("rx_frames", self.rx_frames),
+            ("tx_frames", self.tx_frames),
+            ("tx_no_frame", self.tx_no_frame),
+            ("tx_kicks", self.tx_kicks),
+            ("tx_kicks_cut", self.tx_kicks_cut),
+            ("kernel_rx_dropped", self.kernel_rx_dropped),
+            ("rx_chains", self.rx_chains),
+            ("rx_chain_too_long", self.rx_chain_too_long),
+            ("rx_chain_cut", self.rx_chain_cut),
+            ("tx_chains", self.tx_chains),
+        ]
+    }
+
     /// Adds `other`'s counts (the totals over the queues).
     pub fn merge(&mut self, other: &SocketCounters) {
         self.rx_frames += other.rx_frames;

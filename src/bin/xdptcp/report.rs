@@ -76,19 +76,13 @@ pub(crate) fn report(t: &Totals, xdp: &XdpCounters, elapsed: Duration) {
     eprintln!("memory at the most connections: {}", t.memory_peak);
     let per_queue: Vec<String> = t.rx_per_queue.iter().map(u64::to_string).collect();
     eprintln!("rx frames per queue: {}", per_queue.join(" "));
-    eprintln!(
-        "sockets: rx_frames={} tx_frames={} tx_no_frame={} tx_kicks={} tx_kicks_cut={} kernel_rx_dropped={} rx_chains={} rx_chain_too_long={} rx_chain_cut={} tx_chains={}",
-        t.socket.rx_frames,
-        t.socket.tx_frames,
-        t.socket.tx_no_frame,
-        t.socket.tx_kicks,
-        t.socket.tx_kicks_cut,
-        t.socket.kernel_rx_dropped,
-        t.socket.rx_chains,
-        t.socket.rx_chain_too_long,
-        t.socket.rx_chain_cut,
-        t.socket.tx_chains
-    );
+    let sockets: Vec<String> = t
+        .socket
+        .fields()
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    eprintln!("sockets: {}", sockets.join(" "));
     let f = &t.frames;
     eprintln!(
         "frames: total={} free={} fill={} rx_held={} tx_pending={} tx_in_flight={} balanced={}",
