@@ -155,6 +155,13 @@ impl<A: App> Engine<A> {
         self.memory.settle(&mut self.stats);
     }
 
+    /// Whether the engine holds more than half its budget (where memory pressure ends: it is
+    /// in the upper half, or under pressure). Cheap: the shell asks at every snapshot.
+    pub fn memory_above_half(&self) -> bool {
+        let budget = &self.memory.budget;
+        budget.used() > budget.limit() / 2
+    }
+
     /// What the engine holds now for its connections, and its memory budget. Walks the
     /// connection table: call it about once a second, not per packet.
     pub fn memory(&self) -> Memory {

@@ -14,7 +14,7 @@ use crate::xdp::key_schedule::SecretAck;
 use crate::xdp::ring::Rings;
 use crate::xdp::shared_maps::QueueFlag;
 use crate::xdp::socket::{FrameAccount, SocketCounters, XskSocket};
-use crate::xdp::sys::monotonic_now;
+use crate::xdp::sys::{monotonic_now, release_free_memory};
 
 /// What a worker drives: the sans-IO engine, or anything shaped like it.
 pub trait Handler {
@@ -61,6 +61,12 @@ pub trait Handler {
     /// What the connections cost in memory now (walks them: asked about once a second).
     fn memory(&self) -> Memory {
         Memory::default()
+    }
+    /// Whether the handler holds more than half its memory budget: while it does, and once
+    /// when it falls below, the worker gives the allocator's free pages back to the system at
+    /// each snapshot.
+    fn memory_above_half(&self) -> bool {
+        false
     }
 }
 
@@ -216,6 +222,7 @@ pub fn run<H: Handler, R: Rings>(
     let mut snapshots_sent = 0u32;
     let mut latencies = Latencies::default();
     let mut cookie_mode = flag.is_some_and(QueueFlag::cookie_mode);
+    let mut was_high = false;
     #[cfg(feature = "test-hooks")]
     let panic_on_frame = test_hooks::panics_on_first_frame(socket.queue());
     loop {
@@ -279,6 +286,15 @@ pub fn run<H: Handler, R: Rings>(
             ));
             snapshots_sent = snapshots_sent.wrapping_add(1);
             next_snapshot = now + SNAPSHOT_INTERVAL;
+            // The budget counts what is allocated; buffers freed as connections drain leave
+            // holes in the heap that are free but still resident. In the budget's upper half
+            // (pressure and the limit), where the budget is meant to bound the process's
+            // growth, they go back to the system.
+            let high = handler.memory_above_half();
+            if high || was_high {
+                release_free_memory();
+            }
+            was_high = high;
         }
         if received == 0 {
             idle_wait(socket, handler, now, next_snapshot);
@@ -405,6 +421,10 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
 
     fn memory(&self) -> Memory {
         crate::tcp::Engine::memory(self)
+    }
+
+    fn memory_above_half(&self) -> bool {
+        crate::tcp::Engine::memory_above_half(self)
     }
 
     fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {

@@ -317,11 +317,13 @@ fn never_reading_peers_of_echo_stay_under_the_budget_then_read_every_byte_exactl
     // What the budget may be passed by: each connection's send and receive buffer may always
     // hold MIN_BUFFER, so that it makes progress.
     let bound = LIMIT as u64 + 2 * MIN_BUFFER * u64::from(CONNS);
-    let mut highest = 0;
+    let (mut highest, mut above_half) = (0, false);
     let limit = p.now + Duration::from_secs(30);
     while p.step(limit) {
         highest = highest.max(counted(&p.server));
+        above_half |= p.server.memory_above_half();
     }
+    assert!(above_half, "the shell is told to give free pages back");
     let s = p.server.stats().clone();
     eprintln!(
         "never reading: at most {highest} B held of a {LIMIT} B budget (bound {bound}); \
@@ -386,6 +388,7 @@ fn never_reading_peers_of_echo_stay_under_the_budget_then_read_every_byte_exactl
     assert!(highest <= bound, "{highest} B held");
     p.run_for(Duration::from_secs(5));
     assert_eq!(p.server.connections(), 0);
+    assert!(!p.server.memory_above_half());
     assert_eq!(
         counted(&p.server),
         0,
