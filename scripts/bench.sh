@@ -89,7 +89,7 @@ trap cleanup EXIT INT TERM
 
 echo "== building (release)"
 cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
+xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
 
 # topology_up Q: the two namespaces, joined by a veth pair with Q queues on each end.
 topology_up() {

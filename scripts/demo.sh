@@ -31,7 +31,7 @@ scripts/netns.sh up "$name" 1
 echo "== xdptcp serve --app http on $name-s:8080"
 hist="out/demo"
 rm -rf "$hist"
-ip netns exec "$srv" target/release/xdptcp serve --iface "$name-s" --addr 10.201.77.1 \
+ip netns exec "$srv" "${CARGO_TARGET_DIR:-target}/release/xdptcp" serve --iface "$name-s" --addr 10.201.77.1 \
     --port 8080 --app http --cores 0 --duration 40 --hist-out "$hist" 2>"$log" &
 server_pid=$!
 for _ in $(seq 50); do
@@ -47,7 +47,7 @@ echo "== wrk -t1 -c50 -d5s --latency -H 'Connection: close'"
 ip netns exec "$cli" timeout 30 taskset -c 1 wrk -t1 -c50 -d5s --latency -H 'Connection: close' \
     http://10.201.77.1:8080/ || true
 echo "== xdptcp load --mode connect-close (our own AF_XDP client) for 5 s"
-ip netns exec "$cli" timeout 30 target/release/xdptcp load --iface "$name-c" \
+ip netns exec "$cli" timeout 30 "${CARGO_TARGET_DIR:-target}/release/xdptcp" load --iface "$name-c" \
     --target 10.201.77.1:8080 --mode connect-close --concurrency 128 --cores 1 --duration 5 \
     2>&1 | sed -n '/== xdptcp load result/,/^}/p' || true
 

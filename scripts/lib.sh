@@ -115,7 +115,7 @@ wrk_close() {
 # client's ephemeral ports above the load generator's 1024-32767.
 server_topology() {
     cargo build --release --bin xdptcp
-    xdptcp="$PWD/target/release/xdptcp"
+    xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
     scripts/netns.sh up "$name" 1
     ip netns exec "$name-srv" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
     ip netns exec "$name-cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"

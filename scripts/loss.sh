@@ -108,7 +108,7 @@ trap cleanup EXIT INT TERM
 
 echo "== building (release)"
 cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
+xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
 
 echo "== topology $srv <-veth-> $cli, MTU $mtu"
 scripts/netns.sh up "$name" 1

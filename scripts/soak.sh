@@ -81,7 +81,7 @@ trap cleanup EXIT INT TERM
 
 echo "== building (release)"
 cargo build --release --bin xdptcp
-xdptcp="$PWD/target/release/xdptcp"
+xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
 
 echo "== topology $srv <-veth-> $cli, sources $sources on the client's veth"
 scripts/netns.sh up "$name" 1

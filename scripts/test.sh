@@ -85,7 +85,7 @@ cargo test --doc
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --lib
 echo "== examples/xdptcp.service is a valid systemd unit (ExecStart pointed at this build)"
 unit_dir="$(mktemp -d)"
-sed "s|/usr/local/bin/xdptcp|$PWD/target/debug/xdptcp|" examples/xdptcp.service >"$unit_dir/xdptcp.service"
+sed "s|/usr/local/bin/xdptcp|${CARGO_TARGET_DIR:-$PWD/target}/debug/xdptcp|" examples/xdptcp.service >"$unit_dir/xdptcp.service"
 systemd-analyze verify "$unit_dir/xdptcp.service"
 rm -rf "$unit_dir"
 echo "== no logging on the packet path (tracing is for the control plane)"
