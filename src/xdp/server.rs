@@ -725,6 +725,13 @@ fn bind_sockets(
     let mut sockets = Vec::with_capacity(queues as usize);
     for queue in 0..queues {
         let socket = XskSocket::bind(&interface.name, queue, xsk)?;
+        if let Err(e) = socket.raise_tx_budget(xsk.ring_size) {
+            tracing::debug!(
+                queue,
+                error = %e,
+                "XDP_MAX_TX_SKB_BUDGET refused: copy-mode kicks send 32 descriptors each"
+            );
+        }
         program.insert_socket(queue, socket.fd())?;
         let mode = if socket.zero_copy() {
             "zero-copy"

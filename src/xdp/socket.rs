@@ -382,12 +382,6 @@ impl XskSocket {
         let (fill, comp) =
             rings.ok_or_else(|| bind_error(io::Error::other("UMEM rings already taken")))?;
         let rings = XdpRings { rx, tx, fill, comp };
-        if mode == BindMode::Copy {
-            // One kick for a whole ring, where the kernel takes it (Linux 6.17 on).
-            if let Err(e) = rings.raise_tx_budget(config.ring_size) {
-                tracing::debug!(queue, error = %e, "XDP_MAX_TX_SKB_BUDGET refused: copy-mode kicks send 32 descriptors each");
-            }
-        }
         let umem = XdpUmem { umem, frame_len };
         Ok(
             XskSocket::new(queue, mode == BindMode::ZeroCopy, umem, rings, descs)
@@ -443,6 +437,16 @@ impl<R: Rings> XskSocket<R> {
     pub fn with_multi_buffer(mut self, on: bool) -> XskSocket<R> {
         self.port.multi_buffer = on;
         self
+    }
+
+    /// In copy mode, lets one kick send a whole TX ring of `ring_size` descriptors
+    /// (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.17 on; before, and when refused, a kick sends 32).
+    /// Nothing to raise in zero-copy mode.
+    pub fn raise_tx_budget(&self, ring_size: u32) -> io::Result<()> {
+        if self.port.zero_copy {
+            return Ok(());
+        }
+        self.port.rings.raise_tx_budget(ring_size)
     }
 
     /// Whether the socket takes and sends packets larger than a UMEM frame.
