@@ -555,6 +555,18 @@ fn receive_data<A: App, T: Tx>(
     cx.stats.rx_bytes += data.len() as u64;
     c.bytes_received += data.len() as u64;
     let filled_hole = !c.rcv.ooo.is_empty();
+    // Queued data the in-order bytes repeated is a duplicate too, reported (or joined to the
+    // D-SACK block above when they touch) as Linux's tcp_ofo_queue does with tcp_dsack_extend.
+    if let Some((start, end)) = c.rcv.ooo.repeated_below(c.rcv.nxt) {
+        c.rcv.dsack = Some(match c.rcv.dsack {
+            Some((s, e)) if start.le(e) && end.ge(s) => (
+                if start.lt(s) { start } else { s },
+                if end.gt(e) { end } else { e },
+            ),
+            Some(block) => block,
+            None => (start, end),
+        });
+    }
     while let Some(more) = c.rcv.ooo.pop_ready(c.rcv.nxt) {
         c.rcv.nxt += more.len();
         cx.stats.rx_bytes += more.len() as u64;

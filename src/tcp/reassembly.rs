@@ -127,6 +127,19 @@ impl Reassembly {
         true
     }
 
+    /// The queued bytes below `rcv_nxt` that in-order data just repeated, in the first range
+    /// that has any (ranges are disjoint and not adjacent, so no other can touch it): what
+    /// Linux's `tcp_ofo_queue` reports as a D-SACK (RFC 2883 §4) before it moves the range.
+    pub(crate) fn repeated_below(&self, rcv_nxt: SeqNumber) -> Option<(SeqNumber, SeqNumber)> {
+        let r = self.ranges.first().filter(|r| r.start.lt(rcv_nxt))?;
+        let end = if r.end().lt(rcv_nxt) {
+            r.end()
+        } else {
+            rcv_nxt
+        };
+        Some((r.start, end))
+    }
+
     /// Takes the bytes that now continue the stream at `rcv_nxt`, if any, skipping any part
     /// already received. Call repeatedly until `None`.
     pub(crate) fn pop_ready(&mut self, rcv_nxt: SeqNumber) -> Option<Vec<u8>> {

@@ -422,6 +422,35 @@ fn sack_blocks_report_the_newest_range_first_and_a_duplicate_in_a_dsack_block() 
 }
 
 #[test]
+fn in_order_data_that_repeats_queued_data_reports_it_in_a_dsack_block() {
+    // RFC 2883 §4, as Linux's tcp_ofo_queue: a segment from RCV.NXT that covers data held out
+    // of order makes that data a duplicate; the first range it repeats is D-SACKed.
+    let (mut peer, data) = connected(server_cfg(), 8 * MSS, Some(7));
+    let base = peer.snd_nxt;
+    for (from, to) in [(1, 3), (4, 5), (7, 8)] {
+        peer.send_at(base + from * MSS, Flags::NONE, &data[from * MSS..to * MSS]);
+    }
+    let ack = peer.send_at(base, Flags::NONE, &data[..6 * MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base + 6 * MSS);
+    assert_eq!(ack.options.sack_count, 2, "{:?}", ack.options.sack_blocks);
+    assert_eq!(ack.options.sack_blocks[0], (base + MSS, base + 3 * MSS));
+    assert_eq!(ack.options.sack_blocks[1], (base + 7 * MSS, base + 8 * MSS));
+    // The rest, repeating the last range: D-SACKed, nothing out of order left.
+    let ack = peer.send_at(base + 6 * MSS, Flags::NONE, &data[6 * MSS..]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base + 8 * MSS);
+    assert_eq!(ack.options.sack_count, 1);
+    assert_eq!(ack.options.sack_blocks[0], (base + 7 * MSS, base + 8 * MSS));
+    let t = peer.engine.app().tally.borrow();
+    assert_eq!(
+        (t.received, t.mismatched),
+        (8 * MSS as u64, 0),
+        "each byte once"
+    );
+}
+
+#[test]
 fn a_fin_ahead_of_a_hole_is_kept_and_counts_once_the_hole_is_filled() {
     // RFC 9293 §3.10.7.4: segments are processed in sequence order, the FIN included.
     let (mut peer, data) = connected(server_cfg(), 2 * MSS, Some(7));
