@@ -336,7 +336,12 @@ fn process_ack<A: App, T: Tx>(
         handle_new_ack(c, cx, seg);
     }
     if advanced || (ack == c.snd.una && outstanding) {
-        feed_recovery(c, cx, seg, dup_ack);
+        feed_recovery(c, cx, seg, ack, dup_ack);
+    } else if ack.lt(c.snd.una) && outstanding && c.opts.sack && seg.options.sack_count > 0 {
+        // An ACK below SND.UNA (one reordered behind a later one) says nothing of the
+        // cumulative ACK, but its SACK blocks are news: taken at SND.UNA, as Linux's tcp_ack
+        // tags them and lets recovery send ("This ACK is old [...] but it may carry SACK").
+        feed_recovery(c, cx, seg, c.snd.una, false);
     }
     if c.flight() == 0 {
         c.retries = 0; // a window probe was answered
@@ -397,14 +402,16 @@ fn handle_new_ack<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>, 
     c.timeout_start = None;
 }
 
-/// Feeds an acceptable ACK at or above SND.UNA to loss recovery: the scoreboard takes its SACK
-/// blocks, RACK decides what is lost, the window follows (PRR in recovery, the congestion
-/// controller outside), and the loss timer is re-armed: restarted when new data was
-/// acknowledged (RFC 6298 §5.3), moved earlier when RACK is waiting on a reordering window.
+/// Feeds an acceptable ACK, as acknowledging `ack` (at or above SND.UNA), to loss recovery:
+/// the scoreboard takes its SACK blocks, RACK decides what is lost, the window follows (PRR in
+/// recovery, the congestion controller outside), and the loss timer is re-armed: restarted
+/// when new data was acknowledged (RFC 6298 §5.3), moved earlier when RACK is waiting on a
+/// reordering window.
 fn feed_recovery<A: App, T: Tx>(
     c: &mut Conn<A::State>,
     cx: &mut Cx<'_, A, T>,
     seg: &TcpRepr<'_>,
+    ack: SeqNumber,
     dup_ack: bool,
 ) {
     let blocks = if c.opts.sack {
@@ -420,7 +427,7 @@ fn feed_recovery<A: App, T: Tx>(
     let srtt = c.rtt.srtt().unwrap_or_else(|| c.rtt.rto());
     let out = c.rec.on_ack(&AckInput {
         now: cx.now,
-        ack: seg.ack,
+        ack,
         blocks,
         tsecr,
         ts_now: c.ts_now(cx.now),

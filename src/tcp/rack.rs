@@ -70,13 +70,33 @@ impl Rack {
     ///
     /// "If Segment.retransmitted is TRUE: If ACK.ts_option.echo_reply < Segment.xmit_ts:
     /// Return; If rtt < RACK.min_RTT: Return" — the ACK may be for the original.
-    pub fn update(&mut self, seg: Delivered, now: Instant, echo_before_xmit: bool) {
-        let rtt = now - seg.sent_at;
-        if seg.retransmitted && (echo_before_xmit || self.min_rtt.is_some_and(|m| rtt < m)) {
+    ///
+    /// RACK.rtt is then taken from `rtt_from` (when it passes the same test), the segment
+    /// Linux's `tcp_rack_advance` would have met last ([`AckSummary::rtt_from`]), not
+    /// necessarily the one sent last: after a retransmission delivers, the RTT of the highest
+    /// original it also acknowledges, so that the segments sent between them are given the
+    /// time Linux gives them before they are deemed lost.
+    ///
+    /// [`AckSummary::rtt_from`]: super::scoreboard::AckSummary::rtt_from
+    pub fn update(
+        &mut self,
+        seg: Delivered,
+        rtt_from: Option<(Delivered, bool)>,
+        now: Instant,
+        echo_before_xmit: bool,
+    ) {
+        let ambiguous = |d: &Delivered, echo_before: bool, min: Option<Duration>| {
+            d.retransmitted && (echo_before || min.is_some_and(|m| now - d.sent_at < m))
+        };
+        if ambiguous(&seg, echo_before_xmit, self.min_rtt) {
             return;
         }
-        self.rtt = rtt;
+        let rtt = now - seg.sent_at;
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        self.rtt = match rtt_from {
+            Some((d, echo_before)) if !ambiguous(&d, echo_before, self.min_rtt) => now - d.sent_at,
+            _ => rtt,
+        };
         if self
             .latest
             .is_none_or(|(t, o)| sent_after(seg.sent_at, seg.order, t, o))
@@ -284,7 +304,7 @@ mod tests {
             rack.on_reordering();
         }
         if let Some(d) = s.latest {
-            rack.update(d, now, false);
+            rack.update(d, s.rtt_from.map(|r| (r, false)), now, false);
         }
     }
 
@@ -397,7 +417,7 @@ mod tests {
         sb.mark_lost(seq(1000));
         sb.on_send(seq(1000), seq(2000), ms(60));
         let s = sb.on_ack(seq(2000), &[], MSS);
-        rack.update(s.latest.unwrap(), ms(61), false);
+        rack.update(s.latest.unwrap(), None, ms(61), false);
         assert_eq!(
             rack.rtt,
             Duration::from_millis(40),

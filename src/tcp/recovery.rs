@@ -41,7 +41,7 @@ use super::SeqNumber;
 use super::cc::{Algorithm, CongestionControl, Controller};
 use super::prr::Prr;
 use super::rack::{Rack, Tlp, TlpOutcome};
-use super::scoreboard::Scoreboard;
+use super::scoreboard::{Delivered, Scoreboard};
 use crate::time::Instant;
 
 /// Which timer guards the data in flight (one at a time, as Linux multiplexes its RTO timer).
@@ -404,12 +404,16 @@ impl Recovery {
         // RACK (RFC 8985 §6.2 steps 2–4).
         if let Some(latest) = s.latest {
             // The TSecr in our clock's milliseconds, against the segment's send time.
-            let echo_before_xmit = a.tsecr.is_some_and(|e| {
-                let age_ms = a.ts_now.wrapping_sub(e);
-                let echo_ms = a.now.total_millis().saturating_sub(u64::from(age_ms));
-                echo_ms < latest.sent_at.total_millis()
-            });
-            self.rack.update(latest, a.now, echo_before_xmit);
+            let echo_before_xmit = |d: &Delivered| {
+                a.tsecr.is_some_and(|e| {
+                    let age_ms = a.ts_now.wrapping_sub(e);
+                    let echo_ms = a.now.total_millis().saturating_sub(u64::from(age_ms));
+                    echo_ms < d.sent_at.total_millis()
+                })
+            };
+            let rtt_from = s.rtt_from.map(|d| (d, echo_before_xmit(&d)));
+            self.rack
+                .update(latest, rtt_from, a.now, echo_before_xmit(&latest));
         }
         let dsack = s
             .dsack
@@ -822,11 +826,13 @@ mod tests {
         // (pipe 2000 + 1000).
         ack(&mut r, 30, 1000, &[(10_000, 15_000)], 17_000);
         assert_eq!((r.pipe(), r.window()), (2000, 3000));
-        // SND.UNA advances (segment 1's original, late) and the SACK of segment 16 shows 15,
-        // sent before it, lost: what it delivered (2000), no extra segment (pipe 0).
+        // SND.UNA advances over segment 1's retransmission, sent after 16: RACK.rtt is its
+        // 12 ms (Linux takes it from the highest segment acknowledged cumulatively), and 15,
+        // sent before it, is lost: what the ACK delivered (2000), no extra segment (pipe 0).
+        r.on_transmit(seq(MSS), seq(2 * MSS), ms(33), 33);
         ack(
             &mut r,
-            40,
+            45,
             2000,
             &[(10_000, 15_000), (16_000, 17_000)],
             17_000,

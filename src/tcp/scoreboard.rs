@@ -201,6 +201,13 @@ pub struct AckSummary {
     pub dsack: Option<(SeqNumber, SeqNumber)>,
     /// The newly delivered segment that was sent last (RACK).
     pub latest: Option<Delivered>,
+    /// The newly delivered segment RACK.rtt is taken from, as Linux's `tcp_rack_advance`
+    /// takes it: the last its walk meets, which SACKs first (blocks in sequence order) and then
+    /// acknowledges cumulatively, so the highest acknowledged cumulatively, else the highest
+    /// SACKed.
+    pub rtt_from: Option<Delivered>,
+    /// Whether `rtt_from` was acknowledged cumulatively.
+    rtt_from_cumulative: bool,
     /// A never-retransmitted segment was delivered below one delivered earlier: the network
     /// reordered (RFC 8985 §6.2 step 3).
     pub reordered: bool,
@@ -545,7 +552,7 @@ impl Scoreboard {
                 out.acked += done.len();
                 if !done.sacked {
                     out.delivered += done.len();
-                    note_delivered(&done, prior_fack, &mut out);
+                    note_delivered(&done, true, prior_fack, &mut out);
                 }
             }
             // The hints stay within reach of SND.UNA (sequence numbers compare only so).
@@ -628,7 +635,7 @@ impl Scoreboard {
             });
             out.sacked += s.len();
             out.delivered += s.len();
-            note_delivered(&s, prior_fack, out);
+            note_delivered(&s, false, prior_fack, out);
         });
         self.coalesce(first.saturating_sub(1), end);
     }
@@ -808,20 +815,31 @@ impl Scoreboard {
     }
 }
 
-/// Notes the delivery of `s` (not reported before) in `out`: the latest delivered segment
-/// for RACK, and reordering when an original arrives below what was delivered before
-/// (`prior_fack`).
-fn note_delivered(s: &Segment, prior_fack: Option<SeqNumber>, out: &mut AckSummary) {
-    let later = out
+/// Notes the delivery of `s` (not reported before; `cumulative`ly acknowledged or SACKed) in
+/// `out`: the latest delivered segment and the one RACK.rtt comes from, and reordering when an
+/// original arrives below what was delivered before (`prior_fack`). The cumulative part of an
+/// ACK is walked first, in sequence order.
+fn note_delivered(
+    s: &Segment,
+    cumulative: bool,
+    prior_fack: Option<SeqNumber>,
+    out: &mut AckSummary,
+) {
+    let d = Delivered {
+        sent_at: s.sent_at,
+        order: s.order,
+        end: s.end,
+        retransmitted: s.retransmitted,
+    };
+    if out
         .latest
-        .is_none_or(|d| sent_after(s.sent_at, s.order, d.sent_at, d.order));
-    if later {
-        out.latest = Some(Delivered {
-            sent_at: s.sent_at,
-            order: s.order,
-            end: s.end,
-            retransmitted: s.retransmitted,
-        });
+        .is_none_or(|l| sent_after(s.sent_at, s.order, l.sent_at, l.order))
+    {
+        out.latest = Some(d);
+    }
+    if cumulative || (!out.rtt_from_cumulative && out.rtt_from.is_none_or(|r| s.end.gt(r.end))) {
+        out.rtt_from = Some(d);
+        out.rtt_from_cumulative = cumulative;
     }
     if !s.retransmitted && prior_fack.is_some_and(|f| s.end.lt(f)) {
         out.reordered = true;
@@ -1124,6 +1142,26 @@ mod tests {
         // An ordinary first block is no D-SACK.
         let a = ack(&mut sb, 2000, &[(8000, 9000), (4000, 7000)]);
         assert_eq!(a.dsack, None);
+    }
+
+    #[test]
+    fn rack_rtt_comes_from_the_highest_cumulatively_acked_else_the_highest_sacked() {
+        // Linux `tcp_rack_advance` is called for each skb its walk meets, SACKed ones first
+        // (blocks in sequence order), then those the cumulative ACK removes: the last wins.
+        let mut sb = ten();
+        sb.mark_lost(seq(0));
+        sb.on_send(seq(0), seq(1000), t(50));
+        let a = ack(&mut sb, 0, &[(7000, 8000), (3000, 4000)]);
+        assert_eq!(a.rtt_from.map(|d| d.end), Some(seq(8000)), "highest SACKed");
+        assert_eq!(a.latest.map(|d| d.end), Some(seq(8000)));
+        let a = ack(&mut sb, 2000, &[(7000, 9000)]);
+        let rtt_from = a.rtt_from.expect("a sample");
+        assert_eq!(
+            (rtt_from.end, rtt_from.sent_at),
+            (seq(2000), t(1)),
+            "the highest acknowledged cumulatively, not the SACKed one after it"
+        );
+        assert_eq!(a.latest.map(|d| d.end), Some(seq(1000)), "sent last");
     }
 
     #[test]
