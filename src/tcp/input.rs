@@ -566,10 +566,7 @@ fn receive_data<A: App, T: Tx>(
     // D-SACK block above when they touch) as Linux's tcp_ofo_queue does with tcp_dsack_extend.
     if let Some((start, end)) = c.rcv.ooo.repeated_below(c.rcv.nxt) {
         c.rcv.dsack = Some(match c.rcv.dsack {
-            Some((s, e)) if start.le(e) && end.ge(s) => (
-                if start.lt(s) { start } else { s },
-                if end.gt(e) { end } else { e },
-            ),
+            Some((s, e)) if start.le(e) && end.ge(s) => (s.min(start), e.max(end)),
             Some(block) => block,
             None => (start, end),
         });

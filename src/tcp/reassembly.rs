@@ -132,12 +132,7 @@ impl Reassembly {
     /// Linux's `tcp_ofo_queue` reports as a D-SACK (RFC 2883 §4) before it moves the range.
     pub(crate) fn repeated_below(&self, rcv_nxt: SeqNumber) -> Option<(SeqNumber, SeqNumber)> {
         let r = self.ranges.first().filter(|r| r.start.lt(rcv_nxt))?;
-        let end = if r.end().lt(rcv_nxt) {
-            r.end()
-        } else {
-            rcv_nxt
-        };
-        Some((r.start, end))
+        Some((r.start, r.end().min(rcv_nxt)))
     }
 
     /// Takes the bytes that now continue the stream at `rcv_nxt`, if any, skipping any part
