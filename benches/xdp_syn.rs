@@ -12,8 +12,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use xdptcp::tcp::Config;
 use xdptcp::tcp::hash::Key;
-use xdptcp::tcp::{Config, SeqNumber};
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ethernet, ipv4, ipv6};
 use xdptcp::xdp::program::verdict::XDP_TX;

@@ -3,16 +3,17 @@
 //! An XDP program steers the TCP segments of served ports into AF_XDP sockets, one per NIC
 //! receive queue; on each queue one pinned worker drives a share-nothing, sans-IO TCP engine.
 //!
-//! - [`wire`]: typed views and `Repr`s for Ethernet, IPv4, IPv6 and TCP.
-//! - [`tcp`]: the sans-IO engine (no sockets, clocks, threads or rings in there).
-//! - [`app`]: the [`app::App`] trait and the built-in applications.
-//! - [`stats`]: counters, drop reasons and latency histograms.
-//! - [`xdp`]: the AF_XDP shell: the XDP program, sockets, workers, [`xdp::Server`], pcap.
-//! - [`control`]: what a running server tells the outside: Prometheus metrics, the stats
-//!   socket.
-//! - [`output`]: the files xdptcp writes, created 0600 and never through a symbolic link.
-//! - `sim` (cargo feature `sim`, for tests, benches and fuzzing only): two engines joined by
-//!   a simulated link with seeded faults.
+//! The modules, top down (a module only uses the ones below it; `scripts/check_layers.py`
+//! holds the code to this table, and to no import circle, in test.sh):
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`control`] | what a running server tells the outside: Prometheus metrics, the stats socket, the control loop |
+//! | [`xdp`] | the AF_XDP shell: the XDP program, sockets, workers, [`xdp::Server`], pcap |
+//! | [`app`], [`load`], `sim` | the built-in applications; the load generator; two engines joined by a simulated link with seeded faults (cargo feature `sim`, for tests, benches and fuzzing only) |
+//! | [`tcp`] | the sans-IO engine (no sockets, clocks, threads or rings in there), and its contract with applications ([`tcp::contract`]) |
+//! | [`stats`] | counters, drop reasons and latency histograms |
+//! | [`wire`], [`state`], [`tx`], [`time`], [`rng`], [`output`] | typed views and `Repr`s for Ethernet, IPv4, IPv6 and TCP, and sequence numbers; the connection states; where frames are written; the engine's clock; seeded randomness; the files xdptcp writes (0600, never through a symbolic link) |
 //!
 //! # The engine: frames and `now` in, frames out
 //!
@@ -157,6 +158,7 @@ pub mod output;
 pub mod rng;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod state;
 pub mod stats;
 pub mod tcp;
 pub mod time;

@@ -30,10 +30,12 @@ use std::time::Duration;
 
 use crate::app::{App, Shutdown};
 use crate::rng::Rng;
+use crate::state::State;
 use crate::stats::Stats;
-use crate::tcp::{ConnId, ConnectError, Engine, SeqNumber, State};
+use crate::tcp::{ConnId, ConnectError, Engine};
 use crate::time::Instant;
 use crate::tx::Tx;
+use crate::wire::SeqNumber;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, MacAddr};
 use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use crate::wire::{IpRepr, TcpFrame, ipv4};

@@ -11,9 +11,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use proptest::prelude::*;
 
 use xdptcp::app::discard::Discard;
-use xdptcp::tcp::syncookie::{SynOptions, check_cookie, timestamp_key};
-use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber, SynCookieMode};
+use xdptcp::tcp::hash::timestamp_key;
+use xdptcp::tcp::syncookie::{SynOptions, check_cookie};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SynCookieMode};
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::TcpFrame;
 use xdptcp::wire::checksum;
 use xdptcp::xdp::program::verdict::{XDP_DROP, XDP_PASS, XDP_TX};

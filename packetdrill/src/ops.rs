@@ -10,7 +10,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use xdptcp::tcp::SeqNumber;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4, ipv6};

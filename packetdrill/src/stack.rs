@@ -10,9 +10,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
+use xdptcp::state::State;
 use xdptcp::tcp::{
     ConnId, ConnOptions, ConnectError, Engine, FastOpen, FastOpenKey, FourTuple, Keepalive,
-    Listener, State,
+    Listener,
 };
 use xdptcp::time::Instant;
 use xdptcp::wire::TcpFrame;

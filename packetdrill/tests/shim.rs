@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use xdptcp::tcp::SeqNumber;
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4};
 use xdptcp::wire::tcp::{FastOpenOption, Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4};

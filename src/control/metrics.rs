@@ -18,8 +18,8 @@ use prometheus_client::registry::Registry;
 
 use crate::control::clients::{ClientCounters, Clients};
 use crate::control::{ServerInfo, frame_fields};
+use crate::state::State;
 use crate::stats::{DropReason, LatencyKind, Stats};
-use crate::tcp::State;
 use crate::time::Instant;
 use crate::xdp::Server;
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::tcp::State;
+use crate::state::State;
 use crate::xdp::Server;
 
 pub mod clients;

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::tcp::State;
+use crate::state::State;
 
 mod latency;
 mod memory;

@@ -145,11 +145,11 @@ pub struct Config {
     /// Added to `now` (µs) for SYN-cookie slots and key epochs: the wall clock's offset from
     /// the monotonic clock, so that hosts sharing [`Config::cookie_secret`] agree on both.
     pub cookie_clock_offset_us: i64,
-    /// New connections start with `TCP_NODELAY` ([`crate::app::SendFlags`]): no Nagle
+    /// New connections start with `TCP_NODELAY` ([`crate::tcp::contract::SendFlags`]): no Nagle
     /// delay for short segments. On by default, as nginx sets it on its connections (the
     /// built-in apps write whole responses, so Nagle would only add latency); off makes a
     /// connection start as a Linux socket does. An app changes it per connection with
-    /// [`crate::app::Io::set_nodelay`].
+    /// [`crate::tcp::contract::Io::set_nodelay`].
     pub nodelay: bool,
     /// Linux's `tcp_min_tso_segs`: the fewest segments of the bursts PSH is placed by
     /// (Linux sends a burst as TSO packets of about a millisecond at the pacing rate, at

@@ -14,10 +14,11 @@ use std::collections::VecDeque;
 
 use super::budget::Budget;
 use super::conn::{Conn, MAX_IDLE_BUFFER};
+use super::contract::{App, CloseReason, Io, Shutdown};
 use super::event::{Cx, Outcome};
 use super::timer::Timer;
-use super::{Config, ConnId, State, output};
-use crate::app::{App, CloseReason, Io, Shutdown};
+use super::{Config, ConnId, output};
+use crate::state::State;
 use crate::stats::LatencyKind;
 use crate::time::Instant;
 use crate::tx::Tx;

@@ -2,10 +2,10 @@
 //! wake its app on a schedule (a load generator's open loop) and shut it down (like
 //! `shutdown(2)` on a socket). Both then transmit what became due, as any event does.
 
+use super::contract::{App, Shutdown};
 use super::deliver;
 use super::event::Outcome;
 use super::{ConnId, Engine};
-use crate::app::{App, Shutdown};
 use crate::time::Instant;
 use crate::tx::Tx;
 

@@ -6,9 +6,9 @@
 //! [`Stateless`] context. Only the engine builds them and acts on an `Outcome`.
 
 use super::budget::Budget;
+use super::contract::{App, CloseReason};
 use super::hash::Keys;
 use super::{Config, ConnId};
-use crate::app::{App, CloseReason};
 use crate::stats::{Latencies, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;

@@ -43,8 +43,6 @@ use std::net::IpAddr;
 
 use siphasher::sip::SipHasher24;
 
-use super::conn::Conn;
-use super::conn_table::ConnTable;
 use super::hash::{Key, derive_key};
 use super::syncookie::CookieKeys;
 use super::{ConnId, FourTuple, Secret};
@@ -220,12 +218,13 @@ impl Passive {
 
     /// `tcp_try_fastopen` for a SYN `seg` of connection `tuple` on a listener (index
     /// `listener`) with Fast Open `fo`, the keys followed to now ([`Passive::follow`]). Counts
-    /// what it saw.
-    pub(crate) fn decide<S>(
+    /// what it saw. `waiting(id, generation)`: whether a TFO connection this listener opened
+    /// is still there and still waiting for its third ACK.
+    pub(crate) fn decide(
         &mut self,
         fo: &FastOpen,
         stats: &mut Stats,
-        conns: &ConnTable<Conn<S>>,
+        waiting: impl Fn(ConnId, u32) -> bool,
         listener: u8,
         tuple: &FourTuple,
         seg: &TcpRepr<'_>,
@@ -242,7 +241,7 @@ impl Passive {
         }
         // Linux checks the queue before the cookie, "to avoid burning CPU cycles", so a full
         // queue gets no cookie either.
-        if !self.has_room(fo.queue, listener, conns) {
+        if !self.has_room(fo.queue, listener, waiting) {
             stats.fastopen_listen_overflow += 1;
             return no_tfo;
         }
@@ -295,14 +294,17 @@ impl Passive {
     /// Whether listener `listener` may open one more TFO connection under a queue of
     /// `queue`: the connections it opened that are still waiting for their third ACK are
     /// counted (those gone, or past it, are forgotten) only when the list looks full.
-    fn has_room<S>(&mut self, queue: u32, listener: u8, conns: &ConnTable<Conn<S>>) -> bool {
+    fn has_room(
+        &mut self,
+        queue: u32,
+        listener: u8,
+        waiting: impl Fn(ConnId, u32) -> bool,
+    ) -> bool {
         let Some(list) = self.pending.get_mut(usize::from(listener)) else {
             return queue > 0;
         };
         if list.len() >= queue as usize {
-            list.retain(|&(id, generation)| {
-                conns.generation(id) == generation && conns.get(id).is_some_and(|c| c.fastopen)
-            });
+            list.retain(|&(id, generation)| waiting(id, generation));
         }
         list.len() < queue as usize
     }

@@ -37,6 +37,13 @@ pub(crate) fn derive_key(secret: &[u8; 32], label: &[u8]) -> Key {
     Key(k)
 }
 
+/// The key of the per-connection timestamp offsets that go with SYN cookies made under `secret`
+/// (hosts sharing cookies must share it too: a connection's TSvals continue from its
+/// SYN-ACK's, whoever sent that).
+pub fn timestamp_key(secret: &[u8; 32]) -> Key {
+    derive_key(secret, b"timestamp")
+}
+
 /// The keys of an engine's keyed per-connection hashes, derived once from its secret.
 #[derive(Clone, Copy)]
 pub(crate) struct Keys {
@@ -49,11 +56,11 @@ pub(crate) struct Keys {
 impl Keys {
     /// The keys for `secret`, timestamp offsets from `cookie_secret` (the secret SYN cookies
     /// derive from, which hosts sharing cookies share, so a connection's TSvals continue from
-    /// a SYN-ACK another host sent: `syncookie::timestamp_key`).
+    /// a SYN-ACK another host sent: [`timestamp_key`]).
     pub(crate) fn derive(secret: &[u8; 32], cookie_secret: &[u8; 32]) -> Keys {
         Keys {
             isn: derive_key(secret, b"isn"),
-            timestamp: super::syncookie::timestamp_key(cookie_secret),
+            timestamp: timestamp_key(cookie_secret),
         }
     }
 }

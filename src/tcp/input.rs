@@ -25,14 +25,15 @@ use std::time::Duration;
 
 use super::budget::{Growth, reserve_within};
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
+use super::contract::{App, CloseReason, Shutdown};
 use super::event::{Cx, Outcome};
 use super::output;
 use super::recovery::AckInput;
 use super::timer::Timer;
-use super::{SeqNumber, State};
-use crate::app::{App, CloseReason, Shutdown};
+use crate::state::State;
 use crate::stats::DropReason;
 use crate::tx::Tx;
+use crate::wire::SeqNumber;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
 
 /// An echoed timestamp further back than this gives no RTT sample: it is stale (or bogus).

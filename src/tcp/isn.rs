@@ -10,9 +10,10 @@ use core::hash::Hasher;
 
 use siphasher::sip::SipHasher24;
 
+use super::FourTuple;
 use super::hash::Key;
-use super::{FourTuple, SeqNumber};
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 
 /// Domain tags keep the two uses of the same key unrelated.
 const DOMAIN_ISN: u8 = 1;

@@ -20,7 +20,8 @@ use super::rate_limit::RateLimiter;
 use super::route::Route;
 use super::syncookie::{self, CookieError, CookieKeys, ValidCookie};
 use super::timer::Timer;
-use super::{Config, ConnId, ConnOptions, Secret, State, SynCookieMode, isn, output};
+use super::{Config, ConnId, ConnOptions, Secret, SynCookieMode, isn, output};
+use crate::state::State;
 use crate::stats::DropReason;
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -236,9 +237,12 @@ impl Listen {
         };
         self.cookies.advance(sx.now);
         self.fastopen.follow(&self.cookies);
+        let waiting = |id, generation| {
+            conns.generation(id) == generation && conns.get(id).is_some_and(|c| c.fastopen)
+        };
         let decision = self
             .fastopen
-            .decide(&fo, sx.stats, conns, listener, &route.tuple, seg);
+            .decide(&fo, sx.stats, waiting, listener, &route.tuple, seg);
         let (reply, alt_key) = match decision {
             Decision::Open { reply, alt_key } => (reply, alt_key),
             Decision::Handshake { reply } => return ControlFlow::Continue(reply),

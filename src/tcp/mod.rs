@@ -10,17 +10,24 @@
 //! Nothing below this module touches a socket, a clock, a thread or a ring: frames and `now`
 //! come in, frames go out through [`crate::tx::Tx`].
 //!
-//! Where things are, top down (a module only uses the ones below it):
+//! Where things are, top down (a module only uses the ones below it; `scripts/check_layers.py`
+//! holds the code to this table, and to no import circle, in test.sh):
 //!
 //! | module | what |
 //! | --- | --- |
-//! | `engine`, `memory` | the [`Engine`]: tables, dispatch of frames and timers, the public API; the bookkeeping of its memory budget |
-//! | `listen`, [`fastopen`], [`time_wait`] | segments of no connection: LISTEN, SYN cookies and Fast Open; TIME-WAIT |
+//! | `user`, `driver` | the calls of the engine's user: open, send, close, socket options; drivers outside the engine waking connections |
+//! | `engine` | the [`Engine`]: tables, dispatch of frames and timers, its memory budget (`engine::memory`) |
+//! | `listen`, [`time_wait`] | segments of no connection: LISTEN and the handshake; TIME-WAIT |
 //! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
 //! | `output` | everything sent: segments of a connection and stateless replies |
-//! | `conn`, `negotiate`, `timer`, `event`, `route` | the control block, handshake options, timers, handler context, addressing |
-//! | [`recovery`] over [`scoreboard`], [`rack`], [`prr`], [`cc`] | the sender's loss recovery |
-//! | [`syncookie`], [`isn`], [`conn_table`], [`timer_wheel`], `rtt`, `reassembly`, `budget`, [`seq`], ... | self-contained pieces |
+//! | `conn`, `negotiate`, `event`, `route` | the control block (its socket options in `conn::options`), handshake options, handler context, addressing |
+//! | [`config`] | what an engine is told up front |
+//! | [`fastopen`], [`syncookie`], [`isn`] | Fast Open cookies, SYN cookies, initial sequence numbers: the keyed functions of a handshake |
+//! | [`recovery`] | the sender's loss recovery, over: |
+//! | [`scoreboard`], [`rack`], [`prr`], [`cc`] | the SACK scoreboard, RACK-TLP, PRR, congestion control |
+//! | [`conn_table`], [`hash`] | the connection table and its keyed hashes |
+//! | [`contract`] | the engine's contract with its applications: [`contract::App`], [`contract::Io`], [`ConnId`], [`FourTuple`], ... |
+//! | `budget`, `delayed_ack`, [`rate_limit`], `reassembly`, `rtt`, [`secret`], [`sockopt`], `timer`, [`timer_wheel`] | self-contained pieces |
 #![forbid(unsafe_code)]
 
 pub(crate) mod budget;
@@ -28,6 +35,7 @@ pub mod cc;
 pub mod config;
 mod conn;
 pub mod conn_table;
+pub mod contract;
 mod delayed_ack;
 mod deliver;
 mod driver;
@@ -38,7 +46,6 @@ pub mod hash;
 mod input;
 pub mod isn;
 mod listen;
-mod memory;
 mod negotiate;
 mod output;
 pub mod prr;
@@ -50,28 +57,19 @@ mod route;
 mod rtt;
 pub mod scoreboard;
 pub mod secret;
-pub mod seq;
 pub mod sockopt;
-pub mod state;
 pub mod syncookie;
 pub mod time_wait;
 mod timeout;
 mod timer;
 pub mod timer_wheel;
-pub mod tuple;
 mod user;
 
 pub use config::{Config, Keepalive, Listener, SynCookieMode};
+pub use contract::{ConnId, FourTuple};
 pub use engine::{ConnectError, Engine};
 pub use fastopen::{FastOpen, FastOpenKey};
 pub use rtt::RtoFormula;
 pub use secret::Secret;
-pub use seq::SeqNumber;
 pub use sockopt::{ConnOptions, TcpInfo};
-pub use state::State;
-pub use tuple::FourTuple;
 pub use user::Buffers;
-
-/// Names one connection inside one engine (a slot in its connection table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(pub u32);

@@ -18,16 +18,18 @@
 
 use std::net::IpAddr;
 
+use super::Config;
 use super::conn::Conn;
+use super::contract::App;
 use super::event::{Cx, Stateless};
 use super::recovery::LossTimer;
 use super::route::Route;
 use super::timer::Timer;
-use super::{Config, SeqNumber, State};
-use crate::app::App;
+use crate::state::State;
 use crate::stats::Stats;
 use crate::time::Instant;
 use crate::tx::Tx;
+use crate::wire::SeqNumber;
 use crate::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use crate::wire::tcp::{
     FastOpenOption, Flags, MAX_SACK_BLOCKS, MAX_SACK_BLOCKS_WITH_TIMESTAMPS, Options,

@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use super::SeqNumber;
 use super::scoreboard::{DUP_THRESH, Delivered, Scoreboard, Verdict, sent_after};
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 
 /// RFC 8985 §7.2: "WCDelAckT stands for worst case delayed ACK timer [...] set to 200 ms".
 pub const WC_DEL_ACK: Duration = Duration::from_millis(200);

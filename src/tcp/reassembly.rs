@@ -13,7 +13,7 @@
 //! "the data receiver is permitted to later discard data which have been reported in a SACK
 //! option" (the sender keeps it until it is cumulatively acknowledged).
 
-use super::SeqNumber;
+use crate::wire::SeqNumber;
 
 /// Most disjoint out-of-order ranges kept per connection (holes the peer may have open).
 pub(crate) const MAX_RANGES: usize = 32;

@@ -37,12 +37,12 @@
 
 use std::time::Duration;
 
-use super::SeqNumber;
 use super::cc::{Algorithm, CongestionControl, Controller};
 use super::prr::Prr;
 use super::rack::{Rack, Tlp, TlpOutcome};
 use super::scoreboard::{Delivered, Scoreboard};
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 
 /// Which timer guards the data in flight (one at a time, as Linux multiplexes its RTO timer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -48,8 +48,8 @@
 
 use std::collections::VecDeque;
 
-use super::SeqNumber;
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 
 /// RFC 6675 §2: "DupThresh: The number of duplicate acknowledgments required to trigger a
 /// retransmission [...] this document uses a value of 3".

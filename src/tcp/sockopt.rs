@@ -11,10 +11,6 @@
 
 use std::time::Duration;
 
-use super::Config;
-use super::conn::Conn;
-use super::negotiate::MIN_MSS;
-
 /// The largest send or receive buffer a connection may ask for: what a window scale of 14
 /// can advertise (RFC 7323 §2.3), about 1 GiB. The memory budget bounds what is held.
 pub const MAX_BUFFER: u32 = (u16::MAX as u32) << 14;
@@ -24,15 +20,15 @@ pub const MAX_BUFFER: u32 = (u16::MAX as u32) << 14;
 /// for one small segment), so that a buffer alone never stalls a connection.
 pub const MIN_BUFFER: u32 = 1024;
 
-/// Socket options of one connection; `None` leaves the engine's [`Config`] in charge.
+/// Socket options of one connection; `None` leaves the engine's [`Config`](super::Config) in charge.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnOptions {
     /// `TCP_MAXSEG`: the MSS we announce in our SYN or SYN-ACK and the most we send with, if
-    /// smaller than [`Config::mss`] and the peer's (Linux's `user_mss`, which clamps
+    /// smaller than [`Config::mss`](super::Config::mss) and the peer's (Linux's `user_mss`, which clamps
     /// `mss_clamp`). At least 64 bytes. It acts on the handshake: set on a listener or
     /// at connect time (Linux too only uses it when the MSS is computed).
     pub max_segment: Option<u16>,
-    /// `SO_RCVBUF`: the receive buffer in payload bytes, in place of [`Config::recv_buffer`]:
+    /// `SO_RCVBUF`: the receive buffer in payload bytes, in place of [`Config::recv_buffer`](super::Config::recv_buffer):
     /// the most we advertise. The window scale of the handshake is the smallest that covers
     /// it (Linux's `tcp_select_initial_window` with a locked receive buffer), so a small
     /// buffer gives window scale 0; set later, it moves the window within the scale the
@@ -41,14 +37,14 @@ pub struct ConnOptions {
     /// `tcp_adv_win_scale` 1, offers about half of that: about the value given, which is
     /// what the packetdrill shim passes here. Clamped to [`MIN_BUFFER`]..=[`MAX_BUFFER`].
     pub recv_buffer: Option<u32>,
-    /// `SO_SNDBUF`: the send buffer in payload bytes, in place of [`Config::send_buffer`]:
+    /// `SO_SNDBUF`: the send buffer in payload bytes, in place of [`Config::send_buffer`](super::Config::send_buffer):
     /// sent-but-unacknowledged plus unsent bytes the app may queue (the memory budget may
     /// allow less). Clamped to [`MIN_BUFFER`]..=[`MAX_BUFFER`]. (The packetdrill shim passes
     /// twice the `SO_SNDBUF` value, as Linux stores it.)
     pub send_buffer: Option<u32>,
     /// `TCP_USER_TIMEOUT` (RFC 5482): see [`super::Engine::set_user_timeout`].
     pub user_timeout: Option<Duration>,
-    /// `TCP_NOTSENT_LOWAT`: the app is told it may write ([`crate::app::App::on_writable`])
+    /// `TCP_NOTSENT_LOWAT`: the app is told it may write ([`crate::tcp::contract::App::on_writable`])
     /// only once fewer than this many bytes wait unsent, and [`super::Buffers::send_space`]
     /// is zero until then (Linux's `tcp_stream_memory_free`); a low mark keeps the queue of
     /// not-yet-sent data, and so the latency of what the app writes next, short.
@@ -63,7 +59,7 @@ pub struct ConnOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpInfo {
     /// The connection's state (`tcpi_state`).
-    pub state: super::State,
+    pub state: crate::state::State,
     /// The smoothed RTT (RFC 6298 SRTT, `tcpi_rtt`), once there was a sample.
     pub rtt: Option<Duration>,
     /// The RTT variation (RFC 6298 RTTVAR, `tcpi_rttvar`), once there was a sample.
@@ -99,141 +95,4 @@ pub struct TcpInfo {
     /// Bytes per second delivered (`tcpi_delivery_rate`): `None`, the engine has no
     /// delivery-rate sampler.
     pub delivery_rate: Option<u64>,
-}
-
-/// [`ConnOptions`] as the control block keeps them: small, 0 (or `u32::MAX` for the mark) for
-/// "not set".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
-    /// `TCP_USER_TIMEOUT`, milliseconds; 0: off (the retry limit alone applies).
-    pub(crate) user_timeout_ms: u32,
-    /// `SO_RCVBUF`, bytes; 0: [`Config::recv_buffer`].
-    pub(crate) recv_buffer: u32,
-    /// `SO_SNDBUF`, bytes; 0: [`Config::send_buffer`].
-    pub(crate) send_buffer: u32,
-    /// `TCP_NOTSENT_LOWAT`, bytes; `u32::MAX`: none.
-    pub(crate) notsent_lowat: u32,
-    /// `TCP_MAXSEG`; 0: none.
-    pub(crate) max_segment: u16,
-}
-
-impl Default for Limits {
-    fn default() -> Limits {
-        Limits {
-            user_timeout_ms: 0,
-            recv_buffer: 0,
-            send_buffer: 0,
-            notsent_lowat: u32::MAX,
-            max_segment: 0,
-        }
-    }
-}
-
-/// A user timeout in whole milliseconds, as Linux keeps it (longer than `u32::MAX` ms is
-/// that); zero or `None` is off.
-pub(crate) fn timeout_ms(timeout: Option<Duration>) -> u32 {
-    timeout.map_or(0, |t| u32::try_from(t.as_millis()).unwrap_or(u32::MAX))
-}
-
-/// A buffer size clamped to what a connection may ask for; `None` is 0 (the configuration's).
-pub(crate) fn buffer(bytes: Option<u32>) -> u32 {
-    bytes.map_or(0, |b| b.clamp(MIN_BUFFER, MAX_BUFFER))
-}
-
-impl Limits {
-    /// The compact form of `o`.
-    pub(crate) fn of(o: &ConnOptions) -> Limits {
-        Limits {
-            user_timeout_ms: timeout_ms(o.user_timeout),
-            recv_buffer: buffer(o.recv_buffer),
-            send_buffer: buffer(o.send_buffer),
-            notsent_lowat: o.notsent_lowat.unwrap_or(u32::MAX),
-            max_segment: o.max_segment.map_or(0, |m| m.max(MIN_MSS)),
-        }
-    }
-
-    /// The options these limits stand for.
-    pub(crate) fn options(&self) -> ConnOptions {
-        let set = |v: u32| (v > 0).then_some(v);
-        ConnOptions {
-            max_segment: (self.max_segment > 0).then_some(self.max_segment),
-            recv_buffer: set(self.recv_buffer),
-            send_buffer: set(self.send_buffer),
-            user_timeout: set(self.user_timeout_ms).map(|ms| Duration::from_millis(ms.into())),
-            notsent_lowat: (self.notsent_lowat != u32::MAX).then_some(self.notsent_lowat),
-        }
-    }
-}
-
-impl<S> Conn<S> {
-    /// Takes `options` at creation, before the handshake settles anything: the MSS we send
-    /// with is clamped (RFC 6691: the smaller of what both ends allow), and the window scale
-    /// shrinks to the smallest that covers a receive buffer set here.
-    pub(crate) fn take_options(&mut self, options: &ConnOptions) {
-        self.limits = Limits::of(options);
-        self.clamp_negotiated();
-    }
-
-    /// Clamps what a handshake settled (or what our SYN offers) to the options: the MSS to
-    /// `TCP_MAXSEG`, the window scale to the smallest that covers `SO_RCVBUF`'s buffer.
-    pub(crate) fn clamp_negotiated(&mut self) {
-        if self.limits.max_segment > 0 {
-            self.opts.mss = self.opts.mss.min(self.limits.max_segment).max(MIN_MSS);
-        }
-        if self.limits.recv_buffer > 0 {
-            let mut scale = 0;
-            while scale < self.opts.rcv_wscale
-                && u32::from(u16::MAX) << scale < self.limits.recv_buffer
-            {
-                scale += 1;
-            }
-            self.opts.rcv_wscale = scale;
-        }
-    }
-
-    /// The MSS our SYN or SYN-ACK announces: the configured one, or the smaller
-    /// `TCP_MAXSEG`.
-    pub(crate) fn syn_mss(&self, cfg: &Config) -> u16 {
-        match self.limits.max_segment {
-            0 => cfg.mss,
-            m => cfg.mss.min(m),
-        }
-    }
-
-    /// The receive buffer: `SO_RCVBUF`'s, else the configured one.
-    pub(crate) fn recv_buffer(&self, cfg: &Config) -> u32 {
-        match self.limits.recv_buffer {
-            0 => cfg.recv_buffer,
-            b => b,
-        }
-    }
-
-    /// The window our SYN or SYN-ACK advertises: the receive buffer, at most 65 535 bytes
-    /// (RFC 7323 §2.2: "the window field in a SYN (i.e., a <SYN> or <SYN,ACK>) segment itself
-    /// is never scaled"). A buffer `SO_RCVBUF` set is rounded down to whole segments of the
-    /// MSS we announced, as Linux's `tcp_select_initial_window` does (`rounddown(space,
-    /// mss)`: SO_RCVBUF 20000 offers 18980 with MSS 1460).
-    pub(crate) fn syn_window(&self, cfg: &Config) -> u32 {
-        let mut space = self.recv_buffer(cfg);
-        let mss = self.rcv_payload_mss(cfg) as u32;
-        if self.limits.recv_buffer > 0 && space > mss {
-            space -= space % mss;
-        }
-        space.min(u32::from(u16::MAX))
-    }
-
-    /// The send buffer: `SO_SNDBUF`'s, else the configured one.
-    pub(crate) fn send_buffer(&self, cfg: &Config) -> u32 {
-        match self.limits.send_buffer {
-            0 => cfg.send_buffer,
-            b => b,
-        }
-    }
-
-    /// Whether the unsent bytes are below `TCP_NOTSENT_LOWAT` (always without one): the app
-    /// may write. `wake`: twice the unsent bytes below it, the test for telling an app that
-    /// waits (Linux's `tcp_stream_memory_free(sk, wake)`, `(notsent_bytes << wake) < lowat`).
-    pub(crate) fn below_lowat(&self, wake: bool) -> bool {
-        ((self.unsent() as u64) << u8::from(wake)) < u64::from(self.limits.notsent_lowat)
-    }
 }

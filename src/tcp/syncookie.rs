@@ -63,10 +63,11 @@ use core::time::Duration;
 
 use siphasher::sip::SipHasher24;
 
-use super::hash::{Key, derive_key};
+use super::hash::{Key, derive_key, timestamp_key};
 use super::isn;
-use super::{FourTuple, Secret, SeqNumber};
+use super::{FourTuple, Secret};
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 use crate::wire::tcp::MAX_WINDOW_SCALE;
 
 /// The length of one cookie time slot: a cookie stays valid for one to two slots.
@@ -105,13 +106,6 @@ pub fn epoch_key(secret: &[u8; 32], epoch: u64) -> Key {
     label[..6].copy_from_slice(b"cookie");
     label[6..].copy_from_slice(&epoch.to_be_bytes());
     derive_key(secret, &label)
-}
-
-/// The key of the per-connection timestamp offsets that go with cookies made under `secret`
-/// (hosts sharing cookies must share it too: a connection's TSvals continue from its
-/// SYN-ACK's, whoever sent that).
-pub fn timestamp_key(secret: &[u8; 32]) -> Key {
-    derive_key(secret, b"timestamp")
 }
 
 /// The clock cookies are made on: the engine's `now` plus an offset, cut into 64 s slots

@@ -30,9 +30,11 @@ use super::conn::Conn;
 use super::event::Stateless;
 use super::hash::{INDEX_BYTES_PER_ENTRY, Key, hash_tuple};
 use super::route::Route;
-use super::{FourTuple, SeqNumber, State, isn, output};
+use super::{FourTuple, isn, output};
+use crate::state::State;
 use crate::stats::{DropReason, Stats};
 use crate::tx::Tx;
+use crate::wire::SeqNumber;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
 
 /// What the engine keeps of a connection in TIME-WAIT.

@@ -5,13 +5,13 @@
 //! [`super::timer`]. A user timeout (RFC 5482, Linux's `TCP_USER_TIMEOUT`) bounds how long
 //! data or probes may go unacknowledged, whatever the retry limit says.
 
-use super::State;
 use super::conn::Conn;
+use super::contract::{App, CloseReason};
 use super::event::{Cx, Outcome};
 use super::recovery::LossTimer;
 use super::timer::Timer;
 use super::{deliver, output};
-use crate::app::{App, CloseReason};
+use crate::state::State;
 use crate::time::Instant;
 use crate::tx::Tx;
 

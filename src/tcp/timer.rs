@@ -25,7 +25,7 @@ pub(crate) enum Timer {
     DelayedAck,
     /// Keepalive (RFC 1122 §4.2.3.6) or, in FIN-WAIT-2, its timeout.
     Idle,
-    /// The app's own deadline ([`crate::app::Io::set_deadline`], [`crate::app::App::on_deadline`]).
+    /// The app's own deadline ([`crate::tcp::contract::Io::set_deadline`], [`crate::tcp::contract::App::on_deadline`]).
     App,
 }
 

@@ -9,10 +9,12 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::conn::options::{self, Limits};
+use super::contract::{App, CloseReason, Io};
 use super::event::Outcome;
 use super::timer::Timer;
-use super::{ConnId, ConnOptions, Engine, Keepalive, Listener, State, TcpInfo, deliver, sockopt};
-use crate::app::{App, CloseReason, Io};
+use super::{ConnId, ConnOptions, Engine, Keepalive, Listener, TcpInfo, deliver};
+use crate::state::State;
 use crate::time::Instant;
 use crate::tx::Tx;
 
@@ -92,7 +94,7 @@ impl<A: App> Engine<A> {
     /// What connection `id` holds in its buffers (for `poll()`, `FIONREAD`, `SIOCOUTQ`).
     pub fn buffers(&self, id: ConnId) -> Option<Buffers> {
         let c = self.conns.get(id)?;
-        let open = c.app.shutdown == crate::app::Shutdown::Open;
+        let open = c.app.shutdown == crate::tcp::contract::Shutdown::Open;
         // Outside an event the budget counts the connection's own bytes already.
         let mut mem = self.memory.budget.clone();
         mem.sub(c.heap_bytes());
@@ -190,7 +192,7 @@ impl<A: App> Engine<A> {
     /// `u32::MAX` ms is that), and `None` or zero turns it off. False if there is no such
     /// connection.
     pub fn set_user_timeout(&mut self, id: ConnId, timeout: Option<std::time::Duration>) -> bool {
-        self.with_limits(id, |l| l.user_timeout_ms = sockopt::timeout_ms(timeout))
+        self.with_limits(id, |l| l.user_timeout_ms = options::timeout_ms(timeout))
     }
 
     /// Connection `id`'s user timeout ([`Engine::set_user_timeout`]), if one is set.
@@ -204,7 +206,7 @@ impl<A: App> Engine<A> {
     /// handshake settled, and never less than the window already offered (RFC 9293
     /// §3.8.6: the right edge does not move back). False if there is no such connection.
     pub fn set_recv_buffer(&mut self, id: ConnId, bytes: Option<u32>) -> bool {
-        self.with_limits(id, |l| l.recv_buffer = sockopt::buffer(bytes))
+        self.with_limits(id, |l| l.recv_buffer = options::buffer(bytes))
     }
 
     /// Sets connection `id`'s send buffer (Linux's `SO_SNDBUF`, in payload bytes, see
@@ -213,7 +215,7 @@ impl<A: App> Engine<A> {
     /// room ([`App::on_writable`]) at the connection's next event. False if there is no such
     /// connection.
     pub fn set_send_buffer(&mut self, id: ConnId, bytes: Option<u32>) -> bool {
-        self.with_limits(id, |l| l.send_buffer = sockopt::buffer(bytes))
+        self.with_limits(id, |l| l.send_buffer = options::buffer(bytes))
     }
 
     /// Sets connection `id`'s low-water mark of unsent bytes (Linux's `TCP_NOTSENT_LOWAT`, see
@@ -252,7 +254,7 @@ impl<A: App> Engine<A> {
     }
 
     /// Runs `f` on connection `id`'s socket options; false if there is no such connection.
-    fn with_limits(&mut self, id: ConnId, f: impl FnOnce(&mut sockopt::Limits)) -> bool {
+    fn with_limits(&mut self, id: ConnId, f: impl FnOnce(&mut Limits)) -> bool {
         let Some(c) = self.conns.get_mut(id) else {
             return false;
         };

@@ -154,7 +154,7 @@ fn ip_payload(packet: &[u8], header_len: usize, payload_len: usize) -> Result<&[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tcp::SeqNumber;
+    use crate::wire::SeqNumber;
     use crate::wire::captured::{CURL_GET_DATA, CURL_SYN, KERNEL_SYN_ACK};
     use crate::wire::checksum;
     use crate::wire::tcp::{Flags, Options};

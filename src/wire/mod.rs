@@ -15,9 +15,11 @@ pub mod ethernet;
 pub mod frame;
 pub mod ipv4;
 pub mod ipv6;
+pub mod seq;
 pub mod tcp;
 
 pub use frame::{IpRepr, TcpFrame};
+pub use seq::SeqNumber;
 
 /// The IP protocol number (and IPv6 next header) of TCP.
 pub const IPPROTO_TCP: u8 = 6;

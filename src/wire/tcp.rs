@@ -10,7 +10,7 @@ use core::ops::{BitOr, BitOrAssign};
 use std::net::IpAddr;
 
 use super::{Error, IPPROTO_TCP, checksum, read_u16, read_u32, write_u16, write_u32};
-use crate::tcp::SeqNumber;
+use crate::wire::SeqNumber;
 
 /// Byte offsets of the TCP header.
 pub(crate) mod field {

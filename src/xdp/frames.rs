@@ -13,6 +13,9 @@
 //! `fill` counts frames on the fill ring or the RX ring (the kernel's until received),
 //! `in_flight` frames on the TX ring or the completion ring (the kernel's until completed).
 
+/// Frames moved per ring operation, and the most a pending TX batch holds.
+pub const BATCH: usize = 64;
+
 /// Where a socket's frames are right now. `free + fill + rx_held + tx_pending + tx_in_flight
 /// == total` at all times: no frame is leaked or owned twice.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -65,7 +68,7 @@ impl<D: Copy> FramePool<D> {
     pub fn new(frames: Vec<D>) -> FramePool<D> {
         FramePool {
             total: frames.len() as u64,
-            pending: Vec::with_capacity(frames.len().min(super::socket::BATCH)),
+            pending: Vec::with_capacity(frames.len().min(BATCH)),
             free: frames,
             fill: 0,
             rx_held: 0,

@@ -31,7 +31,8 @@ use std::time::Duration;
 
 use crate::tcp::Secret;
 use crate::tcp::hash::Key;
-use crate::tcp::syncookie::{CookieKeys, timestamp_key};
+use crate::tcp::hash::timestamp_key;
+use crate::tcp::syncookie::CookieKeys;
 use crate::time::Instant;
 
 /// The XDP program's key table: two entries, the keys of `epoch` at entry `epoch % 2`

@@ -14,13 +14,10 @@ use xsk_rs::config::{
 use xsk_rs::{Socket, Umem as XskUmem};
 
 pub use super::frames::FrameAccount;
-use super::frames::FramePool;
+use super::frames::{BATCH, FramePool};
 use super::gather::{ChainDrop, Gather, Gathered, MAX_FRAME_LEN};
 use super::ring::{Desc, Rings, Umem, XdpRings, XdpUmem};
 use crate::tx::Tx;
-
-/// Frames moved per ring operation.
-pub const BATCH: usize = 64;
 
 /// How to bind the socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -748,7 +745,7 @@ mod tests {
     use std::net::IpAddr;
 
     use super::*;
-    use crate::tcp::SeqNumber;
+    use crate::wire::SeqNumber;
     use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
     use crate::wire::{IpRepr, TcpFrame, ethernet, ipv4, ipv6};
 

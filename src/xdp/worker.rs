@@ -378,7 +378,7 @@ fn idle_wait<H: Handler, R: Rings>(
 }
 
 /// The worker drives the sans-IO engine directly.
-impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
+impl<A: crate::tcp::contract::App> Handler for crate::tcp::Engine<A> {
     fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
         crate::tcp::Engine::receive(self, now, frame, tx);
     }
@@ -437,7 +437,7 @@ impl<A: crate::app::App> Handler for crate::tcp::Engine<A> {
 }
 
 /// The worker drives the load generator like an engine.
-impl<A: crate::app::App> Handler for crate::load::LoadGen<A> {
+impl<A: crate::tcp::contract::App> Handler for crate::load::LoadGen<A> {
     fn receive<T: Tx>(&mut self, now: Instant, frame: &[u8], tx: &mut T) {
         crate::load::LoadGen::receive(self, now, frame, tx);
     }
@@ -495,7 +495,8 @@ mod tests {
 
     use super::*;
     use crate::app::echo::Echo;
-    use crate::tcp::{Config, Engine, Listener, SeqNumber};
+    use crate::tcp::{Config, Engine, Listener};
+    use crate::wire::SeqNumber;
     use crate::wire::tcp::{Flags, Options, Repr as TcpRepr};
     use crate::wire::{IPPROTO_TCP, IpRepr, TcpFrame, ethernet, ipv4};
     use crate::xdp::ring::testing::{self, Kernel};

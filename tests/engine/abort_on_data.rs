@@ -5,7 +5,9 @@
 //! (`tcp_close`, `TCPAbortOnClose`) reset the connection; a half-close reads on.
 
 use xdptcp::app::CloseReason;
-use xdptcp::tcp::{ConnId, SeqNumber, State};
+use xdptcp::state::State;
+use xdptcp::tcp::ConnId;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::*;

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use xdptcp::app::{App, Io, Shutdown};
-use xdptcp::tcp::{ConnId, State};
+use xdptcp::state::State;
+use xdptcp::tcp::ConnId;
 use xdptcp::time::Instant;
 
 use crate::util::*;

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use xdptcp::app::App;
 use xdptcp::app::http::{Http, HttpConfig};
-use xdptcp::tcp::{FastOpen, SeqNumber, State, SynCookieMode};
+use xdptcp::state::State;
+use xdptcp::tcp::{FastOpen, SynCookieMode};
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::FastOpenOption;
 
 use crate::util::*;

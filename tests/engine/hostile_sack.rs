@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use xdptcp::sim::Rng;
-use xdptcp::tcp::{ConnId, SeqNumber};
+use xdptcp::tcp::ConnId;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::{Flags, Options};
 
 use crate::netsim::{Bulk, Pattern};

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
-use xdptcp::tcp::{Config, Keepalive, State};
+use xdptcp::state::State;
+use xdptcp::tcp::{Config, Keepalive};
 
 use crate::netsim::{Bulk, Net, Server};
 use crate::util::RawPeer;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, Pair, configs};
-use xdptcp::tcp::State;
+use xdptcp::state::State;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::Scripted;
@@ -171,7 +171,7 @@ fn full_segments_with_timestamps_fit_the_mtu() {
 fn a_stray_ack_is_reset_unless_reset_unknown_is_off_then_dropped_and_counted() {
     use crate::util::RawPeer;
     use xdptcp::stats::DropReason;
-    use xdptcp::tcp::SeqNumber;
+    use xdptcp::wire::SeqNumber;
     use xdptcp::wire::tcp::{Flags, Options};
 
     for reset_unknown in [true, false] {

@@ -349,7 +349,7 @@ fn stopping_half_closes_every_keepalive_connection_and_leaves_the_server_empty()
     link.lg.stop();
     // At most `opening` (16) FINs unacknowledged at a time: 300 take many round trips.
     link.run_until(link.now + Duration::from_micros(150));
-    let closing = link.lg.stats().in_state(xdptcp::tcp::State::FinWait1);
+    let closing = link.lg.stats().in_state(xdptcp::state::State::FinWait1);
     assert!((1..=16).contains(&closing), "{closing} FINs in flight");
     assert!(link.server.connections() > 250);
     link.run_until(t0 + Duration::from_secs(2));

@@ -86,7 +86,7 @@ fn the_same_seed_gives_the_same_trace_and_another_seed_a_different_one() {
 
 /// The per-state gauges count exactly the live connections and the TIME-WAIT entries.
 fn assert_gauges_add_up<A: xdptcp::app::App>(e: &xdptcp::tcp::Engine<A>, when: &str) {
-    use xdptcp::tcp::State;
+    use xdptcp::state::State;
     let counted: u64 = State::ALL
         .iter()
         .filter(|s| **s != State::Listen)

@@ -106,7 +106,7 @@ fn bad_ipv4_and_tcp_checksums_are_dropped() {
     let mut f = p.frame(
         seg(PSH_ACK)
             .seq(1)
-            .ack(xdptcp::tcp::SeqNumber(1))
+            .ack(xdptcp::wire::SeqNumber(1))
             .data(b"abc"),
     );
     let last = f.len() - 1;

@@ -13,7 +13,8 @@ use xdptcp::app::echo::Echo;
 use xdptcp::app::{App, Io, Shutdown};
 use xdptcp::sim::{Dir, LinkConfig, Pair, Rng, configs};
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{Config, ConnId, Engine, SeqNumber, SynCookieMode};
+use xdptcp::tcp::{Config, ConnId, Engine, SynCookieMode};
+use xdptcp::wire::SeqNumber;
 
 use crate::netsim::{Pattern, Server};
 use crate::util::*;

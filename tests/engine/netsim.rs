@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use xdptcp::app::{App, CloseReason, Io};
 use xdptcp::sim::{Dir, LinkConfig, Pair, Rng};
-use xdptcp::tcp::{Config, ConnId, SeqNumber};
+use xdptcp::tcp::{Config, ConnId};
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::{Seg, Sent};

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{SeqNumber, State};
+use xdptcp::wire::SeqNumber;
 
 use crate::util::*;
 

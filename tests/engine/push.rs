@@ -12,8 +12,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::{App, Io};
-use xdptcp::tcp::{Config, ConnId, SeqNumber};
+use xdptcp::tcp::{Config, ConnId};
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::*;

@@ -3,8 +3,10 @@
 
 use std::time::Duration;
 
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{SeqNumber, State, SynCookieMode};
+use xdptcp::tcp::SynCookieMode;
+use xdptcp::wire::SeqNumber;
 
 use crate::util::*;
 

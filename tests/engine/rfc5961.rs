@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{ConnId, SeqNumber, State};
+use xdptcp::tcp::ConnId;
+use xdptcp::wire::SeqNumber;
 
 use crate::util::*;
 

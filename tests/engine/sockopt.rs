@@ -8,7 +8,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::app::{App, CloseReason, Io};
-use xdptcp::tcp::{ConnOptions, State};
+use xdptcp::state::State;
+use xdptcp::tcp::ConnOptions;
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
 

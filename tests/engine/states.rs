@@ -6,8 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use xdptcp::app::CloseReason;
-use xdptcp::tcp::{Config, Engine, Secret, SeqNumber, State};
+use xdptcp::state::State;
+use xdptcp::tcp::{Config, Engine, Secret};
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 
 use crate::util::*;
 

@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{Secret, SeqNumber, State, SynCookieMode};
+use xdptcp::tcp::{Secret, SynCookieMode};
+use xdptcp::wire::SeqNumber;
 
 use crate::util::*;
 

@@ -6,8 +6,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use xdptcp::sim::{Dir, LinkConfig, Pair, configs};
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
-use xdptcp::tcp::{Config, SeqNumber, State};
+use xdptcp::tcp::Config;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::tcp::Flags;
 
 use crate::util::*;

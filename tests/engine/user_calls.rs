@@ -4,7 +4,8 @@
 use std::net::IpAddr;
 
 use xdptcp::app::{App, Io};
-use xdptcp::tcp::{Buffers, Config, Listener, State};
+use xdptcp::state::State;
+use xdptcp::tcp::{Buffers, Config, Listener};
 use xdptcp::time::Instant;
 use xdptcp::wire::tcp::Flags;
 
@@ -247,7 +248,7 @@ fn a_segment_for_a_port_nobody_listens_on_is_reset_only_if_the_engine_owns_every
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert!(replies[0].flags.contains(Flags::RST) && replies[0].flags.contains(Flags::ACK));
     assert_eq!(replies[0].ack.0, 101);
-    let replies = peer.send(seg(ACK).seq(5).ack(xdptcp::tcp::SeqNumber(777)));
+    let replies = peer.send(seg(ACK).seq(5).ack(xdptcp::wire::SeqNumber(777)));
     assert_eq!(replies.len(), 1);
     assert_eq!((replies[0].flags, replies[0].seq.0), (Flags::RST, 777));
     assert!(

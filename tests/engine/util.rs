@@ -106,8 +106,9 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use xdptcp::sim::{self, Dir};
-use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret, SeqNumber};
+use xdptcp::tcp::{Config, Engine, FourTuple, Listener, Secret};
 use xdptcp::time::Instant;
+use xdptcp::wire::SeqNumber;
 use xdptcp::wire::ethernet;
 use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4, ipv6};
@@ -760,9 +761,9 @@ impl<A: App> RawPeer<A> {
 
 /// Asserts the per-state gauges: the listed states have these counts, every other state but
 /// LISTEN is zero.
-pub fn assert_gauges(stats: &xdptcp::stats::Stats, expected: &[(xdptcp::tcp::State, u64)]) {
-    for s in xdptcp::tcp::State::ALL {
-        if *s == xdptcp::tcp::State::Listen {
+pub fn assert_gauges(stats: &xdptcp::stats::Stats, expected: &[(xdptcp::state::State, u64)]) {
+    for s in xdptcp::state::State::ALL {
+        if *s == xdptcp::state::State::Listen {
             continue;
         }
         let want = expected.iter().find(|(e, _)| e == s).map_or(0, |(_, n)| *n);

@@ -8,10 +8,12 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use xdptcp::state::State;
 use xdptcp::stats::DropReason;
 use xdptcp::tcp::hash::Key;
 use xdptcp::tcp::syncookie::epoch_key;
-use xdptcp::tcp::{Config, Engine, Secret, SeqNumber, State, SynCookieMode};
+use xdptcp::tcp::{Config, Engine, Secret, SynCookieMode};
+use xdptcp::wire::SeqNumber;
 use xdptcp::xdp::key_schedule::{KeySchedule, KeySlots, SecretAck};
 
 use crate::util::*;

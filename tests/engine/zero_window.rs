@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use xdptcp::app::CloseReason;
 use xdptcp::sim::{Dir, LinkConfig, configs};
-use xdptcp::tcp::State;
+use xdptcp::state::State;
 
 use crate::netsim::{Bulk, Net, Server};
 

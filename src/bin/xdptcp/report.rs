@@ -5,8 +5,8 @@ use std::time::Duration;
 use anyhow::Result;
 
 use xdptcp::output::OutputDir;
+use xdptcp::state::State;
 use xdptcp::stats::{DropReason, Latencies, Stats, write_reports};
-use xdptcp::tcp::State;
 use xdptcp::xdp::XdpCounters;
 use xdptcp::xdp::server::Totals;
 

@@ -8,29 +8,30 @@
 //! connection transmits ([`super::deliver`]); `poll_timers` fires what is due
 //! ([`super::timeout`]).
 
+mod memory;
+
 use std::net::{IpAddr, SocketAddr};
 
 use super::conn::{Conn, NO_LISTENER, Negotiated};
 use super::conn_table::ConnTable;
+use super::contract::{App, CloseReason};
 use super::event::{AckBatch, Cx, Outcome, Stateless};
-use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple};
+use super::hash::{INDEX_BYTES_PER_ENTRY, Key, Keys, derive_key, hash_tuple, timestamp_key};
 use super::listen::{Accept, Listen};
-use super::memory::MemoryAccount;
 use super::route::Route;
 use super::sockopt::ConnOptions;
 use super::time_wait::TimeWaitTable;
 use super::timer::Timer;
 use super::timer_wheel::TimerWheel;
-use super::{
-    Config, ConnId, FourTuple, Secret, State, deliver, input, isn, output, syncookie, timeout,
-};
-use crate::app::{App, CloseReason};
+use super::{Config, ConnId, FourTuple, Secret, deliver, input, isn, output, timeout};
+use crate::state::State;
 use crate::stats::{DropReason, Latencies, Stats};
 use crate::time::Instant;
 use crate::tx::Tx;
 use crate::wire::ethernet::MacAddr;
 use crate::wire::tcp::{Flags, Repr as TcpRepr};
 use crate::wire::{Error as WireError, TcpFrame};
+use memory::MemoryAccount;
 
 /// Why [`Engine::connect`] could not start a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -314,7 +315,7 @@ impl<A: App> Engine<A> {
     pub fn replace_cookie_secret(&mut self, now: Instant, secret: Secret) {
         self.last_now = now;
         self.listen.replace_cookie_secret(secret, now);
-        self.keys.timestamp = syncookie::timestamp_key(&secret.0);
+        self.keys.timestamp = timestamp_key(&secret.0);
     }
 
     /// Whether SYNs for this engine should be answered with SYN cookies in front of it, by the

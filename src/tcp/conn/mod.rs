@@ -6,10 +6,13 @@
 //! compact: buffers start empty and are released when drained, the timers share one
 //! timer-wheel entry, keepalive settings are an index into the listener table.
 
+pub(crate) mod options;
+
 use std::collections::VecDeque;
 
 use super::budget::Budget;
 use super::conn_table::Keyed;
+use super::contract::{SendFlags, Shutdown};
 use super::delayed_ack::DelayedAck;
 use super::hash::Keys;
 pub(crate) use super::negotiate::Negotiated;
@@ -17,13 +20,14 @@ use super::reassembly::Reassembly;
 use super::recovery::Recovery;
 use super::route::Route;
 use super::rtt::RttEstimator;
-use super::sockopt::Limits;
 use super::timer::{Timer, Timers};
-use super::{Config, FourTuple, SeqNumber, State, isn};
-use crate::app::{SendFlags, Shutdown};
+use super::{Config, FourTuple, isn};
+use crate::state::State;
 use crate::stats::Stats;
 use crate::time::Instant;
+use crate::wire::SeqNumber;
 use crate::wire::tcp::{Flags, Repr as TcpRepr, TIMESTAMP_OPTION_LEN};
+use options::Limits;
 
 /// [`Conn::listener`] of an actively opened connection: no listener's keepalive applies.
 pub(crate) const NO_LISTENER: u8 = u8::MAX;

@@ -13,12 +13,13 @@
 
 use std::collections::VecDeque;
 
-use super::budget::Budget;
-use super::conn::Conn;
-use super::time_wait::TimeWaitTable;
-use super::{ConnId, Engine};
-use crate::app::App;
+use super::Engine;
 use crate::stats::{Memory, Stats};
+use crate::tcp::ConnId;
+use crate::tcp::budget::Budget;
+use crate::tcp::conn::Conn;
+use crate::tcp::contract::App;
+use crate::tcp::time_wait::TimeWaitTable;
 
 /// A connection listed as holding out-of-order data, with the mark its reassembly queue got
 /// when it was listed (a later listing of the same connection gets a new mark).
