@@ -74,6 +74,9 @@ echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets -- -D warnings
+echo "== import structure: no circle, no upward arrow against the layer tables (src/lib.rs, src/tcp/mod.rs)"
+python3 scripts/test_check_layers.py
+python3 scripts/check_layers.py
 # `cargo test --all-targets` builds a `test = true` example only as its test harness, so the
 # example binary interop_ops runs (target/debug/examples/kv) is built first.
 echo "== cargo build --examples (examples/kv.rs is exercised by interop_ops)"
