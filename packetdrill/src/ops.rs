@@ -1,14 +1,14 @@
 //! Socket calls and packets as a compact byte string: what the `shim_calls` fuzz target
-//! decodes and applies to a [`Stack`], and what a packetdrill run records when
-//! `XDPTCP_SHIM_RECORD=FILE` is set (so our scripts seed the fuzzer's corpus).
+//! decodes and applies to a [`Stack`](crate::stack::Stack) ([`crate::replay`]), and what a
+//! packetdrill run records when `XDPTCP_SHIM_RECORD=FILE` is set (so our scripts seed the
+//! fuzzer's corpus).
 //!
 //! Every byte string decodes to some sequence of operations (tags are taken modulo their
 //! count, short fields are zero-filled), so a fuzzer's mutations always mean something.
 //! Sockets are named by their creation index (`socket()` and `accept()` results, in order),
 //! not by descriptor number, so a recording replays on any stack.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Duration;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use xdptcp::wire::SeqNumber;
 use xdptcp::wire::ethernet::{self, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
@@ -16,7 +16,6 @@ use xdptcp::wire::tcp::{Flags, Options, Repr as TcpRepr};
 use xdptcp::wire::{IpRepr, TcpFrame, ipv4, ipv6};
 
 use crate::flags::{DEFAULT_LOCAL_V4, DEFAULT_LOCAL_V6};
-use crate::stack::{Fd, How, Stack};
 
 /// The peer's addresses in replays (packetdrill's usual `--remote_ip`).
 pub const PEER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
@@ -337,91 +336,6 @@ impl Op {
             Op::Advance { micros } => {
                 out.push(12);
                 out.extend(micros.to_be_bytes());
-            }
-        }
-    }
-
-    /// Applies the operation; `socks` holds the descriptors by creation index. Errors are
-    /// results like any other: only a panic or a broken invariant is a finding.
-    pub fn apply(&self, stack: &mut Stack, socks: &mut Vec<Fd>) {
-        let fd = |i: &u8| {
-            if socks.is_empty() {
-                -1
-            } else {
-                socks[usize::from(*i) % socks.len()]
-            }
-        };
-        match self {
-            Op::Socket { v6, nonblocking } => {
-                let domain = if *v6 { libc::AF_INET6 } else { libc::AF_INET };
-                let ty = libc::SOCK_STREAM | if *nonblocking { libc::SOCK_NONBLOCK } else { 0 };
-                if let Ok(fd) = stack.socket_call(domain, ty, 0) {
-                    socks.push(fd);
-                }
-            }
-            Op::Bind { sock, port } => {
-                let fd = fd(sock);
-                let ip = if stack.is_v6(fd) {
-                    IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-                } else {
-                    IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-                };
-                let _ = stack.bind(fd, SocketAddr::new(ip, *port));
-            }
-            Op::Listen { sock } => {
-                let _ = stack.listen(fd(sock), 10);
-            }
-            Op::Accept { sock } => {
-                if let Ok((new, _)) = stack.accept(fd(sock)) {
-                    socks.push(new);
-                }
-            }
-            Op::Connect { sock, port } => {
-                let fd = fd(sock);
-                let ip = if stack.is_v6(fd) {
-                    IpAddr::V6(PEER_V6)
-                } else {
-                    IpAddr::V4(PEER_V4)
-                };
-                let _ = stack.connect(fd, SocketAddr::new(ip, *port));
-            }
-            Op::Recv { sock, len, peek } => {
-                let _ = stack.recv(fd(sock), usize::from(*len), *peek);
-            }
-            Op::Send { sock, len, more } => {
-                let data = vec![b'x'; usize::from(*len)];
-                let _ = stack.send(fd(sock), &data, *more);
-            }
-            Op::Close { sock } => {
-                let _ = stack.close(fd(sock));
-            }
-            Op::Shutdown { sock, how } => {
-                let how = match how % 3 {
-                    0 => How::Read,
-                    1 => How::Write,
-                    _ => How::Both,
-                };
-                let _ = stack.shutdown(fd(sock), how);
-            }
-            Op::SetOpt { sock, opt, value } => {
-                let (level, name) = SOCKOPTS[usize::from(*opt) % SOCKOPTS.len()];
-                // SO_LINGER's two ints travel as onoff | linger << 8.
-                let v = if name == libc::SO_LINGER {
-                    [(value & 1).to_ne_bytes(), (value >> 8).to_ne_bytes()].concat()
-                } else {
-                    value.to_ne_bytes().to_vec()
-                };
-                let _ = stack.setsockopt(fd(sock), level, name, &v);
-            }
-            Op::Poll { sock } => {
-                let fd = fd(sock);
-                let _ = (stack.poll_mask(fd), stack.inq(fd), stack.outq(fd));
-            }
-            Op::Packet(s) => {
-                let _ = stack.netdev_send(&s.to_ip());
-            }
-            Op::Advance { micros } => {
-                stack.run_until(stack.now() + Duration::from_micros(u64::from(*micros)));
             }
         }
     }
