@@ -173,21 +173,7 @@ impl Stack {
             port: addr.port(),
         });
         let s = self.socket(fd)?;
-        match s.state {
-            SockState::Fresh | SockState::Failed => {}
-            SockState::Connecting { .. } => {
-                return Err(if s.nonblocking {
-                    Errno(libc::EALREADY)
-                } else {
-                    Errno::BLOCK
-                });
-            }
-            SockState::Connected(_) => return Err(Errno(libc::EISCONN)),
-            SockState::Listening { .. } => return Err(Errno::INVAL),
-        }
-        if addr.is_ipv6() != s.v6 {
-            return Err(Errno(libc::EAFNOSUPPORT));
-        }
+        connectable(s, addr)?;
         let remote = unmap(addr);
         let bound = s.bound.map(unmap);
         let local_ip = match bound.map(|b| b.ip()).filter(|ip| !is_unspecified(*ip)) {
@@ -207,13 +193,7 @@ impl Stack {
         let id = self
             .engine
             .connect_with(self.now, local, remote, PEER_MAC, &options, &mut self.tx)
-            .map_err(|e| match e {
-                ConnectError::MixedFamilies => Errno(libc::EAFNOSUPPORT),
-                ConnectError::InUse => Errno(libc::EADDRNOTAVAIL),
-                ConnectError::TableFull | ConnectError::TxFull | ConnectError::NoMemory => {
-                    Errno(libc::ENOBUFS)
-                }
-            })?;
+            .map_err(connect_errno)?;
         let tuple = FourTuple {
             local_addr: local_ip,
             remote_addr: remote.ip(),
@@ -424,5 +404,38 @@ fn is_unspecified(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_unspecified(),
         IpAddr::V6(v6) => v6.is_unspecified(),
+    }
+}
+
+/// Whether socket `s` may `connect()` to `addr`: not while it connects (`EALREADY`, or wait
+/// if blocking), is connected (`EISCONN`) or listens (`EINVAL`), nor to the other family
+/// (`EAFNOSUPPORT`).
+fn connectable(s: &Socket, addr: SocketAddr) -> SysResult<()> {
+    match s.state {
+        SockState::Fresh | SockState::Failed => {}
+        SockState::Connecting { .. } => {
+            return Err(if s.nonblocking {
+                Errno(libc::EALREADY)
+            } else {
+                Errno::BLOCK
+            });
+        }
+        SockState::Connected(_) => return Err(Errno(libc::EISCONN)),
+        SockState::Listening { .. } => return Err(Errno::INVAL),
+    }
+    if addr.is_ipv6() != s.v6 {
+        return Err(Errno(libc::EAFNOSUPPORT));
+    }
+    Ok(())
+}
+
+/// The errno of a `connect()` the engine refused.
+fn connect_errno(e: ConnectError) -> Errno {
+    match e {
+        ConnectError::MixedFamilies => Errno(libc::EAFNOSUPPORT),
+        ConnectError::InUse => Errno(libc::EADDRNOTAVAIL),
+        ConnectError::TableFull | ConnectError::TxFull | ConnectError::NoMemory => {
+            Errno(libc::ENOBUFS)
+        }
     }
 }

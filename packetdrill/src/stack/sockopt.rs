@@ -47,89 +47,11 @@ impl Stack {
     /// option's value is `value`'s first four bytes.
     pub fn setsockopt(&mut self, fd: Fd, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
         self.note_setsockopt(fd, level, name, value);
-        let int = || -> SysResult<i32> {
-            value
-                .get(..4)
-                .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or(Errno::INVAL)
-        };
-        let positive = |v: i32| -> SysResult<u32> {
-            u32::try_from(v).ok().filter(|v| *v > 0).ok_or(Errno::INVAL)
-        };
         let s = self.sock(fd)?;
-        match (level, name) {
-            (libc::SOL_SOCKET, libc::SO_REUSEADDR | libc::SO_REUSEPORT) => {
-                s.opts.reuse_addr = int()? != 0;
-            }
-            (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.opts.keepalive = int()? != 0,
-            (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => s.opts.keep_idle = Some(positive(int()?)?),
-            (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => {
-                s.opts.keep_intvl = Some(positive(int()?)?);
-            }
-            (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => s.opts.keep_cnt = Some(positive(int()?)?),
-            (libc::IPPROTO_TCP, libc::TCP_NODELAY) => s.opts.nodelay = int()? != 0,
-            (libc::IPPROTO_TCP, libc::TCP_CORK) => s.opts.cork = int()? != 0,
-            (libc::SOL_SOCKET, libc::SO_LINGER) => {
-                let l = value.get(..8).ok_or(Errno::INVAL)?;
-                let on = i32::from_ne_bytes([l[0], l[1], l[2], l[3]]);
-                let secs = i32::from_ne_bytes([l[4], l[5], l[6], l[7]]);
-                s.opts.linger = (on != 0).then_some(secs.max(0) as u32);
-            }
-            // Linux's sock_setsockopt: twice the value, at least SOCK_MIN_SNDBUF (4608 on
-            // x86-64: two sk_buffs of TCP_SKB_MIN_TRUESIZE) or SOCK_MIN_RCVBUF (2304).
-            (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
-                s.opts.sndbuf = Some(doubled(int()?).max(SOCK_MIN_SNDBUF));
-            }
-            (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
-                s.opts.rcvbuf = Some(doubled(int()?).max(SOCK_MIN_RCVBUF));
-            }
-            (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => s.opts.v6only = int()? != 0,
-            // Linux: a queue for a closed or listening socket (`fastopen_queue_tune`).
-            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN) => {
-                let open = matches!(s.state, SockState::Fresh | SockState::Listening { .. });
-                let queue = u32::try_from(int()?).ok().filter(|_| open);
-                s.opts.fastopen_queue = Some(queue.ok_or(Errno::INVAL)?);
-            }
-            // Linux: a 16-byte key, or 32 with a backup key after it.
-            (libc::IPPROTO_TCP, libc::TCP_FASTOPEN_KEY) => {
-                let key = |at: usize| {
-                    value.get(at..at + 16).map(|k| {
-                        let mut key = [0u8; 16];
-                        key.copy_from_slice(k);
-                        xdptcp::tcp::hash::Key(key)
-                    })
-                };
-                let (Some(primary), 16 | 32) = (key(0), value.len()) else {
-                    return Err(Errno::INVAL);
-                };
-                s.opts.fastopen_key = Some(FastOpenKey {
-                    primary,
-                    backup: key(16),
-                });
-            }
-            // Linux's `do_tcp_setsockopt`: a negative timeout is EINVAL, 0 turns it off.
-            (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => {
-                s.opts.user_timeout = u32::try_from(int()?).map_err(|_| Errno::INVAL)?;
-            }
-            // Linux: 0 (none) or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767), else EINVAL. It
-            // acts when the MSS is settled: on a listener or before connect().
-            (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => {
-                let v = int()?;
-                if v != 0 && !(88..=32767).contains(&v) {
-                    return Err(Errno::INVAL);
-                }
-                s.opts.max_segment = v as u16;
-            }
-            // Linux takes any value (0: the sysctl's, by default none).
-            (libc::IPPROTO_TCP, libc::TCP_NOTSENT_LOWAT) => s.opts.notsent_lowat = int()? as u32,
-            (libc::IPPROTO_TCP, libc::TCP_INQ) => {
-                let v = int()?;
-                if !(0..=1).contains(&v) {
-                    return Err(Errno::INVAL);
-                }
-                s.opts.inq = v == 1;
-            }
-            _ => return Err(Errno::NOPROTOOPT),
+        if level == libc::IPPROTO_TCP {
+            set_tcp_option(s, name, value)?;
+        } else {
+            set_socket_option(s, level, name, value)?;
         }
         self.apply_option(fd, level, name)
     }
@@ -341,6 +263,107 @@ impl Stack {
         };
         Ok(int.to_ne_bytes().to_vec())
     }
+}
+
+/// [`Stack::setsockopt`] at `SOL_SOCKET` (and `IPPROTO_IPV6`'s `IPV6_V6ONLY`): the option
+/// set on `s`.
+fn set_socket_option(s: &mut Socket, level: i32, name: i32, value: &[u8]) -> SysResult<()> {
+    match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR | libc::SO_REUSEPORT) => {
+            s.opts.reuse_addr = int(value)? != 0;
+        }
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => s.opts.keepalive = int(value)? != 0,
+        (libc::SOL_SOCKET, libc::SO_LINGER) => {
+            let l = value.get(..8).ok_or(Errno::INVAL)?;
+            let on = i32::from_ne_bytes([l[0], l[1], l[2], l[3]]);
+            let secs = i32::from_ne_bytes([l[4], l[5], l[6], l[7]]);
+            s.opts.linger = (on != 0).then_some(secs.max(0) as u32);
+        }
+        // Linux's sock_setsockopt: twice the value, at least SOCK_MIN_SNDBUF (4608 on
+        // x86-64: two sk_buffs of TCP_SKB_MIN_TRUESIZE) or SOCK_MIN_RCVBUF (2304).
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => {
+            s.opts.sndbuf = Some(doubled(int(value)?).max(SOCK_MIN_SNDBUF));
+        }
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => {
+            s.opts.rcvbuf = Some(doubled(int(value)?).max(SOCK_MIN_RCVBUF));
+        }
+        (libc::IPPROTO_IPV6, libc::IPV6_V6ONLY) if s.v6 => s.opts.v6only = int(value)? != 0,
+        _ => return Err(Errno::NOPROTOOPT),
+    }
+    Ok(())
+}
+
+/// [`Stack::setsockopt`] at `IPPROTO_TCP`: the option set on `s`.
+fn set_tcp_option(s: &mut Socket, name: i32, value: &[u8]) -> SysResult<()> {
+    match name {
+        libc::TCP_KEEPIDLE => s.opts.keep_idle = Some(positive(int(value)?)?),
+        libc::TCP_KEEPINTVL => {
+            s.opts.keep_intvl = Some(positive(int(value)?)?);
+        }
+        libc::TCP_KEEPCNT => s.opts.keep_cnt = Some(positive(int(value)?)?),
+        libc::TCP_NODELAY => s.opts.nodelay = int(value)? != 0,
+        libc::TCP_CORK => s.opts.cork = int(value)? != 0,
+        // Linux: a queue for a closed or listening socket (`fastopen_queue_tune`).
+        libc::TCP_FASTOPEN => {
+            let open = matches!(s.state, SockState::Fresh | SockState::Listening { .. });
+            let queue = u32::try_from(int(value)?).ok().filter(|_| open);
+            s.opts.fastopen_queue = Some(queue.ok_or(Errno::INVAL)?);
+        }
+        // Linux: a 16-byte key, or 32 with a backup key after it.
+        libc::TCP_FASTOPEN_KEY => {
+            let key = |at: usize| {
+                value.get(at..at + 16).map(|k| {
+                    let mut key = [0u8; 16];
+                    key.copy_from_slice(k);
+                    xdptcp::tcp::hash::Key(key)
+                })
+            };
+            let (Some(primary), 16 | 32) = (key(0), value.len()) else {
+                return Err(Errno::INVAL);
+            };
+            s.opts.fastopen_key = Some(FastOpenKey {
+                primary,
+                backup: key(16),
+            });
+        }
+        // Linux's `do_tcp_setsockopt`: a negative timeout is EINVAL, 0 turns it off.
+        libc::TCP_USER_TIMEOUT => {
+            s.opts.user_timeout = u32::try_from(int(value)?).map_err(|_| Errno::INVAL)?;
+        }
+        // Linux: 0 (none) or TCP_MIN_MSS (88) to MAX_TCP_WINDOW (32767), else EINVAL. It
+        // acts when the MSS is settled: on a listener or before connect().
+        libc::TCP_MAXSEG => {
+            let v = int(value)?;
+            if v != 0 && !(88..=32767).contains(&v) {
+                return Err(Errno::INVAL);
+            }
+            s.opts.max_segment = v as u16;
+        }
+        // Linux takes any value (0: the sysctl's, by default none).
+        libc::TCP_NOTSENT_LOWAT => s.opts.notsent_lowat = int(value)? as u32,
+        libc::TCP_INQ => {
+            let v = int(value)?;
+            if !(0..=1).contains(&v) {
+                return Err(Errno::INVAL);
+            }
+            s.opts.inq = v == 1;
+        }
+        _ => return Err(Errno::NOPROTOOPT),
+    }
+    Ok(())
+}
+
+/// An integer option's value: `value`'s first four bytes (`EINVAL` if it is shorter).
+fn int(value: &[u8]) -> SysResult<i32> {
+    value
+        .get(..4)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]))
+        .ok_or(Errno::INVAL)
+}
+
+/// A keepalive setting's value, which must be positive (`EINVAL` if not).
+fn positive(v: i32) -> SysResult<u32> {
+    u32::try_from(v).ok().filter(|v| *v > 0).ok_or(Errno::INVAL)
 }
 
 /// Linux's `SOCK_MIN_SNDBUF` on x86-64: the least `SO_SNDBUF` sets.
