@@ -124,7 +124,8 @@ pub unsafe extern "C" fn packetdrill_interface_init(
         let flags = if flags.is_null() {
             String::new()
         } else {
-            // Safety: packetdrill passes its `--so_flags` string, NUL-terminated.
+            // SAFETY: not NULL (checked above), and packetdrill passes `config->so_flags`, its
+            // NUL-terminated `--so_flags` string, alive for the whole call.
             unsafe { CStr::from_ptr(flags) }
                 .to_string_lossy()
                 .into_owned()
@@ -176,7 +177,9 @@ pub unsafe extern "C" fn packetdrill_interface_init(
         }
     });
     match filled {
-        // Safety: packetdrill hands us its interface struct to fill.
+        // SAFETY: packetdrill's `so_instance_init` passes `&instance->ifc`, its own writable,
+        // aligned `struct packetdrill_interface` (calloc'd), which this struct mirrors field
+        // for field; `write` stores without reading or dropping what was there.
         Ok(filled) => unsafe { ifc.write(filled) },
         Err(_) => {
             eprintln!("xdptcp shim: initialisation panicked");
@@ -186,7 +189,8 @@ pub unsafe extern "C" fn packetdrill_interface_init(
 }
 
 fn set_errno(e: c_int) {
-    // Safety: __errno_location returns this thread's errno slot, always valid.
+    // SAFETY: __errno_location returns this thread's errno slot, always valid and aligned,
+    // and only this thread touches it.
     unsafe { *libc::__errno_location() = e };
 }
 
@@ -205,9 +209,14 @@ fn guard<T: From<i8>>(body: impl FnOnce() -> T) -> T {
 /// The shim behind `userdata`.
 ///
 /// # Safety
-/// `userdata` is the pointer `packetdrill_interface_init` stored, not yet freed.
+/// `userdata` is the pointer `packetdrill_interface_init` stored, not yet freed. packetdrill
+/// passes `ifc.userdata` as the first argument of every call (`run_system_call.c`,
+/// `so_testing.c`, `run.c`) and hands it to `free` once, in `so_instance_free`, after its
+/// last call; so every entry's `ud` satisfies this.
 unsafe fn shim<'a>(userdata: *mut c_void) -> &'a Shim {
-    // Safety: per the function's contract, a live `Box<Shim>` made by init.
+    // SAFETY: per the contract, `userdata` came from `Box::into_raw` of a `Box<Shim>` that
+    // is not freed yet, so it is a valid, aligned `Shim`; only shared references are made
+    // from it (the `Shim` locks its state), so threads may hold them at once.
     unsafe { &*userdata.cast::<Shim>() }
 }
 
@@ -233,8 +242,9 @@ unsafe fn read_addr(addr: *const sockaddr, len: socklen_t) -> SysResult<SocketAd
     if addr.is_null() {
         return Err(Errno(libc::EFAULT));
     }
-    // Safety: `addr` is readable for `len` bytes; each family's struct is read only when
-    // `len` covers it, unaligned since C gives no alignment promise for a byte buffer.
+    // SAFETY: `addr` is not NULL (checked above) and readable for `len` bytes (the
+    // contract), so its `sa_family` field is; each family's struct is read only when `len`
+    // covers it, unaligned since C gives no alignment promise for a byte buffer.
     unsafe {
         match c_int::from((*addr).sa_family) {
             libc::AF_INET if len as usize >= size_of::<libc::sockaddr_in>() => {
@@ -268,7 +278,7 @@ unsafe fn write_addr(a: SocketAddr, addr: *mut sockaddr, len: *mut socklen_t) {
     if addr.is_null() || len.is_null() {
         return;
     }
-    // Safety: all-zero is a valid sockaddr_storage.
+    // SAFETY: sockaddr_storage is plain integers and bytes: all-zero is a valid value.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let size = match a {
         SocketAddr::V4(v4) => {
@@ -280,7 +290,8 @@ unsafe fn write_addr(a: SocketAddr, addr: *mut sockaddr, len: *mut socklen_t) {
                 },
                 sin_zero: [0; 8],
             };
-            // Safety: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+            // SAFETY: `storage` is a local sockaddr_storage, larger than sockaddr_in and
+            // aligned for any sockaddr type.
             unsafe {
                 std::ptr::addr_of_mut!(storage)
                     .cast::<libc::sockaddr_in>()
@@ -298,7 +309,8 @@ unsafe fn write_addr(a: SocketAddr, addr: *mut sockaddr, len: *mut socklen_t) {
                 },
                 sin6_scope_id: v6.scope_id(),
             };
-            // Safety: sockaddr_storage is larger than sockaddr_in6 and suitably aligned.
+            // SAFETY: `storage` is a local sockaddr_storage, larger than sockaddr_in6 and
+            // aligned for any sockaddr type.
             unsafe {
                 std::ptr::addr_of_mut!(storage)
                     .cast::<libc::sockaddr_in6>()
@@ -307,8 +319,9 @@ unsafe fn write_addr(a: SocketAddr, addr: *mut sockaddr, len: *mut socklen_t) {
             size_of::<libc::sockaddr_in6>()
         }
     };
-    // Safety: `len` is valid and `addr` writable for `*len` bytes (the caller's contract);
-    // we copy at most that many.
+    // SAFETY: neither pointer is NULL (checked above); `len` is valid and `addr` writable
+    // for `*len` bytes (the contract); at most `*len` bytes are copied, from a local that
+    // cannot overlap C's buffer; the source holds `size` initialized bytes, `n <= size`.
     unsafe {
         let n = (*len as usize).min(size);
         std::ptr::copy_nonoverlapping(
@@ -333,7 +346,8 @@ unsafe fn iovecs<'a>(iov: *const iovec, n: c_int) -> SysResult<Vec<&'a mut [u8]>
     if iov.is_null() {
         return Err(Errno(libc::EFAULT));
     }
-    // Safety: `iov` points to `n` iovecs (the caller's contract).
+    // SAFETY: `iov` is not NULL (checked above) and points to `n` initialized iovecs (the
+    // contract), which C does not change during the call.
     let v = unsafe { std::slice::from_raw_parts(iov, n) };
     v.iter()
         .map(|i| {
@@ -342,7 +356,8 @@ unsafe fn iovecs<'a>(iov: *const iovec, n: c_int) -> SysResult<Vec<&'a mut [u8]>
             } else if i.iov_base.is_null() {
                 Err(Errno(libc::EFAULT))
             } else {
-                // Safety: each iovec is valid for its length and unaliased.
+                // SAFETY: a non-NULL base with a nonzero length (checked here) is valid for
+                // that many bytes and unaliased for the lifetime (the contract).
                 Ok(unsafe { std::slice::from_raw_parts_mut(i.iov_base.cast::<u8>(), i.iov_len) })
             }
         })
@@ -352,7 +367,8 @@ unsafe fn iovecs<'a>(iov: *const iovec, n: c_int) -> SysResult<Vec<&'a mut [u8]>
 /// A C buffer as a slice (`EFAULT` for NULL with a nonzero length).
 ///
 /// # Safety
-/// `buf` is valid for `len` bytes, unaliased for the returned lifetime.
+/// `buf` is NULL or valid for reads and writes of `len` initialized bytes, unaliased for the
+/// returned lifetime.
 unsafe fn buffer<'a>(buf: *mut c_void, len: size_t) -> SysResult<&'a mut [u8]> {
     if len == 0 {
         return Ok(&mut []);
@@ -360,7 +376,8 @@ unsafe fn buffer<'a>(buf: *mut c_void, len: size_t) -> SysResult<&'a mut [u8]> {
     if buf.is_null() {
         return Err(Errno(libc::EFAULT));
     }
-    // Safety: per the contract.
+    // SAFETY: not NULL (checked above), so by the contract valid for `len` bytes, unaliased;
+    // `u8` has no alignment requirement.
     Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) })
 }
 
@@ -429,7 +446,7 @@ fn timeout(ms: c_int) -> Option<Duration> {
 unsafe extern "C" fn pd_free(userdata: *mut c_void) {
     guard(|| {
         if !userdata.is_null() {
-            // Safety: the Box init made; packetdrill frees it once, after its last call. The
+            // SAFETY: the Box init made; packetdrill frees it once, after its last call. The
             // descriptors still open were closed by packetdrill already (real close()), so
             // dropping the stack closes none of them again.
             drop(unsafe { Box::from_raw(userdata.cast::<Shim>()) });
@@ -444,7 +461,7 @@ unsafe extern "C" fn pd_socket(
     ty: c_int,
     protocol: c_int,
 ) -> c_int {
-    // Safety (every entry below): `ud` is our handle.
+    // SAFETY: `ud` is the live handle init stored ([`shim`]).
     guard(|| ret(unsafe { shim(ud) }.call(|s| s.socket_call(domain, ty, protocol))))
 }
 
@@ -455,7 +472,9 @@ unsafe extern "C" fn pd_bind(
     len: socklen_t,
 ) -> c_int {
     guard(|| {
-        // Safety: packetdrill passes a sockaddr of `len` bytes.
+        // SAFETY: packetdrill passes its sockaddr_storage holding the script's address and
+        // that address's length (`run_syscall_bind`), so `addr` is readable for `len` bytes;
+        // `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { read_addr(addr, len) }
             .and_then(|a| unsafe { shim(ud) }.call(|s| s.bind(fd, a)));
         ret(r.map(|()| 0))
@@ -464,6 +483,7 @@ unsafe extern "C" fn pd_bind(
 
 unsafe extern "C" fn pd_listen(ud: *mut c_void, fd: c_int, backlog: c_int) -> c_int {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         ret(unsafe { shim(ud) }
             .call(|s| s.listen(fd, backlog))
             .map(|()| 0))
@@ -477,10 +497,13 @@ unsafe extern "C" fn pd_accept(
     len: *mut socklen_t,
 ) -> c_int {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { shim(ud) }.blocking(None, |s| s.accept(fd));
         ret(r.map(|a| {
             let (new, peer) = a.expect("no timeout");
-            // Safety: packetdrill passes a sockaddr_storage and its length.
+            // SAFETY: packetdrill passes `&live_addr`, a sockaddr_storage, and `&live_addrlen`
+            // holding its size, so `addr` is writable for `*len` bytes (or either is NULL,
+            // which write_addr checks).
             unsafe { write_addr(peer, addr, len) };
             new
         }))
@@ -494,13 +517,18 @@ unsafe extern "C" fn pd_connect(
     len: socklen_t,
 ) -> c_int {
     guard(|| {
-        // Safety: packetdrill passes a sockaddr of at least its family field.
+        // SAFETY: a non-NULL `addr` (checked first) is packetdrill's `&live_addr`, a whole
+        // sockaddr_storage (`syscall_connect`), so its family field is readable whatever
+        // `len` says.
         if !addr.is_null() && c_int::from(unsafe { (*addr).sa_family }) == libc::AF_UNSPEC {
+            // SAFETY: `ud` is the live handle init stored ([`shim`]).
             return ret(unsafe { shim(ud) }.call(|s| s.disconnect(fd)).map(|_| 0));
         }
-        // Safety: packetdrill passes a sockaddr of `len` bytes.
+        // SAFETY: that sockaddr_storage holds the script's address and `len` its length
+        // (`run_syscall_connect`), so `addr` is readable for `len` bytes.
         let r = unsafe { read_addr(addr, len) }.and_then(|a| {
             let mut first = true;
+            // SAFETY: `ud` is the live handle init stored ([`shim`]).
             unsafe { shim(ud) }.blocking(None, |s| {
                 if std::mem::take(&mut first) {
                     s.connect(fd, a)
@@ -520,7 +548,10 @@ unsafe extern "C" fn pd_read(
     count: size_t,
 ) -> ssize_t {
     guard(|| {
-        // Safety: packetdrill passes a buffer of `count` bytes.
+        // SAFETY: packetdrill passes its own buffer of `count` bytes (`alloc_buffer`), or
+        // NULL, untouched by it during the call; `ud` is the live handle init stored
+        // ([`shim`]). Not met: that buffer is malloc'd and not initialized, as `buffer`
+        // requires; read_into only writes to the slice, never reads it.
         let r = unsafe { buffer(buf, count) }
             .and_then(|b| read_into(unsafe { shim(ud) }, fd, &mut [b], false, false));
         ret(r)
@@ -529,7 +560,9 @@ unsafe extern "C" fn pd_read(
 
 unsafe extern "C" fn pd_readv(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     guard(|| {
-        // Safety: packetdrill passes `n` iovecs.
+        // SAFETY: packetdrill passes its `n` iovecs (`iovec_new`, and it checks `n` against
+        // their count), each base calloc'd for its length; `ud` is the live handle init
+        // stored ([`shim`]).
         let r = unsafe { iovecs(iov, n) }
             .and_then(|mut v| read_into(unsafe { shim(ud) }, fd, &mut v, false, false));
         ret(r)
@@ -545,7 +578,10 @@ unsafe extern "C" fn pd_recv(
 ) -> ssize_t {
     guard(|| {
         let (peek, dontwait) = (flags & libc::MSG_PEEK != 0, flags & libc::MSG_DONTWAIT != 0);
-        // Safety: packetdrill passes a buffer of `len` bytes.
+        // SAFETY: packetdrill passes its own buffer of `len` bytes (`alloc_buffer`), or NULL,
+        // untouched by it during the call; `ud` is the live handle init stored ([`shim`]).
+        // Not met: that buffer is malloc'd and not initialized, as `buffer` requires;
+        // read_into only writes to the slice, never reads it.
         let r = unsafe { buffer(buf, len) }
             .and_then(|b| read_into(unsafe { shim(ud) }, fd, &mut [b], peek, dontwait));
         ret(r)
@@ -562,14 +598,19 @@ unsafe extern "C" fn pd_recvfrom(
     addrlen: *mut socklen_t,
 ) -> ssize_t {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let shim = unsafe { shim(ud) };
         let (peek, dontwait) = (flags & libc::MSG_PEEK != 0, flags & libc::MSG_DONTWAIT != 0);
-        // Safety: packetdrill passes a buffer of `len` bytes.
+        // SAFETY: packetdrill passes its own buffer of `len` bytes (`alloc_buffer`), or NULL,
+        // untouched by it during the call. Not met: that buffer is malloc'd and not
+        // initialized, as `buffer` requires; read_into only writes to the slice, never reads
+        // it.
         let r =
             unsafe { buffer(buf, len) }.and_then(|b| read_into(shim, fd, &mut [b], peek, dontwait));
         if r.is_ok() {
             if let Some(peer) = shim.call(|s| s.peer(fd)) {
-                // Safety: packetdrill passes an address buffer and its length, or NULL.
+                // SAFETY: packetdrill passes `&live_addr`, a sockaddr_storage, and
+                // `&live_addrlen` holding its size (or NULLs, which write_addr checks).
                 unsafe { write_addr(peer, addr, addrlen) };
             }
         }
@@ -587,21 +628,27 @@ unsafe extern "C" fn pd_recvmsg(
         if msg.is_null() {
             return ret::<usize, ssize_t>(Err(Errno(libc::EFAULT)));
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let shim = unsafe { shim(ud) };
         let (peek, dontwait) = (flags & libc::MSG_PEEK != 0, flags & libc::MSG_DONTWAIT != 0);
-        // Safety: packetdrill passes a valid msghdr with its iovecs.
+        // SAFETY: `msg` is not NULL (checked above): packetdrill's calloc'd msghdr
+        // (`msghdr_new`), aligned and initialized, not touched by it during the call.
         let m = unsafe { &mut *msg };
+        // SAFETY: its `msg_iov` holds `msg_iovlen` iovecs, each base calloc'd for its length
+        // (`iovec_new`).
         let r = unsafe { iovecs(m.msg_iov, m.msg_iovlen as c_int) }
             .and_then(|mut v| read_into(shim, fd, &mut v, peek, dontwait));
         if r.is_ok() {
             if let Some(peer) = shim.call(|s| s.peer(fd)) {
                 let mut len = m.msg_namelen;
-                // Safety: msg_name is NULL or writable for msg_namelen bytes.
+                // SAFETY: packetdrill's msg_name is NULL or calloc'd for msg_namelen bytes
+                // (a sockaddr_storage); `len` is a local.
                 unsafe { write_addr(peer, m.msg_name.cast(), &mut len) };
                 m.msg_namelen = len;
             }
             let inq = shim.call(|s| s.inq_hint(fd));
-            // Safety: msg_control is NULL or writable for msg_controllen bytes.
+            // SAFETY: packetdrill's msg_control is NULL or calloc'd for msg_controllen bytes
+            // (`cmsg_new`).
             m.msg_controllen = unsafe { put_inq(m, inq) };
             m.msg_flags = 0;
         }
@@ -618,13 +665,15 @@ unsafe extern "C" fn pd_recvmsg(
 unsafe fn put_inq(m: &mut msghdr, inq: Option<i32>) -> usize {
     let Some(inq) = inq else { return 0 };
     let len = std::mem::size_of::<c_int>() as u32;
-    // Safety: CMSG_SPACE and CMSG_LEN are arithmetic.
+    // SAFETY: CMSG_SPACE and CMSG_LEN only compute sizes; they touch no memory.
     let (space, cmsg_len) = unsafe { (libc::CMSG_SPACE(len), libc::CMSG_LEN(len)) };
     if m.msg_control.is_null() || m.msg_controllen < space as usize {
         return 0;
     }
-    // Safety: the buffer holds CMSG_SPACE(int) bytes, checked above; CMSG_FIRSTHDR and
-    // CMSG_DATA point inside it, and the data is written unaligned.
+    // SAFETY: the control buffer is not NULL and holds at least CMSG_SPACE(int) bytes
+    // (checked above) and is writable (the contract), so CMSG_FIRSTHDR returns its start
+    // (not NULL) and the header and the int at CMSG_DATA lie inside it; the int is written
+    // unaligned, and the header is aligned as packetdrill's buffer is calloc'd.
     unsafe {
         let c = libc::CMSG_FIRSTHDR(m);
         (*c).cmsg_level = libc::SOL_TCP;
@@ -642,7 +691,9 @@ unsafe extern "C" fn pd_write(
     count: size_t,
 ) -> ssize_t {
     guard(|| {
-        // Safety: packetdrill passes a buffer of `count` bytes (read only).
+        // SAFETY: packetdrill passes its own calloc'd buffer of `count` bytes
+        // (`alloc_buffer`), or NULL, untouched by it during the call; the slice is only read;
+        // `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { buffer(buf.cast_mut(), count) }
             .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, false, false));
         ret(r)
@@ -651,7 +702,9 @@ unsafe extern "C" fn pd_write(
 
 unsafe extern "C" fn pd_writev(ud: *mut c_void, fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     guard(|| {
-        // Safety: packetdrill passes `n` iovecs (read only).
+        // SAFETY: packetdrill passes its `n` iovecs (`iovec_new`, and it checks `n` against
+        // their count), each base calloc'd for its length; they are only read; `ud` is the
+        // live handle init stored ([`shim`]).
         let r = unsafe { iovecs(iov, n) }
             .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), false, false));
         ret(r)
@@ -667,7 +720,9 @@ unsafe extern "C" fn pd_send(
 ) -> ssize_t {
     guard(|| {
         let (dontwait, more) = (flags & libc::MSG_DONTWAIT != 0, flags & libc::MSG_MORE != 0);
-        // Safety: packetdrill passes a buffer of `len` bytes (read only).
+        // SAFETY: packetdrill passes its own calloc'd buffer of `len` bytes (`alloc_buffer`),
+        // or NULL, untouched by it during the call; the slice is only read; `ud` is the live
+        // handle init stored ([`shim`]).
         let r = unsafe { buffer(buf.cast_mut(), len) }
             .and_then(|b| write_all(unsafe { shim(ud) }, fd, b, dontwait, more));
         ret(r)
@@ -684,7 +739,8 @@ unsafe extern "C" fn pd_sendto(
     _addrlen: socklen_t,
 ) -> ssize_t {
     // On a connected TCP socket the address is ignored, as Linux does.
-    // Safety: the same arguments as send.
+    // SAFETY: packetdrill passes sendto the same `ud` and buffer as send (`syscall_sendto`
+    // builds them the same way), so pd_send's contract holds.
     unsafe { pd_send(ud, fd, buf, len, flags) }
 }
 
@@ -699,8 +755,11 @@ unsafe extern "C" fn pd_sendmsg(
             return ret::<usize, ssize_t>(Err(Errno(libc::EFAULT)));
         }
         let (dontwait, more) = (flags & libc::MSG_DONTWAIT != 0, flags & libc::MSG_MORE != 0);
-        // Safety: packetdrill passes a valid msghdr with its iovecs (read only).
+        // SAFETY: `msg` is not NULL (checked above): packetdrill's calloc'd msghdr
+        // (`msghdr_new`), aligned and initialized.
         let m = unsafe { &*msg };
+        // SAFETY: its `msg_iov` holds `msg_iovlen` iovecs, each base calloc'd for its length
+        // (`iovec_new`); they are only read; `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { iovecs(m.msg_iov, m.msg_iovlen as c_int) }
             .and_then(|v| write_all(unsafe { shim(ud) }, fd, &gather(&v), dontwait, more));
         ret(r)
@@ -709,6 +768,7 @@ unsafe extern "C" fn pd_sendmsg(
 
 unsafe extern "C" fn pd_fcntl(ud: *mut c_void, fd: c_int, cmd: c_int, arg: c_long) -> c_int {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let shim = unsafe { shim(ud) };
         let r = match cmd {
             libc::F_GETFL => shim.call(|s| s.get_flags(fd)),
@@ -729,6 +789,7 @@ unsafe extern "C" fn pd_ioctl(
     arg: *mut c_void,
 ) -> c_int {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let shim = unsafe { shim(ud) };
         if arg.is_null() {
             return ret::<i32, c_int>(Err(Errno(libc::EFAULT)));
@@ -738,14 +799,16 @@ unsafe extern "C" fn pd_ioctl(
             libc::FIONREAD => shim.call(|s| s.inq(fd)),
             libc::TIOCOUTQ => shim.call(|s| s.outq(fd)),
             libc::FIONBIO => {
-                // Safety: FIONBIO's argument is a pointer to an int.
+                // SAFETY: `arg` is not NULL (checked above); packetdrill sends FIONBIO, like
+                // FIONREAD and TIOCOUTQ, with three arguments, the third `&live_optval`, an
+                // int (`syscall_ioctl`); read unaligned, needing no alignment.
                 let on = unsafe { out.read_unaligned() } != 0;
                 return ret(shim.call(|s| s.set_nonblocking(fd, on)).map(|()| 0));
             }
             _ => Err(Errno(libc::ENOTTY)),
         };
         ret(r.map(|n| {
-            // Safety: FIONREAD / TIOCOUTQ write an int through their argument.
+            // SAFETY: as for FIONBIO: `arg` is packetdrill's `&live_optval`, a writable int.
             unsafe { out.write_unaligned(n.min(c_int::MAX as usize) as c_int) };
             0
         }))
@@ -753,6 +816,7 @@ unsafe extern "C" fn pd_ioctl(
 }
 
 unsafe extern "C" fn pd_close(ud: *mut c_void, fd: c_int) -> c_int {
+    // SAFETY: `ud` is the live handle init stored ([`shim`]).
     guard(|| ret(unsafe { shim(ud) }.call(|s| s.close(fd)).map(|()| 0)))
 }
 
@@ -764,6 +828,7 @@ unsafe extern "C" fn pd_shutdown(ud: *mut c_void, fd: c_int, how: c_int) -> c_in
             libc::SHUT_RDWR => How::Both,
             _ => return ret::<i32, c_int>(Err(Errno::INVAL)),
         };
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         ret(unsafe { shim(ud) }
             .call(|s| s.shutdown(fd, how))
             .map(|()| 0))
@@ -782,9 +847,12 @@ unsafe extern "C" fn pd_getsockopt(
         if value.is_null() || len.is_null() {
             return ret::<i32, c_int>(Err(Errno(libc::EFAULT)));
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { shim(ud) }.call(|s| s.getsockopt(fd, level, name));
         ret(r.map(|bytes| {
-            // Safety: `value` is writable for `*len` bytes; we copy at most that many.
+            // SAFETY: neither is NULL (checked above): packetdrill passes `live_optval`,
+            // calloc'd for `live_optlen + 1` bytes, and `&live_optlen`; at most `*len` bytes
+            // are copied, from our own vector, which cannot overlap C's buffer.
             unsafe {
                 let n = (*len as usize).min(bytes.len());
                 std::ptr::copy_nonoverlapping(bytes.as_ptr(), value.cast::<u8>(), n);
@@ -804,7 +872,10 @@ unsafe extern "C" fn pd_setsockopt(
     len: socklen_t,
 ) -> c_int {
     guard(|| {
-        // Safety: packetdrill passes an option value of `len` bytes (read only).
+        // SAFETY: packetdrill passes the script's option value and its length, the pair it
+        // would give the real setsockopt (`syscall_setsockopt`): an initialized value (an
+        // int, a struct, or a string) of `len` bytes, or NULL; it is only read; `ud` is the
+        // live handle init stored ([`shim`]).
         let r = unsafe { buffer(value.cast_mut(), len as usize) }
             .and_then(|v| unsafe { shim(ud) }.call(|s| s.setsockopt(fd, level, name, v)));
         ret(r.map(|()| 0))
@@ -818,11 +889,14 @@ unsafe extern "C" fn pd_poll(ud: *mut c_void, fds: *mut pollfd, n: nfds_t, ms: c
         } else if fds.is_null() {
             return ret::<i32, c_int>(Err(Errno(libc::EFAULT)));
         } else {
-            // Safety: packetdrill passes `n` pollfds.
+            // SAFETY: not NULL (checked above): packetdrill passes its array of `n` pollfds
+            // (`pollfds_new`, and it checks `n` against their count), aligned and
+            // initialized, untouched by it during the call.
             unsafe { std::slice::from_raw_parts_mut(fds, n as usize) }
         };
         let want: Vec<(c_int, i16)> = fds.iter().map(|p| (p.fd, p.events)).collect();
         let always = (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) as u32;
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { shim(ud) }.blocking(timeout(ms), |s| {
             let revents: Vec<i16> = want
                 .iter()
@@ -852,7 +926,9 @@ unsafe extern "C" fn pd_poll(ud: *mut c_void, fds: *mut pollfd, n: nfds_t, ms: c
 
 unsafe extern "C" fn pd_netdev_send(ud: *mut c_void, buf: *const c_void, count: size_t) -> c_int {
     guard(|| {
-        // Safety: packetdrill passes a packet of `count` bytes (read only).
+        // SAFETY: packetdrill passes the packet it built, `packet_start(packet)` and its
+        // `ip_bytes` (`so_netdev_send`), initialized and only read here; `ud` is the live
+        // handle init stored ([`shim`]).
         let r = unsafe { buffer(buf.cast_mut(), count) }
             .and_then(|p| unsafe { shim(ud) }.call(|s| s.netdev_send(p)));
         ret(r.map(|()| 0))
@@ -869,10 +945,13 @@ unsafe extern "C" fn pd_netdev_receive(
         if count.is_null() || time_usecs.is_null() {
             return -1;
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         match unsafe { shim(ud) }.netdev_receive() {
             Received::Packet(p, at) => {
-                // Safety: `buf` is writable for `*count` bytes; `count` and `time_usecs` are
-                // valid (packetdrill's packet buffer and its fields).
+                // SAFETY: `count` and `time_usecs` are not NULL (checked above):
+                // packetdrill's `&in_bytes` and `&packet->time_usecs`, with `buf` its packet
+                // buffer of `in_bytes` bytes (`so_netdev_receive`); at most `*count` bytes
+                // are copied, from our own vector, which cannot overlap it.
                 unsafe {
                     let n = (*count).min(p.len());
                     std::ptr::copy_nonoverlapping(p.as_ptr(), buf.cast::<u8>(), n);
@@ -888,7 +967,7 @@ unsafe extern "C" fn pd_netdev_receive(
                     "xdptcp shim: the engine sent nothing and has no timer left: \
                      the packet the script expects never comes"
                 );
-                // Safety: `count` is valid.
+                // SAFETY: `count` is not NULL (checked above): packetdrill's `&in_bytes`.
                 unsafe { *count = 0 };
                 0
             }
@@ -898,6 +977,7 @@ unsafe extern "C" fn pd_netdev_receive(
 
 unsafe extern "C" fn pd_usleep(ud: *mut c_void, usec: useconds_t) -> c_int {
     guard(|| {
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         unsafe { shim(ud) }.usleep(u64::from(usec));
         0
     })
@@ -908,8 +988,10 @@ unsafe extern "C" fn pd_gettimeofday(ud: *mut c_void, tv: *mut timeval, _tz: *mu
         if tv.is_null() {
             return ret::<i32, c_int>(Err(Errno(libc::EFAULT)));
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let us = unsafe { shim(ud) }.gettimeofday();
-        // Safety: `tv` is a valid timeval.
+        // SAFETY: `tv` is not NULL (checked above): packetdrill passes `&tv`, a local
+        // timeval (`now_usecs`).
         unsafe {
             (*tv).tv_sec = us / 1_000_000;
             (*tv).tv_usec = us % 1_000_000;
@@ -923,6 +1005,7 @@ unsafe extern "C" fn pd_epoll_create(ud: *mut c_void, size: c_int) -> c_int {
         if size <= 0 {
             return ret::<i32, c_int>(Err(Errno::INVAL));
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         ret(unsafe { shim(ud) }.call(|s| s.epoll_create()))
     })
 }
@@ -947,10 +1030,13 @@ unsafe extern "C" fn pd_epoll_ctl(
             }
             (0, 0)
         } else {
-            // Safety: a valid (packed) epoll_event.
+            // SAFETY: not NULL (checked above): packetdrill passes `&event`, its local
+            // epoll_event (`syscall_epoll_ctl`), initialized; read unaligned, as the struct
+            // is packed on x86-64.
             let e = unsafe { event.read_unaligned() };
             (e.events, e.u64)
         };
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         ret(unsafe { shim(ud) }
             .call(|s| s.epoll_ctl(epfd, op, fd, events, data))
             .map(|()| 0))
@@ -974,6 +1060,7 @@ unsafe extern "C" fn pd_epoll_wait(
         if events.is_null() {
             return ret::<i32, c_int>(Err(Errno(libc::EFAULT)));
         }
+        // SAFETY: `ud` is the live handle init stored ([`shim`]).
         let r = unsafe { shim(ud) }.blocking(timeout(ms), |s| {
             let ready = s.epoll_ready(epfd, max)?;
             if ready.is_empty() {
@@ -985,7 +1072,9 @@ unsafe extern "C" fn pd_epoll_wait(
         ret(r.map(|ready| {
             let ready = ready.unwrap_or_default();
             for (i, (ev, data)) in ready.iter().enumerate() {
-                // Safety: `events` has room for `max` entries and i < max.
+                // SAFETY: `events` is not NULL (checked above): packetdrill's array calloc'd
+                // for `maxevents` entries (`syscall_epoll_wait`); epoll_ready returns at most
+                // `max` events, so `i < max` and the entry is inside it; written unaligned.
                 unsafe {
                     events.add(i).write_unaligned(epoll_event {
                         events: *ev,
@@ -1023,7 +1112,7 @@ mod tests {
         set_errno(0);
         let r: c_int = guard(|| panic!("test panic"));
         assert_eq!(r, -1);
-        // Safety: this thread's errno slot.
+        // SAFETY: __errno_location returns this thread's errno slot, valid and aligned.
         assert_eq!(unsafe { *libc::__errno_location() }, libc::EIO);
     }
 }

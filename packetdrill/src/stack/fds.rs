@@ -11,7 +11,8 @@ impl Stack {
                 Ok(fd)
             }
             FdSource::Eventfd => {
-                // Safety: eventfd takes no pointers; the descriptor it returns is ours.
+                // SAFETY: eventfd takes no pointers, only an initial value and flags; the
+                // descriptor it returns is new and ours.
                 let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
                 if fd < 0 {
                     return Err(Errno(
@@ -27,7 +28,7 @@ impl Stack {
 
     pub(super) fn release_fd(&self, fd: Fd) {
         if self.fds == FdSource::Eventfd {
-            // Safety: `fd` is an eventfd this stack created and still owned (it was in
+            // SAFETY: `fd` is an eventfd this stack created and still owned (it was in
             // `files` until now), so closing it closes nothing else.
             unsafe { libc::close(fd) };
         }
