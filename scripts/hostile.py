@@ -14,6 +14,9 @@ state is in place, and one JSON object as its last line.
 slowloris: N kernel connections, each sending the start of a request head and then one byte
 a second; per connection, the seconds to the server's close (EOF or reset) from `connect()`
 and from when the client saw the connection open (the handshake completed between the two).
+At most CONNECTING handshakes are under way at once: a burst of thousands of SYNs overflows
+a veth's 256-frame ring, and a third ACK lost there delays that connection's start by a
+second (the SYN-ACK's retransmission).
 noread: N kernel keep-alive connections each writing up to BYTES of pipelined `GET /` and
 never reading a response: the server's replies fill its send buffer, then its receive buffer.
 martians: SYNs in raw frames from the client's veth, from a broadcast or multicast source
@@ -73,6 +76,10 @@ def csum(data):
     return ~total & 0xFFFF
 
 
+# slowloris: the most handshakes under way at once (below a veth ring's 256 frames).
+CONNECTING = 128
+
+
 def slowloris(n, host, port, run):
     n, port, run = int(n), int(port), float(run)
     raise_nofile(n)
@@ -80,14 +87,21 @@ def slowloris(n, host, port, run):
     head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: "
     state = {}
     start = time.monotonic()
-    for _ in range(n):
-        s = socket.socket()
-        s.setblocking(False)
-        connect_at = time.monotonic()
-        s.connect_ex((host, port))
-        sel.register(s, selectors.EVENT_WRITE)
-        state[s] = {"connect": connect_at, "opened": None, "next": None, "sent": 0}
+    started = 0
+
+    def connect_more():
+        nonlocal started
+        while started < n and started - opened - failed < CONNECTING:
+            s = socket.socket()
+            s.setblocking(False)
+            connect_at = time.monotonic()
+            s.connect_ex((host, port))
+            sel.register(s, selectors.EVENT_WRITE)
+            state[s] = {"connect": connect_at, "opened": None, "next": None, "sent": 0}
+            started += 1
+
     closes, failed, resets, opened = 0, 0, 0, 0
+    connect_more()
     earliest, latest = float("inf"), 0.0
     # (when its next byte is due, tie-breaker, connection): a pass touches only those due.
     due, order = [], itertools.count()
@@ -104,7 +118,8 @@ def slowloris(n, host, port, run):
         earliest = min(earliest, now - st["connect"])
         latest = max(latest, now - st["opened"])
 
-    while running(start, run) and state:
+    while running(start, run) and (state or started < n):
+        connect_more()
         for key, _ in sel.select(timeout=0.02):
             s = key.fileobj
             st = state.get(s)

@@ -72,6 +72,15 @@ fn python(topo: &mut Topology, script: &str, args: &[&str], limit: Duration) -> 
 /// `connect()` and the longest from the open; `martians ...` (below).
 const HOSTILE: &str = include_str!("../scripts/hostile.py");
 
+/// Frames the client's veth dropped on transmit (a veth peer whose ring was full).
+fn cli_tx_dropped(topo: &Topology) -> u64 {
+    let out = topo.cli(&["ip", "-s", "-j", "link", "show", "dev", &topo.cli_if]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
+    v[0]["stats64"]["tx"]["dropped"]
+        .as_u64()
+        .expect("tx dropped in ip -s -j link")
+}
+
 /// curl's HTTP status for `url` from the client namespace.
 fn curl_status(topo: &Topology, url: &str) -> String {
     let out = topo.cli_output(&[
@@ -100,6 +109,7 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     };
     let url = format!("http://{}:{PORT}/", topo.srv_ip);
     let (n, host) = (DRIBBLING.to_string(), topo.srv_ip.clone());
+    let (before, cli_before) = (topo.stats(), cli_tx_dropped(&topo));
     let argv = ["python3", "-c", HOSTILE, "slowloris", &n, &host, PORT, "7"];
     let dribblers = topo.spawn(false, &argv);
     // Meanwhile, curl every 200 ms.
@@ -123,15 +133,44 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
     // connection open (its poll loop reaches 3000 new sockets up to ~0.3 s late). Tolerance:
     // closed no earlier than 50 ms before 3 s after `connect()`, no later than 0.75 s after 3 s
     // from the open the client saw (its 20 ms poll over 3000 sockets, the FIN burst).
+    //
+    // Unless a frame of the 3000 handshakes was lost on the way (a stress run on a loaded
+    // machine lost one): a third ACK that never reached the server leaves that connection in
+    // SYN-RECEIVED until the SYN-ACK's retransmission or the dribbler's next byte, each a
+    // second later, and its header deadline runs from there. Such a loss is seen here (a
+    // SYN-ACK sent twice, a frame the kernel dropped before our RX ring or at the client's
+    // veth), must stay rare, and buys that one second, no more.
     let (early, late) = (
         r["earliest"].as_f64().unwrap(),
         r["latest"].as_f64().unwrap(),
     );
+    let after = topo.stats();
+    let moved = |path: &[&str]| {
+        let get = |v: &serde_json::Value| path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0);
+        get(&after).saturating_sub(get(&before))
+    };
+    let resent = moved(&["total", "counters", "synacks_sent"]).saturating_sub(moved(&[
+        "total",
+        "counters",
+        "syns_received",
+    ]));
+    let rx_dropped = moved(&["total", "socket", "kernel_rx_dropped"]);
+    let cli_dropped = cli_tx_dropped(&topo) - cli_before;
     eprintln!(
-        "dribblers closed between {early:.3} s after connect() and {late:.3} s after the open (header timeout {HEADER_TIMEOUT} s)"
+        "dribblers closed between {early:.3} s after connect() and {late:.3} s after the open (header timeout {HEADER_TIMEOUT} s); \
+         lost on the way: {resent} SYN-ACKs resent, {rx_dropped} dropped before our RX ring, {cli_dropped} at the client's veth"
     );
+    let losses = resent + rx_dropped + cli_dropped;
+    assert!(
+        losses <= DRIBBLING as u64 / 100,
+        "{losses} frames of 3000 handshakes lost"
+    );
+    let slack = if losses > 0 { 1.0 } else { 0.0 };
     assert!(early >= HEADER_TIMEOUT - 0.05, "closed early: {early} s");
-    assert!(late <= HEADER_TIMEOUT + 0.75, "closed late: {late} s");
+    assert!(
+        late <= HEADER_TIMEOUT + 0.75 + slack,
+        "closed late: {late} s (frames lost on the way: {losses})"
+    );
     assert_eq!(
         app_counter_settled(&topo, "header_timeouts", DRIBBLING as u64),
         DRIBBLING as u64
