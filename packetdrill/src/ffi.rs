@@ -381,6 +381,21 @@ unsafe fn buffer<'a>(buf: *mut c_void, len: size_t) -> SysResult<&'a mut [u8]> {
     Ok(unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) })
 }
 
+/// [`buffer`] for a buffer the call only writes into (read, recv, recvfrom): packetdrill's are
+/// malloc'd and not initialized (`alloc_buffer` without `set_zero`), so it is zeroed through
+/// the raw pointer first and the slice covers initialized bytes.
+///
+/// # Safety
+/// As [`buffer`], except that the bytes need not be initialized.
+unsafe fn out_buffer<'a>(buf: *mut c_void, len: size_t) -> SysResult<&'a mut [u8]> {
+    if len != 0 && !buf.is_null() {
+        // SAFETY: not NULL, so by the contract valid for writes of `len` bytes.
+        unsafe { std::ptr::write_bytes(buf.cast::<u8>(), 0, len) };
+    }
+    // SAFETY: the caller's contract, and every byte is initialized now.
+    unsafe { buffer(buf, len) }
+}
+
 /// A blocking read into `bufs` (scattered); `dontwait` makes it non-blocking for this call.
 fn read_into(
     shim: &Shim,
@@ -549,10 +564,9 @@ unsafe extern "C" fn pd_read(
 ) -> ssize_t {
     guard(|| {
         // SAFETY: packetdrill passes its own buffer of `count` bytes (`alloc_buffer`), or
-        // NULL, untouched by it during the call; `ud` is the live handle init stored
-        // ([`shim`]). Not met: that buffer is malloc'd and not initialized, as `buffer`
-        // requires; read_into only writes to the slice, never reads it.
-        let r = unsafe { buffer(buf, count) }
+        // NULL, untouched by it during the call (`out_buffer` zeroes it); `ud` is the live
+        // handle init stored ([`shim`]).
+        let r = unsafe { out_buffer(buf, count) }
             .and_then(|b| read_into(unsafe { shim(ud) }, fd, &mut [b], false, false));
         ret(r)
     })
@@ -579,10 +593,9 @@ unsafe extern "C" fn pd_recv(
     guard(|| {
         let (peek, dontwait) = (flags & libc::MSG_PEEK != 0, flags & libc::MSG_DONTWAIT != 0);
         // SAFETY: packetdrill passes its own buffer of `len` bytes (`alloc_buffer`), or NULL,
-        // untouched by it during the call; `ud` is the live handle init stored ([`shim`]).
-        // Not met: that buffer is malloc'd and not initialized, as `buffer` requires;
-        // read_into only writes to the slice, never reads it.
-        let r = unsafe { buffer(buf, len) }
+        // untouched by it during the call (`out_buffer` zeroes it); `ud` is the live handle
+        // init stored ([`shim`]).
+        let r = unsafe { out_buffer(buf, len) }
             .and_then(|b| read_into(unsafe { shim(ud) }, fd, &mut [b], peek, dontwait));
         ret(r)
     })
@@ -602,11 +615,9 @@ unsafe extern "C" fn pd_recvfrom(
         let shim = unsafe { shim(ud) };
         let (peek, dontwait) = (flags & libc::MSG_PEEK != 0, flags & libc::MSG_DONTWAIT != 0);
         // SAFETY: packetdrill passes its own buffer of `len` bytes (`alloc_buffer`), or NULL,
-        // untouched by it during the call. Not met: that buffer is malloc'd and not
-        // initialized, as `buffer` requires; read_into only writes to the slice, never reads
-        // it.
-        let r =
-            unsafe { buffer(buf, len) }.and_then(|b| read_into(shim, fd, &mut [b], peek, dontwait));
+        // untouched by it during the call (`out_buffer` zeroes it).
+        let r = unsafe { out_buffer(buf, len) }
+            .and_then(|b| read_into(shim, fd, &mut [b], peek, dontwait));
         if r.is_ok() {
             if let Some(peer) = shim.call(|s| s.peer(fd)) {
                 // SAFETY: packetdrill passes `&live_addr`, a sockaddr_storage, and
