@@ -63,16 +63,10 @@ else
     martian_rate=20000
 fi
 
-name="xk$$"
-srv="$name-srv"
-cli="$name-cli"
-SRV=10.201.77.1
-SRV6=fd00:201:77::1
+run_names xa
 CLI=10.201.77.2
 CLI6=fd00:201:77::2
 RAW=10.201.77.3
-PORT=8080
-tmp="$(mktemp -d)"
 server_pid=""
 attack_pid=""
 stats_sock="$tmp/xdptcp.sock"

@@ -64,13 +64,9 @@ if [ "$(nproc)" -lt 2 ] || [ "$(nproc)" -lt "$queues" ]; then
     exit 1
 fi
 
+# run_names sets srv, cli and name; topology_up names each topology by its queue count.
+run_names xb
 name=""
-srv=""
-cli=""
-SRV=10.201.77.1
-SRV6=fd00:201:77::1
-PORT=8080
-tmp="$(mktemp -d)"
 server_pid=""
 mkdir -p "$out"
 runs="$out/runs.jsonl"
@@ -80,16 +76,9 @@ stop_server() {
     stop_pid "$server_pid"
     server_pid=""
 }
-cleanup() {
-    stop_server
-    [ -n "$name" ] && scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$server_pid"' EXIT INT TERM
 
-echo "== building (release)"
-cargo build --release --bin xdptcp
-xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
+build_release
 
 # topology_up Q: the two namespaces, joined by a veth pair with Q queues on each end.
 topology_up() {

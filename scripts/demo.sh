@@ -9,21 +9,13 @@ cd "$(dirname "$0")/.."
 need_root demo.sh
 need_tools demo.sh wrk curl python3 taskset ethtool
 
-name="xd$$"
-srv="$name-srv"
-cli="$name-cli"
-log="$(mktemp)"
+run_names xd
+log="$tmp/serve.log"
 server_pid=""
 
-cleanup() {
-    stop_pid "$server_pid"
-    scripts/netns.sh down "$name"
-    rm -f "$log"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$server_pid"' EXIT INT TERM
 
-echo "== building (release)"
-cargo build --release --bin xdptcp
+build_release
 
 echo "== topology: $srv (10.201.77.1) <-veth-> $cli (10.201.77.2)"
 scripts/netns.sh up "$name" 1
@@ -31,7 +23,7 @@ scripts/netns.sh up "$name" 1
 echo "== xdptcp serve --app http on $name-s:8080"
 hist="out/demo"
 rm -rf "$hist"
-ip netns exec "$srv" "${CARGO_TARGET_DIR:-target}/release/xdptcp" serve --iface "$name-s" --addr 10.201.77.1 \
+ip netns exec "$srv" "$xdptcp" serve --iface "$name-s" --addr 10.201.77.1 \
     --port 8080 --app http --cores 0 --duration 40 --hist-out "$hist" 2>"$log" &
 server_pid=$!
 for _ in $(seq 50); do
@@ -47,7 +39,7 @@ echo "== wrk -t1 -c50 -d5s --latency -H 'Connection: close'"
 ip netns exec "$cli" timeout 30 taskset -c 1 wrk -t1 -c50 -d5s --latency -H 'Connection: close' \
     http://10.201.77.1:8080/ || true
 echo "== xdptcp load --mode connect-close (our own AF_XDP client) for 5 s"
-ip netns exec "$cli" timeout 30 "${CARGO_TARGET_DIR:-target}/release/xdptcp" load --iface "$name-c" \
+ip netns exec "$cli" timeout 30 "$xdptcp" load --iface "$name-c" \
     --target 10.201.77.1:8080 --mode connect-close --concurrency 128 --cores 1 --duration 5 \
     2>&1 | sed -n '/== xdptcp load result/,/^}/p' || true
 

@@ -110,12 +110,31 @@ wrk_close() {
         -H 'Connection: close' -s scripts/wrk-report.lua "$2" | sed -n 's/^WRKJSON //p'
 }
 
-# server_topology: builds the release xdptcp (sets xdptcp) and makes the namespaces $name-srv
-# and $name-cli (scripts/netns.sh, one queue), the server's accept queues at 4096, the
-# client's ephemeral ports above the load generator's 1024-32767.
-server_topology() {
+# run_names PREFIX: the names of one run: name=PREFIX<pid> (scripts/netns.sh's NAME), the
+# namespaces srv and cli, the server's addresses SRV and SRV6 there (netns.sh's default
+# subnet), PORT 8080, and a directory tmp of its own (end_run removes it).
+run_names() {
+    name="$1$$"
+    srv="$name-srv"
+    cli="$name-cli"
+    SRV=10.201.77.1
+    SRV6=fd00:201:77::1
+    PORT=8080
+    tmp="$(mktemp -d)"
+}
+
+# build_release: builds the release xdptcp and sets xdptcp to its path.
+build_release() {
+    echo "== building (release)"
     cargo build --release --bin xdptcp
     xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
+}
+
+# server_topology: build_release, then the namespaces $name-srv and $name-cli
+# (scripts/netns.sh, one queue), the server's accept queues at 4096, the client's ephemeral
+# ports above the load generator's 1024-32767.
+server_topology() {
+    build_release
     scripts/netns.sh up "$name" 1
     ip netns exec "$name-srv" sysctl -qw net.core.somaxconn=4096 net.ipv4.tcp_max_syn_backlog=4096
     ip netns exec "$name-cli" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"

@@ -80,13 +80,7 @@ servers="reno"
 [ "$bbr" = 1 ] && servers="reno bbr"
 servers="$servers xdptcp"
 
-name="xl$$"
-srv="$name-srv"
-cli="$name-cli"
-SRV=10.201.77.1
-SRV6=fd00:201:77::1
-PORT=8080
-tmp="$(mktemp -d)"
+run_names xl
 server_pid=""
 dump_pid=""
 mkdir -p "$out"
@@ -98,22 +92,12 @@ stop_server() {
     stop_pid "$server_pid"
     server_pid=""
 }
-cleanup() {
-    stop_pid "$dump_pid"
-    stop_server
-    scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$dump_pid" "$server_pid"' EXIT INT TERM
 
-echo "== building (release)"
-cargo build --release --bin xdptcp
-xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
+build_release
 
 echo "== topology $srv <-veth-> $cli, MTU $mtu"
-scripts/netns.sh up "$name" 1
-ip -n "$srv" link set dev "$name-s" mtu "$mtu"
-ip -n "$cli" link set dev "$name-c" mtu "$mtu"
+scripts/netns.sh up "$name" 1 --mtu "$mtu"
 
 # set_loss PERCENT: random drop of our TCP port's segments both ways in the client namespace.
 set_loss() {

@@ -47,10 +47,7 @@ if [ "$(nproc)" -lt 2 ]; then
     exit 1
 fi
 
-name="xk$$"
-srv="$name-srv"
-cli="$name-cli"
-PORT=8080
+run_names xk
 if [ "$family" = 6 ]; then
     SRV=fd00:201:77::1
     target="[$SRV]:$PORT"
@@ -67,21 +64,13 @@ fi
 # within the same fraction of a second fire together, and their burst of probes alone
 # overflows a peer's RX ring.)
 ka_idle=$(python3 -c "import math; print(max(1, math.ceil(2 * $interval)))")
-tmp="$(mktemp -d)"
 server_pid=""
 mkdir -p "$out"
 rm -rf "$out/hist-server" "$out/hist-load" "$out/load.json"
 
-cleanup() {
-    stop_pid "$server_pid"
-    scripts/netns.sh down "$name"
-    rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+trap 'end_run "$server_pid"' EXIT INT TERM
 
-echo "== building (release)"
-cargo build --release --bin xdptcp
-xdptcp="${CARGO_TARGET_DIR:-$PWD/target}/release/xdptcp"
+build_release
 
 echo "== topology $srv <-veth-> $cli, sources $sources on the client's veth"
 scripts/netns.sh up "$name" 1

@@ -35,13 +35,8 @@ done
 need_root synflood.sh
 need_tools synflood.sh wrk nginx hping3 python3 curl taskset
 
-name="xf$$"
-srv="$name-srv"
-cli="$name-cli"
-SRV=10.201.77.1
-PORT=8080
+run_names xf
 CLOSED=8081
-tmp="$(mktemp -d)"
 server_pid=""
 flood_pid=""
 stats_sock="$tmp/xdptcp.sock"

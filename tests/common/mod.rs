@@ -62,109 +62,60 @@ pub struct Topology {
     pub cli_ip: String,
     /// The server's IPv6 address.
     pub srv_ip6: String,
+    /// The NAME of `scripts/netns.sh up NAME`.
+    name: String,
     children: Vec<Child>,
 }
 
+/// The topology's one definition, shared with the scripts.
+const NETNS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/netns.sh");
+
 impl Topology {
-    /// Makes the namespaces and the veth pair with `queues` RX/TX queues on each end. The
-    /// client's veth has TX checksum offload, TSO and GSO off (a kernel peer over veth otherwise
-    /// sends CHECKSUM_PARTIAL frames whose TCP checksum is not filled in), and GRO on.
+    /// Makes the namespaces and the veth pair with `queues` RX/TX queues on each end, through
+    /// `scripts/netns.sh` (the scripts' topology): the client's veth has TX checksum offload,
+    /// TSO and GSO off (a kernel peer over veth otherwise sends CHECKSUM_PARTIAL frames whose
+    /// TCP checksum is not filled in), and GRO on (NAPI, without which veth drops the XDP_TX
+    /// frames, cookie SYN-ACKs, of the server's XDP program).
     pub fn new(queues: u32) -> Topology {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let subnet = (pid as u32 * 7 + n) % 250 + 1;
-        let t = Topology {
-            srv_ns: format!("xt-{pid}-{n}-srv"),
-            cli_ns: format!("xt-{pid}-{n}-cli"),
-            srv_if: format!("xs{}n{n}", pid % 1_000_000),
-            cli_if: format!("xc{}n{n}", pid % 1_000_000),
-            srv_ip: format!("10.201.{subnet}.1"),
-            cli_ip: format!("10.201.{subnet}.2"),
-            srv_ip6: format!("fd00:201:{subnet:x}::1"),
-            children: Vec::new(),
-        };
-        t.record();
-        // From here on, Drop cleans up whatever was made.
-        run(&["ip", "netns", "add", &t.srv_ns]);
-        run(&["ip", "netns", "add", &t.cli_ns]);
-        let q = queues.to_string();
-        run(&[
-            "ip",
-            "link",
-            "add",
-            &t.srv_if,
-            "netns",
-            &t.srv_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            &t.cli_if,
-            "netns",
-            &t.cli_ns,
-            "numrxqueues",
-            &q,
-            "numtxqueues",
-            &q,
-        ]);
-        let srv_cidr = format!("{}/24", t.srv_ip);
-        let cli_cidr = format!("{}/24", t.cli_ip);
-        let srv6 = format!("{}/64", t.srv_ip6);
-        let cli6 = format!("fd00:201:{subnet:x}::2/64");
-        t.srv(&["ip", "addr", "add", &srv_cidr, "dev", &t.srv_if]);
-        t.srv(&["ip", "-6", "addr", "add", &srv6, "dev", &t.srv_if, "nodad"]);
-        t.srv(&["ip", "link", "set", "dev", &t.srv_if, "up"]);
-        t.srv(&["ip", "link", "set", "dev", "lo", "up"]);
-        t.cli(&["ip", "addr", "add", &cli_cidr, "dev", &t.cli_if]);
-        t.cli(&["ip", "-6", "addr", "add", &cli6, "dev", &t.cli_if, "nodad"]);
-        t.cli(&["ip", "link", "set", "dev", &t.cli_if, "up"]);
-        t.cli(&["ip", "link", "set", "dev", "lo", "up"]);
-        // GRO gives the client's veth NAPI, without which veth drops the XDP_TX frames (cookie
-        // SYN-ACKs) of the server's XDP program.
-        t.cli(&[
-            "ethtool", "-K", &t.cli_if, "tx", "off", "tso", "off", "gso", "off", "gro", "on",
-        ]);
-        t
+        Topology::build(queues, &[])
     }
 
     /// [`Topology::new`] with GRO off at the client's veth: no NAPI there, so that veth drops
     /// the frames the server's XDP program sends back (XDP_TX, redirects), as on a plain veth
     /// pair nobody tuned.
     pub fn without_client_gro(queues: u32) -> Topology {
-        let t = Topology::new(queues);
-        t.cli(&["ethtool", "-K", &t.cli_if, "gro", "off"]);
-        t
-    }
-
-    /// Under `scripts/test.sh`, notes the namespaces and veths about to be made in the file
-    /// it names in `XDPTCP_TEST_RECORD`: it checks at its end that none of them is left.
-    fn record(&self) {
-        let Some(path) = std::env::var_os("XDPTCP_TEST_RECORD") else {
-            return;
-        };
-        let lines = format!(
-            "netns {}\nnetns {}\nlink {}\nlink {}\n",
-            self.srv_ns, self.cli_ns, self.srv_if, self.cli_if
-        );
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&path)
-            .unwrap_or_else(|e| panic!("XDPTCP_TEST_RECORD {path:?}: {e}"));
-        std::io::Write::write_all(&mut f, lines.as_bytes()).expect("recording the topology");
+        Topology::build(queues, &["--client-gro", "off"])
     }
 
     /// [`Topology::new`] with both veths at `mtu` (jumbo frames; a server with multi-buffer
     /// gets them as descriptor chains).
     pub fn with_mtu(queues: u32, mtu: u32) -> Topology {
-        let t = Topology::new(queues);
-        let mtu = mtu.to_string();
-        t.srv(&["ip", "link", "set", "dev", &t.srv_if, "mtu", &mtu]);
-        t.cli(&["ip", "link", "set", "dev", &t.cli_if, "mtu", &mtu]);
+        Topology::build(queues, &["--mtu", &mtu.to_string()])
+    }
+
+    /// `scripts/netns.sh up` with its `options`, in a subnet of this test's own (tests run in
+    /// parallel).
+    fn build(queues: u32, options: &[&str]) -> Topology {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let subnet = (pid * 7 + n) % 250 + 1;
+        let name = format!("xt{}n{n}", pid % 10_000_000);
+        let t = Topology {
+            srv_ns: format!("{name}-srv"),
+            cli_ns: format!("{name}-cli"),
+            srv_if: format!("{name}-s"),
+            cli_if: format!("{name}-c"),
+            srv_ip: format!("10.201.{subnet}.1"),
+            cli_ip: format!("10.201.{subnet}.2"),
+            srv_ip6: format!("fd00:201:{subnet}::1"),
+            name,
+            children: Vec::new(),
+        };
+        // From here on, Drop cleans up whatever was made (netns.sh notes it for test.sh first).
+        let (queues, subnet) = (queues.to_string(), subnet.to_string());
+        let mut args = vec![NETNS, "up", &t.name, &queues, "--subnet", &subnet];
+        args.extend_from_slice(options);
+        run(&args);
         t
     }
 
@@ -401,11 +352,9 @@ impl Drop for Topology {
         // A server killed on purpose (SIGKILL) could not remove its socket.
         let socket = xdptcp::control::stats_socket::default_path(&self.srv_if);
         let _ = xdptcp::control::stats_socket::remove_if_stale(&socket);
-        for ns in [&self.srv_ns, &self.cli_ns] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", ns])
-                .stderr(Stdio::null())
-                .status();
-        }
+        let _ = Command::new(NETNS)
+            .args(["down", &self.name])
+            .stderr(Stdio::null())
+            .status();
     }
 }
