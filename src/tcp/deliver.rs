@@ -37,6 +37,12 @@ pub(crate) fn after_event<A: App, T: Tx>(
         output::send_rst(c, cx);
         return Outcome::Close(CloseReason::Aborted);
     }
+    // A half-closed connection in FIN-WAIT-2 closed by its app now times out there, as one
+    // closed before its FIN was acknowledged does (Linux's `tcp_close` in FIN-WAIT-2).
+    if c.state == State::FinWait2 && c.app.shutdown == Shutdown::Close {
+        c.timers
+            .arm_if_stopped(Timer::FinWait2, cx.now + cx.cfg.fin_wait2_timeout);
+    }
     output::transmit(c, cx);
     // What went out may have taken the unsent bytes below TCP_NOTSENT_LOWAT: the app hears
     // of the room now, not at the next ACK (Linux's `tcp_check_space` after `tcp_write_xmit`).

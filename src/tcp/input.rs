@@ -360,7 +360,7 @@ fn process_ack<A: App, T: Tx>(
         c.snd.wl2 = ack;
         c.snd.max_wnd = c.snd.max_wnd.max(window);
         if window > 0 && c.flight() == 0 && c.unsent() == 0 {
-            c.timers.stop(Timer::Rto);
+            c.timers.stop(Timer::Retransmit);
         }
     }
     if c.fin_acked() {
@@ -458,7 +458,8 @@ fn handle_fin_acked<A: App, T: Tx>(
             // Like Linux, only a fully closed connection times out in FIN-WAIT-2; a
             // half-closed one keeps receiving as long as the peer sends.
             if c.app.shutdown == Shutdown::Close {
-                c.timers.arm(Timer::Idle, cx.now + cx.cfg.fin_wait2_timeout);
+                c.timers
+                    .arm(Timer::FinWait2, cx.now + cx.cfg.fin_wait2_timeout);
             }
             None
         }
@@ -483,7 +484,7 @@ fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>)
         .and_then(|l| l.keepalive)
     {
         if matches!(c.state, State::Established | State::CloseWait) {
-            c.timers.arm_if_stopped(Timer::Idle, cx.now + ka.idle);
+            c.timers.arm_if_stopped(Timer::Keepalive, cx.now + ka.idle);
         }
     }
 }

@@ -471,7 +471,7 @@ fn syn_received<S: Default, T: Tx>(
     // "The window field in a SYN segment itself is never scaled" (RFC 7323 §2.2).
     c.snd.wnd = u32::from(seg.window);
     c.snd.max_wnd = c.snd.wnd;
-    c.timers.arm(Timer::Rto, sx.now + c.rtt.rto());
+    c.timers.arm(Timer::Retransmit, sx.now + c.rtt.rto());
     c
 }
 

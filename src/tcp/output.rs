@@ -462,7 +462,7 @@ pub(crate) fn send_loss_probe<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx
         c.rec.on_probe_sent(c.snd.max, !sent_new);
     }
     c.rec.arm_retransmission();
-    c.timers.arm(Timer::Rto, cx.now + c.rtt.rto());
+    c.timers.arm(Timer::Retransmit, cx.now + c.rtt.rto());
 }
 
 /// The sender SWS override (RFC 1122 §4.2.3.4): with nothing in flight and a peer window
@@ -632,7 +632,8 @@ pub(crate) fn transmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A,
     }
     // Zero window with data waiting and nothing in flight: the persist timer probes it.
     if c.unsent() > 0 && c.flight() == 0 {
-        c.timers.arm_if_stopped(Timer::Rto, cx.now + c.rtt.rto());
+        c.timers
+            .arm_if_stopped(Timer::Retransmit, cx.now + c.rtt.rto());
     }
     if c.ack_now {
         send_ack(c, cx);
@@ -667,7 +668,7 @@ fn advance<A: App, T: Tx>(
     }
     // RFC 6298 §5.1 starts the timer if it is not running; a probe timer moves with the last
     // new data sent (Linux re-arms the PTO after every transmission).
-    if !c.timers.is_armed(Timer::Rto) || c.rec.armed() == LossTimer::Probe {
+    if !c.timers.is_armed(Timer::Retransmit) || c.rec.armed() == LossTimer::Probe {
         c.arm_loss_timer(cx.now);
     }
 }

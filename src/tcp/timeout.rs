@@ -26,12 +26,16 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
     if c.timers.expire(Timer::DelayedAck, now) {
         c.ack_now = true;
     }
-    if c.timers.expire(Timer::Idle, now) {
-        if let Some(outcome) = idle(c, cx) {
+    if c.timers.expire(Timer::FinWait2, now) && c.state == State::FinWait2 {
+        cx.stats.fin_wait2_timeouts += 1;
+        return Outcome::Close(CloseReason::Normal);
+    }
+    if c.timers.expire(Timer::Keepalive, now) {
+        if let Some(outcome) = keepalive(c, cx) {
             return outcome;
         }
     }
-    if c.timers.expire(Timer::Rto, now) {
+    if c.timers.expire(Timer::Retransmit, now) {
         if let Some(outcome) = retransmission(c, cx) {
             return outcome;
         }
@@ -45,12 +49,9 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
     Outcome::Keep
 }
 
-/// FIN-WAIT-2 timeout or keepalive.
-fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
-    if c.state == State::FinWait2 {
-        cx.stats.fin_wait2_timeouts += 1;
-        return Some(Outcome::Close(CloseReason::Normal));
-    }
+/// Keepalive: probe a connection idle since it last heard from the peer, abort it after
+/// `count` unanswered probes.
+fn keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
     let ka = cx
         .cfg
         .listeners
@@ -61,12 +62,12 @@ fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<
     }
     if c.flight() > 0 {
         // Retransmission is already probing the peer.
-        c.timers.arm(Timer::Idle, cx.now + ka.idle);
+        c.timers.arm(Timer::Keepalive, cx.now + ka.idle);
         return None;
     }
     // Heard from the peer since the timer was armed: idle only since then.
     if c.ka_probes == 0 && cx.now < c.last_rx + ka.idle {
-        c.timers.arm(Timer::Idle, c.last_rx + ka.idle);
+        c.timers.arm(Timer::Keepalive, c.last_rx + ka.idle);
         return None;
     }
     if u32::from(c.ka_probes) >= ka.count {
@@ -77,7 +78,7 @@ fn idle<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<
     c.ka_probes = c.ka_probes.saturating_add(1);
     cx.stats.keepalive_probes += 1;
     output::send_probe(c, cx);
-    c.timers.arm(Timer::Idle, cx.now + ka.interval);
+    c.timers.arm(Timer::Keepalive, cx.now + ka.interval);
     None
 }
 
@@ -104,7 +105,7 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
             c.rtt.back_off();
             output::send_syn(c, cx.cfg, cx.stats, cx.tx, now);
             cx.stats.rto_retransmits += 1;
-            c.timers.arm(Timer::Rto, now + c.rtt.rto());
+            c.timers.arm(Timer::Retransmit, now + c.rtt.rto());
             None
         }
         _ if c.flight() == 0 && c.unsent() > 0 => {
@@ -121,7 +122,8 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 cx.stats.window_probes += 1;
                 output::send_probe(c, cx);
             }
-            c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
+            c.timers
+                .arm_if_stopped(Timer::Retransmit, now + c.rtt.rto());
             clamp_to_user_timeout(c, now);
             None
         }
@@ -154,7 +156,8 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
                 c.rtt_probe = None; // Karn: no sample from a retransmission
                 output::transmit(c, cx);
                 c.rec.arm_retransmission();
-                c.timers.arm_if_stopped(Timer::Rto, now + c.rtt.rto());
+                c.timers
+                    .arm_if_stopped(Timer::Retransmit, now + c.rtt.rto());
                 clamp_to_user_timeout(c, now);
                 None
             }
@@ -198,7 +201,7 @@ fn clamp_to_user_timeout<S>(c: &mut Conn<S>, now: Instant) {
         return;
     };
     let end = (start + Duration::from_millis(c.limits.user_timeout_ms.into())).max(now);
-    if let Some(at) = c.timers.deadline_mut(Timer::Rto) {
+    if let Some(at) = c.timers.deadline_mut(Timer::Retransmit) {
         *at = (*at).min(end);
     }
 }

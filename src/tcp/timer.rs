@@ -18,20 +18,24 @@ use crate::time::Instant;
 /// The timers of one connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Timer {
-    /// Retransmission (RFC 6298 §5), of data, FIN, SYN or SYN-ACK; the persist timer that
-    /// probes a zero window (RFC 9293 §3.8.6.1).
-    Rto,
+    /// The sender's timer, one deadline as Linux's `icsk_retransmit_timer`: retransmission
+    /// (RFC 6298 §5) of data, FIN, SYN or SYN-ACK, or in its place the persist timer that
+    /// probes a zero window (RFC 9293 §3.8.6.1), RACK's reordering timer or the tail loss
+    /// probe (RFC 8985 §6.3, §7.3), whichever the connection's state calls for.
+    Retransmit,
     /// The delayed ACK (RFC 1122 §4.2.3.2, RFC 5681 §4.2).
     DelayedAck,
-    /// Keepalive (RFC 1122 §4.2.3.6) or, in FIN-WAIT-2, its timeout.
-    Idle,
+    /// Keepalive (RFC 1122 §4.2.3.6), in ESTABLISHED and CLOSE-WAIT.
+    Keepalive,
+    /// The FIN-WAIT-2 timeout of a fully closed connection (Linux's `tcp_fin_timeout`).
+    FinWait2,
     /// The app's own deadline ([`crate::tcp::contract::Io::set_deadline`], [`crate::tcp::contract::App::on_deadline`]).
     App,
 }
 
 impl Timer {
     /// How many kinds of timer there are.
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
 
     fn index(self) -> usize {
         self as usize
@@ -135,58 +139,58 @@ mod tests {
     fn next_is_the_earliest_armed_deadline() {
         let mut t = Timers::default();
         assert_eq!(t.next(), None);
-        t.arm(Timer::Idle, ms(300));
-        t.arm(Timer::Rto, ms(200));
+        t.arm(Timer::Keepalive, ms(300));
+        t.arm(Timer::Retransmit, ms(200));
         t.arm(Timer::DelayedAck, ms(40));
         assert_eq!(t.next(), Some(ms(40)));
         t.stop(Timer::DelayedAck);
         assert_eq!(t.next(), Some(ms(200)));
-        assert!(t.is_armed(Timer::Rto) && !t.is_armed(Timer::DelayedAck));
+        assert!(t.is_armed(Timer::Retransmit) && !t.is_armed(Timer::DelayedAck));
     }
 
     #[test]
     fn arm_if_stopped_keeps_an_armed_deadline() {
         let mut t = Timers::default();
-        t.arm_if_stopped(Timer::Rto, ms(200));
-        t.arm_if_stopped(Timer::Rto, ms(100));
+        t.arm_if_stopped(Timer::Retransmit, ms(200));
+        t.arm_if_stopped(Timer::Retransmit, ms(100));
         assert_eq!(t.next(), Some(ms(200)));
-        t.arm(Timer::Rto, ms(100));
+        t.arm(Timer::Retransmit, ms(100));
         assert_eq!(t.next(), Some(ms(100)));
     }
 
     #[test]
     fn expire_stops_only_a_due_timer() {
         let mut t = Timers::default();
-        t.arm(Timer::Rto, ms(200));
-        assert!(!t.expire(Timer::Rto, ms(199)));
-        assert!(t.is_armed(Timer::Rto));
-        assert!(t.expire(Timer::Rto, ms(200)));
-        assert!(!t.is_armed(Timer::Rto));
-        assert!(!t.expire(Timer::Rto, ms(300)));
+        t.arm(Timer::Retransmit, ms(200));
+        assert!(!t.expire(Timer::Retransmit, ms(199)));
+        assert!(t.is_armed(Timer::Retransmit));
+        assert!(t.expire(Timer::Retransmit, ms(200)));
+        assert!(!t.is_armed(Timer::Retransmit));
+        assert!(!t.expire(Timer::Retransmit, ms(300)));
     }
 
     #[test]
     fn a_later_deadline_waits_for_the_live_entry() {
         let mut t = Timers::default();
-        t.arm(Timer::Rto, ms(200));
+        t.arm(Timer::Retransmit, ms(200));
         assert_eq!(t.schedule(), Some(ms(200)));
         // Moving the deadline later adds nothing: the entry at 200 fires first.
-        t.arm(Timer::Rto, ms(400));
+        t.arm(Timer::Retransmit, ms(400));
         assert_eq!(t.schedule(), None);
         // Moving it earlier needs an entry; the one at 200 becomes stale.
-        t.arm(Timer::Rto, ms(100));
+        t.arm(Timer::Retransmit, ms(100));
         assert_eq!(t.schedule(), Some(ms(100)));
         assert!(!t.fire(ms(200)));
         assert!(t.fire(ms(100)));
         // After firing, the next deadline gets an entry again.
-        t.arm(Timer::Rto, ms(400));
+        t.arm(Timer::Retransmit, ms(400));
         assert_eq!(t.schedule(), Some(ms(400)));
     }
 
     #[test]
     fn an_entry_still_in_the_wheel_is_reused() {
         let mut t = Timers::default();
-        t.arm(Timer::Idle, ms(7_200_000));
+        t.arm(Timer::Keepalive, ms(7_200_000));
         assert_eq!(t.schedule(), Some(ms(7_200_000)));
         // An earlier timer supersedes the keepalive entry, which stays in the wheel...
         t.arm(Timer::DelayedAck, ms(40));
@@ -212,7 +216,7 @@ mod tests {
             while let Some(&at) = wheel.first().filter(|&&at| at <= now) {
                 wheel.remove(0);
                 if t.fire(at) {
-                    t.expire(Timer::Rto, at);
+                    t.expire(Timer::Retransmit, at);
                     t.expire(Timer::App, at);
                     wheel.extend(t.schedule());
                 }
@@ -222,10 +226,10 @@ mod tests {
             let now = ms(request * 1000);
             run_until(&mut t, &mut wheel, now);
             *t.deadline_mut(Timer::App) = Some(now + Duration::from_secs(75));
-            t.arm(Timer::Rto, now + Duration::from_millis(200));
+            t.arm(Timer::Retransmit, now + Duration::from_millis(200));
             wheel.extend(t.schedule());
             run_until(&mut t, &mut wheel, now + Duration::from_millis(50));
-            t.stop(Timer::Rto);
+            t.stop(Timer::Retransmit);
             wheel.extend(t.schedule());
             most = most.max(wheel.len());
         }
@@ -255,8 +259,8 @@ mod tests {
     fn nothing_is_scheduled_without_an_armed_timer() {
         let mut t = Timers::default();
         assert_eq!(t.schedule(), None);
-        t.arm(Timer::Rto, ms(5));
-        t.stop(Timer::Rto);
+        t.arm(Timer::Retransmit, ms(5));
+        t.stop(Timer::Retransmit);
         assert_eq!(t.schedule(), None);
     }
 }

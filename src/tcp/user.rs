@@ -171,8 +171,8 @@ impl<A: App> Engine<A> {
         c.ka_probes = 0;
         if matches!(c.state, State::Established | State::CloseWait) {
             match keepalive {
-                Some(ka) => c.timers.arm(Timer::Idle, now + ka.idle),
-                None => c.timers.stop(Timer::Idle),
+                Some(ka) => c.timers.arm(Timer::Keepalive, now + ka.idle),
+                None => c.timers.stop(Timer::Keepalive),
             }
         }
         self.last_now = now;

@@ -132,3 +132,64 @@ fn a_close_with_unread_data_sends_a_reset_not_a_fin() {
     assert_eq!(log.borrow().closed, [(id, CloseReason::Aborted)]);
     assert_eq!(peer.engine.stats().aborts_on_close, 1);
 }
+
+/// The FIN-WAIT-2 timeout is for a fully closed connection only: a keepalive deadline armed
+/// while ESTABLISHED that falls due after a half-close reached FIN-WAIT-2 does not end the
+/// connection (Linux's `tcp_keepalive_timer` times out FIN-WAIT-2 only for an orphaned
+/// socket). Keepalive and the FIN-WAIT-2 timeout are two timers.
+#[test]
+fn a_keepalive_deadline_does_not_time_out_a_half_closed_connection_in_fin_wait_2() {
+    let mut cfg = server_config();
+    cfg.listeners[0].keepalive = Some(xdptcp::tcp::Keepalive {
+        idle: std::time::Duration::from_secs(10),
+        interval: std::time::Duration::from_secs(5),
+        count: 3,
+    });
+    let app = Scripted {
+        greeting: b"hi".to_vec(),
+        half_close_after_greeting: true,
+        ..Scripted::default()
+    };
+    let log = app.log.clone();
+    let mut peer = Peer::server(cfg, app);
+    let sa = peer.handshake(1000);
+    let id = peer.engine.find(&peer.tuple()).expect("established");
+    let fin_seq = sa.seq + 3u32;
+    peer.send(from_peer(0, fin_seq + 1u32, sa.tsval(), b""));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    // Past the keepalive idle time and past the FIN-WAIT-2 timeout: still there, still reading.
+    peer.run_timers(std::time::Duration::from_secs(90));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    assert_eq!(peer.engine.stats().fin_wait2_timeouts, 0);
+    let out = peer.send(from_peer(0, fin_seq + 1u32, sa.tsval(), b"late"));
+    assert!(out.iter().all(|s| !s.has(Flags::RST)), "{out:?}");
+    assert_eq!(log.borrow().received, b"late");
+}
+
+/// A half-closed connection in FIN-WAIT-2 that its app then closes times out there, as one
+/// closed before its FIN was acknowledged does (Linux's `tcp_close` in FIN-WAIT-2 arms
+/// `tcp_fin_timeout`): a peer that never sends its FIN cannot hold it forever.
+#[test]
+fn a_half_closed_connection_closed_later_in_fin_wait_2_times_out_there() {
+    let app = Scripted {
+        greeting: b"hi".to_vec(),
+        half_close_after_greeting: true,
+        close_on_data: true,
+        ..Scripted::default()
+    };
+    let (mut peer, sa, id) = established(app);
+    let fin_seq = sa.seq + 3u32;
+    peer.send(from_peer(0, fin_seq + 1u32, sa.tsval(), b""));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    // Half-closed: no timeout yet.
+    peer.run_timers(std::time::Duration::from_secs(120));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    // The app reads this and closes.
+    peer.send(from_peer(0, fin_seq + 1u32, sa.tsval(), b"bye"));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    peer.run_timers(std::time::Duration::from_secs(59));
+    assert_eq!(peer.engine.state(id), Some(State::FinWait2));
+    peer.run_timers(std::time::Duration::from_secs(2));
+    assert_eq!(peer.engine.state(id), None);
+    assert_eq!(peer.engine.stats().fin_wait2_timeouts, 1);
+}

@@ -479,7 +479,7 @@ impl<S> Conn<S> {
             self.arm_loss_timer(now);
             return;
         }
-        self.timers.stop(Timer::Rto);
+        self.timers.stop(Timer::Retransmit);
         self.snd.una = seg.ack;
         self.snd.wnd = wnd;
         self.snd.max_wnd = wnd;
@@ -515,7 +515,7 @@ impl<S> Conn<S> {
     /// §7.2). With nothing in flight it is stopped (the persist timer is armed elsewhere).
     pub(crate) fn arm_loss_timer(&mut self, now: Instant) {
         if self.snd.una == self.snd.max {
-            self.timers.stop(Timer::Rto);
+            self.timers.stop(Timer::Retransmit);
             return;
         }
         let rto_at = now + self.rtt.rto();
@@ -523,6 +523,6 @@ impl<S> Conn<S> {
         let (at, _) = self
             .rec
             .arm_timer(now, rto_at, self.rtt.srtt(), one_segment);
-        self.timers.arm(Timer::Rto, at);
+        self.timers.arm(Timer::Retransmit, at);
     }
 }

@@ -552,7 +552,7 @@ impl<A: App> Engine<A> {
         let mut c = Conn::new(&self.cfg, &self.keys, now, &route, opts, iss);
         c.take_options(options);
         c.syn_sent();
-        c.timers.arm(Timer::Rto, now + c.rtt.rto());
+        c.timers.arm(Timer::Retransmit, now + c.rtt.rto());
         let id = self.conns.insert(c).map_err(|_| ConnectError::TableFull)?;
         self.admit(id);
         let (cfg, stats) = (&self.cfg, &mut self.stats);
