@@ -27,6 +27,7 @@ use super::budget::{Growth, reserve_within};
 use super::conn::{Conn, MAX_IDLE_BUFFER, Negotiated};
 use super::contract::{App, CloseReason, Shutdown};
 use super::event::{Cx, Outcome};
+use super::keepalive;
 use super::output;
 use super::recovery::AckInput;
 use super::timer::Timer;
@@ -106,7 +107,7 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     // then dropped (RFC 5961 §5.2) must not move TS.Recent, or a blind attacker's one forged
     // segment with a far-future TSval would make PAWS drop every real one.
     update_ts_recent(c, seg);
-    touch_keepalive(c, cx);
+    keepalive::touch(c, cx);
     // RFC 1122 §4.2.2.13: "if new data is received after CLOSE is called, its TCP SHOULD send
     // a RST to show that data was lost". As Linux's tcp_rcv_state_process after close() (not
     // shutdown(SHUT_WR): the app reads on): data beyond RCV.NXT resets the connection, with a
@@ -469,23 +470,6 @@ fn handle_fin_acked<A: App, T: Tx>(
         }
         State::LastAck => Some(Outcome::Close(CloseReason::Normal)),
         _ => None,
-    }
-}
-
-/// Any acceptable segment proves the peer alive. Like Linux, the keepalive timer is not moved
-/// on every segment: it is armed once, and when it fires it counts idleness from `last_rx`.
-fn touch_keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) {
-    c.ka_probes = 0;
-    c.last_rx = cx.now;
-    if let Some(ka) = cx
-        .cfg
-        .listeners
-        .get(usize::from(c.listener))
-        .and_then(|l| l.keepalive)
-    {
-        if matches!(c.state, State::Established | State::CloseWait) {
-            c.timers.arm_if_stopped(Timer::Keepalive, cx.now + ka.idle);
-        }
     }
 }
 

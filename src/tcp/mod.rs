@@ -18,7 +18,7 @@
 //! | `user`, `driver` | the calls of the engine's user: open, send, close, socket options; drivers outside the engine waking connections |
 //! | `engine` | the [`Engine`]: tables, dispatch of frames and timers, its memory budget (`engine::memory`) |
 //! | `listen`, [`time_wait`] | segments of no connection: LISTEN and the handshake; TIME-WAIT |
-//! | `input`, `timeout`, `deliver` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn |
+//! | `input`, `timeout`, `deliver`, `keepalive` | a connection's SEGMENT ARRIVES, its timers firing, the app's turn; keepalive |
 //! | `output` | everything sent: segments of a connection and stateless replies |
 //! | `conn`, `negotiate`, `event`, `route` | the control block (its socket options in `conn::options`), handshake options, handler context, addressing |
 //! | [`config`] | what an engine is told up front |
@@ -45,6 +45,7 @@ pub mod fastopen;
 pub mod hash;
 mod input;
 pub mod isn;
+mod keepalive;
 mod listen;
 mod negotiate;
 mod output;

@@ -10,7 +10,7 @@ use super::contract::{App, CloseReason};
 use super::event::{Cx, Outcome};
 use super::recovery::LossTimer;
 use super::timer::Timer;
-use super::{deliver, output};
+use super::{deliver, keepalive, output};
 use crate::state::State;
 use crate::time::Instant;
 use crate::tx::Tx;
@@ -31,7 +31,7 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
         return Outcome::Close(CloseReason::Normal);
     }
     if c.timers.expire(Timer::Keepalive, now) {
-        if let Some(outcome) = keepalive(c, cx) {
+        if let Some(outcome) = keepalive::fire(c, cx) {
             return outcome;
         }
     }
@@ -47,39 +47,6 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
         cx.app.on_deadline(state, &mut io);
     }
     Outcome::Keep
-}
-
-/// Keepalive: probe a connection idle since it last heard from the peer, abort it after
-/// `count` unanswered probes.
-fn keepalive<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
-    let ka = cx
-        .cfg
-        .listeners
-        .get(usize::from(c.listener))
-        .and_then(|l| l.keepalive)?;
-    if !matches!(c.state, State::Established | State::CloseWait) {
-        return None;
-    }
-    if c.flight() > 0 {
-        // Retransmission is already probing the peer.
-        c.timers.arm(Timer::Keepalive, cx.now + ka.idle);
-        return None;
-    }
-    // Heard from the peer since the timer was armed: idle only since then.
-    if c.ka_probes == 0 && cx.now < c.last_rx + ka.idle {
-        c.timers.arm(Timer::Keepalive, c.last_rx + ka.idle);
-        return None;
-    }
-    if u32::from(c.ka_probes) >= ka.count {
-        cx.stats.keepalive_timeouts += 1;
-        output::send_rst(c, cx);
-        return Some(Outcome::Close(CloseReason::KeepaliveTimeout));
-    }
-    c.ka_probes = c.ka_probes.saturating_add(1);
-    cx.stats.keepalive_probes += 1;
-    output::send_probe(c, cx);
-    c.timers.arm(Timer::Keepalive, cx.now + ka.interval);
-    None
 }
 
 /// The retransmission timer: resend SYN / SYN-ACK, probe a zero window, or go back to

@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use super::conn::options::{self, Limits};
 use super::contract::{App, CloseReason, Io};
 use super::event::Outcome;
-use super::timer::Timer;
+use super::keepalive;
 use super::{ConnId, ConnOptions, Engine, Keepalive, Listener, TcpInfo, deliver};
 use crate::state::State;
 use crate::time::Instant;
@@ -168,13 +168,7 @@ impl<A: App> Engine<A> {
             return false;
         };
         c.listener = slot;
-        c.ka_probes = 0;
-        if matches!(c.state, State::Established | State::CloseWait) {
-            match keepalive {
-                Some(ka) => c.timers.arm(Timer::Keepalive, now + ka.idle),
-                None => c.timers.stop(Timer::Keepalive),
-            }
-        }
+        keepalive::restart(c, keepalive, now);
         self.last_now = now;
         self.reschedule(id);
         true
