@@ -57,16 +57,7 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     // PAWS (RFC 7323 §5.3 R1): a timestamp older than TS.Recent marks an old duplicate.
     if is_old_duplicate(c, seg) {
         cx.stats.drop(DropReason::Paws);
-        // Data already received (an original overtaken by its retransmission) is reported as
-        // a duplicate, as Linux's tcp_send_dupack does (RFC 2883).
-        let end = seg.seq + seg.payload.len();
-        if c.opts.sack && !seg.payload.is_empty() && seg.seq.lt(c.rcv.nxt) {
-            c.rcv.dsack = Some((seg.seq, end.min(c.rcv.nxt)));
-        }
-        if !seg.payload.is_empty() && seg.seq.lt(c.rcv.nxt) {
-            c.delack.enter_quickack(c.rcv_wnd());
-        }
-        output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+        send_dupack(c, cx, seg, false);
         return Outcome::Keep;
     }
     // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
@@ -206,22 +197,34 @@ fn check_sequence<A: App, T: Tx>(
     let zero_window_control = !acceptable && rcv_wnd == 0 && seq == c.rcv.nxt;
     if !acceptable && !zero_window_control {
         if !seg.flags.contains(Flags::RST) {
-            // Data entirely below RCV.NXT is a duplicate: report it (RFC 2883 §4.1.1).
-            let end = seq + seg.payload.len();
-            if c.opts.sack && !seg.payload.is_empty() && end.le(c.rcv.nxt) {
-                c.rcv.dsack = Some((seq, end));
-            }
-            // Our ACKs may have been lost, or the peer probes a closed window: ACK its next
-            // segments at once too (Linux's tcp_send_dupack and tcp_data_queue).
-            if !seg.payload.is_empty() && (seq.lt(c.rcv.nxt) || rcv_wnd == 0) {
-                c.delack.enter_quickack(c.rcv_wnd());
-            }
-            output::ack_unacceptable(c, cx, !seg.payload.is_empty());
+            send_dupack(c, cx, seg, rcv_wnd == 0);
         }
         cx.stats.drop(DropReason::OutOfWindow);
         return None;
     }
     Some(right)
+}
+
+/// The ACK owed to an unacceptable segment, as Linux's `tcp_send_dupack`: data at least
+/// partly below RCV.NXT (an original overtaken by its retransmission, or our ACK lost) is
+/// reported as a duplicate in a D-SACK block up to RCV.NXT (RFC 2883 §4.1.1), and the next
+/// segments are ACKed at once too, as they are when the peer probes a closed window
+/// (`window_closed`, Linux's `tcp_data_queue`).
+fn send_dupack<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+    window_closed: bool,
+) {
+    let data = !seg.payload.is_empty();
+    let below = data && seg.seq.lt(c.rcv.nxt);
+    if below && c.opts.sack {
+        c.rcv.dsack = Some((seg.seq, (seg.seq + seg.payload.len()).min(c.rcv.nxt)));
+    }
+    if below || (data && window_closed) {
+        c.delack.enter_quickack(c.rcv_wnd());
+    }
+    output::ack_unacceptable(c, cx, data);
 }
 
 /// RFC 7323 §5.3 R3: "If an arriving segment satisfies SEG.TSval >= TS.Recent and SEG.SEQ
