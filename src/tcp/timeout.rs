@@ -54,46 +54,8 @@ pub(crate) fn handle_timeout<A: App, T: Tx>(
 fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
     let now = cx.now;
     match c.state {
-        State::SynSent | State::SynReceived => {
-            let limit = if c.state == State::SynSent {
-                cx.cfg.syn_retries
-            } else {
-                cx.cfg.synack_retries
-            };
-            if c.retries >= limit {
-                if c.state == State::SynSent || !c.passive {
-                    cx.stats.failed_opens += 1;
-                } else {
-                    cx.stats.syn_recv_timeouts += 1;
-                }
-                return Some(Outcome::Close(CloseReason::TimedOut));
-            }
-            c.retries += 1;
-            c.rtt.back_off();
-            output::send_syn(c, cx.cfg, cx.stats, cx.tx, now);
-            cx.stats.rto_retransmits += 1;
-            c.timers.arm(Timer::Retransmit, now + c.rtt.rto());
-            None
-        }
-        _ if c.flight() == 0 && c.unsent() > 0 => {
-            // Persist: the peer's window is closed, or open less than sender SWS avoidance
-            // waits for; probe it, backing off. The connection lives as long as the probes
-            // are answered (any ACK resets `retries`), or with a user timeout until the window
-            // has stayed shut that long since the first probe (Linux's `icsk_probes_tstamp`).
-            if let Some(abort) = retry_or_abort(c, cx, now) {
-                return Some(abort);
-            }
-            // RFC 1122 §4.2.3.4: a small window is filled when "the override timeout occurs"
-            // (as Linux's tcp_write_wakeup does); a closed one gets a zero-window probe.
-            if !output::send_into_small_window(c, cx) {
-                cx.stats.window_probes += 1;
-                output::send_probe(c, cx);
-            }
-            c.timers
-                .arm_if_stopped(Timer::Retransmit, now + c.rtt.rto());
-            clamp_to_user_timeout(c, now);
-            None
-        }
+        State::SynSent | State::SynReceived => syn_retransmit(c, cx),
+        _ if c.flight() == 0 && c.unsent() > 0 => persist(c, cx),
         _ if c.flight() > 0 => match c.rec.armed() {
             // RFC 8985 §6.3: RACK's reordering window ran out; what it deems lost now goes
             // out as the window allows.
@@ -131,6 +93,52 @@ fn retransmission<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) 
         },
         _ => None,
     }
+}
+
+/// Our SYN or SYN-ACK again, with the RTO backed off; after `Config::syn_retries` (or
+/// `synack_retries`) the open fails.
+fn syn_retransmit<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
+    let now = cx.now;
+    let limit = if c.state == State::SynSent {
+        cx.cfg.syn_retries
+    } else {
+        cx.cfg.synack_retries
+    };
+    if c.retries >= limit {
+        if c.state == State::SynSent || !c.passive {
+            cx.stats.failed_opens += 1;
+        } else {
+            cx.stats.syn_recv_timeouts += 1;
+        }
+        return Some(Outcome::Close(CloseReason::TimedOut));
+    }
+    c.retries += 1;
+    c.rtt.back_off();
+    output::send_syn(c, cx.cfg, cx.stats, cx.tx, now);
+    cx.stats.rto_retransmits += 1;
+    c.timers.arm(Timer::Retransmit, now + c.rtt.rto());
+    None
+}
+
+/// Persist: the peer's window is closed, or open less than sender SWS avoidance waits for;
+/// probe it, backing off. The connection lives as long as the probes are answered (any ACK
+/// resets `retries`), or with a user timeout until the window has stayed shut that long since
+/// the first probe (Linux's `icsk_probes_tstamp`).
+fn persist<A: App, T: Tx>(c: &mut Conn<A::State>, cx: &mut Cx<'_, A, T>) -> Option<Outcome> {
+    let now = cx.now;
+    if let Some(abort) = retry_or_abort(c, cx, now) {
+        return Some(abort);
+    }
+    // RFC 1122 §4.2.3.4: a small window is filled when "the override timeout occurs" (as
+    // Linux's tcp_write_wakeup does); a closed one gets a zero-window probe.
+    if !output::send_into_small_window(c, cx) {
+        cx.stats.window_probes += 1;
+        output::send_probe(c, cx);
+    }
+    c.timers
+        .arm_if_stopped(Timer::Retransmit, now + c.rtt.rto());
+    clamp_to_user_timeout(c, now);
+    None
 }
 
 /// One more retransmission (or probe), with the RTO backed off; after `Config::retries` of them
