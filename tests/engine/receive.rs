@@ -548,3 +548,24 @@ fn a_64_kib_segment_is_taken_whole_acked_at_once_and_counts_as_one_mss_for_the_a
         "every byte delivered once"
     );
 }
+
+#[test]
+fn data_partly_below_rcv_nxt_into_a_closed_window_is_dsacked_up_to_rcv_nxt() {
+    // Linux's tcp_data_queue: a segment that starts below RCV.NXT and ends past it, into a
+    // window of zero, is refused, and the part below RCV.NXT is reported as a duplicate
+    // (RFC 2883 §4.1.1) in the ACK that refuses it (tcp_send_dupack).
+    let mut cfg = server_cfg();
+    cfg.recv_buffer = 4 * MSS as u32;
+    let (mut peer, data) = connected(cfg, 6 * MSS, Some(7));
+    peer.engine.app().stalled.set(true);
+    let base = peer.snd_nxt;
+    for i in 0..4 {
+        peer.send_at(base + i * MSS, Flags::NONE, &data[i * MSS..(i + 1) * MSS]);
+    }
+    let ack = peer.send_at(base + 3 * MSS, Flags::NONE, &data[3 * MSS..5 * MSS]);
+    let ack = only_ack(&ack);
+    assert_eq!(ack.ack, base + 4 * MSS);
+    assert_eq!(ack.window, 0, "the window is closed");
+    assert_eq!(ack.options.sack_count, 1, "{:?}", ack.options.sack_blocks);
+    assert_eq!(ack.options.sack_blocks[0], (base + 3 * MSS, base + 4 * MSS));
+}
