@@ -77,6 +77,9 @@ cargo clippy --workspace --all-targets -- -D warnings -D clippy::undocumented_un
 echo "== import structure: no circle, no upward arrow against the layer tables (src/lib.rs, src/tcp/mod.rs)"
 python3 scripts/test_check_layers.py
 python3 scripts/check_layers.py
+echo "== sizes: no function over 70 lines, no file over 600 in src/ beyond scripts/size-exceptions.txt, none grown"
+python3 scripts/test_check_sizes.py
+python3 scripts/check_sizes.py
 # `cargo test --all-targets` builds a `test = true` example only as its test harness, so the
 # example binary interop_ops runs (target/debug/examples/kv) is built first.
 echo "== cargo build --examples (examples/kv.rs is exercised by interop_ops)"
