@@ -76,22 +76,7 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         return handle_rst(c, cx, seg);
     }
     // Fifth, check the ACK field.
-    if !seg.flags.contains(Flags::ACK) {
-        cx.stats.drop(DropReason::NoAck);
-        return Outcome::Keep;
-    }
-    // The ACK that completes a handshake is no duplicate, even when a Fast Open connection
-    // has data in flight that it does not cover.
-    let first_ack = c.state == State::SynReceived;
-    if first_ack {
-        if !ack_acceptable_syn(c, seg) {
-            output::send_rst_for_ack(c, cx, seg.ack);
-            cx.stats.drop(DropReason::AckTooHigh);
-            return Outcome::Keep;
-        }
-        c.establish(cx.cfg, cx.stats, cx.now, seg);
-    }
-    if let Some(outcome) = process_ack(c, cx, seg, first_ack) {
+    if let Some(outcome) = check_ack(c, cx, seg) {
         return outcome;
     }
     // RFC 7323 §5.3 R3, once the ACK is known acceptable (as Linux): a segment whose ACK is
@@ -109,7 +94,44 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
         output::send_rst_for_ack(c, cx, seg.ack);
         return Outcome::Close(CloseReason::Aborted);
     }
-    // Seventh, process the segment text.
+    // Seventh, process the segment text; eighth, check the FIN bit.
+    text_and_fin(c, cx, seg, right)
+}
+
+/// RFC 9293 §3.10.7.4 fifth step, check the ACK field: without ACK the segment is dropped;
+/// the ACK that completes a handshake establishes the connection (it is no duplicate, even
+/// when a Fast Open connection has data in flight that it does not cover); then the ACK is
+/// processed. `Some` ends the segment's processing.
+fn check_ack<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+) -> Option<Outcome> {
+    if !seg.flags.contains(Flags::ACK) {
+        cx.stats.drop(DropReason::NoAck);
+        return Some(Outcome::Keep);
+    }
+    let first_ack = c.state == State::SynReceived;
+    if first_ack {
+        if !ack_acceptable_syn(c, seg) {
+            output::send_rst_for_ack(c, cx, seg.ack);
+            cx.stats.drop(DropReason::AckTooHigh);
+            return Some(Outcome::Keep);
+        }
+        c.establish(cx.cfg, cx.stats, cx.now, seg);
+    }
+    process_ack(c, cx, seg, first_ack)
+}
+
+/// RFC 9293 §3.10.7.4 seventh and eighth steps: the segment text (within the window, whose
+/// right edge is `right`), then the FIN bit (or the one kept ahead of a hole this segment
+/// filled).
+fn text_and_fin<A: App, T: Tx>(
+    c: &mut Conn<A::State>,
+    cx: &mut Cx<'_, A, T>,
+    seg: &TcpRepr<'_>,
+    right: SeqNumber,
+) -> Outcome {
     if matches!(
         c.state,
         State::Established | State::FinWait1 | State::FinWait2
@@ -117,7 +139,6 @@ pub(crate) fn handle_segment<A: App, T: Tx>(
     {
         receive_data(c, cx, seg.seq, seg.payload, right);
     }
-    // Eighth, check the FIN bit (or the one kept ahead of a hole this segment filled).
     if seg.flags.contains(Flags::FIN) {
         return handle_fin(c, cx, seg);
     }
