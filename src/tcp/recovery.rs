@@ -40,7 +40,7 @@ use std::time::Duration;
 use super::cc::{Algorithm, CongestionControl, Controller};
 use super::prr::Prr;
 use super::rack::{Rack, Tlp, TlpOutcome};
-use super::scoreboard::{Delivered, Scoreboard};
+use super::scoreboard::{AckSummary, Delivered, Scoreboard};
 use crate::time::Instant;
 use crate::wire::SeqNumber;
 
@@ -195,6 +195,27 @@ pub struct AckOutcome {
     /// The ACK's D-SACK block was not believed, or in an episode reported nothing it
     /// retransmitted.
     pub dsack_ignored: bool,
+}
+
+/// What [`Recovery::on_ack`] needs of the state before the ACK.
+#[derive(Clone, Copy)]
+struct Prior {
+    /// The pipe (RFC 6675).
+    pipe: u32,
+    /// Duplicate ACKs counted (without SACK).
+    dupacks: u8,
+    /// RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
+    flight: u32,
+}
+
+impl Prior {
+    fn of(r: &Recovery) -> Prior {
+        Prior {
+            pipe: r.sb.pipe(),
+            dupacks: r.dupacks,
+            flight: r.sb.outstanding(),
+        }
+    }
 }
 
 /// The loss recovery state of one connection.
@@ -388,10 +409,7 @@ impl Recovery {
 
     /// Processes an acceptable ACK.
     pub fn on_ack(&mut self, a: &AckInput<'_>) -> AckOutcome {
-        let prior_pipe = self.sb.pipe();
-        let prior_dupacks = self.dupacks;
-        // RFC 6937: "RecoverFS = snd.nxt - snd.una", before this ACK.
-        let prior_flight = self.sb.outstanding();
+        let prior = Prior::of(self);
         let s = self.sb.on_ack(a.ack, a.blocks, self.mss);
         let mut out = AckOutcome {
             acked: s.acked,
@@ -401,6 +419,38 @@ impl Recovery {
             sack_over_cap: s.over_cap,
             ..AckOutcome::default()
         };
+        let dsack = self.rack_and_dsack(a, &s, &mut out);
+
+        // A tail loss probe's outcome (RFC 8985 §7.4).
+        let tlp = self
+            .tlp
+            .on_ack(a.ack, dsack, a.dup_ack && a.blocks.is_empty());
+        if tlp == TlpOutcome::LossRepaired && self.phase == Phase::Open {
+            self.cc.on_congestion_event(a.now);
+            self.cc.on_recovery_end();
+        }
+
+        // Loss detection (Linux's `rs->losses`: what this ACK newly marked lost).
+        let newly_lost = if self.sack {
+            self.detect_loss(a.now, a.srtt, s.delivered > 0)
+        } else {
+            self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
+        };
+
+        let window_set = self.leave_or_enter_episode(a, prior.flight, &mut out);
+        self.set_window(a, &s, prior, newly_lost, tlp, window_set);
+        out
+    }
+
+    /// RACK (RFC 8985 §6.2 steps 2–4) on what `s` delivered; which of its D-SACK is
+    /// believed, reordering, and the undo it allows (RFC 2883 §5, RFC 5682 §3 / RFC 3522).
+    /// Returns the believed D-SACK block.
+    fn rack_and_dsack(
+        &mut self,
+        a: &AckInput<'_>,
+        s: &AckSummary,
+        out: &mut AckOutcome,
+    ) -> Option<(SeqNumber, SeqNumber)> {
         // RACK (RFC 8985 §6.2 steps 2–4).
         if let Some(latest) = s.latest {
             // The TSecr in our clock's milliseconds, against the segment's send time.
@@ -442,23 +492,17 @@ impl Recovery {
             self.do_undo();
             out.undone = true;
         }
+        dsack
+    }
 
-        // A tail loss probe's outcome (RFC 8985 §7.4).
-        let tlp = self
-            .tlp
-            .on_ack(a.ack, dsack, a.dup_ack && a.blocks.is_empty());
-        if tlp == TlpOutcome::LossRepaired && self.phase == Phase::Open {
-            self.cc.on_congestion_event(a.now);
-            self.cc.on_recovery_end();
-        }
-
-        // Loss detection (Linux's `rs->losses`: what this ACK newly marked lost).
-        let newly_lost = if self.sack {
-            self.detect_loss(a.now, a.srtt, s.delivered > 0)
-        } else {
-            self.newreno_dupacks(a.ack, a.dup_ack, s.acked > 0)
-        };
-
+    /// Leaving an episode or entering fast recovery on this ACK (`prior_flight`: what was
+    /// outstanding before it). Returns whether it ended fast recovery, which sets the window.
+    fn leave_or_enter_episode(
+        &mut self,
+        a: &AckInput<'_>,
+        prior_flight: u32,
+        out: &mut AckOutcome,
+    ) -> bool {
         // Whether this ACK ended fast recovery, which sets the window to ssthresh. The end of
         // an RTO's loss episode does not (Linux `tcp_in_cwnd_reduction` holds in CWR and
         // Recovery only): the window keeps its slow start from one segment.
@@ -487,7 +531,19 @@ impl Recovery {
             self.tlp.reset();
             out.entered = true;
         }
-        // The window.
+        window_set
+    }
+
+    /// The window after this ACK: PRR in fast recovery, else growth on what it delivered.
+    fn set_window(
+        &mut self,
+        a: &AckInput<'_>,
+        s: &AckSummary,
+        prior: Prior,
+        newly_lost: u32,
+        tlp: TlpOutcome,
+        window_set: bool,
+    ) {
         match self.phase {
             Phase::Recovery { .. } => {
                 let pipe = self.sb.pipe();
@@ -514,14 +570,14 @@ impl Recovery {
                 let slow_start = cwnd < self.cc.ssthresh();
                 // Linux `tcp_is_cwnd_limited`: "If in slow start, ensure cwnd grows to twice
                 // what was ACKed", else only if the window was what limited the sender.
-                let limited = self.cwnd_limited || (slow_start && 2 * prior_pipe > cwnd);
+                let limited = self.cwnd_limited || (slow_start && 2 * prior.pipe > cwnd);
                 // Without SACK, the duplicate ACKs before this one already told of segments
                 // that arrived: it delivers the rest, at least one (Linux
                 // `tcp_remove_reno_sacks`: "One ACK acked hole. The rest eat duplicate ACKs").
-                let delivered = if self.sack || prior_dupacks == 0 {
+                let delivered = if self.sack || prior.dupacks == 0 {
                     s.delivered
                 } else {
-                    let eaten = u32::from(prior_dupacks) * self.mss;
+                    let eaten = u32::from(prior.dupacks) * self.mss;
                     s.delivered
                         .saturating_sub(eaten)
                         .max(s.delivered.min(self.mss))
@@ -530,7 +586,6 @@ impl Recovery {
             }
             _ => {}
         }
-        out
     }
 
     /// RACK (RFC 8985 §6.2 step 5), when `delivered` (this ACK delivered something, or the
