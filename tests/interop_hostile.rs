@@ -23,6 +23,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// How far the counter at `path` of the server's stats moved from `before` to `after`.
+fn moved(before: &serde_json::Value, after: &serde_json::Value, path: &[&str]) -> u64 {
+    let get = |v: &serde_json::Value| path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0);
+    get(after) - get(before)
+}
+
 /// A counter of the HTTP app, over all workers.
 fn app_counter(topo: &Topology, name: &str) -> u64 {
     topo.stats()["total"]["app"][name].as_u64().unwrap_or(0)
@@ -147,10 +153,7 @@ fn slowloris_dribblers_are_closed_at_the_header_deadline_while_curl_gets_200() {
         r["latest"].as_f64().unwrap(),
     );
     let after = topo.stats();
-    let moved = |path: &[&str]| {
-        let get = |v: &serde_json::Value| path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0);
-        get(&after).saturating_sub(get(&before))
-    };
+    let moved = |path: &[&str]| moved(&before, &after, path);
     let resent = moved(&["total", "counters", "synacks_sent"]).saturating_sub(moved(&[
         "total",
         "counters",
@@ -380,10 +383,7 @@ fn syns_from_a_broadcast_mac_and_martian_addresses_draw_nothing_and_are_counted(
         "only the legit SYN: {r}"
     );
     let after = topo.stats();
-    let delta = |path: &[&str]| {
-        let get = |v: &serde_json::Value| path.iter().fold(v, |v, k| &v[*k]).as_u64().unwrap_or(0);
-        get(&after) - get(&before)
-    };
+    let delta = |path: &[&str]| moved(&before, &after, path);
     assert_eq!(
         delta(&["xdp", "martian"]),
         r["probes"].as_u64().unwrap(),
